@@ -1,0 +1,70 @@
+// The machine's fp32 FMA peak: every OpenMP thread runs a register-only AVX-512 (or AVX2) FMA loop
+// with enough independent accumulators to hide FMA latency. No memory traffic, so the result is
+// cores x clock x FMA width x 2, which `gpg-rl bench` uses as the denominator for MFU and GEMM ratios.
+#include <immintrin.h>
+#include <omp.h>
+
+#include <chrono>
+
+#include "addon.h"
+
+namespace gpg {
+
+#if defined(__AVX512F__)
+__attribute__((noinline)) static float fma_loop(int64_t iters) {
+  __m512 a0 = _mm512_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0,
+         a10 = a0, a11 = a0;
+  const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+  for (int64_t i = 0; i < iters; i++) {
+    a0 = _mm512_fmadd_ps(a0, m, c); a1 = _mm512_fmadd_ps(a1, m, c); a2 = _mm512_fmadd_ps(a2, m, c);
+    a3 = _mm512_fmadd_ps(a3, m, c); a4 = _mm512_fmadd_ps(a4, m, c); a5 = _mm512_fmadd_ps(a5, m, c);
+    a6 = _mm512_fmadd_ps(a6, m, c); a7 = _mm512_fmadd_ps(a7, m, c); a8 = _mm512_fmadd_ps(a8, m, c);
+    a9 = _mm512_fmadd_ps(a9, m, c); a10 = _mm512_fmadd_ps(a10, m, c); a11 = _mm512_fmadd_ps(a11, m, c);
+  }
+  __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                           _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+  s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+  return _mm512_reduce_add_ps(s);
+}
+static constexpr int kLanes = 16;
+#else
+__attribute__((noinline)) static float fma_loop(int64_t iters) {
+  __m256 a0 = _mm256_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0,
+         a10 = a0, a11 = a0;
+  const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+  for (int64_t i = 0; i < iters; i++) {
+    a0 = _mm256_fmadd_ps(a0, m, c); a1 = _mm256_fmadd_ps(a1, m, c); a2 = _mm256_fmadd_ps(a2, m, c);
+    a3 = _mm256_fmadd_ps(a3, m, c); a4 = _mm256_fmadd_ps(a4, m, c); a5 = _mm256_fmadd_ps(a5, m, c);
+    a6 = _mm256_fmadd_ps(a6, m, c); a7 = _mm256_fmadd_ps(a7, m, c); a8 = _mm256_fmadd_ps(a8, m, c);
+    a9 = _mm256_fmadd_ps(a9, m, c); a10 = _mm256_fmadd_ps(a10, m, c); a11 = _mm256_fmadd_ps(a11, m, c);
+  }
+  __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                           _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+  s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+  float o[8];
+  _mm256_storeu_ps(o, s);
+  return o[0] + o[1] + o[2] + o[3] + o[4] + o[5] + o[6] + o[7];
+}
+static constexpr int kLanes = 8;
+#endif
+
+// fma_peak(iters) -> { gflops, threads, lanes }
+GPG_OP(fma_peak) {
+  Args a(info, "fma_peak");
+  int64_t iters = a.integer(0, "iters", 1);
+  int threads = omp_get_max_threads();
+  volatile float sink = 0;
+  fma_loop(iters / 10);  // warm up clocks
+  auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel reduction(+ : sink)
+  { sink += fma_loop(iters); }
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double flops = 2.0 * 12 * kLanes * static_cast<double>(iters) * threads;
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("gflops", flops / s / 1e9);
+  o.Set("threads", threads);
+  o.Set("lanes", kLanes);
+  return o;
+}
+
+}  // namespace gpg

@@ -1,0 +1,76 @@
+/**
+ * @module cli/main
+ * `gpg-rl <command> [args]`: each command lives in `src/cli/commands/<command>.ts` and exports a
+ * `command` object. This file only dispatches, and catches errors once: one line on stderr
+ * (`gpg-rl <command>: message`), the stack only with `--debug`, exit code 1.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { GpgRlError, UsageError } from '../errors.ts';
+
+/** What every `src/cli/commands/<name>.ts` exports as `command`. */
+export interface Command {
+  /** One line for `gpg-rl --help`. */
+  summary: string;
+  /** Full usage text for `gpg-rl <name> --help`. */
+  usage: string;
+  /** Runs the command; resolves to the process exit code. Throws GpgRlError for user errors. */
+  run(argv: string[]): Promise<number>;
+}
+
+const commandsDir = join(dirname(fileURLToPath(import.meta.url)), 'commands');
+
+function commandNames(): string[] {
+  return readdirSync(commandsDir)
+    .filter((f) => f.endsWith('.ts') && !f.startsWith('_'))
+    .map((f) => f.slice(0, -3))
+    .sort();
+}
+
+async function load(name: string): Promise<Command> {
+  const file = join(commandsDir, `${name}.ts`);
+  if (!/^[a-z][a-z0-9-]*$/.test(name) || !existsSync(file)) {
+    throw new UsageError(`unknown command "${name}"; run \`gpg-rl --help\` for the list (${commandNames().join(', ')})`);
+  }
+  const mod = (await import(file)) as { command: Command };
+  return mod.command;
+}
+
+async function help(): Promise<void> {
+  const lines = ['gpg-rl — RL post-training of language models with GPG (Group Policy Gradient)', '', 'usage: gpg-rl <command> [options]', '', 'commands:'];
+  for (const name of commandNames()) {
+    const c = await load(name);
+    lines.push(`  ${name.padEnd(12)} ${c.summary}`);
+  }
+  lines.push('', 'Run `gpg-rl <command> --help` for a command\'s options. Add --debug to any command for stack traces.');
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const debug = argv.includes('--debug');
+  const args = argv.filter((a) => a !== '--debug');
+  const name = args[0];
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    await help();
+    return 0;
+  }
+  try {
+    const cmd = await load(name);
+    if (args.includes('--help') || args.includes('-h')) {
+      process.stdout.write(cmd.usage.trimEnd() + '\n');
+      return 0;
+    }
+    return await cmd.run(args.slice(1));
+  } catch (err) {
+    const e = err as Error;
+    const msg = e instanceof GpgRlError ? e.message : `${e?.name ?? 'Error'}: ${e?.message ?? String(err)}`;
+    process.stderr.write(`gpg-rl ${name}: ${msg.split('\n')[0]}\n`);
+    if (debug) process.stderr.write(`${e?.stack ?? ''}\n`);
+    return 1;
+  }
+}
+
+// Run when executed as the CLI entry (bin/gpg-rl.mjs imports this module).
+const code = await main(process.argv.slice(2));
+process.exitCode = code;

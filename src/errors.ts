@@ -1,0 +1,107 @@
+/**
+ * @module errors
+ * Every failure gpg-rl reports is one of these classes: a one-line message that names the file,
+ * field or op, the value, and the fix, plus a stable `code` for programs.
+ */
+
+/** Base class: all gpg-rl errors carry a stable code. */
+export class GpgRlError extends Error {
+  readonly code: string;
+  constructor(message: string, code = 'GPG_ERROR') {
+    super(message);
+    this.name = 'GpgRlError';
+    this.code = code;
+  }
+}
+
+/** A native kernel rejected its arguments or failed; the message starts with the op name. */
+export class NativeOpError extends GpgRlError {
+  readonly op: string;
+  constructor(message: string, op = 'native') {
+    super(message, 'GPG_NATIVE_OP');
+    this.name = 'NativeOpError';
+    this.op = op;
+  }
+}
+
+/** Shape, dtype or lifetime misuse of a tensor op, detected in TypeScript before any native call. */
+export class TensorOpError extends GpgRlError {
+  readonly op: string;
+  constructor(op: string, message: string) {
+    super(`${op}: ${message}`, 'GPG_TENSOR_OP');
+    this.name = 'TensorOpError';
+    this.op = op;
+  }
+}
+
+/** A recipe / config field is invalid. Message: `recipe.yaml: field: problem (got x)`. */
+export class ConfigError extends GpgRlError {
+  constructor(message: string) {
+    super(message, 'GPG_CONFIG_INVALID');
+    this.name = 'ConfigError';
+  }
+}
+
+/** A dataset file or row is unusable. */
+export class DataError extends GpgRlError {
+  constructor(message: string) {
+    super(message, 'GPG_DATA_INVALID');
+    this.name = 'DataError';
+  }
+}
+
+/** A model folder (config.json, weights, generation_config.json) cannot be loaded. */
+export class ModelLoadError extends GpgRlError {
+  constructor(message: string) {
+    super(message, 'GPG_MODEL_LOAD');
+    this.name = 'ModelLoadError';
+  }
+}
+
+/** A safetensors file is truncated, malformed or hostile. */
+export class SafetensorsError extends GpgRlError {
+  constructor(message: string) {
+    super(message, 'GPG_SAFETENSORS');
+    this.name = 'SafetensorsError';
+  }
+}
+
+/** tokenizer.json / tokenizer_config.json / chat template problems. */
+export class TokenizerError extends GpgRlError {
+  constructor(message: string) {
+    super(message, 'GPG_TOKENIZER');
+    this.name = 'TokenizerError';
+  }
+}
+
+/** A checkpoint is partial, corrupted, or does not match the run. */
+export class CheckpointError extends GpgRlError {
+  constructor(message: string) {
+    super(message, 'GPG_CHECKPOINT');
+    this.name = 'CheckpointError';
+  }
+}
+
+/** A verifier comparison exceeded its time or memory limit. */
+export class VerifierTimeoutError extends GpgRlError {
+  constructor(message: string) {
+    super(message, 'GPG_VERIFIER_TIMEOUT');
+    this.name = 'VerifierTimeoutError';
+  }
+}
+
+/** A reward function threw, timed out or returned the wrong shape. */
+export class RewardError extends GpgRlError {
+  constructor(message: string) {
+    super(message, 'GPG_REWARD');
+    this.name = 'RewardError';
+  }
+}
+
+/** Command-line usage errors (unknown flag, missing argument). */
+export class UsageError extends GpgRlError {
+  constructor(message: string) {
+    super(message, 'GPG_USAGE');
+    this.name = 'UsageError';
+  }
+}
