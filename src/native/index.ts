@@ -1,0 +1,75 @@
+/**
+ * @module native
+ * Loads the C++ addon (build/Release/gpg_native.node) and exposes its raw functions. Only the
+ * tensor layer calls these; it checks shapes and dtypes first, so native errors are a second
+ * line of defence (they still arrive as NativeOpError naming the op, never a crash).
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GpgRlError, NativeOpError } from '../errors.ts';
+
+/** Native dtype codes (must match native/addon.h). */
+export const DTYPE_CODE = { float32: 0, bfloat16: 1, int32: 2 } as const;
+
+/** A native buffer: contiguous, 64-byte aligned. */
+export interface NativeStorage {
+  free(): void;
+  read(offset?: number, count?: number): Float32Array | Int32Array;
+  write(data: Float32Array | Int32Array, offset?: number): void;
+  readBytes(): Uint8Array;
+  writeBytes(bytes: Uint8Array): void;
+  readonly numel: number;
+  readonly dtype: number;
+  readonly freed: boolean;
+}
+
+type NativeFn = (...args: unknown[]) => unknown;
+
+export interface NativeAddon {
+  Storage: new (dtype: number, numel: number, zero?: boolean) => NativeStorage;
+  init(errorClass: unknown): void;
+  setNumThreads(n: number): number;
+  getNumThreads(): number;
+  liveBytes(): number;
+  /** Every kernel registered with GPG_OP in native/ (gemm, rmsnorm_forward, ...). */
+  ops: Record<string, NativeFn>;
+}
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function load(): NativeAddon {
+  const candidates = [join(root, 'build', 'Release', 'gpg_native.node'), join(root, 'build', 'Debug', 'gpg_native.node')];
+  const file = candidates.find((f) => existsSync(f));
+  if (!file) {
+    throw new GpgRlError('native addon not built (build/Release/gpg_native.node missing): run `npm ci` or `npm run build:native` (needs libdnnl-dev)', 'GPG_NATIVE_MISSING');
+  }
+  const require = createRequire(import.meta.url);
+  const addon = require(file) as NativeAddon;
+  addon.init(NativeOpError);
+  const threads = Number(process.env.GPG_RL_THREADS ?? process.env.OMP_NUM_THREADS ?? 0);
+  if (threads > 0) addon.setNumThreads(threads);
+  return addon;
+}
+
+export const native: NativeAddon = load();
+
+/** Calls a native op by name; a missing op is a clear error, not `undefined is not a function`. */
+export function op(name: string): NativeFn {
+  const f = native.ops[name];
+  if (!f) throw new GpgRlError(`native op "${name}" is not in the addon; rebuild with \`npm run build:native\``, 'GPG_NATIVE_MISSING');
+  return f;
+}
+
+/** Sets the number of compute threads (OpenMP; shared with oneDNN). Returns the value in effect. */
+export function setNumThreads(n: number): number {
+  return native.setNumThreads(n);
+}
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+/** Bytes currently held by live native storages (for leak tests). */
+export function liveNativeBytes(): number {
+  return native.liveBytes();
+}

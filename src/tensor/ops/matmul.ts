@@ -1,0 +1,180 @@
+/**
+ * @module tensor/ops/matmul
+ * Matrix products through the native oneDNN GEMM, with backward:
+ *   linear(x [..., K], W [N, K], b [N]?) -> x @ W^T + b      (HF nn.Linear layout)
+ *   matmul(a [..., M, K], b [..., K, N] or [K, N], {transA, transB})
+ * Backward of C = op(A) op(B) is dA = dC op(B)^T, dB = op(A)^T dC: three GEMMs per product.
+ *
+ * Mixed precision (`setAutocast(true)`): GEMM operands are cast to bf16 (weights cached per
+ * optimizer step via `weightEpoch`), accumulation and outputs stay fp32, as PyTorch autocast does.
+ */
+import { Tensor, shapeStr } from '../tensor.ts';
+import { needsGrad, record } from '../tape.ts';
+import { op } from '../../native/index.ts';
+import * as check from '../check.ts';
+
+let autocast = false;
+let weightEpoch = 0;
+const bf16Cache = new WeakMap<Tensor, { epoch: number; t: Tensor }>();
+
+/** Turns bf16 GEMM operands (mixed precision) on or off; returns the previous setting. */
+export function setAutocast(on: boolean): boolean {
+  const prev = autocast;
+  autocast = on;
+  return prev;
+}
+export function isAutocast(): boolean {
+  return autocast;
+}
+/** Called after every optimizer step: cached bf16 copies of weights are stale. */
+export function bumpWeightEpoch(): void {
+  weightEpoch++;
+}
+
+function toBf16(t: Tensor): Tensor {
+  const out = Tensor.empty(t.shape, 'bfloat16');
+  op('cast_f32_bf16')(out.storage, t.storage, t.size);
+  return out;
+}
+
+/** bf16 copy of a weight, cached until the next optimizer step (kept outside tidy scopes). */
+function weightBf16(w: Tensor): Tensor {
+  const c = bf16Cache.get(w);
+  if (c && c.epoch === weightEpoch && !c.t.disposed) return c.t;
+  if (c && !c.t.disposed) {
+    op('cast_f32_bf16')(c.t.storage, w.storage, w.size);
+    c.epoch = weightEpoch;
+    return c.t;
+  }
+  const t = toBf16(w).keep();
+  bf16Cache.set(w, { epoch: weightEpoch, t });
+  return t;
+}
+
+/** Raw GEMM on tensors: C[b] = alpha * op(A[b]) op(B[b|0]) (+bias) + beta * C[b]. */
+export function gemmInto(
+  C: Tensor,
+  A: Tensor,
+  B: Tensor,
+  o: { batch?: number; batchB?: number; M: number; N: number; K: number; transA?: boolean; transB?: boolean; alpha?: number; beta?: number; bias?: Tensor | null; aOff?: number; bOff?: number; cOff?: number },
+): void {
+  op('gemm')(C.storage, A.storage, B.storage, o.bias ? o.bias.storage : null, o.batch ?? 1, o.batchB ?? 1, o.M, o.N, o.K, !!o.transA, !!o.transB, o.alpha ?? 1, o.beta ?? 0, o.aOff ?? 0, o.bOff ?? 0, o.cOff ?? 0);
+}
+
+/** y = x @ W^T + b. x [..., K] float32, W [N, K], b [N] or null. */
+export function linear(x: Tensor, W: Tensor, b: Tensor | null = null): Tensor {
+  const name = 'linear';
+  check.live(name, ['x', x], ['weight', W], ['bias', b]);
+  check.dtype(name, 'x', x, 'float32');
+  check.dtype(name, 'weight', W, 'float32');
+  check.rank(name, 'weight', W, 2);
+  const [N, K] = W.shape as [number, number];
+  if (x.shape[x.shape.length - 1] !== K) check.fail(name, `x ${shapeStr(x.shape)} vs weight ${shapeStr(W.shape)}${W.name ? ` (${W.name})` : ''}: last dims differ`);
+  if (b && (b.shape.length !== 1 || b.shape[0] !== N)) check.fail(name, `bias ${shapeStr(b.shape)} vs weight ${shapeStr(W.shape)}: expected [${N}]`);
+  const M = x.size / K;
+  const y = Tensor.empty([...x.shape.slice(0, -1), N]);
+  if (autocast) {
+    const xb = toBf16(x);
+    gemmInto(y, xb, weightBf16(W), { M, N, K, transB: true, bias: b });
+    xb.dispose();
+  } else {
+    gemmInto(y, x, W, { M, N, K, transB: true, bias: b });
+  }
+  if (!needsGrad(x, W, b)) return y;
+  return record(name, [x, W, b], y, (dy) => {
+    let dx: Tensor | null = null;
+    let dW: Tensor | null = null;
+    let db: Tensor | null = null;
+    const cast = autocast;
+    const dyb = cast ? toBf16(dy) : dy;
+    if (x.requiresGrad) {
+      dx = Tensor.empty(x.shape);
+      gemmInto(dx, dyb, cast ? weightBf16(W) : W, { M, N: K, K: N }); // dx = dy @ W
+    }
+    if (W.requiresGrad) {
+      dW = Tensor.empty(W.shape);
+      const xb = cast ? toBf16(x) : x;
+      gemmInto(dW, dyb, xb, { M: N, N: K, K: M, transA: true }); // dW = dy^T @ x
+      if (cast) xb.dispose();
+    }
+    if (b && b.requiresGrad) {
+      db = Tensor.empty(b.shape);
+      op('sum_rows')(db.storage, dy.storage, M, N, 0);
+    }
+    if (cast) dyb.dispose();
+    return [dx, dW, db];
+  });
+}
+
+/**
+ * Batched matmul: a [..., M, K] (or [..., K, M] with transA) times b [..., K, N] (or [..., N, K]
+ * with transB); b may be 2-D (broadcast over the batch).
+ */
+export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean } = {}): Tensor {
+  const name = 'matmul';
+  check.live(name, ['a', a], ['b', b]);
+  check.dtype(name, 'a', a, 'float32');
+  check.dtype(name, 'b', b, 'float32');
+  if (a.shape.length < 2 || b.shape.length < 2) check.fail(name, `a ${shapeStr(a.shape)} and b ${shapeStr(b.shape)} must have rank ≥ 2`);
+  const tA = !!opts.transA;
+  const tB = !!opts.transB;
+  const ar = a.shape.length;
+  const br = b.shape.length;
+  const M = tA ? a.shape[ar - 1]! : a.shape[ar - 2]!;
+  const K = tA ? a.shape[ar - 2]! : a.shape[ar - 1]!;
+  const Kb = tB ? b.shape[br - 1]! : b.shape[br - 2]!;
+  const N = tB ? b.shape[br - 2]! : b.shape[br - 1]!;
+  if (K !== Kb) check.fail(name, `a ${shapeStr(a.shape)}${tA ? 'ᵀ' : ''} @ b ${shapeStr(b.shape)}${tB ? 'ᵀ' : ''}: inner dims ${K} ≠ ${Kb}`);
+  const batch = a.size / (M * K);
+  const batchB = b.size / (K * N);
+  if (batchB !== 1 && batchB !== batch) check.fail(name, `batch dims of a ${shapeStr(a.shape)} and b ${shapeStr(b.shape)} differ`);
+  const c = Tensor.empty([...a.shape.slice(0, -2), M, N]);
+  const cast = autocast;
+  const ab = cast ? toBf16(a) : a;
+  const bb = cast ? toBf16(b) : b;
+  gemmInto(c, ab, bb, { batch, batchB, M, N, K, transA: tA, transB: tB });
+  if (!needsGrad(a, b)) {
+    if (cast) {
+      ab.dispose();
+      bb.dispose();
+    }
+    return c;
+  }
+  return record(name, [a, b], c, (dc) => {
+    let da: Tensor | null = null;
+    let db: Tensor | null = null;
+    const dcb = cast ? toBf16(dc) : dc;
+    if (a.requiresGrad) {
+      da = Tensor.empty(a.shape);
+      // op(A) = dC op(B)^T  → A = (dC op(B)^T) or its transpose
+      if (!tA) gemmInto(da, dcb, bb, { batch, batchB, M, N: K, K: N, transB: !tB });
+      else if (batchB === batch) gemmInto(da, bb, dcb, { batch, batchB: batch, M: K, N: M, K: N, transA: tB, transB: true }); // A = op(B) dCᵀ
+      else for (let i = 0; i < batch; i++) gemmInto(da, bb, dcb, { M: K, N: M, K: N, transA: tB, transB: true, bOff: i * M * N, cOff: i * M * K });
+    }
+    if (b.requiresGrad) {
+      db = Tensor.empty(b.shape);
+      if (batchB === 1) {
+        // dB = Σ_batch op(A)^T dC: fold the batch into the rows (needs A untransposed per batch)
+        if (!tA) {
+          if (!tB) gemmInto(db, ab, dcb, { M: K, N, K: batch * M, transA: true });
+          else gemmInto(db, dcb, ab, { M: N, N: K, K: batch * M, transA: true });
+        } else {
+          // A stored [batch, K, M]: accumulate per batch element
+          for (let i = 0; i < batch; i++) {
+            if (!tB) gemmInto(db, ab, dcb, { M: K, N, K: M, aOff: i * M * K, bOff: i * M * N, beta: i === 0 ? 0 : 1 });
+            else gemmInto(db, dcb, ab, { M: N, N: K, K: M, transA: true, transB: true, aOff: i * M * N, bOff: i * M * K, beta: i === 0 ? 0 : 1 });
+          }
+        }
+      } else {
+        if (!tB) gemmInto(db, ab, dcb, { batch, batchB: batch, M: K, N, K: M, transA: !tA });
+        else gemmInto(db, dcb, ab, { batch, batchB: batch, M: N, N: K, K: M, transA: true, transB: tA });
+      }
+    }
+    if (cast) {
+      dcb.dispose();
+      ab.dispose();
+      bb.dispose();
+    }
+    return [da, db];
+  });
+}

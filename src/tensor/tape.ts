@@ -1,0 +1,131 @@
+/**
+ * @module tensor/tape
+ * Reverse-mode autograd over coarse ops. Every op that has an input with `requiresGrad` (while
+ * gradients are enabled) appends a TapeNode; `backward(root)` walks the tape in reverse, calling
+ * each node's backward with dL/d(output) and accumulating dL/d(input). Leaf tensors
+ * (parameters) accumulate into `.grad` ("+=", so micro-batches add up); intermediate gradients
+ * are freed as soon as they have been used. `noGrad(fn)` runs without recording.
+ */
+import { Tensor, type TapeNode } from './tensor.ts';
+import { op } from '../native/index.ts';
+import { TensorOpError } from '../errors.ts';
+
+let gradEnabled = true;
+let tape: TapeNode[] = [];
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs fn with gradient recording off (inference, generation, reference models). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+export async function noGradAsync<T>(fn: () => Promise<T>): Promise<T> {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return await fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** True when an op over these inputs must be recorded. */
+export function needsGrad(...inputs: Array<Tensor | null | undefined>): boolean {
+  if (!gradEnabled) return false;
+  for (const t of inputs) if (t && t.requiresGrad) return true;
+  return false;
+}
+
+/**
+ * Records `output = op(inputs)` with its backward. Call only when needsGrad(inputs) is true.
+ * The backward closure may use tensors saved from the forward; they must stay alive until
+ * backward() (callers run forward+backward inside one tidy scope).
+ */
+export function record(opName: string, inputs: Array<Tensor | null>, output: Tensor, backward: TapeNode['backward']): Tensor {
+  output.requiresGrad = true;
+  const node: TapeNode = { op: opName, inputs, output, backward };
+  output.node = node;
+  tape.push(node);
+  return output;
+}
+
+/** Drops the recorded graph without running backward (e.g. after a forward-only pass with grads on). */
+export function clearTape(): void {
+  for (const n of tape) n.output.node = null;
+  tape = [];
+}
+
+export function tapeLength(): number {
+  return tape.length;
+}
+
+function accumulate(dst: Tensor, src: Tensor): void {
+  if (dst.size !== src.size) throw new TensorOpError('backward', `gradient shape ${src.shape} does not match ${dst.shape}`);
+  op('axpy')(dst.storage, src.storage, 1.0, dst.size);
+}
+
+/**
+ * Backpropagates from `root`. `seed` is dL/d(root) (default: ones, i.e. root is the loss).
+ * Leaf tensors with requiresGrad get `.grad` (created with keep(), so it survives tidy scopes;
+ * accumulated with += when it already exists). The tape is cleared afterwards.
+ */
+export function backward(root: Tensor, seed?: Tensor): void {
+  if (!root.requiresGrad || !root.node) {
+    clearTape();
+    throw new TensorOpError('backward', 'the root tensor does not require grad (was it computed under noGrad, or from inputs without requiresGrad?)');
+  }
+  const grads = new Map<Tensor, Tensor>(); // dL/d(intermediate), owned by this function
+  const stored = new Set<Tensor>(); // every gradient tensor stored somewhere (map or a leaf's .grad)
+  const seedT = seed ? seed.clone() : Tensor.full(root.shape, 1);
+  if (seedT.size !== root.size) throw new TensorOpError('backward', `seed of size ${seedT.size} for root of size ${root.size}`);
+  grads.set(root, seedT);
+  stored.add(seedT);
+  const nodes = tape;
+  tape = [];
+  try {
+    for (let i = nodes.length - 1; i >= 0; i--) {
+      const node = nodes[i]!;
+      const gy = grads.get(node.output);
+      node.output.node = null;
+      if (!gy) continue;
+      grads.delete(node.output);
+      const gins = node.backward(gy);
+      for (let j = 0; j < node.inputs.length; j++) {
+        const inp = node.inputs[j];
+        const g = gins[j];
+        if (!g) continue;
+        if (!inp || !inp.requiresGrad) {
+          if (g !== gy && !stored.has(g)) g.dispose();
+          continue;
+        }
+        // A gradient tensor returned for two inputs (or equal to gy) is copied before storing,
+        // because stored gradients are accumulated into in place.
+        const target = inp.node ? grads.get(inp) : inp.grad && !inp.grad.disposed ? inp.grad : null;
+        if (target) {
+          accumulate(target, g);
+          if (g !== gy && !stored.has(g) && !gins.slice(j + 1).includes(g)) g.dispose();
+          continue;
+        }
+        const mine = g === gy || stored.has(g) ? g.clone() : g;
+        stored.add(mine);
+        if (inp.node) grads.set(inp, mine);
+        else inp.grad = mine.keep();
+      }
+      stored.delete(gy);
+      gy.dispose();
+    }
+  } finally {
+    for (const n of nodes) n.output.node = null;
+    for (const g of grads.values()) g.dispose();
+  }
+}
+

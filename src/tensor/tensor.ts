@@ -1,0 +1,234 @@
+/**
+ * @module tensor/tensor
+ * Tensor handles over native storages: contiguous, row-major, float32 / bfloat16 / int32.
+ *
+ * Lifetime: native memory is freed by `dispose()` (reference-counted across `reshape` views) or by
+ * leaving a `tidy()` scope, which disposes every tensor created inside it except the ones returned
+ * or `keep()`-ed. Tensors created outside any scope live until disposed (or garbage collected).
+ * Using a disposed tensor raises TensorOpError naming the op.
+ */
+import { DTYPE_CODE, native, type NativeStorage } from '../native/index.ts';
+import { TensorOpError } from '../errors.ts';
+
+export type DType = 'float32' | 'bfloat16' | 'int32';
+
+/** Shared native buffer with a reference count (views created by reshape share it). */
+class StorageRef {
+  refs = 1;
+  constructor(readonly storage: NativeStorage) {}
+}
+
+/** The autograd record of the op that produced a tensor (see tape.ts). */
+export interface TapeNode {
+  op: string;
+  inputs: ReadonlyArray<Tensor | null>;
+  output: Tensor;
+  /** Given dL/d(output), returns dL/d(input) per input (null where no gradient flows). */
+  backward: (gy: Tensor) => Array<Tensor | null>;
+}
+
+const scopes: Array<Set<Tensor>> = [];
+
+export function shapeSize(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function shapeStr(shape: readonly number[]): string {
+  return `[${shape.join(',')}]`;
+}
+
+function checkShape(op: string, shape: readonly number[]): void {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new TensorOpError(op, `invalid shape ${shapeStr(shape)}`);
+  }
+}
+
+export class Tensor {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly size: number;
+  private ref: StorageRef | null;
+  /** Leaves with requiresGrad receive `.grad`; op outputs with requiresGrad carry a tape node. */
+  requiresGrad = false;
+  grad: Tensor | null = null;
+  node: TapeNode | null = null;
+  /** Optional name (HF parameter name for weights) used in error messages. */
+  name: string | undefined;
+
+  private constructor(ref: StorageRef, shape: readonly number[], dtype: DType) {
+    this.ref = ref;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+    this.size = shapeSize(shape);
+    const top = scopes[scopes.length - 1];
+    if (top) top.add(this);
+  }
+
+  /** Uninitialised (contents unspecified) tensor; `zero` fills with zeros. */
+  static empty(shape: readonly number[], dtype: DType = 'float32', zero = false): Tensor {
+    checkShape('Tensor.empty', shape);
+    const s = new native.Storage(DTYPE_CODE[dtype], shapeSize(shape), zero);
+    return new Tensor(new StorageRef(s), shape, dtype);
+  }
+
+  static zeros(shape: readonly number[], dtype: DType = 'float32'): Tensor {
+    return Tensor.empty(shape, dtype, true);
+  }
+
+  /** Copies JS data into a new tensor (float data is rounded when dtype is bfloat16). */
+  static fromArray(data: ArrayLike<number>, shape: readonly number[], dtype?: DType): Tensor {
+    const dt: DType = dtype ?? (data instanceof Int32Array ? 'int32' : 'float32');
+    if (data.length !== shapeSize(shape)) {
+      throw new TensorOpError('Tensor.fromArray', `${data.length} values do not fill shape ${shapeStr(shape)} (${shapeSize(shape)})`);
+    }
+    const t = Tensor.empty(shape, dt);
+    if (dt === 'int32') t.storage.write(data instanceof Int32Array ? data : Int32Array.from(data));
+    else t.storage.write(data instanceof Float32Array ? data : Float32Array.from(data));
+    return t;
+  }
+
+  static full(shape: readonly number[], value: number): Tensor {
+    const t = Tensor.empty(shape);
+    native.ops.fill!(t.storage, value, t.size);
+    return t;
+  }
+
+  /** The native buffer; throws when disposed. */
+  get storage(): NativeStorage {
+    if (!this.ref) throw new TensorOpError('tensor', `use of a disposed tensor${this.name ? ` (${this.name})` : ''} of shape ${shapeStr(this.shape)}`);
+    return this.ref.storage;
+  }
+
+  get disposed(): boolean {
+    return this.ref === null;
+  }
+
+  /** Copy of the contents (bfloat16 widened to float32). */
+  toArray(): Float32Array | Int32Array {
+    return this.storage.read(0, this.size);
+  }
+
+  toFloat32(): Float32Array {
+    const a = this.toArray();
+    return a instanceof Float32Array ? a : Float32Array.from(a);
+  }
+
+  item(): number {
+    if (this.size !== 1) throw new TensorOpError('item', `tensor of shape ${shapeStr(this.shape)} is not a scalar`);
+    return this.toArray()[0]!;
+  }
+
+  /** A view with a new shape over the same storage (no copy, no gradient tracking). */
+  view(shape: readonly number[]): Tensor {
+    const s = [...shape];
+    const neg = s.indexOf(-1);
+    if (neg >= 0) s[neg] = this.size / shapeSize(s.filter((_, i) => i !== neg));
+    if (shapeSize(s) !== this.size) throw new TensorOpError('view', `cannot view ${shapeStr(this.shape)} as ${shapeStr(shape)}`);
+    const ref = this.ref;
+    if (!ref) throw new TensorOpError('view', 'use of a disposed tensor');
+    ref.refs++;
+    return new Tensor(ref, s, this.dtype);
+  }
+
+  /** Deep copy (no gradient tracking). */
+  clone(): Tensor {
+    const t = Tensor.empty(this.shape, this.dtype);
+    native.ops.copy!(t.storage, 0, this.storage, 0, this.size);
+    return t;
+  }
+
+  /** Overwrites the contents with another tensor's (same dtype and size). */
+  copyFrom(src: Tensor): void {
+    if (src.size !== this.size || src.dtype !== this.dtype) {
+      throw new TensorOpError('copyFrom', `${shapeStr(src.shape)} ${src.dtype} into ${shapeStr(this.shape)} ${this.dtype}`);
+    }
+    native.ops.copy!(this.storage, 0, src.storage, 0, this.size);
+  }
+
+  /** Frees the native memory (once the last view is disposed). Idempotent. */
+  dispose(): void {
+    const ref = this.ref;
+    if (!ref) return;
+    this.ref = null;
+    this.node = null;
+    if (--ref.refs === 0) ref.storage.free();
+    for (const s of scopes) s.delete(this);
+  }
+
+  /** Removes this tensor from every enclosing tidy() scope so it outlives them. */
+  keep(): this {
+    for (const s of scopes) s.delete(this);
+    return this;
+  }
+
+  toString(): string {
+    return `Tensor(${shapeStr(this.shape)}, ${this.dtype}${this.disposed ? ', disposed' : ''})`;
+  }
+}
+
+function collect(x: unknown, out: Set<Tensor>, depth = 0): void {
+  if (depth > 4 || x === null || typeof x !== 'object') return;
+  if (x instanceof Tensor) {
+    out.add(x);
+    return;
+  }
+  if (Array.isArray(x)) for (const v of x) collect(v, out, depth + 1);
+  else if (x instanceof Map) for (const v of x.values()) collect(v, out, depth + 1);
+  else if (Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x)) collect(v, out, depth + 1);
+}
+
+function endScope(scope: Set<Tensor>, result: unknown): void {
+  const keepers = new Set<Tensor>();
+  collect(result, keepers);
+  const parent = scopes[scopes.length - 1];
+  for (const t of scope) {
+    if (keepers.has(t)) parent?.add(t);
+    else t.dispose();
+  }
+}
+
+/**
+ * Runs `fn` in a scope: every tensor created inside and not returned (or kept) is disposed when
+ * it returns. Returned tensors (also inside arrays / plain objects / Maps) move to the parent scope.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    scopes.pop();
+    endScope(scope, undefined);
+    throw e;
+  }
+  scopes.pop();
+  endScope(scope, result);
+  return result;
+}
+
+/** Async variant of tidy(); do not interleave two async scopes concurrently. */
+export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = await fn();
+  } catch (e) {
+    scopes.splice(scopes.indexOf(scope), 1);
+    endScope(scope, undefined);
+    throw e;
+  }
+  scopes.splice(scopes.indexOf(scope), 1);
+  endScope(scope, result);
+  return result;
+}
+
+/** Disposes every tensor in a (possibly nested) structure. */
+export function disposeAll(x: unknown): void {
+  const s = new Set<Tensor>();
+  collect(x, s);
+  for (const t of s) t.dispose();
+}
