@@ -4,7 +4,9 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
+#include <vector>
 
 #include "addon.h"
 
@@ -65,6 +67,32 @@ GPG_OP(fma_peak) {
   o.Set("threads", threads);
   o.Set("lanes", kLanes);
   return o;
+}
+
+}  // namespace gpg
+
+namespace gpg {
+
+// mem_bandwidth(bytes, reps) -> GB/s: all threads stream-read a buffer larger than the caches
+// (sum of floats, vectorised), the bound for weight-streaming decode.
+GPG_OP(mem_bandwidth) {
+  Args a(info, "mem_bandwidth");
+  int64_t bytes = a.integer(0, "bytes", 1 << 20);
+  int64_t reps = a.integer(1, "reps", 1);
+  int64_t n = bytes / 4;
+  std::vector<float> buf(n, 1.0f);
+  double best = 0;
+  volatile float sink = 0;
+  for (int64_t r = 0; r < reps; r++) {
+    auto t0 = std::chrono::steady_clock::now();
+    float total = 0;
+#pragma omp parallel for simd reduction(+ : total) schedule(static)
+    for (int64_t i = 0; i < n; i++) total += buf[i];
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    sink += total;
+    best = std::max(best, bytes / s / 1e9);
+  }
+  return Napi::Number::New(info.Env(), best);
 }
 
 }  // namespace gpg

@@ -1,0 +1,88 @@
+// Fused AdamW step for one parameter tensor, exactly as torch.optim.AdamW's single-tensor path
+// (torch/optim/adamw.py, _single_tensor_adamw) with amsgrad=False, maximize=False:
+//   p   *= 1 - lr * wd                                 (decoupled weight decay)
+//   m    = lerp(m, g, 1 - beta1)  = beta1 m + (1 - beta1) g
+//   v    = beta2 v + (1 - beta2) g^2
+//   p   -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+// Scalars (bias corrections, step size) are formed in double like Python does, then used in
+// float32; p, g, m, v are float32 [n]. Updates p, m, v in place; no gradient, nothing saved.
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "../addon.h"
+
+// GCC 12's _mm512_sqrt_ps uses _mm512_undefined_ps(), which trips -Wmaybe-uninitialized.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace gpg {
+
+// adamw_step(p [n], g [n], m [n], v [n], n, lr, beta1, beta2, eps, wd, step)
+GPG_OP(adamw_step) {
+  Args a(info, "adamw_step");
+  int64_t n = a.integer(4, "n");
+  const double lr = a.number(5, "lr"), b1 = a.number(6, "beta1"), b2 = a.number(7, "beta2");
+  const double eps = a.number(8, "eps"), wd = a.number(9, "weight_decay");
+  const int64_t step = a.integer(10, "step", 1);
+  REQUIRE(std::isfinite(lr) && lr >= 0, "lr must be finite and >= 0, got " << lr);
+  REQUIRE(b1 >= 0 && b1 < 1, "beta1 must be in [0, 1), got " << b1);
+  REQUIRE(b2 >= 0 && b2 < 1, "beta2 must be in [0, 1), got " << b2);
+  REQUIRE(std::isfinite(eps) && eps >= 0, "eps must be finite and >= 0, got " << eps);
+  REQUIRE(std::isfinite(wd) && wd >= 0, "weight_decay must be finite and >= 0, got " << wd);
+  float* p = a.f32(0, "param", n);
+  const float* g = a.f32(1, "grad", n);
+  float* m = a.f32(2, "exp_avg", n);
+  float* v = a.f32(3, "exp_avg_sq", n);
+
+  const float decay = static_cast<float>(1.0 - lr * wd);
+  const float w1 = static_cast<float>(1.0 - b1);  // lerp weight (< 0.5 for usual betas)
+  const float fb2 = static_cast<float>(b2), w2 = static_cast<float>(1.0 - b2);
+  const double bc1 = 1.0 - std::pow(b1, static_cast<double>(step));
+  const double bc2 = 1.0 - std::pow(b2, static_cast<double>(step));
+  const float step_size = static_cast<float>(lr / bc1);
+  const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+  const float feps = static_cast<float>(eps);
+  // torch's CPU lerp: self + w (end - self) when w < 0.5, else end - (end - self)(1 - w)
+  const bool lerp_low = w1 < 0.5f;
+  const float w1c = 1.0f - w1;
+  // Scalar update; the AVX-512 body below performs the same float operations in the same order.
+  // Block boundaries depend only on n, so results are identical for any thread count.
+  auto one = [&](int64_t i) {
+    const float gi = g[i];
+    const float mi = lerp_low ? m[i] + w1 * (gi - m[i]) : gi - (gi - m[i]) * w1c;
+    const float vi = v[i] * fb2 + gi * gi * w2;
+    const float denom = std::sqrt(vi) / bc2_sqrt + feps;
+    p[i] = p[i] * decay - step_size * (mi / denom);
+    m[i] = mi;
+    v[i] = vi;
+  };
+#if defined(__AVX512F__)
+  // std::sqrt keeps an errno path without -fno-math-errno, which blocks auto-vectorisation, so
+  // the bulk is written with intrinsics.
+  constexpr int64_t kBlock = 4096;  // elements per OpenMP work item (multiple of 16)
+  const int64_t nb = n / kBlock;
+#pragma omp parallel for schedule(static) if (n > 32768)
+  for (int64_t b = 0; b < nb; b++) {
+    const __m512 vw1 = _mm512_set1_ps(w1), vw1c = _mm512_set1_ps(w1c), vb2 = _mm512_set1_ps(fb2), vw2 = _mm512_set1_ps(w2);
+    const __m512 vbc2 = _mm512_set1_ps(bc2_sqrt), veps = _mm512_set1_ps(feps), vdec = _mm512_set1_ps(decay), vss = _mm512_set1_ps(step_size);
+    for (int64_t i = b * kBlock; i < (b + 1) * kBlock; i += 16) {
+      const __m512 gi = _mm512_loadu_ps(g + i), m0 = _mm512_loadu_ps(m + i), v0 = _mm512_loadu_ps(v + i), p0 = _mm512_loadu_ps(p + i);
+      const __m512 d = _mm512_sub_ps(gi, m0);
+      const __m512 mi = lerp_low ? _mm512_add_ps(m0, _mm512_mul_ps(vw1, d)) : _mm512_sub_ps(gi, _mm512_mul_ps(d, vw1c));
+      const __m512 vi = _mm512_add_ps(_mm512_mul_ps(v0, vb2), _mm512_mul_ps(_mm512_mul_ps(gi, gi), vw2));
+      const __m512 denom = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), vbc2), veps);
+      const __m512 pi = _mm512_sub_ps(_mm512_mul_ps(p0, vdec), _mm512_mul_ps(vss, _mm512_div_ps(mi, denom)));
+      _mm512_storeu_ps(m + i, mi);
+      _mm512_storeu_ps(v + i, vi);
+      _mm512_storeu_ps(p + i, pi);
+    }
+  }
+  for (int64_t i = nb * kBlock; i < n; i++) one(i);
+#else
+#pragma omp parallel for schedule(static) if (n > 32768)
+  for (int64_t i = 0; i < n; i++) one(i);
+#endif
+  return info.Env().Undefined();
+}
+
+}  // namespace gpg

@@ -1,0 +1,78 @@
+// Token embedding: gather rows of a [V, C] table (HF nn.Embedding / embed_tokens), and its
+// backward, a scatter-add of the output gradient into a [V, C] weight gradient.
+//
+// Legend: N = number of ids (B*T), V = vocabulary size, C = channels.
+// Nothing is saved beyond the ids. Backward writes dweight with "=" (every row, untouched rows 0).
+// Determinism without float atomics: the ids are counting-sorted (stable, so each id's tokens stay
+// in ascending token order), then each vocabulary row is owned by one thread, which sums its
+// tokens' gradient rows in that fixed order. The bits do not depend on the thread count.
+#include <string>
+
+#include "../addon.h"
+
+namespace gpg {
+
+namespace {
+
+void check_ids(const Args& a, const int32_t* ids, int64_t N, int64_t V) {
+  for (int64_t i = 0; i < N; i++) {
+    if (ids[i] < 0 || ids[i] >= V) {
+      a.fail("ids[" + std::to_string(i) + "] = " + std::to_string(ids[i]) + " is out of range for vocabulary size V = " + std::to_string(V) +
+             " (valid ids are 0.." + std::to_string(V - 1) + ")");
+    }
+  }
+}
+
+}  // namespace
+
+// embedding_forward(out [N,C], weight [V,C], ids i32 [N], N, V, C)
+GPG_OP(embedding_forward) {
+  Args a(info, "embedding_forward");
+  int64_t N = a.integer(3, "N"), V = a.integer(4, "V"), C = a.integer(5, "C");
+  float* out = a.f32(0, "out", N * C);
+  const float* w = a.f32(1, "weight", V * C);
+  const int32_t* ids = a.i32(2, "ids", N);
+  check_ids(a, ids, N, V);
+#pragma omp parallel for schedule(static) if (N * C > 65536)
+  for (int64_t i = 0; i < N; i++) std::memcpy(out + i * C, w + static_cast<int64_t>(ids[i]) * C, static_cast<size_t>(C) * 4);
+  return info.Env().Undefined();
+}
+
+// embedding_backward(dweight [V,C], dout [N,C], ids i32 [N], N, V, C): dweight = scatter-add of dout
+GPG_OP(embedding_backward) {
+  Args a(info, "embedding_backward");
+  int64_t N = a.integer(3, "N"), V = a.integer(4, "V"), C = a.integer(5, "C");
+  float* dw = a.f32(0, "dweight", V * C);
+  const float* dy = a.f32(1, "dout", N * C);
+  const int32_t* ids = a.i32(2, "ids", N);
+  check_ids(a, ids, N, V);
+  // Counting sort of token indices by id: start[v]..start[v+1] lists id v's tokens, ascending.
+  std::vector<int64_t> start(static_cast<size_t>(V + 1), 0);
+  for (int64_t i = 0; i < N; i++) start[ids[i] + 1]++;
+  for (int64_t v = 0; v < V; v++) start[v + 1] += start[v];
+  std::vector<int64_t> order(static_cast<size_t>(N));
+  {
+    std::vector<int64_t> fill(start.begin(), start.end() - 1);
+    for (int64_t i = 0; i < N; i++) order[fill[ids[i]]++] = i;
+  }
+  // One pass over dweight: zero rows without tokens, sum the others (float accumulation in token
+  // order, as torch's CPU embedding_backward does with index_add).
+#pragma omp parallel for schedule(dynamic, 256) if (V * C > 65536)
+  for (int64_t v = 0; v < V; v++) {
+    float* row = dw + v * C;
+    const int64_t s = start[v], e = start[v + 1];
+    if (s == e) {
+      std::memset(row, 0, static_cast<size_t>(C) * 4);
+      continue;
+    }
+    std::memcpy(row, dy + order[s] * C, static_cast<size_t>(C) * 4);
+    for (int64_t k = s + 1; k < e; k++) {
+      const float* src = dy + order[k] * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; c++) row[c] += src[c];
+    }
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace gpg

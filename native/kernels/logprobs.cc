@@ -1,0 +1,172 @@
+// Fused log-softmax + gather of token log-probs, and token entropy, over a chunk of logit rows.
+//
+// Dimension legend: N token rows in all, `rows` rows in this chunk (logit row r is token
+// rowOff + r), V vocabulary. z = logits / temperature.
+//   lp[n]      = z[n, target[n]] - lse[n]          (target < 0: "ignore", lp = 0, no gradient)
+//   lse[n]     = log Σ_v exp z[n, v]               (saved for backward)
+//   entropy[n] = -Σ_v p log p = log S1 - Σ_v e^{z-m} (z-m) / S1,  S1 = Σ_v e^{z-m}, m = max z
+// Backward kernels write "=" (dlogits may be the logits buffer itself: the chunked TS op
+// overwrites each recomputed logits chunk with its gradient so no second [N, V] buffer exists):
+//   d lp / d logits  = dlp (onehot(target) - softmax(z)) / temperature
+//   d H / d logits   = dH (-p (log p + H)) / temperature
+// Rows are independent: OpenMP over rows; each row is a deterministic serial reduction (float
+// partial sums over 512-element blocks, vectorised, combined in double).
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "../addon.h"
+
+namespace gpg {
+namespace {
+
+constexpr int64_t BLK = 512;
+
+// exp(x) for x <= 0 (Cephes expf polynomial, ~1 ulp); 0 below -87. Branch-free: vectorises.
+inline float vexp(float x) {
+  float xc = std::min(std::max(x, -87.0f), 88.0f);
+  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = xc - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  float r2 = r * r;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * r2 + r + 1.0f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, 4);
+  return x < -87.0f ? 0.0f : y * scale;
+}
+
+// Checks targets[rowOff .. rowOff+rows) against V (ids out of range are an error naming them).
+void check_targets(const Args& a, const int32_t* tg, int64_t rowOff, int64_t rows, int64_t V) {
+  for (int64_t r = 0; r < rows; r++) {
+    const int32_t t = tg[rowOff + r];
+    if (t >= V) a.fail("target " + std::to_string(t) + " at row " + std::to_string(rowOff + r) + " is out of range for vocabulary size " + std::to_string(V));
+  }
+}
+
+}  // namespace
+
+// logsoftmax_gather_forward(lp [N] | null, lse [N], entropy [N] | null, logits [rows, V], targets int32 [N] | null,
+//                           rows, V, temperature, rowOff = 0)
+GPG_OP(logsoftmax_gather_forward) {
+  Args a(info, "logsoftmax_gather_forward");
+  const int64_t rows = a.integer(5, "rows"), V = a.integer(6, "V", 1);
+  const double temp = a.number(7, "temperature");
+  const int64_t rowOff = a.present(8) ? a.integer(8, "rowOff") : 0;
+  REQUIRE(temp > 0 && std::isfinite(temp), "temperature must be a positive finite number, got " << temp);
+  const bool wantLp = a.present(0);
+  REQUIRE(wantLp == a.present(4), "lp and targets must be given together");
+  float* lp = wantLp ? a.f32(0, "lp", rowOff + rows) : nullptr;
+  float* lse = a.f32(1, "lse", rowOff + rows);
+  float* ent = a.present(2) ? a.f32(2, "entropy", rowOff + rows) : nullptr;
+  const float* x = a.f32(3, "logits", rows * V);
+  const int32_t* tg = wantLp ? a.i32(4, "targets", rowOff + rows) : nullptr;
+  if (tg) check_targets(a, tg, rowOff, rows, V);
+  const float invT = static_cast<float>(1.0 / temp);
+#pragma omp parallel for schedule(static) if (rows * V > 32768)
+  for (int64_t r = 0; r < rows; r++) {
+    const float* xr = x + r * V;
+    float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
+    for (int64_t v = 0; v < V; v++) mx = std::max(mx, xr[v]);
+    const float m = mx * invT;
+    double s1 = 0.0, s2 = 0.0;
+    for (int64_t v0 = 0; v0 < V; v0 += BLK) {
+      const int64_t v1 = std::min(V, v0 + BLK);
+      float b1 = 0.0f, b2 = 0.0f;
+      if (ent) {
+#pragma omp simd reduction(+ : b1, b2)
+        for (int64_t v = v0; v < v1; v++) {
+          const float zm = xr[v] * invT - m;
+          const float e = vexp(zm);
+          b1 += e;
+          b2 += e == 0.0f ? 0.0f : e * zm;  // e = 0 where zm = -inf: avoid 0 · inf
+        }
+      } else {
+#pragma omp simd reduction(+ : b1)
+        for (int64_t v = v0; v < v1; v++) b1 += vexp(xr[v] * invT - m);
+      }
+      s1 += b1;
+      s2 += b2;
+    }
+    const double l = static_cast<double>(m) + std::log(s1);
+    lse[rowOff + r] = static_cast<float>(l);
+    if (ent) ent[rowOff + r] = static_cast<float>(std::log(s1) - s2 / s1);
+    if (lp) {
+      const int32_t t = tg[rowOff + r];
+      lp[rowOff + r] = t < 0 ? 0.0f : static_cast<float>(static_cast<double>(xr[t]) * invT - l);
+    }
+  }
+  return info.Env().Undefined();
+}
+
+// logsoftmax_gather_backward(dlogits [rows, V], logits [rows, V] (may be the same storage), dlp [N], lse [N], targets [N],
+//                            rows, V, temperature, rowOff = 0): "=" into dlogits.
+GPG_OP(logsoftmax_gather_backward) {
+  Args a(info, "logsoftmax_gather_backward");
+  const int64_t rows = a.integer(5, "rows"), V = a.integer(6, "V", 1);
+  const double temp = a.number(7, "temperature");
+  const int64_t rowOff = a.present(8) ? a.integer(8, "rowOff") : 0;
+  REQUIRE(temp > 0 && std::isfinite(temp), "temperature must be a positive finite number, got " << temp);
+  float* dx = a.f32(0, "dlogits", rows * V);
+  const float* x = a.f32(1, "logits", rows * V);
+  const float* dlp = a.f32(2, "dlp", rowOff + rows);
+  const float* lse = a.f32(3, "lse", rowOff + rows);
+  const int32_t* tg = a.i32(4, "targets", rowOff + rows);
+  check_targets(a, tg, rowOff, rows, V);
+  const float invT = static_cast<float>(1.0 / temp);
+#pragma omp parallel for schedule(static) if (rows * V > 32768)
+  for (int64_t r = 0; r < rows; r++) {
+    const int32_t t = tg[rowOff + r];
+    float* dr = dx + r * V;
+    const float* xr = x + r * V;
+    if (t < 0) {
+      std::fill(dr, dr + V, 0.0f);
+      continue;
+    }
+    const float g = dlp[rowOff + r] * invT, L = lse[rowOff + r];
+#pragma omp simd
+    for (int64_t v = 0; v < V; v++) dr[v] = -g * vexp(xr[v] * invT - L);
+    dr[t] += g;  // dr[t] was computed from xr[t] before being overwritten (in place is safe)
+  }
+  return info.Env().Undefined();
+}
+
+// token_entropy_backward(dlogits [rows, V], logits [rows, V] (may alias), dH [N], lse [N], entropy [N], rows, V, temperature,
+//                        rowOff = 0): "=" into dlogits, dz = dH · (-p (log p + H)) / temperature.
+GPG_OP(token_entropy_backward) {
+  Args a(info, "token_entropy_backward");
+  const int64_t rows = a.integer(5, "rows"), V = a.integer(6, "V", 1);
+  const double temp = a.number(7, "temperature");
+  const int64_t rowOff = a.present(8) ? a.integer(8, "rowOff") : 0;
+  REQUIRE(temp > 0 && std::isfinite(temp), "temperature must be a positive finite number, got " << temp);
+  float* dx = a.f32(0, "dlogits", rows * V);
+  const float* x = a.f32(1, "logits", rows * V);
+  const float* dH = a.f32(2, "dH", rowOff + rows);
+  const float* lse = a.f32(3, "lse", rowOff + rows);
+  const float* ent = a.f32(4, "entropy", rowOff + rows);
+  const float invT = static_cast<float>(1.0 / temp);
+#pragma omp parallel for schedule(static) if (rows * V > 32768)
+  for (int64_t r = 0; r < rows; r++) {
+    const float g = dH[rowOff + r] * invT, L = lse[rowOff + r], Hr = ent[rowOff + r];
+    float* dr = dx + r * V;
+    const float* xr = x + r * V;
+#pragma omp simd
+    for (int64_t v = 0; v < V; v++) {
+      const float lp = xr[v] * invT - L;
+      const float p = vexp(lp);
+      dr[v] = p == 0.0f ? 0.0f : -g * p * (lp + Hr);
+    }
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace gpg

@@ -1,0 +1,94 @@
+// Token sampling for generation, one row per sequence (B rows of V logits), parallel over rows.
+// Warpers in Hugging Face order: temperature, then top-k, then top-p (nucleus: the smallest set
+// of most likely tokens whose probability mass reaches top_p; at least one token is kept).
+// The returned log-prob is the sampling policy's log_softmax(logits / T)[token] over the FULL
+// vocabulary — never truncated by top-k/top-p (DESIGN §4) — so it matches the training-side
+// token log-probs at the same temperature. Randomness comes from the caller (uniforms in [0,1)),
+// which keeps generation reproducible from a saved RNG state. No backward: sampling is not
+// differentiated (the policy gradient flows through the log-prob kernels instead).
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "../addon.h"
+
+namespace gpg {
+
+// sample_tokens(out_ids i32 [B], out_lp f32 [B], logits f32 [B, V], uniforms f32 [B],
+//               B, V, temperature, top_k (0 = off), top_p (1 = off), greedy)
+GPG_OP(sample_tokens) {
+  Args a(info, "sample_tokens");
+  int64_t B = a.integer(4, "B", 1), V = a.integer(5, "V", 1);
+  double temp = a.number(6, "temperature");
+  int64_t top_k = a.integer(7, "top_k");
+  double top_p = a.number(8, "top_p");
+  bool greedy = a.boolean(9, "greedy");
+  if (!(temp > 0)) a.fail("temperature must be > 0, got " + std::to_string(temp));
+  if (!(top_p > 0 && top_p <= 1)) a.fail("top_p must be in (0, 1], got " + std::to_string(top_p));
+  int32_t* ids = a.i32(0, "out_ids", B);
+  float* lp = a.f32(1, "out_lp", B);
+  const float* logits = a.f32(2, "logits", B * V);
+  const float* u = a.f32(3, "uniforms", B);
+  bool bad = false;
+#pragma omp parallel for schedule(dynamic, 1) reduction(|| : bad)
+  for (int64_t b = 0; b < B; b++) {
+    const float* z = logits + b * V;
+    const double inv_t = 1.0 / temp;
+    double mx = -INFINITY;
+    int64_t arg = 0;
+    for (int64_t j = 0; j < V; j++)
+      if (z[j] > mx) { mx = z[j]; arg = j; }
+    if (!std::isfinite(mx)) { bad = true; ids[b] = 0; lp[b] = 0; continue; }
+    double sum = 0;
+    for (int64_t j = 0; j < V; j++) sum += std::exp((z[j] - mx) * inv_t);
+    const double lse = mx * inv_t + std::log(sum);
+    int64_t tok = arg;
+    if (!greedy) {
+      const bool trunc = (top_k > 0 && top_k < V) || top_p < 1.0;
+      double target = static_cast<double>(u[b]);
+      if (!trunc) {
+        // inverse CDF over the whole vocabulary, in index order
+        double acc = 0, goal = target * sum;
+        tok = V - 1;
+        for (int64_t j = 0; j < V; j++) {
+          acc += std::exp((z[j] - mx) * inv_t);
+          if (acc > goal) { tok = j; break; }
+        }
+      } else {
+        std::vector<int32_t> idx(V);
+        std::iota(idx.begin(), idx.end(), 0);
+        auto desc = [&](int32_t x, int32_t y) { return z[x] > z[y] || (z[x] == z[y] && x < y); };
+        int64_t k = (top_k > 0 && top_k < V) ? top_k : V;
+        if (k < V) std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), desc);
+        else std::sort(idx.begin(), idx.end(), desc);
+        // probabilities of the k candidates, renormalised after top-k (HF applies top-p to the top-k distribution)
+        std::vector<double> p(k);
+        double s = 0;
+        for (int64_t j = 0; j < k; j++) { p[j] = std::exp((z[idx[j]] - mx) * inv_t); s += p[j]; }
+        int64_t keep = k;
+        if (top_p < 1.0) {
+          double acc = 0;
+          for (int64_t j = 0; j < k; j++) {
+            acc += p[j] / s;
+            if (acc >= top_p) { keep = j + 1; break; }
+          }
+        }
+        double s2 = 0;
+        for (int64_t j = 0; j < keep; j++) s2 += p[j];
+        double goal = target * s2, acc = 0;
+        tok = idx[keep - 1];
+        for (int64_t j = 0; j < keep; j++) {
+          acc += p[j];
+          if (acc > goal) { tok = idx[j]; break; }
+        }
+      }
+    }
+    ids[b] = static_cast<int32_t>(tok);
+    lp[b] = static_cast<float>(z[tok] * inv_t - lse);
+  }
+  if (bad) a.fail("logits contain no finite maximum (NaN or -inf everywhere) in at least one row");
+  return info.Env().Undefined();
+}
+
+}  // namespace gpg

@@ -1,0 +1,43 @@
+/**
+ * @module cli/commands/logprobs
+ * `gpg-rl logprobs --model DIR --input IN.safetensors --out OUT.safetensors`: reads `input_ids`
+ * and `attention_mask` (int32 [B, T], left and/or right padding) and writes `token_logps`
+ * (float32 [B, T-1]: log-prob of ids[t] given the prefix; 0 where the target or its context is
+ * padding), DESIGN §4. Needs only config.json and the weights.
+ */
+import type { Command } from '../main.ts';
+import { parseFlags, requireFlag, usageText, type FlagSpec } from '../options.ts';
+import { readBatch } from './_io.ts';
+import { CausalLM, expandRows } from '../../model/decoder.ts';
+import { Tensor, tidy } from '../../tensor/tensor.ts';
+import { noGrad } from '../../tensor/tape.ts';
+import { fromFloat32, writeSafetensorsFile } from '../../model/safetensors.ts';
+
+const flags: Record<string, FlagSpec> = {
+  model: { type: 'string', help: 'model folder (config.json + *.safetensors)' },
+  input: { type: 'string', help: 'safetensors with int32 input_ids and attention_mask [B, T]' },
+  out: { type: 'string', help: 'output safetensors (token_logps float32 [B, T-1])' },
+  temperature: { type: 'string', help: 'divide logits by this before log_softmax (default 1)' },
+};
+
+export const command: Command = {
+  summary: 'token log-probs of given sequences (checks the model layer against other tools)',
+  usage: usageText('logprobs', '--model DIR --input IN.safetensors --out OUT.safetensors', flags),
+  async run(argv) {
+    const p = parseFlags('logprobs', argv, flags);
+    const dir = requireFlag('logprobs', p, 'model');
+    const input = requireFlag('logprobs', p, 'input');
+    const out = requireFlag('logprobs', p, 'out');
+    const temperature = p.flags.temperature === undefined ? 1 : Number(p.flags.temperature);
+    const model = CausalLM.load(dir);
+    const { ids, mask, B, T } = readBatch(input, model.cfg.vocabSize);
+    const dense = noGrad(() =>
+      tidy(() => {
+        const r = model.tokenLogps(Tensor.fromArray(ids, [B, T], 'int32'), Tensor.fromArray(mask, [B, T], 'int32'), { temperature });
+        return expandRows(r.logps.toFloat32(), r.index, B * (T - 1));
+      }),
+    );
+    writeSafetensorsFile(out, { token_logps: fromFloat32(dense, [B, T - 1], 'F32') });
+    return 0;
+  },
+};

@@ -1,0 +1,184 @@
+/**
+ * @module perf/bench
+ * `gpg-rl bench`: speed measured against the machine's own bounds and against PyTorch on the
+ * same machine in the same run (DESIGN §7). Reports medians. Field names are fixed by issue 2/3:
+ * peak_gflops, gemm_gflops{1024,2048,decode}, train_tokens_per_s, torch_train_tokens_per_s,
+ * train_ratio_vs_torch, train_bf16_tokens_per_s, torch_train_bf16_tokens_per_s,
+ * train_bf16_ratio_vs_torch, mfu, decode_tokens_per_s, torch_decode_tokens_per_s,
+ * decode_ratio_vs_torch, decode_bound_tokens_per_s, decode_fraction_of_bound.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { Tensor, tidy } from '../tensor/tensor.ts';
+import { backward, noGrad } from '../tensor/tape.ts';
+import { gemmInto, setAutocast } from '../tensor/ops/matmul.ts';
+import { getNumThreads, op } from '../native/index.ts';
+import { CausalLM } from '../model/decoder.ts';
+import { initModel } from '../model/init.ts';
+import { generate } from '../generate/generate.ts';
+import { Rng } from '../data/rng.ts';
+
+export const SHARED = new URL('../../../shared/', import.meta.url).pathname;
+export const STANDARD_SHAPE = join(SHARED, 'bench', 'small-50m.json');
+const TORCH_REF = join(SHARED, 'bench', 'torch_reference.py');
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+function timeIt(fn: () => void, reps: number, warmup = 1): number {
+  for (let i = 0; i < warmup; i++) fn();
+  const ts: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t = performance.now();
+    fn();
+    ts.push((performance.now() - t) / 1000);
+  }
+  return median(ts);
+}
+
+/** fp32 FMA peak of all cores (register-only AVX-512 loop), GFLOP/s: best of 3. */
+export function measurePeak(): number {
+  let best = 0;
+  for (let i = 0; i < 3; i++) best = Math.max(best, (op('fma_peak')(4e7) as { gflops: number }).gflops);
+  return best;
+}
+
+/** GEMM GFLOP/s for C[M,N] = A[M,K] · op(B): square shapes plain, the decode shape as a Linear (Bᵀ). */
+export function gemmGflops(M: number, K: number, N: number, transB: boolean, reps = 5): number {
+  return tidy(() => {
+    const A = Tensor.full([M, K], 0.5);
+    const B = Tensor.full(transB ? [N, K] : [K, N], 0.25);
+    const C = Tensor.empty([M, N]);
+    const s = timeIt(() => gemmInto(C, A, B, { M, N, K, transB }), reps, 2);
+    return (2 * M * N * K) / s / 1e9;
+  });
+}
+
+function readShape(): Record<string, unknown> {
+  return JSON.parse(readFileSync(STANDARD_SHAPE, 'utf8')) as Record<string, unknown>;
+}
+
+/** Forward+backward of the GPG loss −Σ(lp·A·m)/Σm on the standard shape, tokens/s (B×T per step). */
+export function trainTokensPerS(model: CausalLM, B: number, T: number, bf16: boolean, reps = 3): number {
+  const V = model.cfg.vocabSize;
+  const r = new Rng(0);
+  const ids = Int32Array.from({ length: B * T }, () => r.nextInt(V));
+  const mask = new Int32Array(B * T).fill(1);
+  // completion mask as torch_reference.py: the first T/4 targets are prompt
+  const select = new Uint8Array(B * (T - 1));
+  for (let b = 0; b < B; b++) for (let t = Math.floor(T / 4); t < T - 1; t++) select[b * (T - 1) + t] = 1;
+  const adv = Array.from({ length: B }, () => r.next() * 2 - 1);
+  model.setRequiresGrad(true);
+  const prev = setAutocast(bf16);
+  try {
+    const step = () =>
+      tidy(() => {
+        const idsT = Tensor.fromArray(ids, [B, T], 'int32');
+        const maskT = Tensor.fromArray(mask, [B, T], 'int32');
+        const { logps, index } = model.tokenLogps(idsT, maskT, { select });
+        const n = index.length;
+        const seed = new Float32Array(n);
+        for (let i = 0; i < n; i++) seed[i] = -adv[Math.floor(index[i]! / (T - 1))]! / n;
+        backward(logps, Tensor.fromArray(seed, [n]));
+        for (const p of model.parameters()) {
+          p.grad?.dispose();
+          p.grad = null;
+        }
+      });
+    const s = timeIt(step, reps, 1);
+    return (B * T) / s;
+  } finally {
+    setAutocast(prev);
+    model.setRequiresGrad(false);
+  }
+}
+
+/** Batched sampling with a KV cache: B prompts of P tokens, N new tokens each, prefill included. */
+export function decodeTokensPerS(model: CausalLM, B: number, P: number, N: number, reps = 3): number {
+  const r = new Rng(1);
+  const V = model.cfg.vocabSize;
+  const prompts = Array.from({ length: B }, () => Array.from({ length: P }, () => r.nextInt(V)));
+  const s = timeIt(() => noGrad(() => generate(model, prompts, { maxNewTokens: N, temperature: 1, eosTokenIds: [], padTokenId: 0, rng: r })), reps, 1);
+  return (B * N) / s;
+}
+
+/** Runs torch_reference.py with Debian's python3 when torch is importable; null otherwise. */
+export function torchReference(args: string[]): { tokens_per_s: number } | null {
+  const py = '/usr/bin/python3';
+  if (!existsSync(py) || !existsSync(TORCH_REF)) return null;
+  const probe = spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) return null;
+  const r = spawnSync(py, [TORCH_REF, '--config', STANDARD_SHAPE, ...args], { encoding: 'utf8', timeout: 300_000 });
+  if (r.status !== 0) return null;
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as { tokens_per_s: number };
+  } catch {
+    return null;
+  }
+}
+
+export interface BenchResult {
+  [k: string]: unknown;
+}
+
+/** The whole benchmark; `log` receives progress lines (stderr in the CLI). */
+export function runBench(log: (s: string) => void = () => {}, opts: { skipTorch?: boolean } = {}): BenchResult {
+  const out: BenchResult = { threads: getNumThreads() };
+  log('measuring fp32 FMA peak ...');
+  const peak = measurePeak();
+  out.peak_gflops = round(peak);
+  log('GEMM 1024³, 2048³, decode 8×1024×4096 ...');
+  const g1024 = gemmGflops(1024, 1024, 1024, false);
+  const g2048 = gemmGflops(2048, 2048, 2048, false, 3);
+  const gdec = gemmGflops(8, 1024, 4096, true, 50);
+  out.gemm_gflops = { 1024: round(g1024), 2048: round(g2048), decode: round(gdec) };
+  out.gemm_fraction_of_peak = { 1024: round(g1024 / peak, 3), 2048: round(g2048 / peak, 3), decode: round(gdec / peak, 3) };
+
+  const shape = readShape();
+  const init = initModel(shape, { seed: 0, source: STANDARD_SHAPE });
+  const model = CausalLM.fromHost(init.cfg, init.tensors);
+  const params = model.numParameters();
+  out.model = { shape: 'small-50m.json', params };
+  log(`train fwd+bwd, ${(params / 1e6).toFixed(1)}M params, batch 4 × 256, fp32 ...`);
+  const train = trainTokensPerS(model, 4, 256, false);
+  out.train_tokens_per_s = round(train);
+  out.mfu = round((6 * params * train) / (peak * 1e9), 3);
+  log('train fwd+bwd, mixed precision (bf16 GEMM operands) ...');
+  const trainBf16 = trainTokensPerS(model, 4, 256, true);
+  out.train_bf16_tokens_per_s = round(trainBf16);
+  log('decode: batch 16, prompt 64, 128 new tokens (sampling, prefill included) ...');
+  const dec = decodeTokensPerS(model, 16, 64, 128);
+  out.decode_tokens_per_s = round(dec);
+  const bw = op('mem_bandwidth')(256 << 20, 3) as number;
+  const weightBytes = params * 4;
+  const bound = (16 * bw * 1e9) / weightBytes;
+  out.mem_bandwidth_gbs = round(bw, 1);
+  out.decode_bound_tokens_per_s = round(bound);
+  out.decode_fraction_of_bound = round(dec / bound, 3);
+  model.dispose();
+
+  let tTrain: { tokens_per_s: number } | null = null;
+  let tBf16: { tokens_per_s: number } | null = null;
+  let tDec: { tokens_per_s: number } | null = null;
+  if (!opts.skipTorch) {
+    log('PyTorch reference (same shapes, same machine) ...');
+    tTrain = torchReference(['--mode', 'train', '--batch', '4', '--seq', '256']);
+    if (tTrain) {
+      tBf16 = torchReference(['--mode', 'train', '--batch', '4', '--seq', '256', '--dtype', 'bfloat16']);
+      tDec = torchReference(['--mode', 'decode', '--batch', '16', '--prompt', '64', '--new', '128']);
+    } else log('PyTorch not available (/usr/bin/python3 with torch): torch fields are null');
+  }
+  out.torch_train_tokens_per_s = tTrain ? round(tTrain.tokens_per_s) : null;
+  out.train_ratio_vs_torch = tTrain ? round(train / tTrain.tokens_per_s, 3) : null;
+  out.torch_train_bf16_tokens_per_s = tBf16 ? round(tBf16.tokens_per_s) : null;
+  out.train_bf16_ratio_vs_torch = tBf16 ? round(trainBf16 / tBf16.tokens_per_s, 3) : null;
+  out.torch_decode_tokens_per_s = tDec ? round(tDec.tokens_per_s) : null;
+  out.decode_ratio_vs_torch = tDec ? round(dec / tDec.tokens_per_s, 3) : null;
+  return out;
+}
+
+function round(x: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}

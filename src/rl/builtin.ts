@@ -1,0 +1,61 @@
+/**
+ * @module rl/builtin
+ * `builtin:` names usable in recipes so the demo runs on a fresh clone with nothing prepared:
+ *   model_name_or_path: builtin:tiny        a small character-level Qwen2 made like `gpg-rl init-model --char-vocab`
+ *   dataset.path:       builtin:arithmetic  generated multi-step arithmetic (src/data/arith.ts), level 2;
+ *                       builtin:arithmetic-<level> for another difficulty
+ */
+import { ConfigError } from '../errors.ts';
+import { CausalLM } from '../model/decoder.ts';
+import { initModel } from '../model/init.ts';
+import { TextTokenizer } from '../model/tokenizer.ts';
+import { arithRows, trainStream, DEFAULT_ARITH_LEVEL } from '../data/arith.ts';
+import type { PromptRow } from '../data/dataset.ts';
+
+export const BUILTIN = 'builtin:';
+
+/** Shape of `builtin:tiny` (≈0.8M parameters; HF config.json field names). */
+export const TINY_SHAPE = {
+  architectures: ['Qwen2ForCausalLM'],
+  model_type: 'qwen2',
+  hidden_size: 128,
+  intermediate_size: 352,
+  num_hidden_layers: 4,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  rope_theta: 10000,
+  rms_norm_eps: 1e-6,
+  tie_word_embeddings: true,
+  max_position_embeddings: 256,
+};
+
+export function isBuiltin(s: string): boolean {
+  return s.startsWith(BUILTIN);
+}
+
+export interface BuiltModel {
+  model: CausalLM;
+  tokenizer: TextTokenizer;
+  tokenizerFiles: Record<string, string>;
+}
+
+export function builtinModel(name: string, seed: number): BuiltModel {
+  if (name !== 'builtin:tiny') throw new ConfigError(`model_name_or_path: unknown built-in model "${name}" (available: builtin:tiny)`);
+  const r = initModel(TINY_SHAPE, { seed, charVocab: true, source: 'builtin:tiny' });
+  const tok = r.tokenizer!;
+  const tokenizer = TextTokenizer.fromJson(tok.tokenizerJson, tok.tokenizerConfig);
+  return {
+    model: CausalLM.fromHost(r.cfg, r.tensors),
+    tokenizer,
+    tokenizerFiles: { 'tokenizer.json': JSON.stringify(tok.tokenizerJson, null, 2) + '\n', 'tokenizer_config.json': JSON.stringify(tok.tokenizerConfig, null, 2) + '\n' },
+  };
+}
+
+/** Training rows of a built-in dataset (train split only; the held-out problems never appear). */
+export function builtinDataset(name: string, seed: number, n = 20000): PromptRow[] {
+  const m = /^builtin:arithmetic(?:-(\d))?$/.exec(name);
+  if (!m) throw new ConfigError(`dataset.path: unknown built-in dataset "${name}" (available: builtin:arithmetic, builtin:arithmetic-<level 1..4>)`);
+  const level = m[1] ? Number(m[1]) : DEFAULT_ARITH_LEVEL;
+  const next = trainStream(seed, level);
+  return arithRows(Array.from({ length: n }, () => next()));
+}

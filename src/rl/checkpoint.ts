@@ -1,0 +1,139 @@
+/**
+ * @module rl/checkpoint
+ * Checkpoints: `<output_dir>/checkpoint-<step>/` holds a Hugging Face model folder (loads in
+ * transformers as is) plus the trainer state needed to continue bit-exactly: AdamW moments
+ * (`optimizer.safetensors`), and `trainer_state.json` (step, optimizer step count, data-order and
+ * sampling RNG states, counters, and a sha256 of every file). Everything is written into a
+ * hidden staging folder that is renamed into place only when complete, and trainer_state.json is
+ * written last; on load every checksum is verified, so a partial or corrupted checkpoint is
+ * reported (CheckpointError), never silently loaded.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { join } from "node:path";
+import { CheckpointError } from '../errors.ts';
+import type { ModelConfig, GenerationDefaults } from '../model/config.ts';
+import { saveModelFolder, type HostTensor } from '../model/folder.ts';
+import { fromFloat32, readSafetensorsFile, toFloat32, writeFileAtomic, writeSafetensorsFile, type StTensor } from '../model/safetensors.ts';
+import type { RngState } from '../data/rng.ts';
+import type { SamplerState } from '../data/sampler.ts';
+
+export const STATE_FILE = 'trainer_state.json';
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+const FORMAT = 'gpg-rl-checkpoint-1';
+
+export interface TrainerState {
+  /** Loop steps completed (metrics rows written). */
+  step: number;
+  /** AdamW update count (differs from step when steps were skipped). */
+  optimizerStep: number;
+  sampler: SamplerState;
+  rng: RngState;
+  counters: Record<string, number>;
+  /** sha256 of the resolved config (resume must use the same settings). */
+  configHash: string;
+}
+
+export interface CheckpointData {
+  state: TrainerState;
+  /** HF name → AdamW first/second moments. */
+  m: Map<string, Float32Array>;
+  v: Map<string, Float32Array>;
+}
+
+function sha256File(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+function listFiles(dir: string): string[] {
+  return readdirSync(dir).filter((f) => statSync(join(dir, f)).isFile() && f !== STATE_FILE).sort();
+}
+
+export function checkpointDir(outputDir: string, step: number): string {
+  return join(outputDir, `checkpoint-${step}`);
+}
+
+/** Writes a complete checkpoint atomically. */
+export function saveCheckpoint(
+  outputDir: string,
+  cfg: ModelConfig,
+  weights: Map<string, HostTensor>,
+  data: CheckpointData,
+  opts: { generation?: GenerationDefaults; tokenizerFrom?: string; extraFiles?: Record<string, string> } = {},
+): string {
+  const final = checkpointDir(outputDir, data.state.step);
+  const stage = join(outputDir, `.checkpoint-${data.state.step}.staging-${process.pid}`);
+  rmSync(stage, { recursive: true, force: true });
+  saveModelFolder(stage, cfg, weights, opts);
+  const opt = new Map<string, StTensor>();
+  for (const [name, a] of data.m) opt.set(`m.${name}`, fromFloat32(a, [a.length], 'F32'));
+  for (const [name, a] of data.v) opt.set(`v.${name}`, fromFloat32(a, [a.length], 'F32'));
+  writeSafetensorsFile(join(stage, OPTIMIZER_FILE), opt, { format: 'pt' });
+  const files = Object.fromEntries(listFiles(stage).map((f) => [f, sha256File(join(stage, f))]));
+  writeFileAtomic(join(stage, STATE_FILE), JSON.stringify({ format: FORMAT, ...data.state, files }, null, 1) + '\n');
+  if (existsSync(final)) rmSync(final, { recursive: true, force: true });
+  renameSync(stage, final);
+  return final;
+}
+
+/** Reads and verifies a checkpoint folder; any missing file or checksum mismatch is a CheckpointError. */
+export function loadCheckpoint(dir: string): CheckpointData {
+  const statePath = join(dir, STATE_FILE);
+  if (!existsSync(statePath)) throw new CheckpointError(`${dir}: no ${STATE_FILE}: the checkpoint is partial (interrupted while saving); delete it to resume from the previous one`);
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(readFileSync(statePath, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new CheckpointError(`${statePath}: not valid JSON (${(e as Error).message}); the checkpoint is corrupted`);
+  }
+  if (raw.format !== FORMAT) throw new CheckpointError(`${statePath}: unknown format ${JSON.stringify(raw.format)} (expected ${FORMAT})`);
+  const files = raw.files as Record<string, string> | undefined;
+  if (!files || typeof files !== 'object') throw new CheckpointError(`${statePath}: no file checksums; the checkpoint is corrupted`);
+  for (const [f, sum] of Object.entries(files)) {
+    const p = join(dir, f);
+    if (!existsSync(p)) throw new CheckpointError(`${dir}: ${f} is missing; the checkpoint is incomplete`);
+    if (sha256File(p) !== sum) throw new CheckpointError(`${dir}: ${f} does not match its checksum in ${STATE_FILE}; the checkpoint is corrupted`);
+  }
+  const state: TrainerState = {
+    step: raw.step as number,
+    optimizerStep: raw.optimizerStep as number,
+    sampler: raw.sampler as SamplerState,
+    rng: raw.rng as RngState,
+    counters: (raw.counters ?? {}) as Record<string, number>,
+    configHash: raw.configHash as string,
+  };
+  if (!Number.isInteger(state.step) || !Number.isInteger(state.optimizerStep) || !state.sampler || !state.rng) {
+    throw new CheckpointError(`${statePath}: step, optimizerStep, sampler or rng is missing or invalid`);
+  }
+  const m = new Map<string, Float32Array>();
+  const v = new Map<string, Float32Array>();
+  const opt = readSafetensorsFile(join(dir, OPTIMIZER_FILE)).tensors;
+  for (const [k, t] of opt) {
+    if (k.startsWith('m.')) m.set(k.slice(2), toFloat32(t));
+    else if (k.startsWith('v.')) v.set(k.slice(2), toFloat32(t));
+  }
+  return { state, m, v };
+}
+
+/** The checkpoint-<step> folders of a run, newest first. */
+export function listCheckpoints(outputDir: string): Array<{ step: number; dir: string }> {
+  if (!existsSync(outputDir)) return [];
+  return readdirSync(outputDir)
+    .map((f) => /^checkpoint-(\d+)$/.exec(f))
+    .filter((x): x is RegExpExecArray => x !== null)
+    .map((x) => ({ step: Number(x[1]), dir: join(outputDir, x[0]) }))
+    .sort((a, b) => b.step - a.step);
+}
+
+/** The newest checkpoint, verified (a damaged newest one is reported, not skipped). */
+export function latestCheckpoint(outputDir: string): { dir: string; data: CheckpointData } | null {
+  const list = listCheckpoints(outputDir);
+  if (list.length === 0) return null;
+  const { dir } = list[0]!;
+  return { dir, data: loadCheckpoint(dir) };
+}
+
+export function hashConfig(obj: unknown): string {
+  return createHash('sha256').update(JSON.stringify(obj)).digest('hex').slice(0, 16);
+}
+

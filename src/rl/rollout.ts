@@ -1,0 +1,116 @@
+/**
+ * @module rl/rollout
+ * One round of experience: take n prompts, sample G completions each with the current weights,
+ * score them with every reward function, and return one Group per prompt. Also the DAPO soft
+ * overlong penalty. Pure orchestration over the generation and rewards layers.
+ */
+import type { CausalLM } from '../model/decoder.ts';
+import { generate } from '../generate/generate.ts';
+import type { Rng } from '../data/rng.ts';
+import type { PromptRow } from '../data/dataset.ts';
+import { buildRewardInput, scoreCompletions, type NamedReward, type RewardFailure } from '../rewards/index.ts';
+
+/** A training prompt with its rendered text and token ids. */
+export interface TrainRow extends PromptRow {
+  text: string;
+  ids: number[];
+}
+
+export interface Group {
+  row: TrainRow;
+  /** G completions: token ids (eos included when produced), sampling log-probs, decoded text. */
+  completions: number[][];
+  logps: number[][];
+  texts: string[];
+  /** false = cut at max_completion_length without an end token. */
+  finished: boolean[];
+  /** Total (weighted) reward per completion, after the overlong penalty. */
+  rewards: Float64Array;
+  /** Per reward function scores (NaN = not applicable). */
+  perFn: Record<string, Float64Array>;
+}
+
+export interface RolloutStats {
+  generatedTokens: number;
+  generationSeconds: number;
+  rewardSeconds: number;
+  rewardFailures: Record<string, number>;
+  errors: RewardFailure[];
+}
+
+export interface RolloutContext {
+  model: CausalLM;
+  rng: Rng;
+  G: number;
+  maxNewTokens: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  eosTokenIds: number[];
+  padTokenId: number;
+  decode: (ids: number[]) => string;
+  rewards: NamedReward[];
+  rewardTimeoutMs: number;
+  overlong: { max_len: number; cache: number } | null;
+  /** Sequences per generation forward pass. */
+  genBatch: number;
+  onTokens?: (n: number) => void;
+}
+
+/** DAPO soft overlong punishment (arXiv 2503.14476, eq. 13): 0 up to max−cache, then linear to −1 at max. */
+export function overlongPenalty(len: number, maxLen: number, cache: number): number {
+  if (len <= maxLen - cache) return 0;
+  if (len <= maxLen) return (maxLen - cache - len) / cache;
+  return -1;
+}
+
+/** Samples and scores G completions for each row; returns one group per row (in order). */
+export async function rollout(ctx: RolloutContext, rows: TrainRow[], stats: RolloutStats): Promise<Group[]> {
+  if (rows.length === 0) return [];
+  const G = ctx.G;
+  const prompts: number[][] = [];
+  const flatRows: TrainRow[] = [];
+  for (const r of rows) for (let g = 0; g < G; g++) {
+    prompts.push(r.ids);
+    flatRows.push(r);
+  }
+  const t0 = performance.now();
+  const gen = generate(ctx.model, prompts, {
+    maxNewTokens: ctx.maxNewTokens,
+    temperature: ctx.temperature,
+    topP: ctx.topP,
+    topK: ctx.topK,
+    eosTokenIds: ctx.eosTokenIds,
+    padTokenId: ctx.padTokenId,
+    rng: ctx.rng,
+    batchSize: ctx.genBatch,
+    onStep: ctx.onTokens,
+  });
+  stats.generationSeconds += (performance.now() - t0) / 1000;
+  const texts = gen.tokens.map((t) => ctx.decode(t));
+  for (const t of gen.tokens) stats.generatedTokens += t.length;
+  const t1 = performance.now();
+  const input = buildRewardInput(flatRows, flatRows.map((r) => r.text), texts, gen.tokens);
+  const scored = await scoreCompletions(ctx.rewards, input, { timeoutMs: ctx.rewardTimeoutMs });
+  stats.rewardSeconds += (performance.now() - t1) / 1000;
+  for (const [k, v] of Object.entries(scored.failures)) stats.rewardFailures[k] = (stats.rewardFailures[k] ?? 0) + v;
+  stats.errors.push(...scored.errors);
+  const total = scored.total;
+  if (ctx.overlong) {
+    for (let i = 0; i < total.length; i++) total[i] = total[i]! + overlongPenalty(gen.tokens[i]!.length, ctx.overlong.max_len, ctx.overlong.cache);
+  }
+  return rows.map((row, k) => {
+    const s = k * G;
+    const perFn: Record<string, Float64Array> = {};
+    for (const [name, arr] of Object.entries(scored.perFn)) perFn[name] = arr.slice(s, s + G);
+    return {
+      row,
+      completions: gen.tokens.slice(s, s + G),
+      logps: gen.logps.slice(s, s + G),
+      texts: texts.slice(s, s + G),
+      finished: gen.finished.slice(s, s + G),
+      rewards: total.slice(s, s + G),
+      perFn,
+    };
+  });
+}

@@ -1,0 +1,15 @@
+/**
+ * @module rl/schedule
+ * Learning-rate schedule (nanoGPT's get_lr, TRL names): 1) linear warmup from 0 over
+ * ceil(warmup_ratio · total) steps, 2) then constant, cosine decay to 0, or linear decay to 0.
+ */
+export function learningRateAt(step: number, totalSteps: number, o: { learningRate: number; warmupRatio: number; scheduler: 'constant' | 'cosine' | 'linear' }): number {
+  // step is 0-based: the lr used by the (step+1)-th optimizer update
+  const warm = Math.ceil(o.warmupRatio * totalSteps);
+  if (step < warm) return (o.learningRate * (step + 1)) / (warm + 1);
+  if (o.scheduler === 'constant') return o.learningRate;
+  const decaySteps = Math.max(1, totalSteps - warm);
+  const progress = Math.min(1, (step - warm) / decaySteps);
+  if (o.scheduler === 'linear') return o.learningRate * (1 - progress);
+  return o.learningRate * 0.5 * (1 + Math.cos(Math.PI * progress));
+}

@@ -1,0 +1,91 @@
+/**
+ * @module sft/sft
+ * Supervised fine-tuning on (prompt, solution) pairs with the loss on solution tokens only:
+ *   L = −Σ lp(solution tokens + eos) / Σ (solution tokens + eos)
+ * Used to warm-start a tiny model trained from scratch (issue 6) and as the `sft_more` control arm
+ * of the ablation. Same engine, packing (left-padded prompts, right-padded solutions), AdamW,
+ * schedule and gradient clipping as the RL loop.
+ */
+import { Tensor, tidy } from '../tensor/tensor.ts';
+import { backward } from '../tensor/tape.ts';
+import { AdamW, clipGradNorm } from '../tensor/optim.ts';
+import type { CausalLM } from '../model/decoder.ts';
+import { packBatch } from '../rl/batch.ts';
+import { learningRateAt } from '../rl/schedule.ts';
+import { Rng } from '../data/rng.ts';
+
+export interface SftPair {
+  prompt: number[];
+  /** Solution token ids, eos included. */
+  completion: number[];
+}
+
+export interface SftOptions {
+  learningRate: number;
+  batchSize: number;
+  maxSteps: number;
+  warmupRatio?: number;
+  scheduler?: 'constant' | 'cosine' | 'linear';
+  weightDecay?: number;
+  maxGradNorm?: number;
+  seed: number;
+  padTokenId: number;
+  /** Stop when this returns true (called every `evalEvery` steps with the step number). */
+  evalEvery?: number;
+  onEval?: (step: number) => boolean | Promise<boolean>;
+  /** Stop after this many seconds of training (the ablation's equal-wall-time control). */
+  maxSeconds?: number;
+  onStep?: (step: number, loss: number) => void;
+}
+
+export interface SftResult {
+  steps: number;
+  losses: number[];
+  seconds: number;
+}
+
+/** Draws batches with replacement-free epochs (seeded) from `next()` and trains. */
+export async function sftTrain(model: CausalLM, nextPair: (rng: Rng) => SftPair, o: SftOptions): Promise<SftResult> {
+  const rng = new Rng(o.seed, 7);
+  const named = [...model.params.entries()];
+  const opt = new AdamW(named.map(([n, p]) => ({ param: p, weightDecay: n.endsWith('.bias') || n.endsWith('norm.weight') ? 0 : (o.weightDecay ?? 0) })), { lr: o.learningRate });
+  const losses: number[] = [];
+  const t0 = performance.now();
+  model.setRequiresGrad(true);
+  let step = 0;
+  try {
+    for (; step < o.maxSteps; step++) {
+      if (o.maxSeconds !== undefined && (performance.now() - t0) / 1000 >= o.maxSeconds) break;
+      const pairs = Array.from({ length: o.batchSize }, () => nextPair(rng));
+      const packed = packBatch(pairs.map((p) => p.prompt), pairs.map((p) => p.completion), o.padTokenId);
+      const { B, T } = packed;
+      const loss = tidy(() => {
+        const { logps, index } = model.tokenLogps(Tensor.fromArray(packed.ids, [B, T], 'int32'), Tensor.fromArray(packed.mask, [B, T], 'int32'), { select: packed.m });
+        const n = index.length;
+        const lp = logps.toFloat32();
+        let s = 0;
+        for (const v of lp) s += v;
+        backward(logps, Tensor.full([n], -1 / Math.max(1, n)));
+        return -s / Math.max(1, n);
+      });
+      if (o.maxGradNorm && o.maxGradNorm > 0) clipGradNorm(model.parameters(), o.maxGradNorm);
+      opt.step(learningRateAt(step, o.maxSteps, { learningRate: o.learningRate, warmupRatio: o.warmupRatio ?? 0, scheduler: o.scheduler ?? 'constant' }));
+      opt.zeroGrad();
+      losses.push(loss);
+      o.onStep?.(step + 1, loss);
+      if (o.onEval && o.evalEvery && (step + 1) % o.evalEvery === 0) {
+        model.setRequiresGrad(false);
+        const stop = await o.onEval(step + 1);
+        model.setRequiresGrad(true);
+        if (stop) {
+          step++;
+          break;
+        }
+      }
+    }
+  } finally {
+    model.setRequiresGrad(false);
+    opt.dispose();
+  }
+  return { steps: step, losses, seconds: (performance.now() - t0) / 1000 };
+}

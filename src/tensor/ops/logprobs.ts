@@ -1,0 +1,176 @@
+/**
+ * @module tensor/ops/logprobs
+ * Token log-probs and entropy (native/kernels/logprobs.cc), the largest tensors of RL training:
+ *
+ *   tokenLogprobs(h [N,C], W [V,C], targets int32 [N]) -> logps [N] (grad to h and W), entropy [N] | null
+ *     lp[n] = log_softmax(h[n] @ Wᵀ / temperature)[targets[n]], computed in row chunks: each chunk's
+ *     logits [rows, V] come from one GEMM and are reduced at once (log-sum-exp saved); backward
+ *     recomputes each chunk's logits, overwrites them IN PLACE with dz, then dh[rows] = dz @ W and
+ *     dW += dzᵀ @ h[rows]. So no float32 [N, V] buffer ever exists, only [chunkRows, V].
+ *   logSoftmaxGather(logits [N,V], targets) -> [N]     tokenEntropy(logits [N,V]) -> [N]
+ *     (standalone, explicit logits; used by generation and tests), each with backward.
+ *
+ * targets[n] < 0 means "ignore": lp = 0 and no gradient. Mixed precision follows linear():
+ * under setAutocast(true) the GEMM operands are bf16 (accumulation and logits fp32).
+ */
+import { Tensor, shapeStr } from '../tensor.ts';
+import { needsGrad, record } from '../tape.ts';
+import { op } from '../../native/index.ts';
+import { gemmInto, isAutocast } from './matmul.ts';
+import * as check from '../check.ts';
+
+function temperatureOf(opName: string, t: number | undefined): number {
+  const T = t ?? 1;
+  if (!(T > 0) || !Number.isFinite(T)) check.fail(opName, `temperature must be a positive finite number, got ${T}`);
+  return T;
+}
+
+/** Checks int32 targets [N] against the vocabulary size; names the first bad value. */
+function checkTargets(opName: string, targets: Tensor, N: number, V: number): void {
+  check.dtype(opName, 'targets', targets, 'int32');
+  if (targets.shape.length !== 1 || targets.shape[0] !== N) check.fail(opName, `targets ${shapeStr(targets.shape)}: expected [${N}]`);
+  const t = targets.toArray();
+  for (let i = 0; i < t.length; i++) {
+    if (t[i]! >= V) check.fail(opName, `target ${t[i]} at row ${i} is out of range for vocabulary size ${V}`);
+  }
+}
+
+function toBf16(t: Tensor): Tensor {
+  const out = Tensor.empty(t.shape, 'bfloat16');
+  op('cast_f32_bf16')(out.storage, t.storage, t.size);
+  return out;
+}
+
+/**
+ * Token log-probs of `targets` under logits h @ Wᵀ / temperature, chunked over rows.
+ * h [N, C] float32, W [V, C] (lm_head or tied embedding), targets int32 [N] (< 0: ignored).
+ * Returns logps [N] (gradient flows to h and W) and, with `entropy: true`, the entropy [N]
+ * of softmax(logits / temperature) (no gradient).
+ */
+export function tokenLogprobs(
+  h: Tensor,
+  W: Tensor,
+  targets: Tensor,
+  opts?: { temperature?: number; chunkRows?: number; entropy?: boolean },
+): { logps: Tensor; entropy: Tensor | null } {
+  const name = 'tokenLogprobs';
+  check.live(name, ['h', h], ['W', W], ['targets', targets]);
+  check.dtype(name, 'h', h, 'float32');
+  check.dtype(name, 'W', W, 'float32');
+  check.rank(name, 'h', h, 2);
+  check.rank(name, 'W', W, 2);
+  const [N, C] = h.shape as [number, number];
+  const [V, Cw] = W.shape as [number, number];
+  if (C !== Cw) check.fail(name, `h ${shapeStr(h.shape)} vs W ${shapeStr(W.shape)}${W.name ? ` (${W.name})` : ''}: last dims differ`);
+  if (V === 0) check.fail(name, `W ${shapeStr(W.shape)} has an empty vocabulary`);
+  checkTargets(name, targets, N, V);
+  const temp = temperatureOf(name, opts?.temperature);
+  const R = opts?.chunkRows ?? 128;
+  if (!Number.isInteger(R) || R < 1) check.fail(name, `chunkRows must be a positive integer, got ${R}`);
+
+  const logps = Tensor.empty([N]);
+  const lse = Tensor.empty([N]);
+  const entropy = opts?.entropy ? Tensor.empty([N]) : null;
+  const cast = isAutocast();
+  // GEMM operands: bf16 copies when autocast is on (cast once per pass, shared by its chunks).
+  const operands = () => (cast ? { hh: toBf16(h), ww: toBf16(W) } : { hh: h, ww: W });
+  const rows0 = Math.min(R, N);
+  {
+    const { hh, ww } = operands();
+    const chunk = Tensor.empty([rows0, V]);
+    for (let r0 = 0; r0 < N; r0 += R) {
+      const rows = Math.min(R, N - r0);
+      gemmInto(chunk, hh, ww, { M: rows, N: V, K: C, transB: true, aOff: r0 * C });
+      op('logsoftmax_gather_forward')(logps.storage, lse.storage, entropy ? entropy.storage : null, chunk.storage, targets.storage, rows, V, temp, r0);
+    }
+    chunk.dispose();
+    if (cast) {
+      hh.dispose();
+      ww.dispose();
+    }
+  }
+  if (!needsGrad(h, W)) {
+    lse.dispose();
+    return { logps, entropy };
+  }
+  record(name, [h, W], logps, (dlp) => {
+    check.live(name, ['h', h], ['W', W], ['targets', targets], ['lse', lse]);
+    const { hh, ww } = operands();
+    const dh = h.requiresGrad ? Tensor.empty(h.shape) : null;
+    const dW = W.requiresGrad ? Tensor.empty(W.shape) : null;
+    const buf = Tensor.empty([rows0, V]); // logits chunk, overwritten in place by its gradient dz
+    const dzb = cast ? Tensor.empty([rows0, V], 'bfloat16') : null;
+    for (let r0 = 0; r0 < N; r0 += R) {
+      const rows = Math.min(R, N - r0);
+      gemmInto(buf, hh, ww, { M: rows, N: V, K: C, transB: true, aOff: r0 * C });
+      op('logsoftmax_gather_backward')(buf.storage, buf.storage, dlp.storage, lse.storage, targets.storage, rows, V, temp, r0);
+      if (dzb) op('cast_f32_bf16')(dzb.storage, buf.storage, rows * V);
+      const dz = dzb ?? buf;
+      if (dh) gemmInto(dh, dz, ww, { M: rows, N: C, K: V, cOff: r0 * C }); // dh[rows] = dz @ W
+      if (dW) gemmInto(dW, dz, hh, { M: V, N: C, K: rows, transA: true, bOff: r0 * C, beta: r0 === 0 ? 0 : 1 }); // dW += dzᵀ @ h[rows]
+    }
+    if (dW && N === 0) op('fill')(dW.storage, 0, dW.size);
+    buf.dispose();
+    dzb?.dispose();
+    if (cast) {
+      hh.dispose();
+      ww.dispose();
+    }
+    lse.dispose();
+    return [dh, dW];
+  });
+  return { logps, entropy };
+}
+
+function checkLogits(opName: string, logits: Tensor): [number, number] {
+  check.dtype(opName, 'logits', logits, 'float32');
+  check.rank(opName, 'logits', logits, 2);
+  const [N, V] = logits.shape as [number, number];
+  if (V === 0) check.fail(opName, `logits ${shapeStr(logits.shape)} has an empty vocabulary`);
+  return [N, V];
+}
+
+/** log_softmax(logits / temperature)[n, targets[n]] for logits [N, V], targets int32 [N] (< 0: 0, no gradient). */
+export function logSoftmaxGather(logits: Tensor, targets: Tensor, temperature?: number): Tensor {
+  const name = 'logSoftmaxGather';
+  check.live(name, ['logits', logits], ['targets', targets]);
+  const [N, V] = checkLogits(name, logits);
+  checkTargets(name, targets, N, V);
+  const temp = temperatureOf(name, temperature);
+  const lp = Tensor.empty([N]);
+  const lse = Tensor.empty([N]);
+  op('logsoftmax_gather_forward')(lp.storage, lse.storage, null, logits.storage, targets.storage, N, V, temp, 0);
+  if (!needsGrad(logits)) {
+    lse.dispose();
+    return lp;
+  }
+  return record(name, [logits], lp, (dlp) => {
+    check.live(name, ['logits', logits], ['targets', targets]);
+    const dx = Tensor.empty(logits.shape);
+    op('logsoftmax_gather_backward')(dx.storage, logits.storage, dlp.storage, lse.storage, targets.storage, N, V, temp, 0);
+    lse.dispose();
+    return [dx];
+  });
+}
+
+/** Entropy -Σ p log p of softmax(logits / temperature) per row, logits [N, V] -> [N]; backward gives dH/dlogits. */
+export function tokenEntropy(logits: Tensor, temperature?: number): Tensor {
+  const name = 'tokenEntropy';
+  check.live(name, ['logits', logits]);
+  const [N, V] = checkLogits(name, logits);
+  const temp = temperatureOf(name, temperature);
+  const ent = Tensor.empty([N]);
+  const lse = Tensor.empty([N]);
+  op('logsoftmax_gather_forward')(null, lse.storage, ent.storage, logits.storage, null, N, V, temp, 0);
+  if (!needsGrad(logits)) {
+    lse.dispose();
+    return ent;
+  }
+  return record(name, [logits], ent, (dH) => {
+    check.live(name, ['logits', logits]);
+    const dx = Tensor.empty(logits.shape);
+    op('token_entropy_backward')(dx.storage, logits.storage, dH.storage, lse.storage, ent.storage, N, V, temp, 0);
+    lse.dispose();
+    return [dx];
+  });
+}

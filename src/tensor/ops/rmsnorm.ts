@@ -1,0 +1,40 @@
+/**
+ * @module tensor/ops/rmsnorm
+ * RMSNorm as Hugging Face Qwen2RMSNorm / LlamaRMSNorm: y = w * (x * rsqrt(mean(x²) + eps)) over the
+ * last dim (mean accumulated in double, result float32). Also Qwen3's per-head q_norm / k_norm
+ * (x [B,T,H,D], w [D]). Native kernels: native/kernels/rmsnorm.cc (forward saves rstd per row).
+ */
+import { Tensor, shapeStr } from '../tensor.ts';
+import { needsGrad, record } from '../tape.ts';
+import { op } from '../../native/index.ts';
+import * as check from '../check.ts';
+
+/** x [..., C] float32, weight [C] float32 → y [..., C]. */
+export function rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+  const name = 'rmsnorm';
+  check.live(name, ['x', x], ['weight', weight]);
+  check.dtype(name, 'x', x, 'float32');
+  check.dtype(name, 'weight', weight, 'float32');
+  check.rank(name, 'weight', weight, 1);
+  if (x.shape.length < 1) check.fail(name, `x ${shapeStr(x.shape)} must have rank ≥ 1`);
+  const C = weight.shape[0]!;
+  if (x.shape[x.shape.length - 1] !== C) {
+    check.fail(name, `x ${shapeStr(x.shape)} vs weight ${shapeStr(weight.shape)}${weight.name ? ` (${weight.name})` : ''}: last dims differ`);
+  }
+  if (!(Number.isFinite(eps) && eps >= 0)) check.fail(name, `eps must be a finite number ≥ 0, got ${eps}`);
+  const N = x.size / C;
+  const y = Tensor.empty(x.shape);
+  const rstd = Tensor.empty([N]); // saved for backward: rsqrt(mean(x²) + eps) per row
+  op('rmsnorm_forward')(y.storage, rstd.storage, x.storage, weight.storage, N, C, eps);
+  if (!needsGrad(x, weight)) {
+    rstd.dispose();
+    return y;
+  }
+  return record(name, [x, weight], y, (dy) => {
+    check.live(`${name} backward`, ['x', x], ['weight', weight], ['rstd', rstd]);
+    const dx = x.requiresGrad ? Tensor.empty(x.shape) : null;
+    const dw = weight.requiresGrad ? Tensor.empty(weight.shape) : null;
+    op('rmsnorm_backward')(dx ? dx.storage : null, dw ? dw.storage : null, dy.storage, x.storage, weight.storage, rstd.storage, N, C);
+    return [dx, dw];
+  });
+}
