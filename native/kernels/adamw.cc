@@ -1,7 +1,7 @@
 // Fused AdamW step for one parameter tensor, exactly as torch.optim.AdamW's single-tensor path
 // (torch/optim/adamw.py, _single_tensor_adamw) with amsgrad=False, maximize=False:
 //   p   *= 1 - lr * wd                                 (decoupled weight decay)
-//   m    = lerp(m, g, 1 - beta1)  = beta1 m + (1 - beta1) g
+//   m    = beta1 m + (1 - beta1) g     (torch 1.13's mul_/add_; torch 2.x writes it as lerp, same maths)
 //   v    = beta2 v + (1 - beta2) g^2
 //   p   -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 // Scalars (bias corrections, step size) are formed in double like Python does, then used in
@@ -35,21 +35,18 @@ GPG_OP(adamw_step) {
   float* v = a.f32(3, "exp_avg_sq", n);
 
   const float decay = static_cast<float>(1.0 - lr * wd);
-  const float w1 = static_cast<float>(1.0 - b1);  // lerp weight (< 0.5 for usual betas)
+  const float fb1 = static_cast<float>(b1), w1 = static_cast<float>(1.0 - b1);
   const float fb2 = static_cast<float>(b2), w2 = static_cast<float>(1.0 - b2);
   const double bc1 = 1.0 - std::pow(b1, static_cast<double>(step));
   const double bc2 = 1.0 - std::pow(b2, static_cast<double>(step));
   const float step_size = static_cast<float>(lr / bc1);
   const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
   const float feps = static_cast<float>(eps);
-  // torch's CPU lerp: self + w (end - self) when w < 0.5, else end - (end - self)(1 - w)
-  const bool lerp_low = w1 < 0.5f;
-  const float w1c = 1.0f - w1;
   // Scalar update; the AVX-512 body below performs the same float operations in the same order.
   // Block boundaries depend only on n, so results are identical for any thread count.
   auto one = [&](int64_t i) {
     const float gi = g[i];
-    const float mi = lerp_low ? m[i] + w1 * (gi - m[i]) : gi - (gi - m[i]) * w1c;
+    const float mi = m[i] * fb1 + gi * w1;
     const float vi = v[i] * fb2 + gi * gi * w2;
     const float denom = std::sqrt(vi) / bc2_sqrt + feps;
     p[i] = p[i] * decay - step_size * (mi / denom);
@@ -63,12 +60,11 @@ GPG_OP(adamw_step) {
   const int64_t nb = n / kBlock;
 #pragma omp parallel for schedule(static) if (n > 32768)
   for (int64_t b = 0; b < nb; b++) {
-    const __m512 vw1 = _mm512_set1_ps(w1), vw1c = _mm512_set1_ps(w1c), vb2 = _mm512_set1_ps(fb2), vw2 = _mm512_set1_ps(w2);
+    const __m512 vb1 = _mm512_set1_ps(fb1), vw1 = _mm512_set1_ps(w1), vb2 = _mm512_set1_ps(fb2), vw2 = _mm512_set1_ps(w2);
     const __m512 vbc2 = _mm512_set1_ps(bc2_sqrt), veps = _mm512_set1_ps(feps), vdec = _mm512_set1_ps(decay), vss = _mm512_set1_ps(step_size);
     for (int64_t i = b * kBlock; i < (b + 1) * kBlock; i += 16) {
       const __m512 gi = _mm512_loadu_ps(g + i), m0 = _mm512_loadu_ps(m + i), v0 = _mm512_loadu_ps(v + i), p0 = _mm512_loadu_ps(p + i);
-      const __m512 d = _mm512_sub_ps(gi, m0);
-      const __m512 mi = lerp_low ? _mm512_add_ps(m0, _mm512_mul_ps(vw1, d)) : _mm512_sub_ps(gi, _mm512_mul_ps(d, vw1c));
+      const __m512 mi = _mm512_add_ps(_mm512_mul_ps(m0, vb1), _mm512_mul_ps(gi, vw1));
       const __m512 vi = _mm512_add_ps(_mm512_mul_ps(v0, vb2), _mm512_mul_ps(_mm512_mul_ps(gi, gi), vw2));
       const __m512 denom = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), vbc2), veps);
       const __m512 pi = _mm512_sub_ps(_mm512_mul_ps(p0, vdec), _mm512_mul_ps(vss, _mm512_div_ps(mi, denom)));

@@ -55,7 +55,7 @@ GPG_OP(sum_rows) {
   for (int64_t j = 0; j < N; j++) {
     double s = 0;  // deterministic: fixed order per column
     for (int64_t i = 0; i < M; i++) s += x[i * N + j];
-    out[j] = beta * out[j] + static_cast<float>(s);
+    out[j] = (beta == 0.0f ? 0.0f : beta * out[j]) + static_cast<float>(s);  // beta 0 never reads out (it may be uninitialised)
   }
   return info.Env().Undefined();
 }

@@ -80,6 +80,8 @@ export class AdamW {
   /**
    * One optimizer step over every parameter that has a gradient (others are skipped, their
    * moments untouched). `lr` overrides the learning rate from now on (schedulers call step(lr)).
+   * The step count (bias correction) is one per optimizer; torch keeps one per parameter, which
+   * differs only for a parameter that skipped earlier steps.
    */
   step(lr?: number): void {
     this.alive('step');

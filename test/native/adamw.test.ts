@@ -53,7 +53,7 @@ describe('AdamW', () => {
     p.dispose();
   });
 
-  test('six steps with per-parameter weight decay and a skipped parameter vs float64 torch semantics', () => {
+  test('six steps with per-parameter weight decay and a skipped parameter vs float64 torch semantics (global step count)', () => {
     const r = rng(2);
     const sizes = [5000, 512, 33];
     const o = { lr: 3e-3, b1: 0.85, b2: 0.99, eps: 1e-6 };

@@ -24,7 +24,7 @@ describe('Qwen2.5-Math grader', () => {
     assert.equal(qwenMathEqual('50', '0.5'), true); // x·100
     assert.equal(qwenMathEqual('3.14159', '3.1416'), true); // rel 1e-4
     assert.equal(qwenMathEqual('3.2', '3.1416'), false);
-    assert.equal(qwenMathEqual('[1,2]', '(1,2)'), false);
+    assert.equal(qwenMathEqual('[1,2]', '(1,2)'), true); // Qwen compares list items and ignores bracket kinds
     assert.equal(qwenMathEqual('(1,2)', '(1,2)'), true);
     assert.equal(qwenMathEqual('(2,1)', '(1,2)'), false);
     assert.equal(qwenMathEqual('\\frac{\\sqrt{2}}{2}', '\\frac{1}{\\sqrt{2}}'), true);
