@@ -1,5 +1,6 @@
 // gpg-rl native core: the N-API surface. Every export is created in Init() below; this is the
 // only place C++ exceptions are caught and turned into the TypeScript NativeOpError.
+#include <malloc.h>
 #include <omp.h>
 
 #include <atomic>
@@ -334,6 +335,11 @@ static Napi::Value LiveBytes(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Training allocates and frees the same activation sizes every step. Keep freed blocks in the
+  // heap instead of returning them to the OS (glibc would mmap/munmap each large block, and every
+  // fresh page costs a fault and a kernel zero-fill): measured ~40% of op time on small models.
+  mallopt(M_MMAP_THRESHOLD, 512 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   exports.Set("Storage", Storage::Init(env));
   exports.Set("init", Napi::Function::New(env, InitErrors, "init"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));

@@ -192,11 +192,26 @@ void fwd_task(float* out, float* lse, const float* q, const float* k, const floa
   for (int64_t s0 = 0; s0 < kend; s0 += BK) {
     const int64_t nk = std::min(BK, kend - s0);
     if (!tile_bias(bias, mrow, s0, nk)) continue;
-    transpose_tile(Kt, kb + s0 * kvrow, kvrow, nk, D);
+    // Few rows (decode, Tq = 1): direct dot products beat transposing the tile for each head.
+    const bool direct = nq <= 2;
+    if (!direct) transpose_tile(Kt, kb + s0 * kvrow, kvrow, nk, D);
     for (int64_t r = 0; r < nq; r++) {
       const int64_t lim = a.qpos0 + i0 + r - s0 + 1;  // causal: keys j < lim visible
       if (lim <= 0) continue;
-      row_scores<DT>(s, Qs + r * D, Kt, D);
+      if (direct) {
+        const float* x = Qs + r * D;
+        for (int64_t j = 0; j < BK; j++) {
+          float dot = 0.0f;
+          if (j < nk) {
+            const float* kr = kb + (s0 + j) * kvrow;
+#pragma omp simd reduction(+ : dot)
+            for (int64_t d = 0; d < D; d++) dot += x[d] * kr[d];
+          }
+          s[j] = dot;
+        }
+      } else {
+        row_scores<DT>(s, Qs + r * D, Kt, D);
+      }
       float mx = m[r];
 #pragma omp simd reduction(max : mx)
       for (int64_t j = 0; j < BK; j++) {

@@ -164,6 +164,8 @@ export async function train(configIn: TrainConfig | Record<string, unknown>, opt
     throw e;
   }
   const totalSteps = cfg.max_steps > 0 ? cfg.max_steps : Math.max(1, Math.ceil((cfg.num_train_epochs * rows.length) / promptsPerStep));
+  // the lr schedule runs over optimizer updates: num_iterations of them per step (DESIGN §5)
+  const scheduleSteps = totalSteps * cfg.num_iterations;
   const configHash = hashConfig(Object.fromEntries(Object.entries(cfg).filter(([k]) => !RESUMABLE.has(k))));
   if (opts.dryRun) {
     await verifier?.close();
@@ -180,10 +182,27 @@ export async function train(configIn: TrainConfig | Record<string, unknown>, opt
   let startStep = 0;
   let optimizerStep = 0;
   const counters: Record<string, number> = { skipped_steps: 0, reward_failures: 0 };
+  // The frozen reference (k3 KL) is the initial policy, copied before a resume overwrites the
+  // weights with the checkpoint's (also right for built-in or in-memory models with no folder).
+  const ref = cfg.beta > 0 ? CausalLM.fromHost(model.cfg, model.toHost()) : null;
   if (opts.resume) {
-    const ck = latestCheckpoint(runDir);
+    let ck: ReturnType<typeof latestCheckpoint>;
+    try {
+      ck = latestCheckpoint(runDir);
+    } catch (e) {
+      // a damaged checkpoint: report it, and release the verifier workers so the process can exit
+      ref?.dispose();
+      await verifier?.close();
+      throw e;
+    }
+    if (!ck && existing) {
+      // killed before its first checkpoint: start over, dropping the rows of the lost steps
+      truncateMetrics(join(runDir, 'metrics.jsonl'), 0);
+      truncateJsonl(join(runDir, 'completions.jsonl'), 0);
+    }
     if (ck) {
       if (ck.data.state.configHash !== configHash) {
+        ref?.dispose();
         await verifier?.close();
         throw new ConfigError(`--resume: ${ck.dir} was written with different settings (only ${[...RESUMABLE].join(', ')} may change); use the original recipe or another output_dir`);
       }
@@ -203,19 +222,13 @@ export async function train(configIn: TrainConfig | Record<string, unknown>, opt
     }
   }
   optimizer ??= new AdamW(named.map(([n, p]) => ({ param: p, weightDecay: decayed(n) ? cfg.weight_decay : 0 })), { lr: cfg.learning_rate, beta1: cfg.adam_beta1, beta2: cfg.adam_beta2, eps: cfg.adam_epsilon });
-  const ref = cfg.beta > 0 ? CausalLM.fromHost(model.cfg, model.toHost()) : null; // frozen initial policy (k3 KL)
-  if (ref && opts.resume && startStep > 0 && modelSourceDir) {
-    const init = CausalLM.load(modelSourceDir);
-    for (const [name, p] of ref.params) p.copyFrom(init.params.get(name)!);
-    init.dispose();
-  }
 
   mkdirSync(runDir, { recursive: true });
   writeFileSync(join(runDir, 'trainer_config.json'), JSON.stringify(cfg, null, 1) + '\n');
   const rewardNames = rewards.map((r) => r.name);
   const keys = metricKeys({ rewardFns: rewardNames, beta: cfg.beta, lossType: cfg.loss_type, numIterations: cfg.num_iterations });
   const metrics = new MetricsWriter(join(runDir, 'metrics.jsonl'), keys);
-  const bar = new ProgressBar(totalSteps);
+  const bar = new ProgressBar(totalSteps, opts.log ? { write: (s: string) => opts.log!(s.replace(/\n$/, '')) } : process.stderr);
   const allRows: MetricsRow[] = [];
   setAutocast(cfg.bf16);
   model.setRequiresGrad(true);
@@ -318,7 +331,7 @@ export async function train(configIn: TrainConfig | Record<string, unknown>, opt
       let clipSum = 0;
       let trainTokens = 0;
       const tTrain = performance.now();
-      let lr = learningRateAt(optimizerStep, totalSteps, { learningRate: cfg.learning_rate, warmupRatio: cfg.warmup_ratio, scheduler: cfg.lr_scheduler_type });
+      let lr = learningRateAt(optimizerStep, scheduleSteps, { learningRate: cfg.learning_rate, warmupRatio: cfg.warmup_ratio, scheduler: cfg.lr_scheduler_type });
       if (skip) counters.skipped_steps = (counters.skipped_steps ?? 0) + 1;
       else {
         for (let it = 0; it < cfg.num_iterations; it++) {
@@ -357,7 +370,7 @@ export async function train(configIn: TrainConfig | Record<string, unknown>, opt
           }
           const params = model.parameters();
           gradNorm = cfg.max_grad_norm > 0 ? clipGradNorm(params, cfg.max_grad_norm) : gradNormOf(params);
-          lr = learningRateAt(optimizerStep, totalSteps, { learningRate: cfg.learning_rate, warmupRatio: cfg.warmup_ratio, scheduler: cfg.lr_scheduler_type });
+          lr = learningRateAt(optimizerStep, scheduleSteps, { learningRate: cfg.learning_rate, warmupRatio: cfg.warmup_ratio, scheduler: cfg.lr_scheduler_type });
           if (Number.isFinite(gradNorm)) optimizer.step(lr);
           else bar.log(`step ${step + 1}: non-finite gradient norm; update skipped`);
           optimizer.zeroGrad();

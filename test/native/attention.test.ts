@@ -153,6 +153,25 @@ describe('attention forward + backward vs float64', () => {
   runCase('D=17 (generic path), H=3 Hkv=1, T=33, all-padded item', 4, 2, 33, 3, 1, 17, Int32Array.from({ length: 66 }, (_, i) => (i < 33 ? 0 : 1)));
 });
 
+describe('attention determinism', () => {
+  test('backward is bitwise identical across runs (each gradient element has one writer)', () => {
+    const r = rng(5);
+    const B = 2, T = 100, H = 4, Hkv = 2, D = 32;
+    const Q = f32(randn(B * T * H * D, r)), K = f32(randn(B * T * Hkv * D, r)), V = f32(randn(B * T * Hkv * D, r)), R = f32(randn(B * T * H * D, r));
+    const run = () =>
+      tidy(() => {
+        const q = Tensor.fromArray(Q, [B, T, H, D]), k = Tensor.fromArray(K, [B, T, Hkv, D]), v = Tensor.fromArray(V, [B, T, Hkv, D]);
+        q.requiresGrad = k.requiresGrad = v.requiresGrad = true;
+        backward(attention(q, k, v, Tensor.fromArray(paddingMask(B, T, 3, 4), [B, T], 'int32')), Tensor.fromArray(R, [B, T, H, D]));
+        const g = [q.grad!.toArray(), k.grad!.toArray(), v.grad!.toArray()];
+        for (const t of [q, k, v]) t.grad!.dispose();
+        return g;
+      });
+    const a = run(), b = run();
+    for (let i = 0; i < 3; i++) assert.deepEqual(a[i], b[i], `attention: gradient ${'qkv'[i]} differs between runs`);
+  });
+});
+
 describe('attentionCached', () => {
   test('prefill + decode steps with a cache equal the rows of full attention (left-padded prompts)', () => {
     const r = rng(7);

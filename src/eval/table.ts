@@ -1,0 +1,37 @@
+/**
+ * @module eval/table
+ * The results table in the layout of the GPG paper's tables (arXiv 2504.02546, Tables 1–3):
+ * a row per model and metric, columns Average, AIME24, MATH-500, AMC23, Minerva, OlympiadBench,
+ * scores in percent with one decimal. Average is the unweighted mean over the benchmarks shown,
+ * as in the paper. Only the evaluated benchmarks get a column, in the paper's order. Markdown.
+ */
+import { BENCHMARKS, type BenchmarkId } from './benchmarks.ts';
+
+export interface TableScore {
+  pass1: number;
+  passK: number;
+}
+
+export interface TableInput {
+  model: string;
+  /** pass@k's k; a pass@k row is added when k > 1. */
+  k: number;
+  benchmarks: Partial<Record<BenchmarkId, TableScore>>;
+  average: TableScore;
+}
+
+const pct = (x: number): string => (100 * x).toFixed(1);
+
+export function formatTable(t: TableInput): string {
+  const cols = BENCHMARKS.filter((b) => t.benchmarks[b.id] !== undefined);
+  const name = t.model.replace(/\|/g, '\\|');
+  const lines = [
+    `| Model | Average | ${cols.map((c) => c.label).join(' | ')} |`,
+    `| :--- | ---: | ${cols.map(() => '---:').join(' | ')} |`,
+  ];
+  const row = (label: string, pick: (s: TableScore) => number): string =>
+    `| ${name} (${label}) | ${pct(pick(t.average))} | ${cols.map((c) => pct(pick(t.benchmarks[c.id]!))).join(' | ')} |`;
+  lines.push(row(t.k > 1 ? `pass@1, avg of ${t.k}` : 'pass@1', (s) => s.pass1));
+  if (t.k > 1) lines.push(row(`pass@${t.k}`, (s) => s.passK));
+  return lines.join('\n');
+}
