@@ -210,7 +210,12 @@ export async function evaluate(model: CausalLM | null, tokenizer: TextTokenizer 
   const stats = pool.stats();
   const graded: SampleRecord[] = records.map((r, i) => {
     const v = verdicts[i]!;
-    const out: SampleRecord = { ...r, extracted: extracted(grader, r.completion), correct: v.error === undefined && v.equal };
+    // Key order of results.jsonl: identity, text, verdict, then the optional fields.
+    const out: SampleRecord = {
+      benchmark: r.benchmark, index: r.index, sample: r.sample, prompt: r.prompt, completion: r.completion,
+      extracted: extracted(grader, r.completion), gold: r.gold, correct: v.error === undefined && v.equal,
+    };
+    if (r.finished !== undefined) out.finished = r.finished;
     if (v.error !== undefined) out.error = v.error;
     return out;
   });

@@ -19,7 +19,7 @@ import { join, resolve } from 'node:path';
 import { Tensor, tidy } from '../tensor/tensor.ts';
 import { backward, noGrad } from '../tensor/tape.ts';
 import { setAutocast } from '../tensor/ops/matmul.ts';
-import { AdamW, clipGradNorm } from '../tensor/optim.ts';
+import { AdamW, clipGradNorm, gradNorm as globalGradNorm } from '../tensor/optim.ts';
 import { setNumThreads } from '../native/index.ts';
 import { CausalLM } from '../model/decoder.ts';
 import { readGenerationConfig } from '../model/config.ts';
@@ -256,10 +256,13 @@ export async function train(configIn: TrainConfig | Record<string, unknown>, opt
     for (let step = startStep; step < totalSteps; step++) {
       const t0 = performance.now();
       const stats: RolloutStats = { generatedTokens: 0, generationSeconds: 0, rewardSeconds: 0, rewardFailures: {}, errors: [] };
+      // Generation takes the whole step batch at once (TRL's generation_batch_size = per-device batch ×
+      // gradient_accumulation_steps), so the samples of a step do not depend on how it is split into
+      // micro-batches for the backward pass, and accumulating 2 × B equals one batch of 2B (DESIGN §5).
       const ctx = {
         model, rng, G, maxNewTokens: cfg.max_completion_length, temperature: cfg.temperature, topP: cfg.top_p, topK: cfg.top_k,
         eosTokenIds: eos, padTokenId: padId, decode: (ids: number[]) => tokenizer.decode(ids, { skipSpecialTokens: true }),
-        rewards, rewardTimeoutMs: cfg.reward_timeout_s * 1000, overlong: cfg.overlong_penalty, genBatch: cfg.per_device_train_batch_size,
+        rewards, rewardTimeoutMs: cfg.reward_timeout_s * 1000, overlong: cfg.overlong_penalty, genBatch: stepBatch,
       };
       const sample = (n: number) => rollout(ctx, sampler.next(n), stats);
       const isValid = (g: Group) => isGroupValid(g.rewards);
@@ -444,8 +447,9 @@ function mean(xs: number[]): number {
   return s / xs.length;
 }
 
+/** max_grad_norm 0 = no clipping: only measure (clipGradNorm rejects an infinite bound). */
 function gradNormOf(params: Tensor[]): number {
-  return clipGradNorm(params, Infinity);
+  return globalGradNorm(params);
 }
 
 /** Reference-model token log-probs as a dense [B*(T-1)] array (no gradient). */

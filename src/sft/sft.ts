@@ -56,6 +56,7 @@ export async function sftTrain(model: CausalLM, nextPair: (rng: Rng) => SftPair,
   try {
     for (; step < o.maxSteps; step++) {
       if (o.maxSeconds !== undefined && (performance.now() - t0) / 1000 >= o.maxSeconds) break;
+      await new Promise((r) => setImmediate(r)); // let N-API finalizers of freed storages run
       const pairs = Array.from({ length: o.batchSize }, () => nextPair(rng));
       const packed = packBatch(pairs.map((p) => p.prompt), pairs.map((p) => p.completion), o.padTokenId);
       const { B, T } = packed;

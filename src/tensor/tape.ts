@@ -6,7 +6,7 @@
  * (parameters) accumulate into `.grad` ("+=", so micro-batches add up); intermediate gradients
  * are freed as soon as they have been used. `noGrad(fn)` runs without recording.
  */
-import { Tensor, type TapeNode } from './tensor.ts';
+import { Tensor, setScopeEndHook, type TapeNode } from './tensor.ts';
 import { op } from '../native/index.ts';
 import { TensorOpError } from '../errors.ts';
 
@@ -63,6 +63,12 @@ export function clearTape(): void {
   for (const n of tape) n.output.node = null;
   tape = [];
 }
+
+// When the outermost tidy() scope ends, nodes whose output tensor is gone can never be
+// backpropagated through: drop them so forward-only passes with gradients on do not accumulate.
+setScopeEndHook(() => {
+  if (tape.length && tape.some((n) => n.output.disposed)) tape = tape.filter((n) => !n.output.disposed);
+});
 
 export function tapeLength(): number {
   return tape.length;

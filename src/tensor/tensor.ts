@@ -28,6 +28,11 @@ export interface TapeNode {
 }
 
 const scopes: Array<Set<Tensor>> = [];
+/** Set by tape.ts: drops tape nodes whose outputs were disposed (a forward pass with gradients on but no backward). */
+let onScopeEnd: (() => void) | null = null;
+export function setScopeEndHook(fn: () => void): void {
+  onScopeEnd = fn;
+}
 
 export function shapeSize(shape: readonly number[]): number {
   let n = 1;
@@ -187,6 +192,7 @@ function endScope(scope: Set<Tensor>, result: unknown): void {
     if (keepers.has(t)) parent?.add(t);
     else t.dispose();
   }
+  if (scopes.length === 0) onScopeEnd?.();
 }
 
 /**
