@@ -14,7 +14,8 @@
  *
  * `train(config, { rewardFns })` is the public API; `gpg-rl train` is a thin wrapper over it.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, appendFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, appendFileSync, writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../model/safetensors.ts';
 import { join, resolve } from 'node:path';
 import { Tensor, tidy } from '../tensor/tensor.ts';
 import { backward, noGrad } from '../tensor/tape.ts';
@@ -63,11 +64,20 @@ export interface TrainOptions {
   onStep?: (row: MetricsRow) => void;
   /** Validate everything and stop before creating the run folder. */
   dryRun?: boolean;
+  /**
+   * Stop after the step in which this many completions have been generated in total (resampling
+   * included): the ablation gives every arm the same generation budget.
+   */
+  maxGeneratedCompletions?: number;
 }
 
 export interface TrainResult {
   runDir: string;
   steps: number;
+  /** Completions and tokens generated over the run (resampling included). */
+  generatedCompletions: number;
+  generatedTokens: number;
+  seconds: number;
   modelDir: string | null;
   metrics: MetricsRow[];
   model: CausalLM;
@@ -170,7 +180,7 @@ export async function train(configIn: TrainConfig | Record<string, unknown>, opt
   if (opts.dryRun) {
     await verifier?.close();
     log(`dry run: ${cfg.output_dir}: ${rows.length} prompts (${tooLong} over max_prompt_length, ${JSON.stringify(dropped)} dropped at load), ${rewards.length} reward function(s) [${rewards.map((r) => r.name).join(', ')}], ${totalSteps} steps of ${promptsPerStep} prompts × ${G} completions, model ${model.cfg.architecture} ${(model.numParameters() / 1e6).toFixed(2)}M params`);
-    return { runDir, steps: 0, modelDir: null, metrics: [], model };
+    return { runDir, steps: 0, generatedCompletions: 0, generatedTokens: 0, seconds: 0, modelDir: null, metrics: [], model };
   }
 
   // ---- state: optimizer, RNGs, data order (fresh or from the newest checkpoint) ----------
@@ -224,7 +234,7 @@ export async function train(configIn: TrainConfig | Record<string, unknown>, opt
   optimizer ??= new AdamW(named.map(([n, p]) => ({ param: p, weightDecay: decayed(n) ? cfg.weight_decay : 0 })), { lr: cfg.learning_rate, beta1: cfg.adam_beta1, beta2: cfg.adam_beta2, eps: cfg.adam_epsilon });
 
   mkdirSync(runDir, { recursive: true });
-  writeFileSync(join(runDir, 'trainer_config.json'), JSON.stringify(cfg, null, 1) + '\n');
+  writeFileAtomic(join(runDir, 'trainer_config.json'), JSON.stringify(cfg, null, 1) + '\n');
   const rewardNames = rewards.map((r) => r.name);
   const keys = metricKeys({ rewardFns: rewardNames, beta: cfg.beta, lossType: cfg.loss_type, numIterations: cfg.num_iterations });
   const metrics = new MetricsWriter(join(runDir, 'metrics.jsonl'), keys);
@@ -244,14 +254,22 @@ export async function train(configIn: TrainConfig | Record<string, unknown>, opt
     });
     const ck = saveCheckpoint(runDir, model.cfg, model.toHost(), data, { generation: generation ?? undefined, tokenizerFrom: tokenizerDir ?? undefined, extraFiles: extra });
     if (dir) {
+      // staged, then renamed into place: a kill never leaves a half-written <output_dir>/model
+      const stage = `${dir}.staging-${process.pid}`;
+      rmSync(stage, { recursive: true, force: true });
+      mkdirSync(stage, { recursive: true });
+      for (const f of readdirSync(ck)) if (f !== 'optimizer.safetensors' && f !== 'trainer_state.json') writeFileSync(join(stage, f), readFileSync(join(ck, f)));
       rmSync(dir, { recursive: true, force: true });
-      mkdirSync(dir, { recursive: true });
-      for (const f of readdirSync(ck)) if (f !== 'optimizer.safetensors' && f !== 'trainer_state.json') writeFileSync(join(dir, f), readFileSync(join(ck, f)));
+      renameSync(stage, dir);
     }
     return ck;
   };
 
   // ---- the loop ---------------------------------------------------------------------------
+  let generatedCompletions = 0;
+  let generatedTokens = 0;
+  let lastStep = totalSteps;
+  const tRun = performance.now();
   try {
     for (let step = startStep; step < totalSteps; step++) {
       const t0 = performance.now();
@@ -264,7 +282,10 @@ export async function train(configIn: TrainConfig | Record<string, unknown>, opt
         eosTokenIds: eos, padTokenId: padId, decode: (ids: number[]) => tokenizer.decode(ids, { skipSpecialTokens: true }),
         rewards, rewardTimeoutMs: cfg.reward_timeout_s * 1000, overlong: cfg.overlong_penalty, genBatch: stepBatch,
       };
-      const sample = (n: number) => rollout(ctx, sampler.next(n), stats);
+      const sample = (n: number) => {
+        generatedCompletions += n * G;
+        return rollout(ctx, sampler.next(n), stats);
+      };
       const isValid = (g: Group) => isGroupValid(g.rewards);
 
       // 1–2) experience, with GPG's β_th resampling or DAPO's dynamic sampling
@@ -420,13 +441,18 @@ export async function train(configIn: TrainConfig | Record<string, unknown>, opt
       if (cfg.log_completions) logCompletions(join(runDir, 'completions.jsonl'), step + 1, groups, adv, cfg.num_completions_to_log);
       opts.onStep?.(row);
       if ((step + 1) % cfg.logging_steps === 0 || step + 1 === totalSteps) bar.update(step + 1, formatProgress(row, totalSteps));
+      generatedTokens += stats.generatedTokens;
+      if (opts.maxGeneratedCompletions !== undefined && generatedCompletions >= opts.maxGeneratedCompletions) {
+        lastStep = step + 1;
+        break;
+      }
       if (cfg.save_steps > 0 && (step + 1) % cfg.save_steps === 0 && step + 1 < totalSteps) saveModel(null, step + 1);
     }
     bar.done?.();
     const modelDir = join(runDir, 'model');
-    saveModel(modelDir, totalSteps);
+    saveModel(modelDir, lastStep);
     writeReport(runDir, { config: cfg as unknown as Record<string, unknown>, title: `gpg-rl run: ${cfg.output_dir}` });
-    return { runDir, steps: totalSteps, modelDir, metrics: allRows, model };
+    return { runDir, steps: lastStep, generatedCompletions, generatedTokens, seconds: (performance.now() - tRun) / 1000, modelDir, metrics: allRows, model };
   } finally {
     metrics.close();
     setAutocast(false);
@@ -493,7 +519,7 @@ function truncateJsonl(path: string, lastStep: number): void {
       return false;
     }
   });
-  writeFileSync(path, keep.length ? keep.join('\n') + '\n' : '');
+  writeFileAtomic(path, keep.length ? keep.join('\n') + '\n' : '');
 }
 
 export { GpgRlError };

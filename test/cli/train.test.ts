@@ -5,10 +5,10 @@
  * trainer state, <output_dir>/model); and every bad recipe / dataset input named in the issue
  * failing with one line on stderr, exit 1, and no run folder left behind.
  */
-import { test, describe } from 'node:test';
+import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeInitModel } from '../../src/model/init.ts';
@@ -24,8 +24,11 @@ const run = (args: string[], cwd = ROOT) => spawnSync(process.execPath, [BIN, 't
 const SHAPE = { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, tie_word_embeddings: true, max_position_embeddings: 64 };
 
 /** A temp folder holding model/, data.jsonl, reward.mjs and recipe.yaml (paths relative to the recipe). */
+const made: string[] = [];
+after(() => { for (const d of made) rmSync(d, { recursive: true, force: true }); });
 function fixture(): string {
   const dir = mkdtempSync(join(tmpdir(), 'gpg-cli-train-'));
+  made.push(dir);
   writeInitModel(join(dir, 'model'), SHAPE, { seed: 1, charVocab: true });
   writeFileSync(join(dir, 'data.jsonl'), Array.from({ length: 12 }, (_, i) => JSON.stringify({ prompt: `${i}+${i + 1}`, answer: String(2 * i + 1) })).join('\n') + '\n');
   // A length-parity reward, so groups of random completions disagree and steps are not skipped.

@@ -4,9 +4,9 @@
  * new_param)`), and one GPG optimizer step on a batch raises the summed log-probability of its
  * positive-advantage completions and lowers that of its negative-advantage ones.
  */
-import { test, describe } from 'node:test';
+import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeInitModel } from '../../src/model/init.ts';
@@ -24,6 +24,7 @@ import { packBatch, type PackedBatch } from '../../src/rl/batch.ts';
 
 const SHAPE = { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, tie_word_embeddings: false, max_position_embeddings: 64 };
 const dir = mkdtempSync(join(tmpdir(), 'gpg-learn-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 writeInitModel(join(dir, 'model'), SHAPE, { seed: 4, charVocab: true });
 writeFileSync(join(dir, 'data.jsonl'), Array.from({ length: 16 }, (_, i) => JSON.stringify({ prompt: `${i}-${i % 5}`, answer: String(i - (i % 5)) })).join('\n') + '\n');
 
@@ -41,9 +42,9 @@ describe('GPG learns', () => {
       max_steps: 3, save_steps: 0, seed: 9, learning_rate: 1e-3, lr_scheduler_type: 'constant',
     }, { rewardFns: { len: ({ completions }) => completions.map(lenReward) }, log: () => {} });
     assert.ok(res.metrics.filter((r) => Number.isFinite(r.loss)).length >= 2, 'fewer than 2 steps trained');
-    const after = res.model.toHost();
+    const trained = res.model.toHost();
     for (const [name, t0] of init.toHost()) {
-      const t1 = after.get(name)!;
+      const t1 = trained.get(name)!;
       assert.ok(!Buffer.from(t1.data.buffer).equals(Buffer.from(t0.data.buffer)), `Parameter ${name} has not changed.`);
     }
     init.dispose();
@@ -93,13 +94,13 @@ describe('GPG learns', () => {
     opt.step(1e-3);
     opt.zeroGrad();
     model.setRequiresGrad(false);
-    const after = seqLogps(packed);
+    const afterLp = seqLogps(packed);
 
     const meanDelta = (sign: 1 | -1) => {
       let s = 0;
       let n = 0;
       for (let b = 0; b < B; b++) if (Math.sign(adv[b]!) === sign) {
-        s += after[b]! - before[b]!;
+        s += afterLp[b]! - before[b]!;
         n++;
       }
       return s / n;

@@ -5,7 +5,7 @@
  * keys) and its final weights and optimizer moments must equal A's byte for byte (same machine,
  * same thread count). A damaged checkpoint is reported (CheckpointError), never loaded.
  */
-import { test, describe, before } from 'node:test';
+import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,6 +21,7 @@ const SHAPE = { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, nu
 const STEPS = 6;
 
 const dir = mkdtempSync(join(tmpdir(), 'gpg-resume-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const recipe = join(dir, 'recipe.yaml');
 
 function setup(): void {

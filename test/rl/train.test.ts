@@ -6,9 +6,9 @@
  * KL reference of a resumed built-in model is the initial policy, not the checkpoint; and
  * gradient accumulation of 2 micro-batches equals one batch of twice the size.
  */
-import { test, describe } from 'node:test';
+import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeInitModel } from '../../src/model/init.ts';
@@ -19,6 +19,7 @@ import { checkTensor } from '../helpers.ts';
 
 const SHAPE = { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, tie_word_embeddings: true, max_position_embeddings: 64 };
 const dir = mkdtempSync(join(tmpdir(), 'gpg-train-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 writeInitModel(join(dir, 'model'), SHAPE, { seed: 1, charVocab: true });
 writeFileSync(join(dir, 'data.jsonl'), Array.from({ length: 16 }, (_, i) => JSON.stringify({ prompt: `${i}+${i}`, answer: String(2 * i) })).join('\n') + '\n');
 
