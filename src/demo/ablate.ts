@@ -54,6 +54,8 @@ export interface AblateOptions {
   /** Seed of the shared warm start. */
   warmSeed?: number;
   heldoutN?: number;
+  /** Overrides of the warm-start settings (toy-size tests). */
+  warmstart?: Partial<typeof WARMSTART>;
   log?: (s: string) => void;
 }
 
@@ -86,7 +88,8 @@ export async function runAblation(o: AblateOptions = {}): Promise<{ table: strin
   // earlier rows (the same arm/seed/steps reproduce exactly, so they are reused)
   const previous: RowResult[] = existsSync(resultsPath) ? (JSON.parse(readFileSync(resultsPath, 'utf8')) as { rows: RowResult[] }).rows : [];
   try {
-    const ws = await warmStart(o.warmSeed ?? 0, { cacheDir: o.cacheDir ?? defaultCacheDir(), warm: WARMSTART, log, pool });
+    const warm = { ...WARMSTART, ...o.warmstart };
+    const ws = await warmStart(o.warmSeed ?? 0, { cacheDir: o.cacheDir ?? defaultCacheDir(), warm, log, pool });
     const base = await heldoutAccuracy(ws.model, ws.tokenizer, heldout, { pool });
     log(`ablation: warm start held-out accuracy ${(base.accuracy * 100).toFixed(1)}%`);
     ws.model.dispose();
@@ -112,7 +115,7 @@ export async function runAblation(o: AblateOptions = {}): Promise<{ table: strin
           const res = await sftTrain(model, () => {
             const p = stream();
             return { prompt: tokenizer.encode(p.prompt, { addSpecialTokens: false }), completion: [...tokenizer.encode(p.solution, { addSpecialTokens: false }), eos] };
-          }, { learningRate: WARMSTART.learningRate / 4, batchSize: WARMSTART.batchSize, maxSteps: 1_000_000, maxSeconds: seconds, maxGradNorm: 1, seed, padTokenId: tokenizer.padTokenId ?? eos });
+          }, { learningRate: warm.learningRate / 4, batchSize: warm.batchSize, maxSteps: 1_000_000, maxSeconds: seconds, maxGradNorm: 1, seed, padTokenId: tokenizer.padTokenId ?? eos });
           const acc = await heldoutAccuracy(model, tokenizer, heldout, { pool });
           row = { arm, seed, accuracy: acc.accuracy, seconds: res.seconds, generatedTokens: 0, generatedCompletions: 0, steps: res.steps, rewardCurve: [] };
         } else {
@@ -130,7 +133,7 @@ export async function runAblation(o: AblateOptions = {}): Promise<{ table: strin
         writeFileAtomic(resultsPath, JSON.stringify({ warmstart_accuracy: base.accuracy, budget_completions: budget, rows: [...rows, ...previous.filter((p) => !rows.some((r) => r.arm === p.arm && r.seed === p.seed))] }, null, 1) + '\n');
       }
     }
-    const table = renderTable(rows, arms, seeds, base.accuracy, budget);
+    const table = renderTable(rows, arms, seeds, base.accuracy, budget, heldout.length);
     writeFileAtomic(join(outDir, 'ablation.md'), table);
     const series = arms.filter((a) => a !== 'sft_more').map((arm) => {
       const curves = rows.filter((r) => r.arm === arm).map((r) => r.rewardCurve);
@@ -144,9 +147,9 @@ export async function runAblation(o: AblateOptions = {}): Promise<{ table: strin
   }
 }
 
-function renderTable(rows: RowResult[], arms: string[], seeds: number[], base: number, budget: number): string {
+function renderTable(rows: RowResult[], arms: string[], seeds: number[], base: number, budget: number, nHeldout: number): string {
   const lines = [
-    `Held-out greedy accuracy on ${HELDOUT_N} fixed problems (level ${DEMO_LEVEL} arithmetic), warm start ${(base * 100).toFixed(1)}%;`,
+    `Held-out greedy accuracy on ${nHeldout} fixed problems (level ${DEMO_LEVEL} arithmetic), warm start ${(base * 100).toFixed(1)}%;`,
     `each RL arm generates ${budget} completions (G = 8); seeds ${seeds.join(', ')}; ${getNumThreads()} threads.`,
     '',
     '| arm | held-out accuracy (mean ± std) | Δ vs warm start | wall time (s, mean) | generated tokens (mean) | steps (mean) |',
