@@ -2,6 +2,8 @@
  * @module rl/builtin
  * `builtin:` names usable in recipes so the demo runs on a fresh clone with nothing prepared:
  *   model_name_or_path: builtin:tiny        a small character-level Qwen2 made like `gpg-rl init-model --char-vocab`
+ *   model_name_or_path: builtin:demo-warmstart  the demo's SFT warm start (seed 0), from the cache
+ *                       (~/.cache/gpg-rl) or built there first (a few minutes on 2 cores)
  *   dataset.path:       builtin:arithmetic  generated multi-step arithmetic (src/data/arith.ts), level 2;
  *                       builtin:arithmetic-<level> for another difficulty
  */
@@ -39,8 +41,23 @@ export interface BuiltModel {
   tokenizerFiles: Record<string, string>;
 }
 
+/** Like builtinModel, also for `builtin:demo-warmstart` (whose folder is returned as `dir`). */
+export async function resolveBuiltinModel(name: string, seed: number, log: (s: string) => void): Promise<BuiltModel & { dir?: string }> {
+  if (name !== 'builtin:demo-warmstart') return builtinModel(name, seed);
+  // loaded lazily: the demo module imports the training loop, which imports this file
+  const { warmStart, WARMSTART, defaultCacheDir } = await import('../demo/demo.ts');
+  const { VerifierPool } = await import('../rewards/math-verify/pool.ts');
+  const pool = new VerifierPool({ timeoutMs: 2000 });
+  try {
+    const ws = await warmStart(0, { cacheDir: defaultCacheDir(), warm: WARMSTART, log, pool });
+    return { model: ws.model, tokenizer: ws.tokenizer, tokenizerFiles: {}, dir: ws.dir };
+  } finally {
+    await pool.close();
+  }
+}
+
 export function builtinModel(name: string, seed: number): BuiltModel {
-  if (name !== 'builtin:tiny') throw new ConfigError(`model_name_or_path: unknown built-in model "${name}" (available: builtin:tiny)`);
+  if (name !== 'builtin:tiny') throw new ConfigError(`model_name_or_path: unknown built-in model "${name}" (available: builtin:tiny, builtin:demo-warmstart)`);
   const r = initModel(TINY_SHAPE, { seed, charVocab: true, source: 'builtin:tiny' });
   const tok = r.tokenizer!;
   const tokenizer = TextTokenizer.fromJson(tok.tokenizerJson, tok.tokenizerConfig);

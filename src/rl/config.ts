@@ -176,7 +176,11 @@ export const FIELDS = {
   // > Logging and saving
   logging_steps: f('Logging and saving', posInt(), 1, 'Print a progress line every N steps (metrics.jsonl gets every step).'),
   save_steps: f('Logging and saving', int().min(0), 500, 'Save a checkpoint (HF model folder + trainer state) every N steps; 0 = only at the end.'),
-  eval_steps: f('Logging and saving', int().min(0), 0, 'Evaluate every N steps; 0 = never.'),
+  eval_steps: f('Logging and saving', int().min(0), 0,
+    'Every N steps, greedy pass@1 on the first eval_limit problems of each eval_benchmarks set (gpg-rl eval), appended to eval.jsonl in the run folder; 0 = never.'),
+  eval_benchmarks: f('Logging and saving', z.array(z.enum(['aime24', 'math500', 'amc23', 'minerva', 'olympiadbench'])).min(1), ['aime24', 'math500', 'amc23', 'minerva', 'olympiadbench'],
+    'Benchmarks evaluated during training (the GPG paper\'s tables).'),
+  eval_limit: f('Logging and saving', posInt(), 20, 'Problems per benchmark evaluated during training (a subset keeps it cheap).'),
 } satisfies Record<string, Field>;
 
 export type FieldName = keyof typeof FIELDS;

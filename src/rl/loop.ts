@@ -44,7 +44,7 @@ import { learningRateAt } from './schedule.ts';
 import { packBatch } from './batch.ts';
 import { rollout, type Group, type RolloutStats, type TrainRow } from './rollout.ts';
 import { hashConfig, latestCheckpoint, saveCheckpoint } from './checkpoint.ts';
-import { builtinDataset, builtinModel, isBuiltin } from './builtin.ts';
+import { builtinDataset, isBuiltin, resolveBuiltinModel } from './builtin.ts';
 
 export interface TrainOptions {
   /** Reward functions given in code (replace `reward_funcs`); weights from `reward_weights` in the same order. */
@@ -84,7 +84,7 @@ export interface TrainResult {
 }
 
 /** Fields that may change between a run and its --resume. */
-const RESUMABLE = new Set(['max_steps', 'output_dir', 'save_steps', 'logging_steps', 'eval_steps', 'log_completions', 'num_completions_to_log', 'threads']);
+const RESUMABLE = new Set(['max_steps', 'output_dir', 'save_steps', 'logging_steps', 'eval_steps', 'eval_benchmarks', 'eval_limit', 'log_completions', 'num_completions_to_log', 'threads']);
 
 export async function train(configIn: TrainConfig | Record<string, unknown>, opts: TrainOptions = {}): Promise<TrainResult> {
   const cfg = isResolved(configIn) ? configIn : validateConfig(configIn, 'config', { baseDir: opts.baseDir });
@@ -110,7 +110,10 @@ export async function train(configIn: TrainConfig | Record<string, unknown>, opt
     tokenizer = opts.tokenizer;
     modelSourceDir = opts.modelDir ?? null;
   } else if (isBuiltin(cfg.model_name_or_path)) {
-    ({ model, tokenizer, tokenizerFiles } = builtinModel(cfg.model_name_or_path, cfg.seed));
+    const b = await resolveBuiltinModel(cfg.model_name_or_path, cfg.seed, log);
+    ({ model, tokenizer } = b);
+    tokenizerFiles = b.dir ? undefined : b.tokenizerFiles;
+    modelSourceDir = b.dir ?? null;
   } else {
     modelSourceDir = cfg.model_name_or_path;
     model = CausalLM.load(modelSourceDir);
@@ -263,6 +266,16 @@ export async function train(configIn: TrainConfig | Record<string, unknown>, opt
       renameSync(stage, dir);
     }
     return ck;
+  };
+
+  // benchmark subsets during training (eval_steps): greedy pass@1 into eval.jsonl
+  const evalDuringTraining = async (step: number) => {
+    const { evaluate } = await import('../eval/evaluate.ts');
+    model.setRequiresGrad(false);
+    const r = await evaluate(model, tokenizer, { benchmarks: cfg.eval_benchmarks, limit: cfg.eval_limit, maxNewTokens: cfg.max_completion_length, eosTokenIds: eos, padTokenId: padId, pool: verifier ?? undefined });
+    model.setRequiresGrad(true);
+    appendFileSync(join(runDir, 'eval.jsonl'), JSON.stringify({ step, ...r.summary }) + '\n');
+    log(`step ${step}: eval pass@1 ${cfg.eval_benchmarks.map((b) => `${b} ${(r.summary.benchmarks[b]?.pass1 ?? NaN).toFixed(3)}`).join(', ')}, average ${r.summary.average.pass1.toFixed(3)}`);
   };
 
   // ---- the loop ---------------------------------------------------------------------------
@@ -442,6 +455,7 @@ export async function train(configIn: TrainConfig | Record<string, unknown>, opt
       opts.onStep?.(row);
       if ((step + 1) % cfg.logging_steps === 0 || step + 1 === totalSteps) bar.update(step + 1, formatProgress(row, totalSteps));
       generatedTokens += stats.generatedTokens;
+      if (cfg.eval_steps > 0 && (step + 1) % cfg.eval_steps === 0) await evalDuringTraining(step + 1);
       if (opts.maxGeneratedCompletions !== undefined && generatedCompletions >= opts.maxGeneratedCompletions) {
         lastStep = step + 1;
         break;

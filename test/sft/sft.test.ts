@@ -17,7 +17,7 @@ test('sft on the built-in arithmetic task: loss decreases, model folder loads', 
   const dir = mkdtempSync(join(tmpdir(), 'gpg-sft-'));
   try {
     const out = join(dir, 'run');
-    const r = cli(['sft', 'recipes/sft-arithmetic.yaml', '--set', `output_dir=${out}`, '--set', 'max_steps=40', '--set', 'per_device_train_batch_size=16']);
+    const r = cli(['sft', 'recipes/sft/arithmetic.yaml', '--set', `output_dir=${out}`, '--set', 'max_steps=40', '--set', 'per_device_train_batch_size=16']);
     assert.equal(r.status, 0, r.stderr);
     const summary = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { first_loss: number; final_loss: number };
     const losses = readFileSync(join(out, 'sft_log.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { loss: number }).loss);
