@@ -140,3 +140,15 @@ describe('gradient accumulation', () => {
     for (const m of [init, acc.model, one.model]) m.dispose();
   });
 });
+
+test('eval_steps: benchmark subsets evaluated during training land in eval.jsonl', async () => {
+  const lines: string[] = [];
+  const cfg = base('evalsteps', { loss_type: 'gpg', max_steps: 2, eval_steps: 2, eval_benchmarks: ['amc23'], eval_limit: 1, max_completion_length: 4 });
+  const res = await train(cfg, { rewardFns: { len }, log: (l) => lines.push(l) });
+  const { readFileSync } = await import('node:fs');
+  const rows = readFileSync(join(res.runDir, 'eval.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; benchmarks: Record<string, { pass1: number }> });
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0]!.step, 2);
+  assert.ok(rows[0]!.benchmarks.amc23!.pass1 >= 0);
+  assert.ok(lines.some((l) => /eval pass@1 amc23/.test(l)), lines.join('\n'));
+});
