@@ -70,7 +70,7 @@ export interface DemoOptions {
   log?: (s: string) => void;
 }
 
-export const DEMO_RL_STEPS = 120;
+export const DEMO_RL_STEPS = 400;
 
 export interface DemoResult {
   heldout_accuracy_before: number;

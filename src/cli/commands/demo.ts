@@ -9,7 +9,7 @@ import { intFlag, parseFlags, usageText, type FlagSpec } from '../options.ts';
 
 const flags: Record<string, FlagSpec> = {
   seed: { type: 'string', help: 'seed of the warm start and of GPG (default 0)' },
-  steps: { type: 'string', help: 'GPG steps (default 120)' },
+  steps: { type: 'string', help: 'GPG steps (default 400)' },
   'runs-dir': { type: 'string', help: 'where the run folder goes (default runs/)' },
   'cache-dir': { type: 'string', help: 'warm-start cache (default ~/.cache/gpg-rl)' },
 };
