@@ -129,9 +129,9 @@ export function runBench(log: (s: string) => void = () => {}, opts: { skipTorch?
   const peak = measurePeak();
   out.peak_gflops = round(peak);
   log('GEMM 1024³, 2048³, decode 8×1024×4096 ...');
-  const g1024 = gemmGflops(1024, 1024, 1024, false);
-  const g2048 = gemmGflops(2048, 2048, 2048, false, 3);
-  const gdec = gemmGflops(8, 1024, 4096, true, 50);
+  const g1024 = gemmGflops(1024, 1024, 1024, false, 30);
+  const g2048 = gemmGflops(2048, 2048, 2048, false, 15);
+  const gdec = gemmGflops(8, 1024, 4096, true, 200);
   out.gemm_gflops = { 1024: round(g1024), 2048: round(g2048), decode: round(gdec) };
   out.gemm_fraction_of_peak = { 1024: round(g1024 / peak, 3), 2048: round(g2048 / peak, 3), decode: round(gdec / peak, 3) };
 
@@ -150,7 +150,7 @@ export function runBench(log: (s: string) => void = () => {}, opts: { skipTorch?
   log('decode: batch 16, prompt 64, 128 new tokens (sampling, prefill included) ...');
   const dec = decodeTokensPerS(model, 16, 64, 128);
   out.decode_tokens_per_s = round(dec);
-  const bw = op('mem_bandwidth')(256 << 20, 3) as number;
+  const bw = op('mem_bandwidth')(512 << 20, 5) as number;
   const weightBytes = params * 4;
   const bound = (16 * bw * 1e9) / weightBytes;
   out.mem_bandwidth_gbs = round(bw, 1);

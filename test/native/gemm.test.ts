@@ -175,3 +175,23 @@ describe('linear / matmul backward', () => {
     }
   });
 });
+
+describe('gemm_small_m (decode-shaped Linear)', () => {
+  for (const [M, N, K] of [[1, 7, 5], [3, 33, 40], [8, 130, 67], [16, 64, 512], [32, 9, 17]] as const) {
+    test(`M=${M} N=${N} K=${K}: bias, beta 0 and 1 vs float64`, () => {
+      const r = rng(M * 1000 + N + K);
+      const X = randn(M * K, r), W = randn(N * K, r), bias = randn(N, r), C0 = randn(M * N, r);
+      tidy(() => {
+        const x = Tensor.fromArray(f32(X), [M, K]);
+        const w = Tensor.fromArray(f32(W), [N, K]);
+        const b = Tensor.fromArray(f32(bias), [N]);
+        const y = linear(x, w, b); // routed to the small-M kernel
+        const ref = matmulRef(X, transpose(W, N, K), M, K, N).map((v, i) => v + bias[i % N]!);
+        checkTensor('gemm_small_m', 'y', y.toArray(), ref, 1e-5);
+        const C = Tensor.fromArray(f32(C0), [M, N]);
+        gemmInto(C, x, w, { M, N, K, transB: true, beta: 1 });
+        checkTensor('gemm_small_m', 'y += x Wᵀ', C.toArray(), matmulRef(X, transpose(W, N, K), M, K, N).map((v, i) => v + C0[i]!), 1e-5);
+      });
+    });
+  }
+});

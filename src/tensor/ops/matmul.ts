@@ -13,6 +13,9 @@ import { needsGrad, record } from '../tape.ts';
 import { op } from '../../native/index.ts';
 import * as check from '../check.ts';
 
+/** Row count up to which products with [N, K] weights use the weight-streaming kernel. */
+const SMALL_M = 32;
+
 let autocast = false;
 let weightEpoch = 0;
 const bf16Cache = new WeakMap<Tensor, { epoch: number; t: Tensor }>();
@@ -58,6 +61,12 @@ export function gemmInto(
   B: Tensor,
   o: { batch?: number; batchB?: number; M: number; N: number; K: number; transA?: boolean; transB?: boolean; alpha?: number; beta?: number; bias?: Tensor | null; aOff?: number; bOff?: number; cOff?: number },
 ): void {
+  // Decode-shaped Linear (a few rows times [N, K] weights): a weight-streaming kernel instead of
+  // oneDNN, which repacks the whole weight matrix on every call for this layout.
+  if (o.M <= SMALL_M && o.transB && !o.transA && (o.batch ?? 1) === 1 && (o.batchB ?? 1) === 1 && (o.alpha ?? 1) === 1 && !o.aOff && !o.bOff && !o.cOff && A.dtype === 'float32' && B.dtype === 'float32') {
+    op('gemm_small_m')(C.storage, A.storage, B.storage, o.bias ? o.bias.storage : null, o.M, o.N, o.K, o.beta ?? 0);
+    return;
+  }
   op('gemm')(C.storage, A.storage, B.storage, o.bias ? o.bias.storage : null, o.batch ?? 1, o.batchB ?? 1, o.M, o.N, o.K, !!o.transA, !!o.transB, o.alpha ?? 1, o.beta ?? 0, o.aOff ?? 0, o.bOff ?? 0, o.cOff ?? 0);
 }
 
