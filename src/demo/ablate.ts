@@ -77,7 +77,7 @@ export async function runAblation(o: AblateOptions = {}): Promise<{ table: strin
   const arms = o.arms ?? ARM_ORDER;
   for (const a of arms) if (!(a in ARMS)) throw new UsageError(`--arms: unknown arm "${a}" (known: ${ARM_ORDER.join(', ')})`);
   const seeds = o.seeds ?? [0, 1, 2];
-  const steps = o.steps ?? 60;
+  const steps = o.steps ?? 150;
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const outDir = resolve(o.outDir ?? 'runs/ablation');
   mkdirSync(outDir, { recursive: true });

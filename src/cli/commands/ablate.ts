@@ -10,7 +10,7 @@ import { UsageError } from '../../errors.ts';
 const flags: Record<string, FlagSpec> = {
   arms: { type: 'string', help: 'comma-separated subset of grpo,dr_grpo,dapo,gpg_std,gpg_no_age,gpg,gpg_beta_th,sft_more (default all)' },
   seeds: { type: 'string', help: 'comma-separated seeds (default 0,1,2)' },
-  steps: { type: 'string', help: 'budget in steps of 16 prompts × 8 completions (default 60)' },
+  steps: { type: 'string', help: 'budget in steps of 16 prompts × 8 completions (default 150)' },
   out: { type: 'string', help: 'output folder (default runs/ablation); finished arm/seed rows there are reused' },
   'cache-dir': { type: 'string', help: 'warm-start cache (default ~/.cache/gpg-rl)' },
 };
@@ -28,7 +28,7 @@ export const command: Command = {
       return n;
     });
     const { runAblation } = await import('../../demo/ablate.ts');
-    const res = await runAblation({ arms: list(p.flags.arms), seeds, steps: intFlag(p, 'steps', 60, 1), outDir: p.flags.out as string | undefined, cacheDir: p.flags['cache-dir'] as string | undefined });
+    const res = await runAblation({ arms: list(p.flags.arms), seeds, steps: intFlag(p, 'steps', 150, 1), outDir: p.flags.out as string | undefined, cacheDir: p.flags['cache-dir'] as string | undefined });
     process.stdout.write(res.table);
     return 0;
   },
