@@ -74,6 +74,28 @@ inline float bf16_to_f32(uint16_t h) {
   return f;
 }
 
+// ---- vectorisable exp (Cephes expf polynomial, ~1 ulp on [-87, 88]; 0 below -87, so exp(-inf) = 0) ----
+// Branch-free, so loops over it auto-vectorise without -ffast-math (expf does not). Used by the
+// attention softmax, the log-softmax kernels and SwiGLU's sigmoid.
+inline float vexp(float x) {
+  float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest (1.5·2^23 trick)
+  float r = xc - n * 0.693359375f;  // ln2 split into a short high part and a correction
+  r = r + n * 2.12194440e-4f;
+  float r2 = r * r;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * r2 + r + 1.0f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, 4);
+  return x < -87.0f ? 0.0f : y * scale;
+}
+
 // ---- argument access with one-line errors ("rmsnorm_forward: argument 2 (weight) ...") ----
 class Args {
  public:

@@ -39,26 +39,6 @@ constexpr int64_t BQ = 32;  // query rows per task (forward and dq)
 constexpr int64_t RB = 8;   // query rows per outer-product block (dk/dv)
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// exp(x) with the Cephes expf polynomial (~1 ulp on [-87, 88]); 0 below -87 (so exp(-inf) = 0).
-// Branch-free and written so that loops over it auto-vectorise without -ffast-math.
-inline float vexp(float x) {
-  float xc = std::min(std::max(x, -87.0f), 88.0f);
-  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-  float r = xc - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  float r2 = r * r;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * r2 + r + 1.0f;
-  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, 4);
-  return x < -87.0f ? 0.0f : y * scale;
-}
 
 struct Dims {
   int64_t B, Tq, Tk, Tkmax, H, Hkv, D, qpos0;

@@ -24,25 +24,6 @@ namespace {
 
 constexpr int64_t BLK = 512;
 
-// exp(x) for x <= 0 (Cephes expf polynomial, ~1 ulp); 0 below -87. Branch-free: vectorises.
-inline float vexp(float x) {
-  float xc = std::min(std::max(x, -87.0f), 88.0f);
-  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = xc - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  float r2 = r * r;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * r2 + r + 1.0f;
-  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, 4);
-  return x < -87.0f ? 0.0f : y * scale;
-}
 
 // Checks targets[rowOff .. rowOff+rows) against V (ids out of range are an error naming them).
 void check_targets(const Args& a, const int32_t* tg, int64_t rowOff, int64_t rows, int64_t V) {

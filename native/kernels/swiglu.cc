@@ -14,28 +14,8 @@ namespace gpg {
 
 namespace {
 
-// exp(x) for float32; inputs are clamped to [-87.3, 88.0] (results saturate at ~1e-38 / ~1.6e38;
-// they only feed 1/(1+e), where saturation changes silu(g) by < 1e-36 absolute).
-inline float exp_f32(float x) {
-  x = x < -87.3f ? -87.3f : x;
-  x = x > 88.0f ? 88.0f : x;
-  // n = round(x / ln2) by the 1.5*2^23 trick (floorf does not vectorise without -ffast-math)
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = x - n * 0.693359375f;  // ln2 split into a short high part and a correction
-  r = r - n * -2.12194440e-4f;
-  // exp(r) on |r| <= ln2/2 (Cephes expf coefficients)
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const uint32_t e = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
-  return p * __builtin_bit_cast(float, e);
-}
 
-inline float sigmoid_f32(float g) { return 1.0f / (1.0f + exp_f32(-g)); }
+inline float sigmoid_f32(float g) { return 1.0f / (1.0f + vexp(-g)); }
 
 }  // namespace
 

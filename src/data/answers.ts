@@ -22,30 +22,49 @@ export function extractHashAnswer(text: string): string | null {
 }
 
 /**
- * The content of the last `\boxed{…}` (or `\fbox{…}`) in `text`, braces balanced, as the MATH
- * dataset's `last_boxed_only_string` does; also the brace-less `\boxed 5` form (up to the next `$`).
- * Returns null when there is none or its braces never close.
+ * The brace-balanced argument starting at `text[open]` (which must be `{`), without the braces,
+ * or null when unbalanced. `\{` and `\}` are literal braces. Linear in the argument length.
+ */
+export function braceArg(text: string, open: number): { body: string; end: number } | null {
+  if (text[open] !== '{') return null;
+  let depth = 0;
+  for (let i = open; i < text.length; i++) {
+    const c = text[i];
+    if (c === '\\') {
+      i++;
+      continue;
+    }
+    if (c === '{') depth++;
+    else if (c === '}' && --depth === 0) return { body: text.slice(open + 1, i), end: i + 1 };
+  }
+  return null;
+}
+
+/**
+ * The content of the last `\boxed{…}` / `\fbox{…}` in `text` (balanced braces, as the MATH
+ * dataset's `last_boxed_only_string`; an unbalanced last one falls back to the one before), or
+ * the brace-less `\boxed 5` form (the token up to the next space or `$`). Null when there is none.
+ * A `\boxed{}` nested in another yields the outer one's content. The one implementation used by
+ * datasets, rewards, the verifier and evaluation.
  */
 export function lastBoxed(text: string): string | null {
-  const at = Math.max(text.lastIndexOf('\\boxed'), text.lastIndexOf('\\fbox'));
-  if (at < 0) return null;
-  let i = at + (text.startsWith('\\boxed', at) ? 6 : 5);
-  if (text[i] === ' ') {
-    // `\boxed 5$`: the argument runs to the next `$` (MATH's own convention).
-    const rest = text.slice(i + 1).split('$', 1)[0]!.trim();
-    return rest.length > 0 ? rest : null;
-  }
-  while (i < text.length && /\s/.test(text[i]!)) i++;
-  if (text[i] !== '{') return null;
-  let depth = 0;
-  for (let j = i; j < text.length; j++) {
-    const c = text[j];
-    if (c === '\\') { j++; continue; } // `\{` and `\}` are literal braces, not grouping
-    if (c === '{') depth++;
-    else if (c === '}') {
-      depth--;
-      if (depth === 0) return text.slice(i + 1, j).trim();
+  let at = text.length;
+  while (at > 0) {
+    const b = text.lastIndexOf('\\boxed', at - 1);
+    const f = text.lastIndexOf('\\fbox', at - 1);
+    const i = Math.max(b, f);
+    if (i < 0) return null;
+    let j = i + (i === b ? 6 : 5);
+    const spaced = text[j] === ' ';
+    while (text[j] === ' ') j++;
+    if (text[j] === '{') {
+      const arg = braceArg(text, j);
+      if (arg) return arg.body.trim();
+    } else if (spaced) {
+      const m = /^[^\s$]+/.exec(text.slice(j));
+      if (m) return m[0];
     }
+    at = i;
   }
   return null;
 }

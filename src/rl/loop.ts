@@ -110,7 +110,9 @@ export async function train(configIn: TrainConfig | Record<string, unknown>, opt
     tokenizer = opts.tokenizer;
     modelSourceDir = opts.modelDir ?? null;
   } else if (isBuiltin(cfg.model_name_or_path)) {
-    const b = await resolveBuiltinModel(cfg.model_name_or_path, cfg.seed, log);
+    // a dry run validates with the tiny model (same tokenizer) instead of building the warm start
+    const name = opts.dryRun && cfg.model_name_or_path === 'builtin:demo-warmstart' ? 'builtin:tiny' : cfg.model_name_or_path;
+    const b = await resolveBuiltinModel(name, cfg.seed, log);
     ({ model, tokenizer } = b);
     tokenizerFiles = b.dir ? undefined : b.tokenizerFiles;
     modelSourceDir = b.dir ?? null;

@@ -13,51 +13,9 @@ export type ExtractionKind = 'boxed' | 'answer_tag' | 'final_answer' | 'whole' |
 /** Default order for model predictions. */
 export const DEFAULT_PRIORITY: readonly ExtractionKind[] = ['boxed', 'answer_tag', 'final_answer', 'whole', 'last_latex', 'last_number'];
 
-/**
- * The brace-balanced argument starting at `text[open]` (which must be `{`), without the braces,
- * or null when unbalanced. Linear in the argument length.
- */
-export function braceArg(text: string, open: number): { body: string; end: number } | null {
-  if (text[open] !== '{') return null;
-  let depth = 0;
-  for (let i = open; i < text.length; i++) {
-    const c = text[i];
-    if (c === '\\') {
-      i++; // `\{` and `\}` do not count
-      continue;
-    }
-    if (c === '{') depth++;
-    else if (c === '}' && --depth === 0) return { body: text.slice(open + 1, i), end: i + 1 };
-  }
-  return null;
-}
+import { braceArg, lastBoxed } from '../../data/answers.ts';
 
-/**
- * Content of the last `\boxed{…}` / `\fbox{…}` (balanced braces; `\boxed 5` also accepted), or null.
- * A `\boxed{}` nested in another (`\boxed{\boxed{3}}`) yields the outer one's content.
- */
-export function lastBoxed(text: string): string | null {
-  let at = text.length;
-  while (at > 0) {
-    const b = text.lastIndexOf('\\boxed', at - 1);
-    const f = text.lastIndexOf('\\fbox', at - 1);
-    const i = Math.max(b, f);
-    if (i < 0) return null;
-    let j = i + (i === b ? 6 : 5);
-    const spaced = text[j] === ' ';
-    while (text[j] === ' ') j++;
-    if (text[j] === '{') {
-      const arg = braceArg(text, j);
-      if (arg) return arg.body;
-    } else if (spaced) {
-      // `\boxed 5` form: the token up to the next space or `$`.
-      const m = /^[^\s$]+/.exec(text.slice(j));
-      if (m) return m[0];
-    }
-    at = i;
-  }
-  return null;
-}
+export { braceArg, lastBoxed };
 
 function lastAnswerTag(text: string): string | null {
   const close = text.lastIndexOf('</answer>');
