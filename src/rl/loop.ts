@@ -384,7 +384,10 @@ export async function train(configIn: TrainConfig | Record<string, unknown>, opt
               const { logps, index, entropy } = model.tokenLogps(idsT, maskT, { temperature: cfg.temperature, select: packed.m, entropy: it === 0 });
               const lpC = logps.toFloat32();
               const lp = new Float64Array(B * (T - 1));
-              for (let i = 0; i < index.length; i++) lp[index[i]!] = lpC[i]!;
+              for (let i = 0; i < index.length; i++) {
+                if (!Number.isFinite(lpC[i]!)) throw new GpgRlError(`step ${step + 1}: the policy produced a non-finite token log-prob (${lpC[i]}) in micro-batch ${micro.indexOf(mbk) + 1}; the weights have diverged (lower learning_rate, keep max_grad_norm > 0, or check the model files)`, 'GPG_NONFINITE');
+                lp[index[i]!] = lpC[i]!;
+              }
               if (it === 0 && cfg.num_iterations > 1) mbk.oldLp = lp.slice();
               const out = computeLoss({
                 lossType: cfg.loss_type, lp, oldLp: cfg.num_iterations > 1 ? mbk.oldLp : undefined, refLp: mbk.refLp, mask: packed.m,

@@ -13,6 +13,7 @@ import type { CausalLM } from '../model/decoder.ts';
 import { packBatch } from '../rl/batch.ts';
 import { learningRateAt } from '../rl/schedule.ts';
 import { Rng } from '../data/rng.ts';
+import { GpgRlError } from '../errors.ts';
 
 export interface SftPair {
   prompt: number[];
@@ -66,6 +67,7 @@ export async function sftTrain(model: CausalLM, nextPair: (rng: Rng) => SftPair,
         const lp = logps.toFloat32();
         let s = 0;
         for (const v of lp) s += v;
+        if (!Number.isFinite(s)) throw new GpgRlError(`sft step ${step + 1}: non-finite token log-probs (loss ${-s / Math.max(1, n)}); the weights have diverged (lower the learning rate)`, 'GPG_NONFINITE');
         backward(logps, Tensor.full([n], -1 / Math.max(1, n)));
         return -s / Math.max(1, n);
       });
