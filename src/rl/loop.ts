@@ -541,4 +541,3 @@ function truncateJsonl(path: string, lastStep: number): void {
   writeFileAtomic(path, keep.length ? keep.join('\n') + '\n' : '');
 }
 
-export { GpgRlError };
