@@ -4,6 +4,7 @@
  * DESIGN §5), llm.c-style `checkTensor` reporting, and float64 finite differences.
  */
 import assert from 'node:assert/strict';
+import { getNumThreads, setNumThreads } from '../src/native/index.ts';
 
 /** mulberry32: small, fast, seeded. */
 export function rng(seed: number): () => number {
@@ -123,4 +124,20 @@ export function roundBf16(x: ArrayLike<number>): Float64Array {
     out[i] = f[0]!;
   }
   return out;
+}
+
+/**
+ * Deterministic reductions: `compute()` gives bit-identical results with 1 and 2 compute threads.
+ * Restores the previous thread count.
+ */
+export function assertSameAcrossThreads<T>(compute: () => T): void {
+  const prev = getNumThreads();
+  try {
+    setNumThreads(1);
+    const one = compute();
+    setNumThreads(2);
+    assert.deepEqual(compute(), one);
+  } finally {
+    setNumThreads(prev);
+  }
 }

@@ -8,8 +8,7 @@ import assert from 'node:assert/strict';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/tensor/tape.ts';
 import { embedding } from '../../src/tensor/ops/embedding.ts';
-import { getNumThreads, setNumThreads } from '../../src/native/index.ts';
-import { checkFiniteDiff, checkTensor, randn, rng } from '../helpers.ts';
+import { checkFiniteDiff, checkTensor, randn, rng, assertSameAcrossThreads } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 
 const f32 = (a: Float64Array) => Float32Array.from(a);
@@ -70,22 +69,16 @@ describe('embedding', () => {
     const V = 3000, C = 64, N = 2048;
     const W = randn(V * C, r), R = randn(N * C, r);
     const ids = randomIds(N, V, r, 4);
-    const prev = getNumThreads();
-    const run = (threads: number) =>
+    assertSameAcrossThreads(() =>
       tidy(() => {
-        setNumThreads(threads);
         const w = Tensor.fromArray(f32(W), [V, C]);
         w.requiresGrad = true;
         backward(embedding(w, Tensor.fromArray(ids, [N])), Tensor.fromArray(f32(R), [N, C]));
         const g = w.grad!.toArray();
         w.grad!.dispose();
         return g;
-      });
-    try {
-      assert.deepEqual(run(1), run(2));
-    } finally {
-      setNumThreads(prev);
-    }
+      }),
+    );
   });
 
   test('bad input is a clear error', () => {

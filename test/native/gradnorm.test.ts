@@ -7,8 +7,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { clipGradNorm, gradNorm } from '../../src/tensor/optim.ts';
-import { getNumThreads, op, setNumThreads } from '../../src/native/index.ts';
-import { checkTensor, randn, rng } from '../helpers.ts';
+import { op } from '../../src/native/index.ts';
+import { checkTensor, randn, rng, assertSameAcrossThreads } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 
 const f32 = (a: Float64Array) => Float32Array.from(a);
@@ -40,13 +40,7 @@ describe('gradNorm / clipGradNorm', () => {
   test('sum of squares is bit-identical for 1 and 2 threads', () => {
     const r = rng(2);
     const X = f32(randn(300_001, r));
-    const prev = getNumThreads();
-    try {
-      const run = (t: number) => tidy(() => (setNumThreads(t), op('sumsq')(Tensor.fromArray(X, [X.length]).storage, X.length) as number));
-      assert.equal(run(1), run(2));
-    } finally {
-      setNumThreads(prev);
-    }
+    assertSameAcrossThreads(() => tidy(() => op('sumsq')(Tensor.fromArray(X, [X.length]).storage, X.length) as number));
   });
 
   test('clips to maxNorm with coefficient maxNorm / (norm + 1e-6), returns the norm before clipping', () => {

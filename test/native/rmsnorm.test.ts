@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/tensor/tape.ts';
 import { rmsnorm } from '../../src/tensor/ops/rmsnorm.ts';
-import { getNumThreads, op, setNumThreads } from '../../src/native/index.ts';
-import { checkFiniteDiff, checkTensor, randn, rng } from '../helpers.ts';
+import { op } from '../../src/native/index.ts';
+import { checkFiniteDiff, checkTensor, randn, rng, assertSameAcrossThreads } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 
 const f32 = (a: Float64Array) => Float32Array.from(a);
@@ -103,10 +103,8 @@ describe('rmsnorm', () => {
     const r = rng(8);
     const N = 300, C = 96;
     const X = randn(N * C, r), W = randn(C, r), R = randn(N * C, r);
-    const prev = getNumThreads();
-    const run = (threads: number) =>
+    assertSameAcrossThreads(() =>
       tidy(() => {
-        setNumThreads(threads);
         const x = Tensor.fromArray(f32(X), [N, C]);
         const w = Tensor.fromArray(f32(W), [C]);
         w.requiresGrad = true;
@@ -114,12 +112,8 @@ describe('rmsnorm', () => {
         const g = w.grad!.toArray();
         w.grad!.dispose();
         return g;
-      });
-    try {
-      assert.deepEqual(run(1), run(2));
-    } finally {
-      setNumThreads(prev);
-    }
+      }),
+    );
   });
 
   test('bad input is a clear error', () => {
