@@ -13,6 +13,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <stdexcept>
@@ -58,6 +59,31 @@ class Storage : public Napi::ObjectWrap<Storage> {
 };
 
 uint64_t live_bytes();
+
+// 64-byte aligned float scratch that grows on demand and is kept between calls (packing buffers).
+// get() throws OpError on allocation failure; call it outside OpenMP regions.
+struct Scratch {
+  float* p = nullptr;
+  size_t cap = 0;
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  float* get(size_t n, const char* op) {
+    if (n > cap) {
+      std::free(p);
+      p = static_cast<float*>(std::aligned_alloc(64, ((n * 4 + 63) / 64) * 64));
+      cap = p ? n : 0;
+      if (!p) throw OpError(std::string(op) + ": out of memory for a " + std::to_string(n * 4) + "-byte work buffer");
+    }
+    return p;
+  }
+  ~Scratch() { std::free(p); }
+};
+
+// C = alpha·op(A)·op(B) (+ bias[N]) + beta·C for contiguous float32 matrices (native/kernels/sgemm.cc).
+// Returns false when this build has no AVX-512 kernel (the caller falls back to oneDNN).
+bool sgemm_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const float* B,
+               float beta, float* C, const float* bias);
 
 // ---- bf16 helpers (round to nearest even, NaN preserved) ----
 inline uint16_t f32_to_bf16(float f) {

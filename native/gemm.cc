@@ -1,4 +1,6 @@
-// GEMM through oneDNN matmul primitives (fp32, and bf16 operands with fp32 accumulation/output).
+// GEMM: float32 through our AVX-512 kernel (native/kernels/sgemm.cc), bf16 operands with fp32
+// accumulation/output through oneDNN matmul primitives (and float32 too when the build has no
+// AVX-512).
 //
 //   C[b] = alpha * op(A[b]) @ op(B[b or 0]) (+ bias) + beta * C[b]
 //   A: [batch, M, K]  (transA: stored [batch, K, M])
@@ -96,6 +98,14 @@ GPG_OP(gemm) {
   if (a.present(3)) {
     bias = a.f32(3, "bias", N);
     if (alpha != 1.0f) a.fail("bias with alpha != 1 is not supported");
+  }
+  if (!bf16) {
+    const float* A = static_cast<const float*>(sA->data) + aOff;
+    const float* B = static_cast<const float*>(sB->data) + bOff;
+    bool done = true;
+    for (int64_t b = 0; b < batch && done; b++)
+      done = sgemm_f32(tA, tB, M, N, K, alpha, A + b * M * K, B + (batchB == 1 ? 0 : b * K * N), beta, C + cOff + b * M * N, bias);
+    if (done) return info.Env().Undefined();
   }
   auto p = get_prim(batch, batchB, M, N, K, tA, tB, bf16, bias != nullptr, alpha, beta);
   size_t es = bf16 ? 2 : 4;

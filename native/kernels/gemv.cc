@@ -38,47 +38,86 @@ static inline float dot_avx512(const float* a, const float* b, int64_t K) {
 #endif
 
 #if defined(__AVX512F__)
-// y[m0..m0+MB, n0..n0+NB] for NB ∈ {1,4} W rows and MB ≤ 4 x rows: NB·MB independent accumulator
-// chains hide the FMA latency, and each loaded W vector is used MB times, each x vector NB times.
+// The 8 horizontal sums of a[0..7], in lanes 0..7 (a transpose-and-add tree: 17 shuffles and adds
+// instead of 8 separate reductions of ~8 instructions each).
+static inline __m256 hsum8(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m512 a5, __m512 a6, __m512 a7) {
+  const __m512 a[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+  __m512 c[4];
+  for (int i = 0; i < 4; i++)  // c[i]: 256-bit halves of a[2i] (lanes 0-1) and a[2i+1] (lanes 2-3), folded
+    c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44), _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xee));
+  // d0 128-bit lane L: 4 partial sums of a[L]; d1: of a[4 + L]
+  const __m512 d0 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
+  const __m512 d1 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88), _mm512_shuffle_f32x4(c[2], c[3], 0xdd));
+  const __m512 e = _mm512_add_ps(_mm512_unpacklo_ps(d0, d1), _mm512_unpackhi_ps(d0, d1));
+  const __m512 f = _mm512_add_ps(e, _mm512_permute_ps(e, 0x4e));  // lane L: [Σa[L], Σa[4+L], ...]
+  const __m512i order = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 13, 9, 5, 1, 12, 8, 4, 0);
+  return _mm512_castps512_ps256(_mm512_permutexvar_ps(order, f));
+}
+
+// One 16-wide k step of block(): NB W vectors and MB x vectors, each loaded once.
 template <int NB, int MB>
-static inline void block(float* y, const float* x, const float* W, const float* bias, float beta, int64_t n0, int64_t m0, int64_t N, int64_t K) {
+__attribute__((always_inline)) static inline void step(__m512 (&acc)[NB][MB], const float* x, int64_t ldx, const float* W, int64_t n0, int64_t m0, int64_t K, int64_t k, __mmask16 mk) {
+  __m512 w[NB];
+  #pragma GCC unroll 8
+  for (int i = 0; i < NB; i++) {
+    w[i] = _mm512_maskz_loadu_ps(mk, W + (n0 + i) * K + k);
+    asm volatile("" : "+v"(w[i]));
+    _mm_prefetch(reinterpret_cast<const char*>(W + (n0 + i) * K + k + 128), _MM_HINT_T0);
+  }
+  #pragma GCC unroll 8
+  for (int j = 0; j < MB; j++) {
+    __m512 xv = _mm512_maskz_loadu_ps(mk, x + (m0 + j) * ldx + k);
+    asm volatile("" : "+v"(xv));
+    #pragma GCC unroll 8
+    for (int i = 0; i < NB; i++) acc[i][j] = _mm512_fmadd_ps(w[i], xv, acc[i][j]);
+  }
+}
+
+// y[m0..m0+MB, n0..n0+NB] for NB ≤ 3 W rows and MB ≤ 8 x rows: NB·MB accumulator chains hide the
+// FMA latency. Each loaded vector is pinned in a register (the empty asm) so it is loaded once
+// and used NB or MB times: left alone, the compiler folds the x load into every FMA, and one
+// 512-bit load per FMA caps this machine at half its FMA peak.
+template <int NB, int MB>
+static inline void block(float* y, const float* x, int64_t ldx, const float* W, const float* bias, float beta, int64_t n0, int64_t m0, int64_t N, int64_t K) {
   __m512 acc[NB][MB];
+  #pragma GCC unroll 8
   for (int i = 0; i < NB; i++)
+    #pragma GCC unroll 8
     for (int j = 0; j < MB; j++) acc[i][j] = _mm512_setzero_ps();
   int64_t k = 0;
-  for (; k + 16 <= K; k += 16) {
-    __m512 w[NB];
-    for (int i = 0; i < NB; i++) w[i] = _mm512_loadu_ps(W + (n0 + i) * K + k);
-    for (int j = 0; j < MB; j++) {
-      __m512 xv = _mm512_loadu_ps(x + (m0 + j) * K + k);
-      for (int i = 0; i < NB; i++) acc[i][j] = _mm512_fmadd_ps(w[i], xv, acc[i][j]);
+  for (; k + 16 <= K; k += 16) step<NB, MB>(acc, x, ldx, W, n0, m0, K, k, 0xffff);
+  if (k < K) step<NB, MB>(acc, x, ldx, W, n0, m0, K, k, static_cast<__mmask16>((1u << (K - k)) - 1));
+  #pragma GCC unroll 8
+  for (int i = 0; i < NB; i++) {
+    float sums[MB];
+    if constexpr (MB == 8) {
+      _mm256_storeu_ps(sums, hsum8(acc[i][0], acc[i][1], acc[i][2], acc[i][3], acc[i][4], acc[i][5], acc[i][6], acc[i][7]));
+    } else {
+      #pragma GCC unroll 8
+      for (int j = 0; j < MB; j++) sums[j] = _mm512_reduce_add_ps(acc[i][j]);
     }
-  }
-  if (k < K) {
-    __mmask16 mk = static_cast<__mmask16>((1u << (K - k)) - 1);
-    __m512 w[NB];
-    for (int i = 0; i < NB; i++) w[i] = _mm512_maskz_loadu_ps(mk, W + (n0 + i) * K + k);
+    #pragma GCC unroll 8
     for (int j = 0; j < MB; j++) {
-      __m512 xv = _mm512_maskz_loadu_ps(mk, x + (m0 + j) * K + k);
-      for (int i = 0; i < NB; i++) acc[i][j] = _mm512_fmadd_ps(w[i], xv, acc[i][j]);
-    }
-  }
-  for (int i = 0; i < NB; i++)
-    for (int j = 0; j < MB; j++) {
-      float v = _mm512_reduce_add_ps(acc[i][j]) + (bias ? bias[n0 + i] : 0.0f);
+      const float v = sums[j] + (bias ? bias[n0 + i] : 0.0f);
       float& out = y[(m0 + j) * N + n0 + i];
       out = beta == 0.0f ? v : beta * out + v;
     }
+  }
 }
 
+// All M rows of x against W rows n0..n0+NB (x in chunks of 8 rows; W rows stay in L1 meanwhile).
 template <int NB>
-static inline void rows(float* y, const float* x, const float* W, const float* bias, float beta, int64_t n0, int64_t M, int64_t N, int64_t K) {
+static inline void rows(float* y, const float* x, int64_t ldx, const float* W, const float* bias, float beta, int64_t n0, int64_t M, int64_t N, int64_t K) {
   int64_t m = 0;
-  for (; m + 4 <= M; m += 4) block<NB, 4>(y, x, W, bias, beta, n0, m, N, K);
+  for (; m + 8 <= M; m += 8) block<NB, 8>(y, x, ldx, W, bias, beta, n0, m, N, K);
   switch (M - m) {
-    case 3: block<NB, 3>(y, x, W, bias, beta, n0, m, N, K); break;
-    case 2: block<NB, 2>(y, x, W, bias, beta, n0, m, N, K); break;
-    case 1: block<NB, 1>(y, x, W, bias, beta, n0, m, N, K); break;
+    case 7: block<NB, 7>(y, x, ldx, W, bias, beta, n0, m, N, K); break;
+    case 6: block<NB, 6>(y, x, ldx, W, bias, beta, n0, m, N, K); break;
+    case 5: block<NB, 5>(y, x, ldx, W, bias, beta, n0, m, N, K); break;
+    case 4: block<NB, 4>(y, x, ldx, W, bias, beta, n0, m, N, K); break;
+    case 3: block<NB, 3>(y, x, ldx, W, bias, beta, n0, m, N, K); break;
+    case 2: block<NB, 2>(y, x, ldx, W, bias, beta, n0, m, N, K); break;
+    case 1: block<NB, 1>(y, x, ldx, W, bias, beta, n0, m, N, K); break;
     default: break;
   }
 }
@@ -94,23 +133,31 @@ GPG_OP(gemm_small_m) {
   const float* x = a.f32(1, "x", M * K);
   const float* W = a.f32(2, "W", N * K);
   const float* bias = a.present(3) ? a.f32(3, "bias", N) : nullptr;
-  // Static blocks of 4 W rows: each thread streams a contiguous slice of W exactly once.
-  const int64_t quads = N / 4;
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < quads; p++) {
 #if defined(__AVX512F__)
-    rows<4>(y, x, W, bias, beta, 4 * p, M, N, K);
+  // x is copied to rows of stride K + 16 (rounded to 16): with K a multiple of 1024, its rows and
+  // the W rows would all map to the same few L1 sets and evict each other (measured 2.5× slower).
+  static thread_local Scratch xbuf;
+  const int64_t ldx = (K + 15) / 16 * 16 + 16;
+  float* xp = xbuf.get(static_cast<size_t>(M * ldx), "gemm_small_m");
+  for (int64_t m = 0; m < M; m++) std::memcpy(xp + m * ldx, x + m * K, K * sizeof(float));
+#endif
+  // Static blocks of 3 W rows: each thread streams a contiguous slice of W exactly once.
+  const int64_t groups = N / 3;
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < groups; p++) {
+#if defined(__AVX512F__)
+    rows<3>(y, xp, ldx, W, bias, beta, 3 * p, M, N, K);
 #else
-    for (int64_t n = 4 * p; n < 4 * p + 4; n++)
+    for (int64_t n = 3 * p; n < 3 * p + 3; n++)
       for (int64_t m = 0; m < M; m++) {
         float v = dot_avx512(x + m * K, W + n * K, K) + (bias ? bias[n] : 0.0f);
         y[m * N + n] = beta == 0.0f ? v : beta * y[m * N + n] + v;
       }
 #endif
   }
-  for (int64_t n = quads * 4; n < N; n++) {
+  for (int64_t n = groups * 3; n < N; n++) {
 #if defined(__AVX512F__)
-    rows<1>(y, x, W, bias, beta, n, M, N, K);
+    rows<1>(y, xp, ldx, W, bias, beta, n, M, N, K);
 #else
     for (int64_t m = 0; m < M; m++) {
       float v = dot_avx512(x + m * K, W + n * K, K) + (bias ? bias[n] : 0.0f);

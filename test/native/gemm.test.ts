@@ -1,14 +1,16 @@
 /**
- * GEMM (oneDNN) forward and backward against a float64 reference: every transpose case, batched,
- * broadcast weights, bias, alpha/beta, fp32 and bf16 operands; linear/matmul backward through the
- * tape checked against the analytic float64 gradient and finite differences.
+ * GEMM forward and backward against a float64 reference: every transpose case, batched, broadcast
+ * weights, bias, alpha/beta, fp32 (our AVX-512 kernel) and bf16 (oneDNN) operands, shapes that
+ * cross every blocking boundary of the packed kernel (KC, MC, NC, partial micro-tiles, the row and
+ * the column thread split); linear/matmul backward through the tape checked against the analytic
+ * float64 gradient and finite differences; the decode kernel's row and column tails.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/tensor/tape.ts';
 import { gemmInto, linear, matmul, setAutocast } from '../../src/tensor/ops/matmul.ts';
-import { checkFiniteDiff, checkTensor, matmulRef, randn, rng, roundBf16, transpose } from '../helpers.ts';
+import { assertSameAcrossThreads, checkFiniteDiff, checkTensor, matmulRef, randn, rng, roundBf16, transpose } from '../helpers.ts';
 import { TensorOpError, NativeOpError } from '../../src/errors.ts';
 
 const f32 = (a: Float64Array) => Float32Array.from(a);
@@ -176,8 +178,60 @@ describe('linear / matmul backward', () => {
   });
 });
 
+describe('gemm blocking (packed fp32 kernel)', () => {
+  // [M, N, K]: K > KC (512) twice with a tail; M > MC (84) with a partial 14-row tile; N > NC
+  // (4096) with a partial 32-column panel and M too small to split rows (columns split instead).
+  const shapes = [[200, 70, 1100], [3, 4133, 20], [29, 47, 513]] as const;
+  for (const [M, N, K] of shapes) {
+    for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+      test(`M=${M} N=${N} K=${K} transA=${tA} transB=${tB}: bias, beta=0.5 vs float64`, () => {
+        const r = rng(M + N + K + Number(tA) * 7 + Number(tB) * 13);
+        const A = randn(M * K, r), B = randn(K * N, r), bias = randn(N, r), C0 = randn(M * N, r);
+        tidy(() => {
+          const C = Tensor.fromArray(f32(C0), [M, N]);
+          gemmInto(C, Tensor.fromArray(f32(A), tA ? [K, M] : [M, K]), Tensor.fromArray(f32(B), tB ? [N, K] : [K, N]), {
+            M, N, K, transA: tA, transB: tB, beta: 0.5, bias: Tensor.fromArray(f32(bias), [N]),
+          });
+          const ref = matmulRef(tA ? transpose(A, K, M) : A, tB ? transpose(B, N, K) : B, M, K, N).map((v, i) => v + bias[i % N]! + 0.5 * C0[i]!);
+          checkTensor('gemm', 'C', C.toArray(), ref, 1e-5);
+        });
+      });
+    }
+  }
+
+  test('element offsets into the storages (views) and batched broadcast weights', () => {
+    const r = rng(77);
+    const batch = 3, M = 31, N = 45, K = 530, aOff = 5, bOff = 11, cOff = 7;
+    const A = randn(aOff + batch * M * K, r), B = randn(bOff + N * K, r);
+    tidy(() => {
+      const C = Tensor.zeros([cOff + batch * M * N]);
+      gemmInto(C, Tensor.fromArray(f32(A), [A.length]), Tensor.fromArray(f32(B), [B.length]), { batch, batchB: 1, M, N, K, transB: true, aOff, bOff, cOff });
+      const out = C.toArray();
+      const Wt = transpose(B.subarray(bOff), N, K);
+      for (let b = 0; b < batch; b++) {
+        const ref = matmulRef(A.subarray(aOff + b * M * K, aOff + (b + 1) * M * K), Wt, M, K, N);
+        checkTensor('gemm', `C[${b}]`, out.subarray(cOff + b * M * N, cOff + (b + 1) * M * N), ref, 1e-5);
+      }
+      for (let i = 0; i < cOff; i++) assert.equal(out[i], 0, 'elements before cOff are untouched');
+    });
+  });
+
+  test('bitwise identical results on 1 and 2 threads', () => {
+    const r = rng(3);
+    const M = 150, N = 300, K = 700;
+    const A = f32(randn(M * K, r)), B = f32(randn(N * K, r));
+    assertSameAcrossThreads(() =>
+      tidy(() => {
+        const C = Tensor.zeros([M, N]);
+        gemmInto(C, Tensor.fromArray(A, [M, K]), Tensor.fromArray(B, [N, K]), { M, N, K, transB: true });
+        return Array.from(C.toArray());
+      }),
+    );
+  });
+});
+
 describe('gemm_small_m (decode-shaped Linear)', () => {
-  for (const [M, N, K] of [[1, 7, 5], [3, 33, 40], [8, 130, 67], [16, 64, 512], [32, 9, 17]] as const) {
+  for (const [M, N, K] of [[1, 7, 5], [3, 33, 40], [8, 130, 67], [13, 65, 1024], [16, 64, 512], [32, 9, 17]] as const) {
     test(`M=${M} N=${N} K=${K}: bias, beta 0 and 1 vs float64`, () => {
       const r = rng(M * 1000 + N + K);
       const X = randn(M * K, r), W = randn(N * K, r), bias = randn(N, r), C0 = randn(M * N, r);
