@@ -1,10 +1,12 @@
 // Skinny matrix products for decoding: y[M, N] = x[M, K] · W[N, K]ᵀ (+ bias[N]) (+ beta·y) for small
 // M (≤ 32 rows: one new token per sequence). This is the shape of every Linear layer during
-// KV-cache decoding; it is bound by streaming W from memory once. oneDNN's brgemm packs W into a
-// blocked copy on every call for this layout (reading and writing all weights again), which
-// measured 8 GB/s effective on small-50m decode; here each thread streams its own rows of W once
-// and keeps them in L1 while all M rows of x use them. No backward: decode runs without
-// gradients (training products go through oneDNN, native/gemm.cc).
+// KV-cache decoding: every weight is used M times only, so the packed GEMM (which would copy all
+// of W into panels on every call) is the wrong tool. Here each thread streams its own rows of W
+// exactly once, three rows at a time, against all rows of x in blocks of eight: 24 accumulators,
+// 11 vector loads per 24 FMAs, which keeps the FMA pipes ~80% busy while W streams from L3
+// (from DRAM, streaming W is the limit). Dot products run along K, so each output ends with a
+// horizontal sum, done eight at a time by a transpose-and-add tree. No backward: decode runs
+// without gradients (training products go through native/gemm.cc).
 // M rows of x, N outputs, K inner dimension.
 #include <immintrin.h>
 #include <omp.h>

@@ -1,6 +1,6 @@
 /**
  * @module tensor/ops/matmul
- * Matrix products through the native oneDNN GEMM, with backward:
+ * Matrix products through the native GEMM (our AVX-512 kernel for float32, oneDNN for bf16), with backward:
  *   linear(x [..., K], W [N, K], b [N]?) -> x @ W^T + b      (HF nn.Linear layout)
  *   matmul(a [..., M, K], b [..., K, N] or [K, N], {transA, transB})
  * Backward of C = op(A) op(B) is dA = dC op(B)^T, dB = op(A)^T dC: three GEMMs per product.
@@ -62,7 +62,7 @@ export function gemmInto(
   o: { batch?: number; batchB?: number; M: number; N: number; K: number; transA?: boolean; transB?: boolean; alpha?: number; beta?: number; bias?: Tensor | null; aOff?: number; bOff?: number; cOff?: number },
 ): void {
   // Decode-shaped Linear (a few rows times [N, K] weights): a weight-streaming kernel instead of
-  // oneDNN, which repacks the whole weight matrix on every call for this layout.
+  // the packed GEMM, which would repack the whole weight matrix on every call for a few rows.
   if (o.M <= SMALL_M && o.transB && !o.transA && (o.batch ?? 1) === 1 && (o.batchB ?? 1) === 1 && (o.alpha ?? 1) === 1 && !o.aOff && !o.bOff && !o.cOff && A.dtype === 'float32' && B.dtype === 'float32') {
     op('gemm_small_m')(C.storage, A.storage, B.storage, o.bias ? o.bias.storage : null, o.M, o.N, o.K, o.beta ?? 0);
     return;
