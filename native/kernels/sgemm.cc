@@ -8,14 +8,14 @@
 // (Zen 5, 2 cores) whatever the weight format; this kernel measures 85–90% (npm run bench).
 //
 // The Goto/BLIS algorithm, llm.c-sized:
-//   for jc (NC columns) · for pc (KC depth): pack op(B)[pc, jc] into NR-wide panels (threads share)
+//   for jc (nc columns) · for pc (kc depth): pack op(B)[pc, jc] into NR-wide panels (threads share)
 //     for ic (MC rows of this thread): pack op(A)[ic, pc] into MR-tall panels (thread-private)
 //       for each B panel · for each A panel: 14×32 micro-kernel, 28 zmm accumulators.
 // The micro-kernel broadcasts one A value per row and multiplies two B vectors: 28 FMAs per two
 // 512-bit loads and 14 scalar broadcasts, which keeps both FMA pipes busy (a 512-bit load per
 // FMA caps at half the peak here). Packing uses in-register 16×16 transposes, so every layout
 // (all four transposes) packs at load/store speed. No backward: the backward of a product is
-// products (native/gemm.cc), and the first KC block writes C (alpha, bias, beta) while later
+// products (native/gemm.cc), and the first depth block writes C (alpha, bias, beta) while later
 // blocks accumulate, so C is never read when beta = 0.
 //
 // Threads split the rows (or, for short wide products, the columns) of C; each C element is
@@ -36,7 +36,11 @@ namespace gpg {
 namespace {
 
 constexpr int MR = 14, NR = 32;                 // micro-tile: 14 rows × 2 zmm
-constexpr int64_t KC = 512, MC = 6 * MR, NC = 4096;  // A block 84×512 (168 KB, L2), B panel 512×32 (64 KB)
+// Depth blocks of up to KC: a deep block means C is read and written once per KC of depth (C
+// tiles streaming from L3 cost ~20% at KC = 512; with KC = K, never read at all when beta = 0).
+// The A block (MC × kc, ≤ 336 KB) and one B panel (kc × 32, ≤ 256 KB) sit in L2; the packed B
+// block (kc × nc) is kept near 4 MB (L3) by choosing nc from kc.
+constexpr int64_t KC = 2048, MC = 3 * MR, NC_MIN = 512, NC_MAX = 4096, B_BLOCK = int64_t{1} << 20;
 
 struct Gemm {
   bool tA, tB;
@@ -194,7 +198,11 @@ void run(const Gemm& g) {
   const int64_t mpanels = (g.M + MR - 1) / MR;
   const int64_t work = g.M * g.N * g.K;
   const int T = work < (int64_t{1} << 18) ? 1 : omp_get_max_threads();
-  const int64_t ncmax = std::min<int64_t>(NC, g.N), kcmax = std::min<int64_t>(KC, g.K);
+  // Equal depth blocks (K = 2100 is two blocks of 1056, not 2048 + 52), multiples of 16.
+  const int64_t kblocks = (g.K + KC - 1) / KC;
+  const int64_t kcmax = std::min<int64_t>(g.K, ((g.K + kblocks - 1) / kblocks + 15) / 16 * 16);
+  const int64_t NC = std::clamp<int64_t>(B_BLOCK / kcmax / NR * NR, NC_MIN, NC_MAX);
+  const int64_t ncmax = std::min<int64_t>(NC, g.N);
   float* Bp = tl_B.get(static_cast<size_t>(kcmax) * ((ncmax + NR - 1) / NR) * NR, "gemm");
   while (static_cast<int>(tl_A.size()) < T) tl_A.push_back(std::make_unique<Scratch>());
   std::vector<float*> Aps(T);
@@ -213,8 +221,8 @@ void run(const Gemm& g) {
     for (int64_t jc = 0; jc < g.N; jc += NC) {
       const int64_t nc = std::min<int64_t>(NC, g.N - jc), npan = (nc + NR - 1) / NR;
       const int64_t q0 = split_rows ? 0 : npan * t / nt, q1 = split_rows ? npan : npan * (t + 1) / nt;
-      for (int64_t pc = 0; pc < g.K; pc += KC) {
-        const int64_t kc = std::min<int64_t>(KC, g.K - pc);
+      for (int64_t pc = 0; pc < g.K; pc += kcmax) {
+        const int64_t kc = std::min<int64_t>(kcmax, g.K - pc);
         const bool first = pc == 0;
 #pragma omp for schedule(static)
         for (int64_t q = 0; q < npan; q++) pack_B(g, jc + q * NR, static_cast<int>(std::min<int64_t>(NR, nc - q * NR)), pc, kc, Bp + q * NR * kc);

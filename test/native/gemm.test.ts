@@ -179,9 +179,10 @@ describe('linear / matmul backward', () => {
 });
 
 describe('gemm blocking (packed fp32 kernel)', () => {
-  // [M, N, K]: K > KC (512) twice with a tail; M > MC (84) with a partial 14-row tile; N > NC
-  // (4096) with a partial 32-column panel and M too small to split rows (columns split instead).
-  const shapes = [[200, 70, 1100], [3, 4133, 20], [29, 47, 513]] as const;
+  // [M, N, K]: K > KC (2048) in two equal depth blocks with N > nc (992 at that depth); M > MC
+  // (42) with a partial 14-row tile; N > nc (4096 at small K) with a partial 32-column panel and
+  // M too small to split rows (columns split instead); odd sizes everywhere.
+  const shapes = [[20, 1000, 2100], [200, 70, 300], [3, 4133, 20], [29, 47, 513]] as const;
   for (const [M, N, K] of shapes) {
     for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
       test(`M=${M} N=${N} K=${K} transA=${tA} transB=${tB}: bias, beta=0.5 vs float64`, () => {
