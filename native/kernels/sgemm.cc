@@ -5,11 +5,13 @@
 //   A stored [M, K] (transA: [K, M]), B stored [K, N] (transB: [N, K] — the nn.Linear layout).
 //
 // Why not oneDNN here: oneDNN 2.6's brgemm measured 80–84% of this machine's FMA peak at 2048³
-// (Zen 5, 2 cores) whatever the weight format; this kernel measures 85–90% (npm run bench).
+// (Zen 5, 2 cores) whatever the weight format; this kernel measures 85–90% when the machine is
+// quiet (npm run bench; shared-L3 neighbours pull both down by ~5%).
 //
 // The Goto/BLIS algorithm, llm.c-sized:
 //   for jc (nc columns) · for pc (kc depth): pack op(B)[pc, jc] into NR-wide panels (threads share)
-//     for ic (MC rows of this thread): pack op(A)[ic, pc] into MR-tall panels (thread-private)
+//     for ic (mc rows of this thread): pack op(A)[ic, pc] into MR-tall panels (thread-private,
+//                                      packed once per call when it fits, see A_KEEP)
 //       for each B panel · for each A panel: 14×32 micro-kernel, 28 zmm accumulators.
 // The micro-kernel broadcasts one A value per row and multiplies two B vectors: 28 FMAs per two
 // 512-bit loads and 14 scalar broadcasts, which keeps both FMA pipes busy (a 512-bit load per
@@ -38,9 +40,12 @@ namespace {
 constexpr int MR = 14, NR = 32;                 // micro-tile: 14 rows × 2 zmm
 // Depth blocks of up to KC: a deep block means C is read and written once per KC of depth (C
 // tiles streaming from L3 cost ~20% at KC = 512; with KC = K, never read at all when beta = 0).
-// The A block (MC × kc, ≤ 336 KB) and one B panel (kc × 32, ≤ 256 KB) sit in L2; the packed B
-// block (kc × nc) is kept near 4 MB (L3) by choosing nc from kc.
-constexpr int64_t KC = 2048, MC = 3 * MR, NC_MIN = 512, NC_MAX = 4096, B_BLOCK = int64_t{1} << 20;
+// The A block (mc × kc, ~256 KB) and one B panel (kc × 32, ≤ 256 KB) sit in L2; the packed B
+// block (kc × nc) is kept near 4 MB (L3): mc and nc follow from kc.
+constexpr int64_t KC = 2048, A_BLOCK = int64_t{1} << 16, NC_MIN = 512, NC_MAX = 4096, B_BLOCK = int64_t{1} << 20;
+// When N spans several nc blocks, each thread keeps all of its packed A (rows × K, up to 16 MB)
+// instead of packing the same A blocks again for every column block.
+constexpr int64_t A_KEEP = int64_t{1} << 22;
 
 struct Gemm {
   bool tA, tB;
@@ -203,16 +208,19 @@ void run(const Gemm& g) {
   const int64_t kcmax = std::min<int64_t>(g.K, ((g.K + kblocks - 1) / kblocks + 15) / 16 * 16);
   const int64_t NC = std::clamp<int64_t>(B_BLOCK / kcmax / NR * NR, NC_MIN, NC_MAX);
   const int64_t ncmax = std::min<int64_t>(NC, g.N);
+  const int64_t MC = std::clamp<int64_t>(A_BLOCK / kcmax / MR * MR, MR, 12 * MR);
   float* Bp = tl_B.get(static_cast<size_t>(kcmax) * ((ncmax + NR - 1) / NR) * NR, "gemm");
   while (static_cast<int>(tl_A.size()) < T) tl_A.push_back(std::make_unique<Scratch>());
-  std::vector<float*> Aps(T);
-  for (int t = 0; t < T; t++) Aps[t] = tl_A[t]->get(static_cast<size_t>(MC) * kcmax, "gemm");
   // Rows are split between threads unless there are too few of them for every thread.
   const bool split_rows = mpanels >= 2 * T || T == 1;
+  const int64_t rows_alloc = (split_rows ? (mpanels + T - 1) / T : mpanels) * MR;
+  const bool keepA = g.N > NC && rows_alloc * g.K <= A_KEEP;
+  std::vector<float*> Aps(T);
+  for (int t = 0; t < T; t++) Aps[t] = tl_A[t]->get(static_cast<size_t>(keepA ? rows_alloc * g.K : MC * kcmax), "gemm");
 #pragma omp parallel num_threads(T)
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    float* Ap = Aps[t];
+    float* const Abuf = Aps[t];
     int64_t r0 = 0, r1 = g.M;
     if (split_rows) {
       r0 = std::min(g.M, mpanels * t / nt * MR);
@@ -228,7 +236,8 @@ void run(const Gemm& g) {
         for (int64_t q = 0; q < npan; q++) pack_B(g, jc + q * NR, static_cast<int>(std::min<int64_t>(NR, nc - q * NR)), pc, kc, Bp + q * NR * kc);
         for (int64_t ic = r0; ic < r1; ic += MC) {
           const int64_t mc = std::min<int64_t>(MC, r1 - ic);
-          if (q0 < q1) pack_A(g, ic, mc, pc, kc, Ap);
+          float* Ap = keepA ? Abuf + pc * rows_alloc + (ic - r0) * kc : Abuf;
+          if (keepA ? jc == 0 : q0 < q1) pack_A(g, ic, mc, pc, kc, Ap);
           for (int64_t q = q0; q < q1; q++) {
             const int nr = static_cast<int>(std::min<int64_t>(NR, nc - q * NR));
             const float* bp = Bp + q * NR * kc;
