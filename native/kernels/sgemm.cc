@@ -17,8 +17,8 @@
 // 512-bit loads and 14 scalar broadcasts, which keeps both FMA pipes busy (a 512-bit load per
 // FMA caps at half the peak here). Packing uses in-register 16×16 transposes, so every layout
 // (all four transposes) packs at load/store speed. No backward: the backward of a product is
-// products (native/gemm.cc), and the first depth block writes C (alpha, bias, beta) while later
-// blocks accumulate, so C is never read when beta = 0.
+// products (native/gemm.cc). The first depth block writes C (alpha, bias, beta·C; C is not read
+// when beta = 0) and later depth blocks (K > 2048) accumulate into it.
 //
 // Threads split the rows (or, for short wide products, the columns) of C; each C element is
 // computed by one thread in a fixed k order, so results are bitwise identical for any thread count.
