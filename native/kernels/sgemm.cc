@@ -26,6 +26,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
+#include <utility>
 #include <cstdlib>
 #include <memory>
 #include <vector>
@@ -62,34 +64,34 @@ struct Gemm {
 
 inline __mmask16 lanes(int n) { return n >= 16 ? 0xffff : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1); }
 
-// acc = Ap (MR × kc, k-major) · Bp (kc × NR); C = alpha·acc + (first ? bias + beta·C : C).
-// FULL: the whole 14×32 tile lies inside C; otherwise only mr rows and nr columns are written.
-template <bool FULL>
-inline void micro(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C, int64_t ldc, int mr, int nr,
+// acc = Ap (ROWS × kc of an MR-row panel, k-major) · Bp (kc × NR);
+// C = alpha·acc + (first ? bias + beta·C : C) on ROWS rows and the first nr columns (FULLN: all 32).
+// ROWS < MR is the last, partial row panel: it costs ROWS/MR of a full tile, not a full tile.
+template <int ROWS, bool FULLN>
+inline void micro(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C, int64_t ldc, int nr,
                   float alpha, float beta, bool first, const float* bias) {
-  __m512 c0[MR], c1[MR];
+  __m512 c0[ROWS], c1[ROWS];
 #pragma GCC unroll 14
-  for (int i = 0; i < MR; i++) {
+  for (int i = 0; i < ROWS; i++) {
     c0[i] = _mm512_setzero_ps();
     c1[i] = _mm512_setzero_ps();
   }
   // C is needed at the end: fetch it into L2 now and into L1 shortly before the end (fetched into
   // L1 at the start, it is evicted by the A and B streams; measured +7% at 2048³).
-  const int rows = FULL ? MR : mr;
-  for (int i = 0; i < rows; i++) {
+  for (int i = 0; i < ROWS; i++) {
     _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc), _MM_HINT_T1);
     _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc + 16), _MM_HINT_T1);
   }
   for (int64_t k = 0; k < kc; k++) {
     if (k == kc - 48)
-      for (int i = 0; i < rows; i++) {
+      for (int i = 0; i < ROWS; i++) {
         _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc + 16), _MM_HINT_T0);
       }
     const __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
     _mm_prefetch(reinterpret_cast<const char*>(Bp + 16 * NR), _MM_HINT_T0);
 #pragma GCC unroll 14
-    for (int i = 0; i < MR; i++) {
+    for (int i = 0; i < ROWS; i++) {
       const __m512 a = _mm512_set1_ps(Ap[i]);
       c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
       c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
@@ -98,12 +100,11 @@ inline void micro(int64_t kc, const float* __restrict Ap, const float* __restric
     Bp += NR;
   }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-  const __mmask16 m0 = FULL ? 0xffff : lanes(nr), m1 = FULL ? 0xffff : lanes(nr - 16);
+  const __mmask16 m0 = FULLN ? 0xffff : lanes(nr), m1 = FULLN ? 0xffff : lanes(nr - 16);
   const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
   const __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 14
-  for (int i = 0; i < MR; i++) {
-    if (!FULL && i >= mr) break;
+  for (int i = 0; i < ROWS; i++) {
     float* c = C + i * ldc;
     __m512 r0 = _mm512_mul_ps(va, c0[i]), r1 = _mm512_mul_ps(va, c1[i]);
     if (!first) {
@@ -121,6 +122,14 @@ inline void micro(int64_t kc, const float* __restrict Ap, const float* __restric
     _mm512_mask_storeu_ps(c + 16, m1, r1);
   }
 }
+
+using MicroFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int, float, float, bool, const float*);
+template <int... R>
+constexpr std::array<MicroFn, 2 * MR> micro_table(std::integer_sequence<int, R...>) {
+  return {&micro<R + 1, true>..., &micro<R + 1, false>...};
+}
+// micros[(rows - 1) + (full columns ? 0 : MR)]
+constexpr std::array<MicroFn, 2 * MR> micros = micro_table(std::make_integer_sequence<int, MR>{});
 
 // In-register 16×16 transpose: r[i] holds row i on entry and column i on exit.
 inline void transpose16(__m512 r[16]) {
@@ -246,9 +255,9 @@ void run(const Gemm& g) {
               const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
               float* c = g.C + (ic + ir) * g.ldc + jc + q * NR;
               if (mr == MR && nr == NR)
-                micro<true>(kc, Ap + ir * kc, bp, c, g.ldc, mr, nr, g.alpha, g.beta, first, bias);
+                micro<MR, true>(kc, Ap + ir * kc, bp, c, g.ldc, nr, g.alpha, g.beta, first, bias);
               else
-                micro<false>(kc, Ap + ir * kc, bp, c, g.ldc, mr, nr, g.alpha, g.beta, first, bias);
+                micros[(mr - 1) + (nr == NR ? 0 : MR)](kc, Ap + ir * kc, bp, c, g.ldc, nr, g.alpha, g.beta, first, bias);
             }
           }
         }
