@@ -58,7 +58,7 @@ static inline __m256 hsum8(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4
 
 // One 16-wide k step of block(): NB W vectors and MB x vectors, each loaded once.
 template <int NB, int MB>
-__attribute__((always_inline)) static inline void step(__m512 (&acc)[NB][MB], const float* x, int64_t ldx, const float* W, int64_t n0, int64_t m0, int64_t K, int64_t k, __mmask16 mk) {
+__attribute__((always_inline)) static inline void step(__m512 (&acc)[NB][MB], const float* x, const float* W, int64_t n0, int64_t m0, int64_t K, int64_t k, __mmask16 mk) {
   __m512 w[NB];
   #pragma GCC unroll 8
   for (int i = 0; i < NB; i++) {
@@ -68,7 +68,7 @@ __attribute__((always_inline)) static inline void step(__m512 (&acc)[NB][MB], co
   }
   #pragma GCC unroll 8
   for (int j = 0; j < MB; j++) {
-    __m512 xv = _mm512_maskz_loadu_ps(mk, x + (m0 + j) * ldx + k);
+    __m512 xv = _mm512_maskz_loadu_ps(mk, x + (m0 + j) * K + k);
     asm volatile("" : "+v"(xv));
     #pragma GCC unroll 8
     for (int i = 0; i < NB; i++) acc[i][j] = _mm512_fmadd_ps(w[i], xv, acc[i][j]);
@@ -80,15 +80,15 @@ __attribute__((always_inline)) static inline void step(__m512 (&acc)[NB][MB], co
 // and used NB or MB times: left alone, the compiler folds the x load into every FMA, and one
 // 512-bit load per FMA caps this machine at half its FMA peak.
 template <int NB, int MB>
-static inline void block(float* y, const float* x, int64_t ldx, const float* W, const float* bias, float beta, int64_t n0, int64_t m0, int64_t N, int64_t K) {
+static inline void block(float* y, const float* x, const float* W, const float* bias, float beta, int64_t n0, int64_t m0, int64_t N, int64_t K) {
   __m512 acc[NB][MB];
   #pragma GCC unroll 8
   for (int i = 0; i < NB; i++)
     #pragma GCC unroll 8
     for (int j = 0; j < MB; j++) acc[i][j] = _mm512_setzero_ps();
   int64_t k = 0;
-  for (; k + 16 <= K; k += 16) step<NB, MB>(acc, x, ldx, W, n0, m0, K, k, 0xffff);
-  if (k < K) step<NB, MB>(acc, x, ldx, W, n0, m0, K, k, static_cast<__mmask16>((1u << (K - k)) - 1));
+  for (; k + 16 <= K; k += 16) step<NB, MB>(acc, x, W, n0, m0, K, k, 0xffff);
+  if (k < K) step<NB, MB>(acc, x, W, n0, m0, K, k, static_cast<__mmask16>((1u << (K - k)) - 1));
   #pragma GCC unroll 8
   for (int i = 0; i < NB; i++) {
     float sums[MB];
@@ -109,17 +109,17 @@ static inline void block(float* y, const float* x, int64_t ldx, const float* W, 
 
 // All M rows of x against W rows n0..n0+NB (x in chunks of 8 rows; W rows stay in L1 meanwhile).
 template <int NB>
-static inline void rows(float* y, const float* x, int64_t ldx, const float* W, const float* bias, float beta, int64_t n0, int64_t M, int64_t N, int64_t K) {
+static inline void rows(float* y, const float* x, const float* W, const float* bias, float beta, int64_t n0, int64_t M, int64_t N, int64_t K) {
   int64_t m = 0;
-  for (; m + 8 <= M; m += 8) block<NB, 8>(y, x, ldx, W, bias, beta, n0, m, N, K);
+  for (; m + 8 <= M; m += 8) block<NB, 8>(y, x, W, bias, beta, n0, m, N, K);
   switch (M - m) {
-    case 7: block<NB, 7>(y, x, ldx, W, bias, beta, n0, m, N, K); break;
-    case 6: block<NB, 6>(y, x, ldx, W, bias, beta, n0, m, N, K); break;
-    case 5: block<NB, 5>(y, x, ldx, W, bias, beta, n0, m, N, K); break;
-    case 4: block<NB, 4>(y, x, ldx, W, bias, beta, n0, m, N, K); break;
-    case 3: block<NB, 3>(y, x, ldx, W, bias, beta, n0, m, N, K); break;
-    case 2: block<NB, 2>(y, x, ldx, W, bias, beta, n0, m, N, K); break;
-    case 1: block<NB, 1>(y, x, ldx, W, bias, beta, n0, m, N, K); break;
+    case 7: block<NB, 7>(y, x, W, bias, beta, n0, m, N, K); break;
+    case 6: block<NB, 6>(y, x, W, bias, beta, n0, m, N, K); break;
+    case 5: block<NB, 5>(y, x, W, bias, beta, n0, m, N, K); break;
+    case 4: block<NB, 4>(y, x, W, bias, beta, n0, m, N, K); break;
+    case 3: block<NB, 3>(y, x, W, bias, beta, n0, m, N, K); break;
+    case 2: block<NB, 2>(y, x, W, bias, beta, n0, m, N, K); break;
+    case 1: block<NB, 1>(y, x, W, bias, beta, n0, m, N, K); break;
     default: break;
   }
 }
@@ -135,20 +135,12 @@ GPG_OP(gemm_small_m) {
   const float* x = a.f32(1, "x", M * K);
   const float* W = a.f32(2, "W", N * K);
   const float* bias = a.present(3) ? a.f32(3, "bias", N) : nullptr;
-#if defined(__AVX512F__)
-  // x is copied to rows of stride K + 16 (rounded to 16): with K a multiple of 1024, its rows and
-  // the W rows would all map to the same few L1 sets and evict each other (measured 2.5× slower).
-  static thread_local Scratch xbuf;
-  const int64_t ldx = (K + 15) / 16 * 16 + 16;
-  float* xp = xbuf.get(static_cast<size_t>(M * ldx), "gemm_small_m");
-  for (int64_t m = 0; m < M; m++) std::memcpy(xp + m * ldx, x + m * K, K * sizeof(float));
-#endif
   // Static blocks of 3 W rows: each thread streams a contiguous slice of W exactly once.
   const int64_t groups = N / 3;
 #pragma omp parallel for schedule(static)
   for (int64_t p = 0; p < groups; p++) {
 #if defined(__AVX512F__)
-    rows<3>(y, xp, ldx, W, bias, beta, 3 * p, M, N, K);
+    rows<3>(y, x, W, bias, beta, 3 * p, M, N, K);
 #else
     for (int64_t n = 3 * p; n < 3 * p + 3; n++)
       for (int64_t m = 0; m < M; m++) {
@@ -159,7 +151,7 @@ GPG_OP(gemm_small_m) {
   }
   for (int64_t n = groups * 3; n < N; n++) {
 #if defined(__AVX512F__)
-    rows<1>(y, xp, ldx, W, bias, beta, n, M, N, K);
+    rows<1>(y, x, W, bias, beta, n, M, N, K);
 #else
     for (int64_t m = 0; m < M; m++) {
       float v = dot_avx512(x + m * K, W + n * K, K) + (bias ? bias[n] : 0.0f);

@@ -202,9 +202,9 @@ void pack_B(const Gemm& g, int64_t j0, int nr, int64_t p0, int64_t kc, float* ds
   }
 }
 
-// Packing buffers of the calling thread: one B panel shared by its OpenMP team and one A block
-// per team member, all allocated before the parallel region (an allocation failure is an
-// OpError here, never an exception inside OpenMP).
+// Packing buffers of the calling thread: the packed B block shared by its OpenMP team and one
+// A buffer per team member (an A block, or all its packed A under A_KEEP), all allocated before
+// the parallel region (an allocation failure is an OpError here, never an exception inside OpenMP).
 thread_local Scratch tl_B;
 thread_local std::vector<std::unique_ptr<Scratch>> tl_A;
 
