@@ -67,9 +67,10 @@ inline __mmask16 lanes(int n) { return n >= 16 ? 0xffff : n <= 0 ? 0 : static_ca
 // acc = Ap (ROWS × kc of an MR-row panel, k-major) · Bp (kc × NR);
 // C = alpha·acc + (first ? bias + beta·C : C) on ROWS rows and the first nr columns (FULLN: all 32).
 // ROWS < MR is the last, partial row panel: it costs ROWS/MR of a full tile, not a full tile.
+// Meanwhile the pf_lines cache lines from pf on (≤ kc/16) are fetched into L2, one per 16 k.
 template <int ROWS, bool FULLN>
 inline void micro(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C, int64_t ldc, int nr,
-                  float alpha, float beta, bool first, const float* bias) {
+                  float alpha, float beta, bool first, const float* bias, const char* pf, int64_t pf_lines) {
   __m512 c0[ROWS], c1[ROWS];
 #pragma GCC unroll 14
   for (int i = 0; i < ROWS; i++) {
@@ -88,6 +89,7 @@ inline void micro(int64_t kc, const float* __restrict Ap, const float* __restric
         _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc + 16), _MM_HINT_T0);
       }
+    if ((k & 15) == 0 && (k >> 4) < pf_lines) _mm_prefetch(pf + (k >> 4) * 64, _MM_HINT_T1);
     const __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
     _mm_prefetch(reinterpret_cast<const char*>(Bp + 16 * NR), _MM_HINT_T0);
 #pragma GCC unroll 14
@@ -123,7 +125,8 @@ inline void micro(int64_t kc, const float* __restrict Ap, const float* __restric
   }
 }
 
-using MicroFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int, float, float, bool, const float*);
+using MicroFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int, float, float, bool, const float*, const char*,
+                         int64_t);
 template <int... R>
 constexpr std::array<MicroFn, 2 * MR> micro_table(std::integer_sequence<int, R...>) {
   return {&micro<R + 1, true>..., &micro<R + 1, false>...};
@@ -247,6 +250,12 @@ void run(const Gemm& g) {
           const int64_t mc = std::min<int64_t>(MC, r1 - ic);
           float* Ap = keepA ? Abuf + pc * rows_alloc + (ic - r0) * kc : Abuf;
           if (keepA ? jc == 0 : q0 < q1) pack_A(g, ic, mc, pc, kc, Ap);
+          // The next kept A block, packed at jc = 0 and in DRAM by now, is fetched into L2 while
+          // this one computes, spread over its tiles (+1–2% at 2048³; read on demand, it stalls
+          // the first tiles of every block).
+          const char* next_A = reinterpret_cast<const char*>(Ap + mc * kc);
+          int64_t next_lines = 0;
+          if (keepA && jc > 0 && ic + mc < r1) next_lines = (std::min<int64_t>(MC, r1 - ic - mc) + MR - 1) / MR * MR * kc / 16;
           for (int64_t q = q0; q < q1; q++) {
             const int nr = static_cast<int>(std::min<int64_t>(NR, nc - q * NR));
             const float* bp = Bp + q * NR * kc;
@@ -254,10 +263,14 @@ void run(const Gemm& g) {
             for (int64_t ir = 0; ir < mc; ir += MR) {
               const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
               float* c = g.C + (ic + ir) * g.ldc + jc + q * NR;
+              const int64_t pf_lines = std::min(kc / 16, next_lines);
               if (mr == MR && nr == NR)
-                micro<MR, true>(kc, Ap + ir * kc, bp, c, g.ldc, nr, g.alpha, g.beta, first, bias);
+                micro<MR, true>(kc, Ap + ir * kc, bp, c, g.ldc, nr, g.alpha, g.beta, first, bias, next_A, pf_lines);
               else
-                micros[(mr - 1) + (nr == NR ? 0 : MR)](kc, Ap + ir * kc, bp, c, g.ldc, nr, g.alpha, g.beta, first, bias);
+                micros[(mr - 1) + (nr == NR ? 0 : MR)](kc, Ap + ir * kc, bp, c, g.ldc, nr, g.alpha, g.beta, first, bias, next_A,
+                                                       pf_lines);
+              next_A += pf_lines * 64;
+              next_lines -= pf_lines;
             }
           }
         }
