@@ -10,8 +10,8 @@
 //
 // The Goto/BLIS algorithm, llm.c-sized:
 //   for jc (nc columns) · for pc (kc depth): pack op(B)[pc, jc] into NR-wide panels (threads share)
-//     for ic (mc rows of this thread): pack op(A)[ic, pc] into MR-tall panels (thread-private,
-//                                      packed once per call when it fits, see A_KEEP)
+//     for ic (mc-row blocks, handed out to threads in turn): pack op(A)[ic, pc] into MR-tall
+//                                      panels (packed once per call when it fits, see A_KEEP)
 //       for each B panel · for each A panel: 14×32 micro-kernel, 28 zmm accumulators.
 // The micro-kernel broadcasts one A value per row and multiplies two B vectors: 28 FMAs per two
 // 512-bit loads and 14 scalar broadcasts, which keeps both FMA pipes busy (a 512-bit load per
@@ -20,13 +20,15 @@
 // products (native/gemm.cc). The first depth block writes C (alpha, bias, beta·C; C is not read
 // when beta = 0) and later depth blocks (K > 2048) accumulate into it.
 //
-// Threads split the rows (or, for short wide products, the columns) of C; each C element is
-// computed by one thread in a fixed k order, so results are bitwise identical for any thread count.
+// Threads share out the row blocks (or, for short wide products, the columns) of C; each C element
+// is computed by one thread in a fixed k order, so results are bitwise identical for any thread
+// count and any schedule.
 #include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <utility>
 #include <cstdlib>
 #include <memory>
@@ -45,9 +47,9 @@ constexpr int MR = 14, NR = 32;                 // micro-tile: 14 rows × 2 zmm
 // The A block (mc × kc, ~256 KB) and one B panel (kc × 32, ≤ 256 KB) sit in L2; the packed B
 // block (kc × nc) is kept near 4 MB (L3): mc and nc follow from kc.
 constexpr int64_t KC = 2048, A_BLOCK = int64_t{1} << 16, NC_MIN = 512, NC_MAX = 4096, B_BLOCK = int64_t{1} << 20;
-// When N spans several nc blocks, each thread keeps all of its packed A (rows × K, up to 16 MB)
-// instead of packing the same A blocks again for every column block.
-constexpr int64_t A_KEEP = int64_t{1} << 22;
+// When N spans several nc blocks, all of packed A (rows × K, up to 32 MB) is kept instead of
+// packing the same A blocks again for every column block.
+constexpr int64_t A_KEEP = int64_t{1} << 23;
 
 struct Gemm {
   bool tA, tB;
@@ -205,11 +207,38 @@ void pack_B(const Gemm& g, int64_t j0, int nr, int64_t p0, int64_t kc, float* ds
   }
 }
 
-// Packing buffers of the calling thread: the packed B block shared by its OpenMP team and one
-// A buffer per team member (an A block, or all its packed A under A_KEEP), all allocated before
-// the parallel region (an allocation failure is an OpError here, never an exception inside OpenMP).
-thread_local Scratch tl_B;
+// Packing buffers of the calling thread: the packed B block shared by its OpenMP team, the kept
+// packed A (see A_KEEP), also shared, and one A block per team member otherwise; all allocated
+// before the parallel region (an allocation failure is an OpError here, never an exception
+// inside OpenMP).
+thread_local Scratch tl_B, tl_Akept;
 thread_local std::vector<std::unique_ptr<Scratch>> tl_A;
+
+// C rows [ic, ic+mc) × B panels [q0, q1) of column block jc and depth block pc, with op(A)'s
+// block packed at Ap (packed here first when `pack`). Meanwhile the next_lines cache lines from
+// next_A on (the block this thread will most likely take next) are fetched into L2, spread over
+// the tiles.
+void block(const Gemm& g, int64_t ic, int64_t mc, int64_t jc, int64_t nc, int64_t q0, int64_t q1, int64_t pc, int64_t kc,
+           float* Ap, bool pack, const float* Bp, const char* next_A, int64_t next_lines) {
+  if (pack) pack_A(g, ic, mc, pc, kc, Ap);
+  const bool first = pc == 0;
+  for (int64_t q = q0; q < q1; q++) {
+    const int nr = static_cast<int>(std::min<int64_t>(NR, nc - q * NR));
+    const float* bp = Bp + q * NR * kc;
+    const float* bias = g.bias && first ? g.bias + jc + q * NR : nullptr;
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+      const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
+      float* c = g.C + (ic + ir) * g.ldc + jc + q * NR;
+      const int64_t pf_lines = std::min(kc / 16, next_lines);
+      if (mr == MR && nr == NR)
+        micro<MR, true>(kc, Ap + ir * kc, bp, c, g.ldc, nr, g.alpha, g.beta, first, bias, next_A, pf_lines);
+      else
+        micros[(mr - 1) + (nr == NR ? 0 : MR)](kc, Ap + ir * kc, bp, c, g.ldc, nr, g.alpha, g.beta, first, bias, next_A, pf_lines);
+      next_A += pf_lines * 64;
+      next_lines -= pf_lines;
+    }
+  }
+}
 
 void run(const Gemm& g) {
   const int64_t mpanels = (g.M + MR - 1) / MR;
@@ -222,56 +251,65 @@ void run(const Gemm& g) {
   const int64_t ncmax = std::min<int64_t>(NC, g.N);
   const int64_t MC = std::clamp<int64_t>(A_BLOCK / kcmax / MR * MR, MR, 12 * MR);
   float* Bp = tl_B.get(static_cast<size_t>(kcmax) * ((ncmax + NR - 1) / NR) * NR, "gemm");
-  while (static_cast<int>(tl_A.size()) < T) tl_A.push_back(std::make_unique<Scratch>());
-  // Rows are split between threads unless there are too few of them for every thread.
+  // Row blocks are handed out to threads as they ask (so they finish together whatever their
+  // cores' neighbours do: a static split left one thread waiting 2–4% of the time at 2048³),
+  // unless there are too few rows for every thread: then the columns are split.
   const bool split_rows = mpanels >= 2 * T || T == 1;
-  const int64_t rows_alloc = (split_rows ? (mpanels + T - 1) / T : mpanels) * MR;
-  const bool keepA = g.N > NC && rows_alloc * g.K <= A_KEEP;
+  const int64_t rows_pad = mpanels * MR;
+  const bool keepA = g.N > NC && rows_pad * g.K <= A_KEEP;
+  float* Akept = keepA && split_rows ? tl_Akept.get(static_cast<size_t>(rows_pad * g.K), "gemm") : nullptr;
+  while (static_cast<int>(tl_A.size()) < T) tl_A.push_back(std::make_unique<Scratch>());
   std::vector<float*> Aps(T);
-  for (int t = 0; t < T; t++) Aps[t] = tl_A[t]->get(static_cast<size_t>(keepA ? rows_alloc * g.K : MC * kcmax), "gemm");
+  if (!keepA || !split_rows)
+    for (int t = 0; t < T; t++) Aps[t] = tl_A[t]->get(static_cast<size_t>(keepA ? rows_pad * g.K : MC * kcmax), "gemm");
+  // Row blocks: runs of up to MC/MR panels, claimed from a counter that runs on over all
+  // (jc, pc) phases (phase ph owns [ph·mpanels, (ph+1)·mpanels)); a claim takes
+  // remaining/(2·threads) panels, so the last blocks of a phase shrink to one panel.
+  std::atomic<int64_t> claimed{0};
+  const int64_t block_panels = MC / MR;
 #pragma omp parallel num_threads(T)
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    float* const Abuf = Aps[t];
-    int64_t r0 = 0, r1 = g.M;
-    if (split_rows) {
-      r0 = std::min(g.M, mpanels * t / nt * MR);
-      r1 = std::min(g.M, mpanels * (t + 1) / nt * MR);
-    }
+    int64_t phase = 0;
+    // first panel and number of panels of a claimed row block ({·, 0}: the phase is done)
+    auto claim = [&]() -> std::pair<int64_t, int64_t> {
+      const int64_t base = phase * mpanels;
+      int64_t v = claimed.load(std::memory_order_relaxed);
+      for (;;) {
+        const int64_t rem = base + mpanels - v;
+        if (rem <= 0) return {0, 0};
+        const int64_t n = std::clamp<int64_t>(rem / (2 * nt), 1, block_panels);
+        if (claimed.compare_exchange_weak(v, v + n, std::memory_order_relaxed)) return {v - base, n};
+      }
+    };
     for (int64_t jc = 0; jc < g.N; jc += NC) {
       const int64_t nc = std::min<int64_t>(NC, g.N - jc), npan = (nc + NR - 1) / NR;
-      const int64_t q0 = split_rows ? 0 : npan * t / nt, q1 = split_rows ? npan : npan * (t + 1) / nt;
       for (int64_t pc = 0; pc < g.K; pc += kcmax) {
         const int64_t kc = std::min<int64_t>(kcmax, g.K - pc);
-        const bool first = pc == 0;
 #pragma omp for schedule(static)
         for (int64_t q = 0; q < npan; q++) pack_B(g, jc + q * NR, static_cast<int>(std::min<int64_t>(NR, nc - q * NR)), pc, kc, Bp + q * NR * kc);
-        for (int64_t ic = r0; ic < r1; ic += MC) {
-          const int64_t mc = std::min<int64_t>(MC, r1 - ic);
-          float* Ap = keepA ? Abuf + pc * rows_alloc + (ic - r0) * kc : Abuf;
-          if (keepA ? jc == 0 : q0 < q1) pack_A(g, ic, mc, pc, kc, Ap);
-          // The next kept A block, packed at jc = 0 and in DRAM by now, is fetched into L2 while
-          // this one computes, spread over its tiles (+1–2% at 2048³; read on demand, it stalls
-          // the first tiles of every block).
-          const char* next_A = reinterpret_cast<const char*>(Ap + mc * kc);
-          int64_t next_lines = 0;
-          if (keepA && jc > 0 && ic + mc < r1) next_lines = (std::min<int64_t>(MC, r1 - ic - mc) + MR - 1) / MR * MR * kc / 16;
-          for (int64_t q = q0; q < q1; q++) {
-            const int nr = static_cast<int>(std::min<int64_t>(NR, nc - q * NR));
-            const float* bp = Bp + q * NR * kc;
-            const float* bias = g.bias && first ? g.bias + jc + q * NR : nullptr;
-            for (int64_t ir = 0; ir < mc; ir += MR) {
-              const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
-              float* c = g.C + (ic + ir) * g.ldc + jc + q * NR;
-              const int64_t pf_lines = std::min(kc / 16, next_lines);
-              if (mr == MR && nr == NR)
-                micro<MR, true>(kc, Ap + ir * kc, bp, c, g.ldc, nr, g.alpha, g.beta, first, bias, next_A, pf_lines);
-              else
-                micros[(mr - 1) + (nr == NR ? 0 : MR)](kc, Ap + ir * kc, bp, c, g.ldc, nr, g.alpha, g.beta, first, bias, next_A,
-                                                       pf_lines);
-              next_A += pf_lines * 64;
-              next_lines -= pf_lines;
-            }
+        // Kept A: the panel starting at row i of depth block pc lies at Akept + pc·rows_pad + i·kc
+        // whatever the row blocks, packed at jc = 0 by the thread that computes it then and read
+        // by any thread after (in column-split mode each thread keeps its own copy of the few rows).
+        auto A_of = [&](int64_t ic) { return keepA ? (split_rows ? Akept : Aps[t]) + pc * rows_pad + ic * kc : Aps[t]; };
+        if (split_rows) {
+          // The next block is claimed before this one is computed, so that a kept A block can be
+          // fetched while this one computes.
+          for (auto cur = claim(); cur.second > 0;) {
+            const auto next = claim();
+            const int64_t ic = cur.first * MR, mc = std::min(cur.second * MR, g.M - ic);
+            const bool prefetch = keepA && jc > 0 && next.second > 0;
+            block(g, ic, mc, jc, nc, 0, npan, pc, kc, A_of(ic), !keepA || jc == 0, Bp,
+                  prefetch ? reinterpret_cast<const char*>(A_of(next.first * MR)) : nullptr, prefetch ? next.second * MR * kc / 16 : 0);
+            cur = next;
+          }
+          phase++;
+        } else {
+          const int64_t q0 = npan * t / nt, q1 = npan * (t + 1) / nt;
+          for (int64_t ic = 0; ic < g.M; ic += MC) {
+            const int64_t mc = std::min<int64_t>(MC, g.M - ic);
+            const bool pack = keepA ? jc == 0 : q0 < q1;
+            block(g, ic, mc, jc, nc, q0, q1, pc, kc, A_of(ic), pack, Bp, nullptr, 0);
           }
         }
 #pragma omp barrier

@@ -181,8 +181,9 @@ describe('linear / matmul backward', () => {
 describe('gemm blocking (packed fp32 kernel)', () => {
   // [M, N, K]: K > KC (2048) in two equal depth blocks with N > nc (992 at that depth); M > MC
   // (42) with a partial 14-row tile; N > nc (4096 at small K) with a partial 32-column panel and
-  // M too small to split rows (columns split instead); odd sizes everywhere.
-  const shapes = [[20, 1000, 2100], [200, 70, 300], [3, 4133, 20], [29, 47, 513]] as const;
+  // M too small to split rows (columns split instead); row blocks shared out with all of packed A
+  // kept across column blocks (with and without two depth blocks); odd sizes everywhere.
+  const shapes = [[20, 1000, 2100], [200, 70, 300], [3, 4133, 20], [29, 47, 513], [100, 4133, 20], [60, 1000, 2100]] as const;
   for (const [M, N, K] of shapes) {
     for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
       test(`M=${M} N=${N} K=${K} transA=${tA} transB=${tB}: bias, beta=0.5 vs float64`, () => {
@@ -217,18 +218,21 @@ describe('gemm blocking (packed fp32 kernel)', () => {
     });
   });
 
-  test('bitwise identical results on 1 and 2 threads', () => {
-    const r = rng(3);
-    const M = 150, N = 300, K = 700;
-    const A = f32(randn(M * K, r)), B = f32(randn(N * K, r));
-    assertSameAcrossThreads(() =>
-      tidy(() => {
-        const C = Tensor.zeros([M, N]);
-        gemmInto(C, Tensor.fromArray(A, [M, K]), Tensor.fromArray(B, [N, K]), { M, N, K, transB: true });
-        return Array.from(C.toArray());
-      }),
-    );
-  });
+  // [150, 300, 700]: one column block; [150, 4200, 40]: two, with packed A kept and read by
+  // whichever thread takes a row block.
+  for (const [M, N, K] of [[150, 300, 700], [150, 4200, 40]] as const) {
+    test(`bitwise identical results on 1 and 2 threads (M=${M} N=${N} K=${K})`, () => {
+      const r = rng(3);
+      const A = f32(randn(M * K, r)), B = f32(randn(N * K, r));
+      assertSameAcrossThreads(() =>
+        tidy(() => {
+          const C = Tensor.zeros([M, N]);
+          gemmInto(C, Tensor.fromArray(A, [M, K]), Tensor.fromArray(B, [N, K]), { M, N, K, transB: true });
+          return Array.from(C.toArray());
+        }),
+      );
+    });
+  }
 });
 
 describe('gemm_small_m (decode-shaped Linear)', () => {
