@@ -5,8 +5,8 @@
 //   A stored [M, K] (transA: [K, M]), B stored [K, N] (transB: [N, K] — the nn.Linear layout).
 //
 // Why not oneDNN here: oneDNN 2.6's brgemm measured 80–84% of this machine's FMA peak at 2048³
-// (Zen 5, 2 cores) whatever the weight format; this kernel measures 85–90% when the machine is
-// quiet (npm run bench; shared-L3 neighbours pull both down by ~5%).
+// (Zen 5, 2 cores) whatever the weight format; this kernel measures 87–95% (npm run bench, peak
+// and GEMM measured in alternation).
 //
 // The Goto/BLIS algorithm, llm.c-sized:
 //   for jc (nc columns) · for pc (kc depth): pack op(B)[pc, jc] into NR-wide panels (threads share)
