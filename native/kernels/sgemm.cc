@@ -10,8 +10,8 @@
 //
 // The Goto/BLIS algorithm, llm.c-sized:
 //   for jc (nc columns) · for pc (kc depth): pack op(B)[pc, jc] into NR-wide panels (threads share)
-//     for ic (mc-row blocks, handed out to threads in turn): pack op(A)[ic, pc] into MR-tall
-//                                      panels (packed once per call when it fits, see A_KEEP)
+//     for ic (row blocks of ≤ mc, claimed by the threads as they ask): pack op(A)[ic, pc] into
+//                                      MR-tall panels (once per call when it fits, see A_KEEP)
 //       for each B panel · for each A panel: 14×32 micro-kernel, 28 zmm accumulators.
 // The micro-kernel broadcasts one A value per row and multiplies two B vectors: 28 FMAs per two
 // 512-bit loads and 14 scalar broadcasts, which keeps both FMA pipes busy (a 512-bit load per
@@ -47,8 +47,8 @@ constexpr int MR = 14, NR = 32;                 // micro-tile: 14 rows × 2 zmm
 // The A block (mc × kc, ~256 KB) and one B panel (kc × 32, ≤ 256 KB) sit in L2; the packed B
 // block (kc × nc) is kept near 4 MB (L3): mc and nc follow from kc.
 constexpr int64_t KC = 2048, A_BLOCK = int64_t{1} << 16, NC_MIN = 512, NC_MAX = 4096, B_BLOCK = int64_t{1} << 20;
-// When N spans several nc blocks, all of packed A (rows × K, up to 32 MB) is kept instead of
-// packing the same A blocks again for every column block.
+// When N spans several nc blocks, all of packed A (rows × K; up to 32 MB in all) is kept instead
+// of packing the same A blocks again for every column block.
 constexpr int64_t A_KEEP = int64_t{1} << 23;
 
 struct Gemm {
@@ -216,7 +216,7 @@ thread_local std::vector<std::unique_ptr<Scratch>> tl_A;
 
 // C rows [ic, ic+mc) × B panels [q0, q1) of column block jc and depth block pc, with op(A)'s
 // block packed at Ap (packed here first when `pack`). Meanwhile the next_lines cache lines from
-// next_A on (the block this thread will most likely take next) are fetched into L2, spread over
+// next_A on (the packed A of the block this thread takes next) are fetched into L2, spread over
 // the tiles.
 void block(const Gemm& g, int64_t ic, int64_t mc, int64_t jc, int64_t nc, int64_t q0, int64_t q1, int64_t pc, int64_t kc,
            float* Ap, bool pack, const float* Bp, const char* next_A, int64_t next_lines) {
@@ -256,7 +256,7 @@ void run(const Gemm& g) {
   // unless there are too few rows for every thread: then the columns are split.
   const bool split_rows = mpanels >= 2 * T || T == 1;
   const int64_t rows_pad = mpanels * MR;
-  const bool keepA = g.N > NC && rows_pad * g.K <= A_KEEP;
+  const bool keepA = g.N > NC && rows_pad * g.K * (split_rows ? 1 : T) <= A_KEEP;
   float* Akept = keepA && split_rows ? tl_Akept.get(static_cast<size_t>(rows_pad * g.K), "gemm") : nullptr;
   while (static_cast<int>(tl_A.size()) < T) tl_A.push_back(std::make_unique<Scratch>());
   std::vector<float*> Aps(T);

@@ -53,7 +53,7 @@ export interface GemmShape {
 /**
  * GEMM GFLOP/s per shape (median over all timed calls) and the FMA peak (median over `rounds`
  * runs), measured in alternation: each round runs the peak loop once and then a share of every
- * shape's calls. This machine is shared, and neighbours move both numbers by 5–10% from one
+ * shape's calls. This machine is shared, and neighbours move both numbers by 5–20% from one
  * minute to the next; alternating them puts numerator and denominator under the same neighbours.
  */
 export function gemmAndPeak(shapes: GemmShape[], rounds = 5): { peak: number; peakBest: number; gflops: number[] } {
