@@ -110,10 +110,10 @@ static inline void block(float* y, const float* x, const float* W, const float* 
 }
 
 // All M rows of x against W rows n0..n0+NB (x in chunks of 8 rows; W rows stay in L1 meanwhile).
-// The first 8 lines of the next NB rows are fetched into L2 first: the hardware prefetcher follows
-// one of them on from these rows' ends, but the other two start cold, which cost 13–18% whenever
-// W came from DRAM (paired A/B at the decode shape; neutral when W is in L3; fetching more lines
-// than 8 per row measured slower).
+// The first 8 lines of the next NB rows are fetched into L2 first: the hardware prefetcher runs on
+// from the end of one row into the next, but the other rows of the next group start cold, which
+// cost 13–32% whenever W streamed from DRAM (paired A/B at the decode shape in noisy minutes and
+// with W larger than the L3; neutral when W is in L3; more than 8 lines per row measured slower).
 template <int NB>
 static inline void rows(float* y, const float* x, const float* W, const float* bias, float beta, int64_t n0, int64_t M, int64_t N, int64_t K) {
   for (int64_t n = n0 + NB; n < std::min<int64_t>(n0 + 2 * NB, N); n++)
