@@ -252,7 +252,7 @@ void run(const Gemm& g) {
   const int64_t MC = std::clamp<int64_t>(A_BLOCK / kcmax / MR * MR, MR, 12 * MR);
   float* Bp = tl_B.get(static_cast<size_t>(kcmax) * ((ncmax + NR - 1) / NR) * NR, "gemm");
   // Row blocks are handed out to threads as they ask (so they finish together whatever their
-  // cores' neighbours do: a static split left one thread waiting 2–4% of the time at 2048³),
+  // cores' neighbours do: a static split left one thread waiting 1–4% of the time at 2048³),
   // unless there are too few rows for every thread: then the columns are split.
   const bool split_rows = mpanels >= 2 * T || T == 1;
   const int64_t rows_pad = mpanels * MR;
