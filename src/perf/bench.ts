@@ -25,7 +25,8 @@ const TORCH_REF = join(SHARED, 'bench', 'torch_reference.py');
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-function timeIt(fn: () => void, reps: number, warmup = 1): number {
+/** Seconds per call of `reps` timed calls, after `warmup` untimed ones. */
+function samples(fn: () => void, reps: number, warmup = 1): number[] {
   for (let i = 0; i < warmup; i++) fn();
   const ts: number[] = [];
   for (let i = 0; i < reps; i++) {
@@ -33,8 +34,10 @@ function timeIt(fn: () => void, reps: number, warmup = 1): number {
     fn();
     ts.push((performance.now() - t) / 1000);
   }
-  return median(ts);
+  return ts;
 }
+
+const timeIt = (fn: () => void, reps: number, warmup = 1): number => median(samples(fn, reps, warmup));
 
 /** One run of the register-only AVX-512 FMA loop on all cores (~0.1 s), GFLOP/s. */
 export function measurePeak(): number {
@@ -68,15 +71,7 @@ export function gemmAndPeak(shapes: GemmShape[], rounds = 5): { peak: number; pe
     const times: number[][] = shapes.map(() => []);
     for (let r = 0; r < rounds; r++) {
       peaks.push(measurePeak());
-      shapes.forEach((sh, i) => {
-        const n = Math.ceil(sh.reps / rounds);
-        for (let w = 0; w < 2; w++) ops[i]!();
-        for (let k = 0; k < n; k++) {
-          const t = performance.now();
-          ops[i]!();
-          times[i]!.push((performance.now() - t) / 1000);
-        }
-      });
+      shapes.forEach((sh, i) => times[i]!.push(...samples(ops[i]!, Math.ceil(sh.reps / rounds), 2)));
     }
     return {
       peak: median(peaks),
