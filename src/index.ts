@@ -32,7 +32,7 @@ export { Tensor, tidy } from './tensor/tensor.ts';
 export { backward, noGrad } from './tensor/tape.ts';
 export { setAutocast } from './tensor/ops/matmul.ts';
 export { AdamW, clipGradNorm } from './tensor/optim.ts';
-export { setNumThreads, getNumThreads } from './native/index.ts';
+export { setNumThreads, getNumThreads } from './backend/index.ts';
 
 // Errors
 export * from './errors.ts';

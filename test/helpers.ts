@@ -4,7 +4,7 @@
  * DESIGN §5), llm.c-style `checkTensor` reporting, and float64 finite differences.
  */
 import assert from 'node:assert/strict';
-import { getNumThreads, setNumThreads } from '../src/native/index.ts';
+import { getNumThreads, setNumThreads } from '../src/backend/index.ts';
 
 /** mulberry32: small, fast, seeded. */
 export function rng(seed: number): () => number {

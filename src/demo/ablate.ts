@@ -27,7 +27,7 @@ import { train } from '../rl/loop.ts';
 import { svgLinePlot } from '../rl/report.ts';
 import { sftTrain } from '../sft/sft.ts';
 import { writeFileAtomic } from '../model/safetensors.ts';
-import { getNumThreads } from '../native/index.ts';
+import { getNumThreads } from '../backend/index.ts';
 import { DEMO_LEVEL, demoTrainConfig, defaultCacheDir, warmStart, WARMSTART, HELDOUT_N } from './demo.ts';
 import { heldoutAccuracy } from './heldout.ts';
 import { UsageError } from '../errors.ts';

@@ -5,9 +5,14 @@
  * policy's per-token log-probs (log_softmax(logits / T) over the full vocabulary, DESIGN §4) and,
  * with a decoder, the text. Randomness comes from a seeded Rng, so a run is reproducible and a
  * resumed run continues the same stream.
+ *
+ * Logits, the KV cache and sampling stay on the model's backend: per step only the B sampled ids
+ * are read back (to decide eos / stop strings); their log-probs are gathered into a [B, N]
+ * tensor read once at the end.
  */
 import { Tensor, tidy } from '../tensor/tensor.ts';
-import { op } from '../native/index.ts';
+import { sampleTokens } from '../tensor/ops/sample.ts';
+import { copyRows } from '../tensor/ops/copy.ts';
 import type { CausalLM } from '../model/decoder.ts';
 import type { Rng } from '../data/rng.ts';
 import { GpgRlError } from '../errors.ts';
@@ -75,9 +80,9 @@ function generateBatch(model: CausalLM, prompts: number[][], o: GenerateOptions)
   const temperature = o.temperature ?? 1;
   const cache = model.newCache(B, P + N);
   const tokens: number[][] = prompts.map(() => []);
-  const logps: number[][] = prompts.map(() => []);
   const finished = new Array<boolean>(B).fill(false);
   const texts: string[] | null = o.decode ? new Array<string>(B).fill('') : null;
+  const lpAll = Tensor.zeros([B, N]).keep(); // sampling log-probs, column = step
   try {
     // prefill: left-padded prompts
     const ids = new Int32Array(B * P).fill(o.padTokenId);
@@ -89,11 +94,20 @@ function generateBatch(model: CausalLM, prompts: number[][], o: GenerateOptions)
         mask[b * P + P - p.length + t] = 1;
       }
     }
-    let logits = model.decodeStep(cache, ids, mask, P);
+    let logits: Tensor | null = model.decodeStep(cache, ids, mask, P);
     const next = new Int32Array(B);
     const nextMask = new Int32Array(B);
+    const u = new Float32Array(B);
     for (let step = 0; step < N; step++) {
-      const { ids: sampled, lps } = sample(logits, B, V, temperature, o);
+      if (!o.greedy) for (let b = 0; b < B; b++) u[b] = Math.min(o.rng!.next(), 0.99999994);
+      const lt: Tensor = logits!;
+      const sampled = tidy(() => {
+        const r = sampleTokens(lt, Tensor.fromArray(u, [B]), { temperature, topK: o.topK ?? 0, topP: o.topP ?? 1, greedy: !!o.greedy });
+        copyRows(lpAll, r.logps, { rows: B, cols: 1, dstStride: N, srcStride: 1, dstOff: step });
+        return r.ids.toArray() as Int32Array; // the one host read per step
+      });
+      lt.dispose();
+      logits = null;
       let produced = 0;
       for (let b = 0; b < B; b++) {
         if (finished[b]) {
@@ -103,7 +117,6 @@ function generateBatch(model: CausalLM, prompts: number[][], o: GenerateOptions)
         }
         const tok = sampled[b]!;
         tokens[b]!.push(tok);
-        logps[b]!.push(lps[b]!);
         produced++;
         next[b] = tok;
         nextMask[b] = 1;
@@ -117,22 +130,17 @@ function generateBatch(model: CausalLM, prompts: number[][], o: GenerateOptions)
       if (finished.every(Boolean) || step === N - 1) break;
       logits = model.decodeStep(cache, next, nextMask, 1);
     }
+    logits?.dispose();
+  } catch (e) {
+    lpAll.dispose();
+    throw e;
   } finally {
     model.disposeCache(cache);
   }
+  // a row's i-th token was sampled at step i (rows only ever stop early)
+  const lpHost = lpAll.toFloat32();
+  lpAll.dispose();
+  const logps = tokens.map((t, b) => Array.from(lpHost.subarray(b * N, b * N + t.length)));
   if (texts) for (let b = 0; b < B; b++) texts[b] = o.decode!(tokens[b]!);
   return { tokens, logps, finished, texts };
-}
-
-/** Samples one token per row of host logits [B, V] with the native kernel. */
-function sample(logits: Float32Array, B: number, V: number, temperature: number, o: GenerateOptions): { ids: Int32Array; lps: Float32Array } {
-  return tidy(() => {
-    const lt = Tensor.fromArray(logits, [B, V]);
-    const u = new Float32Array(B);
-    if (!o.greedy) for (let b = 0; b < B; b++) u[b] = Math.min(o.rng!.next(), 0.99999994);
-    const ids = Tensor.empty([B], 'int32');
-    const lps = Tensor.empty([B]);
-    op('sample_tokens')(ids.storage, lps.storage, lt.storage, Tensor.fromArray(u, [B]).storage, B, V, o.greedy ? 1 : temperature, o.topK ?? 0, o.topP ?? 1, !!o.greedy);
-    return { ids: ids.toArray() as Int32Array, lps: lps.toFloat32() };
-  });
 }

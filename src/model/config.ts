@@ -339,32 +339,65 @@ export function modelConfigToJson(cfg: ModelConfig, dtype: 'F32' | 'BF16' | 'F16
   return out;
 }
 
+/** HF module names inside `model.layers.<i>.` (the decoder and the parameter table both use these). */
+export const LAYER = {
+  inputNorm: 'input_layernorm',
+  q: 'self_attn.q_proj',
+  k: 'self_attn.k_proj',
+  v: 'self_attn.v_proj',
+  o: 'self_attn.o_proj',
+  qNorm: 'self_attn.q_norm',
+  kNorm: 'self_attn.k_norm',
+  postNorm: 'post_attention_layernorm',
+  gate: 'mlp.gate_proj',
+  up: 'mlp.up_proj',
+  down: 'mlp.down_proj',
+} as const;
+
+/** A module of one decoder layer: a linear layer ([out, in] weight, optional bias) or a norm ([C] weight). */
+export interface LayerModule {
+  module: string;
+  kind: 'linear' | 'norm';
+  /** Weight shape: [out, in] for linear, [C] for norm. */
+  shape: number[];
+  bias: boolean;
+}
+
+/** The one per-layer table (HF order): every parameter name and shape follows from it. */
+export function layerModules(cfg: ModelConfig): LayerModule[] {
+  const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = cfg;
+  const lin = (module: string, out: number, inp: number, bias = false): LayerModule => ({ module, kind: 'linear', shape: [out, inp], bias });
+  const norm = (module: string, n: number): LayerModule => ({ module, kind: 'norm', shape: [n], bias: false });
+  const b = cfg.attentionBias;
+  return [
+    norm(LAYER.inputNorm, C),
+    lin(LAYER.q, H * D, C, b),
+    lin(LAYER.k, Hkv * D, C, b),
+    lin(LAYER.v, Hkv * D, C, b),
+    lin(LAYER.o, C, H * D),
+    ...(cfg.qkNorm ? [norm(LAYER.qNorm, D), norm(LAYER.kNorm, D)] : []),
+    norm(LAYER.postNorm, C),
+    lin(LAYER.gate, F, C),
+    lin(LAYER.up, F, C),
+    lin(LAYER.down, C, F),
+  ];
+}
+
 /**
  * Every parameter tensor of the decoder with its HF name and shape, in a stable order:
  * embedding, then per layer (norm, attention, norm, MLP), final norm, lm_head when untied.
  * Shapes are torch `nn.Linear` weights: [out_features, in_features].
  */
 export function parameterNames(cfg: ModelConfig): Array<{ name: string; shape: number[] }> {
-  const { vocabSize: V, hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = cfg;
+  const { vocabSize: V, hiddenSize: C } = cfg;
   const out: Array<{ name: string; shape: number[] }> = [{ name: 'model.embed_tokens.weight', shape: [V, C] }];
+  const mods = layerModules(cfg);
   for (let i = 0; i < cfg.numLayers; i++) {
-    const p = `model.layers.${i}.`;
-    out.push({ name: `${p}input_layernorm.weight`, shape: [C] });
-    out.push({ name: `${p}self_attn.q_proj.weight`, shape: [H * D, C] });
-    if (cfg.attentionBias) out.push({ name: `${p}self_attn.q_proj.bias`, shape: [H * D] });
-    out.push({ name: `${p}self_attn.k_proj.weight`, shape: [Hkv * D, C] });
-    if (cfg.attentionBias) out.push({ name: `${p}self_attn.k_proj.bias`, shape: [Hkv * D] });
-    out.push({ name: `${p}self_attn.v_proj.weight`, shape: [Hkv * D, C] });
-    if (cfg.attentionBias) out.push({ name: `${p}self_attn.v_proj.bias`, shape: [Hkv * D] });
-    out.push({ name: `${p}self_attn.o_proj.weight`, shape: [C, H * D] });
-    if (cfg.qkNorm) {
-      out.push({ name: `${p}self_attn.q_norm.weight`, shape: [D] });
-      out.push({ name: `${p}self_attn.k_norm.weight`, shape: [D] });
+    for (const m of mods) {
+      const p = `model.layers.${i}.${m.module}`;
+      out.push({ name: `${p}.weight`, shape: m.shape });
+      if (m.bias) out.push({ name: `${p}.bias`, shape: [m.shape[0]!] });
     }
-    out.push({ name: `${p}post_attention_layernorm.weight`, shape: [C] });
-    out.push({ name: `${p}mlp.gate_proj.weight`, shape: [F, C] });
-    out.push({ name: `${p}mlp.up_proj.weight`, shape: [F, C] });
-    out.push({ name: `${p}mlp.down_proj.weight`, shape: [C, F] });
   }
   out.push({ name: 'model.norm.weight', shape: [C] });
   if (!cfg.tieWordEmbeddings) out.push({ name: 'lm_head.weight', shape: [V, C] });

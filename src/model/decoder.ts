@@ -29,8 +29,8 @@ import { swiglu } from '../tensor/ops/swiglu.ts';
 import { embedding } from '../tensor/ops/embedding.ts';
 import { attention, attentionCached } from '../tensor/ops/attention.ts';
 import { tokenLogprobs } from '../tensor/ops/logprobs.ts';
-import { op } from '../native/index.ts';
-import { parameterNames, readModelConfig, type ModelConfig } from './config.ts';
+import { copyRows } from '../tensor/ops/copy.ts';
+import { LAYER, parameterNames, readModelConfig, type ModelConfig } from './config.ts';
 import { loadModelTensors } from './folder.ts';
 import { ModelLoadError, TensorOpError } from '../errors.ts';
 
@@ -42,11 +42,19 @@ export interface KVCache {
   length: number;
   k: Tensor[];
   v: Tensor[];
-  /** int32 [B, Tmax]: 1 where the cached position is a real token. */
+  /** int32 [B, Tmax]: 1 where the cached position is a real token (uploaded from maskHost each step). */
   mask: Tensor;
   maskHost: Int32Array;
   /** Next RoPE position per row (count of real tokens so far). */
   nextPos: Int32Array;
+}
+
+/** A token batch on the host (packBatch's output fits): ids and attention mask, int32 [B, T] row-major. */
+export interface TokenBatch {
+  ids: Int32Array;
+  mask: Int32Array;
+  B: number;
+  T: number;
 }
 
 /** Position ids that count only real tokens: max(cumsum(mask) - 1, 0) (DESIGN §4). */
@@ -104,13 +112,30 @@ export class CausalLM {
     return out;
   }
 
-  /** Trainable parameters in a stable (HF) order. */
-  parameters(): Tensor[] {
-    return parameterNames(this.cfg).map(({ name }) => this.params.get(name)!);
+  /**
+   * The parameters the optimizer updates and checkpoints save, by HF name, in a stable (HF) order.
+   * Today every parameter; with adapters (LoRA) only theirs.
+   */
+  trainableParameters(): Array<[string, Tensor]> {
+    return parameterNames(this.cfg).map(({ name }) => [name, this.params.get(name)!]);
   }
 
+  /** The trainable parameter tensors (trainableParameters() without the names). */
+  parameters(): Tensor[] {
+    return this.trainableParameters().map(([, t]) => t);
+  }
+
+  /** Turns gradient recording on or off for the trainable parameters. */
   setRequiresGrad(on: boolean): void {
-    for (const p of this.params.values()) p.requiresGrad = on;
+    for (const [, p] of this.trainableParameters()) p.requiresGrad = on;
+  }
+
+  /**
+   * The one projection every linear layer runs through: y = x @ W^T (+ b) for the HF module
+   * `module` (e.g. `model.layers.0.self_attn.q_proj`). Adapters attach here.
+   */
+  project(module: string, x: Tensor): Tensor {
+    return linear(x, this.p(`${module}.weight`), this.pOpt(`${module}.bias`));
   }
 
   numParameters(): number {
@@ -150,13 +175,13 @@ export class CausalLM {
     const [B, T] = x.shape as [number, number, number];
     const H = c.numHeads, Hkv = c.numKvHeads, D = c.headDim;
     const pre = `model.layers.${i}.`;
-    const h = rmsnorm(x, this.p(pre + 'input_layernorm.weight'), c.rmsNormEps);
-    let q = reshape(linear(h, this.p(pre + 'self_attn.q_proj.weight'), this.pOpt(pre + 'self_attn.q_proj.bias')), [B, T, H, D]);
-    let k = reshape(linear(h, this.p(pre + 'self_attn.k_proj.weight'), this.pOpt(pre + 'self_attn.k_proj.bias')), [B, T, Hkv, D]);
-    const v = reshape(linear(h, this.p(pre + 'self_attn.v_proj.weight'), this.pOpt(pre + 'self_attn.v_proj.bias')), [B, T, Hkv, D]);
+    const h = rmsnorm(x, this.p(`${pre}${LAYER.inputNorm}.weight`), c.rmsNormEps);
+    let q = reshape(this.project(pre + LAYER.q, h), [B, T, H, D]);
+    let k = reshape(this.project(pre + LAYER.k, h), [B, T, Hkv, D]);
+    const v = reshape(this.project(pre + LAYER.v, h), [B, T, Hkv, D]);
     if (c.qkNorm) {
-      q = rmsnorm(q, this.p(pre + 'self_attn.q_norm.weight'), c.rmsNormEps);
-      k = rmsnorm(k, this.p(pre + 'self_attn.k_norm.weight'), c.rmsNormEps);
+      q = rmsnorm(q, this.p(`${pre}${LAYER.qNorm}.weight`), c.rmsNormEps);
+      k = rmsnorm(k, this.p(`${pre}${LAYER.kNorm}.weight`), c.rmsNormEps);
     }
     q = rope(q, pos, c.ropeTheta);
     k = rope(k, pos, c.ropeTheta);
@@ -164,17 +189,18 @@ export class CausalLM {
     if (cache) {
       // append the new keys/values to the cache rows [length, length+T) of every batch item
       const row = Hkv * D;
-      op('copy_rows')(cache.k[i]!.storage, k.storage, B, T * row, cache.Tmax * row, T * row, cache.length * row, 0);
-      op('copy_rows')(cache.v[i]!.storage, v.storage, B, T * row, cache.Tmax * row, T * row, cache.length * row, 0);
+      const at = { rows: B, cols: T * row, dstStride: cache.Tmax * row, srcStride: T * row, dstOff: cache.length * row };
+      copyRows(cache.k[i]!, k, at);
+      copyRows(cache.v[i]!, v, at);
       a = attentionCached(q, cache.k[i]!, cache.v[i]!, cache.mask, cache.length + T);
     } else {
       a = attention(q, k, v, mask);
     }
-    x = add(x, linear(reshape(a, [B, T, H * D]), this.p(pre + 'self_attn.o_proj.weight')));
-    const h2 = rmsnorm(x, this.p(pre + 'post_attention_layernorm.weight'), c.rmsNormEps);
-    const g = linear(h2, this.p(pre + 'mlp.gate_proj.weight'));
-    const u = linear(h2, this.p(pre + 'mlp.up_proj.weight'));
-    return add(x, linear(swiglu(g, u), this.p(pre + 'mlp.down_proj.weight')));
+    x = add(x, this.project(pre + LAYER.o, reshape(a, [B, T, H * D])));
+    const h2 = rmsnorm(x, this.p(`${pre}${LAYER.postNorm}.weight`), c.rmsNormEps);
+    const g = this.project(pre + LAYER.gate, h2);
+    const u = this.project(pre + LAYER.up, h2);
+    return add(x, this.project(pre + LAYER.down, swiglu(g, u)));
   }
 
   /**
@@ -182,6 +208,7 @@ export class CausalLM {
    * ids, mask: int32 [B, T]; positions default to max(cumsum(mask)-1, 0).
    */
   hidden(ids: Tensor, mask: Tensor, positions?: Tensor): Tensor {
+    // (without `positions` the mask is read back to compute them; tokenLogps passes them from the host batch)
     if (ids.dtype !== 'int32' || mask.dtype !== 'int32' || ids.shape.length !== 2 || mask.shape.length !== 2 || ids.shape[0] !== mask.shape[0] || ids.shape[1] !== mask.shape[1]) {
       throw new TensorOpError('CausalLM.hidden', `input_ids ${ids.dtype} [${ids.shape}] and attention_mask ${mask.dtype} [${mask.shape}] must both be int32 [B, T]`);
     }
@@ -198,17 +225,18 @@ export class CausalLM {
   }
 
   /**
-   * Token log-probs log_softmax(logits[t-1] / temperature)[ids[t]] (DESIGN §4) for the positions
-   * selected by `select` (a host mask over [B, T-1]; default: where target and context are both
-   * real). Returns the compact log-probs [N] of the selected positions (gradient flows to the
-   * parameters) and `index`, each one's flat position in [B, T-1] (see expandRows).
-   * Only the selected rows go through the lm_head: they are gathered from the hidden states with
-   * an embedding lookup, whose backward scatters the gradient back.
+   * Token log-probs log_softmax(logits[t-1] / temperature)[ids[t]] (DESIGN §4) of a host token
+   * batch, for the positions selected by `select` (a host mask over [B, T-1]; default: where
+   * target and context are both real). Returns the compact log-probs [N] of the selected positions
+   * (gradient flows to the parameters) and `index`, each one's flat position in [B, T-1] (see
+   * expandRows). Only the selected rows go through the lm_head: they are gathered from the hidden
+   * states with an embedding lookup, whose backward scatters the gradient back. The batch is
+   * uploaded once; nothing is read back but what the caller reads.
    */
-  tokenLogps(ids: Tensor, mask: Tensor, opts: { temperature?: number; select?: ArrayLike<number>; entropy?: boolean } = {}): { logps: Tensor; entropy: Float32Array | null; index: Int32Array } {
-    const [B, T] = ids.shape as [number, number];
-    const idsH = ids.toArray() as Int32Array;
-    const maskH = mask.toArray() as Int32Array;
+  tokenLogps(batch: TokenBatch, opts: { temperature?: number; select?: ArrayLike<number>; entropy?: boolean } = {}): { logps: Tensor; entropy: Float32Array | null; index: Int32Array } {
+    const { ids: idsH, mask: maskH, B, T } = batch;
+    if (idsH.length !== B * T || maskH.length !== B * T) throw new TensorOpError('CausalLM.tokenLogps', `ids (${idsH.length}) and mask (${maskH.length}) must hold B·T = ${B}·${T} values`);
+    if (opts.select && opts.select.length !== B * Math.max(0, T - 1)) throw new TensorOpError('CausalLM.tokenLogps', `select has ${opts.select.length} entries, expected B·(T−1) = ${B * Math.max(0, T - 1)}`);
     const rows: number[] = [];
     const targets: number[] = [];
     const index: number[] = [];
@@ -222,7 +250,10 @@ export class CausalLM {
         index.push(j);
       }
     }
-    const h = this.hidden(ids, mask);
+    const ids = Tensor.fromArray(idsH, [B, T], 'int32');
+    const mask = Tensor.fromArray(maskH, [B, T], 'int32');
+    const pos = Tensor.fromArray(positionIds(maskH, B, T), [B, T], 'int32');
+    const h = this.hidden(ids, mask, pos);
     const C = this.cfg.hiddenSize;
     const hSel = embedding(reshape(h, [B * T, C]), Tensor.fromArray(Int32Array.from(rows), [rows.length], 'int32'));
     const { logps, entropy } = tokenLogprobs(hSel, this.lmHeadWeight(), Tensor.fromArray(Int32Array.from(targets), [targets.length], 'int32'), {
@@ -249,9 +280,10 @@ export class CausalLM {
 
   /**
    * Feeds T new tokens per row (ids int32 host [B*T], newMask host [B*T]) through the model with
-   * the cache; returns the final-position logits [B, V] (float32 host copy). No gradient.
+   * the cache; returns the final-position logits [B, V] as a tensor on the model's backend (the
+   * caller disposes it; sampling reads them there). No gradient.
    */
-  decodeStep(cache: KVCache, ids: Int32Array, newMask: Int32Array, T: number): Float32Array {
+  decodeStep(cache: KVCache, ids: Int32Array, newMask: Int32Array, T: number): Tensor {
     const B = cache.B;
     if (cache.length + T > cache.Tmax) throw new TensorOpError('decodeStep', `cache of ${cache.Tmax} positions is full (${cache.length} + ${T})`);
     return noGrad(() =>
@@ -266,7 +298,7 @@ export class CausalLM {
             pos[b * T + t] = Math.max(cache.nextPos[b]! - 1, 0);
           }
         }
-        cache.mask.storage.write(cache.maskHost);
+        cache.mask.write(cache.maskHost);
         const idsT = Tensor.fromArray(ids, [B, T], 'int32');
         const posT = Tensor.fromArray(pos, [B, T], 'int32');
         let x = embedding(this.p('model.embed_tokens.weight'), idsT);
@@ -275,9 +307,9 @@ export class CausalLM {
         // last position of each row only
         const C = this.cfg.hiddenSize;
         const last = Tensor.empty([B, C]);
-        op('copy_rows')(last.storage, x.storage, B, C, C, T * C, 0, (T - 1) * C);
+        copyRows(last, x, { rows: B, cols: C, dstStride: C, srcStride: T * C, srcOff: (T - 1) * C });
         const hN = rmsnorm(last, this.p('model.norm.weight'), this.cfg.rmsNormEps);
-        return linear(hN, this.lmHeadWeight()).toFloat32();
+        return linear(hN, this.lmHeadWeight());
       }),
     );
   }

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { Tensor, tidy } from '../tensor/tensor.ts';
 import { backward, noGrad } from '../tensor/tape.ts';
 import { gemmInto, setAutocast } from '../tensor/ops/matmul.ts';
-import { getNumThreads, op } from '../native/index.ts';
+import { defaultBackend, getNumThreads } from '../backend/index.ts';
+import { GpgRlError } from '../errors.ts';
 import { CausalLM } from '../model/decoder.ts';
 import { initModel } from '../model/init.ts';
 import { generate } from '../generate/generate.ts';
@@ -41,7 +42,7 @@ const timeIt = (fn: () => void, reps: number, warmup = 1): number => median(samp
 
 /** One run of the register-only AVX-512 FMA loop on all cores (~0.1 s), GFLOP/s. */
 export function measurePeak(): number {
-  return (op('fma_peak')(4e7) as { gflops: number }).gflops;
+  return benchmarks().fmaPeakGflops(4e7);
 }
 
 /** A GEMM shape of the benchmark: C[M,N] = A[M,K] · op(B), `reps` timed calls in all. */
@@ -100,9 +101,7 @@ export function trainTokensPerS(model: CausalLM, B: number, T: number, bf16: boo
   try {
     const step = () =>
       tidy(() => {
-        const idsT = Tensor.fromArray(ids, [B, T], 'int32');
-        const maskT = Tensor.fromArray(mask, [B, T], 'int32');
-        const { logps, index } = model.tokenLogps(idsT, maskT, { select });
+        const { logps, index } = model.tokenLogps({ ids, mask, B, T }, { select });
         const n = index.length;
         const seed = new Float32Array(n);
         for (let i = 0; i < n; i++) seed[i] = -adv[Math.floor(index[i]! / (T - 1))]! / n;
@@ -184,7 +183,7 @@ export function runBench(log: (s: string) => void = () => {}, opts: { skipTorch?
   log('decode: batch 16, prompt 64, 128 new tokens (sampling, prefill included) ...');
   const dec = decodeTokensPerS(model, 16, 64, 128);
   out.decode_tokens_per_s = round(dec);
-  const bw = op('mem_bandwidth')(512 << 20, 5) as number;
+  const bw = benchmarks().memoryBandwidthGBs(512 << 20, 5);
   const weightBytes = params * 4;
   const bound = (16 * bw * 1e9) / weightBytes;
   out.mem_bandwidth_gbs = round(bw, 1);
@@ -215,4 +214,11 @@ export function runBench(log: (s: string) => void = () => {}, opts: { skipTorch?
 function round(x: number, digits = 1): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
+}
+
+/** The default backend's machine measurements (a backend without them cannot be benchmarked). */
+function benchmarks() {
+  const b = defaultBackend();
+  if (!b.benchmarks) throw new GpgRlError(`backend ${b.name} has no peak / bandwidth measurements; run gpg-rl bench on the cpu backend`, 'GPG_BENCH');
+  return b.benchmarks;
 }

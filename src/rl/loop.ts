@@ -21,7 +21,7 @@ import { Tensor, tidy } from '../tensor/tensor.ts';
 import { backward, noGrad } from '../tensor/tape.ts';
 import { setAutocast } from '../tensor/ops/matmul.ts';
 import { AdamW, clipGradNorm, gradNorm as globalGradNorm } from '../tensor/optim.ts';
-import { setNumThreads } from '../native/index.ts';
+import { setNumThreads } from '../backend/index.ts';
 import { CausalLM } from '../model/decoder.ts';
 import { readGenerationConfig } from '../model/config.ts';
 import { TextTokenizer } from '../model/tokenizer.ts';
@@ -379,9 +379,7 @@ export async function train(configIn: TrainConfig | Record<string, unknown>, opt
             const { B, T } = packed;
             if (cfg.beta > 0 && it === 0) mbk.refLp = denseLogps(ref!, packed, cfg.temperature);
             const res = tidy(() => {
-              const idsT = Tensor.fromArray(packed.ids, [B, T], 'int32');
-              const maskT = Tensor.fromArray(packed.mask, [B, T], 'int32');
-              const { logps, index, entropy } = model.tokenLogps(idsT, maskT, { temperature: cfg.temperature, select: packed.m, entropy: it === 0 });
+              const { logps, index, entropy } = model.tokenLogps(packed, { temperature: cfg.temperature, select: packed.m, entropy: it === 0 });
               const lpC = logps.toFloat32();
               const lp = new Float64Array(B * (T - 1));
               for (let i = 0; i < index.length; i++) {
@@ -502,7 +500,7 @@ function denseLogps(ref: CausalLM, packed: ReturnType<typeof packBatch>, tempera
   const { B, T } = packed;
   return noGrad(() =>
     tidy(() => {
-      const { logps, index } = ref.tokenLogps(Tensor.fromArray(packed.ids, [B, T], 'int32'), Tensor.fromArray(packed.mask, [B, T], 'int32'), { temperature, select: packed.m });
+      const { logps, index } = ref.tokenLogps(packed, { temperature, select: packed.m });
       const v = logps.toFloat32();
       const out = new Float64Array(B * (T - 1));
       for (let i = 0; i < index.length; i++) out[index[i]!] = v[i]!;

@@ -62,7 +62,7 @@ export async function sftTrain(model: CausalLM, nextPair: (rng: Rng) => SftPair,
       const packed = packBatch(pairs.map((p) => p.prompt), pairs.map((p) => p.completion), o.padTokenId);
       const { B, T } = packed;
       const loss = tidy(() => {
-        const { logps, index } = model.tokenLogps(Tensor.fromArray(packed.ids, [B, T], 'int32'), Tensor.fromArray(packed.mask, [B, T], 'int32'), { select: packed.m });
+        const { logps, index } = model.tokenLogps(packed, { select: packed.m });
         const n = index.length;
         const lp = logps.toFloat32();
         let s = 0;

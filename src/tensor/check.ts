@@ -5,6 +5,7 @@
  */
 import { TensorOpError } from '../errors.ts';
 import { shapeStr, type DType, type Tensor } from './tensor.ts';
+import type { Backend } from '../backend/index.ts';
 
 export function live(opName: string, ...ts: Array<[string, Tensor | null | undefined]>): void {
   for (const [name, t] of ts) {
@@ -43,4 +44,22 @@ export function finite(opName: string, name: string, t: Tensor): void {
   for (let i = 0; i < a.length; i++) {
     if (!Number.isFinite(a[i]!)) throw new TensorOpError(opName, `${name} ${shapeStr(t.shape)} has a non-finite value at index ${i}`);
   }
+}
+
+/** The backend every given tensor lives on (they must share one): ops run there. */
+export function backend(opName: string, ...ts: Array<[string, Tensor | null | undefined]>): Backend {
+  let be: Backend | null = null;
+  let first = '';
+  for (const [name, t] of ts) {
+    if (!t) continue;
+    if (t.disposed) throw new TensorOpError(opName, `${name} was disposed (shape ${shapeStr(t.shape)})`);
+    const b = t.backend;
+    if (be && b !== be) throw new TensorOpError(opName, `${name} is on backend ${b.name} but ${first} is on ${be.name}; move one with .to()`);
+    if (!be) {
+      be = b;
+      first = name;
+    }
+  }
+  if (!be) throw new TensorOpError(opName, 'no tensor input');
+  return be;
 }

@@ -6,8 +6,6 @@
  * Moments are float32 tensors kept outside tidy scopes until dispose().
  */
 import { Tensor, shapeStr } from './tensor.ts';
-import { op } from '../native/index.ts';
-import { bumpWeightEpoch } from './ops/matmul.ts';
 import { TensorOpError } from '../errors.ts';
 
 export interface ParamGroupOpts {
@@ -69,7 +67,7 @@ export class AdamW {
       seen.add(param);
       const w = weightDecay ?? wd;
       checkHyper(`weightDecay of ${paramLabel(param, i)}`, w, Number.isFinite(w) && w >= 0, 'a finite number ≥ 0');
-      return { param, weightDecay: w, m: Tensor.zeros([param.size]).keep(), v: Tensor.zeros([param.size]).keep() };
+      return { param, weightDecay: w, m: Tensor.zeros([param.size], 'float32', param.backend).keep(), v: Tensor.zeros([param.size], 'float32', param.backend).keep() };
     });
   }
 
@@ -100,13 +98,12 @@ export class AdamW {
       }
     });
     this.step_++;
-    const f = op('adamw_step');
     for (const s of this.slots) {
       const g = s.param.grad;
       if (!g) continue;
-      f(s.param.storage, g.storage, s.m.storage, s.v.storage, s.param.size, this.lr, this.beta1, this.beta2, this.eps, s.weightDecay, this.step_);
+      // (the backend drops converted copies of a weight it writes, e.g. the bf16 GEMM operand)
+      s.param.backend.adamwStep(s.param.buffer, g.buffer, s.m.buffer, s.v.buffer, s.param.size, this.lr, this.beta1, this.beta2, this.eps, s.weightDecay, this.step_);
     }
-    bumpWeightEpoch(); // cached bf16 copies of the weights are stale now
   }
 
   /** Disposes every parameter's .grad and sets it to null. */
@@ -139,8 +136,8 @@ export class AdamW {
       }
     });
     this.slots.forEach((s, i) => {
-      s.m.storage.write(st.m[i]!);
-      s.v.storage.write(st.v[i]!);
+      s.m.write(st.m[i]!);
+      s.v.write(st.v[i]!);
     });
     this.step_ = st.step;
   }
@@ -172,9 +169,8 @@ function gradsOf(opName: string, params: Tensor[]): Tensor[] {
 }
 
 function totalNorm(grads: Tensor[]): number {
-  const f = op('sumsq');
   let ss = 0; // double, params in order: deterministic
-  for (const g of grads) ss += f(g.storage, g.size) as number;
+  for (const g of grads) ss += g.backend.gradnormSumsq(g.buffer, g.size);
   return Math.sqrt(ss);
 }
 
@@ -195,8 +191,7 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): number {
   if (!Number.isFinite(norm)) return norm;
   const coef = maxNorm / (norm + 1e-6);
   if (coef < 1) {
-    const f = op('scale');
-    for (const g of grads) f(g.storage, coef, g.size);
+    for (const g of grads) g.backend.scale(g.buffer, coef, g.size);
   }
   return norm;
 }

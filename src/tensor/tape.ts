@@ -7,7 +7,6 @@
  * are freed as soon as they have been used. `noGrad(fn)` runs without recording.
  */
 import { Tensor, setScopeEndHook, type TapeNode } from './tensor.ts';
-import { op } from '../native/index.ts';
 import { TensorOpError } from '../errors.ts';
 
 let gradEnabled = true;
@@ -76,25 +75,52 @@ export function tapeLength(): number {
 
 function accumulate(dst: Tensor, src: Tensor): void {
   if (dst.size !== src.size) throw new TensorOpError('backward', `gradient shape ${src.shape} does not match ${dst.shape}`);
-  op('axpy')(dst.storage, src.storage, 1.0, dst.size);
+  dst.backend.axpy(dst.buffer, src.buffer, 1.0, dst.size);
+}
+
+/** One root of a backward pass with its seed dL/d(root) (default: ones, i.e. root is a loss term). */
+export interface BackwardRoot {
+  root: Tensor;
+  seed?: Tensor;
 }
 
 /**
- * Backpropagates from `root`. `seed` is dL/d(root) (default: ones, i.e. root is the loss).
- * Leaf tensors with requiresGrad get `.grad` (created with keep(), so it survives tidy scopes;
- * accumulated with += when it already exists). The tape is cleared afterwards.
+ * Backpropagates from one root, or from several at once (a policy loss beside a value loss: their
+ * gradients add up in one walk of the tape). `seed` is dL/d(root) (default: ones, i.e. root is
+ * the loss). Leaf tensors with requiresGrad get `.grad` (created with keep(), so it survives tidy
+ * scopes; accumulated with += when it already exists). The tape is cleared afterwards.
  */
-export function backward(root: Tensor, seed?: Tensor): void {
-  if (!root.requiresGrad || !root.node) {
+export function backward(root: Tensor | BackwardRoot[], seed?: Tensor): void {
+  const roots: BackwardRoot[] = Array.isArray(root) ? root : [{ root, seed }];
+  if (roots.length === 0) {
     clearTape();
-    throw new TensorOpError('backward', 'the root tensor does not require grad (was it computed under noGrad, or from inputs without requiresGrad?)');
+    throw new TensorOpError('backward', 'no root given');
   }
   const grads = new Map<Tensor, Tensor>(); // dL/d(intermediate), owned by this function
   const stored = new Set<Tensor>(); // every gradient tensor stored somewhere (map or a leaf's .grad)
-  const seedT = seed ? seed.clone() : Tensor.full(root.shape, 1);
-  if (seedT.size !== root.size) throw new TensorOpError('backward', `seed of size ${seedT.size} for root of size ${root.size}`);
-  grads.set(root, seedT);
-  stored.add(seedT);
+  for (const [i, r] of roots.entries()) {
+    const label = roots.length > 1 ? `root ${i}` : 'the root tensor';
+    if (!r.root.requiresGrad || !r.root.node) {
+      clearTape();
+      for (const g of grads.values()) g.dispose();
+      throw new TensorOpError('backward', `${label} does not require grad (was it computed under noGrad, or from inputs without requiresGrad?)`);
+    }
+    const seedT = r.seed ? r.seed.clone() : Tensor.full(r.root.shape, 1, r.root.backend);
+    if (seedT.size !== r.root.size) {
+      seedT.dispose();
+      for (const g of grads.values()) g.dispose();
+      clearTape();
+      throw new TensorOpError('backward', `seed of size ${seedT.size} for ${label} of size ${r.root.size}`);
+    }
+    const have = grads.get(r.root);
+    if (have) {
+      accumulate(have, seedT);
+      seedT.dispose();
+      continue;
+    }
+    grads.set(r.root, seedT);
+    stored.add(seedT);
+  }
   const nodes = tape;
   tape = [];
   try {

@@ -1,21 +1,33 @@
 /**
  * @module tensor/tensor
- * Tensor handles over native storages: contiguous, row-major, float32 / bfloat16 / int32.
+ * Tensor handles over backend buffers: contiguous, row-major, float32 / bfloat16 / int32. A tensor
+ * knows its backend (src/backend); ops run on the backend of their inputs. Only src/tensor reads
+ * `.buffer`; everything above works with tensors and host arrays.
  *
  * Lifetime: native memory is freed by `dispose()` (reference-counted across `reshape` views) or by
  * leaving a `tidy()` scope, which disposes every tensor created inside it except the ones returned
  * or `keep()`-ed. Tensors created outside any scope live until disposed (or garbage collected).
  * Using a disposed tensor raises TensorOpError naming the op.
  */
-import { DTYPE_CODE, native, type NativeStorage } from '../native/index.ts';
+import { defaultBackend, loadBackend, setDefaultBackend, type Backend, type DeviceBuffer, type DType } from '../backend/index.ts';
 import { TensorOpError } from '../errors.ts';
 
-export type DType = 'float32' | 'bfloat16' | 'int32';
+export type { DType };
 
-/** Shared native buffer with a reference count (views created by reshape share it). */
-class StorageRef {
+// The default backend: the CPU unless GPG_RL_BACKEND names another (loaded once, here).
+if (!tryDefault()) setDefaultBackend(await loadBackend(process.env.GPG_RL_BACKEND ?? 'cpu'));
+function tryDefault(): Backend | null {
+  try {
+    return defaultBackend();
+  } catch {
+    return null;
+  }
+}
+
+/** Shared buffer with a reference count (views created by reshape share it). */
+class BufferRef {
   refs = 1;
-  constructor(readonly storage: NativeStorage) {}
+  constructor(readonly buffer: DeviceBuffer) {}
 }
 
 /** The autograd record of the op that produced a tensor (see tape.ts). */
@@ -54,7 +66,7 @@ export class Tensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
   readonly size: number;
-  private ref: StorageRef | null;
+  private ref: BufferRef | null;
   /** Leaves with requiresGrad receive `.grad`; op outputs with requiresGrad carry a tape node. */
   requiresGrad = false;
   grad: Tensor | null = null;
@@ -62,7 +74,7 @@ export class Tensor {
   /** Optional name (HF parameter name for weights) used in error messages. */
   name: string | undefined;
 
-  private constructor(ref: StorageRef, shape: readonly number[], dtype: DType) {
+  private constructor(ref: BufferRef, shape: readonly number[], dtype: DType) {
     this.ref = ref;
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
@@ -71,15 +83,15 @@ export class Tensor {
     if (top) top.add(this);
   }
 
-  /** Uninitialised (contents unspecified) tensor; `zero` fills with zeros. */
-  static empty(shape: readonly number[], dtype: DType = 'float32', zero = false): Tensor {
+  /** Uninitialised (contents unspecified) tensor on `backend` (default: the default backend); `zero` fills with zeros. */
+  static empty(shape: readonly number[], dtype: DType = 'float32', zero = false, backend?: Backend): Tensor {
     checkShape('Tensor.empty', shape);
-    const s = new native.Storage(DTYPE_CODE[dtype], shapeSize(shape), zero);
-    return new Tensor(new StorageRef(s), shape, dtype);
+    const be = backend ?? defaultBackend();
+    return new Tensor(new BufferRef(be.allocate(dtype, shapeSize(shape), zero)), shape, dtype);
   }
 
-  static zeros(shape: readonly number[], dtype: DType = 'float32'): Tensor {
-    return Tensor.empty(shape, dtype, true);
+  static zeros(shape: readonly number[], dtype: DType = 'float32', backend?: Backend): Tensor {
+    return Tensor.empty(shape, dtype, true, backend);
   }
 
   /** Copies JS data into a new tensor (float data is rounded when dtype is bfloat16). */
@@ -89,21 +101,32 @@ export class Tensor {
       throw new TensorOpError('Tensor.fromArray', `${data.length} values do not fill shape ${shapeStr(shape)} (${shapeSize(shape)})`);
     }
     const t = Tensor.empty(shape, dt);
-    if (dt === 'int32') t.storage.write(data instanceof Int32Array ? data : Int32Array.from(data));
-    else t.storage.write(data instanceof Float32Array ? data : Float32Array.from(data));
+    t.write(dt === 'int32' ? (data instanceof Int32Array ? data : Int32Array.from(data)) : data instanceof Float32Array ? data : Float32Array.from(data));
     return t;
   }
 
-  static full(shape: readonly number[], value: number): Tensor {
-    const t = Tensor.empty(shape);
-    native.ops.fill!(t.storage, value, t.size);
+  static full(shape: readonly number[], value: number, backend?: Backend): Tensor {
+    const t = Tensor.empty(shape, 'float32', false, backend);
+    t.backend.fill(t.buffer, value, t.size);
     return t;
   }
 
-  /** The native buffer; throws when disposed. */
-  get storage(): NativeStorage {
+  /** The backend buffer (tensor layer only); throws when disposed. */
+  get buffer(): DeviceBuffer {
     if (!this.ref) throw new TensorOpError('tensor', `use of a disposed tensor${this.name ? ` (${this.name})` : ''} of shape ${shapeStr(this.shape)}`);
-    return this.ref.storage;
+    return this.ref.buffer;
+  }
+
+  /** The backend this tensor lives on. */
+  get backend(): Backend {
+    return this.buffer.backend;
+  }
+
+  /** Overwrites elements [offset, offset + data.length) from host data (int32 tensors take an Int32Array). */
+  write(data: Float32Array | Int32Array, offset = 0): void {
+    if (offset < 0 || offset + data.length > this.size) throw new TensorOpError('Tensor.write', `${data.length} values at offset ${offset} do not fit ${shapeStr(this.shape)}`);
+    if ((this.dtype === 'int32') !== data instanceof Int32Array) throw new TensorOpError('Tensor.write', `${this.dtype} tensor ${shapeStr(this.shape)} needs ${this.dtype === 'int32' ? 'an Int32Array' : 'a Float32Array'}`);
+    this.backend.upload(this.buffer, data, offset);
   }
 
   get disposed(): boolean {
@@ -112,7 +135,7 @@ export class Tensor {
 
   /** Copy of the contents (bfloat16 widened to float32). */
   toArray(): Float32Array | Int32Array {
-    return this.storage.read(0, this.size);
+    return this.backend.download(this.buffer, 0, this.size);
   }
 
   toFloat32(): Float32Array {
@@ -139,8 +162,8 @@ export class Tensor {
 
   /** Deep copy (no gradient tracking). */
   clone(): Tensor {
-    const t = Tensor.empty(this.shape, this.dtype);
-    native.ops.copy!(t.storage, 0, this.storage, 0, this.size);
+    const t = Tensor.empty(this.shape, this.dtype, false, this.backend);
+    this.backend.copy(t.buffer, 0, this.buffer, 0, this.size);
     return t;
   }
 
@@ -149,7 +172,8 @@ export class Tensor {
     if (src.size !== this.size || src.dtype !== this.dtype) {
       throw new TensorOpError('copyFrom', `${shapeStr(src.shape)} ${src.dtype} into ${shapeStr(this.shape)} ${this.dtype}`);
     }
-    native.ops.copy!(this.storage, 0, src.storage, 0, this.size);
+    if (src.backend !== this.backend) this.write(src.toArray());
+    else this.backend.copy(this.buffer, 0, src.buffer, 0, this.size);
   }
 
   /** Frees the native memory (once the last view is disposed). Idempotent. */
@@ -158,7 +182,7 @@ export class Tensor {
     if (!ref) return;
     this.ref = null;
     this.node = null;
-    if (--ref.refs === 0) ref.storage.free();
+    if (--ref.refs === 0) ref.buffer.backend.free(ref.buffer);
     for (const s of scopes) s.delete(this);
   }
 

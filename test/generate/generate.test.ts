@@ -36,7 +36,7 @@ test('sampling log-probs equal teacher-forced log_softmax(logits / T) of the sam
   const packed = packBatch(prompts, g.tokens, tok.padTokenId!);
   const { values, index } = noGrad(() =>
     tidy(() => {
-      const r = model.tokenLogps(Tensor.fromArray(packed.ids, [packed.B, packed.T], 'int32'), Tensor.fromArray(packed.mask, [packed.B, packed.T], 'int32'), { temperature: T, select: packed.m });
+      const r = model.tokenLogps(packed, { temperature: T, select: packed.m });
       return { values: r.logps.toFloat32(), index: r.index };
     }),
   );

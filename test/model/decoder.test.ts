@@ -51,7 +51,7 @@ for (const kind of KINDS) {
       const refLp = R.f32('token_logps');
       const { values, index } = noGrad(() =>
         tidy(() => {
-          const r = model.tokenLogps(Tensor.fromArray(ids, [B, T], 'int32'), Tensor.fromArray(mask, [B, T], 'int32'));
+          const r = model.tokenLogps({ ids: Int32Array.from(ids), mask: Int32Array.from(mask), B, T });
           return { values: r.logps.toFloat32(), index: r.index };
         }),
       );

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { AdamW } from '../../src/tensor/optim.ts';
 import { linear, setAutocast } from '../../src/tensor/ops/matmul.ts';
-import { op } from '../../src/native/index.ts';
+import { defaultBackend } from '../../src/backend/index.ts';
 import { checkTensor, matmulRef, randn, rng, transpose } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 
@@ -109,7 +109,7 @@ describe('AdamW', () => {
     setGrad(a.p, G2);
     a.opt.step();
     const b = mk();
-    b.p.storage.write(savedP as Float32Array);
+    b.p.write(savedP as Float32Array);
     b.opt.loadState(saved);
     assert.equal(b.opt.stepCount, 1);
     setGrad(b.p, G2);
@@ -167,9 +167,9 @@ describe('AdamW', () => {
       opt.dispose();
       assert.throws(() => opt.step(), isErr(TensorOpError, /^AdamW\.step: the optimizer was disposed/));
       // the native kernel re-checks its arguments
-      const s = Tensor.zeros([4]).storage;
-      assert.throws(() => op('adamw_step')(s, s, s, Tensor.zeros([3]).storage, 4, 1e-3, 0.9, 0.999, 1e-8, 0, 1), isErr(NativeOpError, /^adamw_step: exp_avg_sq holds 3 elements, needs 4/));
-      assert.throws(() => op('adamw_step')(s, s, s, s, 4, 1e-3, 0.9, 0.999, 1e-8, 0, 0), isErr(NativeOpError, /^adamw_step: step must be >= 1, got 0/));
+      const s = Tensor.zeros([4]).buffer;
+      assert.throws(() => defaultBackend().adamwStep(s, s, s, Tensor.zeros([3]).buffer, 4, 1e-3, 0.9, 0.999, 1e-8, 0, 1), isErr(NativeOpError, /^adamw_step: exp_avg_sq holds 3 elements, needs 4/));
+      assert.throws(() => defaultBackend().adamwStep(s, s, s, s, 4, 1e-3, 0.9, 0.999, 1e-8, 0, 0), isErr(NativeOpError, /^adamw_step: step must be >= 1, got 0/));
     });
   });
 });

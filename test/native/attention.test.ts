@@ -12,7 +12,7 @@ import { backward } from '../../src/tensor/tape.ts';
 import { attention, attentionCached } from '../../src/tensor/ops/attention.ts';
 import { checkFiniteDiff, checkTensor, randn, rng } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
-import { op } from '../../src/native/index.ts';
+import { defaultBackend } from '../../src/backend/index.ts';
 
 const f32 = (a: Float64Array) => Float32Array.from(a);
 
@@ -259,7 +259,7 @@ describe('attention bad input', () => {
       // the kernel re-checks sizes itself
       const small = Tensor.zeros([256]);
       assert.throws(
-        () => op('attention_forward')(Tensor.zeros(q.shape).storage, null, q.storage, small.storage, k.storage, null, 2, 8, 8, 8, 4, 2, 16, 0.25),
+        () => defaultBackend().attentionForward(Tensor.zeros(q.shape).buffer, null, q.buffer, small.buffer, k.buffer, null, 2, 8, 8, 8, 4, 2, 16, 0.25),
         (e: unknown) => e instanceof NativeOpError && /^attention_forward: k holds 256 elements, needs 512/.test((e as Error).message),
       );
     });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/tensor/tape.ts';
 import { rmsnorm } from '../../src/tensor/ops/rmsnorm.ts';
-import { op } from '../../src/native/index.ts';
+import { defaultBackend } from '../../src/backend/index.ts';
 import { checkFiniteDiff, checkTensor, randn, rng, assertSameAcrossThreads } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 
@@ -130,7 +130,7 @@ describe('rmsnorm', () => {
       assert.throws(() => rmsnorm(x, d, 1e-6), isErr(TensorOpError, /^rmsnorm: weight was disposed \(shape \[512\]\)/));
       // the native layer re-checks sizes
       const y = Tensor.empty([3]);
-      assert.throws(() => op('rmsnorm_forward')(y.storage, Tensor.empty([2]).storage, Tensor.zeros([2, 4]).storage, Tensor.zeros([4]).storage, 2, 4, 1e-6), isErr(NativeOpError, /^rmsnorm_forward: y holds 3 elements, needs 8/));
+      assert.throws(() => defaultBackend().rmsnormForward(y.buffer, Tensor.empty([2]).buffer, Tensor.zeros([2, 4]).buffer, Tensor.zeros([4]).buffer, 2, 4, 1e-6), isErr(NativeOpError, /^rmsnorm_forward: y holds 3 elements, needs 8/));
     });
   });
 });

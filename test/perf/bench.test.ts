@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gemmAndPeak } from '../../src/perf/bench.ts';
-import { liveNativeBytes } from '../../src/native/index.ts';
+import { liveBytes as liveNativeBytes } from '../../src/backend/index.ts';
 
 // The alternating peak/GEMM measurement behind `gpg-rl bench`: its shape, not its speed (timing
 // thresholds belong to the benchmark, not to tests).

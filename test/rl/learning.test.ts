@@ -68,7 +68,7 @@ describe('GPG learns', () => {
 
     /** Σ_t log p(completion token t) per sequence, [B]. */
     const seqLogps = (p: PackedBatch): Float64Array => noGrad(() => tidy(() => {
-      const { logps, index } = model.tokenLogps(Tensor.fromArray(p.ids, [B, T], 'int32'), Tensor.fromArray(p.mask, [B, T], 'int32'), { select: p.m });
+      const { logps, index } = model.tokenLogps(p, { select: p.m });
       const v = logps.toFloat32();
       const out = new Float64Array(B);
       for (let i = 0; i < index.length; i++) out[Math.floor(index[i]! / (T - 1))] += v[i]!;
@@ -80,7 +80,7 @@ describe('GPG learns', () => {
     const opt = new AdamW(model.parameters().map((param) => ({ param })), { lr: 1e-3 });
     model.setRequiresGrad(true);
     const loss = tidy(() => {
-      const { logps, index } = model.tokenLogps(Tensor.fromArray(packed.ids, [B, T], 'int32'), Tensor.fromArray(packed.mask, [B, T], 'int32'), { select: packed.m });
+      const { logps, index } = model.tokenLogps(packed, { select: packed.m });
       const v = logps.toFloat32();
       const lp = new Float64Array(B * (T - 1));
       for (let i = 0; i < index.length; i++) lp[index[i]!] = v[i]!;

@@ -63,10 +63,8 @@ function step(model: CausalLM, s: S, name: (typeof LOSSES)[number], rows: [numbe
   const B = hi - lo;
   const T = s.T;
   return tidy(() => {
-    const ids = Tensor.fromArray(s.ids.slice(lo * T, hi * T), [B, T], 'int32');
-    const mask = Tensor.fromArray(s.mask.slice(lo * T, hi * T), [B, T], 'int32');
     const sel = s.m.slice(lo * (T - 1), hi * (T - 1));
-    const { logps, index } = model.tokenLogps(ids, mask, { select: sel });
+    const { logps, index } = model.tokenLogps({ ids: Int32Array.from(s.ids.slice(lo * T, hi * T)), mask: Int32Array.from(s.mask.slice(lo * T, hi * T)), B, T }, { select: sel });
     const v = logps.toFloat32();
     const lp = new Float64Array(B * (T - 1));
     for (let i = 0; i < index.length; i++) lp[index[i]!] = v[i]!;

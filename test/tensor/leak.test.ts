@@ -9,7 +9,7 @@ import { initModel } from '../../src/model/init.ts';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/tensor/tape.ts';
 import { AdamW, clipGradNorm } from '../../src/tensor/optim.ts';
-import { liveNativeBytes } from '../../src/native/index.ts';
+import { liveBytes as liveNativeBytes } from '../../src/backend/index.ts';
 
 test('1,000 training steps: flat RSS and no live native memory growth', async () => {
   const init = initModel({ hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 64, max_position_embeddings: 64 }, { seed: 1 });
@@ -28,7 +28,7 @@ test('1,000 training steps: flat RSS and no live native memory growth', async ()
     // disposed storage wrappers then, so the test yields the same way.
     await new Promise((r) => setImmediate(r));
     tidy(() => {
-      const { logps, index } = model.tokenLogps(Tensor.fromArray(ids, [B, T], 'int32'), Tensor.fromArray(mask, [B, T], 'int32'));
+      const { logps, index } = model.tokenLogps({ ids: Int32Array.from(ids), mask: Int32Array.from(mask), B, T });
       backward(logps, Tensor.full([index.length], -1 / index.length));
     });
     clipGradNorm(model.parameters(), 1.0);

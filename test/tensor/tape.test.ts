@@ -10,7 +10,7 @@ import { backward, noGrad, tapeLength } from '../../src/tensor/tape.ts';
 import { add } from '../../src/tensor/ops/add.ts';
 import { linear } from '../../src/tensor/ops/matmul.ts';
 import { reshape } from '../../src/tensor/ops/reshape.ts';
-import { liveNativeBytes } from '../../src/native/index.ts';
+import { liveBytes as liveNativeBytes } from '../../src/backend/index.ts';
 import { TensorOpError } from '../../src/errors.ts';
 
 test('tidy disposes intermediates and keeps returned tensors', () => {

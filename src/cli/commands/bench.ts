@@ -5,7 +5,7 @@
  */
 import type { Command } from '../main.ts';
 import { intFlag, parseFlags, usageText, type FlagSpec } from '../options.ts';
-import { setNumThreads } from '../../native/index.ts';
+import { setNumThreads } from '../../backend/index.ts';
 
 const flags: Record<string, FlagSpec> = {
   json: { type: 'boolean', help: 'print only the JSON object (no progress lines)' },

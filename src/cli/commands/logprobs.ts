@@ -33,7 +33,7 @@ export const command: Command = {
     const { ids, mask, B, T } = readBatch(input, model.cfg.vocabSize);
     const dense = noGrad(() =>
       tidy(() => {
-        const r = model.tokenLogps(Tensor.fromArray(ids, [B, T], 'int32'), Tensor.fromArray(mask, [B, T], 'int32'), { temperature });
+        const r = model.tokenLogps({ ids, mask, B, T }, { temperature });
         return expandRows(r.logps.toFloat32(), r.index, B * (T - 1));
       }),
     );

@@ -20,7 +20,7 @@ import { loadDataset } from '../../data/dataset.ts';
 import { fillTemplate } from '../../data/prompts.ts';
 import { builtinDataset, TINY_SHAPE } from '../../rl/builtin.ts';
 import { DEMO_SHAPE } from '../../demo/demo.ts';
-import { setNumThreads } from '../../native/index.ts';
+import { setNumThreads } from '../../backend/index.ts';
 
 const flags: Record<string, FlagSpec> = {
   set: { type: 'string', multiple: true, help: 'override a recipe field: --set max_steps=100' },

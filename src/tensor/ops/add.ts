@@ -4,16 +4,15 @@
  */
 import { Tensor } from '../tensor.ts';
 import { needsGrad, record } from '../tape.ts';
-import { op } from '../../native/index.ts';
 import * as check from '../check.ts';
 
 export function add(a: Tensor, b: Tensor): Tensor {
-  check.live('add', ['a', a], ['b', b]);
+  const be = check.backend('add', ['a', a], ['b', b]);
   check.dtype('add', 'a', a, 'float32');
   check.dtype('add', 'b', b, 'float32');
   check.sameShape('add', ['a', a], ['b', b]);
-  const out = Tensor.empty(a.shape);
-  op('add_forward')(out.storage, a.storage, b.storage, a.size);
+  const out = Tensor.empty(a.shape, 'float32', false, be);
+  be.addForward(out.buffer, a.buffer, b.buffer, a.size);
   if (!needsGrad(a, b)) return out;
   return record('add', [a, b], out, (dy) => [dy, dy]);
 }

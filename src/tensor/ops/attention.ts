@@ -14,7 +14,6 @@
  */
 import { Tensor, shapeStr } from '../tensor.ts';
 import { needsGrad, record } from '../tape.ts';
-import { op } from '../../native/index.ts';
 import * as check from '../check.ts';
 
 function scaleOf(opName: string, D: number, opts?: { scale?: number }): number {
@@ -48,22 +47,22 @@ function checkMask(opName: string, mask: Tensor, B: number, T: number): void {
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, keyMask: Tensor | null, opts?: { scale?: number }): Tensor {
   const name = 'attention';
-  check.live(name, ['q', q], ['k', k], ['v', v], ['keyMask', keyMask]);
+  const be = check.backend(name, ['q', q], ['k', k], ['v', v], ['keyMask', keyMask]);
   const { B, Tq: T, H, D, Tkv, Hkv } = dims(name, q, k, v);
   if (Tkv !== T) check.fail(name, `q ${shapeStr(q.shape)} vs k ${shapeStr(k.shape)}: sequence lengths differ`);
   if (keyMask) checkMask(name, keyMask, B, T);
   const scale = scaleOf(name, D, opts);
-  const out = Tensor.empty(q.shape);
+  const out = Tensor.empty(q.shape, 'float32', false, be);
   const grad = needsGrad(q, k, v);
-  const lse = grad ? Tensor.empty([B, H, T]) : null;
-  op('attention_forward')(out.storage, lse ? lse.storage : null, q.storage, k.storage, v.storage, keyMask ? keyMask.storage : null, B, T, T, T, H, Hkv, D, scale);
+  const lse = grad ? Tensor.empty([B, H, T], 'float32', false, be) : null;
+  be.attentionForward(out.buffer, lse ? lse.buffer : null, q.buffer, k.buffer, v.buffer, keyMask ? keyMask.buffer : null, B, T, T, T, H, Hkv, D, scale);
   if (!grad || !lse) return out;
   return record(name, [q, k, v], out, (dout) => {
     check.live(name, ['q', q], ['k', k], ['v', v], ['keyMask', keyMask], ['out', out], ['lse', lse]);
-    const dq = Tensor.empty(q.shape);
-    const dk = Tensor.empty(k.shape);
-    const dv = Tensor.empty(v.shape);
-    op('attention_backward')(dq.storage, dk.storage, dv.storage, dout.storage, q.storage, k.storage, v.storage, out.storage, lse.storage, keyMask ? keyMask.storage : null, B, T, H, Hkv, D, scale);
+    const dq = Tensor.empty(q.shape, 'float32', false, be);
+    const dk = Tensor.empty(k.shape, 'float32', false, be);
+    const dv = Tensor.empty(v.shape, 'float32', false, be);
+    be.attentionBackward(dq.buffer, dk.buffer, dv.buffer, dout.buffer, q.buffer, k.buffer, v.buffer, out.buffer, lse.buffer, keyMask ? keyMask.buffer : null, B, T, H, Hkv, D, scale);
     return [dq, dk, dv];
   });
 }
@@ -76,11 +75,11 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, keyMask: Tensor | nul
  */
 export function attentionCached(q: Tensor, kCache: Tensor, vCache: Tensor, keyMask: Tensor, Tk: number, opts?: { scale?: number }): Tensor {
   const name = 'attentionCached';
-  check.live(name, ['q', q], ['kCache', kCache], ['vCache', vCache], ['keyMask', keyMask]);
+  const be = check.backend(name, ['q', q], ['kCache', kCache], ['vCache', vCache], ['keyMask', keyMask]);
   const { B, Tq, H, D, Tkv: Tmax, Hkv } = dims(name, q, kCache, vCache);
   checkMask(name, keyMask, B, Tmax);
   if (!Number.isInteger(Tk) || Tk < Tq || Tk > Tmax) check.fail(name, `Tk = ${Tk} must be an integer with Tq (${Tq}) <= Tk <= Tmax (${Tmax}); q ${shapeStr(q.shape)}, kCache ${shapeStr(kCache.shape)}`);
-  const out = Tensor.empty(q.shape);
-  op('attention_forward')(out.storage, null, q.storage, kCache.storage, vCache.storage, keyMask.storage, B, Tq, Tk, Tmax, H, Hkv, D, scaleOf(name, D, opts));
+  const out = Tensor.empty(q.shape, 'float32', false, be);
+  be.attentionForward(out.buffer, null, q.buffer, kCache.buffer, vCache.buffer, keyMask.buffer, B, Tq, Tk, Tmax, H, Hkv, D, scaleOf(name, D, opts));
   return out;
 }

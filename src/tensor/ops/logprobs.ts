@@ -15,7 +15,6 @@
  */
 import { Tensor, shapeStr } from '../tensor.ts';
 import { needsGrad, record } from '../tape.ts';
-import { op } from '../../native/index.ts';
 import { gemmInto, isAutocast } from './matmul.ts';
 import * as check from '../check.ts';
 
@@ -25,20 +24,13 @@ function temperatureOf(opName: string, t: number | undefined): number {
   return T;
 }
 
-/** Checks int32 targets [N] against the vocabulary size; names the first bad value. */
-function checkTargets(opName: string, targets: Tensor, N: number, V: number): void {
+/**
+ * Checks int32 targets [N]. Their values are checked against V by the kernel (which names the
+ * first bad one), so no host copy of the targets is made here.
+ */
+function checkTargets(opName: string, targets: Tensor, N: number, _V: number): void {
   check.dtype(opName, 'targets', targets, 'int32');
   if (targets.shape.length !== 1 || targets.shape[0] !== N) check.fail(opName, `targets ${shapeStr(targets.shape)}: expected [${N}]`);
-  const t = targets.toArray();
-  for (let i = 0; i < t.length; i++) {
-    if (t[i]! >= V) check.fail(opName, `target ${t[i]} at row ${i} is out of range for vocabulary size ${V}`);
-  }
-}
-
-function toBf16(t: Tensor): Tensor {
-  const out = Tensor.empty(t.shape, 'bfloat16');
-  op('cast_f32_bf16')(out.storage, t.storage, t.size);
-  return out;
 }
 
 /**
@@ -54,7 +46,7 @@ export function tokenLogprobs(
   opts?: { temperature?: number; chunkRows?: number; entropy?: boolean },
 ): { logps: Tensor; entropy: Tensor | null } {
   const name = 'tokenLogprobs';
-  check.live(name, ['h', h], ['W', W], ['targets', targets]);
+  const be = check.backend(name, ['h', h], ['W', W], ['targets', targets]);
   check.dtype(name, 'h', h, 'float32');
   check.dtype(name, 'W', W, 'float32');
   check.rank(name, 'h', h, 2);
@@ -68,26 +60,20 @@ export function tokenLogprobs(
   const R = opts?.chunkRows ?? 128;
   if (!Number.isInteger(R) || R < 1) check.fail(name, `chunkRows must be a positive integer, got ${R}`);
 
-  const logps = Tensor.empty([N]);
-  const lse = Tensor.empty([N]);
-  const entropy = opts?.entropy ? Tensor.empty([N]) : null;
+  const logps = Tensor.empty([N], 'float32', false, be);
+  const lse = Tensor.empty([N], 'float32', false, be);
+  const entropy = opts?.entropy ? Tensor.empty([N], 'float32', false, be) : null;
+  // mixed precision: bf16 GEMM operands (the backend casts each chunk of h and keeps W's copy)
   const cast = isAutocast();
-  // GEMM operands: bf16 copies when autocast is on (cast once per pass, shared by its chunks).
-  const operands = () => (cast ? { hh: toBf16(h), ww: toBf16(W) } : { hh: h, ww: W });
   const rows0 = Math.min(R, N);
   {
-    const { hh, ww } = operands();
-    const chunk = Tensor.empty([rows0, V]);
+    const chunk = Tensor.empty([rows0, V], 'float32', false, be);
     for (let r0 = 0; r0 < N; r0 += R) {
       const rows = Math.min(R, N - r0);
-      gemmInto(chunk, hh, ww, { M: rows, N: V, K: C, transB: true, aOff: r0 * C });
-      op('logsoftmax_gather_forward')(logps.storage, lse.storage, entropy ? entropy.storage : null, chunk.storage, targets.storage, rows, V, temp, r0);
+      gemmInto(chunk, h, W, { M: rows, N: V, K: C, transB: true, aOff: r0 * C, bf16: cast, weight: true });
+      be.logprobsForward(logps.buffer, lse.buffer, entropy ? entropy.buffer : null, chunk.buffer, targets.buffer, rows, V, temp, r0);
     }
     chunk.dispose();
-    if (cast) {
-      hh.dispose();
-      ww.dispose();
-    }
   }
   if (!needsGrad(h, W)) {
     lse.dispose();
@@ -95,27 +81,22 @@ export function tokenLogprobs(
   }
   record(name, [h, W], logps, (dlp) => {
     check.live(name, ['h', h], ['W', W], ['targets', targets], ['lse', lse]);
-    const { hh, ww } = operands();
-    const dh = h.requiresGrad ? Tensor.empty(h.shape) : null;
-    const dW = W.requiresGrad ? Tensor.empty(W.shape) : null;
-    const buf = Tensor.empty([rows0, V]); // logits chunk, overwritten in place by its gradient dz
-    const dzb = cast ? Tensor.empty([rows0, V], 'bfloat16') : null;
+    const dh = h.requiresGrad ? Tensor.empty(h.shape, 'float32', false, be) : null;
+    const dW = W.requiresGrad ? Tensor.empty(W.shape, 'float32', false, be) : null;
+    const buf = Tensor.empty([rows0, V], 'float32', false, be); // logits chunk, overwritten in place by its gradient dz
+    const dzb = cast ? Tensor.empty([rows0, V], 'bfloat16', false, be) : null; // dz cast once for both products
     for (let r0 = 0; r0 < N; r0 += R) {
       const rows = Math.min(R, N - r0);
-      gemmInto(buf, hh, ww, { M: rows, N: V, K: C, transB: true, aOff: r0 * C });
-      op('logsoftmax_gather_backward')(buf.storage, buf.storage, dlp.storage, lse.storage, targets.storage, rows, V, temp, r0);
-      if (dzb) op('cast_f32_bf16')(dzb.storage, buf.storage, rows * V);
+      gemmInto(buf, h, W, { M: rows, N: V, K: C, transB: true, aOff: r0 * C, bf16: cast, weight: true });
+      be.logprobsBackward(buf.buffer, buf.buffer, dlp.buffer, lse.buffer, targets.buffer, rows, V, temp, r0);
+      if (dzb) be.castF32Bf16(dzb.buffer, buf.buffer, rows * V);
       const dz = dzb ?? buf;
-      if (dh) gemmInto(dh, dz, ww, { M: rows, N: C, K: V, cOff: r0 * C }); // dh[rows] = dz @ W
-      if (dW) gemmInto(dW, dz, hh, { M: V, N: C, K: rows, transA: true, bOff: r0 * C, beta: r0 === 0 ? 0 : 1 }); // dW += dzᵀ @ h[rows]
+      if (dh) gemmInto(dh, dz, W, { M: rows, N: C, K: V, cOff: r0 * C, bf16: cast, weight: true }); // dh[rows] = dz @ W
+      if (dW) gemmInto(dW, dz, h, { M: V, N: C, K: rows, transA: true, bOff: r0 * C, beta: r0 === 0 ? 0 : 1, bf16: cast }); // dW += dzᵀ @ h[rows]
     }
-    if (dW && N === 0) op('fill')(dW.storage, 0, dW.size);
+    if (dW && N === 0) be.fill(dW.buffer, 0, dW.size);
     buf.dispose();
     dzb?.dispose();
-    if (cast) {
-      hh.dispose();
-      ww.dispose();
-    }
     lse.dispose();
     return [dh, dW];
   });
@@ -133,21 +114,21 @@ function checkLogits(opName: string, logits: Tensor): [number, number] {
 /** log_softmax(logits / temperature)[n, targets[n]] for logits [N, V], targets int32 [N] (< 0: 0, no gradient). */
 export function logSoftmaxGather(logits: Tensor, targets: Tensor, temperature?: number): Tensor {
   const name = 'logSoftmaxGather';
-  check.live(name, ['logits', logits], ['targets', targets]);
+  const be = check.backend(name, ['logits', logits], ['targets', targets]);
   const [N, V] = checkLogits(name, logits);
   checkTargets(name, targets, N, V);
   const temp = temperatureOf(name, temperature);
-  const lp = Tensor.empty([N]);
-  const lse = Tensor.empty([N]);
-  op('logsoftmax_gather_forward')(lp.storage, lse.storage, null, logits.storage, targets.storage, N, V, temp, 0);
+  const lp = Tensor.empty([N], 'float32', false, be);
+  const lse = Tensor.empty([N], 'float32', false, be);
+  be.logprobsForward(lp.buffer, lse.buffer, null, logits.buffer, targets.buffer, N, V, temp, 0);
   if (!needsGrad(logits)) {
     lse.dispose();
     return lp;
   }
   return record(name, [logits], lp, (dlp) => {
     check.live(name, ['logits', logits], ['targets', targets]);
-    const dx = Tensor.empty(logits.shape);
-    op('logsoftmax_gather_backward')(dx.storage, logits.storage, dlp.storage, lse.storage, targets.storage, N, V, temp, 0);
+    const dx = Tensor.empty(logits.shape, 'float32', false, be);
+    be.logprobsBackward(dx.buffer, logits.buffer, dlp.buffer, lse.buffer, targets.buffer, N, V, temp, 0);
     lse.dispose();
     return [dx];
   });
@@ -156,20 +137,20 @@ export function logSoftmaxGather(logits: Tensor, targets: Tensor, temperature?: 
 /** Entropy -Σ p log p of softmax(logits / temperature) per row, logits [N, V] -> [N]; backward gives dH/dlogits. */
 export function tokenEntropy(logits: Tensor, temperature?: number): Tensor {
   const name = 'tokenEntropy';
-  check.live(name, ['logits', logits]);
+  const be = check.backend(name, ['logits', logits]);
   const [N, V] = checkLogits(name, logits);
   const temp = temperatureOf(name, temperature);
-  const ent = Tensor.empty([N]);
-  const lse = Tensor.empty([N]);
-  op('logsoftmax_gather_forward')(null, lse.storage, ent.storage, logits.storage, null, N, V, temp, 0);
+  const ent = Tensor.empty([N], 'float32', false, be);
+  const lse = Tensor.empty([N], 'float32', false, be);
+  be.logprobsForward(null, lse.buffer, ent.buffer, logits.buffer, null, N, V, temp, 0);
   if (!needsGrad(logits)) {
     lse.dispose();
     return ent;
   }
   return record(name, [logits], ent, (dH) => {
     check.live(name, ['logits', logits]);
-    const dx = Tensor.empty(logits.shape);
-    op('token_entropy_backward')(dx.storage, logits.storage, dH.storage, lse.storage, ent.storage, N, V, temp, 0);
+    const dx = Tensor.empty(logits.shape, 'float32', false, be);
+    be.logprobsEntropyBackward(dx.buffer, logits.buffer, dH.buffer, lse.buffer, ent.buffer, N, V, temp, 0);
     lse.dispose();
     return [dx];
   });

@@ -5,22 +5,27 @@
  *   matmul(a [..., M, K], b [..., K, N] or [K, N], {transA, transB})
  * Backward of C = op(A) op(B) is dA = dC op(B)^T, dB = op(A)^T dC: three GEMMs per product.
  *
- * Mixed precision (`setAutocast(true)`): GEMM operands are cast to bf16 (weights cached per
- * optimizer step via `weightEpoch`), accumulation and outputs stay fp32, as PyTorch autocast does.
+ * Mixed precision (`setAutocast(true)`): GEMM operands are bf16 (the backend casts them and keeps
+ * a weight's copy until it is written), accumulation and outputs stay fp32, as PyTorch autocast does.
  */
 import { Tensor, shapeStr } from '../tensor.ts';
 import { needsGrad, record } from '../tape.ts';
-import { op } from '../../native/index.ts';
 import * as check from '../check.ts';
 
-/** Row count up to which products with [N, K] weights use the weight-streaming kernel. */
-const SMALL_M = 32;
-
 let autocast = false;
-let weightEpoch = 0;
-const bf16Cache = new WeakMap<Tensor, { epoch: number; t: Tensor }>();
 
-/** Turns bf16 GEMM operands (mixed precision) on or off; returns the previous setting. */
+/** A bf16 copy of t (an operand used by several products is cast once). */
+function toBf16(t: Tensor): Tensor {
+  const out = Tensor.empty(t.shape, 'bfloat16', false, t.backend);
+  t.backend.castF32Bf16(out.buffer, t.buffer, t.size);
+  return out;
+}
+
+/**
+ * Turns bf16 GEMM operands (mixed precision, as torch.autocast) on or off for every product;
+ * returns the previous setting. The backend casts the operands (and keeps a weight's bf16 copy
+ * until the weight is written); accumulation and outputs stay fp32.
+ */
 export function setAutocast(on: boolean): boolean {
   const prev = autocast;
   autocast = on;
@@ -29,45 +34,20 @@ export function setAutocast(on: boolean): boolean {
 export function isAutocast(): boolean {
   return autocast;
 }
-/** Called after every optimizer step: cached bf16 copies of weights are stale. */
-export function bumpWeightEpoch(): void {
-  weightEpoch++;
-}
 
-function toBf16(t: Tensor): Tensor {
-  const out = Tensor.empty(t.shape, 'bfloat16');
-  op('cast_f32_bf16')(out.storage, t.storage, t.size);
-  return out;
-}
-
-/** bf16 copy of a weight, cached until the next optimizer step (kept outside tidy scopes). */
-function weightBf16(w: Tensor): Tensor {
-  const c = bf16Cache.get(w);
-  if (c && c.epoch === weightEpoch && !c.t.disposed) return c.t;
-  if (c && !c.t.disposed) {
-    op('cast_f32_bf16')(c.t.storage, w.storage, w.size);
-    c.epoch = weightEpoch;
-    return c.t;
-  }
-  const t = toBf16(w).keep();
-  bf16Cache.set(w, { epoch: weightEpoch, t });
-  return t;
-}
-
-/** Raw GEMM on tensors: C[b] = alpha * op(A[b]) op(B[b|0]) (+bias) + beta * C[b]. */
+/**
+ * Raw GEMM on tensors: C[b] = alpha * op(A[b]) op(B[b|0]) (+bias) + beta * C[b], on the backend
+ * of C. `weight`: B is a parameter (the backend may cache its converted copy).
+ */
 export function gemmInto(
   C: Tensor,
   A: Tensor,
   B: Tensor,
-  o: { batch?: number; batchB?: number; M: number; N: number; K: number; transA?: boolean; transB?: boolean; alpha?: number; beta?: number; bias?: Tensor | null; aOff?: number; bOff?: number; cOff?: number },
+  o: { batch?: number; batchB?: number; M: number; N: number; K: number; transA?: boolean; transB?: boolean; alpha?: number; beta?: number; bias?: Tensor | null; aOff?: number; bOff?: number; cOff?: number; bf16?: boolean; weight?: boolean },
 ): void {
-  // Decode-shaped Linear (a few rows times [N, K] weights): a weight-streaming kernel instead of
-  // the packed GEMM, which would repack the whole weight matrix on every call for a few rows.
-  if (o.M <= SMALL_M && o.transB && !o.transA && (o.batch ?? 1) === 1 && (o.batchB ?? 1) === 1 && (o.alpha ?? 1) === 1 && !o.aOff && !o.bOff && !o.cOff && A.dtype === 'float32' && B.dtype === 'float32') {
-    op('gemm_small_m')(C.storage, A.storage, B.storage, o.bias ? o.bias.storage : null, o.M, o.N, o.K, o.beta ?? 0);
-    return;
-  }
-  op('gemm')(C.storage, A.storage, B.storage, o.bias ? o.bias.storage : null, o.batch ?? 1, o.batchB ?? 1, o.M, o.N, o.K, !!o.transA, !!o.transB, o.alpha ?? 1, o.beta ?? 0, o.aOff ?? 0, o.bOff ?? 0, o.cOff ?? 0);
+  const be = check.backend('gemm', ['C', C], ['A', A], ['B', B], ['bias', o.bias]);
+  const { bias, weight, ...rest } = o;
+  be.gemm(C.buffer, A.buffer, B.buffer, { ...rest, bias: bias ? bias.buffer : null, bIsWeight: !!weight });
 }
 
 /** y = x @ W^T + b. x [..., K] float32, W [N, K], b [N] or null. */
@@ -81,34 +61,28 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null = null): Tensor {
   if (x.shape[x.shape.length - 1] !== K) check.fail(name, `x ${shapeStr(x.shape)} vs weight ${shapeStr(W.shape)}${W.name ? ` (${W.name})` : ''}: last dims differ`);
   if (b && (b.shape.length !== 1 || b.shape[0] !== N)) check.fail(name, `bias ${shapeStr(b.shape)} vs weight ${shapeStr(W.shape)}: expected [${N}]`);
   const M = x.size / K;
-  const y = Tensor.empty([...x.shape.slice(0, -1), N]);
-  if (autocast) {
-    const xb = toBf16(x);
-    gemmInto(y, xb, weightBf16(W), { M, N, K, transB: true, bias: b });
-    xb.dispose();
-  } else {
-    gemmInto(y, x, W, { M, N, K, transB: true, bias: b });
-  }
+  const y = Tensor.empty([...x.shape.slice(0, -1), N], 'float32', false, x.backend);
+  gemmInto(y, x, W, { M, N, K, transB: true, bias: b, bf16: autocast, weight: true });
   if (!needsGrad(x, W, b)) return y;
   return record(name, [x, W, b], y, (dy) => {
     let dx: Tensor | null = null;
     let dW: Tensor | null = null;
     let db: Tensor | null = null;
     const cast = autocast;
+    const be = dy.backend;
+    // dy is cast to bf16 once for both products
     const dyb = cast ? toBf16(dy) : dy;
     if (x.requiresGrad) {
-      dx = Tensor.empty(x.shape);
-      gemmInto(dx, dyb, cast ? weightBf16(W) : W, { M, N: K, K: N }); // dx = dy @ W
+      dx = Tensor.empty(x.shape, 'float32', false, be);
+      gemmInto(dx, dyb, W, { M, N: K, K: N, bf16: cast, weight: true }); // dx = dy @ W
     }
     if (W.requiresGrad) {
-      dW = Tensor.empty(W.shape);
-      const xb = cast ? toBf16(x) : x;
-      gemmInto(dW, dyb, xb, { M: N, N: K, K: M, transA: true }); // dW = dy^T @ x
-      if (cast) xb.dispose();
+      dW = Tensor.empty(W.shape, 'float32', false, be);
+      gemmInto(dW, dyb, x, { M: N, N: K, K: M, transA: true, bf16: cast }); // dW = dy^T @ x
     }
     if (b && b.requiresGrad) {
-      db = Tensor.empty(b.shape);
-      op('sum_rows')(db.storage, dy.storage, M, N, 0);
+      db = Tensor.empty(b.shape, 'float32', false, be);
+      be.sumRows(db.buffer, dy.buffer, M, N, 0);
     }
     if (cast) dyb.dispose();
     return [dx, dW, db];
@@ -137,11 +111,11 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
   const batch = a.size / (M * K);
   const batchB = b.size / (K * N);
   if (batchB !== 1 && batchB !== batch) check.fail(name, `batch dims of a ${shapeStr(a.shape)} and b ${shapeStr(b.shape)} differ`);
-  const c = Tensor.empty([...a.shape.slice(0, -2), M, N]);
+  const c = Tensor.empty([...a.shape.slice(0, -2), M, N], 'float32', false, a.backend);
   const cast = autocast;
   const ab = cast ? toBf16(a) : a;
   const bb = cast ? toBf16(b) : b;
-  gemmInto(c, ab, bb, { batch, batchB, M, N, K, transA: tA, transB: tB });
+  gemmInto(c, ab, bb, { batch, batchB, M, N, K, transA: tA, transB: tB, bf16: cast });
   if (!needsGrad(a, b)) {
     if (cast) {
       ab.dispose();
@@ -154,14 +128,14 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
     let db: Tensor | null = null;
     const dcb = cast ? toBf16(dc) : dc;
     if (a.requiresGrad) {
-      da = Tensor.empty(a.shape);
+      da = Tensor.empty(a.shape, 'float32', false, a.backend);
       // op(A) = dC op(B)^T  → A = (dC op(B)^T) or its transpose
       if (!tA) gemmInto(da, dcb, bb, { batch, batchB, M, N: K, K: N, transB: !tB });
       else if (batchB === batch) gemmInto(da, bb, dcb, { batch, batchB: batch, M: K, N: M, K: N, transA: tB, transB: true }); // A = op(B) dCᵀ
       else for (let i = 0; i < batch; i++) gemmInto(da, bb, dcb, { M: K, N: M, K: N, transA: tB, transB: true, bOff: i * M * N, cOff: i * M * K });
     }
     if (b.requiresGrad) {
-      db = Tensor.empty(b.shape);
+      db = Tensor.empty(b.shape, 'float32', false, b.backend);
       if (batchB === 1) {
         // dB = Σ_batch op(A)^T dC: fold the batch into the rows (needs A untransposed per batch)
         if (!tA) {

@@ -6,13 +6,12 @@
  */
 import { Tensor, shapeStr } from '../tensor.ts';
 import { needsGrad, record } from '../tape.ts';
-import { op } from '../../native/index.ts';
 import * as check from '../check.ts';
 
 /** x [..., C] float32, weight [C] float32 → y [..., C]. */
 export function rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor {
   const name = 'rmsnorm';
-  check.live(name, ['x', x], ['weight', weight]);
+  const be = check.backend(name, ['x', x], ['weight', weight]);
   check.dtype(name, 'x', x, 'float32');
   check.dtype(name, 'weight', weight, 'float32');
   check.rank(name, 'weight', weight, 1);
@@ -23,18 +22,18 @@ export function rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor {
   }
   if (!(Number.isFinite(eps) && eps >= 0)) check.fail(name, `eps must be a finite number ≥ 0, got ${eps}`);
   const N = x.size / C;
-  const y = Tensor.empty(x.shape);
-  const rstd = Tensor.empty([N]); // saved for backward: rsqrt(mean(x²) + eps) per row
-  op('rmsnorm_forward')(y.storage, rstd.storage, x.storage, weight.storage, N, C, eps);
+  const y = Tensor.empty(x.shape, 'float32', false, be);
+  const rstd = Tensor.empty([N], 'float32', false, be); // saved for backward: rsqrt(mean(x²) + eps) per row
+  be.rmsnormForward(y.buffer, rstd.buffer, x.buffer, weight.buffer, N, C, eps);
   if (!needsGrad(x, weight)) {
     rstd.dispose();
     return y;
   }
   return record(name, [x, weight], y, (dy) => {
     check.live(`${name} backward`, ['x', x], ['weight', weight], ['rstd', rstd]);
-    const dx = x.requiresGrad ? Tensor.empty(x.shape) : null;
-    const dw = weight.requiresGrad ? Tensor.empty(weight.shape) : null;
-    op('rmsnorm_backward')(dx ? dx.storage : null, dw ? dw.storage : null, dy.storage, x.storage, weight.storage, rstd.storage, N, C);
+    const dx = x.requiresGrad ? Tensor.empty(x.shape, 'float32', false, be) : null;
+    const dw = weight.requiresGrad ? Tensor.empty(weight.shape, 'float32', false, be) : null;
+    be.rmsnormBackward(dx ? dx.buffer : null, dw ? dw.buffer : null, dy.buffer, x.buffer, weight.buffer, rstd.buffer, N, C);
     return [dx, dw];
   });
 }

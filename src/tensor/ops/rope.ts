@@ -8,13 +8,12 @@
  */
 import { Tensor, shapeStr } from '../tensor.ts';
 import { needsGrad, record } from '../tape.ts';
-import { op } from '../../native/index.ts';
 import * as check from '../check.ts';
 
 /** x [B, T, H, D] float32 (D even), positions int32 [B, T] → y [B, T, H, D]. */
 export function rope(x: Tensor, positions: Tensor, theta: number): Tensor {
   const name = 'rope';
-  check.live(name, ['x', x], ['positions', positions]);
+  const be = check.backend(name, ['x', x], ['positions', positions]);
   check.dtype(name, 'x', x, 'float32');
   check.dtype(name, 'positions', positions, 'int32');
   check.rank(name, 'x', x, 4);
@@ -25,13 +24,13 @@ export function rope(x: Tensor, positions: Tensor, theta: number): Tensor {
   }
   if (D % 2 !== 0) check.fail(name, `x ${shapeStr(x.shape)}: head dim ${D} must be even`);
   if (!(Number.isFinite(theta) && theta > 0)) check.fail(name, `theta must be a finite number > 0, got ${theta}`);
-  const y = Tensor.empty(x.shape);
-  op('rope_forward')(y.storage, x.storage, positions.storage, B, T, H, D, theta);
+  const y = Tensor.empty(x.shape, 'float32', false, be);
+  be.ropeForward(y.buffer, x.buffer, positions.buffer, B, T, H, D, theta);
   if (!needsGrad(x)) return y;
   return record(name, [x], y, (dy) => {
     check.live(`${name} backward`, ['positions', positions]);
-    const dx = Tensor.empty(x.shape);
-    op('rope_backward')(dx.storage, dy.storage, positions.storage, B, T, H, D, theta);
+    const dx = Tensor.empty(x.shape, 'float32', false, be);
+    be.ropeBackward(dx.buffer, dy.buffer, positions.buffer, B, T, H, D, theta);
     return [dx];
   });
 }

@@ -5,24 +5,23 @@
  */
 import { Tensor } from '../tensor.ts';
 import { needsGrad, record } from '../tape.ts';
-import { op } from '../../native/index.ts';
 import * as check from '../check.ts';
 
 /** gate, up: same shape, float32 → silu(gate) * up. */
 export function swiglu(gate: Tensor, up: Tensor): Tensor {
   const name = 'swiglu';
-  check.live(name, ['gate', gate], ['up', up]);
+  const be = check.backend(name, ['gate', gate], ['up', up]);
   check.dtype(name, 'gate', gate, 'float32');
   check.dtype(name, 'up', up, 'float32');
   check.sameShape(name, ['gate', gate], ['up', up]);
-  const out = Tensor.empty(gate.shape);
-  op('swiglu_forward')(out.storage, gate.storage, up.storage, gate.size);
+  const out = Tensor.empty(gate.shape, 'float32', false, be);
+  be.swigluForward(out.buffer, gate.buffer, up.buffer, gate.size);
   if (!needsGrad(gate, up)) return out;
   return record(name, [gate, up], out, (dout) => {
     check.live(`${name} backward`, ['gate', gate], ['up', up]);
-    const dgate = gate.requiresGrad ? Tensor.empty(gate.shape) : null;
-    const dup = up.requiresGrad ? Tensor.empty(up.shape) : null;
-    op('swiglu_backward')(dgate ? dgate.storage : null, dup ? dup.storage : null, dout.storage, gate.storage, up.storage, gate.size);
+    const dgate = gate.requiresGrad ? Tensor.empty(gate.shape, 'float32', false, be) : null;
+    const dup = up.requiresGrad ? Tensor.empty(up.shape, 'float32', false, be) : null;
+    be.swigluBackward(dgate ? dgate.buffer : null, dup ? dup.buffer : null, dout.buffer, gate.buffer, up.buffer, gate.size);
     return [dgate, dup];
   });
 }

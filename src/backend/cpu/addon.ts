@@ -1,16 +1,16 @@
 /**
- * @module native
- * Loads the C++ addon (build/Release/gpg_native.node) and exposes its raw functions. Only the
- * tensor layer calls these; it checks shapes and dtypes first, so native errors are a second
- * line of defence (they still arrive as NativeOpError naming the op, never a crash).
+ * @module backend/cpu/addon
+ * Loads the C++ addon (build/Release/gpg_native.node). Only the CPU backend (backend/cpu/index.ts)
+ * imports this file; it checks shapes and dtypes first (in the tensor layer), so native errors
+ * are a second line of defence (they still arrive as NativeOpError naming the op, never a crash).
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GpgRlError, NativeOpError } from '../errors.ts';
+import { GpgRlError, NativeOpError } from '../../errors.ts';
 
-/** Native dtype codes (must match native/addon.h). */
+/** Native dtype codes (must match native/cpu/kernels.h). */
 export const DTYPE_CODE = { float32: 0, bfloat16: 1, int32: 2 } as const;
 
 /** A native buffer: contiguous, 64-byte aligned. */
@@ -25,7 +25,7 @@ export interface NativeStorage {
   readonly freed: boolean;
 }
 
-type NativeFn = (...args: unknown[]) => unknown;
+export type NativeFn = (...args: unknown[]) => unknown;
 
 export interface NativeAddon {
   Storage: new (dtype: number, numel: number, zero?: boolean) => NativeStorage;
@@ -33,11 +33,13 @@ export interface NativeAddon {
   setNumThreads(n: number): number;
   getNumThreads(): number;
   liveBytes(): number;
-  /** Every kernel registered with GPG_OP in native/ (gemm, rmsnorm_forward, ...). */
+  /** The production kernels of native/binding.cc's table (gemm, rmsnorm_forward, ...). */
   ops: Record<string, NativeFn>;
+  /** Benchmark-only kernels (fma_peak, mem_bandwidth): not part of the op table. */
+  bench?: Record<string, NativeFn>;
 }
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 function load(): NativeAddon {
   const candidates = [join(root, 'build', 'Release', 'gpg_native.node'), join(root, 'build', 'Debug', 'gpg_native.node')];
@@ -59,21 +61,18 @@ function load(): NativeAddon {
 
 export const native: NativeAddon = load();
 
-/** Calls a native op by name; a missing op is a clear error, not `undefined is not a function`. */
+/** A production op by name; a missing op is a clear error, not `undefined is not a function`. */
+// TEMPORARY until the native relayout lands: old op names of the previous addon.
+const LEGACY: Record<string, string> = { gemv: 'gemm_small_m', gradnorm_sumsq: 'sumsq', logprobs_forward: 'logsoftmax_gather_forward', logprobs_backward: 'logsoftmax_gather_backward', logprobs_entropy_backward: 'token_entropy_backward' };
 export function op(name: string): NativeFn {
-  const f = native.ops[name];
+  const f = native.ops[name] ?? native.ops[LEGACY[name] ?? ''];
   if (!f) throw new GpgRlError(`native op "${name}" is not in the addon; rebuild with \`npm run build:native\``, 'GPG_NATIVE_MISSING');
   return f;
 }
 
-/** Sets the number of compute threads (OpenMP; shared with oneDNN). Returns the value in effect. */
-export function setNumThreads(n: number): number {
-  return native.setNumThreads(n);
-}
-export function getNumThreads(): number {
-  return native.getNumThreads();
-}
-/** Bytes currently held by live native storages (for leak tests). */
-export function liveNativeBytes(): number {
-  return native.liveBytes();
+/** A benchmark-only kernel by name (src/perf). */
+export function benchOp(name: string): NativeFn {
+  const f = native.bench?.[name] ?? native.ops[name];
+  if (!f) throw new GpgRlError(`native benchmark kernel "${name}" is not in the addon; rebuild with \`npm run build:native\``, 'GPG_NATIVE_MISSING');
+  return f;
 }

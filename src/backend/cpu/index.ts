@@ -1,0 +1,253 @@
+/**
+ * @module backend/cpu
+ * The CPU backend: buffers are native storages of the C++ addon (native/binding.cc), kernels are
+ * its op table. CPU-only policies live here, invisible to the layers above:
+ *  - decode-shaped Linear products (≤ SMALL_M rows times an [N, K] weight) run the
+ *    weight-streaming kernel `gemv` instead of the packed GEMM, which would repack the whole
+ *    weight for a few rows;
+ *  - mixed precision casts fp32 GEMM operands to bf16 here, and keeps the bf16 copy of a weight
+ *    until that buffer is next written (every write through this backend bumps its version).
+ */
+import { DTYPE_CODE, benchOp, native, op, type NativeStorage } from './addon.ts';
+import type { Backend, BackendBenchmarks, DType, DeviceBuffer, GemmArgs } from '../types.ts';
+import { GpgRlError } from '../../errors.ts';
+
+/** Row count up to which products with [N, K] weights use the weight-streaming kernel. */
+const SMALL_M = 32;
+
+class CpuBuffer implements DeviceBuffer {
+  /** Bumped by every write through the backend (invalidates converted copies). */
+  version = 0;
+  /** bf16 copy of this (weight) buffer and the version it was made from. */
+  bf16: { version: number; copy: CpuBuffer } | null = null;
+  constructor(
+    readonly backend: CpuBackend,
+    readonly storage: NativeStorage,
+    readonly dtype: DType,
+  ) {}
+  get numel(): number {
+    return this.storage.numel;
+  }
+  get freed(): boolean {
+    return this.storage.freed;
+  }
+}
+
+const s = (b: DeviceBuffer | null | undefined): NativeStorage | null => (b ? (b as CpuBuffer).storage : null);
+/** Marks a buffer written (its converted copies are stale). */
+const touch = (b: DeviceBuffer | null | undefined): void => {
+  if (b) (b as CpuBuffer).version++;
+};
+
+export class CpuBackend implements Backend {
+  readonly name = 'cpu';
+  /** native/bench/peak.cc: outside the production op table. */
+  readonly benchmarks: BackendBenchmarks = {
+    fmaPeakGflops: (iterations) => (benchOp('fma_peak')(iterations) as { gflops: number }).gflops,
+    memoryBandwidthGBs: (bytes, reps) => benchOp('mem_bandwidth')(bytes, reps) as number,
+  };
+
+  allocate(dtype: DType, numel: number, zero = false): DeviceBuffer {
+    return new CpuBuffer(this, new native.Storage(DTYPE_CODE[dtype], numel, zero), dtype);
+  }
+  free(buf: DeviceBuffer): void {
+    const b = buf as CpuBuffer;
+    b.storage.free();
+    if (b.bf16) {
+      b.bf16.copy.storage.free();
+      b.bf16 = null;
+    }
+  }
+  upload(buf: DeviceBuffer, data: Float32Array | Int32Array, offset?: number): void {
+    s(buf)!.write(data, offset);
+    touch(buf);
+  }
+  download(buf: DeviceBuffer, offset?: number, count?: number): Float32Array | Int32Array {
+    return s(buf)!.read(offset, count);
+  }
+  uploadBytes(buf: DeviceBuffer, bytes: Uint8Array): void {
+    s(buf)!.writeBytes(bytes);
+    touch(buf);
+  }
+  downloadBytes(buf: DeviceBuffer): Uint8Array {
+    return s(buf)!.readBytes();
+  }
+  liveBytes(): number {
+    return native.liveBytes();
+  }
+  setNumThreads(n: number): number {
+    return native.setNumThreads(n);
+  }
+  getNumThreads(): number {
+    return native.getNumThreads();
+  }
+
+  // ---- memory
+  fill(x: DeviceBuffer, value: number, n: number): void {
+    op('fill')(s(x), value, n);
+    touch(x);
+  }
+  copy(dst: DeviceBuffer, dstOff: number, src: DeviceBuffer, srcOff: number, n: number): void {
+    op('copy')(s(dst), dstOff, s(src), srcOff, n);
+    touch(dst);
+  }
+  copyRows(dst: DeviceBuffer, src: DeviceBuffer, rows: number, cols: number, dstStride: number, srcStride: number, dstOff: number, srcOff: number): void {
+    op('copy_rows')(s(dst), s(src), rows, cols, dstStride, srcStride, dstOff, srcOff);
+    touch(dst);
+  }
+  castF32Bf16(out: DeviceBuffer, x: DeviceBuffer, n: number): void {
+    op('cast_f32_bf16')(s(out), s(x), n);
+    touch(out);
+  }
+  castBf16F32(out: DeviceBuffer, x: DeviceBuffer, n: number): void {
+    op('cast_bf16_f32')(s(out), s(x), n);
+    touch(out);
+  }
+
+  // ---- elementwise and reductions
+  addForward(out: DeviceBuffer, a: DeviceBuffer, b: DeviceBuffer, n: number): void {
+    op('add_forward')(s(out), s(a), s(b), n);
+  }
+  axpy(y: DeviceBuffer, x: DeviceBuffer, alpha: number, n: number): void {
+    op('axpy')(s(y), s(x), alpha, n);
+    touch(y);
+  }
+  scale(x: DeviceBuffer, factor: number, n: number): void {
+    op('scale')(s(x), factor, n);
+    touch(x);
+  }
+  sumRows(out: DeviceBuffer, x: DeviceBuffer, M: number, N: number, beta: number): void {
+    op('sum_rows')(s(out), s(x), M, N, beta);
+    touch(out);
+  }
+  gradnormSumsq(x: DeviceBuffer, n: number): number {
+    return op('gradnorm_sumsq')(s(x), n) as number;
+  }
+
+  // ---- products
+  gemm(C: DeviceBuffer, A: DeviceBuffer, B: DeviceBuffer, o: GemmArgs): void {
+    touch(C);
+    const batch = o.batch ?? 1;
+    const batchB = o.batchB ?? 1;
+    if (o.bf16) {
+      // autocast: bf16 operands (a weight's copy kept until the weight is written), fp32 C
+      const a = A.dtype === 'bfloat16' ? A : this.castRegion(A, o.aOff ?? 0, batch * o.M * o.K);
+      const b = B.dtype === 'bfloat16' ? B : o.bIsWeight && !o.bOff ? this.weightBf16(B as CpuBuffer) : this.castRegion(B, o.bOff ?? 0, batchB * o.K * o.N);
+      const aOff = a === A ? o.aOff : 0;
+      const bOff = b === B ? o.bOff : 0;
+      try {
+        this.gemmRaw(C, a, b, { ...o, aOff, bOff, bf16: false });
+      } finally {
+        if (a !== A) this.free(a);
+        if (b !== B && b !== (B as CpuBuffer).bf16?.copy) this.free(b);
+      }
+      return;
+    }
+    this.gemmRaw(C, A, B, o);
+  }
+
+  private gemmRaw(C: DeviceBuffer, A: DeviceBuffer, B: DeviceBuffer, o: GemmArgs): void {
+    const batch = o.batch ?? 1;
+    const batchB = o.batchB ?? 1;
+    // Decode-shaped Linear (a few rows times [N, K] weights): the weight-streaming kernel.
+    if (o.M <= SMALL_M && o.transB && !o.transA && batch === 1 && batchB === 1 && (o.alpha ?? 1) === 1 && !o.aOff && !o.bOff && !o.cOff && A.dtype === 'float32' && B.dtype === 'float32') {
+      op('gemv')(s(C), s(A), s(B), s(o.bias), o.M, o.N, o.K, o.beta ?? 0);
+      return;
+    }
+    op('gemm')(s(C), s(A), s(B), s(o.bias), batch, batchB, o.M, o.N, o.K, !!o.transA, !!o.transB, o.alpha ?? 1, o.beta ?? 0, o.aOff ?? 0, o.bOff ?? 0, o.cOff ?? 0);
+  }
+
+  /** A bf16 copy of x[off, off + n). */
+  private castRegion(x: DeviceBuffer, off: number, n: number): DeviceBuffer {
+    const out = this.allocate('bfloat16', n);
+    if (off === 0) op('cast_f32_bf16')(s(out), s(x), n);
+    else {
+      const tmp = this.allocate('float32', n);
+      try {
+        op('copy')(s(tmp), 0, s(x), off, n);
+        op('cast_f32_bf16')(s(out), s(tmp), n);
+      } finally {
+        this.free(tmp);
+      }
+    }
+    return out;
+  }
+
+  /** The bf16 copy of a weight, recast only after the weight was written. */
+  private weightBf16(w: CpuBuffer): CpuBuffer {
+    if (w.bf16 && w.bf16.version === w.version && !w.bf16.copy.freed) return w.bf16.copy;
+    if (!w.bf16 || w.bf16.copy.freed) w.bf16 = { version: w.version, copy: this.allocate('bfloat16', w.numel) as CpuBuffer };
+    op('cast_f32_bf16')(w.bf16.copy.storage, w.storage, w.numel);
+    w.bf16.version = w.version;
+    return w.bf16.copy;
+  }
+
+  // ---- layers
+  embeddingForward(out: DeviceBuffer, weight: DeviceBuffer, ids: DeviceBuffer, N: number, V: number, C: number): void {
+    op('embedding_forward')(s(out), s(weight), s(ids), N, V, C);
+  }
+  embeddingBackward(dweight: DeviceBuffer, dout: DeviceBuffer, ids: DeviceBuffer, N: number, V: number, C: number): void {
+    op('embedding_backward')(s(dweight), s(dout), s(ids), N, V, C);
+  }
+  rmsnormForward(y: DeviceBuffer, rstd: DeviceBuffer, x: DeviceBuffer, w: DeviceBuffer, N: number, C: number, eps: number): void {
+    op('rmsnorm_forward')(s(y), s(rstd), s(x), s(w), N, C, eps);
+  }
+  rmsnormBackward(dx: DeviceBuffer | null, dw: DeviceBuffer | null, dy: DeviceBuffer, x: DeviceBuffer, w: DeviceBuffer, rstd: DeviceBuffer, N: number, C: number): void {
+    op('rmsnorm_backward')(s(dx), s(dw), s(dy), s(x), s(w), s(rstd), N, C);
+  }
+  ropeForward(y: DeviceBuffer, x: DeviceBuffer, positions: DeviceBuffer, B: number, T: number, H: number, D: number, theta: number): void {
+    op('rope_forward')(s(y), s(x), s(positions), B, T, H, D, theta);
+  }
+  ropeBackward(dx: DeviceBuffer, dy: DeviceBuffer, positions: DeviceBuffer, B: number, T: number, H: number, D: number, theta: number): void {
+    op('rope_backward')(s(dx), s(dy), s(positions), B, T, H, D, theta);
+  }
+  swigluForward(out: DeviceBuffer, gate: DeviceBuffer, up: DeviceBuffer, n: number): void {
+    op('swiglu_forward')(s(out), s(gate), s(up), n);
+  }
+  swigluBackward(dgate: DeviceBuffer | null, dup: DeviceBuffer | null, dout: DeviceBuffer, gate: DeviceBuffer, up: DeviceBuffer, n: number): void {
+    op('swiglu_backward')(s(dgate), s(dup), s(dout), s(gate), s(up), n);
+  }
+  attentionForward(out: DeviceBuffer, lse: DeviceBuffer | null, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, keyMask: DeviceBuffer | null,
+    B: number, Tq: number, Tk: number, Tkmax: number, H: number, Hkv: number, D: number, scale: number): void {
+    op('attention_forward')(s(out), s(lse), s(q), s(k), s(v), s(keyMask), B, Tq, Tk, Tkmax, H, Hkv, D, scale);
+  }
+  attentionBackward(dq: DeviceBuffer, dk: DeviceBuffer, dv: DeviceBuffer, dout: DeviceBuffer, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer,
+    out: DeviceBuffer, lse: DeviceBuffer, keyMask: DeviceBuffer | null, B: number, T: number, H: number, Hkv: number, D: number, scale: number): void {
+    op('attention_backward')(s(dq), s(dk), s(dv), s(dout), s(q), s(k), s(v), s(out), s(lse), s(keyMask), B, T, H, Hkv, D, scale);
+  }
+  logprobsForward(lp: DeviceBuffer | null, lse: DeviceBuffer, entropy: DeviceBuffer | null, logits: DeviceBuffer, targets: DeviceBuffer | null,
+    rows: number, V: number, temperature: number, rowOff: number): void {
+    op('logprobs_forward')(s(lp), s(lse), s(entropy), s(logits), s(targets), rows, V, temperature, rowOff);
+  }
+  logprobsBackward(dlogits: DeviceBuffer, logits: DeviceBuffer, dlp: DeviceBuffer, lse: DeviceBuffer, targets: DeviceBuffer,
+    rows: number, V: number, temperature: number, rowOff: number): void {
+    op('logprobs_backward')(s(dlogits), s(logits), s(dlp), s(lse), s(targets), rows, V, temperature, rowOff);
+  }
+  logprobsEntropyBackward(dlogits: DeviceBuffer, logits: DeviceBuffer, dH: DeviceBuffer, lse: DeviceBuffer, entropy: DeviceBuffer,
+    rows: number, V: number, temperature: number, rowOff: number): void {
+    op('logprobs_entropy_backward')(s(dlogits), s(logits), s(dH), s(lse), s(entropy), rows, V, temperature, rowOff);
+  }
+
+  // ---- optimizer and sampling
+  adamwStep(param: DeviceBuffer, grad: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, n: number,
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void {
+    op('adamw_step')(s(param), s(grad), s(m), s(v), n, lr, beta1, beta2, eps, weightDecay, step);
+    touch(param);
+    touch(m);
+    touch(v);
+  }
+  sampleTokens(ids: DeviceBuffer, lp: DeviceBuffer, logits: DeviceBuffer, uniforms: DeviceBuffer,
+    B: number, V: number, temperature: number, topK: number, topP: number, greedy: boolean): void {
+    op('sample_tokens')(s(ids), s(lp), s(logits), s(uniforms), B, V, temperature, topK, topP, greedy);
+  }
+}
+
+/** Checks that a buffer belongs to this backend (a tensor of another backend is a clear error). */
+export function isCpuBuffer(b: DeviceBuffer): boolean {
+  return b instanceof CpuBuffer;
+}
+
+export function createCpuBackend(): CpuBackend {
+  if (!native) throw new GpgRlError('cpu backend: the native addon did not load', 'GPG_NATIVE_MISSING');
+  return new CpuBackend();
+}

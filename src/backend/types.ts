@@ -1,0 +1,124 @@
+/**
+ * @module backend/types
+ * The seam between the tensor layer and compute (tinygrad's `device.py` shape): a backend
+ * allocates, uploads, downloads and frees buffers, and implements one typed method per kernel.
+ * Nothing above `src/tensor` sees a buffer; nothing above `src/backend` sees an addon.
+ *
+ * Conventions (llm.c's, stated once): kernel arguments go outputs first, then inputs, then sizes.
+ * Buffers are contiguous and row-major; element offsets (`…Off`) address views inside them.
+ * Backward kernels write fresh gradients with "=" unless the method says "+=" (the tape
+ * accumulates). Dimension legend: B batch, T tokens, H heads, Hkv kv heads, D head dim,
+ * C channels, V vocabulary, N rows.
+ */
+
+export type DType = 'float32' | 'bfloat16' | 'int32';
+
+/** An opaque buffer owned by one backend. */
+export interface DeviceBuffer {
+  readonly backend: Backend;
+  readonly dtype: DType;
+  readonly numel: number;
+  readonly freed: boolean;
+}
+
+/** C[b] = alpha·op(A[b])·op(B[b|0]) (+ bias[N]) + beta·C[b]; A [batch,M,K] (transA: [batch,K,M]), B [batchB,K,N] (transB: [batchB,N,K]). */
+export interface GemmArgs {
+  batch?: number;
+  /** batch or 1 (B broadcast over the batch). */
+  batchB?: number;
+  M: number;
+  N: number;
+  K: number;
+  transA?: boolean;
+  transB?: boolean;
+  alpha?: number;
+  beta?: number;
+  bias?: DeviceBuffer | null;
+  aOff?: number;
+  bOff?: number;
+  cOff?: number;
+  /**
+   * Mixed precision: compute with bf16 operands (fp32 accumulation and output), as PyTorch
+   * autocast does. fp32 operands are cast by the backend; bf16 operands are used as they are.
+   */
+  bf16?: boolean;
+  /** B is a weight: the backend may keep a converted copy until the buffer is next written. */
+  bIsWeight?: boolean;
+}
+
+/** Every kernel, one typed signature each (contracts: src/tensor/ops/<op>.ts and native/cpu/<op>.cc). */
+export interface Kernels {
+  // ---- memory
+  fill(x: DeviceBuffer, value: number, n: number): void;
+  copy(dst: DeviceBuffer, dstOff: number, src: DeviceBuffer, srcOff: number, n: number): void;
+  /** dst[dstOff + r·dstStride + c] = src[srcOff + r·srcStride + c] for r < rows, c < cols (float32). */
+  copyRows(dst: DeviceBuffer, src: DeviceBuffer, rows: number, cols: number, dstStride: number, srcStride: number, dstOff: number, srcOff: number): void;
+  castF32Bf16(out: DeviceBuffer, x: DeviceBuffer, n: number): void;
+  castBf16F32(out: DeviceBuffer, x: DeviceBuffer, n: number): void;
+  // ---- elementwise and reductions
+  addForward(out: DeviceBuffer, a: DeviceBuffer, b: DeviceBuffer, n: number): void;
+  /** y += alpha·x */
+  axpy(y: DeviceBuffer, x: DeviceBuffer, alpha: number, n: number): void;
+  /** x *= s */
+  scale(x: DeviceBuffer, s: number, n: number): void;
+  /** out[N] = Σ_rows x[M, N] + beta·out */
+  sumRows(out: DeviceBuffer, x: DeviceBuffer, M: number, N: number, beta: number): void;
+  /** Σ x² in double (deterministic order). */
+  gradnormSumsq(x: DeviceBuffer, n: number): number;
+  // ---- products
+  gemm(C: DeviceBuffer, A: DeviceBuffer, B: DeviceBuffer, o: GemmArgs): void;
+  // ---- layers
+  embeddingForward(out: DeviceBuffer, weight: DeviceBuffer, ids: DeviceBuffer, N: number, V: number, C: number): void;
+  embeddingBackward(dweight: DeviceBuffer, dout: DeviceBuffer, ids: DeviceBuffer, N: number, V: number, C: number): void;
+  rmsnormForward(y: DeviceBuffer, rstd: DeviceBuffer, x: DeviceBuffer, w: DeviceBuffer, N: number, C: number, eps: number): void;
+  rmsnormBackward(dx: DeviceBuffer | null, dw: DeviceBuffer | null, dy: DeviceBuffer, x: DeviceBuffer, w: DeviceBuffer, rstd: DeviceBuffer, N: number, C: number): void;
+  ropeForward(y: DeviceBuffer, x: DeviceBuffer, positions: DeviceBuffer, B: number, T: number, H: number, D: number, theta: number): void;
+  ropeBackward(dx: DeviceBuffer, dy: DeviceBuffer, positions: DeviceBuffer, B: number, T: number, H: number, D: number, theta: number): void;
+  swigluForward(out: DeviceBuffer, gate: DeviceBuffer, up: DeviceBuffer, n: number): void;
+  swigluBackward(dgate: DeviceBuffer | null, dup: DeviceBuffer | null, dout: DeviceBuffer, gate: DeviceBuffer, up: DeviceBuffer, n: number): void;
+  /** Causal GQA over keys [B, Tkmax, Hkv, D] (first Tk used); lse [B, H, Tq] saved for backward when given. */
+  attentionForward(out: DeviceBuffer, lse: DeviceBuffer | null, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, keyMask: DeviceBuffer | null,
+    B: number, Tq: number, Tk: number, Tkmax: number, H: number, Hkv: number, D: number, scale: number): void;
+  attentionBackward(dq: DeviceBuffer, dk: DeviceBuffer, dv: DeviceBuffer, dout: DeviceBuffer, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer,
+    out: DeviceBuffer, lse: DeviceBuffer, keyMask: DeviceBuffer | null, B: number, T: number, H: number, Hkv: number, D: number, scale: number): void;
+  /** Log-softmax + gather (and/or entropy) of a chunk of logit rows; row r is token rowOff + r. */
+  logprobsForward(lp: DeviceBuffer | null, lse: DeviceBuffer, entropy: DeviceBuffer | null, logits: DeviceBuffer, targets: DeviceBuffer | null,
+    rows: number, V: number, temperature: number, rowOff: number): void;
+  /** dlogits may be the logits buffer itself (overwritten in place). */
+  logprobsBackward(dlogits: DeviceBuffer, logits: DeviceBuffer, dlp: DeviceBuffer, lse: DeviceBuffer, targets: DeviceBuffer,
+    rows: number, V: number, temperature: number, rowOff: number): void;
+  logprobsEntropyBackward(dlogits: DeviceBuffer, logits: DeviceBuffer, dH: DeviceBuffer, lse: DeviceBuffer, entropy: DeviceBuffer,
+    rows: number, V: number, temperature: number, rowOff: number): void;
+  // ---- optimizer and sampling
+  adamwStep(param: DeviceBuffer, grad: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, n: number,
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  /** One token per row of logits [B, V] (temperature → top-k → top-p; greedy = argmax); lp = full-vocabulary log-prob. */
+  sampleTokens(ids: DeviceBuffer, lp: DeviceBuffer, logits: DeviceBuffer, uniforms: DeviceBuffer,
+    B: number, V: number, temperature: number, topK: number, topP: number, greedy: boolean): void;
+}
+
+export interface Backend extends Kernels {
+  readonly name: string;
+  allocate(dtype: DType, numel: number, zero?: boolean): DeviceBuffer;
+  free(buf: DeviceBuffer): void;
+  /** Host → buffer at an element offset (float data is rounded for bfloat16 buffers). */
+  upload(buf: DeviceBuffer, data: Float32Array | Int32Array, offset?: number): void;
+  /** Buffer → host (bfloat16 widened to float32). */
+  download(buf: DeviceBuffer, offset?: number, count?: number): Float32Array | Int32Array;
+  uploadBytes(buf: DeviceBuffer, bytes: Uint8Array): void;
+  downloadBytes(buf: DeviceBuffer): Uint8Array;
+  /** Bytes held by live buffers (leak tests). */
+  liveBytes(): number;
+  /** Compute threads (CPU); returns the value in effect. */
+  setNumThreads(n: number): number;
+  getNumThreads(): number;
+  /** Machine measurements for `gpg-rl bench` (not kernels of the model; absent where not measured). */
+  readonly benchmarks?: BackendBenchmarks;
+}
+
+export interface BackendBenchmarks {
+  /** Register-only FMA loop over every thread: the fp32 peak in GFLOP/s. */
+  fmaPeakGflops(iterations: number): number;
+  /** Stream-read bandwidth over a buffer of `bytes`, best of `reps`, in GB/s. */
+  memoryBandwidthGBs(bytes: number, reps: number): number;
+}
