@@ -4,10 +4,10 @@
  */
 
 // Training: GPG and the methods it is compared against (DESIGN §5)
-export { train, type TrainOptions, type TrainResult } from './rl/loop.ts';
+export { train, type TrainOptions, type TrainResult } from './rl/trainer.ts';
 export { loadRecipe, validateConfig } from './rl/recipe.ts';
 export { describeConfig, type TrainConfig, type LossType } from './rl/config.ts';
-export { computeLoss, type LossInput, type LossOutput } from './rl/losses.ts';
+export { computeLoss, type LossInput, type LossOutput } from './rl/algorithms/group-loss.ts';
 export { advantages, rewardStats } from './rl/advantages.ts';
 export { inverseAlpha, validGroups, collectWithThreshold, collectDynamic } from './rl/alpha.ts';
 export { sftTrain, type SftPair, type SftOptions } from './sft/sft.ts';

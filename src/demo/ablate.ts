@@ -23,13 +23,13 @@ import { CausalLM } from '../model/decoder.ts';
 import { TextTokenizer } from '../model/tokenizer.ts';
 import { VerifierPool } from '../rewards/math-verify/pool.ts';
 import { validateConfig } from '../rl/recipe.ts';
-import { train } from '../rl/loop.ts';
+import { train } from '../rl/trainer.ts';
 import { svgLinePlot } from '../rl/report.ts';
 import { sftTrain } from '../sft/sft.ts';
-import { writeFileAtomic } from '../model/safetensors.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import { getNumThreads } from '../backend/index.ts';
 import { DEMO_LEVEL, demoTrainConfig, defaultCacheDir, warmStart, WARMSTART, HELDOUT_N } from './demo.ts';
-import { heldoutAccuracy } from './heldout.ts';
+import { heldoutAccuracy } from '../builtin/heldout.ts';
 import { UsageError } from '../errors.ts';
 
 export const ARMS: Record<string, Record<string, unknown>> = {

@@ -1,60 +1,24 @@
 /**
  * @module demo/demo
  * `gpg-rl demo`: the embedded end-to-end demonstration, offline on a laptop CPU.
- *   1) warm start: a tiny character-level Qwen2 (≈0.4M parameters) trained from scratch with SFT
- *      on worked arithmetic solutions until greedy held-out accuracy reaches ~30% (cached in
- *      ~/.cache/gpg-rl, outside node_modules, so later runs and `npm ci` keep it)
+ *   1) warm start (src/builtin/warmstart.ts): a tiny character-level Qwen2 (≈0.4M parameters)
+ *      trained from scratch with SFT until greedy held-out accuracy reaches ~30%, cached
  *   2) held-out accuracy before (greedy, 500 fixed problems never seen in training)
  *   3) GPG (the paper's defaults: F_norm = 1, AGE, β_th resampling) with the accuracy reward
  *   4) held-out accuracy after; run folder with metrics.jsonl, completions.jsonl, report.html
  * The SFT stopping point and the RL settings follow the feasibility run in issue 6 (G = 8,
  * 16 prompts per step, lr 1e-4, grad clip 1.0; higher learning rates collapsed).
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, renameSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { CausalLM } from '../model/decoder.ts';
-import { initModel } from '../model/init.ts';
-import { TextTokenizer } from '../model/tokenizer.ts';
-import { saveModelFolder } from '../model/folder.ts';
 import { heldOutSet, trainStream, arithRows, type ArithProblem } from '../data/arith.ts';
-import { sftTrain } from '../sft/sft.ts';
-import { heldoutAccuracy } from './heldout.ts';
+import { heldoutAccuracy } from '../builtin/heldout.ts';
+import { DEMO_LEVEL, HELDOUT_N, WARMSTART, defaultCacheDir, warmStart } from '../builtin/warmstart.ts';
 import { VerifierPool } from '../rewards/math-verify/pool.ts';
 import { validateConfig } from '../rl/recipe.ts';
-import { train } from '../rl/loop.ts';
+import { train } from '../rl/trainer.ts';
 
-/** Bump when the warm-start recipe changes, so stale caches are not reused. */
-const WARMSTART_VERSION = 1;
-
-export const DEMO_SHAPE = {
-  architectures: ['Qwen2ForCausalLM'],
-  model_type: 'qwen2',
-  hidden_size: 96,
-  intermediate_size: 256,
-  num_hidden_layers: 4,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  rope_theta: 10000,
-  rms_norm_eps: 1e-6,
-  tie_word_embeddings: true,
-  max_position_embeddings: 128,
-};
-
-export const DEMO_LEVEL = 2;
-export const HELDOUT_N = 500;
-
-export const WARMSTART = {
-  learningRate: 2e-3,
-  batchSize: 64,
-  maxSteps: 4000,
-  maxSeconds: 300,
-  evalEvery: 50,
-  evalProblems: 200,
-  /** Stop SFT once greedy accuracy on the eval subset reaches this (issue 6: ≥ 30% leaves room and enough valid groups). */
-  targetAccuracy: 0.3,
-};
+export { DEMO_LEVEL, DEMO_SHAPE, HELDOUT_N, WARMSTART, defaultCacheDir, warmStart } from '../builtin/warmstart.ts';
 
 export interface DemoOptions {
   seed?: number;
@@ -80,69 +44,6 @@ export interface DemoResult {
   seed: number;
   rl_steps: number;
   seconds: number;
-}
-
-export function defaultCacheDir(): string {
-  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'gpg-rl');
-}
-
-/** Builds (or loads from the cache) the SFT warm-start model for a seed. */
-export async function warmStart(seed: number, o: { cacheDir: string; warm: typeof WARMSTART; log: (s: string) => void; pool: VerifierPool }): Promise<{ dir: string; model: CausalLM; tokenizer: TextTokenizer; accuracy: number; cached: boolean }> {
-  const key = createHash('sha256').update(JSON.stringify({ v: WARMSTART_VERSION, shape: DEMO_SHAPE, warm: o.warm, seed, level: DEMO_LEVEL })).digest('hex').slice(0, 12);
-  const dir = join(o.cacheDir, 'demo', `warmstart-seed${seed}-${key}`);
-  const meta = join(dir, 'warmstart.json');
-  if (existsSync(meta)) {
-    const m = JSON.parse(readFileSync(meta, 'utf8')) as { accuracy: number };
-    o.log(`warm start: cached ${dir} (SFT eval accuracy ${(m.accuracy * 100).toFixed(1)}%)`);
-    return { dir, model: CausalLM.load(dir), tokenizer: TextTokenizer.fromDir(dir), accuracy: m.accuracy, cached: true };
-  }
-  o.log(`warm start: training a ${DEMO_SHAPE.num_hidden_layers}-layer character-level Qwen2 from scratch with SFT (cached afterwards in ${dir})`);
-  const init = initModel(DEMO_SHAPE, { seed, charVocab: true, source: 'demo' });
-  const tok = init.tokenizer!;
-  const tokenizer = TextTokenizer.fromJson(tok.tokenizerJson, tok.tokenizerConfig);
-  const model = CausalLM.fromHost(init.cfg, init.tensors);
-  const eos = tokenizer.eosTokenId!;
-  const stream = trainStream(seed + 1000, DEMO_LEVEL);
-  const evalSet = heldOutSet(DEMO_LEVEL, o.warm.evalProblems);
-  let acc = 0;
-  const t0 = performance.now();
-  const res = await sftTrain(
-    model,
-    () => {
-      const p = stream();
-      return { prompt: tokenizer.encode(p.prompt, { addSpecialTokens: false }), completion: [...tokenizer.encode(p.solution, { addSpecialTokens: false }), eos] };
-    },
-    {
-      learningRate: o.warm.learningRate,
-      batchSize: o.warm.batchSize,
-      maxSteps: o.warm.maxSteps,
-      maxSeconds: o.warm.maxSeconds,
-      maxGradNorm: 1.0,
-      seed,
-      padTokenId: tokenizer.padTokenId ?? eos,
-      evalEvery: o.warm.evalEvery,
-      onStep: (s, loss) => {
-        if (s % 25 === 0) o.log(`warm start: step ${s}, loss ${loss.toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-      },
-      onEval: async (s) => {
-        acc = (await heldoutAccuracy(model, tokenizer, evalSet, { pool: o.pool })).accuracy;
-        o.log(`warm start: step ${s}, greedy accuracy ${(acc * 100).toFixed(1)}% on ${evalSet.length} problems`);
-        return acc >= o.warm.targetAccuracy;
-      },
-    },
-  );
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  saveModelFolder(tmp, model.cfg, model.toHost(), {
-    generation: init.generation,
-    extraFiles: { 'tokenizer.json': JSON.stringify(tok.tokenizerJson, null, 2) + '\n', 'tokenizer_config.json': JSON.stringify(tok.tokenizerConfig, null, 2) + '\n' },
-  });
-  writeFileSync(join(tmp, 'warmstart.json'), JSON.stringify({ accuracy: acc, steps: res.steps, seconds: res.seconds, final_loss: res.losses.at(-1), seed, shape: DEMO_SHAPE, warm: o.warm }, null, 1) + '\n');
-  mkdirSync(join(o.cacheDir, 'demo'), { recursive: true });
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(tmp, dir);
-  o.log(`warm start: done in ${res.seconds.toFixed(0)} s, ${res.steps} steps`);
-  return { dir, model, tokenizer, accuracy: acc, cached: false };
 }
 
 /** The GPG recipe of the demo (TRL field names; everything else at the gpg defaults of DESIGN §5). */

@@ -10,7 +10,8 @@
  *   const r = await evaluate(model, tokenizer, { benchmarks: ['math500'], limit: 50, maxNewTokens: 512 });
  *   r.summary.benchmarks.math500.pass1; console.log(r.table);
  */
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { writeFilesAtomic } from '../io/atomic.ts';
 import { join } from 'node:path';
 import type { CausalLM } from '../model/decoder.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
@@ -344,22 +345,14 @@ export function writeEvalOutputs(outDir: string, result: EvalResult): { results:
     results: join(outDir, 'results.jsonl'),
     summary: join(outDir, 'summary.json'),
   };
-  const tmps: string[] = [];
   try {
     mkdirSync(outDir, { recursive: true });
     const body = result.records.map((r) => JSON.stringify(r)).join('\n');
-    const contents: Array<[string, string]> = [
+    writeFilesAtomic([
       [files.results, body === '' ? '' : body + '\n'],
       [files.summary, JSON.stringify({ ...result.summary, table: result.table }, null, 2) + '\n'],
-    ];
-    for (const [path, text] of contents) {
-      const tmp = `${path}.${process.pid}.tmp`;
-      tmps.push(tmp);
-      writeFileSync(tmp, text);
-    }
-    contents.forEach(([path], i) => renameSync(tmps[i]!, path));
+    ]);
   } catch (e) {
-    for (const t of tmps) rmSync(t, { force: true });
     throw new DataError(`${outDir}: cannot write evaluation results (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check that the folder is writable`);
   }
   return files;

@@ -11,7 +11,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, 
 import { basename, dirname, join, resolve } from 'node:path';
 import { ModelLoadError, SafetensorsError } from '../errors.ts';
 import { modelConfigToJson, parameterNames, type GenerationDefaults, type ModelConfig } from './config.ts';
-import { fromFloat32, readSafetensorsFile, toFloat32, writeFileAtomic, writeSafetensorsFile, ST_ITEMSIZE, type StTensor } from './safetensors.ts';
+import { fromFloat32, readSafetensorsFile, toFloat32, writeSafetensorsFile, ST_ITEMSIZE, type StTensor } from './safetensors.ts';
+import { replaceDirAtomic, writeFileAtomic } from '../io/atomic.ts';
 
 /** A parameter as the model layer sees it: HF shape and float32 values (row-major). */
 export interface HostTensor {
@@ -161,11 +162,8 @@ export function saveModelFolder(dir: string, cfg: ModelConfig, tensors: Map<stri
   if (opts.tokenizerFrom !== undefined && !existsSync(opts.tokenizerFrom)) throw new ModelLoadError(`saveModelFolder: tokenizer folder ${opts.tokenizerFrom} does not exist`);
 
   const target = resolve(dir);
-  mkdirSync(dirname(target), { recursive: true });
-  const tag = `${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
-  const tmp = join(dirname(target), `.${basename(target)}.tmp-${tag}`);
-  mkdirSync(tmp);
   try {
+    replaceDirAtomic(target, (tmp) => {
     // 1) weights: greedy sharding in parameter order, as transformers' shard_checkpoint does.
     const item = ST_ITEMSIZE[dtype];
     const shards: Array<Array<{ name: string; shape: number[] }>> = [[]];
@@ -207,22 +205,8 @@ export function saveModelFolder(dir: string, cfg: ModelConfig, tensors: Map<stri
       }
     }
     for (const [f, text] of Object.entries(opts.extraFiles ?? {})) writeFileAtomic(join(tmp, f), text);
-    // 4) swap into place: the old folder is moved aside only now, and removed after the rename.
-    if (existsSync(target)) {
-      const old = join(dirname(target), `.${basename(target)}.old-${tag}`);
-      renameSync(target, old);
-      try {
-        renameSync(tmp, target);
-      } catch (e) {
-        renameSync(old, target);
-        throw e;
-      }
-      rmSync(old, { recursive: true, force: true });
-    } else {
-      renameSync(tmp, target);
-    }
+    });
   } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
     if (e instanceof ModelLoadError || e instanceof SafetensorsError) throw e;
     throw new ModelLoadError(`saveModelFolder: cannot write ${target} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }

@@ -140,12 +140,19 @@ export function initModel(shape: Record<string, unknown>, opts: InitOptions): In
 }
 
 /** initModel + saveModelFolder (atomic), with tokenizer files when `charVocab`. */
+/** The tokenizer files of a made tokenizer (file name → text), as a model folder holds them. */
+export function tokenizerFiles(tok: { tokenizerJson: object; tokenizerConfig: object }): Record<string, string> {
+  return {
+    'tokenizer.json': JSON.stringify(tok.tokenizerJson, null, 2) + '\n',
+    'tokenizer_config.json': JSON.stringify(tok.tokenizerConfig, null, 2) + '\n',
+  };
+}
+
 export function writeInitModel(outDir: string, shape: Record<string, unknown>, opts: InitOptions): InitModelResult {
   const r = initModel(shape, opts);
   const extraFiles: Record<string, string> = {};
   if (r.tokenizer) {
-    extraFiles['tokenizer.json'] = JSON.stringify(r.tokenizer.tokenizerJson, null, 2) + '\n';
-    extraFiles['tokenizer_config.json'] = JSON.stringify(r.tokenizer.tokenizerConfig, null, 2) + '\n';
+    Object.assign(extraFiles, tokenizerFiles(r.tokenizer));
   }
   saveModelFolder(outDir, r.cfg, r.tensors, { generation: r.generation, extraFiles });
   return r;

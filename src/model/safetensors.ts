@@ -13,7 +13,8 @@
  * Tensors are plain data: raw little-endian bytes plus dtype and shape; `toFloat32`/`fromFloat32`
  * convert (bf16 rounds to nearest-even like `torch.Tensor.to(torch.bfloat16)`).
  */
-import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync, fsyncSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.ts';
 import { basename, dirname, join } from 'node:path';
 import { endianness } from 'node:os';
 import { SafetensorsError } from '../errors.ts';
@@ -407,33 +408,6 @@ export function serializeSafetensors(tensors: Map<string, StTensor> | Record<str
     off += t.data.byteLength;
   }
   return out;
-}
-
-/** A temp path beside `path` (same directory, so rename is atomic). */
-export function tempPathBeside(path: string): string {
-  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
-}
-
-/** Writes the chunks to `path` atomically: a temp file in the same directory, fsync, rename. */
-export function writeFileAtomic(path: string, content: Uint8Array | string | Uint8Array[]): void {
-  const tmp = tempPathBeside(path);
-  const chunks = typeof content === 'string' ? [Buffer.from(content, 'utf8')] : Array.isArray(content) ? content : [content];
-  try {
-    const fd = openSync(tmp, 'w');
-    try {
-      for (const data of chunks) {
-        let off = 0;
-        while (off < data.byteLength) off += writeSync(fd, data, off, Math.min(data.byteLength - off, 1 << 30));
-      }
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
 }
 
 /** Same bytes as serializeSafetensors, written tensor by tensor (no whole-file buffer), atomically. */

@@ -14,7 +14,8 @@ import { join } from "node:path";
 import { CheckpointError } from '../errors.ts';
 import type { ModelConfig, GenerationDefaults } from '../model/config.ts';
 import { saveModelFolder, type HostTensor } from '../model/folder.ts';
-import { fromFloat32, readSafetensorsFile, toFloat32, writeFileAtomic, writeSafetensorsFile, type StTensor } from '../model/safetensors.ts';
+import { fromFloat32, readSafetensorsFile, toFloat32, writeSafetensorsFile, type StTensor } from '../model/safetensors.ts';
+import { replaceDirAtomic, writeFileAtomic } from '../io/atomic.ts';
 import type { RngState } from '../data/rng.ts';
 import type { SamplerState } from '../data/sampler.ts';
 
@@ -62,17 +63,15 @@ export function saveCheckpoint(
   opts: { generation?: GenerationDefaults; tokenizerFrom?: string; extraFiles?: Record<string, string> } = {},
 ): string {
   const final = checkpointDir(outputDir, data.state.step);
-  const stage = join(outputDir, `.checkpoint-${data.state.step}.staging-${process.pid}`);
-  rmSync(stage, { recursive: true, force: true });
-  saveModelFolder(stage, cfg, weights, opts);
-  const opt = new Map<string, StTensor>();
-  for (const [name, a] of data.m) opt.set(`m.${name}`, fromFloat32(a, [a.length], 'F32'));
-  for (const [name, a] of data.v) opt.set(`v.${name}`, fromFloat32(a, [a.length], 'F32'));
-  writeSafetensorsFile(join(stage, OPTIMIZER_FILE), opt, { format: 'pt' });
-  const files = Object.fromEntries(listFiles(stage).map((f) => [f, sha256File(join(stage, f))]));
-  writeFileAtomic(join(stage, STATE_FILE), JSON.stringify({ format: FORMAT, ...data.state, files }, null, 1) + '\n');
-  if (existsSync(final)) rmSync(final, { recursive: true, force: true });
-  renameSync(stage, final);
+  replaceDirAtomic(final, (stage) => {
+    saveModelFolder(stage, cfg, weights, opts);
+    const opt = new Map<string, StTensor>();
+    for (const [name, a] of data.m) opt.set(`m.${name}`, fromFloat32(a, [a.length], 'F32'));
+    for (const [name, a] of data.v) opt.set(`v.${name}`, fromFloat32(a, [a.length], 'F32'));
+    writeSafetensorsFile(join(stage, OPTIMIZER_FILE), opt, { format: 'pt' });
+    const files = Object.fromEntries(listFiles(stage).map((f) => [f, sha256File(join(stage, f))]));
+    writeFileAtomic(join(stage, STATE_FILE), JSON.stringify({ format: FORMAT, ...data.state, files }, null, 1) + '\n');
+  });
   return final;
 }
 

@@ -10,8 +10,9 @@
  * (arXiv 2503.14476), Dr. GRPO (arXiv 2503.20783).
  */
 import { z } from 'zod';
+import { LOSS_TYPES, algorithmFor, lossDefaults } from './algorithms/index.ts';
 
-export const LOSS_TYPES = ['gpg', 'grpo', 'dapo', 'dr_grpo'] as const;
+export { LOSS_TYPES };
 export type LossType = (typeof LOSS_TYPES)[number];
 export const BUILTIN_REWARDS = ['accuracy', 'format', 'cosine', 'gsm8k'] as const;
 export type BuiltinReward = (typeof BUILTIN_REWARDS)[number];
@@ -137,20 +138,20 @@ export const FIELDS = {
   // > Parameters that control the loss (DESIGN §5)
   loss_type: f('Loss', z.enum(LOSS_TYPES), 'gpg',
     'Policy loss: `gpg` (GPG, arXiv 2504.02546: −lp·A, token mean, ÷ inverse_alpha), `grpo` (clipped ratio + β·KL, per-sequence mean; arXiv 2402.03300), `dapo` (clip-higher, token mean; arXiv 2503.14476), `dr_grpo` (unscaled advantages, ÷ B·max_completion_length; arXiv 2503.20783). Sets the defaults of the fields marked "per loss_type".'),
-  scale_rewards: f('Loss', z.boolean(), perLoss({ gpg: false, grpo: true, dapo: true, dr_grpo: false }),
+  scale_rewards: f('Loss', z.boolean(), perLoss(lossDefaults<boolean>('scale_rewards')),
     'Divide advantages by the group reward std (+1e-4). GPG uses F_norm = 1; the Dr. GRPO paper recommends not scaling rewards.'),
-  adjust_gd: f('Loss', z.boolean(), perLoss({ gpg: true, grpo: false, dapo: false, dr_grpo: false }),
+  adjust_gd: f('Loss', z.boolean(), perLoss(lossDefaults<boolean>('adjust_gd')),
     'GPG\'s gradient adjustment (AGE): divide the loss by inverse_alpha = valid groups / groups, so groups with identical rewards do not dilute the gradient. gpg only.'),
-  min_inverse_alpha: f('Loss', prob().nullable(), perLoss({ gpg: 0.5, grpo: null, dapo: null, dr_grpo: null }),
+  min_inverse_alpha: f('Loss', prob().nullable(), perLoss(lossDefaults<number | null>('min_inverse_alpha')),
     'GPG\'s β_th: while the valid-group fraction is below it, sample new prompts and keep only their valid groups (at most max_resample_rounds rounds). Official code default 0.5, the paper\'s main runs 0.6. gpg with adjust_gd only; null = no resampling.'),
   max_resample_rounds: f('Loss', posInt(), 20,
     'Bound on β_th / dynamic-sampling rounds per step; at the limit the step proceeds with inverse_alpha = max(valid/groups, min_inverse_alpha) and the event is logged.'),
-  dynamic_sampling: f('Loss', z.boolean(), perLoss({ gpg: false, grpo: false, dapo: true, dr_grpo: false }),
+  dynamic_sampling: f('Loss', z.boolean(), perLoss(lossDefaults<boolean>('dynamic_sampling')),
     'DAPO dynamic sampling: drop groups whose rewards are all the same and refill the batch with new prompts (at most max_resample_rounds rounds; arXiv 2503.14476 §3.2).'),
-  beta: f('Loss', nonNeg(), perLoss({ gpg: 0, grpo: 0.04, dapo: 0, dr_grpo: 0 }),
+  beta: f('Loss', nonNeg(), perLoss(lossDefaults<number>('beta')),
     'KL coefficient (k3 estimator). 0 = the reference model is not loaded. Not used by gpg.'),
   epsilon: f('Loss', z.number().gt(0).lt(1), 0.2, 'Lower clipping bound: ratio ≥ 1 − epsilon (PPO, arXiv 1707.06347). Unused by gpg.'),
-  epsilon_high: f('Loss', z.number().gt(0).nullable(), perLoss({ gpg: null, grpo: null, dapo: 0.28, dr_grpo: null }),
+  epsilon_high: f('Loss', z.number().gt(0).nullable(), perLoss(lossDefaults<number | null>('epsilon_high')),
     'Upper clipping bound: ratio ≤ 1 + epsilon_high; null = epsilon. DAPO\'s clip-higher uses 0.28.'),
   num_iterations: f('Loss', posInt(), 1,
     'μ: optimizer steps per generated batch (old log-probs kept, so ratios differ from 1 and clipping matters). gpg requires 1.'),
@@ -242,18 +243,8 @@ export function crossFieldChecks(c: TrainConfig, explicit: ReadonlySet<string>):
     add('per_device_train_batch_size',
       `must be divisible by num_generations (${c.per_device_train_batch_size} % ${G} = ${c.per_device_train_batch_size % G}); it counts completions, so use ${lo} or ${lo + G}`);
   }
-  if (c.loss_type !== 'gpg') {
-    if (c.adjust_gd) add('adjust_gd', `is GPG's α and applies only to loss_type gpg (got loss_type ${c.loss_type}); remove adjust_gd`);
-    if (c.min_inverse_alpha !== null) add('min_inverse_alpha', `is GPG's β_th and applies only to loss_type gpg (got loss_type ${c.loss_type}); remove min_inverse_alpha${c.loss_type === 'dapo' ? ' (DAPO resamples with dynamic_sampling)' : ''}`);
-  } else {
-    if (c.num_iterations > 1) add('num_iterations', `must be 1 for loss_type gpg (got ${c.num_iterations}): GPG has no ratio or clipping to keep reused batches on-policy; use loss_type grpo or dapo for μ > 1`);
-    if (c.beta > 0) add('beta', `must be 0 for loss_type gpg (got ${c.beta}): GPG has no KL term; use loss_type grpo for a KL penalty`);
-    if (!c.adjust_gd && c.min_inverse_alpha !== null && explicit.has('min_inverse_alpha')) add('min_inverse_alpha', `needs adjust_gd: true (β_th resampling is part of GPG's AGE; got adjust_gd false); remove min_inverse_alpha or set adjust_gd: true`);
-  }
-  if (c.dynamic_sampling && c.min_inverse_alpha !== null && c.min_inverse_alpha > 0) {
-    add('dynamic_sampling', `and min_inverse_alpha (${c.min_inverse_alpha}) both resample groups; set one of them off (dynamic_sampling: false or min_inverse_alpha: null)`);
-  }
-  if (c.epsilon_high < c.epsilon) add('epsilon_high', `must be ≥ epsilon (got epsilon_high ${c.epsilon_high} < epsilon ${c.epsilon}); clip-higher widens the upper bound only`);
+  // the algorithm family's own checks (rl/algorithms/<family>.ts)
+  algorithmFor(c.loss_type).check(c, explicit, add);
   if (c.reward_weights !== null && c.reward_weights.length !== c.reward_funcs.length) {
     add('reward_weights', `has ${c.reward_weights.length} entries but reward_funcs has ${c.reward_funcs.length}; give one weight per reward function or remove reward_weights`);
   }

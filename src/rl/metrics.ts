@@ -4,7 +4,8 @@
  * metrics.jsonl row for a given config, an append-only writer (one flat JSON object per step,
  * fsync'ed), a reader tolerant of a torn last line, and the console progress line / bar.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.ts';
 import { GpgRlError } from '../errors.ts';
 
 /** Fixed metric names (DESIGN §8), verbatim. */
@@ -39,25 +40,18 @@ export const rewardStdKey = (fn: string) => `rewards/${fn}/std`;
 export interface MetricKeyOptions {
   /** Reward function names (config.ts `rewardFuncName`), in config order. */
   rewardFns: readonly string[];
-  beta: number;
-  lossType: string;
-  numIterations: number;
+  /** The algorithm family's columns (Algorithm.metricKeys), placed after `entropy`. */
+  algorithmKeys: readonly string[];
 }
 
-/** True when ratios can differ from 1 or a clipped loss runs, so clip_ratio/region_mean is logged. */
-export function logsClipRatio(o: Pick<MetricKeyOptions, 'lossType' | 'numIterations'>): boolean {
-  return o.numIterations > 1 || o.lossType !== 'gpg';
-}
-
-/** The exact keys of every metrics.jsonl row for this config, in a stable order. */
+/** The exact keys of every metrics.jsonl row for this run, in a stable order. */
 export function metricKeys(o: MetricKeyOptions): string[] {
   const m = METRIC;
   const keys: string[] = [m.step, m.loss, m.gradNorm, m.learningRate, m.reward, m.rewardStd];
   for (const fn of o.rewardFns) keys.push(rewardMeanKey(fn), rewardStdKey(fn));
   keys.push(m.fracRewardZeroStd, m.meanLength, m.minLength, m.maxLength, m.clippedRatio, m.entropy);
-  if (o.beta > 0) keys.push(m.kl);
-  if (logsClipRatio(o)) keys.push(m.clipRatioRegionMean);
-  keys.push(m.inverseAlpha, m.validGroups, m.resampleRounds, m.skippedSteps, m.tokensPerSGeneration, m.tokensPerSTraining, m.timeS);
+  keys.push(...o.algorithmKeys);
+  keys.push(m.tokensPerSGeneration, m.tokensPerSTraining, m.timeS);
   if (new Set(keys).size !== keys.length) throw new GpgRlError(`metricKeys: duplicate metric name among ${keys.join(', ')} (two reward functions share a name?)`);
   return keys;
 }
@@ -121,12 +115,7 @@ export function readMetrics(path: string): Record<string, number | null>[] {
 export function truncateMetrics(path: string, lastStep: number): void {
   if (!existsSync(path)) return;
   const keep = readMetrics(path).filter((r) => (r.step ?? Infinity) <= lastStep);
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  writeSync(fd, keep.map((r) => JSON.stringify(r) + '\n').join(''));
-  fsyncSync(fd);
-  closeSync(fd);
-  renameSync(tmp, path);
+  writeFileAtomic(path, keep.map((r) => JSON.stringify(r) + '\n').join(''));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
  * table and a sample of completions. Self-contained (no scripts, external CSS or fonts), so it
  * opens from disk without a server. `svgLinePlot` is reusable (the ablation plots reward per arm).
  */
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.ts';
 import { join } from 'node:path';
 import { METRIC, readMetrics } from './metrics.ts';
 
@@ -174,14 +175,6 @@ pre{white-space:pre-wrap;background:#f6f6f6;padding:6px;margin:4px 0}pre.c{backg
 export function writeReport(runDir: string, opts: ReportOptions = {}): string {
   const html = renderReport(runDir, opts);
   const path = join(runDir, 'report.html');
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, html);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  writeFileAtomic(path, html);
   return path;
 }

@@ -4,14 +4,14 @@
  *   L = −Σ lp(solution tokens + eos) / Σ (solution tokens + eos)
  * Used to warm-start a tiny model trained from scratch (issue 6) and as the `sft_more` control arm
  * of the ablation. Same engine, packing (left-padded prompts, right-padded solutions), AdamW,
- * schedule and gradient clipping as the RL loop.
+ * schedule, weight-decay rule and optimizer step as the RL trainer (src/train).
  */
 import { Tensor, tidy } from '../tensor/tensor.ts';
 import { backward } from '../tensor/tape.ts';
-import { AdamW, clipGradNorm } from '../tensor/optim.ts';
+import { makeOptimizer, optimizerStep } from '../train/optimizer.ts';
 import type { CausalLM } from '../model/decoder.ts';
-import { packBatch } from '../rl/batch.ts';
-import { learningRateAt } from '../rl/schedule.ts';
+import { packBatch } from '../train/batch.ts';
+import { learningRateAt } from '../train/schedule.ts';
 import { Rng } from '../data/rng.ts';
 import { GpgRlError } from '../errors.ts';
 
@@ -48,8 +48,8 @@ export interface SftResult {
 /** Draws batches with replacement-free epochs (seeded) from `next()` and trains. */
 export async function sftTrain(model: CausalLM, nextPair: (rng: Rng) => SftPair, o: SftOptions): Promise<SftResult> {
   const rng = new Rng(o.seed, 7);
-  const named = [...model.params.entries()];
-  const opt = new AdamW(named.map(([n, p]) => ({ param: p, weightDecay: n.endsWith('.bias') || n.endsWith('norm.weight') ? 0 : (o.weightDecay ?? 0) })), { lr: o.learningRate });
+  const opt = makeOptimizer(model.trainableParameters(), { learningRate: o.learningRate, weightDecay: o.weightDecay ?? 0 });
+  const params = model.parameters();
   const losses: number[] = [];
   const t0 = performance.now();
   model.setRequiresGrad(true);
@@ -71,9 +71,8 @@ export async function sftTrain(model: CausalLM, nextPair: (rng: Rng) => SftPair,
         backward(logps, Tensor.full([n], -1 / Math.max(1, n)));
         return -s / Math.max(1, n);
       });
-      if (o.maxGradNorm && o.maxGradNorm > 0) clipGradNorm(model.parameters(), o.maxGradNorm);
-      opt.step(learningRateAt(step, o.maxSteps, { learningRate: o.learningRate, warmupRatio: o.warmupRatio ?? 0, scheduler: o.scheduler ?? 'constant' }));
-      opt.zeroGrad();
+      const lr = learningRateAt(step, o.maxSteps, { learningRate: o.learningRate, warmupRatio: o.warmupRatio ?? 0, scheduler: o.scheduler ?? 'constant' });
+      optimizerStep(opt, params, { lr, maxGradNorm: o.maxGradNorm ?? 0 });
       losses.push(loss);
       o.onStep?.(step + 1, loss);
       if (o.onEval && o.evalEvery && (step + 1) % o.evalEvery === 0) {

@@ -5,6 +5,7 @@
  * trainer state, <output_dir>/model); and every bad recipe / dataset input named in the issue
  * failing with one line on stderr, exit 1, and no run folder left behind.
  */
+import { algorithmFor } from '../../src/rl/algorithms/index.ts';
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -66,7 +67,7 @@ describe('gpg-rl train end to end', () => {
     assert.equal(summary.model_dir, join(out, 'model'));
 
     // metrics.jsonl: one row per step, exactly the DESIGN §8 keys for this config
-    const keys = metricKeys({ rewardFns: ['len'], beta: 0, lossType: 'gpg', numIterations: 1 });
+    const keys = metricKeys({ rewardFns: ['len'], algorithmKeys: algorithmFor('gpg').metricKeys({ loss_type: 'gpg', beta: 0, num_iterations: 1 }) });
     const rows = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | null>);
     assert.deepEqual(rows.map((x) => x.step), [1, 2, 3]);
     for (const row of rows) {

@@ -17,10 +17,10 @@ import { backward, noGrad } from '../../src/tensor/tape.ts';
 import { AdamW } from '../../src/tensor/optim.ts';
 import { generate } from '../../src/generate/generate.ts';
 import { Rng } from '../../src/data/rng.ts';
-import { train } from '../../src/rl/loop.ts';
+import { train } from '../../src/rl/trainer.ts';
 import { advantages } from '../../src/rl/advantages.ts';
-import { computeLoss } from '../../src/rl/losses.ts';
-import { packBatch, type PackedBatch } from '../../src/rl/batch.ts';
+import { computeLoss } from '../../src/rl/algorithms/group-loss.ts';
+import { packBatch, type PackedBatch } from '../../src/train/batch.ts';
 
 const SHAPE = { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, tie_word_embeddings: false, max_position_embeddings: 64 };
 const dir = mkdtempSync(join(tmpdir(), 'gpg-learn-'));

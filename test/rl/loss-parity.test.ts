@@ -13,7 +13,7 @@ import { CausalLM } from '../../src/model/decoder.ts';
 import { readSafetensorsFile, toFloat32, toInt32 } from '../../src/model/safetensors.ts';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/tensor/tape.ts';
-import { computeLoss, type LossInput } from '../../src/rl/losses.ts';
+import { computeLoss, type LossInput } from '../../src/rl/algorithms/group-loss.ts';
 import { advantages } from '../../src/rl/advantages.ts';
 import { inverseAlpha, validGroups } from '../../src/rl/alpha.ts';
 import { checkTensor } from '../helpers.ts';

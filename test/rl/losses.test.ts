@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { readSafetensorsFile, toFloat32 } from '../../src/model/safetensors.ts';
 import { advantages } from '../../src/rl/advantages.ts';
 import { inverseAlpha, validGroups } from '../../src/rl/alpha.ts';
-import { computeLoss, type LossInput } from '../../src/rl/losses.ts';
+import { computeLoss, type LossInput } from '../../src/rl/algorithms/group-loss.ts';
 import type { LossType } from '../../src/rl/config.ts';
 
 const ROOT = new URL('../../../shared/fixtures/hf-reference/', import.meta.url).pathname;

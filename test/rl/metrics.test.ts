@@ -1,4 +1,5 @@
 /** metrics.jsonl keys (DESIGN §8), the writer/reader, progress line and bar; report.html. */
+import { algorithmFor } from '../../src/rl/algorithms/index.ts';
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -12,13 +13,13 @@ const FIXED = ['step', 'loss', 'grad_norm', 'learning_rate', 'reward', 'reward_s
 
 describe('metric keys', () => {
   test('gpg: the fixed keys plus rewards/<fn>/mean|std, no kl, no clip ratio', () => {
-    const k = metricKeys({ rewardFns: ['accuracy', 'format'], beta: 0, lossType: 'gpg', numIterations: 1 });
+    const k = metricKeys({ rewardFns: ['accuracy', 'format'], algorithmKeys: algorithmFor('gpg').metricKeys({ loss_type: 'gpg', beta: 0, num_iterations: 1 }) });
     assert.deepEqual([...k].sort(), [...FIXED, 'rewards/accuracy/mean', 'rewards/accuracy/std', 'rewards/format/mean', 'rewards/format/std'].sort());
   });
   test('grpo with beta: kl and clip_ratio/region_mean', () => {
-    const k = metricKeys({ rewardFns: ['accuracy'], beta: 0.04, lossType: 'grpo', numIterations: 1 });
+    const k = metricKeys({ rewardFns: ['accuracy'], algorithmKeys: algorithmFor('grpo').metricKeys({ loss_type: 'grpo', beta: 0.04, num_iterations: 1 }) });
     assert.ok(k.includes('kl') && k.includes('clip_ratio/region_mean'));
-    const d = metricKeys({ rewardFns: ['accuracy'], beta: 0, lossType: 'dapo', numIterations: 1 });
+    const d = metricKeys({ rewardFns: ['accuracy'], algorithmKeys: algorithmFor('dapo').metricKeys({ loss_type: 'dapo', beta: 0, num_iterations: 1 }) });
     assert.ok(!d.includes('kl') && d.includes('clip_ratio/region_mean'));
   });
   test('every METRIC name is in DESIGN §8 spelling', () => {
@@ -29,7 +30,7 @@ describe('metric keys', () => {
 });
 
 describe('MetricsWriter', () => {
-  const keys = metricKeys({ rewardFns: ['accuracy'], beta: 0, lossType: 'gpg', numIterations: 1 });
+  const keys = metricKeys({ rewardFns: ['accuracy'], algorithmKeys: algorithmFor('gpg').metricKeys({ loss_type: 'gpg', beta: 0, num_iterations: 1 }) });
   const row = (step: number) => Object.fromEntries(keys.map((k) => [k, k === 'step' ? step : 0.5]));
   test('appends one flat JSON object per step with exactly the keys; NaN → null', () => {
     const dir = mkdtempSync(join(tmpdir(), 'gpg-metrics-'));

@@ -1,4 +1,5 @@
 /** report.html: self-contained, plots present, atomic; svgLinePlot on edge inputs. */
+import { algorithmFor } from '../../src/rl/algorithms/index.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -9,7 +10,7 @@ import { escapeHtml, niceTicks, svgLinePlot, writeReport } from '../../src/rl/re
 
 test('writeReport: self-contained HTML with the curves, config and completions', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gpg-report-'));
-  const keys = metricKeys({ rewardFns: ['accuracy', 'format'], beta: 0, lossType: 'gpg', numIterations: 1 });
+  const keys = metricKeys({ rewardFns: ['accuracy', 'format'], algorithmKeys: algorithmFor('gpg').metricKeys({ loss_type: 'gpg', beta: 0, num_iterations: 1 }) });
   const w = new MetricsWriter(join(dir, 'metrics.jsonl'), keys);
   for (let s = 1; s <= 5; s++) w.write(Object.fromEntries(keys.map((k) => [k, k === 'step' ? s : Math.sin(s + k.length)])));
   w.close();

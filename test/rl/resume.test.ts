@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeInitModel } from '../../src/model/init.ts';
 import { loadRecipe } from '../../src/rl/recipe.ts';
-import { train } from '../../src/rl/loop.ts';
+import { train } from '../../src/rl/trainer.ts';
 import { CheckpointError } from '../../src/errors.ts';
 
 const BIN = new URL('../../bin/gpg-rl.mjs', import.meta.url).pathname;

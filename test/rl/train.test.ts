@@ -6,13 +6,15 @@
  * KL reference of a resumed built-in model is the initial policy, not the checkpoint; and
  * gradient accumulation of 2 micro-batches equals one batch of twice the size.
  */
+import type { LossType } from '../../src/rl/config.ts';
+import { algorithmFor } from '../../src/rl/algorithms/index.ts';
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeInitModel } from '../../src/model/init.ts';
-import { train } from '../../src/rl/loop.ts';
+import { train } from '../../src/rl/trainer.ts';
 import { metricKeys, type MetricsRow } from '../../src/rl/metrics.ts';
 import { CausalLM } from '../../src/model/decoder.ts';
 import { checkTensor } from '../helpers.ts';
@@ -56,10 +58,10 @@ describe('train() for every loss_type', () => {
       assert.equal(res.steps, 3);
       assert.equal(res.metrics.length, 3);
       assert.deepEqual(seen, res.metrics);
-      const lossType = c.over.loss_type as string;
+      const lossType = c.over.loss_type as LossType;
       const beta = (c.over.beta as number | undefined) ?? 0;
       const numIterations = (c.over.num_iterations as number | undefined) ?? 1;
-      const keys = metricKeys({ rewardFns: ['len'], beta, lossType, numIterations });
+      const keys = metricKeys({ rewardFns: ['len'], algorithmKeys: algorithmFor(lossType).metricKeys({ loss_type: lossType, beta: beta, num_iterations: numIterations }) });
       let trained = 0;
       for (const row of res.metrics) {
         assert.deepEqual(Object.keys(row).sort(), [...keys].sort(), `step ${row.step} keys`);

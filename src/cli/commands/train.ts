@@ -33,7 +33,7 @@ export const command: Command = {
       }
       throw e;
     }
-    const { train } = await import('../../rl/loop.ts');
+    const { train } = await import('../../rl/trainer.ts');
     const res = await train(cfg, { baseDir: dirname(resolve(recipe)), resume: !!p.flags.resume, dryRun: dry });
     if (!dry) process.stdout.write(JSON.stringify({ run_dir: res.runDir, steps: res.steps, model_dir: res.modelDir, final: res.metrics.at(-1) ?? null }) + '\n');
     return 0;

@@ -7,7 +7,8 @@
  * when lines failed; an unreadable or malformed input file is a one-line error, exit 1, and no
  * output file is written (the output appears atomically, by rename).
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../../io/atomic.ts';
 import { basename, dirname, join } from 'node:path';
 import type { Command } from '../main.ts';
 import { intFlag, parseFlags, requireFlag, usageText } from '../options.ts';
@@ -88,12 +89,9 @@ export const command: Command = {
       const r = results[k]!;
       return JSON.stringify(r.error !== undefined ? { ...c.raw, equal: false, error: r.error } : { ...c.raw, equal: r.equal });
     });
-    const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
     try {
-      writeFileSync(tmp, lines.length ? lines.join('\n') + '\n' : '');
-      renameSync(tmp, out);
+      writeFileAtomic(out, lines.length ? lines.join('\n') + '\n' : '');
     } catch (e) {
-      rmSync(tmp, { force: true });
       throw new DataError(`${out}: cannot write output (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check that the folder exists and is writable`);
     }
     const nEq = results.filter((r) => r.equal).length;

@@ -1,5 +1,5 @@
 /**
- * @module rl/builtin
+ * @module builtin
  * `builtin:` names usable in recipes so the demo runs on a fresh clone with nothing prepared:
  *   model_name_or_path: builtin:tiny        a small character-level Qwen2 made like `gpg-rl init-model --char-vocab`
  *   model_name_or_path: builtin:demo-warmstart  the demo's SFT warm start (seed 0), from the cache
@@ -9,7 +9,10 @@
  */
 import { ConfigError } from '../errors.ts';
 import { CausalLM } from '../model/decoder.ts';
-import { initModel } from '../model/init.ts';
+import { initModel, tokenizerFiles } from '../model/init.ts';
+import type { GenerationDefaults } from '../model/config.ts';
+import { VerifierPool } from '../rewards/math-verify/pool.ts';
+import { DEMO_SHAPE, WARMSTART, defaultCacheDir, warmStart } from './warmstart.ts';
 import { TextTokenizer } from '../model/tokenizer.ts';
 import { arithRows, trainStream, DEFAULT_ARITH_LEVEL } from '../data/arith.ts';
 import type { PromptRow } from '../data/dataset.ts';
@@ -38,33 +41,40 @@ export function isBuiltin(s: string): boolean {
 export interface BuiltModel {
   model: CausalLM;
   tokenizer: TextTokenizer;
+  /** Files a saved copy needs (tokenizer.json, tokenizer_config.json) when there is no source folder. */
   tokenizerFiles: Record<string, string>;
+  generation: GenerationDefaults | null;
 }
 
 /** Like builtinModel, also for `builtin:demo-warmstart` (whose folder is returned as `dir`). */
 export async function resolveBuiltinModel(name: string, seed: number, log: (s: string) => void): Promise<BuiltModel & { dir?: string }> {
   if (name !== 'builtin:demo-warmstart') return builtinModel(name, seed);
-  // loaded lazily: the demo module imports the training loop, which imports this file
-  const { warmStart, WARMSTART, defaultCacheDir } = await import('../demo/demo.ts');
-  const { VerifierPool } = await import('../rewards/math-verify/pool.ts');
   const pool = new VerifierPool({ timeoutMs: 2000 });
   try {
     const ws = await warmStart(0, { cacheDir: defaultCacheDir(), warm: WARMSTART, log, pool });
-    return { model: ws.model, tokenizer: ws.tokenizer, tokenizerFiles: {}, dir: ws.dir };
+    return { model: ws.model, tokenizer: ws.tokenizer, tokenizerFiles: {}, generation: null, dir: ws.dir };
   } finally {
     await pool.close();
   }
 }
 
-export function builtinModel(name: string, seed: number): BuiltModel {
-  if (name !== 'builtin:tiny') throw new ConfigError(`model_name_or_path: unknown built-in model "${name}" (available: builtin:tiny, builtin:demo-warmstart)`);
-  const r = initModel(TINY_SHAPE, { seed, charVocab: true, source: 'builtin:tiny' });
+/** Randomly initialised built-in shapes: `builtin:tiny` (recipes, tests) and `builtin:demo` (the demo's shape, for SFT from scratch). */
+export const BUILTIN_SHAPES: Record<string, Record<string, unknown>> = { 'builtin:tiny': TINY_SHAPE, 'builtin:demo': DEMO_SHAPE };
+
+/**
+ * A randomly initialised built-in model. `allowed` lists the names this caller accepts (RL recipes:
+ * builtin:tiny; SFT: builtin:tiny and builtin:demo); `listed` is what the error offers.
+ */
+export function builtinModel(name: string, seed: number, allowed: readonly string[] = ['builtin:tiny'], listed: readonly string[] = ['builtin:tiny', 'builtin:demo-warmstart']): BuiltModel {
+  const shape = allowed.includes(name) ? BUILTIN_SHAPES[name] : undefined;
+  if (!shape) throw new ConfigError(`model_name_or_path: unknown built-in model "${name}" (available: ${listed.join(', ')})`);
+  const r = initModel(shape, { seed, charVocab: true, source: name });
   const tok = r.tokenizer!;
-  const tokenizer = TextTokenizer.fromJson(tok.tokenizerJson, tok.tokenizerConfig);
   return {
     model: CausalLM.fromHost(r.cfg, r.tensors),
-    tokenizer,
-    tokenizerFiles: { 'tokenizer.json': JSON.stringify(tok.tokenizerJson, null, 2) + '\n', 'tokenizer_config.json': JSON.stringify(tok.tokenizerConfig, null, 2) + '\n' },
+    tokenizer: TextTokenizer.fromJson(tok.tokenizerJson, tok.tokenizerConfig),
+    tokenizerFiles: tokenizerFiles(tok),
+    generation: r.generation,
   };
 }
 

@@ -1,5 +1,5 @@
 /**
- * @module rl/batch
+ * @module train/batch
  * Packs (prompt, completion) token sequences into a padded micro-batch the way DESIGN §4 lays
  * them out: left-padded prompts followed by right-padded completions,
  *

@@ -1,5 +1,5 @@
 /**
- * @module rl/schedule
+ * @module train/schedule
  * Learning-rate schedule (nanoGPT's get_lr, TRL names): 1) linear warmup from 0 over
  * ceil(warmup_ratio · total) steps, 2) then constant, cosine decay to 0, or linear decay to 0.
  */

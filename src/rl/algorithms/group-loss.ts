@@ -1,5 +1,5 @@
 /**
- * @module rl/losses
+ * @module rl/algorithms/group-loss
  * Every policy loss of DESIGN §5 as pure float64 math, with its analytic gradient with respect to
  * the token log-probs. One switch on `lossType`, one formula per branch (TRL
  * `grpo_trainer.py:_compute_loss`). The engine turns `dlp` into parameter gradients by
@@ -24,7 +24,7 @@
  * Subgradients follow torch autograd: `torch.min(a, b)` sends half the gradient to each side on a
  * tie; `torch.clamp` passes the gradient where lo ≤ x ≤ hi (bounds included).
  */
-import type { LossType } from './config.ts';
+import type { LossType } from '../config.ts';
 
 export interface LossInput {
   lossType: LossType;

@@ -1,0 +1,44 @@
+/**
+ * @module rl/algorithms
+ * The registry of algorithm families. `loss_type` picks the family; the trainer sees only the
+ * `Algorithm` interface (types.ts). To add one: write `<family>.ts` implementing `Algorithm` and
+ * add it to ALGORITHMS below (docs/architecture.md, "Add an algorithm").
+ */
+import { GpgRlError } from '../../errors.ts';
+import { groupAlgorithms } from './group.ts';
+import type { Algorithm } from './types.ts';
+
+export type { Algorithm, AlgoConfig, CollectContext, LossResult, MicroBatchLoss, StepBatch } from './types.ts';
+
+/** Every family, in the order their loss types are listed. */
+const ALGORITHMS: readonly Algorithm[] = [groupAlgorithms];
+
+/** Every `loss_type` value (the config's enum). */
+export const LOSS_TYPES = ['gpg', 'grpo', 'dapo', 'dr_grpo'] as const satisfies readonly string[];
+
+const byLossType = new Map<string, Algorithm>();
+for (const a of ALGORITHMS) {
+  for (const t of a.lossTypes) {
+    if (byLossType.has(t)) throw new GpgRlError(`algorithms: loss_type ${t} is claimed by two families`, 'GPG_ALGORITHM');
+    byLossType.set(t, a);
+  }
+}
+if (LOSS_TYPES.some((t) => !byLossType.has(t)) || byLossType.size !== LOSS_TYPES.length) {
+  throw new GpgRlError(`algorithms: LOSS_TYPES (${LOSS_TYPES.join(', ')}) and the registered families (${[...byLossType.keys()].join(', ')}) differ`, 'GPG_ALGORITHM');
+}
+
+/** The family implementing a loss_type. */
+export function algorithmFor(lossType: string): Algorithm {
+  const a = byLossType.get(lossType);
+  if (!a) throw new GpgRlError(`Unknown loss type: ${lossType} (expected ${LOSS_TYPES.join('|')})`, 'GPG_CONFIG_INVALID');
+  return a;
+}
+
+/** The per-loss_type default of a config field: loss_type → value (DESIGN §5 table). */
+export function lossDefaults<T>(field: string): Record<(typeof LOSS_TYPES)[number], T> {
+  return Object.fromEntries(LOSS_TYPES.map((t) => {
+    const d = algorithmFor(t).defaults[t];
+    if (!d || !(field in d)) throw new GpgRlError(`algorithms: no default for ${field} under loss_type ${t}`, 'GPG_ALGORITHM');
+    return [t, d[field] as T];
+  })) as Record<(typeof LOSS_TYPES)[number], T>;
+}

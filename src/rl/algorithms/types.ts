@@ -1,0 +1,92 @@
+/**
+ * @module rl/algorithms/types
+ * The seam between the trainer (src/rl/trainer.ts: run folder, resume, the step skeleton,
+ * optimizer, checkpoints, eval, common metrics) and an algorithm family (what differs between
+ * methods). The trainer calls, every step:
+ *
+ *   collect(cfg, ctx)            → the step batch (groups; resampling / filtering is the algorithm's)
+ *   advantages(cfg, batch)       → one advantage per completion (token-level families may keep their own)
+ *   for each iteration, micro-batch:
+ *     loss(cfg, batch, micro)    → loss value, dLoss/dlp over the micro-batch's tokens, metric sums
+ *   metrics(cfg, batch, sums, …) → the family's metric columns (metricKeys)
+ *
+ * plus the static parts: its loss_type names, per-loss_type config defaults, cross-field checks
+ * and metric keys. Adding an algorithm = one file implementing `Algorithm` + one line in
+ * algorithms/index.ts (docs/architecture.md, "Add an algorithm").
+ */
+import type { TrainConfig } from '../config.ts';
+import type { Group } from '../rollout.ts';
+
+/** Resolved config as an algorithm sees it. */
+export type AlgoConfig = TrainConfig;
+
+export interface CollectContext {
+  /** Prompts (groups) per optimizer step. */
+  groupsPerStep: number;
+  /** Samples `n` new prompts and returns their scored groups (fewer when the data runs out). */
+  sample: (n: number, round: number) => Promise<Group[]>;
+  /** One line into the run log (progress bar aware). */
+  log: (line: string) => void;
+  /** 1-based step number (for messages). */
+  step: number;
+}
+
+/** The experience of one optimizer step, plus what the family carries from collection to the loss. */
+export interface StepBatch {
+  groups: Group[];
+  /** No usable signal: the trainer skips the optimizer step (counted in skipped steps). */
+  skip: boolean;
+  /** Family-specific values from collection (GPG: inverse_alpha, resample rounds). */
+  state: Record<string, number>;
+}
+
+/** One micro-batch of the step as the loss sees it (host arrays, [B*Tm1] row-major). */
+export interface MicroBatchLoss {
+  /** Current policy token log-probs (with gradient through `dlp`). */
+  lp: Float64Array;
+  /** Log-probs of the sampling policy (only when needsOldLogps). */
+  oldLp?: Float64Array;
+  /** Reference-model log-probs (only when usesReference). */
+  refLp?: Float64Array;
+  /** completion_mask[:, 1:] (0 rows for masked truncated completions). */
+  mask: Float64Array;
+  /** Advantages of this micro-batch's completions [B]. */
+  advantages: Float64Array;
+  B: number;
+  Tm1: number;
+  /** Whole-step-batch counts (DESIGN §5): completion tokens and completions. */
+  denominators: { tokens: number; sequences: number };
+}
+
+export interface LossResult {
+  loss: number;
+  /** dLoss/dlp [B*Tm1]. */
+  dlp: Float64Array;
+  /** Sums over the micro-batch that metrics() turns into columns (e.g. klSum, clippedTokens). */
+  sums: Record<string, number>;
+}
+
+export interface Algorithm {
+  /** Family name (docs, errors). */
+  readonly family: string;
+  /** The `loss_type` values this family implements. */
+  readonly lossTypes: readonly string[];
+  /** Per-loss_type defaults of config fields marked "per loss_type" (DESIGN §5 table). */
+  readonly defaults: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  /** Cross-field checks of this family; `add(path, message)` reports a problem. */
+  check(cfg: AlgoConfig, explicit: ReadonlySet<string>, add: (path: string, message: string) => void): void;
+  /** A frozen reference model is needed (KL). */
+  usesReference(cfg: AlgoConfig): boolean;
+  /** Old log-probs are kept for ratios (μ > 1). */
+  needsOldLogps(cfg: AlgoConfig): boolean;
+  /** Optimizer updates per generated batch (μ). */
+  iterations(cfg: AlgoConfig): number;
+  /** This family's metrics.jsonl columns, in order. */
+  metricKeys(cfg: Pick<AlgoConfig, 'loss_type' | 'beta' | 'num_iterations'>): string[];
+  collect(cfg: AlgoConfig, ctx: CollectContext): Promise<StepBatch>;
+  /** One advantage per completion of the step batch (batch order). */
+  advantages(cfg: AlgoConfig, batch: StepBatch): Float64Array;
+  loss(cfg: AlgoConfig, batch: StepBatch, micro: MicroBatchLoss): LossResult;
+  /** The family's metric columns for the step (keys = metricKeys). */
+  metrics(cfg: AlgoConfig, batch: StepBatch, sums: Record<string, number>, totals: { tokens: number; iterations: number; skippedSteps: number }): Record<string, number>;
+}

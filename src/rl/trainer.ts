@@ -1,0 +1,509 @@
+/**
+ * @module rl/trainer
+ * The RL trainer, read top to bottom (nanoGPT's train.py shape). `train()` is the public API;
+ * `gpg-rl train` is a thin wrapper over it. What differs between methods lives in the algorithm
+ * family (rl/algorithms/); the trainer owns what they share:
+ *
+ *   setup:  config → model, tokenizer, prompts, rewards (rl/setup.ts; all validated before the run
+ *           folder exists) → optimizer, RNGs, data order, frozen reference (fresh or resumed)
+ *   step:   1) sample prompts → G completions each → rewards         (rollout.ts)
+ *           2) the algorithm's collection (β_th resampling, dynamic sampling, …)
+ *           3) the algorithm's advantages over the whole step batch
+ *           4) micro-batches: token log-probs → the algorithm's loss → backward
+ *           5) clip the gradient norm, AdamW step with the lr schedule  (src/train)
+ *           6) metrics.jsonl row, completions.jsonl sample, eval, checkpoint, progress line
+ *   end:    final HF model folder in <output_dir>/model, report.html
+ */
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Tensor, tidy } from '../tensor/tensor.ts';
+import { backward, noGrad } from '../tensor/tape.ts';
+import { setAutocast } from '../tensor/ops/matmul.ts';
+import type { AdamW } from '../tensor/optim.ts';
+import { setNumThreads } from '../backend/index.ts';
+import { CausalLM } from '../model/decoder.ts';
+import type { TextTokenizer } from '../model/tokenizer.ts';
+import { Rng } from '../data/rng.ts';
+import { PromptSampler } from '../data/sampler.ts';
+import type { PromptRow } from '../data/dataset.ts';
+import type { NamedReward, RewardFn } from '../rewards/index.ts';
+import { writeFileAtomic, replaceDirAtomic } from '../io/atomic.ts';
+import { packBatch, type PackedBatch } from '../train/batch.ts';
+import { learningRateAt } from '../train/schedule.ts';
+import { makeOptimizer, optimizerStep } from '../train/optimizer.ts';
+import { ConfigError, GpgRlError } from '../errors.ts';
+import type { TrainConfig } from './config.ts';
+import { validateConfig } from './recipe.ts';
+import { nanMeanStd, rewardStats } from './advantages.ts';
+import { algorithmFor, type Algorithm, type StepBatch } from './algorithms/index.ts';
+import { METRIC, MetricsWriter, ProgressBar, formatProgress, metricKeys, rewardMeanKey, rewardStdKey, truncateMetrics, type MetricsRow } from './metrics.ts';
+import { writeReport } from './report.ts';
+import { rollout, type Group, type RolloutContext, type RolloutStats, type TrainRow } from './rollout.ts';
+import { hashConfig, latestCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { prepareRun, type RunSetup } from './setup.ts';
+
+export interface TrainOptions {
+  /** Reward functions given in code (replace `reward_funcs`); weights from `reward_weights` in the same order. */
+  rewardFns?: Record<string, RewardFn> | NamedReward[];
+  /** Folder that relative paths in a raw config resolve against (default: cwd). */
+  baseDir?: string;
+  /** Continue from the newest checkpoint in output_dir. */
+  resume?: boolean;
+  /** Progress/log lines (default: stderr with a progress bar on a TTY). */
+  log?: (line: string) => void;
+  /** Already-built pieces (the demo passes its warm-started model and the folder it came from). */
+  model?: CausalLM;
+  tokenizer?: TextTokenizer;
+  modelDir?: string;
+  rows?: PromptRow[];
+  /** Called after each step with its metrics row. */
+  onStep?: (row: MetricsRow) => void;
+  /** Validate everything and stop before creating the run folder. */
+  dryRun?: boolean;
+  /**
+   * Stop after the step in which this many completions have been generated in total (resampling
+   * included): the ablation gives every arm the same generation budget.
+   */
+  maxGeneratedCompletions?: number;
+}
+
+export interface TrainResult {
+  runDir: string;
+  steps: number;
+  /** Completions and tokens generated over the run (resampling included). */
+  generatedCompletions: number;
+  generatedTokens: number;
+  seconds: number;
+  modelDir: string | null;
+  metrics: MetricsRow[];
+  model: CausalLM;
+}
+
+/** Fields that may change between a run and its --resume. */
+const RESUMABLE = new Set(['max_steps', 'output_dir', 'save_steps', 'logging_steps', 'eval_steps', 'eval_benchmarks', 'eval_limit', 'log_completions', 'num_completions_to_log', 'threads']);
+
+export async function train(configIn: TrainConfig | Record<string, unknown>, opts: TrainOptions = {}): Promise<TrainResult> {
+  const cfg = isResolved(configIn) ? configIn : validateConfig(configIn, 'config', { baseDir: opts.baseDir });
+  const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  if (cfg.threads > 0) setNumThreads(cfg.threads);
+  const runDir = resolve(cfg.output_dir);
+  const existing = existsSync(runDir) && readdirSync(runDir).length > 0;
+  if (existing && !opts.resume && !opts.dryRun) {
+    throw new ConfigError(`output_dir ${cfg.output_dir} already holds a run; pass --resume to continue it, or choose another output_dir (--set output_dir=runs/new)`);
+  }
+  const algo = algorithmFor(cfg.loss_type);
+  const setup = await prepareRun(cfg, opts, log);
+  if (opts.dryRun) return dryRun(cfg, setup, runDir, log);
+
+  const run = await Run.open(cfg, algo, setup, runDir, existing, opts, log);
+  const autocastBefore = setAutocast(cfg.bf16);
+  try {
+    for (let step = run.startStep; step < run.totalSteps; step++) {
+      const t0 = performance.now();
+      const batch = await run.collect(step); //                                    1–2
+      const update = run.optimize(batch, step); //                                 3–5
+      const row = run.record(step, batch, update, (performance.now() - t0) / 1000); // 6
+      opts.onStep?.(row);
+      if (cfg.eval_steps > 0 && (step + 1) % cfg.eval_steps === 0) await run.evaluate(step + 1);
+      if (opts.maxGeneratedCompletions !== undefined && run.generatedCompletions >= opts.maxGeneratedCompletions) {
+        run.lastStep = step + 1;
+        break;
+      }
+      if (cfg.save_steps > 0 && (step + 1) % cfg.save_steps === 0 && step + 1 < run.totalSteps) run.save(null, step + 1);
+    }
+    return run.finish();
+  } finally {
+    setAutocast(autocastBefore);
+    await run.close();
+  }
+}
+
+/** What one step's update produced (NaN loss / grad norm when the step was skipped). */
+interface StepUpdate {
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  advantages: Float64Array;
+  entropy: number;
+  sums: Record<string, number>;
+  tokens: number;
+  trainTokens: number;
+  trainSeconds: number;
+  stats: RolloutStats;
+}
+
+/** The state of a run between steps: optimizer, RNGs, data order, counters, outputs. */
+class Run {
+  generatedCompletions = 0;
+  generatedTokens = 0;
+  lastStep: number;
+  private readonly rows: MetricsRow[] = [];
+  private readonly t0 = performance.now();
+  private readonly stats: RolloutStats = newStats();
+
+  private constructor(
+    readonly cfg: TrainConfig,
+    readonly algo: Algorithm,
+    readonly setup: RunSetup,
+    readonly runDir: string,
+    readonly startStep: number,
+    private optimizerStep_: number,
+    private sampler: PromptSampler<TrainRow>,
+    private readonly rng: Rng,
+    private readonly optimizer: AdamW,
+    private readonly counters: Record<string, number>,
+    private readonly ref: CausalLM | null,
+    private readonly configHash: string,
+    private readonly metrics: MetricsWriter,
+    private readonly bar: ProgressBar,
+    private readonly log: (s: string) => void,
+  ) {
+    this.lastStep = setup.totalSteps;
+  }
+
+  get totalSteps(): number {
+    return this.setup.totalSteps;
+  }
+
+  /** Fresh state, or the newest checkpoint's with --resume; then the run folder and its writers. */
+  static async open(cfg: TrainConfig, algo: Algorithm, setup: RunSetup, runDir: string, existing: boolean, opts: TrainOptions, log: (s: string) => void): Promise<Run> {
+    const { model } = setup;
+    const configHash = hashConfig(Object.fromEntries(Object.entries(cfg).filter(([k]) => !RESUMABLE.has(k))));
+    const rng = new Rng(cfg.seed, 1); // sampling
+    let sampler = new PromptSampler(setup.rows, cfg.seed);
+    const named = model.trainableParameters();
+    const optimizer = makeOptimizer(named, { learningRate: cfg.learning_rate, weightDecay: cfg.weight_decay, beta1: cfg.adam_beta1, beta2: cfg.adam_beta2, eps: cfg.adam_epsilon });
+    let startStep = 0;
+    let optimizerStep = 0;
+    const counters: Record<string, number> = { skipped_steps: 0, reward_failures: 0 };
+    // The frozen reference (k3 KL) is the initial policy, copied before a resume overwrites the
+    // weights with the checkpoint's (also right for built-in or in-memory models with no folder).
+    const ref = algo.usesReference(cfg) ? CausalLM.fromHost(model.cfg, model.toHost()) : null;
+    try {
+      if (opts.resume) {
+        const ck = latestCheckpoint(runDir);
+        if (!ck && existing) {
+          // killed before its first checkpoint: start over, dropping the rows of the lost steps
+          truncateMetrics(join(runDir, 'metrics.jsonl'), 0);
+          truncateJsonl(join(runDir, 'completions.jsonl'), 0);
+        }
+        if (ck) {
+          if (ck.data.state.configHash !== configHash) {
+            throw new ConfigError(`--resume: ${ck.dir} was written with different settings (only ${[...RESUMABLE].join(', ')} may change); use the original recipe or another output_dir`);
+          }
+          const weights = CausalLM.load(ck.dir);
+          for (const [name, p] of model.params) p.copyFrom(weights.params.get(name)!);
+          weights.dispose();
+          startStep = ck.data.state.step;
+          optimizerStep = ck.data.state.optimizerStep;
+          sampler = PromptSampler.restore(setup.rows, ck.data.state.sampler);
+          rng.setState(ck.data.state.rng);
+          Object.assign(counters, ck.data.state.counters);
+          optimizer.loadState({ step: optimizerStep, m: named.map(([n]) => ck.data.m.get(n)!), v: named.map(([n]) => ck.data.v.get(n)!) });
+          truncateMetrics(join(runDir, 'metrics.jsonl'), startStep);
+          truncateJsonl(join(runDir, 'completions.jsonl'), startStep);
+          log(`resuming ${cfg.output_dir} from ${ck.dir} (step ${startStep})`);
+        }
+      }
+    } catch (e) {
+      // a damaged or foreign checkpoint: report it, and release what was built so the process can exit
+      ref?.dispose();
+      optimizer.dispose();
+      await setup.verifier?.close();
+      throw e;
+    }
+    mkdirSync(runDir, { recursive: true });
+    writeFileAtomic(join(runDir, 'trainer_config.json'), JSON.stringify(cfg, null, 1) + '\n');
+    const keys = metricKeys({ rewardFns: setup.rewards.map((r) => r.name), algorithmKeys: algo.metricKeys(cfg) });
+    const metrics = new MetricsWriter(join(runDir, 'metrics.jsonl'), keys);
+    const bar = new ProgressBar(setup.totalSteps, opts.log ? { write: (s: string) => opts.log!(s.replace(/\n$/, '')) } : process.stderr);
+    model.setRequiresGrad(true);
+    return new Run(cfg, algo, setup, runDir, startStep, optimizerStep, sampler, rng, optimizer, counters, ref, configHash, metrics, bar, log);
+  }
+
+  /** 1–2) Experience for one step, collected the algorithm's way (no gradient recording). */
+  async collect(step: number): Promise<StepBatch> {
+    const { cfg, setup } = this;
+    Object.assign(this.stats, newStats());
+    // Generation takes the whole step batch at once (TRL's generation_batch_size = per-device batch ×
+    // gradient_accumulation_steps), so the samples of a step do not depend on how it is split into
+    // micro-batches for the backward pass, and accumulating 2 × B equals one batch of 2B (DESIGN §5).
+    const ctx: RolloutContext = {
+      model: setup.model, rng: this.rng, G: cfg.num_generations, maxNewTokens: cfg.max_completion_length,
+      temperature: cfg.temperature, topP: cfg.top_p, topK: cfg.top_k, eosTokenIds: setup.eosTokenIds, padTokenId: setup.padTokenId,
+      decode: (ids: number[]) => setup.tokenizer.decode(ids, { skipSpecialTokens: true }),
+      rewards: setup.rewards, rewardTimeoutMs: cfg.reward_timeout_s * 1000, overlong: cfg.overlong_penalty,
+      genBatch: cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps,
+    };
+    const sample = (n: number) => {
+      this.generatedCompletions += n * cfg.num_generations;
+      return rollout(ctx, this.sampler.next(n), this.stats);
+    };
+    setup.model.setRequiresGrad(false);
+    const batch = await this.algo.collect(cfg, { groupsPerStep: setup.promptsPerStep, sample, log: (s) => this.bar.log(s), step: step + 1 });
+    setup.model.setRequiresGrad(true);
+    for (const e of this.stats.errors) {
+      this.counters.reward_failures = (this.counters.reward_failures ?? 0) + 1;
+      this.bar.log(`step ${step + 1}: reward ${e.name} failed (${e.kind}): ${e.message}`);
+    }
+    return batch;
+  }
+
+  /** 3–5) Advantages, then the algorithm's loss over micro-batches and one optimizer update per iteration. */
+  optimize(batch: StepBatch, step: number): StepUpdate {
+    const { cfg, algo } = this;
+    const { model } = this.setup;
+    const G = cfg.num_generations;
+    const adv = algo.advantages(cfg, batch);
+    const micro = microBatches(batch.groups, G, cfg, this.setup.padTokenId);
+    const tokens = micro.reduce((s, m) => s + m.packed.m.reduce((a, x) => a + x, 0), 0);
+    const nSeq = batch.groups.length * G;
+    const iterations = algo.iterations(cfg);
+    const sums: Record<string, number> = {};
+    let lossSum = 0;
+    let gradNorm = NaN;
+    let entropySum = 0;
+    let entropyCount = 0;
+    let trainTokens = 0;
+    const tTrain = performance.now();
+    const lrAt = (k: number) => learningRateAt(k, this.totalSteps * iterations, { learningRate: cfg.learning_rate, warmupRatio: cfg.warmup_ratio, scheduler: cfg.lr_scheduler_type });
+    let lr = lrAt(this.optimizerStep_);
+    if (batch.skip) this.counters.skipped_steps = (this.counters.skipped_steps ?? 0) + 1;
+    else {
+      for (let it = 0; it < iterations; it++) {
+        for (const [k, mb] of micro.entries()) {
+          const { packed } = mb;
+          const { B, T } = packed;
+          if (this.ref && it === 0) mb.refLp = denseLogps(this.ref, packed, cfg.temperature);
+          const res = tidy(() => {
+            const { logps, index, entropy } = model.tokenLogps(packed, { temperature: cfg.temperature, select: packed.m, entropy: it === 0 });
+            const lp = denseFinite(logps.toFloat32(), index, B * (T - 1), step + 1, k + 1);
+            if (it === 0 && algo.needsOldLogps(cfg)) mb.oldLp = lp.slice();
+            const out = algo.loss(cfg, batch, {
+              lp, oldLp: algo.needsOldLogps(cfg) ? mb.oldLp : undefined, refLp: mb.refLp, mask: packed.m,
+              advantages: adv.subarray(mb.lo, mb.hi), B, Tm1: T - 1, denominators: { tokens, sequences: nSeq },
+            });
+            if (index.length > 0) {
+              const seed = new Float32Array(index.length);
+              for (let i = 0; i < index.length; i++) seed[i] = out.dlp[index[i]!]!;
+              backward(logps, Tensor.fromArray(seed, [index.length]));
+            }
+            if (entropy) for (const e of entropy) {
+              entropySum += e;
+              entropyCount++;
+            }
+            return out;
+          });
+          lossSum += res.loss;
+          for (const [key, v] of Object.entries(res.sums)) sums[key] = (sums[key] ?? 0) + v;
+          trainTokens += B * T;
+        }
+        lr = lrAt(this.optimizerStep_);
+        const o = optimizerStep(this.optimizer, model.parameters(), { lr, maxGradNorm: cfg.max_grad_norm });
+        gradNorm = o.gradNorm;
+        if (!o.stepped) this.bar.log(`step ${step + 1}: non-finite gradient norm; update skipped`);
+        this.optimizerStep_++;
+      }
+    }
+    return {
+      loss: batch.skip ? NaN : lossSum / iterations, gradNorm, lr, advantages: adv, entropy: entropyCount ? entropySum / entropyCount : NaN,
+      sums, tokens, trainTokens, trainSeconds: (performance.now() - tTrain) / 1000, stats: { ...this.stats },
+    };
+  }
+
+  /** 6) The step's metrics row (common columns + the algorithm's), completions sample, progress line. */
+  record(step: number, batch: StepBatch, u: StepUpdate, seconds: number): MetricsRow {
+    const { cfg } = this;
+    const G = cfg.num_generations;
+    const { groups } = batch;
+    const rewardsAll = new Float64Array(groups.length * G);
+    groups.forEach((g, k) => rewardsAll.set(g.rewards, k * G));
+    const rs = rewardStats(rewardsAll, G);
+    const lens = groups.flatMap((g) => g.completions.map((c) => c.length));
+    const truncated = groups.flatMap((g) => g.finished.map((f) => (f ? 0 : 1)));
+    const genSeconds = u.stats.generationSeconds;
+    const row: MetricsRow = {
+      [METRIC.step]: step + 1,
+      [METRIC.loss]: u.loss,
+      [METRIC.gradNorm]: u.gradNorm,
+      [METRIC.learningRate]: u.lr,
+      [METRIC.reward]: rs.reward,
+      [METRIC.rewardStd]: rs.rewardStd,
+      [METRIC.fracRewardZeroStd]: rs.fracRewardZeroStd,
+      [METRIC.meanLength]: mean(lens),
+      [METRIC.minLength]: lens.length ? Math.min(...lens) : NaN,
+      [METRIC.maxLength]: lens.length ? Math.max(...lens) : NaN,
+      [METRIC.clippedRatio]: mean(truncated),
+      [METRIC.entropy]: u.entropy,
+      ...this.algo.metrics(cfg, batch, u.sums, { tokens: u.tokens, iterations: this.algo.iterations(cfg), skippedSteps: this.counters.skipped_steps ?? 0 }),
+      [METRIC.tokensPerSGeneration]: genSeconds > 0 ? u.stats.generatedTokens / genSeconds : NaN,
+      [METRIC.tokensPerSTraining]: u.trainSeconds > 0 && u.trainTokens > 0 ? u.trainTokens / u.trainSeconds : NaN,
+      [METRIC.timeS]: seconds,
+    };
+    for (const r of this.setup.rewards) {
+      const all = new Float64Array(groups.length * G);
+      groups.forEach((g, k) => all.set(g.perFn[r.name] ?? new Float64Array(G).fill(NaN), k * G));
+      const s = nanMeanStd(all);
+      row[rewardMeanKey(r.name)] = s.mean;
+      row[rewardStdKey(r.name)] = s.std;
+    }
+    this.metrics.write(row);
+    this.rows.push(row);
+    if (cfg.log_completions) logCompletions(join(this.runDir, 'completions.jsonl'), step + 1, groups, u.advantages, cfg.num_completions_to_log);
+    if ((step + 1) % cfg.logging_steps === 0 || step + 1 === this.totalSteps) this.bar.update(step + 1, formatProgress(row, this.totalSteps));
+    this.generatedTokens += u.stats.generatedTokens;
+    return row;
+  }
+
+  /** Benchmark subsets during training (eval_steps): greedy pass@1 into eval.jsonl. */
+  async evaluate(step: number): Promise<void> {
+    const { cfg, setup } = this;
+    const { evaluate } = await import('../eval/evaluate.ts');
+    setup.model.setRequiresGrad(false);
+    const r = await evaluate(setup.model, setup.tokenizer, { benchmarks: cfg.eval_benchmarks, limit: cfg.eval_limit, maxNewTokens: cfg.max_completion_length, eosTokenIds: setup.eosTokenIds, padTokenId: setup.padTokenId, pool: setup.verifier ?? undefined });
+    setup.model.setRequiresGrad(true);
+    appendFileSync(join(this.runDir, 'eval.jsonl'), JSON.stringify({ step, ...r.summary }) + '\n');
+    this.log(`step ${step}: eval pass@1 ${cfg.eval_benchmarks.map((b) => `${b} ${(r.summary.benchmarks[b]?.pass1 ?? NaN).toFixed(3)}`).join(', ')}, average ${r.summary.average.pass1.toFixed(3)}`);
+  }
+
+  /** A checkpoint at `step`; with `dir`, also the model folder there (staged, then swapped in). */
+  save(dir: string | null, step: number): string {
+    const { setup } = this;
+    const { model } = setup;
+    const tokenizerDir = setup.modelSourceDir && existsSync(join(setup.modelSourceDir, 'tokenizer.json')) ? setup.modelSourceDir : null;
+    const data = { state: { step, optimizerStep: this.optimizerStep_, sampler: this.sampler.state(), rng: this.rng.state(), counters: { ...this.counters }, configHash: this.configHash }, m: new Map<string, Float32Array>(), v: new Map<string, Float32Array>() };
+    const st = this.optimizer.state();
+    model.trainableParameters().forEach(([n], i) => {
+      data.m.set(n, st.m[i]!);
+      data.v.set(n, st.v[i]!);
+    });
+    const ck = saveCheckpoint(this.runDir, model.cfg, model.toHost(), data, { generation: setup.generation ?? undefined, tokenizerFrom: tokenizerDir ?? undefined, extraFiles: tokenizerDir ? undefined : setup.tokenizerFiles });
+    if (dir) {
+      // a kill never leaves a half-written <output_dir>/model
+      replaceDirAtomic(dir, (stage) => {
+        for (const f of readdirSync(ck)) if (f !== 'optimizer.safetensors' && f !== 'trainer_state.json') writeFileAtomic(join(stage, f), readFileSync(join(ck, f)));
+      });
+    }
+    return ck;
+  }
+
+  /** The final model folder and report. */
+  finish(): TrainResult {
+    this.bar.done?.();
+    const modelDir = join(this.runDir, 'model');
+    this.save(modelDir, this.lastStep);
+    writeReport(this.runDir, { config: this.cfg as unknown as Record<string, unknown>, title: `gpg-rl run: ${this.cfg.output_dir}` });
+    return { runDir: this.runDir, steps: this.lastStep, generatedCompletions: this.generatedCompletions, generatedTokens: this.generatedTokens, seconds: (performance.now() - this.t0) / 1000, modelDir, metrics: this.rows, model: this.setup.model };
+  }
+
+  /** Releases everything the run holds (also after an error). */
+  async close(): Promise<void> {
+    this.metrics.close();
+    this.setup.model.setRequiresGrad(false);
+    this.ref?.dispose();
+    this.optimizer.dispose();
+    await this.setup.verifier?.close();
+  }
+}
+
+function newStats(): RolloutStats {
+  return { generatedTokens: 0, generationSeconds: 0, rewardSeconds: 0, rewardFailures: {}, errors: [] };
+}
+
+async function dryRun(cfg: TrainConfig, s: RunSetup, runDir: string, log: (s: string) => void): Promise<TrainResult> {
+  await s.verifier?.close();
+  log(`dry run: ${cfg.output_dir}: ${s.rows.length} prompts (${s.tooLong} over max_prompt_length, ${JSON.stringify(s.dropped)} dropped at load), ${s.rewards.length} reward function(s) [${s.rewards.map((r) => r.name).join(', ')}], ${s.totalSteps} steps of ${s.promptsPerStep} prompts × ${cfg.num_generations} completions, model ${s.model.cfg.architecture} ${(s.model.numParameters() / 1e6).toFixed(2)}M params`);
+  return { runDir, steps: 0, generatedCompletions: 0, generatedTokens: 0, seconds: 0, modelDir: null, metrics: [], model: s.model };
+}
+
+interface MicroBatch {
+  lo: number;
+  hi: number;
+  packed: PackedBatch;
+  oldLp?: Float64Array;
+  refLp?: Float64Array;
+}
+
+/** The step batch packed into micro-batches of per_device_train_batch_size completions. */
+function microBatches(groups: Group[], G: number, cfg: TrainConfig, padId: number): MicroBatch[] {
+  const prompts: number[][] = [];
+  const comps: number[][] = [];
+  const keep: boolean[] = [];
+  for (const g of groups) for (let i = 0; i < G; i++) {
+    prompts.push(g.row.ids);
+    comps.push(g.completions[i]!);
+    keep.push(!(cfg.mask_truncated_completions && !g.finished[i]));
+  }
+  const out: MicroBatch[] = [];
+  const mb = cfg.per_device_train_batch_size;
+  for (let lo = 0; lo < prompts.length; lo += mb) {
+    const hi = Math.min(prompts.length, lo + mb);
+    out.push({ lo, hi, packed: packBatch(prompts.slice(lo, hi), comps.slice(lo, hi), padId, keep.slice(lo, hi)) });
+  }
+  return out;
+}
+
+/** Compact log-probs spread to a dense [B*(T-1)] array; a non-finite one is a clear error. */
+function denseFinite(values: Float32Array, index: Int32Array, n: number, step: number, micro: number): Float64Array {
+  const lp = new Float64Array(n);
+  for (let i = 0; i < index.length; i++) {
+    if (!Number.isFinite(values[i]!)) throw new GpgRlError(`step ${step}: the policy produced a non-finite token log-prob (${values[i]}) in micro-batch ${micro}; the weights have diverged (lower learning_rate, keep max_grad_norm > 0, or check the model files)`, 'GPG_NONFINITE');
+    lp[index[i]!] = values[i]!;
+  }
+  return lp;
+}
+
+function isResolved(c: unknown): c is TrainConfig {
+  return typeof c === 'object' && c !== null && 'epsilon_high' in c && typeof (c as { epsilon_high: unknown }).epsilon_high === 'number' && 'dynamic_sampling' in c;
+}
+
+function mean(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  let s = 0;
+  for (const x of xs) s += x;
+  return s / xs.length;
+}
+
+/** Reference-model token log-probs as a dense [B*(T-1)] array (no gradient). */
+function denseLogps(ref: CausalLM, packed: PackedBatch, temperature: number): Float64Array {
+  const { B, T } = packed;
+  return noGrad(() =>
+    tidy(() => {
+      const { logps, index } = ref.tokenLogps(packed, { temperature, select: packed.m });
+      const v = logps.toFloat32();
+      const out = new Float64Array(B * (T - 1));
+      for (let i = 0; i < index.length; i++) out[index[i]!] = v[i]!;
+      return out;
+    }),
+  );
+}
+
+function logCompletions(path: string, step: number, groups: Group[], adv: Float64Array, n: number): void {
+  const lines: string[] = [];
+  let k = 0;
+  outer: for (let gi = 0; gi < groups.length; gi++) {
+    const g = groups[gi]!;
+    for (let i = 0; i < g.completions.length; i++) {
+      if (k >= n) break outer;
+      const perFn: Record<string, number | null> = {};
+      for (const [name, arr] of Object.entries(g.perFn)) perFn[name] = Number.isFinite(arr[i]!) ? arr[i]! : null;
+      lines.push(JSON.stringify({ step, prompt: g.row.text, completion: g.texts[i], answer: g.row.answer, rewards: perFn, reward: g.rewards[i], advantage: adv[gi * g.completions.length + i], finished: g.finished[i] }));
+      k++;
+    }
+  }
+  if (lines.length) appendFileSync(path, lines.join('\n') + '\n');
+}
+
+/** Keeps only rows with step ≤ lastStep (resume). */
+function truncateJsonl(path: string, lastStep: number): void {
+  if (!existsSync(path)) return;
+  const keep = readFileSync(path, 'utf8').split('\n').filter((l) => {
+    if (!l.trim()) return false;
+    try {
+      return (JSON.parse(l) as { step: number }).step <= lastStep;
+    } catch {
+      return false;
+    }
+  });
+  writeFileAtomic(path, keep.length ? keep.join('\n') + '\n' : '');
+}
