@@ -1,178 +1,105 @@
 /**
  * @module rewards/math-verify/compare
- * Equivalence of two parsed answers. Structure first (sets unordered, tuples ordered, interval
- * ends and brackets, matrices cell by cell, `x=3` against `3`, inequalities against intervals,
- * `\pm` against a pair), then scalar leaves in this order, each step only when the previous one
- * could not decide:
- *   1. identical normalised strings (so `9^{9^{9}}` equals itself without arithmetic);
- *   2. exact values: BigInt rationals, or integer towers compared as (base, exponent) pairs;
- *      a decimal on either side compares after rounding both to 6 places (Math-Verify's
- *      `float_rounding=6`);
- *   3. a numerical identity test in complex doubles at several sample points (sqrt, pi, trig,
- *      free variables), accepted only when no intermediate overflowed or dwarfed the result.
+ * Equivalence of two parsed answers (gold first, prediction second), structure first:
+ *   - lists of solutions (a comma list, `\{…\}`, items joined by `or`/`and`/`;`, `\pm`) are
+ *     unordered and compared as sets (`(11,7) or (7,11)` = `(7,11),\ (11,7)`); nested lists
+ *     flatten, except a *record* of assignments to distinct names (`p=5,q=2`), which is one
+ *     solution and compares to a tuple in order (`p=5,q=2;p=7,q=2` = `(5,2),(7,2)`);
+ *   - a tuple is ordered, and a tuple gold equals a set prediction only in the same order;
+ *   - intervals compare ends and brackets; a relation gold may be answered by its interval,
+ *     a set gold by a relation only with `allowSetRelationComp` (Math-Verify's asymmetry);
+ *   - equations and relations: relations.ts; matrices cell by cell; `\pm` as its two values;
+ *   - scalar leaves: leaf.ts.
  * Anything undecidable is NOT equal: a false negative costs a reward, a false positive teaches cheating.
  */
-import { compactKey } from './normalize.ts';
 import type { Node } from './structure.ts';
-import { isSimpleVar, parse } from './structure.ts';
-import { exactValue, floatValue, freeSymbols, hasDecimal, isInfinity, parseExpr, NumericError } from './expr.ts';
-import type { Exact, FVal, Json } from './expr.ts';
-import * as R from './rational.ts';
+import { isLabel, isSimpleVar } from './structure.ts';
+import { DEFAULT_COMPARE, leafEqual } from './leaf.ts';
+import type { CompareOptions } from './leaf.ts';
+import { eqValue, equationsEqual, labelKey, relationsEqual } from './relations.ts';
+
+export { leafEqual, DEFAULT_COMPARE } from './leaf.ts';
+export type { CompareOptions } from './leaf.ts';
 
 /** Decimal places both sides are rounded to when either was written as a decimal (Math-Verify default). */
-export const FLOAT_ROUNDING = 6;
-/** Relative tolerance of the numerical identity test (far below any rounding a reader would do). */
-const REL_TOL = 1e-10;
-/** Intermediates larger than this times the result mean cancellation: the test is refused. */
-const MAX_CANCELLATION = 1e6;
+export const FLOAT_ROUNDING = DEFAULT_COMPARE.floatRounding;
 
-/** Sample points for free variables: irregular, positive, away from 0 and 1 (sqrt/log stay real). */
-const SAMPLES = [0.5772156649, 1.6180339887, 2.7182818284 / 1.9, 0.8414709848, 1.4142135623];
-
-interface Leaf {
-  key: string;
-  json: Json | null;
-  exact: Exact | null;
-  decimal: boolean;
-  inf: 1 | -1 | 0;
-}
-
-function leafInfo(s: string): Leaf {
-  const key = compactKey(s);
-  let json: Json | null = null;
-  // Fast path for plain numbers: no parser needed.
-  if (/^-?\d+(\.\d+)?$/.test(key)) {
-    const v = R.parseDecimal(key)!;
-    return { key, json: null, exact: { kind: 'rat', v, decimal: key.includes('.') && !R.isInt(v) }, decimal: key.includes('.') && !R.isInt(v), inf: 0 };
-  }
-  if (/^[+-]?\\infty$|^[+-]?(infinity|inf|oo)$/i.test(key)) return { key, json: null, exact: null, decimal: false, inf: key.startsWith('-') ? -1 : 1 };
-  // A mixed number `2\frac{1}{2}` means 5/2 to a reader.
-  const mixed = /^(-?)(\d+)\\frac\{?(\d+)\}?\{?(\d+)\}?$/.exec(key);
-  if (mixed && mixed[4] !== '0' && BigInt(mixed[3]!) < BigInt(mixed[4]!)) {
-    const v = R.add(R.rat(BigInt(mixed[2]!)), R.rat(BigInt(mixed[3]!), BigInt(mixed[4]!)));
-    return { key, json: null, exact: { kind: 'rat', v: mixed[1] ? R.neg(v) : v, decimal: false }, decimal: false, inf: 0 };
-  }
-  try {
-    json = parseExpr(s);
-  } catch {
-    return { key, json: null, exact: null, decimal: false, inf: 0 };
-  }
-  const inf = isInfinity(json);
-  return { key, json, exact: inf ? null : exactValue(json), decimal: hasDecimal(json), inf };
-}
-
-function exactEqual(a: Exact, b: Exact, decimal: boolean): boolean {
-  if (a.kind === 'rat' && b.kind === 'rat') {
-    if (decimal) return R.eq(R.roundTo(a.v, FLOAT_ROUNDING), R.roundTo(b.v, FLOAT_ROUNDING));
-    return R.eq(a.v, b.v);
-  }
-  if (a.kind === 'tower' && b.kind === 'tower') return a.sign === b.sign && a.base === b.base && a.exp === b.exp;
-  return false; // a tower is never equal to a number we could build
-}
-
-function closeEnough(a: FVal, b: FVal, decimal: boolean): boolean {
-  const m = Math.max(Math.hypot(a.re, a.im), Math.hypot(b.re, b.im));
-  const scale = Math.max(a.scale, b.scale);
-  if (scale > 1e15) return false; // beyond 2^53: doubles no longer hold integers exactly
-  if (decimal) {
-    if (m > 1e9) return false;
-    const r = (x: number) => Math.round(x * 10 ** FLOAT_ROUNDING);
-    return r(a.re) === r(b.re) && r(a.im) === r(b.im);
-  }
-  const d = Math.hypot(a.re - b.re, a.im - b.im);
-  if (m < 1e-9 * Math.max(1, scale)) return scale <= MAX_CANCELLATION && d <= 1e-12 * Math.max(1, scale); // both ~0
-  if (scale > MAX_CANCELLATION * m) return false;
-  return d <= REL_TOL * m;
-}
-
-/** Scalar equality of two leaf strings. */
-export function leafEqual(as: string, bs: string): boolean {
-  if (compactKey(as) === compactKey(bs)) return true;
-  // Words (`Evelyn`, `odd`) are names, not products of symbols: "dog" must not equal "god".
-  if (isWord(as) || isWord(bs)) return compactKey(as).toLowerCase() === compactKey(bs).toLowerCase();
-  const a = leafInfo(as), b = leafInfo(bs);
-  if (a.key === b.key) return true;
-  if (a.inf || b.inf) return a.inf === b.inf && a.inf !== 0;
-  const decimal = a.decimal || b.decimal;
-  if (a.exact && b.exact) return exactEqual(a.exact, b.exact, decimal);
-  if (a.exact?.kind === 'tower' || b.exact?.kind === 'tower') return false;
-  if (!a.json && !a.exact) return false;
-  if (!b.json && !b.exact) return false;
-  const ja: Json = a.json ?? ratJson(a.exact!);
-  const jb: Json = b.json ?? ratJson(b.exact!);
-  // Both sides are evaluated over the union of their variables: sin²x+cos²x equals 1 everywhere.
-  const names = [...new Set([...freeSymbols(ja), ...freeSymbols(jb)])].sort();
-  const trials = names.length === 0 ? 1 : 3;
-  try {
-    for (let t = 0; t < trials; t++) {
-      const env: Record<string, number> = {};
-      names.forEach((n, k) => (env[n] = SAMPLES[(t * 2 + k) % SAMPLES.length]! + 0.11 * k + 0.07 * t));
-      if (!closeEnough(floatValue(ja, env), floatValue(jb, env), decimal)) return false;
-    }
-    return true;
-  } catch (e) {
-    if (e instanceof NumericError) return false;
-    throw e;
-  }
-}
-
-function isWord(s: string): boolean {
-  return /[a-zA-Z]{3,}/.test(s.replace(/\\[a-zA-Z]+/g, ' '));
-}
-
-function ratJson(e: Exact): Json {
-  if (e.kind !== 'rat') return 'Nothing';
-  return ['Divide', { num: e.v.num.toString() }, { num: e.v.den.toString() }];
-}
-
-// ---------------------------------------------------------------------------------------------
-// Structures
+/** Set comparisons beyond this many item pairs are refused (a hostile list must not cost minutes). */
+const MAX_PAIRS = 40_000;
 
 type Eq = Extract<Node, { t: 'eq' }>;
+type SetNode = Extract<Node, { t: 'set' }>;
 
-/** The value side of an assignment `x = 3` (or `3 = x`), else null. */
-function assignedValue(n: Eq): Node | null {
-  const ps = n.parts;
-  if (ps.length >= 2 && isSimpleVar(ps[0]!) && !isSimpleVar(ps[ps.length - 1]!)) return parse(ps[ps.length - 1]!);
-  if (ps.length === 2 && isSimpleVar(ps[1]!) && !isSimpleVar(ps[0]!)) return parse(ps[0]!);
-  // `a+b = 7`: the value stated last.
-  if (ps.length >= 2 && !/[a-zA-Z]/.test(ps[ps.length - 1]!.replace(/\\[a-zA-Z]+/g, ''))) return parse(ps[ps.length - 1]!);
-  return null;
+/** A list of assignments to distinct names (`x=1, y=2`, `k = 45 and n = 2`): one solution, not two. */
+function isRecord(n: Node): boolean {
+  if (n.t !== 'set' || !n.bare || n.items.length < 2 || (n.join !== ',' && n.join !== 'and')) return false;
+  const names = new Set<string>();
+  for (const it of n.items) {
+    if (it.t !== 'eq' || it.parts.length !== 2 || !isLabel(it.parts[0]!)) return false;
+    names.add(labelKey(it.parts[0]!));
+  }
+  return names.size === n.items.length;
 }
 
-function equationsEqual(a: Eq, b: Eq): boolean {
-  if (a.parts.length === b.parts.length && a.parts.every((p, k) => leafEqual(p, b.parts[k]!))) return true;
-  if (a.parts.length !== 2 || b.parts.length !== 2) return false;
-  const [l1, r1] = a.parts as [string, string];
-  const [l2, r2] = b.parts as [string, string];
-  if (leafEqual(l1, r2) && leafEqual(r1, l2)) return true;
-  // Same equation rearranged: (l1 - r1) = ±(l2 - r2), e.g. y = 2x+1 vs 2x - y + 1 = 0.
-  const d1 = `(${l1})-(${r1})`, d2 = `(${l2})-(${r2})`;
-  return leafEqual(d1, d2) || leafEqual(d1, `-(${d2})`);
+const pmItems = (n: Extract<Node, { t: 'pm' }>): Node[] => [
+  { t: 'leaf', s: `${n.a}+(${n.b})` },
+  { t: 'leaf', s: `${n.a}-(${n.b})` },
+];
+
+/** The solutions a list-like node stands for, flattened (records stay whole), or null when `n` is not list-like. */
+function members(n: Node): Node[] | null {
+  if (n.t === 'pm') return pmItems(n);
+  if (n.t !== 'set' || isRecord(n)) return null;
+  const out: Node[] = [];
+  for (const it of n.items) {
+    const inner = it.t === 'set' && it.bare ? members(it) : it.t === 'pm' ? pmItems(it) : null;
+    if (inner) out.push(...inner);
+    else out.push(it);
+  }
+  return out;
 }
 
-function unorderedEqual(xs: Node[], ys: Node[]): boolean {
-  if (xs.length !== ys.length) return false;
-  const used = new Array<boolean>(ys.length).fill(false);
-  outer: for (const x of xs) {
+/** Set equality: every gold item has an equal prediction item and vice versa (duplicates allowed). */
+function setEqual(xs: Node[], ys: Node[], o: CompareOptions): boolean {
+  if (xs.length * ys.length > MAX_PAIRS) return false;
+  if (xs.length === 0 || ys.length === 0) return xs.length === ys.length;
+  const matched = new Array<boolean>(ys.length).fill(false);
+  for (const x of xs) {
+    let found = false;
     for (let k = 0; k < ys.length; k++) {
-      if (!used[k] && nodesEqual(x, ys[k]!)) {
-        used[k] = true;
-        continue outer;
+      if (nodesEqual(x, ys[k]!, o)) {
+        matched[k] = true;
+        found = true;
       }
     }
-    return false;
+    if (!found) return false;
   }
-  return true;
+  return matched.every(Boolean) || ys.every((y, k) => matched[k] || xs.some((x) => nodesEqual(x, y, o)));
 }
 
-const orderedEqual = (xs: Node[], ys: Node[]): boolean => xs.length === ys.length && xs.every((x, k) => nodesEqual(x, ys[k]!));
+const orderedEqual = (xs: Node[], ys: Node[], o: CompareOptions): boolean => xs.length === ys.length && xs.every((x, k) => nodesEqual(x, ys[k]!, o));
 
-function pmItems(n: Extract<Node, { t: 'pm' }>): Node[] {
-  return [
-    { t: 'leaf', s: `${n.a}+(${n.b})` },
-    { t: 'leaf', s: `${n.a}-(${n.b})` },
-  ];
+/** A record's values in written order (`x=1, y=2` → 1, 2). */
+const recordValues = (r: SetNode): Node[] => r.items.map((it) => eqValue(it as Eq, 'gold') ?? it);
+
+function recordEqual(a: Node, b: Node, o: CompareOptions): boolean {
+  if (isRecord(a) && isRecord(b)) {
+    const ra = a as SetNode, rb = b as SetNode;
+    if (ra.items.length !== rb.items.length) return false;
+    return ra.items.every((x) => {
+      const ex = x as Eq;
+      const match = rb.items.find((y) => labelKey((y as Eq).parts[0]!) === labelKey(ex.parts[0]!));
+      return !!match && nodesEqual(eqValue(ex, 'gold')!, eqValue(match as Eq, 'pred')!, o);
+    });
+  }
+  const [r, other] = isRecord(a) ? [a as SetNode, b] : [b as SetNode, a];
+  const vals = recordValues(r);
+  if (other.t === 'tuple') return orderedEqual(isRecord(a) ? vals : other.items, isRecord(a) ? other.items : vals, o);
+  if (other.t === 'set' && other.bare && !isRecord(other)) {
+    const items = members(other) ?? [];
+    return isRecord(a) ? orderedEqual(vals, items, o) : orderedEqual(items, vals, o);
+  }
+  return false;
 }
 
 /** A 2-item bracket pair read as an interval: `(a,b]`, `[a,b]`, or `(a,b)` when compared to an interval. */
@@ -182,83 +109,81 @@ function asInterval(n: Node): Extract<Node, { t: 'interval' }> | null {
   return null;
 }
 
+const setLike = (n: Node): boolean => n.t === 'interval' || n.t === 'union' || n.t === 'set' || (n.t === 'tuple' && n.items.length === 2);
+
+/** One-row or one-column matrix cells, or null. */
+function vectorCells(m: Extract<Node, { t: 'matrix' }>): Node[] | null {
+  return m.rows.length === 1 ? m.rows[0]! : m.rows.every((r) => r.length === 1) ? m.rows.map((r) => r[0]!) : null;
+}
+
+const isDecimalLiteral = (s: string): boolean => /^-?\d*\.\d+$/.test(s.trim());
+
 /** Structural equality of two parsed answers (gold `a`, prediction `b`). */
-export function nodesEqual(a: Node, b: Node): boolean {
-  if (a.t === 'leaf' && b.t === 'leaf') return leafEqual(a.s, b.s);
-  // Assignments: `x = 3` vs `3`.
-  if (a.t === 'eq' && b.t === 'eq') {
-    if (equationsEqual(a, b)) return true;
-    const va = assignedValue(a), vb = assignedValue(b);
-    return isSimpleVar(a.parts[0]!) && isSimpleVar(b.parts[0]!) && a.parts[0]!.trim() === b.parts[0]!.trim() && !!va && !!vb && nodesEqual(va, vb);
-  }
+export function nodesEqual(a: Node, b: Node, o: CompareOptions = DEFAULT_COMPARE): boolean {
+  if (a.t === 'leaf' && b.t === 'leaf') return leafEqual(a.s, b.s, o);
+  // A plain `1,22` against a decimal: Math-Verify's decimal comma.
+  if (a.t === 'set' && a.dec && b.t === 'leaf' && isDecimalLiteral(b.s)) return leafEqual(a.dec, b.s, o);
+  if (b.t === 'set' && b.dec && a.t === 'leaf' && isDecimalLiteral(a.s)) return leafEqual(a.s, b.dec, o);
+  if (isRecord(a) || isRecord(b)) return recordEqual(a, b, o);
+
+  if (a.t === 'eq' && b.t === 'eq') return equationsEqual(a, b, o, nodesEqual);
   if (a.t === 'eq') {
-    const v = assignedValue(a);
-    return !!v && v.t !== 'eq' && nodesEqual(v, b);
+    const v = eqValue(a, 'gold');
+    return !!v && v.t !== 'eq' && nodesEqual(v, b, o);
   }
   if (b.t === 'eq') {
-    const v = assignedValue(b);
-    return !!v && v.t !== 'eq' && nodesEqual(a, v);
+    const v = eqValue(b, 'pred');
+    return !!v && v.t !== 'eq' && nodesEqual(a, v, o);
   }
-  // A one-element bare list is its element.
-  if (a.t === 'set' && a.bare && a.items.length === 1) return nodesEqual(a.items[0]!, b);
-  if (b.t === 'set' && b.bare && b.items.length === 1) return nodesEqual(a, b.items[0]!);
-  // ± expands to two values.
-  if (a.t === 'pm' && b.t === 'pm') return (leafEqual(a.a, b.a) && leafEqual(a.b, b.b)) || unorderedEqual(pmItems(a), pmItems(b));
-  if (a.t === 'pm') return nodesEqual({ t: 'set', items: pmItems(a), bare: true }, b);
-  if (b.t === 'pm') return nodesEqual(a, { t: 'set', items: pmItems(b), bare: true });
+
+  if (a.t === 'rel' && b.t === 'rel') return relationsEqual(a, b, o, nodesEqual);
+  if (a.t === 'rel') return !!a.iv && setLike(b) && nodesEqual(a.iv, b, o);
+  if (b.t === 'rel') return o.allowSetRelationComp && !!b.iv && setLike(a) && nodesEqual(a, b.iv, o);
+
+  // A one-element bare list is its element; `{3}` is a set, not 3.
+  if (a.t === 'set' && a.bare && a.items.length === 1) return nodesEqual(a.items[0]!, b, o);
+  if (b.t === 'set' && b.bare && b.items.length === 1) return nodesEqual(a, b.items[0]!, o);
+  if (a.t === 'pm' && b.t === 'pm' && leafEqual(a.a, b.a, o) && leafEqual(a.b, b.b, o)) return true;
+
+  const ma = members(a), mb = members(b);
+  if (ma && mb) return setEqual(ma, mb, o);
+  // A tuple against a list: the same values in the same order.
+  if (a.t === 'tuple' && mb && a.open === '(') return orderedEqual(a.items, mb, o);
+  if (b.t === 'tuple' && ma && b.open === '(' && a.t === 'set' && a.bare) return orderedEqual(ma, b.items, o);
+
   switch (a.t) {
-    case 'set':
-      if (b.t === 'set') return unorderedEqual(a.items, b.items);
-      // "1, 2" against (1, 2): same values in the same order.
-      if (b.t === 'tuple' && a.bare && b.open === '(') return orderedEqual(a.items, b.items);
-      return false;
-    case 'tuple': {
+    case 'tuple':
       if (b.t === 'tuple') {
         if (a.items.length === 2 && (a.open !== b.open || a.close !== b.close)) return false; // (1,2] is not [1,2]
-        return orderedEqual(a.items, b.items);
+        return orderedEqual(a.items, b.items, o);
       }
-      if (b.t === 'set' && b.bare && a.open === '(') return orderedEqual(a.items, b.items);
-      if (b.t === 'interval') return nodesEqual(asInterval(a) ?? a, b);
-      if (b.t === 'matrix') return vectorEqual(b, a.items);
+      if (b.t === 'interval') return nodesEqual(asInterval(a) ?? a, b, o);
+      if (b.t === 'matrix') return matrixVsTuple(b, a.items, o);
       return false;
-    }
     case 'interval': {
       const bi = asInterval(b);
-      if (bi) return a.loClosed === bi.loClosed && a.hiClosed === bi.hiClosed && nodesEqual(a.lo, bi.lo) && nodesEqual(a.hi, bi.hi);
-      if (b.t === 'union' && b.parts.length === 1) return nodesEqual(a, b.parts[0]!);
+      if (bi) return a.loClosed === bi.loClosed && a.hiClosed === bi.hiClosed && nodesEqual(a.lo, bi.lo, o) && nodesEqual(a.hi, bi.hi, o);
+      if (b.t === 'union' && b.parts.length === 1) return nodesEqual(a, b.parts[0]!, o);
       return false;
     }
     case 'union':
-      if (b.t === 'union') return unorderedEqual(a.parts, b.parts);
-      return a.parts.length === 1 && nodesEqual(a.parts[0]!, b);
+      if (b.t === 'union') return a.parts.length === b.parts.length && setEqual(a.parts, b.parts, o);
+      return a.parts.length === 1 && nodesEqual(a.parts[0]!, b, o);
     case 'matrix':
-      if (b.t === 'matrix') return a.rows.length === b.rows.length && a.rows.every((r, k) => orderedEqual(r, b.rows[k]!));
-      if (b.t === 'tuple') return vectorEqual(a, b.items);
+      if (b.t === 'matrix') return a.rows.length === b.rows.length && a.rows.every((r, k) => orderedEqual(r, b.rows[k]!, o));
+      if (b.t === 'tuple') return matrixVsTuple(a, b.items, o);
       return false;
-    case 'rel':
-      if (b.t !== 'rel') return false;
-      return relEqual(a, b);
     case 'leaf':
-      if (b.t === 'union' && b.parts.length === 1) return nodesEqual(a, b.parts[0]!);
-      if (b.t === 'set' && !b.bare && b.items.length === 1) return false; // {3} is a set, not 3
+      if (b.t === 'union' && b.parts.length === 1) return nodesEqual(a, b.parts[0]!, o);
       return false;
     default:
       return false;
   }
 }
 
-/** A one-row or one-column matrix against a tuple. */
-function vectorEqual(m: Extract<Node, { t: 'matrix' }>, items: Node[]): boolean {
-  const cells = m.rows.length === 1 ? m.rows[0]! : m.rows.every((r) => r.length === 1) ? m.rows.map((r) => r[0]!) : null;
-  return !!cells && orderedEqual(cells, items);
+function matrixVsTuple(m: Extract<Node, { t: 'matrix' }>, items: Node[], o: CompareOptions): boolean {
+  const cells = vectorCells(m);
+  return !!cells && orderedEqual(cells, items, o);
 }
 
-const FLIP: Record<string, string> = { '<': '>', '>': '<', '\\le': '\\ge', '\\ge': '\\le', '\\ne': '\\ne' };
-
-function relEqual(a: Extract<Node, { t: 'rel' }>, b: Extract<Node, { t: 'rel' }>): boolean {
-  if (a.parts.length !== b.parts.length) return false;
-  const same = a.ops.every((o, k) => o === b.ops[k]) && a.parts.every((p, k) => leafEqual(p, b.parts[k]!));
-  if (same) return true;
-  const n = b.parts.length;
-  return a.ops.every((o, k) => FLIP[o] === b.ops[b.ops.length - 1 - k]) && a.parts.every((p, k) => leafEqual(p, b.parts[n - 1 - k]!));
-}
+export { isSimpleVar };

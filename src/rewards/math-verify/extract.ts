@@ -1,21 +1,41 @@
 /**
  * @module rewards/math-verify/extract
  * Finds the answer inside a model's output, the way Math-Verify's extraction configs do
- * (huggingface/Math-Verify `parser.py`: boxed → "final answer is" → last LaTeX → last number,
- * first match in priority order wins). The order is configurable; a bare answer such as
- * `(1,2)` or a whole matrix is taken whole before the last-number fallback, so `(1,2)` never
- * collapses to `2`.
+ * (huggingface/Math-Verify `parser.py`: boxed → "final answer is" → LaTeX → number, first
+ * strategy in priority order that finds something wins). Two orders:
+ *   - DEFAULT_PRIORITY (Math-Verify's default `parse`, `try_extract_without_anchor=True`): also
+ *     the whole text when it is itself an answer, the last LaTeX group, the last number — for a
+ *     bare answer (`gpg-rl verify`'s `pred`) and for benchmark evaluation;
+ *   - ANCHORED_PRIORITY (the GPG/TRL accuracy reward, `try_extract_without_anchor=False`): only
+ *     `\boxed{}`, `<answer>…</answer>` and "final answer is …". Unanchored fallbacks in a
+ *     training reward pay for "First, 3+4 = 7. Next we need…" when the gold is 7.
+ * Several boxed answers joined by connectives are one list (latex-env.ts).
  */
+import { braceArg, lastBoxed } from '../../data/answers.ts';
+import { boxes, lastGroup, mathEnvs } from './latex-env.ts';
+
+export { braceArg, lastBoxed };
 
 /** The extraction strategies, tried in the order given. */
 export type ExtractionKind = 'boxed' | 'answer_tag' | 'final_answer' | 'whole' | 'last_latex' | 'last_number';
 
-/** Default order for model predictions. */
+/** Default order for model predictions and bare answers (unanchored fallbacks included). */
 export const DEFAULT_PRIORITY: readonly ExtractionKind[] = ['boxed', 'answer_tag', 'final_answer', 'whole', 'last_latex', 'last_number'];
 
-import { braceArg, lastBoxed } from '../../data/answers.ts';
+/** Anchored order for training rewards: an answer counts only where the model marked it. */
+export const ANCHORED_PRIORITY: readonly ExtractionKind[] = ['boxed', 'answer_tag', 'final_answer'];
 
-export { braceArg, lastBoxed };
+/** An extracted answer, which strategy found it, and whether it was plain text (no LaTeX delimiters around it). */
+export interface Extracted {
+  answer: string;
+  kind: ExtractionKind;
+  plain: boolean;
+}
+
+/** The boxed answer of `text`: the last `\boxed{}`, together with the boxed answers joined to it by connectives. */
+export function boxedAnswer(text: string): string | null {
+  return lastGroup(text, boxes(text));
+}
 
 function lastAnswerTag(text: string): string | null {
   const close = text.lastIndexOf('</answer>');
@@ -23,49 +43,54 @@ function lastAnswerTag(text: string): string | null {
   const open = text.lastIndexOf('<answer>', close);
   if (open < 0) return null;
   const body = text.slice(open + 8, close);
-  return lastBoxed(body) ?? body.trim();
+  return boxedAnswer(body) ?? stripMathDelims(body.trim());
 }
 
-/** "The final answer is $X$" / "Answer: X": the last such statement, up to the end of its line or sentence. */
-function finalAnswer(text: string): string | null {
-  const re = /(?:final answer is|the answer is|answer\s*:)\s*:?\s*/gi;
+const ANCHOR = /final answer.{0,100}?\s+is\s*:?|final answer\s*:|the answer is\s*:?|answer\s*:/gi;
+
+/** "The final answer is $X$" / "Answer: X": after the last such phrase, up to the end of its line or sentence. */
+function finalAnswer(text: string): { answer: string; plain: boolean } | null {
   let last: RegExpExecArray | null = null;
-  for (let m = re.exec(text); m; m = re.exec(text)) last = m;
+  ANCHOR.lastIndex = 0;
+  for (let m = ANCHOR.exec(text); m; m = ANCHOR.exec(text)) last = m;
   if (!last) return null;
-  let rest = text.slice(last.index + last[0].length);
-  const bx = lastBoxed(rest);
-  if (bx !== null) return bx;
-  const math = /^\s*(\$\$?|\\\[|\\\()/.exec(rest);
-  if (math) {
-    const closeTok = math[1] === '$$' ? '$$' : math[1] === '$' ? '$' : math[1] === '\\[' ? '\\]' : '\\)';
-    const start = math[0].length;
-    const end = rest.indexOf(closeTok, start);
-    if (end > start) return rest.slice(start, end);
+  const rest = text.slice(last.index + last[0].length, last.index + last[0].length + 4000);
+  const bx = boxedAnswer(rest);
+  if (bx !== null) return { answer: bx, plain: false };
+  const envs = mathEnvs(rest);
+  if (envs.length && /^\s*$/.test(rest.slice(0, envs[0]!.start))) {
+    // The statement starts with math: that environment (and any joined to it by "and", ",").
+    let k = 1;
+    while (k < envs.length && /^\s*(,|and|or|,\s*and|,\s*or)\s*$/i.test(rest.slice(envs[k - 1]!.end, envs[k]!.start))) k++;
+    return { answer: lastGroup(rest, envs.slice(0, k))!, plain: false };
   }
-  rest = rest.split('\n')[0]!;
+  let line = rest.split('\n')[0]!;
   // End of sentence: ". " or a final "." (a decimal point is followed by a digit).
-  const stop = /\.(\s|$)/.exec(rest);
-  if (stop) rest = rest.slice(0, stop.index);
-  rest = rest.trim();
-  return rest === '' ? null : rest;
+  const stop = /\.(\s|$)/.exec(line);
+  if (stop) line = line.slice(0, stop.index);
+  line = line.trim();
+  if (line === '') return null;
+  if (isBareAnswer(line)) return { answer: line, plain: !/\$|\\\(|\\\[/.test(line) };
+  const inLine = mathEnvs(line);
+  if (inLine.length) return { answer: lastGroup(line, inLine)!, plain: false };
+  const n = lastNumber(line);
+  return n !== null ? { answer: n, plain: true } : { answer: line, plain: true };
 }
 
-/** Last `$…$`, `$$…$$`, `\[…\]` or `\(…\)` segment. */
-function lastLatex(text: string): string | null {
-  let best: { at: number; body: string } | null = null;
-  const res = [/\$\$([^$]+)\$\$/g, /\\\[([\s\S]+?)\\\]/g, /\\\(([\s\S]+?)\\\)/g, /(?<![\\$])\$([^$]+)\$/g];
-  for (const re of res) {
-    for (let m = re.exec(text); m; m = re.exec(text)) if (!best || m.index > best.at) best = { at: m.index, body: m[1]! };
-  }
-  return best ? best.body.trim() : null;
-}
+// A number as Math-Verify's expression extraction reads it: not glued to a word before it
+// (`AZYUK2A` holds no answer), thousands groups by `,` or a space after a 1–3 digit head that
+// does not start with 0, else a decimal point or a decimal comma (`2,74`, `0,111`), or `.5`;
+// optionally a fraction `3/4`.
+const NUMBER = /(?<![A-Za-z0-9_.])-?(?:[1-9]\d{0,2}(?:[ ,]\d{3})+(?:\.\d+)?(?![\d,])|\d+(?:[.,]\d+)?|\.\d+)(?:\/\d+)?/g;
 
-/** Last number in the text (`-1,234.5`, `3/4`), thousands separators dropped. */
+/** Last number in the text (`-1,234.5`, `1 000`, `2,74`, `3/4`) as a plain decimal string (`-1234.5`, `1000`, `2.74`). */
 export function lastNumber(text: string): string | null {
-  const re = /-?\d+(?:,\d{3})*(?:\.\d+)?(?:\/\d+)?|-?\.\d+/g;
   let last: string | null = null;
-  for (let m = re.exec(text); m; m = re.exec(text)) last = m[0];
-  return last === null ? null : last.replace(/,/g, '');
+  NUMBER.lastIndex = 0;
+  for (let m = NUMBER.exec(text); m; m = NUMBER.exec(text)) last = m[0];
+  if (last === null) return null;
+  if (/^-?[1-9]\d{0,2}(?:[ ,]\d{3})+/.test(last) && !/^-?\d+,\d{1,2}$|^-?\d+,\d{4,}$/.test(last)) return last.replace(/[ ,]/g, '');
+  return last.replace(',', '.');
 }
 
 /**
@@ -86,7 +111,7 @@ export function isBareAnswer(text: string): boolean {
   return !/[a-zA-Z]{3,}/.test(stripped) && !/(^|[^a-zA-Z])[a-zA-Z]{2}\s+\S/.test(stripped) && !/[.!?:]\s+\S/.test(stripped);
 }
 
-function stripMathDelims(s: string): string {
+export function stripMathDelims(s: string): string {
   let t = s.trim();
   for (;;) {
     const m = /^(\$\$|\$|\\\[|\\\()([\s\S]*)(\$\$|\$|\\\]|\\\))$/.exec(t);
@@ -95,41 +120,61 @@ function stripMathDelims(s: string): string {
   }
 }
 
+/** Like extractAnswer, also telling which strategy found the answer and whether it was plain text. */
+export function extractAnswerDetail(text: string, priority: readonly ExtractionKind[] = DEFAULT_PRIORITY): Extracted | null {
+  for (const kind of priority) {
+    let r: string | null = null;
+    let plain = false;
+    switch (kind) {
+      case 'boxed':
+        r = boxedAnswer(text);
+        break;
+      case 'answer_tag':
+        r = lastAnswerTag(text);
+        break;
+      case 'final_answer': {
+        const f = finalAnswer(text);
+        if (f) [r, plain] = [f.answer, f.plain];
+        break;
+      }
+      case 'whole': {
+        const w = stripMathDelims(text);
+        if (isBareAnswer(w)) [r, plain] = [w, w === text.trim()];
+        break;
+      }
+      case 'last_latex':
+        r = lastGroup(text, mathEnvs(text));
+        break;
+      case 'last_number':
+        [r, plain] = [lastNumber(text), true];
+        break;
+    }
+    if (r !== null && r.trim() !== '') {
+      const inner = r.includes('\\boxed') || r.includes('\\fbox') ? boxedAnswer(r) : null;
+      return { answer: stripMathDelims(inner ?? r), kind, plain: plain && inner === null };
+    }
+  }
+  return null;
+}
+
 /**
  * The answer in `text` by the first strategy of `priority` that finds one, or null.
  * The returned string is raw LaTeX (normalisation happens later).
  */
 export function extractAnswer(text: string, priority: readonly ExtractionKind[] = DEFAULT_PRIORITY): string | null {
-  for (const kind of priority) {
-    let r: string | null = null;
-    switch (kind) {
-      case 'boxed':
-        r = lastBoxed(text);
-        break;
-      case 'answer_tag':
-        r = lastAnswerTag(text);
-        break;
-      case 'final_answer':
-        r = finalAnswer(text);
-        break;
-      case 'whole': {
-        const w = stripMathDelims(text);
-        r = isBareAnswer(w) ? w : null;
-        break;
-      }
-      case 'last_latex':
-        r = lastLatex(text);
-        break;
-      case 'last_number':
-        r = lastNumber(text);
-        break;
-    }
-    if (r !== null && r.trim() !== '') return stripMathDelims(r);
-  }
-  return null;
+  return extractAnswerDetail(text, priority)?.answer ?? null;
 }
 
-/** A gold answer: its last `\boxed{}` when it has one, else the whole string (without `$` delimiters). */
+/** A gold answer and whether it was plain text: its boxed answer, else its LaTeX group(s), else the whole string. */
+export function extractGoldDetail(gold: string): { answer: string; plain: boolean } {
+  const b = boxedAnswer(gold);
+  if (b !== null) return { answer: stripMathDelims(b), plain: false };
+  const envs = mathEnvs(gold);
+  if (envs.length) return { answer: lastGroup(gold, envs)!.trim(), plain: false };
+  return { answer: stripMathDelims(gold), plain: !/\$|\\\(|\\\[/.test(gold) };
+}
+
+/** A gold answer: its boxed answer when it has one, else its math (or the whole string, without `$` delimiters). */
 export function extractGold(gold: string): string {
-  return stripMathDelims(lastBoxed(gold) ?? gold);
+  return extractGoldDetail(gold).answer;
 }

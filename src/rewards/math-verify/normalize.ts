@@ -4,13 +4,19 @@
  * Math-Verify's `latex_normalization` (huggingface/Math-Verify `parser.py`): `\dfrac`/`\tfrac`,
  * `\left`/`\right`, `\text{…}` units, `^\circ`, `\%`, `\$`, thousands separators, `\frac12`
  * shorthand, trailing periods, spacing commands. The result is still LaTeX.
+ *
+ * Also: `\cfrac`; `\!` removed (`11,\! 111` is one number); `>=`/`<=`/`!=`; a doubled
+ * backslash before a command (`\\le`, `\\frac`, an escaping slip in gold strings); `...` as
+ * `\ldots` (an ellipsis is part of a list, not punctuation); `)or(` between brackets; thousands
+ * separators only when the first group starts with 1–9 (`0,111` is not 111), also with spaces
+ * (`1 000`).
  */
 
 /** Unit words dropped after a number (`5 cm`, `12\text{ inches}`); Math-Verify strips units the same way. */
 const UNITS = [
   'degrees?', 'cm', 'mm', 'km', 'm', 'meters?', 'centimeters?', 'kilometers?', 'inch(?:es)?', 'feet', 'foot', 'ft', 'yards?', 'miles?',
   'units?', 'square units', 'sq units', 'cubic units', 'dollars?', 'cents?', 'hours?', 'minutes?', 'seconds?', 'days?', 'weeks?', 'years?',
-  'mph', 'kg', 'g', 'grams?', 'pounds?', 'lbs?', 'liters?', 'ml', 'points?', 'people', 'students?', 'ways', 'times', 'percent',
+  'mph', 'kg', 'g', 'grams?', 'pounds?', 'lbs?', 'liters?', 'ml', 'points?', 'people', 'students?', 'ways', 'times', 'percentage', 'percent', 'pct',
 ];
 const UNIT_RE = new RegExp(`(\\d|\\})\\s*(?:square |cubic )?(?:${UNITS.join('|')})(?:\\^\\{?[23]\\}?)?\\s*$`, 'i');
 
@@ -31,15 +37,21 @@ function braceShorthand(s: string): string {
 export function normalizeAnswer(input: string): string {
   let s = input.trim();
   s = s.replace(/\r?\n/g, ' ');
+  // A doubled backslash before a command is an escaping slip (`\\le`), not a line break.
+  s = s.replace(/(?<!\\)\\\\(?=(?:le|ge|leq|geq|neq|ne|lt|gt|frac|dfrac|tfrac|left|right|sqrt|pi|infty|cdot|times|text|pm|cup|boxed)(?![a-zA-Z]))/g, '\\');
+  // `\!` is a negative thin space: `11,\! 111` is the number 11111.
+  s = s.replace(/(\d),\s*\\!\s*(?=\d)/g, '$1').replace(/\\!/g, '');
+  s = s.replace(/>=/g, '\\ge ').replace(/<=/g, '\\le ').replace(/!=/g, '\\ne ');
+  s = s.replace(/\.{3,}/g, '\\ldots ');
   // Delimiters and spacing.
   s = s.replace(/\\displaystyle|\\limits|\\nolimits/g, '');
   s = s.replace(/\\left\s*\\?\.|\\right\s*\\?\./g, '');
   s = s.replace(/\\left\s*|\\right\s*|\\bigl|\\bigr|\\Bigl|\\Bigr|\\big|\\Big/g, '');
   s = s.replace(/\\lbrace/g, '\\{').replace(/\\rbrace/g, '\\}').replace(/\\lbrack/g, '[').replace(/\\rbrack/g, ']');
   s = s.replace(/\\langle/g, '\\langle ').replace(/\\rangle/g, '\\rangle ');
-  s = s.replace(/(?<!\\)\\[!,;:> ]|\\q?quad|~/g, ' ');
+  s = s.replace(/(?<!\\)\\[,;:> ]|\\q?quad|~/g, ' ');
   // Fractions, binomials, style commands.
-  s = s.replace(/\\[dt]frac/g, '\\frac').replace(/\\[dt]binom/g, '\\binom');
+  s = s.replace(/\\[dtc]frac/g, '\\frac').replace(/\\[dt]binom/g, '\\binom');
   s = s.replace(/\\(?:mathbf|boldsymbol|bm|mathit|mathsf)\s*\{([^{}]*)\}/g, '$1');
   s = s.replace(/\\(?:emph|underline)\s*\{([^{}]*)\}/g, '$1');
   // Relations: one spelling each.
@@ -60,6 +72,8 @@ export function normalizeAnswer(input: string): string {
     return ' ';
   });
   s = s.replace(/\s+(or|and)\s+/gi, (_m, w: string) => ` \\text{${w.toLowerCase()}} `);
+  // `(11,7)or(7,11)`: a connective glued between brackets.
+  s = s.replace(/([)\]}])\s*(or|and)\s*(?=[([{\\])/gi, (_m, b: string, w: string) => `${b} \\text{${w.toLowerCase()}} `);
   // Degrees, percent, currency.
   s = s.replace(/\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|°|\\degree/g, '^\\circ');
   s = s.replace(/\\%|%|\\percent/g, '');
@@ -77,10 +91,11 @@ export function normalizeAnswer(input: string): string {
   if (!/\\(?:sin|cos|tan|cot|sec|csc)/.test(s)) s = s.replace(/\^\\circ/g, '');
   // Thousands separators: 1,234,567 (also LaTeX 1{,}234) when the whole answer is such a number.
   s = s.replace(/(\d)\{,\}(?=\d{3})/g, '$1,');
-  if (/^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$/.test(s)) s = s.replace(/,/g, '');
+  if (/^[+-]?[1-9]\d{0,2}(,\d{3})+(\.\d+)?$/.test(s)) s = s.replace(/,/g, '');
+  if (/^[+-]?[1-9]\d{0,2}( \d{3})+(\.\d+)?$/.test(s)) s = s.replace(/ /g, '');
   if (/^[+-]?(?:infinity|inf)$/i.test(s)) s = s.replace(/infinity|inf/i, '\\infty');
   // `x \in [1,2]` → `[1,2]`.
-  s = s.replace(/^[a-zA-Z]\s*\\in\s+/, '');
+  s = s.replace(/^[a-zA-Z]\s*\\in(?![a-zA-Z])\s*/, '');
   // Leading plus: `+3` → `3`.
   s = s.replace(/^\+(?=\S)/, '');
   return s.trim();

@@ -9,7 +9,8 @@
  */
 import { isBareAnswer, lastBoxed } from './extract.ts';
 import { leafEqual } from './compare.ts';
-import { exactValue, floatValue, freeSymbols, parseExpr } from './expr.ts';
+import { exactValue, freeSymbols, parseExpr } from './expr.ts';
+import { evalAt } from './numeric.ts';
 import * as R from './rational.ts';
 
 /** `extract_answer`: last \boxed{}, else text after "he answer is", else the last number. */
@@ -89,8 +90,8 @@ function symbolicEqual(a: string, b: string): boolean {
     if (freeSymbols(ja).size || freeSymbols(jb).size) return false;
     const ea = exactValue(ja), eb = exactValue(jb);
     if (ea?.kind === 'tower' || eb?.kind === 'tower') return false;
-    const x = ea?.kind === 'rat' ? R.toNumber(ea.v) : floatValue(ja, {}).re;
-    const y = eb?.kind === 'rat' ? R.toNumber(eb.v) : floatValue(jb, {}).re;
+    const x = ea?.kind === 'rat' ? R.toNumber(ea.v) : evalAt(ja, { vars: {}, trial: 0 }).re;
+    const y = eb?.kind === 'rat' ? R.toNumber(eb.v) : evalAt(jb, { vars: {}, trial: 0 }).re;
     return Number.isFinite(x) && Number.isFinite(y) && isClose(x, y, 1e-3);
   } catch {
     return false;

@@ -4,7 +4,7 @@
  * issue 5 item 1 appears with cases that must match and cases that must not (a wrong "equal"
  * is a false positive: the reward would teach the model to cheat).
  */
-export type Case = readonly [gold: string, pred: string, equal: boolean];
+export type Case = readonly [gold: string, pred: string, equal: boolean, reason?: string];
 
 export const CASES: Record<string, Case[]> = {
   extraction: [
@@ -192,7 +192,8 @@ export const CASES: Record<string, Case[]> = {
     ['2x+3y', '3y+2x', true],
     ['2x+3y', '2y+3x', false],
     ['\\frac{1}{x}', 'x^{-1}', true],
-    ['\\sqrt{x^2}', 'x', true],
+    ['\\sqrt{x^2}', 'x', false, 'sqrt(x^2) is |x|: they differ at negative x (sampling now includes negative points)'],
+    ['\\sqrt{x^2}', '|x|', true, 'a true identity for real x'],
     ['a^2b', 'ba^2', true],
     ['\\frac{a+b}{2}', '\\frac{b+a}{2}', true],
     ['\\frac{a+b}{2}', '\\frac{a-b}{2}', false],
@@ -203,7 +204,8 @@ export const CASES: Record<string, Case[]> = {
     ['4\\pi', '12.566371', true],
     ['4\\pi', '12.56', false],
     ['\\frac{9\\pi}{2}', '4.5\\pi', true],
-    ['\\sqrt{3}\\cdot 2^{100}', '2^{100}\\sqrt{3}', false],
+    ['\\sqrt{3}\\cdot 2^{100}', '2^{100}\\sqrt{3}', true, 'the same product reordered: decided structurally, not by doubles'],
+    ['\\sqrt{3}\\cdot 2^{100}', '2^{100}\\sqrt{3}+1', false, 'beyond 2^53 a double cannot see the +1: refused'],
     ['10^{-3}', '0.001', true],
     ['10^{-3}', '0.01', false],
     ['|{-3}|', '3', true],
@@ -268,8 +270,9 @@ export const CASES: Record<string, Case[]> = {
   ],
   unions: [
     ['(-\\infty,-1)\\cup(2,\\infty)', '(2,\\infty)\\cup(-\\infty,-1)', true],
-    ['(-\\infty,-1)\\cup(2,\\infty)', 'x<-1 \\text{ or } x>2', true],
-    ['(-\\infty,-1)\\cup(2,\\infty)', 'x<-1 or x>2', true],
+    ['(-\\infty,-1)\\cup(2,\\infty)', 'x<-1 \\text{ or } x>2', false, 'a set gold is not answered by relations unless allowSetRelationComp (Math-Verify)'],
+    ['x<-1 \\text{ or } x>2', '(-\\infty,-1)\\cup(2,\\infty)', true, 'a relation gold may be answered by its set'],
+    ['x<-1 or x>2', '(2,\\infty)\\cup(-\\infty,-1)', true, 'a union is unordered'],
     ['(-\\infty,-1)\\cup(2,\\infty)', '(-\\infty,-1]\\cup(2,\\infty)', false],
     ['(-\\infty,-1)\\cup(2,\\infty)', '(-\\infty,-1)', false],
     ['(-\\infty,-1)\\cup(2,\\infty)', '(-\\infty,-1)\\cup(3,\\infty)', false],
