@@ -4,7 +4,8 @@
  * DESIGN §5), llm.c-style `checkTensor` reporting, and float64 finite differences.
  */
 import assert from 'node:assert/strict';
-import { getNumThreads, setNumThreads } from '../src/backend/index.ts';
+import { availableBackends, getNumThreads, setDefaultBackend, setNumThreads, type Backend } from '../src/backend/index.ts';
+import { after, before, describe } from 'node:test';
 
 /** mulberry32: small, fast, seeded. */
 export function rng(seed: number): () => number {
@@ -139,5 +140,34 @@ export function assertSameAcrossThreads<T>(compute: () => T): void {
     assert.deepEqual(compute(), one);
   } finally {
     setNumThreads(prev);
+  }
+}
+
+/** Every backend that loads on this machine: kernel suites run once per entry. */
+export const BACKENDS: Backend[] = await availableBackends();
+
+/**
+ * Runs a kernel suite once per available backend (`<title> [cpu]`, later `[webgpu]`, ...), with that
+ * backend as the default for every tensor the suite creates, so a new backend inherits every
+ * float64-reference and finite-difference test.
+ */
+export function describeEachBackend(title: string, body: (backend: Backend) => void): void {
+  for (const be of BACKENDS) {
+    describe(`${title} [${be.name}]`, () => {
+      let prev: Backend | null = null;
+      before(() => {
+        prev = setDefaultBackend(be);
+      });
+      after(() => {
+        if (prev) setDefaultBackend(prev);
+      });
+      // tensors made while the suite is collected live on `be` too
+      const outer = setDefaultBackend(be);
+      try {
+        body(be);
+      } finally {
+        if (outer) setDefaultBackend(outer);
+      }
+    });
   }
 }

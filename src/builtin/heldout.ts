@@ -3,6 +3,7 @@
  * Greedy held-out accuracy of a model on built-in arithmetic problems, graded by the project's
  * verifier (worker pool): the number the demo and the ablation report before and after training.
  */
+import { specialTokens } from '../model/special.ts';
 import type { CausalLM } from '../model/decoder.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 import { generate } from '../generate/generate.ts';
@@ -17,10 +18,9 @@ export interface HeldoutResult {
 }
 
 export async function heldoutAccuracy(model: CausalLM, tokenizer: TextTokenizer, problems: ArithProblem[], o: { maxNewTokens?: number; batchSize?: number; pool?: VerifierPool } = {}): Promise<HeldoutResult> {
-  const eos = tokenizer.eosTokenId!;
-  const pad = tokenizer.padTokenId ?? eos;
+  const { eosTokenIds, padTokenId } = specialTokens(model.cfg, tokenizer, null, 'held-out model');
   const prompts = problems.map((p) => tokenizer.encode(p.prompt, { addSpecialTokens: false }));
-  const gen = generate(model, prompts, { maxNewTokens: o.maxNewTokens ?? 48, greedy: true, eosTokenIds: [eos], padTokenId: pad, batchSize: o.batchSize ?? 256 });
+  const gen = generate(model, prompts, { maxNewTokens: o.maxNewTokens ?? 48, greedy: true, eosTokenIds, padTokenId, batchSize: o.batchSize ?? 256 });
   const texts = gen.tokens.map((t) => tokenizer.decode(t, { skipSpecialTokens: true }));
   const pool = o.pool ?? new VerifierPool({ timeoutMs: 2000 });
   try {

@@ -10,6 +10,7 @@
  *   const r = await evaluate(model, tokenizer, { benchmarks: ['math500'], limit: 50, maxNewTokens: 512 });
  *   r.summary.benchmarks.math500.pass1; console.log(r.table);
  */
+import { specialTokens } from '../model/special.ts';
 import { mkdirSync } from 'node:fs';
 import { writeFilesAtomic } from '../io/atomic.ts';
 import { join } from 'node:path';
@@ -262,8 +263,9 @@ export async function evaluate(model: CausalLM | null, tokenizer: TextTokenizer 
 /** k samples per job; greedy decoding runs each prompt once and repeats the result k times. */
 function generateFor(model: CausalLM, tokenizer: TextTokenizer, jobs: Job[], k: number, temperature: number, opts: EvalOptions): Omit<SampleRecord, 'extracted' | 'correct'>[] {
   const greedy = temperature === 0;
-  const eos = opts.eosTokenIds ?? [...new Set([...model.cfg.eosTokenIds, ...(tokenizer.eosTokenId !== null ? [tokenizer.eosTokenId] : [])])];
-  const pad = opts.padTokenId ?? tokenizer.padTokenId ?? model.cfg.padTokenId ?? eos[0] ?? 0;
+  const special = specialTokens(model.cfg, tokenizer, null, opts.modelName ?? 'model');
+  const eos = opts.eosTokenIds ?? special.eosTokenIds;
+  const pad = opts.padTokenId ?? special.padTokenId;
   const useChat = tokenizer.hasChatTemplate;
   const encoded = jobs.map((j) => {
     try {

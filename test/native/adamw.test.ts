@@ -10,9 +10,10 @@ import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { AdamW } from '../../src/tensor/optim.ts';
 import { linear, setAutocast } from '../../src/tensor/ops/matmul.ts';
 import { defaultBackend } from '../../src/backend/index.ts';
-import { checkTensor, matmulRef, randn, rng, transpose } from '../helpers.ts';
+import { checkTensor, matmulRef, randn, rng, transpose, describeEachBackend } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 
+describeEachBackend('adamw', () => {
 const f32 = (a: Float64Array) => Float32Array.from(a);
 
 /** torch.optim.AdamW (amsgrad=False) in float64. */
@@ -172,4 +173,5 @@ describe('AdamW', () => {
       assert.throws(() => defaultBackend().adamwStep(s, s, s, s, 4, 1e-3, 0.9, 0.999, 1e-8, 0, 0), isErr(NativeOpError, /^adamw_step: step must be >= 1, got 0/));
     });
   });
+});
 });

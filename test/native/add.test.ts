@@ -8,8 +8,9 @@ import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/tensor/tape.ts';
 import { add } from '../../src/tensor/ops/add.ts';
 import { TensorOpError } from '../../src/errors.ts';
-import { checkFiniteDiff, checkTensor, randn, rng } from '../helpers.ts';
+import { checkFiniteDiff, checkTensor, randn, rng, describeEachBackend } from '../helpers.ts';
 
+describeEachBackend('add', () => {
 test('add: forward and backward', () => {
   const r = rng(12);
   const n = 4 * 37;
@@ -37,4 +38,5 @@ test('add: bad input is a TensorOpError naming the op and shapes', () => {
     d.dispose();
     assert.throws(() => add(d, Tensor.zeros([2])), (e: unknown) => e instanceof TensorOpError && /add: a was disposed/.test((e as Error).message));
   });
+});
 });

@@ -10,10 +10,11 @@ import assert from 'node:assert/strict';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/tensor/tape.ts';
 import { attention, attentionCached } from '../../src/tensor/ops/attention.ts';
-import { checkFiniteDiff, checkTensor, randn, rng } from '../helpers.ts';
+import { checkFiniteDiff, checkTensor, randn, rng, describeEachBackend } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 import { defaultBackend } from '../../src/backend/index.ts';
 
+describeEachBackend('attention', () => {
 const f32 = (a: Float64Array) => Float32Array.from(a);
 
 interface Shape {
@@ -265,4 +266,4 @@ describe('attention bad input', () => {
     });
   });
 });
-
+});

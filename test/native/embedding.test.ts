@@ -8,9 +8,10 @@ import assert from 'node:assert/strict';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/tensor/tape.ts';
 import { embedding } from '../../src/tensor/ops/embedding.ts';
-import { checkFiniteDiff, checkTensor, randn, rng, assertSameAcrossThreads } from '../helpers.ts';
+import { checkFiniteDiff, checkTensor, randn, rng, assertSameAcrossThreads, describeEachBackend } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 
+describeEachBackend('embedding', () => {
 const f32 = (a: Float64Array) => Float32Array.from(a);
 
 function randomIds(n: number, V: number, r: () => number, hot = 0): Int32Array {
@@ -95,4 +96,5 @@ describe('embedding', () => {
       assert.throws(() => embedding(w, ids), isErr(TensorOpError, /^embedding: ids was disposed \(shape \[2\]\)/));
     });
   });
+});
 });

@@ -10,9 +10,10 @@ import assert from 'node:assert/strict';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/tensor/tape.ts';
 import { gemmInto, linear, matmul, setAutocast } from '../../src/tensor/ops/matmul.ts';
-import { assertSameAcrossThreads, checkFiniteDiff, checkTensor, matmulRef, randn, rng, roundBf16, transpose } from '../helpers.ts';
+import { assertSameAcrossThreads, checkFiniteDiff, checkTensor, matmulRef, randn, rng, roundBf16, transpose, describeEachBackend } from '../helpers.ts';
 import { TensorOpError, NativeOpError } from '../../src/errors.ts';
 
+describeEachBackend('gemm', () => {
 const f32 = (a: Float64Array) => Float32Array.from(a);
 
 describe('gemm forward', () => {
@@ -253,4 +254,5 @@ describe('gemm_small_m (decode-shaped Linear)', () => {
       });
     });
   }
+});
 });

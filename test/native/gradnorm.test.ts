@@ -8,9 +8,10 @@ import assert from 'node:assert/strict';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { clipGradNorm, gradNorm } from '../../src/tensor/optim.ts';
 import { defaultBackend } from '../../src/backend/index.ts';
-import { checkTensor, randn, rng, assertSameAcrossThreads } from '../helpers.ts';
+import { checkTensor, randn, rng, assertSameAcrossThreads, describeEachBackend } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 
+describeEachBackend('gradnorm', () => {
 const f32 = (a: Float64Array) => Float32Array.from(a);
 
 function withGrads(sizes: number[], seed: number, scale = 1): { params: Tensor[]; G: Float64Array[] } {
@@ -93,4 +94,5 @@ describe('gradNorm / clipGradNorm', () => {
       assert.throws(() => defaultBackend().gradnormSumsq(Tensor.zeros([3]).buffer, 4), isErr(NativeOpError, /^sumsq: x holds 3 elements, needs 4/));
     });
   });
+});
 });

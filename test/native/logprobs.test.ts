@@ -10,10 +10,11 @@ import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/tensor/tape.ts';
 import { setAutocast } from '../../src/tensor/ops/matmul.ts';
 import { logSoftmaxGather, tokenEntropy, tokenLogprobs } from '../../src/tensor/ops/logprobs.ts';
-import { checkFiniteDiff, checkTensor, matmulRef, randn, rng, transpose } from '../helpers.ts';
+import { checkFiniteDiff, checkTensor, matmulRef, randn, rng, transpose, describeEachBackend } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 import { defaultBackend } from '../../src/backend/index.ts';
 
+describeEachBackend('logprobs', () => {
 const f32 = (a: Float64Array) => Float32Array.from(a);
 
 /** Float64 log-softmax pieces of logits z [N, V] / temp: lp (0 where target < 0), entropy, probs. */
@@ -214,4 +215,5 @@ describe('logprobs bad input', () => {
       );
     });
   });
+});
 });

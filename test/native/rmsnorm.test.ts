@@ -9,9 +9,10 @@ import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/tensor/tape.ts';
 import { rmsnorm } from '../../src/tensor/ops/rmsnorm.ts';
 import { defaultBackend } from '../../src/backend/index.ts';
-import { checkFiniteDiff, checkTensor, randn, rng, assertSameAcrossThreads } from '../helpers.ts';
+import { checkFiniteDiff, checkTensor, randn, rng, assertSameAcrossThreads, describeEachBackend } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 
+describeEachBackend('rmsnorm', () => {
 const f32 = (a: Float64Array) => Float32Array.from(a);
 
 function refForward(x: ArrayLike<number>, w: ArrayLike<number>, N: number, C: number, eps: number): Float64Array {
@@ -133,4 +134,5 @@ describe('rmsnorm', () => {
       assert.throws(() => defaultBackend().rmsnormForward(y.buffer, Tensor.empty([2]).buffer, Tensor.zeros([2, 4]).buffer, Tensor.zeros([4]).buffer, 2, 4, 1e-6), isErr(NativeOpError, /^rmsnorm_forward: y holds 3 elements, needs 8/));
     });
   });
+});
 });

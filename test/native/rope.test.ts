@@ -8,9 +8,10 @@ import assert from 'node:assert/strict';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/tensor/tape.ts';
 import { rope } from '../../src/tensor/ops/rope.ts';
-import { checkFiniteDiff, checkTensor, randn, rng } from '../helpers.ts';
+import { checkFiniteDiff, checkTensor, randn, rng, describeEachBackend } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 
+describeEachBackend('rope', () => {
 const f32 = (a: Float64Array) => Float32Array.from(a);
 const fr = Math.fround;
 
@@ -121,4 +122,5 @@ describe('rope', () => {
       assert.throws(() => rope(d, p, 1e4), isErr(TensorOpError, /^rope: x was disposed \(shape \[2,4,3,8\]\)/));
     });
   });
+});
 });

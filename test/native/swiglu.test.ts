@@ -8,9 +8,10 @@ import assert from 'node:assert/strict';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/tensor/tape.ts';
 import { swiglu } from '../../src/tensor/ops/swiglu.ts';
-import { checkFiniteDiff, checkTensor, maxDiff, randn, rng } from '../helpers.ts';
+import { checkFiniteDiff, checkTensor, maxDiff, randn, rng, describeEachBackend } from '../helpers.ts';
 import { TensorOpError } from '../../src/errors.ts';
 
+describeEachBackend('swiglu', () => {
 const f32 = (a: Float64Array) => Float32Array.from(a);
 const sig = (g: number) => 1 / (1 + Math.exp(-g));
 
@@ -103,4 +104,5 @@ describe('swiglu', () => {
       assert.throws(() => swiglu(d, Tensor.zeros([4])), isErr(/^swiglu: gate was disposed \(shape \[4\]\)/));
     });
   });
+});
 });

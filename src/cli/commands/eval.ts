@@ -7,6 +7,7 @@
  * paper's layout; `--out` writes results.jsonl and summary.json. Every input is checked before
  * the first token is generated, so bad input is one line on stderr, exit 1, and no output.
  */
+import { specialTokens } from '../../model/special.ts';
 import { existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { Command } from '../main.ts';
@@ -82,11 +83,9 @@ export const command: Command = {
         const cfg = readModelConfig(modelDir!);
         const gen = readGenerationConfig(modelDir!, cfg);
         Object.assign(opts, { temperature, topP, maxNewTokens, seed, batchSize });
-        const eos = new Set(gen.eosTokenIds);
-        if (tokenizer!.eosTokenId !== null) eos.add(tokenizer!.eosTokenId);
-        opts.eosTokenIds = [...eos];
-        const pad = tokenizer!.padTokenId ?? gen.padTokenId ?? cfg.padTokenId;
-        if (pad !== null) opts.padTokenId = pad;
+        const special = specialTokens(cfg, tokenizer!, gen, modelDir!);
+        opts.eosTokenIds = special.eosTokenIds;
+        opts.padTokenId = special.padTokenId;
         model = CausalLM.load(modelDir!);
       }
       const result = await evaluate(model, tokenizer, opts);

@@ -5,6 +5,7 @@
  * (int32 [B, N]; after an eos, filled with `pad_token_id`) and `output_logps` (float32 [B, N],
  * the sampling policy's log-probs, 0 after the end). Needs only config.json and the weights.
  */
+import { specialTokens } from '../../model/special.ts';
 import type { Command } from '../main.ts';
 import { intFlag, numberFlag, parseFlags, requireFlag, usageText, type FlagSpec } from '../options.ts';
 import { readBatch } from './_io.ts';
@@ -47,14 +48,14 @@ export const command: Command = {
       if (row.length === 0) throw new UsageError(`${input}: row ${b} has no real token (attention_mask all 0)`);
       prompts.push(row);
     }
-    const pad = gen.padTokenId ?? model.cfg.padTokenId ?? gen.eosTokenIds[0] ?? 0;
+    const { eosTokenIds, padTokenId: pad } = specialTokens(model.cfg, null, gen, dir);
     const res = generate(model, prompts, {
       maxNewTokens: N,
       greedy: !!p.flags.greedy,
       temperature: numberFlag(p, 'temperature', gen.temperature ?? 1),
       topP: numberFlag(p, 'top-p', 1),
       topK: intFlag(p, 'top-k', 0),
-      eosTokenIds: gen.eosTokenIds,
+      eosTokenIds,
       padTokenId: pad,
       rng: new Rng(intFlag(p, 'seed', 0)),
     });
