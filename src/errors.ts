@@ -34,6 +34,18 @@ export class TensorOpError extends GpgRlError {
   }
 }
 
+/**
+ * A library function was called with arguments it cannot work with (wrong lengths, a group size
+ * that does not divide the batch, a loss setting the method does not define). Named after the
+ * function: `computeLoss(gpg): beta must be 0 (got 0.04); …`.
+ */
+export class InvalidArgumentError extends GpgRlError {
+  constructor(message: string) {
+    super(message, 'GPG_INVALID_ARGUMENT');
+    this.name = 'InvalidArgumentError';
+  }
+}
+
 /** A recipe / config field is invalid. Message: `recipe.yaml: field: problem (got x)`. */
 export class ConfigError extends GpgRlError {
   constructor(message: string) {

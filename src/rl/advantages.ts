@@ -5,13 +5,14 @@
  * (`torch.std`, divisor G − 1), advantages are `r − mean_g` or `(r − mean_g)/(std_g + 1e-4)`
  * (DESIGN §5; GPG uses F_norm = 1, i.e. no scaling).
  */
+import { InvalidArgumentError } from '../errors.ts';
 
 /** Added to the group std before dividing (TRL `grpo_trainer.py`, the fixtures' make_fixtures.py). */
 export const STD_EPS = 1e-4;
 
 function checkGroups(n: number, G: number, fn: string): number {
-  if (!Number.isInteger(G) || G < 2) throw new RangeError(`${fn}: group size G must be an integer ≥ 2 (got ${G})`);
-  if (n % G !== 0) throw new RangeError(`${fn}: ${n} rewards do not split into groups of ${G}`);
+  if (!Number.isInteger(G) || G < 2) throw new InvalidArgumentError(`${fn}: group size G must be an integer ≥ 2 (got ${G})`);
+  if (n % G !== 0) throw new InvalidArgumentError(`${fn}: ${n} rewards do not split into groups of ${G}`);
   return n / G;
 }
 
@@ -75,11 +76,11 @@ export function advantages(rewards: ArrayLike<number>, G: number, opts: { scaleR
  * perFn: one Float64Array [B] per reward function; NaN = "not applicable to this row".
  */
 export function weightedRewardSum(perFn: readonly Float64Array[], weights: readonly number[] | null): Float64Array {
-  if (weights && weights.length !== perFn.length) throw new RangeError(`weightedRewardSum: ${weights.length} weights for ${perFn.length} reward functions`);
+  if (weights && weights.length !== perFn.length) throw new InvalidArgumentError(`weightedRewardSum: ${weights.length} weights for ${perFn.length} reward functions`);
   const B = perFn[0]?.length ?? 0;
   const out = new Float64Array(B);
   perFn.forEach((r, f) => {
-    if (r.length !== B) throw new RangeError(`weightedRewardSum: reward function ${f} gave ${r.length} values, expected ${B}`);
+    if (r.length !== B) throw new InvalidArgumentError(`weightedRewardSum: reward function ${f} gave ${r.length} values, expected ${B}`);
     const w = weights ? weights[f]! : 1;
     for (let b = 0; b < B; b++) if (!Number.isNaN(r[b]!)) out[b]! += w * r[b]!;
   });

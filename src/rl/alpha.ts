@@ -7,13 +7,14 @@
  * `min_inverse_alpha` (DESIGN §5), and its sibling `collectDynamic` is DAPO's dynamic sampling
  * (arXiv 2503.14476 §3.2). Both are pure: sampling is a callback, so they are tested without a model.
  */
+import { InvalidArgumentError } from '../errors.ts';
 import { isGroupValid } from './advantages.ts';
 
 export { isGroupValid };
 
 /** Valid groups in a batch of total rewards (groups of G contiguous completions). */
 export function validGroups(rewards: ArrayLike<number>, G: number): number {
-  if (rewards.length % G !== 0) throw new RangeError(`validGroups: ${rewards.length} rewards do not split into groups of ${G}`);
+  if (rewards.length % G !== 0) throw new InvalidArgumentError(`validGroups: ${rewards.length} rewards do not split into groups of ${G}`);
   let v = 0;
   for (let s = 0; s < rewards.length; s += G) if (isGroupValid(rewards, s, G)) v++;
   return v;

@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import { LOSS_TYPES, algorithmFor, lossDefaults } from './algorithms/index.ts';
+import { GpgRlError } from '../errors.ts';
 
 export { LOSS_TYPES };
 export type LossType = (typeof LOSS_TYPES)[number];
@@ -73,7 +74,7 @@ function objectOf<T extends Record<string, Field>>(table: T) {
   const shape: Record<string, z.ZodType> = {};
   for (const [k, fld] of Object.entries(table)) {
     const d = fld.default;
-    if (isPerLoss(d)) throw new Error(`objectOf: ${k}: per-loss defaults are top-level only`);
+    if (isPerLoss(d)) throw new GpgRlError(`objectOf: ${k}: per-loss defaults are top-level only`, 'GPG_INTERNAL');
     shape[k] = d === REQUIRED ? fld.schema : fld.schema.default(d as never);
   }
   return z.strictObject(shape) as unknown as z.ZodObject<{

@@ -111,9 +111,9 @@ export function loadRecipe(path: string, sets: string[] = [], opts: Omit<Validat
 /** `"a.b=value"` → key ['a','b'] and the value parsed as YAML (so 3 is a number, [x, y] a list). */
 export function parseSet(s: string): { key: string[]; value: unknown } {
   const eq = s.indexOf('=');
-  if (eq <= 0) throw new Error('expected key=value (e.g. --set max_steps=3)');
+  if (eq <= 0) throw new ConfigError('expected key=value (e.g. --set max_steps=3)');
   const key = s.slice(0, eq).trim().split('.');
-  if (key.some((k) => !/^[A-Za-z0-9_]+$/.test(k))) throw new Error(`bad key "${s.slice(0, eq)}": use field names joined by dots (e.g. dataset.limit)`);
+  if (key.some((k) => !/^[A-Za-z0-9_]+$/.test(k))) throw new ConfigError(`bad key "${s.slice(0, eq)}": use field names joined by dots (e.g. dataset.limit)`);
   const text = s.slice(eq + 1);
   let value: unknown;
   try {
@@ -257,9 +257,9 @@ function assign(o: Record<string, unknown>, key: string[], value: unknown): void
   for (let i = 0; i < key.length - 1; i++) {
     const k = key[i]!;
     const c = cur as Record<string, unknown>;
-    if (Array.isArray(c) && !/^\d+$/.test(k)) throw new Error(`${key.slice(0, i).join('.')} is a list; index it with a number`);
+    if (Array.isArray(c) && !/^\d+$/.test(k)) throw new ConfigError(`${key.slice(0, i).join('.')} is a list; index it with a number`);
     if (c[k] === undefined || c[k] === null) c[k] = /^\d+$/.test(key[i + 1]!) ? [] : {};
-    else if (typeof c[k] !== 'object') throw new Error(`${key.slice(0, i + 1).join('.')} is ${describeValue(c[k])}, not a mapping`);
+    else if (typeof c[k] !== 'object') throw new ConfigError(`${key.slice(0, i + 1).join('.')} is ${describeValue(c[k])}, not a mapping`);
     cur = c[k];
   }
   (cur as Record<string, unknown>)[key[key.length - 1]!] = value;

@@ -102,7 +102,7 @@ export class AdamW {
       const g = s.param.grad;
       if (!g) continue;
       // (the backend drops converted copies of a weight it writes, e.g. the bf16 GEMM operand)
-      s.param.backend.adamwStep(s.param.buffer, g.buffer, s.m.buffer, s.v.buffer, s.param.size, this.lr, this.beta1, this.beta2, this.eps, s.weightDecay, this.step_);
+      s.param.backend.adamwStep(s.param.deviceBuffer, g.deviceBuffer, s.m.deviceBuffer, s.v.deviceBuffer, s.param.size, this.lr, this.beta1, this.beta2, this.eps, s.weightDecay, this.step_);
     }
   }
 
@@ -170,7 +170,7 @@ function gradsOf(opName: string, params: Tensor[]): Tensor[] {
 
 function totalNorm(grads: Tensor[]): number {
   let ss = 0; // double, params in order: deterministic
-  for (const g of grads) ss += g.backend.gradnormSumsq(g.buffer, g.size);
+  for (const g of grads) ss += g.backend.gradnormSumsq(g.deviceBuffer, g.size);
   return Math.sqrt(ss);
 }
 
@@ -191,7 +191,7 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): number {
   if (!Number.isFinite(norm)) return norm;
   const coef = maxNorm / (norm + 1e-6);
   if (coef < 1) {
-    for (const g of grads) g.backend.scale(g.buffer, coef, g.size);
+    for (const g of grads) g.backend.scale(g.deviceBuffer, coef, g.size);
   }
   return norm;
 }

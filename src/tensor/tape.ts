@@ -75,7 +75,7 @@ export function tapeLength(): number {
 
 function accumulate(dst: Tensor, src: Tensor): void {
   if (dst.size !== src.size) throw new TensorOpError('backward', `gradient shape ${src.shape} does not match ${dst.shape}`);
-  dst.backend.axpy(dst.buffer, src.buffer, 1.0, dst.size);
+  dst.backend.axpy(dst.deviceBuffer, src.deviceBuffer, 1.0, dst.size);
 }
 
 /** One root of a backward pass with its seed dL/d(root) (default: ones, i.e. root is a loss term). */

@@ -2,7 +2,7 @@
  * @module tensor/tensor
  * Tensor handles over backend buffers: contiguous, row-major, float32 / bfloat16 / int32. A tensor
  * knows its backend (src/backend); ops run on the backend of their inputs. Only src/tensor reads
- * `.buffer`; everything above works with tensors and host arrays.
+ * `.deviceBuffer`; everything above works with tensors and host arrays.
  *
  * Lifetime: native memory is freed by `dispose()` (reference-counted across `reshape` views) or by
  * leaving a `tidy()` scope, which disposes every tensor created inside it except the ones returned
@@ -107,26 +107,26 @@ export class Tensor {
 
   static full(shape: readonly number[], value: number, backend?: Backend): Tensor {
     const t = Tensor.empty(shape, 'float32', false, backend);
-    t.backend.fill(t.buffer, value, t.size);
+    t.backend.fill(t.deviceBuffer, value, t.size);
     return t;
   }
 
   /** The backend buffer (tensor layer only); throws when disposed. */
-  get buffer(): DeviceBuffer {
+  get deviceBuffer(): DeviceBuffer {
     if (!this.ref) throw new TensorOpError('tensor', `use of a disposed tensor${this.name ? ` (${this.name})` : ''} of shape ${shapeStr(this.shape)}`);
     return this.ref.buffer;
   }
 
   /** The backend this tensor lives on. */
   get backend(): Backend {
-    return this.buffer.backend;
+    return this.deviceBuffer.backend;
   }
 
   /** Overwrites elements [offset, offset + data.length) from host data (int32 tensors take an Int32Array). */
   write(data: Float32Array | Int32Array, offset = 0): void {
     if (offset < 0 || offset + data.length > this.size) throw new TensorOpError('Tensor.write', `${data.length} values at offset ${offset} do not fit ${shapeStr(this.shape)}`);
     if ((this.dtype === 'int32') !== data instanceof Int32Array) throw new TensorOpError('Tensor.write', `${this.dtype} tensor ${shapeStr(this.shape)} needs ${this.dtype === 'int32' ? 'an Int32Array' : 'a Float32Array'}`);
-    this.backend.upload(this.buffer, data, offset);
+    this.backend.upload(this.deviceBuffer, data, offset);
   }
 
   get disposed(): boolean {
@@ -135,7 +135,7 @@ export class Tensor {
 
   /** Copy of the contents (bfloat16 widened to float32). */
   toArray(): Float32Array | Int32Array {
-    return this.backend.download(this.buffer, 0, this.size);
+    return this.backend.download(this.deviceBuffer, 0, this.size);
   }
 
   toFloat32(): Float32Array {
@@ -163,7 +163,7 @@ export class Tensor {
   /** Deep copy (no gradient tracking). */
   clone(): Tensor {
     const t = Tensor.empty(this.shape, this.dtype, false, this.backend);
-    this.backend.copy(t.buffer, 0, this.buffer, 0, this.size);
+    this.backend.copy(t.deviceBuffer, 0, this.deviceBuffer, 0, this.size);
     return t;
   }
 
@@ -173,7 +173,7 @@ export class Tensor {
       throw new TensorOpError('copyFrom', `${shapeStr(src.shape)} ${src.dtype} into ${shapeStr(this.shape)} ${this.dtype}`);
     }
     if (src.backend !== this.backend) this.write(src.toArray());
-    else this.backend.copy(this.buffer, 0, src.buffer, 0, this.size);
+    else this.backend.copy(this.deviceBuffer, 0, src.deviceBuffer, 0, this.size);
   }
 
   /** Frees the native memory (once the last view is disposed). Idempotent. */

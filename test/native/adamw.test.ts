@@ -168,8 +168,8 @@ describe('AdamW', () => {
       opt.dispose();
       assert.throws(() => opt.step(), isErr(TensorOpError, /^AdamW\.step: the optimizer was disposed/));
       // the native kernel re-checks its arguments
-      const s = Tensor.zeros([4]).buffer;
-      assert.throws(() => defaultBackend().adamwStep(s, s, s, Tensor.zeros([3]).buffer, 4, 1e-3, 0.9, 0.999, 1e-8, 0, 1), isErr(NativeOpError, /^adamw_step: exp_avg_sq holds 3 elements, needs 4/));
+      const s = Tensor.zeros([4]).deviceBuffer;
+      assert.throws(() => defaultBackend().adamwStep(s, s, s, Tensor.zeros([3]).deviceBuffer, 4, 1e-3, 0.9, 0.999, 1e-8, 0, 1), isErr(NativeOpError, /^adamw_step: exp_avg_sq holds 3 elements, needs 4/));
       assert.throws(() => defaultBackend().adamwStep(s, s, s, s, 4, 1e-3, 0.9, 0.999, 1e-8, 0, 0), isErr(NativeOpError, /^adamw_step: step must be >= 1, got 0/));
     });
   });

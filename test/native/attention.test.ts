@@ -260,7 +260,7 @@ describe('attention bad input', () => {
       // the kernel re-checks sizes itself
       const small = Tensor.zeros([256]);
       assert.throws(
-        () => defaultBackend().attentionForward(Tensor.zeros(q.shape).buffer, null, q.buffer, small.buffer, k.buffer, null, 2, 8, 8, 8, 4, 2, 16, 0.25),
+        () => defaultBackend().attentionForward(Tensor.zeros(q.shape).deviceBuffer, null, q.deviceBuffer, small.deviceBuffer, k.deviceBuffer, null, 2, 8, 8, 8, 4, 2, 16, 0.25),
         (e: unknown) => e instanceof NativeOpError && /^attention_forward: k holds 256 elements, needs 512/.test((e as Error).message),
       );
     });

@@ -41,7 +41,7 @@ describe('gradNorm / clipGradNorm', () => {
   test('sum of squares is bit-identical for 1 and 2 threads', () => {
     const r = rng(2);
     const X = f32(randn(300_001, r));
-    assertSameAcrossThreads(() => tidy(() => defaultBackend().gradnormSumsq(Tensor.fromArray(X, [X.length]).buffer, X.length) as number));
+    assertSameAcrossThreads(() => tidy(() => defaultBackend().gradnormSumsq(Tensor.fromArray(X, [X.length]).deviceBuffer, X.length) as number));
   });
 
   test('clips to maxNorm with coefficient maxNorm / (norm + 1e-6), returns the norm before clipping', () => {
@@ -91,7 +91,7 @@ describe('gradNorm / clipGradNorm', () => {
       assert.throws(() => gradNorm(params), isErr(TensorOpError, /^gradNorm: gradient of param 0 \(lm_head\.weight\) was disposed/));
       params[0]!.grad = Tensor.zeros([8], 'bfloat16');
       assert.throws(() => clipGradNorm(params, 1), isErr(TensorOpError, /^clipGradNorm: gradient of param 0 \(lm_head\.weight\) must be float32, got bfloat16/));
-      assert.throws(() => defaultBackend().gradnormSumsq(Tensor.zeros([3]).buffer, 4), isErr(NativeOpError, /^sumsq: x holds 3 elements, needs 4/));
+      assert.throws(() => defaultBackend().gradnormSumsq(Tensor.zeros([3]).deviceBuffer, 4), isErr(NativeOpError, /^sumsq: x holds 3 elements, needs 4/));
     });
   });
 });

@@ -206,11 +206,11 @@ describe('logprobs bad input', () => {
       // the kernel re-checks targets itself
       const lse = Tensor.zeros([4]);
       assert.throws(
-        () => defaultBackend().logprobsForward(Tensor.zeros([4]).buffer, lse.buffer, null, Tensor.zeros([4, 10]).buffer, t.buffer, 4, 10, 1, 0),
+        () => defaultBackend().logprobsForward(Tensor.zeros([4]).deviceBuffer, lse.deviceBuffer, null, Tensor.zeros([4, 10]).deviceBuffer, t.deviceBuffer, 4, 10, 1, 0),
         (e: unknown) => e instanceof NativeOpError && /^logprobs_forward: target 10 at row 2 is out of range for vocabulary size 10/.test((e as Error).message),
       );
       assert.throws(
-        () => defaultBackend().logprobsForward(Tensor.zeros([4]).buffer, lse.buffer, null, Tensor.zeros([3, 10]).buffer, ok.buffer, 4, 10, 1, 0),
+        () => defaultBackend().logprobsForward(Tensor.zeros([4]).deviceBuffer, lse.deviceBuffer, null, Tensor.zeros([3, 10]).deviceBuffer, ok.deviceBuffer, 4, 10, 1, 0),
         (e: unknown) => e instanceof NativeOpError && /^logsoftmax_gather_forward: logits holds 30 elements, needs 40/.test((e as Error).message),
       );
     });

@@ -131,7 +131,7 @@ describe('rmsnorm', () => {
       assert.throws(() => rmsnorm(x, d, 1e-6), isErr(TensorOpError, /^rmsnorm: weight was disposed \(shape \[512\]\)/));
       // the native layer re-checks sizes
       const y = Tensor.empty([3]);
-      assert.throws(() => defaultBackend().rmsnormForward(y.buffer, Tensor.empty([2]).buffer, Tensor.zeros([2, 4]).buffer, Tensor.zeros([4]).buffer, 2, 4, 1e-6), isErr(NativeOpError, /^rmsnorm_forward: y holds 3 elements, needs 8/));
+      assert.throws(() => defaultBackend().rmsnormForward(y.deviceBuffer, Tensor.empty([2]).deviceBuffer, Tensor.zeros([2, 4]).deviceBuffer, Tensor.zeros([4]).deviceBuffer, 2, 4, 1e-6), isErr(NativeOpError, /^rmsnorm_forward: y holds 3 elements, needs 8/));
     });
   });
 });

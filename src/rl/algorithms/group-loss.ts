@@ -24,6 +24,7 @@
  * Subgradients follow torch autograd: `torch.min(a, b)` sends half the gradient to each side on a
  * tie; `torch.clamp` passes the gradient where lo ≤ x ≤ hi (bounds included).
  */
+import { InvalidArgumentError } from '../../errors.ts';
 import type { LossType } from '../config.ts';
 
 export interface LossInput {
@@ -84,13 +85,13 @@ export function maskSum(mask: Float64Array): number {
 function checkInput(x: LossInput): void {
   const n = x.B * x.Tm1;
   const bad = (what: string, len: number | undefined, want: number) => {
-    if (len !== undefined && len !== want) throw new RangeError(`computeLoss(${x.lossType}): ${what} has ${len} entries, expected ${want} (B ${x.B} × Tm1 ${x.Tm1})`);
+    if (len !== undefined && len !== want) throw new InvalidArgumentError(`computeLoss(${x.lossType}): ${what} has ${len} entries, expected ${want} (B ${x.B} × Tm1 ${x.Tm1})`);
   };
   bad('lp', x.lp.length, n);
   bad('mask', x.mask.length, n);
   bad('oldLp', x.oldLp?.length, n);
   bad('refLp', x.refLp?.length, n);
-  if (x.advantages.length !== x.B) throw new RangeError(`computeLoss(${x.lossType}): advantages has ${x.advantages.length} entries, expected B = ${x.B}`);
+  if (x.advantages.length !== x.B) throw new InvalidArgumentError(`computeLoss(${x.lossType}): advantages has ${x.advantages.length} entries, expected B = ${x.B}`);
 }
 
 /**
@@ -99,7 +100,7 @@ function checkInput(x: LossInput): void {
  */
 function clippedTokens(x: LossInput, lo: number, hi: number, beta: number, pt: Float64Array, dpt: Float64Array) {
   const { lp, oldLp, refLp, mask, advantages, B, Tm1 } = x;
-  if (beta > 0 && !refLp) throw new RangeError(`computeLoss(${x.lossType}): beta ${beta} > 0 needs refLp (reference-model log-probs)`);
+  if (beta > 0 && !refLp) throw new InvalidArgumentError(`computeLoss(${x.lossType}): beta ${beta} > 0 needs refLp (reference-model log-probs)`);
   let clipped = 0, klSum = 0;
   for (let b = 0; b < B; b++) {
     const A = advantages[b]!;
@@ -146,9 +147,9 @@ export function computeLoss(x: LossInput): LossOutput {
   switch (x.lossType) {
     case 'gpg': {
       // GPG (arXiv 2504.02546 eq. 7, official trainer): token mean of −lp·A, then ÷ inverse_alpha.
-      if (beta > 0) throw new RangeError(`computeLoss(gpg): beta must be 0 (got ${beta}); GPG has no KL term`);
+      if (beta > 0) throw new InvalidArgumentError(`computeLoss(gpg): beta must be 0 (got ${beta}); GPG has no KL term`);
       const ia = x.inverseAlpha ?? 1;
-      if (!(ia > 0)) throw new RangeError(`computeLoss(gpg): inverseAlpha must be > 0 (got ${ia}); skip steps with no valid group`);
+      if (!(ia > 0)) throw new InvalidArgumentError(`computeLoss(gpg): inverseAlpha must be > 0 (got ${ia}); skip steps with no valid group`);
       const scale = 1 / N / ia;
       for (let b = 0; b < B; b++) {
         const A = advantages[b]!;
@@ -186,7 +187,7 @@ export function computeLoss(x: LossInput): LossOutput {
       let denom = N;
       if (x.lossType === 'dr_grpo') {
         const L = x.maxCompletionLength;
-        if (L === undefined || !(L >= 1)) throw new RangeError(`computeLoss(dr_grpo): maxCompletionLength must be ≥ 1 (got ${L})`);
+        if (L === undefined || !(L >= 1)) throw new InvalidArgumentError(`computeLoss(dr_grpo): maxCompletionLength must be ≥ 1 (got ${L})`);
         denom = S * L;
       }
       const pt = new Float64Array(n), dpt = new Float64Array(n);
@@ -200,7 +201,7 @@ export function computeLoss(x: LossInput): LossOutput {
       return { loss, dlp, metrics };
     }
     default:
-      throw new RangeError(`Unknown loss type: ${String((x as { lossType: unknown }).lossType)} (expected gpg|grpo|dapo|dr_grpo)`);
+      throw new InvalidArgumentError(`Unknown loss type: ${String((x as { lossType: unknown }).lossType)} (expected gpg|grpo|dapo|dr_grpo)`);
   }
 }
 

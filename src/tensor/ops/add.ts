@@ -12,7 +12,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
   check.dtype('add', 'b', b, 'float32');
   check.sameShape('add', ['a', a], ['b', b]);
   const out = Tensor.empty(a.shape, 'float32', false, be);
-  be.addForward(out.buffer, a.buffer, b.buffer, a.size);
+  be.addForward(out.deviceBuffer, a.deviceBuffer, b.deviceBuffer, a.size);
   if (!needsGrad(a, b)) return out;
   return record('add', [a, b], out, (dy) => [dy, dy]);
 }

@@ -55,14 +55,14 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, keyMask: Tensor | nul
   const out = Tensor.empty(q.shape, 'float32', false, be);
   const grad = needsGrad(q, k, v);
   const lse = grad ? Tensor.empty([B, H, T], 'float32', false, be) : null;
-  be.attentionForward(out.buffer, lse ? lse.buffer : null, q.buffer, k.buffer, v.buffer, keyMask ? keyMask.buffer : null, B, T, T, T, H, Hkv, D, scale);
+  be.attentionForward(out.deviceBuffer, lse ? lse.deviceBuffer : null, q.deviceBuffer, k.deviceBuffer, v.deviceBuffer, keyMask ? keyMask.deviceBuffer : null, B, T, T, T, H, Hkv, D, scale);
   if (!grad || !lse) return out;
   return record(name, [q, k, v], out, (dout) => {
     check.live(name, ['q', q], ['k', k], ['v', v], ['keyMask', keyMask], ['out', out], ['lse', lse]);
     const dq = Tensor.empty(q.shape, 'float32', false, be);
     const dk = Tensor.empty(k.shape, 'float32', false, be);
     const dv = Tensor.empty(v.shape, 'float32', false, be);
-    be.attentionBackward(dq.buffer, dk.buffer, dv.buffer, dout.buffer, q.buffer, k.buffer, v.buffer, out.buffer, lse.buffer, keyMask ? keyMask.buffer : null, B, T, H, Hkv, D, scale);
+    be.attentionBackward(dq.deviceBuffer, dk.deviceBuffer, dv.deviceBuffer, dout.deviceBuffer, q.deviceBuffer, k.deviceBuffer, v.deviceBuffer, out.deviceBuffer, lse.deviceBuffer, keyMask ? keyMask.deviceBuffer : null, B, T, H, Hkv, D, scale);
     return [dq, dk, dv];
   });
 }
@@ -80,6 +80,6 @@ export function attentionCached(q: Tensor, kCache: Tensor, vCache: Tensor, keyMa
   checkMask(name, keyMask, B, Tmax);
   if (!Number.isInteger(Tk) || Tk < Tq || Tk > Tmax) check.fail(name, `Tk = ${Tk} must be an integer with Tq (${Tq}) <= Tk <= Tmax (${Tmax}); q ${shapeStr(q.shape)}, kCache ${shapeStr(kCache.shape)}`);
   const out = Tensor.empty(q.shape, 'float32', false, be);
-  be.attentionForward(out.buffer, null, q.buffer, kCache.buffer, vCache.buffer, keyMask.buffer, B, Tq, Tk, Tmax, H, Hkv, D, scaleOf(name, D, opts));
+  be.attentionForward(out.deviceBuffer, null, q.deviceBuffer, kCache.deviceBuffer, vCache.deviceBuffer, keyMask.deviceBuffer, B, Tq, Tk, Tmax, H, Hkv, D, scaleOf(name, D, opts));
   return out;
 }

@@ -28,5 +28,5 @@ export function copyRows(dst: Tensor, src: Tensor, o: RowCopy): void {
     if (dOff + (o.rows - 1) * o.dstStride + o.cols > dst.size) check.fail(name, `rows ${o.rows} × cols ${o.cols} at offset ${dOff}, stride ${o.dstStride} overrun dst of ${dst.size} elements`);
     if (sOff + (o.rows - 1) * o.srcStride + o.cols > src.size) check.fail(name, `rows ${o.rows} × cols ${o.cols} at offset ${sOff}, stride ${o.srcStride} overrun src of ${src.size} elements`);
   }
-  be.copyRows(dst.buffer, src.buffer, o.rows, o.cols, o.dstStride, o.srcStride, dOff, sOff);
+  be.copyRows(dst.deviceBuffer, src.deviceBuffer, o.rows, o.cols, o.dstStride, o.srcStride, dOff, sOff);
 }

@@ -19,12 +19,12 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   const [V, C] = weight.shape as [number, number];
   const N = ids.size;
   const out = Tensor.empty([...ids.shape, C], 'float32', false, be);
-  be.embeddingForward(out.buffer, weight.buffer, ids.buffer, N, V, C);
+  be.embeddingForward(out.deviceBuffer, weight.deviceBuffer, ids.deviceBuffer, N, V, C);
   if (!needsGrad(weight)) return out;
   return record(name, [weight], out, (dout) => {
     check.live(`${name} backward`, ['ids', ids]);
     const dw = Tensor.empty(weight.shape, 'float32', false, be);
-    be.embeddingBackward(dw.buffer, dout.buffer, ids.buffer, N, V, C);
+    be.embeddingBackward(dw.deviceBuffer, dout.deviceBuffer, ids.deviceBuffer, N, V, C);
     return [dw];
   });
 }

@@ -71,7 +71,7 @@ export function tokenLogprobs(
     for (let r0 = 0; r0 < N; r0 += R) {
       const rows = Math.min(R, N - r0);
       gemmInto(chunk, h, W, { M: rows, N: V, K: C, transB: true, aOff: r0 * C, bf16: cast, weight: true });
-      be.logprobsForward(logps.buffer, lse.buffer, entropy ? entropy.buffer : null, chunk.buffer, targets.buffer, rows, V, temp, r0);
+      be.logprobsForward(logps.deviceBuffer, lse.deviceBuffer, entropy ? entropy.deviceBuffer : null, chunk.deviceBuffer, targets.deviceBuffer, rows, V, temp, r0);
     }
     chunk.dispose();
   }
@@ -88,13 +88,13 @@ export function tokenLogprobs(
     for (let r0 = 0; r0 < N; r0 += R) {
       const rows = Math.min(R, N - r0);
       gemmInto(buf, h, W, { M: rows, N: V, K: C, transB: true, aOff: r0 * C, bf16: cast, weight: true });
-      be.logprobsBackward(buf.buffer, buf.buffer, dlp.buffer, lse.buffer, targets.buffer, rows, V, temp, r0);
-      if (dzb) be.castF32Bf16(dzb.buffer, buf.buffer, rows * V);
+      be.logprobsBackward(buf.deviceBuffer, buf.deviceBuffer, dlp.deviceBuffer, lse.deviceBuffer, targets.deviceBuffer, rows, V, temp, r0);
+      if (dzb) be.castF32Bf16(dzb.deviceBuffer, buf.deviceBuffer, rows * V);
       const dz = dzb ?? buf;
       if (dh) gemmInto(dh, dz, W, { M: rows, N: C, K: V, cOff: r0 * C, bf16: cast, weight: true }); // dh[rows] = dz @ W
       if (dW) gemmInto(dW, dz, h, { M: V, N: C, K: rows, transA: true, bOff: r0 * C, beta: r0 === 0 ? 0 : 1, bf16: cast }); // dW += dzᵀ @ h[rows]
     }
-    if (dW && N === 0) be.fill(dW.buffer, 0, dW.size);
+    if (dW && N === 0) be.fill(dW.deviceBuffer, 0, dW.size);
     buf.dispose();
     dzb?.dispose();
     lse.dispose();
@@ -120,7 +120,7 @@ export function logSoftmaxGather(logits: Tensor, targets: Tensor, temperature?: 
   const temp = temperatureOf(name, temperature);
   const lp = Tensor.empty([N], 'float32', false, be);
   const lse = Tensor.empty([N], 'float32', false, be);
-  be.logprobsForward(lp.buffer, lse.buffer, null, logits.buffer, targets.buffer, N, V, temp, 0);
+  be.logprobsForward(lp.deviceBuffer, lse.deviceBuffer, null, logits.deviceBuffer, targets.deviceBuffer, N, V, temp, 0);
   if (!needsGrad(logits)) {
     lse.dispose();
     return lp;
@@ -128,7 +128,7 @@ export function logSoftmaxGather(logits: Tensor, targets: Tensor, temperature?: 
   return record(name, [logits], lp, (dlp) => {
     check.live(name, ['logits', logits], ['targets', targets]);
     const dx = Tensor.empty(logits.shape, 'float32', false, be);
-    be.logprobsBackward(dx.buffer, logits.buffer, dlp.buffer, lse.buffer, targets.buffer, N, V, temp, 0);
+    be.logprobsBackward(dx.deviceBuffer, logits.deviceBuffer, dlp.deviceBuffer, lse.deviceBuffer, targets.deviceBuffer, N, V, temp, 0);
     lse.dispose();
     return [dx];
   });
@@ -142,7 +142,7 @@ export function tokenEntropy(logits: Tensor, temperature?: number): Tensor {
   const temp = temperatureOf(name, temperature);
   const ent = Tensor.empty([N], 'float32', false, be);
   const lse = Tensor.empty([N], 'float32', false, be);
-  be.logprobsForward(null, lse.buffer, ent.buffer, logits.buffer, null, N, V, temp, 0);
+  be.logprobsForward(null, lse.deviceBuffer, ent.deviceBuffer, logits.deviceBuffer, null, N, V, temp, 0);
   if (!needsGrad(logits)) {
     lse.dispose();
     return ent;
@@ -150,7 +150,7 @@ export function tokenEntropy(logits: Tensor, temperature?: number): Tensor {
   return record(name, [logits], ent, (dH) => {
     check.live(name, ['logits', logits]);
     const dx = Tensor.empty(logits.shape, 'float32', false, be);
-    be.logprobsEntropyBackward(dx.buffer, logits.buffer, dH.buffer, lse.buffer, ent.buffer, N, V, temp, 0);
+    be.logprobsEntropyBackward(dx.deviceBuffer, logits.deviceBuffer, dH.deviceBuffer, lse.deviceBuffer, ent.deviceBuffer, N, V, temp, 0);
     lse.dispose();
     return [dx];
   });

@@ -17,7 +17,7 @@ let autocast = false;
 /** A bf16 copy of t (an operand used by several products is cast once). */
 function toBf16(t: Tensor): Tensor {
   const out = Tensor.empty(t.shape, 'bfloat16', false, t.backend);
-  t.backend.castF32Bf16(out.buffer, t.buffer, t.size);
+  t.backend.castF32Bf16(out.deviceBuffer, t.deviceBuffer, t.size);
   return out;
 }
 
@@ -47,7 +47,7 @@ export function gemmInto(
 ): void {
   const be = check.backend('gemm', ['C', C], ['A', A], ['B', B], ['bias', o.bias]);
   const { bias, weight, ...rest } = o;
-  be.gemm(C.buffer, A.buffer, B.buffer, { ...rest, bias: bias ? bias.buffer : null, bIsWeight: !!weight });
+  be.gemm(C.deviceBuffer, A.deviceBuffer, B.deviceBuffer, { ...rest, bias: bias ? bias.deviceBuffer : null, bIsWeight: !!weight });
 }
 
 /** y = x @ W^T + b. x [..., K] float32, W [N, K], b [N] or null. */
@@ -82,7 +82,7 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null = null): Tensor {
     }
     if (b && b.requiresGrad) {
       db = Tensor.empty(b.shape, 'float32', false, be);
-      be.sumRows(db.buffer, dy.buffer, M, N, 0);
+      be.sumRows(db.deviceBuffer, dy.deviceBuffer, M, N, 0);
     }
     if (cast) dyb.dispose();
     return [dx, dW, db];

@@ -24,7 +24,7 @@ export function rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor {
   const N = x.size / C;
   const y = Tensor.empty(x.shape, 'float32', false, be);
   const rstd = Tensor.empty([N], 'float32', false, be); // saved for backward: rsqrt(mean(x²) + eps) per row
-  be.rmsnormForward(y.buffer, rstd.buffer, x.buffer, weight.buffer, N, C, eps);
+  be.rmsnormForward(y.deviceBuffer, rstd.deviceBuffer, x.deviceBuffer, weight.deviceBuffer, N, C, eps);
   if (!needsGrad(x, weight)) {
     rstd.dispose();
     return y;
@@ -33,7 +33,7 @@ export function rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor {
     check.live(`${name} backward`, ['x', x], ['weight', weight], ['rstd', rstd]);
     const dx = x.requiresGrad ? Tensor.empty(x.shape, 'float32', false, be) : null;
     const dw = weight.requiresGrad ? Tensor.empty(weight.shape, 'float32', false, be) : null;
-    be.rmsnormBackward(dx ? dx.buffer : null, dw ? dw.buffer : null, dy.buffer, x.buffer, weight.buffer, rstd.buffer, N, C);
+    be.rmsnormBackward(dx ? dx.deviceBuffer : null, dw ? dw.deviceBuffer : null, dy.deviceBuffer, x.deviceBuffer, weight.deviceBuffer, rstd.deviceBuffer, N, C);
     return [dx, dw];
   });
 }

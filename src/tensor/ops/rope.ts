@@ -25,12 +25,12 @@ export function rope(x: Tensor, positions: Tensor, theta: number): Tensor {
   if (D % 2 !== 0) check.fail(name, `x ${shapeStr(x.shape)}: head dim ${D} must be even`);
   if (!(Number.isFinite(theta) && theta > 0)) check.fail(name, `theta must be a finite number > 0, got ${theta}`);
   const y = Tensor.empty(x.shape, 'float32', false, be);
-  be.ropeForward(y.buffer, x.buffer, positions.buffer, B, T, H, D, theta);
+  be.ropeForward(y.deviceBuffer, x.deviceBuffer, positions.deviceBuffer, B, T, H, D, theta);
   if (!needsGrad(x)) return y;
   return record(name, [x], y, (dy) => {
     check.live(`${name} backward`, ['positions', positions]);
     const dx = Tensor.empty(x.shape, 'float32', false, be);
-    be.ropeBackward(dx.buffer, dy.buffer, positions.buffer, B, T, H, D, theta);
+    be.ropeBackward(dx.deviceBuffer, dy.deviceBuffer, positions.deviceBuffer, B, T, H, D, theta);
     return [dx];
   });
 }

@@ -15,13 +15,13 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
   check.dtype(name, 'up', up, 'float32');
   check.sameShape(name, ['gate', gate], ['up', up]);
   const out = Tensor.empty(gate.shape, 'float32', false, be);
-  be.swigluForward(out.buffer, gate.buffer, up.buffer, gate.size);
+  be.swigluForward(out.deviceBuffer, gate.deviceBuffer, up.deviceBuffer, gate.size);
   if (!needsGrad(gate, up)) return out;
   return record(name, [gate, up], out, (dout) => {
     check.live(`${name} backward`, ['gate', gate], ['up', up]);
     const dgate = gate.requiresGrad ? Tensor.empty(gate.shape, 'float32', false, be) : null;
     const dup = up.requiresGrad ? Tensor.empty(up.shape, 'float32', false, be) : null;
-    be.swigluBackward(dgate ? dgate.buffer : null, dup ? dup.buffer : null, dout.buffer, gate.buffer, up.buffer, gate.size);
+    be.swigluBackward(dgate ? dgate.deviceBuffer : null, dup ? dup.deviceBuffer : null, dout.deviceBuffer, gate.deviceBuffer, up.deviceBuffer, gate.size);
     return [dgate, dup];
   });
 }
