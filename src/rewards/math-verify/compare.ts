@@ -13,7 +13,7 @@
  * Anything undecidable is NOT equal: a false negative costs a reward, a false positive teaches cheating.
  */
 import type { Node } from './structure.ts';
-import { isLabel, isSimpleVar } from './structure.ts';
+import { isLabel, isSimpleVar, parse } from './structure.ts';
 import { DEFAULT_COMPARE, leafEqual } from './leaf.ts';
 import type { CompareOptions } from './leaf.ts';
 import { eqValue, equationsEqual, labelKey, relationsEqual } from './relations.ts';
@@ -79,8 +79,11 @@ function setEqual(xs: Node[], ys: Node[], o: CompareOptions): boolean {
 
 const orderedEqual = (xs: Node[], ys: Node[], o: CompareOptions): boolean => xs.length === ys.length && xs.every((x, k) => nodesEqual(x, ys[k]!, o));
 
+/** The value of one assignment of a record (`f(n) = n` → n, even though `n` is a name too). */
+const recordValue = (it: Node): Node => parse((it as Eq).parts[1]!);
+
 /** A record's values in written order (`x=1, y=2` → 1, 2). */
-const recordValues = (r: SetNode): Node[] => r.items.map((it) => eqValue(it as Eq, 'gold') ?? it);
+const recordValues = (r: SetNode): Node[] => r.items.map(recordValue);
 
 function recordEqual(a: Node, b: Node, o: CompareOptions): boolean {
   if (isRecord(a) && isRecord(b)) {
@@ -89,7 +92,7 @@ function recordEqual(a: Node, b: Node, o: CompareOptions): boolean {
     return ra.items.every((x) => {
       const ex = x as Eq;
       const match = rb.items.find((y) => labelKey((y as Eq).parts[0]!) === labelKey(ex.parts[0]!));
-      return !!match && nodesEqual(eqValue(ex, 'gold')!, eqValue(match as Eq, 'pred')!, o);
+      return !!match && nodesEqual(recordValue(ex), recordValue(match), o);
     });
   }
   const [r, other] = isRecord(a) ? [a as SetNode, b] : [b as SetNode, a];

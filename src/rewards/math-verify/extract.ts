@@ -30,6 +30,12 @@ export interface Extracted {
   answer: string;
   kind: ExtractionKind;
   plain: boolean;
+  /**
+   * When several boxed answers were joined into one list, the last one alone: datasets such as
+   * MATH take the last `\boxed{}` as the answer ("$\boxed{30^\circ}$ or $\boxed{150^\circ}$" has gold
+   * 150°), so the verifier also accepts that reading, exactly as a last-boxed grader would.
+   */
+  lastBoxed?: string;
 }
 
 /** The boxed answer of `text`: the last `\boxed{}`, together with the boxed answers joined to it by connectives. */
@@ -111,11 +117,12 @@ export function isBareAnswer(text: string): boolean {
   return !/[a-zA-Z]{3,}/.test(stripped) && !/(^|[^a-zA-Z])[a-zA-Z]{2}\s+\S/.test(stripped) && !/[.!?:]\s+\S/.test(stripped);
 }
 
+/** `s` without the math delimiters around it (and without stray unescaped `$` inside, as in `\boxed{$x$, $y$}`). */
 export function stripMathDelims(s: string): string {
   let t = s.trim();
   for (;;) {
     const m = /^(\$\$|\$|\\\[|\\\()([\s\S]*)(\$\$|\$|\\\]|\\\))$/.exec(t);
-    if (!m) return t;
+    if (!m) return t.replace(/(?<!\\)\$/g, ' ').trim();
     t = m[2]!.trim();
   }
 }
@@ -151,7 +158,13 @@ export function extractAnswerDetail(text: string, priority: readonly ExtractionK
     }
     if (r !== null && r.trim() !== '') {
       const inner = r.includes('\\boxed') || r.includes('\\fbox') ? boxedAnswer(r) : null;
-      return { answer: stripMathDelims(inner ?? r), kind, plain: plain && inner === null };
+      const out: Extracted = { answer: stripMathDelims(inner ?? r), kind, plain: plain && inner === null };
+      if (kind === 'boxed') {
+        const all = boxes(text);
+        const last = all[all.length - 1]?.body;
+        if (last !== undefined && all.length > 1 && last !== r) out.lastBoxed = stripMathDelims(last);
+      }
+      return out;
     }
   }
   return null;

@@ -102,15 +102,16 @@ const DELIMS = /\$+|\\[()[\]]/g;
  * Whether the text between two answers only joins them: connectives, spacing, line breaks,
  * short `\text{…}` ending in and/or ("for part (a) and"); math delimiters alone do not.
  */
-export function connective(gap: string): { join: 'and' | 'or' } | null {
+export function connective(gap: string): { join: ',' | 'and' | 'or' } | null {
   if (gap.length > 120) return null;
   const crossed = DELIMS.test(gap);
   DELIMS.lastIndex = 0;
-  let g = gap.replace(DELIMS, ' ').replace(/\\\\|\\q?quad|\\[,;: !]|~|\\n/g, ' ');
+  // (a trailing lone backslash is the first half of a doubled `\\boxed`, an escaping slip)
+  let g = gap.replace(DELIMS, ' ').replace(/\\\\|\\q?quad|\\[,;: !]|~|\\n|\\$/g, ' ');
   g = g.replace(/\\text(?:normal|rm)?\s*\{([^{}]*)\}/g, ' $1 ').replace(/\s+/g, ' ').trim();
   if (g === '') return crossed ? null : { join: 'and' };
   const word = /(?:^|\s|,)(and|or)$/i.exec(g);
-  if (/^[,;]$/.test(g)) return { join: 'and' };
+  if (/^[,;]$/.test(g)) return { join: ',' };
   if (/^,?\s*(and|or)$/i.test(g)) return { join: /or$/i.test(g) ? 'or' : 'and' };
   if (word && g.length <= 40 && !/\d/.test(g.replace(/\([a-z]\)/gi, ''))) return { join: word[1]!.toLowerCase() === 'or' ? 'or' : 'and' };
   return null;
@@ -123,7 +124,7 @@ export function lastGroup(text: string, spans: Span[]): string | null {
   for (let k = spans.length - 2; k >= 0; k--) {
     const c = connective(text.slice(spans[k]!.end, spans[k + 1]!.start));
     if (!c) break;
-    body = `${spans[k]!.body} \\text{${c.join}} ${body}`;
+    body = c.join === ',' ? `${spans[k]!.body}, ${body}` : `${spans[k]!.body} \\text{${c.join}} ${body}`;
   }
   return body;
 }

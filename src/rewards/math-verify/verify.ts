@@ -63,8 +63,15 @@ export function verifyDetail(gold: string, prediction: string, opts: VerifyOptio
   if (px === null || g === '') return { equal: false, goldAnswer: g, predAnswer: null };
   const p = normalizeAnswer(px.answer);
   if (p === '' || p.length > MAX_ANSWER_CHARS) return { equal: false, goldAnswer: g, predAnswer: p };
-  if (compactKey(g) === compactKey(p)) return { equal: true, goldAnswer: g, predAnswer: p };
-  return { equal: nodesEqual(parse(g, { plain: gx.plain }), parse(p, { plain: px.plain }), o), goldAnswer: g, predAnswer: p };
+  // The gold read whole (`$221,$8$`, prose golds) may be the very string the prediction boxed.
+  const whole = normalizeAnswer(stripMathDelims(gold));
+  if (compactKey(whole) === compactKey(p)) return { equal: true, goldAnswer: g, predAnswer: p };
+  const goldNode = parse(g, { plain: gx.plain });
+  if (compactKey(g) === compactKey(p) || nodesEqual(goldNode, parse(p, { plain: px.plain }), o)) return { equal: true, goldAnswer: g, predAnswer: p };
+  // Several boxed answers were read as one list; the last one alone is the dataset convention's reading.
+  const alt = 'lastBoxed' in px && px.lastBoxed !== undefined ? normalizeAnswer(px.lastBoxed) : '';
+  if (alt !== '' && alt.length <= MAX_ANSWER_CHARS && (compactKey(g) === compactKey(alt) || nodesEqual(goldNode, parse(alt), o))) return { equal: true, goldAnswer: g, predAnswer: alt };
+  return { equal: false, goldAnswer: g, predAnswer: p };
 }
 
 /**
