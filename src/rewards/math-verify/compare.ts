@@ -124,8 +124,8 @@ const isDecimalLiteral = (s: string): boolean => /^-?\d*\.\d+$/.test(s.trim());
 /** Structural equality of two parsed answers (gold `a`, prediction `b`). */
 export function nodesEqual(a: Node, b: Node, o: CompareOptions = DEFAULT_COMPARE): boolean {
   if (a.t === 'leaf' && b.t === 'leaf') return leafEqual(a.s, b.s, o);
-  // A plain `1,22` against a decimal: Math-Verify's decimal comma.
-  if (a.t === 'set' && a.dec && b.t === 'leaf' && isDecimalLiteral(b.s)) return leafEqual(a.dec, b.s, o);
+  // A plain-text prediction `1,22` against a decimal gold: Math-Verify's decimal comma. Not for a
+  // gold `-2,1` (datasets write lists of roots that way) against a prediction `-2.1`.
   if (b.t === 'set' && b.dec && a.t === 'leaf' && isDecimalLiteral(a.s)) return leafEqual(a.s, b.dec, o);
   if (isRecord(a) || isRecord(b)) return recordEqual(a, b, o);
 

@@ -8,8 +8,11 @@
 import type { Node } from './structure.ts';
 import { matchClose, parse, splitTop } from './structure.ts';
 
-/** Largest matrix we build by arithmetic (cells grow with every product). */
+/** Largest matrix we build by arithmetic, and longest cell: cells double with every product. */
 const MAX_CELLS = 100;
+const MAX_CELL_CHARS = 2000;
+
+const tooLong = (g: Grid): boolean => g.some((r) => r.some((x) => x.length > MAX_CELL_CHARS));
 
 const ENV = /^\\begin\{([pbBvV]?matrix|array)\}(\{[^{}]*\})?([\s\S]*?)\\end\{\1\}/;
 
@@ -50,6 +53,7 @@ function product(fs: Factor[]): Grid | null {
     const n = acc[0]!.length;
     if (f.m.length !== n || acc.length * f.m[0]!.length > MAX_CELLS) return null;
     acc = acc.map((row) => f.m[0]!.map((_, j) => row.map((a, k) => `(${a})(${f.m[k]![j]})`).join('+')));
+    if (tooLong(acc)) return null;
   }
   if (!acc) return null;
   return scalar ? acc.map((r) => r.map((x) => `${scalar}(${x})`)) : acc;
@@ -85,6 +89,7 @@ export function evalMatrixExpr(s: string): Node | null {
       if (total.length !== g.length || total[0]!.length !== g[0]!.length) return null;
       const prev: Grid = total;
       total = prev.map((r, i) => r.map((x, j) => `(${x})${sign}(${g[i]![j]})`));
+      if (tooLong(total)) return null;
     }
   }
   return total ? toNode(total) : null;

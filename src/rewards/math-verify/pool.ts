@@ -10,6 +10,12 @@
  *   const pool = new VerifierPool({ workers: 2, timeoutMs: 1000 });
  *   const r = await pool.verify('\\frac12', 'so the answer is \\boxed{0.5}'); // { equal: true }
  *   await pool.close();
+ *
+ * Extraction: by default a prediction may be a bare answer or a whole model output with
+ * unanchored fallbacks (Math-Verify's default parse; `gpg-rl verify` relies on it). Training
+ * rewards use anchored extraction (`\boxed{}`, `<answer>`, "final answer is" only), as the
+ * GPG/TRL accuracy reward does: `accuracyRewards` defaults to it, `anchoredVerifier(pool)` gives
+ * an `AnswerVerifier` that uses it, and `extractWithoutAnchor: false` makes it a pool's default.
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
@@ -28,6 +34,18 @@ export interface PoolOptions {
   grader?: Grader;
   /** Worker entry module; defaults to ./worker-entry.mjs. Tests substitute a misbehaving worker here. */
   workerEntry?: URL;
+  /**
+   * Default of `verify`'s `extractWithoutAnchor` for this pool (Math-Verify's
+   * `try_extract_without_anchor`): true (default) also reads bare answers, the last LaTeX and
+   * the last number; false reads only anchored answers (training rewards).
+   */
+  extractWithoutAnchor?: boolean;
+}
+
+/** Per-comparison options of `VerifierPool.verify`. */
+export interface PoolVerifyOptions {
+  /** Overrides the pool's `extractWithoutAnchor` for this comparison. */
+  extractWithoutAnchor?: boolean;
 }
 
 export interface VerifyResult {
@@ -52,6 +70,8 @@ export interface WorkerRequest {
   gold: string;
   pred: string;
   grader: Grader;
+  /** Anchored extraction only (math-verify grader; the qwen grader has its own extraction). */
+  anchored?: boolean;
 }
 export interface WorkerResponse {
   id: number;
@@ -71,6 +91,7 @@ interface Task {
   id: number;
   gold: string;
   pred: string;
+  anchored: boolean;
   resolve: (r: VerifyResult) => void;
 }
 
@@ -89,6 +110,7 @@ const MAX_START_FAILURES = 3;
 export class VerifierPool {
   readonly timeoutMs: number;
   readonly grader: Grader;
+  readonly extractWithoutAnchor: boolean;
   private readonly size: number;
   private readonly maxMemoryMb: number;
   private readonly entry: URL;
@@ -105,16 +127,18 @@ export class VerifierPool {
     this.timeoutMs = Math.max(1, opts.timeoutMs ?? 1000);
     this.maxMemoryMb = Math.max(16, opts.maxMemoryMb ?? 256);
     this.grader = opts.grader ?? 'math-verify';
+    this.extractWithoutAnchor = opts.extractWithoutAnchor ?? true;
     if (this.grader !== 'math-verify' && this.grader !== 'qwen') throw new VerifierPoolError(`unknown grader "${String(this.grader)}"; use "math-verify" or "qwen"`);
     this.entry = opts.workerEntry ?? new URL('./worker-entry.mjs', import.meta.url);
     for (let k = 0; k < this.size; k++) this.spawn();
   }
 
   /** Grades one (gold, prediction) pair; never rejects: failures come back as `equal: false` with `error`. */
-  verify(gold: string, pred: string): Promise<VerifyResult> {
+  verify(gold: string, pred: string, opts: PoolVerifyOptions = {}): Promise<VerifyResult> {
     if (this.closed) return Promise.reject(new VerifierPoolError('VerifierPool.verify called after close(); create a new pool'));
+    const anchored = !(opts.extractWithoutAnchor ?? this.extractWithoutAnchor);
     return new Promise<VerifyResult>((resolve) => {
-      this.queue.push({ id: this.nextId++, gold: String(gold), pred: String(pred), resolve });
+      this.queue.push({ id: this.nextId++, gold: String(gold), pred: String(pred), anchored, resolve });
       this.pump();
     });
   }
@@ -219,18 +243,41 @@ export class VerifierPool {
         this.replace(slot);
         this.pump();
       }, this.timeoutMs);
-      const req: WorkerRequest = { id: t.id, gold: t.gold, pred: t.pred, grader: this.grader };
+      const req: WorkerRequest = { id: t.id, gold: t.gold, pred: t.pred, grader: this.grader, anchored: t.anchored };
       slot.worker.postMessage(req);
     }
   }
 }
 
+/** Options of `accuracyRewards` (named as in TRL/Math-Verify configs). */
+export interface AccuracyRewardOptions {
+  /**
+   * Math-Verify's `try_extract_without_anchor`. Default false, as in the official GPG/TRL
+   * accuracy reward: only `\boxed{}`, `<answer>…</answer>` and "final answer is …" count, so
+   * "First, 3+4 = 7. Next…" does not score for gold 7. True turns on the unanchored fallbacks
+   * (the whole text as an answer, the last LaTeX group, the last number).
+   */
+  extract_without_anchor?: boolean;
+}
+
 /**
  * Accuracy reward for the trainer: 1 when completion k states gold k's answer, else 0 (also on
- * timeouts and errors). Runs on the pool, so the caller's thread stays free.
+ * timeouts and errors). Anchored extraction by default (see AccuracyRewardOptions). Runs on the
+ * pool, so the caller's thread stays free.
  */
-export async function accuracyRewards(pool: VerifierPool, golds: readonly string[], completions: readonly string[]): Promise<number[]> {
+export async function accuracyRewards(pool: VerifierPool, golds: readonly string[], completions: readonly string[], opts: AccuracyRewardOptions = {}): Promise<number[]> {
   if (golds.length !== completions.length) throw new VerifierPoolError(`accuracyRewards: ${golds.length} gold answers but ${completions.length} completions; pass one gold per completion`);
-  const rs = await Promise.all(completions.map((c, k) => pool.verify(golds[k]!, c)));
+  const extractWithoutAnchor = opts.extract_without_anchor ?? false;
+  const rs = await Promise.all(completions.map((c, k) => pool.verify(golds[k]!, c, { extractWithoutAnchor })));
   return rs.map((r) => (r.equal ? 1 : 0));
+}
+
+/**
+ * The pool as a training-reward verifier (`{ verify(gold, pred), close() }`, the contract of
+ * rewards/accuracy.ts `AnswerVerifier`) with anchored extraction unless `extract_without_anchor`.
+ * `close()` closes the pool.
+ */
+export function anchoredVerifier(pool: VerifierPool, opts: AccuracyRewardOptions = {}): { verify(gold: string, pred: string): Promise<VerifyResult>; close(): Promise<void> } {
+  const extractWithoutAnchor = opts.extract_without_anchor ?? false;
+  return { verify: (gold, pred) => pool.verify(gold, pred, { extractWithoutAnchor }), close: () => pool.close() };
 }

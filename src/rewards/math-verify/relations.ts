@@ -4,8 +4,8 @@
  *   - an assignment's value: `x = 5` (or a label: `AB = 4`, `\frac{NO}{BO} = …`, `(p,q) = (3,2)`)
  *     may be compared as its value; `a + 3z = 0` may not (it states a relation, not `0`). A
  *     chain `x = 5+5+1 = 11` is its last part (Math-Verify keeps only that), and `1/3 \approx 0.33`
- *     is the exact value before the approximation. A prediction's equation whose right side is
- *     a constant (`\frac12 = \frac{10}{9}`) states that constant;
+ *     is the exact value before the approximation. An equation without variables
+ *     (`\frac12 = \frac{10}{9}`, a computation) states its last value;
  *   - two equations are equal part by part, swapped, as assignments of the same name, or as
  *     the same equation rearranged or rescaled: (l₁ - r₁) = c·(l₂ - r₂), c ≠ 0
  *     (`2x+4y-3=0` vs `y=-\frac12x+\frac34`);
@@ -39,7 +39,9 @@ export function eqValue(n: Eq, role: 'gold' | 'pred'): Node | null {
   const [l, r] = ps as [string, string];
   if (isLabel(l) && !isLabel(r)) return parse(beforeApprox(r));
   if (isSimpleVar(r) && !isLabel(l)) return parse(l);
-  if (role === 'pred' && isConstant(r) && r.trim() !== '') return parse(beforeApprox(r));
+  // A computation `\frac12 \$ = \frac{10}{9}` (no variables on either side) states its last value.
+  if (isConstant(l) && isConstant(r) && r.trim() !== '') return parse(beforeApprox(r));
+  void role;
   return null;
 }
 

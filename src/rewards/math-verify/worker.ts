@@ -1,6 +1,6 @@
 /**
  * @module rewards/math-verify/worker
- * Body of one verifier worker thread: answers `{ id, gold, pred, grader }` messages with
+ * Body of one verifier worker thread: answers `{ id, gold, pred, grader, anchored }` messages with
  * `{ id, equal, error? }`. Any exception becomes `equal: false` plus its message; a hang or an
  * out-of-memory crash is handled by the pool, which terminates and replaces this thread.
  */
@@ -22,7 +22,7 @@ try {
 port.on('message', (m: WorkerRequest) => {
   let res: WorkerResponse;
   try {
-    const equal = m.grader === 'qwen' ? qwenVerify(m.gold, m.pred) : verify(m.gold, m.pred);
+    const equal = m.grader === 'qwen' ? qwenVerify(m.gold, m.pred) : verify(m.gold, m.pred, { extractWithoutAnchor: !m.anchored });
     res = { id: m.id, equal };
   } catch (e) {
     res = { id: m.id, equal: false, error: `${(e as Error)?.name ?? 'Error'}: ${String((e as Error)?.message ?? e).split('\n')[0]}` };

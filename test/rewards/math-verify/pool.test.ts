@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { VerifierPool, accuracyRewards } from '../../../src/rewards/math-verify/pool.ts';
+import { VerifierPool, accuracyRewards, anchoredVerifier } from '../../../src/rewards/math-verify/pool.ts';
 
 const HANG_WORKER = new URL('./hang-worker.mjs', import.meta.url);
 
@@ -23,6 +23,30 @@ describe('VerifierPool', () => {
     await assert.rejects(pool.verify('1', '1'), /after close/);
   });
 
+  test('training rewards extract anchored answers only, unless extract_without_anchor', async () => {
+    const pool = new VerifierPool({ workers: 1, timeoutMs: 5000 });
+    const prose = 'First, 3+4 = 7. Next we need to consider the other case.';
+    try {
+      assert.deepEqual(await accuracyRewards(pool, ['7', '7', '7'], [prose, 'so \\boxed{7}', 'The final answer is $7$.']), [0, 1, 1]);
+      assert.deepEqual(await accuracyRewards(pool, ['7'], [prose], { extract_without_anchor: true }), [1]);
+      // the pool itself keeps `gpg-rl verify`'s contract: a bare answer or unanchored text
+      assert.deepEqual(await pool.verify('7', prose), { equal: true });
+      assert.deepEqual(await pool.verify('7', prose, { extractWithoutAnchor: false }), { equal: false });
+      const v = anchoredVerifier(pool);
+      assert.deepEqual(await v.verify('7', prose), { equal: false });
+      assert.deepEqual(await v.verify('7', '<answer>7</answer>'), { equal: true });
+    } finally {
+      await pool.close();
+    }
+    const anchoredPool = new VerifierPool({ workers: 1, timeoutMs: 5000, extractWithoutAnchor: false });
+    try {
+      assert.deepEqual(await anchoredPool.verify('7', prose), { equal: false });
+      assert.deepEqual(await anchoredPool.verify('7', prose, { extractWithoutAnchor: true }), { equal: true });
+    } finally {
+      await anchoredPool.close();
+    }
+  });
+
   test('hostile inputs score 0 without hanging the real worker', async () => {
     const pool = new VerifierPool({ workers: 1, timeoutMs: 5000 });
     try {
@@ -33,6 +57,11 @@ describe('VerifierPool', () => {
         ['1', 'x'.repeat(1_000_000)],
         ['1', '\\boxed{' + '1+'.repeat(50000) + '1}'],
         ['1', '\\boxed{2^{2^{2^{2^{2^{2}}}}}}'],
+        ['1', '\\boxed{' + '1,'.repeat(5000) + '1}'],
+        ['1, 2', '\\boxed{' + '(1,2),'.repeat(3000) + '(1,2)}'],
+        ['\\begin{pmatrix}1\\end{pmatrix}', '\\boxed{' + '\\begin{pmatrix}1&1\\\\1&1\\end{pmatrix}'.repeat(30) + '}'],
+        ['1.6\\times10^{-19}', '\\boxed{0}'],
+        ['1', '\\boxed{1' + '0'.repeat(5000) + 'e-5000}'],
       ] as const;
       for (const [g, p] of hostile) assert.equal((await pool.verify(g, p)).equal, false, p.slice(0, 40));
       assert.deepEqual(await pool.verify('9^{9^{9}}', '\\boxed{9^{9^{9}}}'), { equal: true });
