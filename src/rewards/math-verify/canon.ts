@@ -22,7 +22,8 @@ function flatten(head: 'Add' | 'Mul', j: Json, out: Json[], depth: number): void
       out.push(['Negate', j[2]!]);
       return;
     }
-    if (head === 'Mul' && (h === 'Multiply' || h === 'InvisibleOperator')) return j.slice(1).forEach((x) => flatten(head, x, out, depth + 1));
+    if (head === 'Mul' && (h === 'Multiply' || h === 'InvisibleOperator'))
+      return j.slice(1).forEach((x) => flatten(head, x, out, depth + 1));
   }
   out.push(j);
 }
@@ -41,8 +42,14 @@ export function canonKey(j: Json, depth = 0): string {
     const terms: Json[] = [];
     flatten(kind, j, terms, depth);
     if (terms.length === 1) return canonKey(terms[0]!, depth + 1);
-    return `${kind}(${terms.map((t) => canonKey(t, depth + 1)).sort().join(',')})`;
+    return `${kind}(${terms
+      .map((t) => canonKey(t, depth + 1))
+      .sort()
+      .join(',')})`;
   }
   const h = typeof head === 'string' ? head : canonKey(head as Json, depth + 1);
-  return `${h}(${j.slice(1).map((x) => canonKey(x, depth + 1)).join(',')})`;
+  return `${h}(${j
+    .slice(1)
+    .map((x) => canonKey(x, depth + 1))
+    .join(',')})`;
 }

@@ -77,7 +77,8 @@ function setEqual(xs: Node[], ys: Node[], o: CompareOptions): boolean {
   return matched.every(Boolean) || ys.every((y, k) => matched[k] || xs.some((x) => nodesEqual(x, y, o)));
 }
 
-const orderedEqual = (xs: Node[], ys: Node[], o: CompareOptions): boolean => xs.length === ys.length && xs.every((x, k) => nodesEqual(x, ys[k]!, o));
+const orderedEqual = (xs: Node[], ys: Node[], o: CompareOptions): boolean =>
+  xs.length === ys.length && xs.every((x, k) => nodesEqual(x, ys[k]!, o));
 
 /** The value of one assignment of a record (`f(n) = n` → n, even though `n` is a name too). */
 const recordValue = (it: Node): Node => parse((it as Eq).parts[1]!);
@@ -87,7 +88,8 @@ const recordValues = (r: SetNode): Node[] => r.items.map(recordValue);
 
 function recordEqual(a: Node, b: Node, o: CompareOptions): boolean {
   if (isRecord(a) && isRecord(b)) {
-    const ra = a as SetNode, rb = b as SetNode;
+    const ra = a as SetNode,
+      rb = b as SetNode;
     if (ra.items.length !== rb.items.length) return false;
     return ra.items.every((x) => {
       const ex = x as Eq;
@@ -108,11 +110,13 @@ function recordEqual(a: Node, b: Node, o: CompareOptions): boolean {
 /** A 2-item bracket pair read as an interval: `(a,b]`, `[a,b]`, or `(a,b)` when compared to an interval. */
 function asInterval(n: Node): Extract<Node, { t: 'interval' }> | null {
   if (n.t === 'interval') return n;
-  if (n.t === 'tuple' && n.items.length === 2) return { t: 'interval', lo: n.items[0]!, hi: n.items[1]!, loClosed: n.open === '[', hiClosed: n.close === ']' };
+  if (n.t === 'tuple' && n.items.length === 2)
+    return { t: 'interval', lo: n.items[0]!, hi: n.items[1]!, loClosed: n.open === '[', hiClosed: n.close === ']' };
   return null;
 }
 
-const setLike = (n: Node): boolean => n.t === 'interval' || n.t === 'union' || n.t === 'set' || (n.t === 'tuple' && n.items.length === 2);
+const setLike = (n: Node): boolean =>
+  n.t === 'interval' || n.t === 'union' || n.t === 'set' || (n.t === 'tuple' && n.items.length === 2);
 
 /** One-row or one-column matrix cells, or null. */
 function vectorCells(m: Extract<Node, { t: 'matrix' }>): Node[] | null {
@@ -148,7 +152,8 @@ export function nodesEqual(a: Node, b: Node, o: CompareOptions = DEFAULT_COMPARE
   if (b.t === 'set' && b.bare && b.items.length === 1) return nodesEqual(a, b.items[0]!, o);
   if (a.t === 'pm' && b.t === 'pm' && leafEqual(a.a, b.a, o) && leafEqual(a.b, b.b, o)) return true;
 
-  const ma = members(a), mb = members(b);
+  const ma = members(a),
+    mb = members(b);
   if (ma && mb) return setEqual(ma, mb, o);
   // A tuple against a list: the same values in the same order.
   if (a.t === 'tuple' && mb && a.open === '(') return orderedEqual(a.items, mb, o);
@@ -165,7 +170,13 @@ export function nodesEqual(a: Node, b: Node, o: CompareOptions = DEFAULT_COMPARE
       return false;
     case 'interval': {
       const bi = asInterval(b);
-      if (bi) return a.loClosed === bi.loClosed && a.hiClosed === bi.hiClosed && nodesEqual(a.lo, bi.lo, o) && nodesEqual(a.hi, bi.hi, o);
+      if (bi)
+        return (
+          a.loClosed === bi.loClosed &&
+          a.hiClosed === bi.hiClosed &&
+          nodesEqual(a.lo, bi.lo, o) &&
+          nodesEqual(a.hi, bi.hi, o)
+        );
       if (b.t === 'union' && b.parts.length === 1) return nodesEqual(a, b.parts[0]!, o);
       return false;
     }
@@ -173,7 +184,8 @@ export function nodesEqual(a: Node, b: Node, o: CompareOptions = DEFAULT_COMPARE
       if (b.t === 'union') return a.parts.length === b.parts.length && setEqual(a.parts, b.parts, o);
       return a.parts.length === 1 && nodesEqual(a.parts[0]!, b, o);
     case 'matrix':
-      if (b.t === 'matrix') return a.rows.length === b.rows.length && a.rows.every((r, k) => orderedEqual(r, b.rows[k]!, o));
+      if (b.t === 'matrix')
+        return a.rows.length === b.rows.length && a.rows.every((r, k) => orderedEqual(r, b.rows[k]!, o));
       if (b.t === 'tuple') return matrixVsTuple(a, b.items, o);
       return false;
     case 'leaf':

@@ -72,7 +72,8 @@ function snap(a: CVal): CVal {
 export function exp(a: CVal): CVal {
   if (a.re > 700) bad();
   const m = Math.exp(a.re);
-  const re = m * Math.cos(a.im), im = a.im === 0 ? 0 : m * Math.sin(a.im);
+  const re = m * Math.cos(a.im),
+    im = a.im === 0 ? 0 : m * Math.sin(a.im);
   return mk(re, im, m * Math.expm1(Math.min(a.err, 50)));
 }
 
@@ -102,7 +103,9 @@ export function sqrt(x: CVal): CVal {
 
 /** a^n for an integer n by repeated squaring (errors propagate through `mul`). */
 function powInt(a: CVal, n: number): CVal {
-  let r = ONE, b = a, k = Math.abs(n);
+  let r = ONE,
+    b = a,
+    k = Math.abs(n);
   while (k > 0) {
     if (k & 1) r = mul(r, b);
     k = Math.floor(k / 2);
@@ -126,7 +129,7 @@ export function pow(x: CVal, b: CVal): CVal {
       if (Math.abs(b.re * q - p) < 1e-9) {
         const m = (-a.re) ** b.re;
         const v = p % 2 === 0 ? m : -m;
-        return mk(v, 0, Math.abs(v) * (Math.abs(b.re) * a.err / Math.max(-a.re - a.err, 1e-300)));
+        return mk(v, 0, Math.abs(v) * ((Math.abs(b.re) * a.err) / Math.max(-a.re - a.err, 1e-300)));
       }
     }
   }
@@ -140,14 +143,16 @@ export function root(a: CVal, n: CVal): CVal {
 
 export function sin(a: CVal): CVal {
   if (Math.abs(a.im) > 700) bad();
-  const re = Math.sin(a.re) * Math.cosh(a.im), im = Math.cos(a.re) * Math.sinh(a.im);
+  const re = Math.sin(a.re) * Math.cosh(a.im),
+    im = Math.cos(a.re) * Math.sinh(a.im);
   const dcos = Math.hypot(Math.cos(a.re) * Math.cosh(a.im), Math.sin(a.re) * Math.sinh(a.im));
   return mk(re, im, (dcos + a.err) * a.err);
 }
 
 export function cos(a: CVal): CVal {
   if (Math.abs(a.im) > 700) bad();
-  const re = Math.cos(a.re) * Math.cosh(a.im), im = -Math.sin(a.re) * Math.sinh(a.im);
+  const re = Math.cos(a.re) * Math.cosh(a.im),
+    im = -Math.sin(a.re) * Math.sinh(a.im);
   const dsin = Math.hypot(Math.sin(a.re) * Math.cosh(a.im), Math.cos(a.re) * Math.sinh(a.im));
   return mk(re, im, (dsin + a.err) * a.err);
 }

@@ -19,9 +19,19 @@ export { NumericError } from './complex.ts';
 // Exact evaluation
 
 /** An exact value: a rational, or a huge integer power b^e (b > 1 not itself a perfect power). */
-export type Exact = { kind: 'rat'; v: Rat; decimal: boolean } | { kind: 'tower'; sign: 1 | -1; base: bigint; exp: bigint };
+export type Exact =
+  { kind: 'rat'; v: Rat; decimal: boolean } | { kind: 'tower'; sign: 1 | -1; base: bigint; exp: bigint };
 
-const SYMBOL_CONST = new Set(['Pi', 'ExponentialE', 'e', 'i', 'ImaginaryUnit', 'PositiveInfinity', 'NegativeInfinity', 'ComplexInfinity']);
+const SYMBOL_CONST = new Set([
+  'Pi',
+  'ExponentialE',
+  'e',
+  'i',
+  'ImaginaryUnit',
+  'PositiveInfinity',
+  'NegativeInfinity',
+  'ComplexInfinity',
+]);
 
 /** A number literal's exact value and whether it was written as a decimal, else null. */
 export function numLiteral(j: Json): { v: Rat; decimal: boolean } | null {
@@ -74,7 +84,8 @@ export function exactValue(j: Json, depth = 0): Exact | null {
     }
     return out;
   };
-  const guard = (v: Rat, decimal: boolean): Exact | null => (R.ratBits(v) > R.MAX_BITS * 2 ? null : { kind: 'rat', v, decimal });
+  const guard = (v: Rat, decimal: boolean): Exact | null =>
+    R.ratBits(v) > R.MAX_BITS * 2 ? null : { kind: 'rat', v, decimal };
   switch (head) {
     case 'Delimiter':
       return args.length === 1 ? sub(0) : null;
@@ -94,7 +105,10 @@ export function exactValue(j: Json, depth = 0): Exact | null {
         v = head === 'Add' ? R.add(v, r.v) : R.mul(v, r.v);
         if (R.ratBits(v) > R.MAX_BITS * 2) return null;
       }
-      return guard(v, rs.some((r) => r.decimal));
+      return guard(
+        v,
+        rs.some((r) => r.decimal),
+      );
     }
     case 'Subtract': {
       const rs = rats();
@@ -110,10 +124,13 @@ export function exactValue(j: Json, depth = 0): Exact | null {
     case 'Sqrt':
     case 'Root': {
       const a = asRat(sub(0));
-      const n = head === 'Sqrt' ? 2n : (() => {
-        const r = asRat(sub(1));
-        return r && R.isInt(r.v) && r.v.num >= 2n && r.v.num <= 64n ? r.v.num : 0n;
-      })();
+      const n =
+        head === 'Sqrt'
+          ? 2n
+          : (() => {
+              const r = asRat(sub(1));
+              return r && R.isInt(r.v) && r.v.num >= 2n && r.v.num <= 64n ? r.v.num : 0n;
+            })();
       if (!a || n === 0n) return null;
       return rootExact(a.v, n, a.decimal);
     }
@@ -146,7 +163,8 @@ export function exactValue(j: Json, depth = 0): Exact | null {
     case 'Binomial': {
       const rs = rats();
       if (!rs || rs.length !== 2 || !R.isInt(rs[0]!.v) || !R.isInt(rs[1]!.v)) return null;
-      const n = rs[0]!.v.num, k = rs[1]!.v.num;
+      const n = rs[0]!.v.num,
+        k = rs[1]!.v.num;
       if (n < 0n || k < 0n || n > 2000n) return null;
       if (k > n) return { kind: 'rat', v: R.ZERO, decimal: false };
       let v = 1n;
@@ -175,7 +193,8 @@ function rootExact(a: Rat, n: bigint, decimal: boolean): Exact | null {
     for (const c of [g - 1n, g, g + 1n]) if (c >= 0n && c ** n === x) return c;
     return null;
   };
-  const rn = root(neg ? -a.num : a.num), rd = root(a.den);
+  const rn = root(neg ? -a.num : a.num),
+    rd = root(a.den);
   if (rn === null || rd === null) return null;
   return { kind: 'rat', v: R.rat(neg ? -rn : rn, rd), decimal };
 }
@@ -224,4 +243,3 @@ export function isInfinity(j: Json): 1 | -1 | 0 {
   if (Array.isArray(j) && j[0] === 'Delimiter' && j.length === 2) return isInfinity(j[1]!);
   return 0;
 }
-

@@ -20,7 +20,14 @@ export { braceArg, lastBoxed };
 export type ExtractionKind = 'boxed' | 'answer_tag' | 'final_answer' | 'whole' | 'last_latex' | 'last_number';
 
 /** Default order for model predictions and bare answers (unanchored fallbacks included). */
-export const DEFAULT_PRIORITY: readonly ExtractionKind[] = ['boxed', 'answer_tag', 'final_answer', 'whole', 'last_latex', 'last_number'];
+export const DEFAULT_PRIORITY: readonly ExtractionKind[] = [
+  'boxed',
+  'answer_tag',
+  'final_answer',
+  'whole',
+  'last_latex',
+  'last_number',
+];
 
 /** Anchored order for training rewards: an answer counts only where the model marked it. */
 export const ANCHORED_PRIORITY: readonly ExtractionKind[] = ['boxed', 'answer_tag', 'final_answer'];
@@ -67,7 +74,8 @@ function finalAnswer(text: string): { answer: string; plain: boolean } | null {
   if (envs.length && /^\s*$/.test(rest.slice(0, envs[0]!.start))) {
     // The statement starts with math: that environment (and any joined to it by "and", ",").
     let k = 1;
-    while (k < envs.length && /^\s*(,|and|or|,\s*and|,\s*or)\s*$/i.test(rest.slice(envs[k - 1]!.end, envs[k]!.start))) k++;
+    while (k < envs.length && /^\s*(,|and|or|,\s*and|,\s*or)\s*$/i.test(rest.slice(envs[k - 1]!.end, envs[k]!.start)))
+      k++;
     return { answer: lastGroup(rest, envs.slice(0, k))!, plain: false };
   }
   let line = rest.split('\n')[0]!;
@@ -95,7 +103,8 @@ export function lastNumber(text: string): string | null {
   NUMBER.lastIndex = 0;
   for (let m = NUMBER.exec(text); m; m = NUMBER.exec(text)) last = m[0];
   if (last === null) return null;
-  if (/^-?[1-9]\d{0,2}(?:[ ,]\d{3})+/.test(last) && !/^-?\d+,\d{1,2}$|^-?\d+,\d{4,}$/.test(last)) return last.replace(/[ ,]/g, '');
+  if (/^-?[1-9]\d{0,2}(?:[ ,]\d{3})+/.test(last) && !/^-?\d+,\d{1,2}$|^-?\d+,\d{4,}$/.test(last))
+    return last.replace(/[ ,]/g, '');
   return last.replace(',', '.');
 }
 
@@ -114,7 +123,9 @@ export function isBareAnswer(text: string): boolean {
     .replace(/\\(?:text|textbf|mathrm|mbox|operatorname|mathbf)\{[^{}]*\}/g, ' ')
     .replace(/\\[a-zA-Z]+/g, ' ');
   // Prose has words: any run of 3+ letters, or a 2-letter word followed by more text ("so 27").
-  return !/[a-zA-Z]{3,}/.test(stripped) && !/(^|[^a-zA-Z])[a-zA-Z]{2}\s+\S/.test(stripped) && !/[.!?:]\s+\S/.test(stripped);
+  return (
+    !/[a-zA-Z]{3,}/.test(stripped) && !/(^|[^a-zA-Z])[a-zA-Z]{2}\s+\S/.test(stripped) && !/[.!?:]\s+\S/.test(stripped)
+  );
 }
 
 /** `s` without the math delimiters around it (and without stray unescaped `$` inside, as in `\boxed{$x$, $y$}`). */
@@ -128,7 +139,10 @@ export function stripMathDelims(s: string): string {
 }
 
 /** Like extractAnswer, also telling which strategy found the answer and whether it was plain text. */
-export function extractAnswerDetail(text: string, priority: readonly ExtractionKind[] = DEFAULT_PRIORITY): Extracted | null {
+export function extractAnswerDetail(
+  text: string,
+  priority: readonly ExtractionKind[] = DEFAULT_PRIORITY,
+): Extracted | null {
   for (const kind of priority) {
     let r: string | null = null;
     let plain = false;

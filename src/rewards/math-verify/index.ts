@@ -10,7 +10,16 @@ export { verify, verifyDetail, MAX_INPUT_CHARS } from './verify.ts';
 export type { VerifyOptions, VerifyDetail } from './verify.ts';
 export { VerifierPool, VerifierPoolError, accuracyRewards, anchoredVerifier } from './pool.ts';
 export type { AccuracyRewardOptions, Grader, PoolOptions, PoolStats, PoolVerifyOptions, VerifyResult } from './pool.ts';
-export { extractAnswer, extractAnswerDetail, extractGold, extractGoldDetail, lastBoxed, boxedAnswer, DEFAULT_PRIORITY, ANCHORED_PRIORITY } from './extract.ts';
+export {
+  extractAnswer,
+  extractAnswerDetail,
+  extractGold,
+  extractGoldDetail,
+  lastBoxed,
+  boxedAnswer,
+  DEFAULT_PRIORITY,
+  ANCHORED_PRIORITY,
+} from './extract.ts';
 export type { ExtractionKind, Extracted } from './extract.ts';
 export { nodesEqual, leafEqual, DEFAULT_COMPARE } from './compare.ts';
 export type { CompareOptions } from './compare.ts';

@@ -31,7 +31,9 @@ export function mathEnvs(text: string): Span[] {
   const out: Span[] = [];
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
-    let open = '', close = '', line = false;
+    let open = '',
+      close = '',
+      line = false;
     if (c === '\\') {
       const n = text[i + 1];
       if (n === '[') [open, close] = ['\\[', '\\]'];
@@ -42,7 +44,8 @@ export function mathEnvs(text: string): Span[] {
       }
     } else if (c === '$') {
       if (text[i + 1] === '$') [open, close] = ['$$', '$$'];
-      else if (/\d/.test(text[i - 1] ?? '')) continue; // `5$` is a price, not a delimiter
+      else if (/\d/.test(text[i - 1] ?? ''))
+        continue; // `5$` is a price, not a delimiter
       else [open, close, line] = ['$', '$', true];
     } else continue;
     const j = findClose(text, i + open.length, close, line);
@@ -108,12 +111,16 @@ export function connective(gap: string): { join: ',' | 'and' | 'or' } | null {
   DELIMS.lastIndex = 0;
   // (a trailing lone backslash is the first half of a doubled `\\boxed`, an escaping slip)
   let g = gap.replace(DELIMS, ' ').replace(/\\\\|\\q?quad|\\[,;: !]|~|\\n|\\$/g, ' ');
-  g = g.replace(/\\text(?:normal|rm)?\s*\{([^{}]*)\}/g, ' $1 ').replace(/\s+/g, ' ').trim();
+  g = g
+    .replace(/\\text(?:normal|rm)?\s*\{([^{}]*)\}/g, ' $1 ')
+    .replace(/\s+/g, ' ')
+    .trim();
   if (g === '') return crossed ? null : { join: 'and' };
   const word = /(?:^|\s|,)(and|or)$/i.exec(g);
   if (/^[,;]$/.test(g)) return { join: ',' };
   if (/^,?\s*(and|or)$/i.test(g)) return { join: /or$/i.test(g) ? 'or' : 'and' };
-  if (word && g.length <= 40 && !/\d/.test(g.replace(/\([a-z]\)/gi, ''))) return { join: word[1]!.toLowerCase() === 'or' ? 'or' : 'and' };
+  if (word && g.length <= 40 && !/\d/.test(g.replace(/\([a-z]\)/gi, '')))
+    return { join: word[1]!.toLowerCase() === 'or' ? 'or' : 'and' };
   return null;
 }
 

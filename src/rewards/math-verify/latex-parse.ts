@@ -49,7 +49,10 @@ export function rewriteForParser(s: string): string {
   return s
     .replace(/\\binom\s*\{([^{}]*)\}\s*\{([^{}]*)\}/g, '\\operatorname{Binomial}($1,$2)')
     .replace(/\\operatorname\{(arc\w+|sgn)\}/g, '\\$1')
-    .replace(/(\d+(?:\.\d+)?)\s*(?:\\times|\\cdot|×)\s*10\s*\^\s*(?:\{\s*-\s*(\d+)\s*\}|-\s*(\d))/g, (_m, m: string, a?: string, b?: string) => tiny(m, (a ?? b)!))
+    .replace(
+      /(\d+(?:\.\d+)?)\s*(?:\\times|\\cdot|×)\s*10\s*\^\s*(?:\{\s*-\s*(\d+)\s*\}|-\s*(\d))/g,
+      (_m, m: string, a?: string, b?: string) => tiny(m, (a ?? b)!),
+    )
     .replace(/(?<![\w.])(\d+(?:\.\d+)?)[eE]-(\d+)(?![\w.])/g, (_m, m: string, k: string) => tiny(m, k))
     .replace(/(?<![\w.])(0)\.(0{6,}\d+)(?![\w.])/g, (_m, i: string, f: string) => smallDecimal(i, f))
     .replace(/_([A-Za-z0-9])/g, '_{$1}');
@@ -82,15 +85,32 @@ function fixup(j: Json, depth: number): Json {
   if (!Array.isArray(j) || depth > 300) return j;
   const d = j[2];
   // `Binomial(a,b)` arrives as InvisibleOperator("Binomial", Delimiter(Sequence(a,b))): make it a call.
-  if (j[0] === 'InvisibleOperator' && j[1] === 'Binomial' && j.length === 3 && Array.isArray(d) && d[0] === 'Delimiter' && Array.isArray(d[1]) && d[1][0] === 'Sequence' && d[1].length === 3) {
+  if (
+    j[0] === 'InvisibleOperator' &&
+    j[1] === 'Binomial' &&
+    j.length === 3 &&
+    Array.isArray(d) &&
+    d[0] === 'Delimiter' &&
+    Array.isArray(d[1]) &&
+    d[1][0] === 'Sequence' &&
+    d[1].length === 3
+  ) {
     return ['Binomial', fixup(d[1][1]!, depth + 1), fixup(d[1][2]!, depth + 1)];
   }
-  if (j[0] === 'At' && typeof j[1] === 'string' && j.length >= 3) return ['OpaqueCall', `${j[1]}_`, ...j.slice(2).map((x) => fixup(x, depth + 1))];
+  if (j[0] === 'At' && typeof j[1] === 'string' && j.length >= 3)
+    return ['OpaqueCall', `${j[1]}_`, ...j.slice(2).map((x) => fixup(x, depth + 1))];
   if (j[0] === 'InvisibleOperator') {
     const out: Json[] = [];
     for (let k = 1; k < j.length; k++) {
-      const name = j[k]!, next = j[k + 1];
-      if (typeof name === 'string' && Array.isArray(next) && next[0] === 'Delimiter' && next.length >= 2 && isCall(name, next[1]!)) {
+      const name = j[k]!,
+        next = j[k + 1];
+      if (
+        typeof name === 'string' &&
+        Array.isArray(next) &&
+        next[0] === 'Delimiter' &&
+        next.length >= 2 &&
+        isCall(name, next[1]!)
+      ) {
         out.push(['OpaqueCall', name, ...callArgs(next).map((x) => fixup(x, depth + 1))]);
         k++;
       } else out.push(fixup(name, depth + 1));

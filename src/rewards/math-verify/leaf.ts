@@ -34,7 +34,7 @@ export interface CompareOptions {
 export const DEFAULT_COMPARE: CompareOptions = { floatRounding: 6, allowSetRelationComp: false };
 
 /** Results whose error bound exceeds this fraction of their size are refused (cancellation ate them). */
-const MAX_REL_ERR = 1e-9;
+const MAX_REL_ERR = 1e-11;
 
 interface Leaf {
   json: Json | null;
@@ -62,7 +62,8 @@ function computeLeaf(s: string): Leaf {
     const decimal = key.includes('.') && !R.isInt(v);
     return { json: null, exact: { kind: 'rat', v, decimal }, decimal, inf: 0 };
   }
-  if (/^[+-]?\\infty$|^[+-]?(infinity|inf|oo)$/i.test(key)) return { json: null, exact: null, decimal: false, inf: key.startsWith('-') ? -1 : 1 };
+  if (/^[+-]?\\infty$|^[+-]?(infinity|inf|oo)$/i.test(key))
+    return { json: null, exact: null, decimal: false, inf: key.startsWith('-') ? -1 : 1 };
   // A mixed number `2\frac{1}{2}` means 5/2 to a reader.
   const mixed = /^(-?)(\d+)\\frac\{?(\d+)\}?\{?(\d+)\}?$/.exec(key);
   if (mixed && mixed[4] !== '0' && BigInt(mixed[3]!) < BigInt(mixed[4]!)) {
@@ -154,7 +155,8 @@ function pairs(ja: Json, jb: Json): [CVal, CVal][] | null {
   if (!sameSet(opaqueNames(ja), opaqueNames(jb))) return null;
   const out: [CVal, CVal][] = [];
   for (const p of points(ja, jb)) {
-    const a = tryEval(ja, p), b = tryEval(jb, p);
+    const a = tryEval(ja, p),
+      b = tryEval(jb, p);
     if (a === null && b === null) continue;
     if (a === null || b === null) return null; // defined on one side only: different functions
     out.push([a, b]);
@@ -184,7 +186,8 @@ function numericEqual(ja: Json, jb: Json, decimal: boolean, places: number): boo
  * side), from the sample points; null when there is none or the sides have no variables.
  */
 export function proportionality(as: string, bs: string): { re: number; im: number } | null {
-  const a = leafInfo(as), b = leafInfo(bs);
+  const a = leafInfo(as),
+    b = leafInfo(bs);
   if (!a.json || !b.json) return null;
   if (freeSymbols(a.json).size + freeSymbols(b.json).size === 0) return null;
   const ps = pairs(a.json, b.json);
@@ -192,8 +195,10 @@ export function proportionality(as: string, bs: string): { re: number; im: numbe
   let c: { re: number; im: number } | null = null;
   let n = 0;
   for (const [x, y] of ps) {
-    const ex = x.err + 1e-300, ey = y.err + 1e-300;
-    const zx = mag(x) <= 16 * ex, zy = mag(y) <= 16 * ey;
+    const ex = x.err + 1e-300,
+      ey = y.err + 1e-300;
+    const zx = mag(x) <= 16 * ex,
+      zy = mag(y) <= 16 * ey;
     if (zx && zy) continue;
     if (zx || zy || x.err > MAX_REL_ERR * mag(x) || y.err > MAX_REL_ERR * mag(y)) return null;
     const d = y.re * y.re + y.im * y.im;
@@ -219,7 +224,8 @@ export function leafEqual(as: string, bs: string, o: CompareOptions = DEFAULT_CO
   if (compactKey(as) === compactKey(bs)) return true;
   // Words (`Evelyn`, `odd`) are names, not products of symbols: "dog" must not equal "god".
   if (isWord(as) || isWord(bs)) return compactKey(as).toLowerCase() === compactKey(bs).toLowerCase();
-  const a = leafInfo(as), b = leafInfo(bs);
+  const a = leafInfo(as),
+    b = leafInfo(bs);
   if (a.inf || b.inf) return a.inf === b.inf && a.inf !== 0;
   const decimal = a.decimal || b.decimal;
   if (a.exact && b.exact) return exactEqual(a.exact, b.exact, decimal, o.floatRounding);

@@ -19,7 +19,9 @@ const ENV = /^\\begin\{([pbBvV]?matrix|array)\}(\{[^{}]*\})?([\s\S]*?)\\end\{\1\
 type Grid = string[][];
 
 function cellsOf(body: string): Grid {
-  const rows = splitTop(body, ['\\\\']).parts.map((r) => r.trim()).filter((r) => r !== '' && !/^\\hline$/.test(r));
+  const rows = splitTop(body, ['\\\\'])
+    .parts.map((r) => r.trim())
+    .filter((r) => r !== '' && !/^\\hline$/.test(r));
   return rows.map((row) => splitTop(row, ['&']).parts.map((x) => x.trim()));
 }
 
@@ -28,7 +30,12 @@ const toNode = (g: Grid): Node => ({ t: 'matrix', rows: g.map((r) => r.map((x) =
 /** One matrix environment, possibly in brackets, or null. */
 export function parseMatrix(input: string): Node | null {
   let s = input.trim();
-  while ((s[0] === '(' || s[0] === '[') && matchClose(s, 0) === s.length - 1 && s.slice(1, -1).trim().startsWith('\\begin{')) s = s.slice(1, -1).trim();
+  while (
+    (s[0] === '(' || s[0] === '[') &&
+    matchClose(s, 0) === s.length - 1 &&
+    s.slice(1, -1).trim().startsWith('\\begin{')
+  )
+    s = s.slice(1, -1).trim();
   const m = ENV.exec(s);
   if (!m || m[0].length !== s.length) return null;
   return toNode(cellsOf(m[3]!));

@@ -14,9 +14,48 @@
 
 /** Unit words dropped after a number (`5 cm`, `12\text{ inches}`); Math-Verify strips units the same way. */
 const UNITS = [
-  'degrees?', 'cm', 'mm', 'km', 'm', 'meters?', 'centimeters?', 'kilometers?', 'inch(?:es)?', 'feet', 'foot', 'ft', 'yards?', 'miles?',
-  'units?', 'square units', 'sq units', 'cubic units', 'dollars?', 'cents?', 'hours?', 'minutes?', 'seconds?', 'days?', 'weeks?', 'years?',
-  'mph', 'kg', 'g', 'grams?', 'pounds?', 'lbs?', 'liters?', 'ml', 'points?', 'people', 'students?', 'ways', 'times', 'percentage', 'percent', 'pct',
+  'degrees?',
+  'cm',
+  'mm',
+  'km',
+  'm',
+  'meters?',
+  'centimeters?',
+  'kilometers?',
+  'inch(?:es)?',
+  'feet',
+  'foot',
+  'ft',
+  'yards?',
+  'miles?',
+  'units?',
+  'square units',
+  'sq units',
+  'cubic units',
+  'dollars?',
+  'cents?',
+  'hours?',
+  'minutes?',
+  'seconds?',
+  'days?',
+  'weeks?',
+  'years?',
+  'mph',
+  'kg',
+  'g',
+  'grams?',
+  'pounds?',
+  'lbs?',
+  'liters?',
+  'ml',
+  'points?',
+  'people',
+  'students?',
+  'ways',
+  'times',
+  'percentage',
+  'percent',
+  'pct',
 ];
 const UNIT_RE = new RegExp(`(\\d|\\})\\s*(?:square |cubic )?(?:${UNITS.join('|')})(?:\\^\\{?[23]\\}?)?\\s*$`, 'i');
 
@@ -38,7 +77,10 @@ export function normalizeAnswer(input: string): string {
   let s = input.trim();
   s = s.replace(/\r?\n/g, ' ');
   // A doubled backslash before a command is an escaping slip (`\\le`), not a line break.
-  s = s.replace(/(?<!\\)\\\\(?=(?:le|ge|leq|geq|neq|ne|lt|gt|frac|dfrac|tfrac|left|right|sqrt|pi|infty|cdot|times|text|pm|cup|boxed)(?![a-zA-Z]))/g, '\\');
+  s = s.replace(
+    /(?<!\\)\\\\(?=(?:le|ge|leq|geq|neq|ne|lt|gt|frac|dfrac|tfrac|left|right|sqrt|pi|infty|cdot|times|text|pm|cup|boxed)(?![a-zA-Z]))/g,
+    '\\',
+  );
   // `\!` is a negative thin space: `11,\! 111` is the number 11111.
   s = s.replace(/(\d),\s*\\!\s*(?=\d)/g, '$1').replace(/\\!/g, '');
   s = s.replace(/>=/g, '\\ge ').replace(/<=/g, '\\le ').replace(/!=/g, '\\ne ');
@@ -47,7 +89,11 @@ export function normalizeAnswer(input: string): string {
   s = s.replace(/\\displaystyle|\\limits|\\nolimits/g, '');
   s = s.replace(/\\left\s*\\?\.|\\right\s*\\?\./g, '');
   s = s.replace(/\\left\s*|\\right\s*|\\bigl|\\bigr|\\Bigl|\\Bigr|\\big|\\Big/g, '');
-  s = s.replace(/\\lbrace/g, '\\{').replace(/\\rbrace/g, '\\}').replace(/\\lbrack/g, '[').replace(/\\rbrack/g, ']');
+  s = s
+    .replace(/\\lbrace/g, '\\{')
+    .replace(/\\rbrace/g, '\\}')
+    .replace(/\\lbrack/g, '[')
+    .replace(/\\rbrack/g, ']');
   s = s.replace(/\\langle/g, '\\langle ').replace(/\\rangle/g, '\\rangle ');
   s = s.replace(/(?<!\\)\\[,;:> ]|\\q?quad|~/g, ' ');
   // Fractions, binomials, style commands.
@@ -55,9 +101,17 @@ export function normalizeAnswer(input: string): string {
   s = s.replace(/\\(?:mathbf|boldsymbol|bm|mathit|mathsf)\s*\{([^{}]*)\}/g, '$1');
   s = s.replace(/\\(?:emph|underline)\s*\{([^{}]*)\}/g, '$1');
   // Relations: one spelling each.
-  s = s.replace(/\\leqslant|\\leq(?![a-z])|\\le(?![a-z])|≤/g, '\\le ').replace(/\\geqslant|\\geq(?![a-z])|\\ge(?![a-z])|≥/g, '\\ge ');
-  s = s.replace(/\\neq|\\ne(?![a-z])/g, '\\ne ').replace(/\\lt(?![a-z])/g, '<').replace(/\\gt(?![a-z])/g, '>');
-  s = s.replace(/\\varnothing/g, '\\emptyset').replace(/\\infin(?![a-z])|∞/g, '\\infty').replace(/\\cup(?![a-z])|∪/g, '\\cup ');
+  s = s
+    .replace(/\\leqslant|\\leq(?![a-z])|\\le(?![a-z])|≤/g, '\\le ')
+    .replace(/\\geqslant|\\geq(?![a-z])|\\ge(?![a-z])|≥/g, '\\ge ');
+  s = s
+    .replace(/\\neq|\\ne(?![a-z])/g, '\\ne ')
+    .replace(/\\lt(?![a-z])/g, '<')
+    .replace(/\\gt(?![a-z])/g, '>');
+  s = s
+    .replace(/\\varnothing/g, '\\emptyset')
+    .replace(/\\infin(?![a-z])|∞/g, '\\infty')
+    .replace(/\\cup(?![a-z])|∪/g, '\\cup ');
   s = s.replace(/\\dots|\\ldots|\\cdots/g, '\\ldots');
   // An answer that is only text (`\text{Evelyn}`, `\text{(B)}`) is the text itself.
   const only = /^\\(?:text|textbf|textit|textnormal|mbox|mathrm)\s*\{([^{}]*)\}$/.exec(s.trim());
@@ -73,7 +127,10 @@ export function normalizeAnswer(input: string): string {
   });
   s = s.replace(/\s+(or|and)\s+/gi, (_m, w: string) => ` \\text{${w.toLowerCase()}} `);
   // `(11,7)or(7,11)`: a connective glued between brackets.
-  s = s.replace(/([)\]}])\s*(or|and)\s*(?=[([{\\])/gi, (_m, b: string, w: string) => `${b} \\text{${w.toLowerCase()}} `);
+  s = s.replace(
+    /([)\]}])\s*(or|and)\s*(?=[([{\\])/gi,
+    (_m, b: string, w: string) => `${b} \\text{${w.toLowerCase()}} `,
+  );
   // Degrees, percent, currency.
   s = s.replace(/\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|°|\\degree/g, '^\\circ');
   s = s.replace(/\\%|%|\\percent/g, '');

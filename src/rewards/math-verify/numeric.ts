@@ -28,7 +28,8 @@ const COMPLEX_SAMPLE: CVal = { re: 0.6123, im: 0.7941, err: 0 };
 
 /** Value of variable number `k` at trial `t` (distinct variables get distinct values). */
 export function sampleValue(t: number, k: number, complexPoint: boolean): CVal {
-  if (complexPoint && t === REAL_SAMPLES.length) return { re: COMPLEX_SAMPLE.re + 0.173 * k, im: COMPLEX_SAMPLE.im - 0.061 * k, err: 0 };
+  if (complexPoint && t === REAL_SAMPLES.length)
+    return { re: COMPLEX_SAMPLE.re + 0.173 * k, im: COMPLEX_SAMPLE.im - 0.061 * k, err: 0 };
   const base = REAL_SAMPLES[(t + 2 * k) % REAL_SAMPLES.length]!;
   return { re: base * (1 + 0.0917 * k) + 0.031 * k, im: 0, err: 0 };
 }
@@ -44,7 +45,8 @@ function hash(s: string): number {
 /** An uninterpreted function's value: smooth in its arguments, different per name and per trial. */
 function opaque(name: string, args: CVal[], p: Point): CVal {
   const h = hash(name);
-  const c = 0.7 + (h % 997) / 1000, d = ((h >>> 10) % 991) / 300;
+  const c = 0.7 + (h % 997) / 1000,
+    d = ((h >>> 10) % 991) / 300;
   let r = sampleValue(p.trial, 3 + (h % 5), false);
   for (let k = 0; k < args.length; k++) {
     const arg = C.add(C.mul(C.real(c + 0.11 * k), args[k]!), C.real(d + k));
@@ -108,12 +110,22 @@ export function evalAt(j: Json, p: Point, depth = 0): CVal {
   if (!Array.isArray(j)) return C.bad();
   const [head, ...args] = j as [Json, ...Json[]];
   const f = (k: number) => evalAt(args[k]!, p, depth + 1);
-  if (head === 'Apply' && Array.isArray(args[0]) && args[0][0] === 'InverseFunction' && typeof args[0][1] === 'string' && INVERSE[args[0][1]]) {
+  if (
+    head === 'Apply' &&
+    Array.isArray(args[0]) &&
+    args[0][0] === 'InverseFunction' &&
+    typeof args[0][1] === 'string' &&
+    INVERSE[args[0][1]]
+  ) {
     return TRIG[INVERSE[args[0][1]]!]!(f(1));
   }
   switch (head) {
     case 'OpaqueCall':
-      return opaque(String(args[0]), args.slice(1).map((_, k) => f(k + 1)), p);
+      return opaque(
+        String(args[0]),
+        args.slice(1).map((_, k) => f(k + 1)),
+        p,
+      );
     case 'Delimiter':
       return args.length === 1 ? f(0) : C.bad();
     case 'Negate':
@@ -171,7 +183,8 @@ export function evalAt(j: Json, p: Point, depth = 0): CVal {
       return C.real(v);
     }
     case 'Binomial': {
-      const n = nonNegInt(f(0), 1000), k = nonNegInt(f(1), 1000);
+      const n = nonNegInt(f(0), 1000),
+        k = nonNegInt(f(1), 1000);
       let v = 1;
       for (let t = 1; t <= k; t++) v = (v * (n - k + t)) / t;
       return C.real(k > n ? 0 : Math.round(v));

@@ -128,14 +128,16 @@ export class VerifierPool {
     this.maxMemoryMb = Math.max(16, opts.maxMemoryMb ?? 256);
     this.grader = opts.grader ?? 'math-verify';
     this.extractWithoutAnchor = opts.extractWithoutAnchor ?? true;
-    if (this.grader !== 'math-verify' && this.grader !== 'qwen') throw new VerifierPoolError(`unknown grader "${String(this.grader)}"; use "math-verify" or "qwen"`);
+    if (this.grader !== 'math-verify' && this.grader !== 'qwen')
+      throw new VerifierPoolError(`unknown grader "${String(this.grader)}"; use "math-verify" or "qwen"`);
     this.entry = opts.workerEntry ?? new URL('./worker-entry.mjs', import.meta.url);
     for (let k = 0; k < this.size; k++) this.spawn();
   }
 
   /** Grades one (gold, prediction) pair; never rejects: failures come back as `equal: false` with `error`. */
   verify(gold: string, pred: string, opts: PoolVerifyOptions = {}): Promise<VerifyResult> {
-    if (this.closed) return Promise.reject(new VerifierPoolError('VerifierPool.verify called after close(); create a new pool'));
+    if (this.closed)
+      return Promise.reject(new VerifierPoolError('VerifierPool.verify called after close(); create a new pool'));
     const anchored = !(opts.extractWithoutAnchor ?? this.extractWithoutAnchor);
     return new Promise<VerifyResult>((resolve) => {
       this.queue.push({ id: this.nextId++, gold: String(gold), pred: String(pred), anchored, resolve });
@@ -144,8 +146,16 @@ export class VerifierPool {
   }
 
   /** Grades many pairs concurrently; results in input order. */
-  verifyMany(pairs: ReadonlyArray<{ gold: string; pred: string } | readonly [string, string]>): Promise<VerifyResult[]> {
-    return Promise.all(pairs.map((p) => (Array.isArray(p) ? this.verify(p[0], p[1]) : this.verify((p as { gold: string }).gold, (p as { pred: string }).pred))));
+  verifyMany(
+    pairs: ReadonlyArray<{ gold: string; pred: string } | readonly [string, string]>,
+  ): Promise<VerifyResult[]> {
+    return Promise.all(
+      pairs.map((p) =>
+        Array.isArray(p)
+          ? this.verify(p[0], p[1])
+          : this.verify((p as { gold: string }).gold, (p as { pred: string }).pred),
+      ),
+    );
   }
 
   stats(): PoolStats {
@@ -212,7 +222,8 @@ export class VerifierPool {
     if (this.closed) return;
     if (this.startFailures >= MAX_START_FAILURES) {
       // Workers cannot start (broken install): fail what waits rather than hang the trainer.
-      for (const t of this.queue.splice(0)) t.resolve({ equal: false, error: `verifier workers fail to start: ${this.lastStartError}` });
+      for (const t of this.queue.splice(0))
+        t.resolve({ equal: false, error: `verifier workers fail to start: ${this.lastStartError}` });
       if (this.slots.size > 0) return;
       this.startFailures = MAX_START_FAILURES - 1; // allow one retry for later calls
     }
@@ -265,8 +276,16 @@ export interface AccuracyRewardOptions {
  * timeouts and errors). Anchored extraction by default (see AccuracyRewardOptions). Runs on the
  * pool, so the caller's thread stays free.
  */
-export async function accuracyRewards(pool: VerifierPool, golds: readonly string[], completions: readonly string[], opts: AccuracyRewardOptions = {}): Promise<number[]> {
-  if (golds.length !== completions.length) throw new VerifierPoolError(`accuracyRewards: ${golds.length} gold answers but ${completions.length} completions; pass one gold per completion`);
+export async function accuracyRewards(
+  pool: VerifierPool,
+  golds: readonly string[],
+  completions: readonly string[],
+  opts: AccuracyRewardOptions = {},
+): Promise<number[]> {
+  if (golds.length !== completions.length)
+    throw new VerifierPoolError(
+      `accuracyRewards: ${golds.length} gold answers but ${completions.length} completions; pass one gold per completion`,
+    );
   const extractWithoutAnchor = opts.extract_without_anchor ?? false;
   const rs = await Promise.all(completions.map((c, k) => pool.verify(golds[k]!, c, { extractWithoutAnchor })));
   return rs.map((r) => (r.equal ? 1 : 0));
@@ -277,7 +296,10 @@ export async function accuracyRewards(pool: VerifierPool, golds: readonly string
  * rewards/accuracy.ts `AnswerVerifier`) with anchored extraction unless `extract_without_anchor`.
  * `close()` closes the pool.
  */
-export function anchoredVerifier(pool: VerifierPool, opts: AccuracyRewardOptions = {}): { verify(gold: string, pred: string): Promise<VerifyResult>; close(): Promise<void> } {
+export function anchoredVerifier(
+  pool: VerifierPool,
+  opts: AccuracyRewardOptions = {},
+): { verify(gold: string, pred: string): Promise<VerifyResult>; close(): Promise<void> } {
   const extractWithoutAnchor = opts.extract_without_anchor ?? false;
   return { verify: (gold, pred) => pool.verify(gold, pred, { extractWithoutAnchor }), close: () => pool.close() };
 }

@@ -26,7 +26,11 @@ export function qwenExtractAnswer(pred: string): string {
     const nums = pred.replace(/,/g, '').match(/-?\d*\.?\d+/g);
     ans = nums ? nums[nums.length - 1]! : '';
   }
-  ans = ans.replace(/\n\s*$/, '').replace(/^[:\s]+/, '').replace(/\.$/, '').replace(/\/$/, '');
+  ans = ans
+    .replace(/\n\s*$/, '')
+    .replace(/^[:\s]+/, '')
+    .replace(/\.$/, '')
+    .replace(/\/$/, '');
   return qwenStripString(ans);
 }
 
@@ -46,13 +50,30 @@ function fixFracs(s: string): string {
 /** `strip_string`: Qwen's normalisation of an answer string. */
 export function qwenStripString(input: string): string {
   let s = String(input).trim().replace(/\n/g, '').replace(/\.+$/, '').replace(/\\!/g, '');
-  s = s.replace(/\\begin\{array\}\{[^}]*\}/g, '\\begin{pmatrix}').replace(/\\end\{array\}/g, '\\end{pmatrix}').replace(/bmatrix/g, 'pmatrix');
-  s = s.replace(/tfrac/g, 'frac').replace(/dfrac/g, 'frac').replace(/\\neq/g, '\\ne').replace(/\\leq/g, '\\le').replace(/\\geq/g, '\\ge');
-  s = s.replace(/\\left/g, '').replace(/\\right/g, '').replace(/\\\{/g, '{').replace(/\\\}/g, '}');
+  s = s
+    .replace(/\\begin\{array\}\{[^}]*\}/g, '\\begin{pmatrix}')
+    .replace(/\\end\{array\}/g, '\\end{pmatrix}')
+    .replace(/bmatrix/g, 'pmatrix');
+  s = s
+    .replace(/tfrac/g, 'frac')
+    .replace(/dfrac/g, 'frac')
+    .replace(/\\neq/g, '\\ne')
+    .replace(/\\leq/g, '\\le')
+    .replace(/\\geq/g, '\\ge');
+  s = s
+    .replace(/\\left/g, '')
+    .replace(/\\right/g, '')
+    .replace(/\\\{/g, '{')
+    .replace(/\\\}/g, '}');
   // _remove_right_units: "5 \text{ cm}" → "5".
   const unit = s.indexOf('\\text{ ');
   if (unit > 0) s = s.slice(0, unit);
-  s = s.replace(/\^\{\\circ\}/g, '').replace(/\^\\circ/g, '').replace(/\\\$/g, '').replace(/\$/g, '').replace(/\\\(|\\\)/g, '');
+  s = s
+    .replace(/\^\{\\circ\}/g, '')
+    .replace(/\^\\circ/g, '')
+    .replace(/\\\$/g, '')
+    .replace(/\$/g, '')
+    .replace(/\\\(|\\\)/g, '');
   s = s.replace(/\\(?:text|textbf|mbox)\{(.*?)\}/g, '$1');
   for (const k of ['x=', 'y=', 'z=', 'x\\in', 'y\\in', 'z\\in', 'x\\to', 'y\\to', 'z\\to']) s = s.split(k).join('');
   s = s.replace(/\\emptyset/g, '{}').replace(/\(-\\infty,\\infty\)/g, '\\mathbb{R}');
@@ -86,9 +107,11 @@ const isClose = (a: number, b: number, rel: number) => Math.abs(a - b) <= rel * 
 function symbolicEqual(a: string, b: string): boolean {
   try {
     if (leafEqual(a, b)) return true;
-    const ja = parseExpr(a), jb = parseExpr(b);
+    const ja = parseExpr(a),
+      jb = parseExpr(b);
     if (freeSymbols(ja).size || freeSymbols(jb).size) return false;
-    const ea = exactValue(ja), eb = exactValue(jb);
+    const ea = exactValue(ja),
+      eb = exactValue(jb);
     if (ea?.kind === 'tower' || eb?.kind === 'tower') return false;
     const x = ea?.kind === 'rat' ? R.toNumber(ea.v) : evalAt(ja, { vars: {}, trial: 0 }).re;
     const y = eb?.kind === 'rat' ? R.toNumber(eb.v) : evalAt(jb, { vars: {}, trial: 0 }).re;
@@ -100,7 +123,8 @@ function symbolicEqual(a: string, b: string): boolean {
 
 function splitList(s: string): string[] {
   const out: string[] = [];
-  let depth = 0, start = 0;
+  let depth = 0,
+    start = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s[i]!;
     if ('([{'.includes(c)) depth++;
@@ -119,28 +143,52 @@ export function qwenMathEqual(pred: string, ref: string, depth = 0): boolean {
   if (depth > 8) return false;
   if (pred.trim().toLowerCase() === ref.trim().toLowerCase()) return true;
   if (/^[A-E]$/.test(ref) && pred.replace(/[^A-E]/g, '').slice(-1) === ref) return true;
-  const pd = digits(pred), rd = digits(ref);
+  const pd = digits(pred),
+    rd = digits(ref);
   if (pd !== null && rd !== null) return [rd / 100, rd, rd * 100].some((r) => isClose(pd, r, 1e-4));
   if (pred === '') return false;
-  let p = pred.trim(), r = ref.trim();
-  if ((p.startsWith('[') && p.endsWith(']') && !r.startsWith('(')) || (p.startsWith('(') && p.endsWith(')') && !r.startsWith('['))) {
-    const strip = (x: string) => x.replace(/^[[\]()]+|[[\]()]+$/g, '').replace(/[{}()]/g, '').toLowerCase();
+  let p = pred.trim(),
+    r = ref.trim();
+  if (
+    (p.startsWith('[') && p.endsWith(']') && !r.startsWith('(')) ||
+    (p.startsWith('(') && p.endsWith(')') && !r.startsWith('['))
+  ) {
+    const strip = (x: string) =>
+      x
+        .replace(/^[[\]()]+|[[\]()]+$/g, '')
+        .replace(/[{}()]/g, '')
+        .toLowerCase();
     if (strip(p) === strip(r)) return true;
   }
   if (/^[([].+[)\]]$/.test(p) && /^[([].+[)\]]$/.test(r)) {
-    const ps = splitList(p.slice(1, -1)), rs = splitList(r.slice(1, -1));
-    if (ps.length === rs.length && ps.length > 1 && ps.every((x, k) => qwenMathEqual(x, rs[k]!, depth + 1))) return true;
+    const ps = splitList(p.slice(1, -1)),
+      rs = splitList(r.slice(1, -1));
+    if (ps.length === rs.length && ps.length > 1 && ps.every((x, k) => qwenMathEqual(x, rs[k]!, depth + 1)))
+      return true;
   }
   const mat = (x: string) => /^\\begin\{pmatrix\}([\s\S]*)\\end\{pmatrix\}$/.exec(x);
-  const pm = mat(p), rm = mat(r);
+  const pm = mat(p),
+    rm = mat(r);
   if (pm && rm) {
-    const rows = (x: string) => x.split('\\\\').map((row) => row.trim()).filter(Boolean).map((row) => row.split('&').map((c) => c.trim()));
-    const a = rows(pm[1]!), b = rows(rm[1]!);
-    if (a.length === b.length && a.every((row, i) => row.length === b[i]!.length && row.every((c, j) => qwenMathEqual(c, b[i]![j]!, depth + 1)))) return true;
+    const rows = (x: string) =>
+      x
+        .split('\\\\')
+        .map((row) => row.trim())
+        .filter(Boolean)
+        .map((row) => row.split('&').map((c) => c.trim()));
+    const a = rows(pm[1]!),
+      b = rows(rm[1]!);
+    if (
+      a.length === b.length &&
+      a.every((row, i) => row.length === b[i]!.length && row.every((c, j) => qwenMathEqual(c, b[i]![j]!, depth + 1)))
+    )
+      return true;
   }
-  const pe = p.split('='), re = r.split('=');
+  const pe = p.split('='),
+    re = r.split('=');
   if (pe.length === 2 && re.length === 2) {
-    const a = `${pe[0]}-(${pe[1]})`, b = `${re[0]}-(${re[1]})`;
+    const a = `${pe[0]}-(${pe[1]})`,
+      b = `${re[0]}-(${re[1]})`;
     if (symbolicEqual(a, b) || symbolicEqual(`-(${a})`, b)) return true;
   } else if (pe.length === 2 && pe[0]!.trim().length <= 2 && re.length === 1) {
     if (qwenMathEqual(pe[1]!, r, depth + 1)) return true;
@@ -152,7 +200,8 @@ export function qwenMathEqual(pred: string, ref: string, depth = 0): boolean {
 
 /** The whole Qwen pipeline: gold (its last \boxed{} when present) vs a model answer. */
 export function qwenVerify(gold: string, pred: string): boolean {
-  if (gold.length > 200_000 || pred.length > 200_000) throw new RangeError(`input longer than 200000 characters (gold ${gold.length}, prediction ${pred.length})`);
+  if (gold.length > 200_000 || pred.length > 200_000)
+    throw new RangeError(`input longer than 200000 characters (gold ${gold.length}, prediction ${pred.length})`);
   const g = qwenStripString(lastBoxed(gold) ?? gold);
   return qwenMathEqual(qwenExtractAnswer(pred), g);
 }

@@ -87,10 +87,12 @@ export function parseDecimal(s: string): Rat | null {
 /** Nearest double (through a decimal string, so 1/3 and huge integers both convert sensibly). */
 export function toNumber(a: Rat): number {
   if (a.den === 1n) return Number(a.num);
-  const bn = bitLength(a.num), bd = bitLength(a.den);
+  const bn = bitLength(a.num),
+    bd = bitLength(a.den);
   if (bn < 1000 && bd < 1000) return Number(a.num) / Number(a.den);
   // Scale both into double range first: keep the top ~60 bits of each.
-  const sn = Math.max(0, bn - 60), sd = Math.max(0, bd - 60);
+  const sn = Math.max(0, bn - 60),
+    sd = Math.max(0, bd - 60);
   return (Number(a.num >> BigInt(sn)) / Number(a.den >> BigInt(sd))) * 2 ** (sn - sd);
 }
 
@@ -109,7 +111,8 @@ export function roundTo(a: Rat, digits: number): Rat {
 /** Exact integer square root when `a` is a perfect square of a rational, else null. */
 export function sqrtExact(a: Rat): Rat | null {
   if (a.num < 0n) return null;
-  const rn = isqrt(a.num), rd = isqrt(a.den);
+  const rn = isqrt(a.num),
+    rd = isqrt(a.den);
   return rn * rn === a.num && rd * rd === a.den ? rat(rn, rd) : null;
 }
 

@@ -51,14 +51,16 @@ export const labelKey = (s: string): string => compactKey(s).toLowerCase();
 export function equationsEqual(a: Eq, b: Eq, o: CompareOptions, nodesEqual: NodesEqual): boolean {
   if (a.parts.length === b.parts.length && a.parts.every((p, k) => leafEqual(p, b.parts[k]!, o))) return true;
   if (a.parts.length >= 3 || b.parts.length >= 3) {
-    const va = eqValue(a, 'gold'), vb = eqValue(b, 'pred');
+    const va = eqValue(a, 'gold'),
+      vb = eqValue(b, 'pred');
     return !!va && !!vb && nodesEqual(va, vb, o);
   }
   const [l1, r1] = a.parts as [string, string];
   const [l2, r2] = b.parts as [string, string];
   if (leafEqual(l1, r2, o) && leafEqual(r1, l2, o)) return true;
   if (isLabel(l1) && isLabel(l2) && labelKey(l1) === labelKey(l2)) {
-    const va = eqValue(a, 'gold'), vb = eqValue(b, 'pred');
+    const va = eqValue(a, 'gold'),
+      vb = eqValue(b, 'pred');
     if (va && vb && nodesEqual(va, vb, o)) return true;
   }
   // Same equation rearranged or rescaled.
@@ -78,13 +80,26 @@ function oneSided(r: Rel): { d: string; op: string } | null {
 }
 
 export function relationsEqual(a: Rel, b: Rel, o: CompareOptions, nodesEqual: NodesEqual): boolean {
-  if (a.iv && b.iv && a.v !== undefined && b.v !== undefined && compactKey(a.v) === compactKey(b.v) && nodesEqual(a.iv, b.iv, o)) return true;
+  if (
+    a.iv &&
+    b.iv &&
+    a.v !== undefined &&
+    b.v !== undefined &&
+    compactKey(a.v) === compactKey(b.v) &&
+    nodesEqual(a.iv, b.iv, o)
+  )
+    return true;
   if (a.parts.length !== b.parts.length) return false;
   const same = a.ops.every((op, k) => op === b.ops[k]) && a.parts.every((p, k) => leafEqual(p, b.parts[k]!, o));
   if (same) return true;
   const n = b.parts.length;
-  if (a.ops.every((op, k) => FLIP[op] === b.ops[b.ops.length - 1 - k]) && a.parts.every((p, k) => leafEqual(p, b.parts[n - 1 - k]!, o))) return true;
-  const x = oneSided(a), y = oneSided(b);
+  if (
+    a.ops.every((op, k) => FLIP[op] === b.ops[b.ops.length - 1 - k]) &&
+    a.parts.every((p, k) => leafEqual(p, b.parts[n - 1 - k]!, o))
+  )
+    return true;
+  const x = oneSided(a),
+    y = oneSided(b);
   if (!x || !y || x.op !== y.op) return false;
   const c = proportionality(x.d, y.d);
   if (!c || Math.abs(c.im) > 1e-9 * Math.abs(c.re)) return false;

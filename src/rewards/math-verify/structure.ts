@@ -52,7 +52,9 @@ export function splitTop(s: string, seps: readonly string[]): { parts: string[];
       if (s.startsWith('\\{', i) || s.startsWith('\\langle', i) || s.startsWith('\\begin', i)) depth++;
       else if (s.startsWith('\\}', i) || s.startsWith('\\rangle', i) || s.startsWith('\\end', i)) depth--;
       if (depth === 0) {
-        const sep = seps.find((x) => x.startsWith('\\') && s.startsWith(x, i) && !/[a-zA-Z]/.test(s[i + x.length] ?? ''));
+        const sep = seps.find(
+          (x) => x.startsWith('\\') && s.startsWith(x, i) && !/[a-zA-Z]/.test(s[i + x.length] ?? ''),
+        );
         if (sep) {
           parts.push(s.slice(start, i));
           found.push(sep);
@@ -126,7 +128,13 @@ export function isLabel(s: string): boolean {
     .replace(/\\(?:frac|overline|angle|triangle|mathrm|operatorname)/g, '')
     .replace(/\([a-z]\)/g, '')
     .replace(/[{}\s]/g, '');
-  return rest.length > 0 && rest.length <= 12 && /^[A-Za-z:/]+$/.test(rest) && /[A-Za-z]/.test(rest) && !/^(?:infty|pi)$/.test(rest);
+  return (
+    rest.length > 0 &&
+    rest.length <= 12 &&
+    /^[A-Za-z:/]+$/.test(rest) &&
+    /[A-Za-z]/.test(rest) &&
+    !/^(?:infty|pi)$/.test(rest)
+  );
 }
 
 function items(inner: string): Node[] {
@@ -155,7 +163,9 @@ export function parse(input: string, opts: ParseOptions = {}): Node {
   if (solParts.length > 1) {
     const nodes = solParts.map((p) => parse(p));
     if (nodes.every(intervalLike)) return { t: 'union', parts: nodes };
-    const join = sol.found.every((f) => joinOf(f) === 'and') ? 'and' : joinOf(sol.found.find((f) => joinOf(f) !== 'and')!);
+    const join = sol.found.every((f) => joinOf(f) === 'and')
+      ? 'and'
+      : joinOf(sol.found.find((f) => joinOf(f) !== 'and')!);
     return { t: 'set', items: nodes, bare: true, join };
   }
   if (solParts.length === 1 && sol.parts.length > 1) return parse(solParts[0]!, opts);
@@ -179,7 +189,11 @@ export function parse(input: string, opts: ParseOptions = {}): Node {
   const ap = splitTop(s, ['\\approx']);
   if (ap.parts.length > 1) return { t: 'eq', parts: ap.parts.map((p) => p.trim()) };
   const r = splitTop(s, REL_OPS);
-  if (r.parts.length > 1) return relation(r.parts.map((p) => p.trim()), r.found);
+  if (r.parts.length > 1)
+    return relation(
+      r.parts.map((p) => p.trim()),
+      r.found,
+    );
 
   const pm = splitTop(s, ['\\pm', '\\mp']);
   if (pm.parts.length === 2) return { t: 'pm', a: pm.parts[0]!.trim() || '0', b: pm.parts[1]!.trim() };
@@ -189,7 +203,8 @@ export function parse(input: string, opts: ParseOptions = {}): Node {
   const mat = parseMatrix(s) ?? evalMatrixExpr(s);
   if (mat) return mat;
 
-  if (s.startsWith('\\{') && matchClose(s, 0) === s.length - 2 && s.endsWith('\\}')) return { t: 'set', items: items(s.slice(2, -2)), bare: false };
+  if (s.startsWith('\\{') && matchClose(s, 0) === s.length - 2 && s.endsWith('\\}'))
+    return { t: 'set', items: items(s.slice(2, -2)), bare: false };
   if (s[0] === '{' && matchClose(s, 0) === s.length - 1) {
     // `{1,3}`: a set written with plain braces; `{x+1}` is only a group.
     const inner = s.slice(1, -1);
@@ -235,8 +250,22 @@ function relation(parts: string[], ops: string[]): Node {
     const [o1, o2] = ops as [string, string];
     const asc = (o: string) => o === '<' || o === '\\le';
     const desc = (o: string) => o === '>' || o === '\\ge';
-    if (asc(o1) && asc(o2)) node.iv = { t: 'interval', lo: leaf(parts[0]!), hi: leaf(parts[2]!), loClosed: !strict(o1), hiClosed: !strict(o2) };
-    else if (desc(o1) && desc(o2)) node.iv = { t: 'interval', lo: leaf(parts[2]!), hi: leaf(parts[0]!), loClosed: !strict(o2), hiClosed: !strict(o1) };
+    if (asc(o1) && asc(o2))
+      node.iv = {
+        t: 'interval',
+        lo: leaf(parts[0]!),
+        hi: leaf(parts[2]!),
+        loClosed: !strict(o1),
+        hiClosed: !strict(o2),
+      };
+    else if (desc(o1) && desc(o2))
+      node.iv = {
+        t: 'interval',
+        lo: leaf(parts[2]!),
+        hi: leaf(parts[0]!),
+        loClosed: !strict(o2),
+        hiClosed: !strict(o1),
+      };
     if (node.iv) node.v = parts[1]!;
   }
   return node;

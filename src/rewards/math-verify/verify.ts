@@ -9,7 +9,13 @@
  *   verify('7', 'First, 3+4 = 7. Next we…')                                // true: unanchored fallbacks (default)
  *   verify('7', 'First, 3+4 = 7. Next we…', { extractWithoutAnchor: false }) // false: training rewards
  */
-import { ANCHORED_PRIORITY, DEFAULT_PRIORITY, extractAnswerDetail, extractGoldDetail, stripMathDelims } from './extract.ts';
+import {
+  ANCHORED_PRIORITY,
+  DEFAULT_PRIORITY,
+  extractAnswerDetail,
+  extractGoldDetail,
+  stripMathDelims,
+} from './extract.ts';
 import type { ExtractionKind } from './extract.ts';
 import { compactKey, normalizeAnswer } from './normalize.ts';
 import { parse, MAX_ANSWER_CHARS } from './structure.ts';
@@ -46,20 +52,25 @@ export interface VerifyDetail {
 
 function compareOptions(opts: VerifyOptions): CompareOptions {
   const r = opts.floatRounding ?? DEFAULT_COMPARE.floatRounding;
-  if (!Number.isInteger(r) || r < 0 || r > 20) throw new RangeError(`floatRounding must be an integer from 0 to 20 (got ${r})`);
+  if (!Number.isInteger(r) || r < 0 || r > 20)
+    throw new RangeError(`floatRounding must be an integer from 0 to 20 (got ${r})`);
   return { floatRounding: r, allowSetRelationComp: opts.allowSetRelationComp ?? DEFAULT_COMPARE.allowSetRelationComp };
 }
 
 /** Like `verify`, also returning the normalised answers that were compared. Throws on hostile input. */
 export function verifyDetail(gold: string, prediction: string, opts: VerifyOptions = {}): VerifyDetail {
   if (gold.length > MAX_INPUT_CHARS || prediction.length > MAX_INPUT_CHARS) {
-    throw new RangeError(`input longer than ${MAX_INPUT_CHARS} characters (gold ${gold.length}, prediction ${prediction.length})`);
+    throw new RangeError(
+      `input longer than ${MAX_INPUT_CHARS} characters (gold ${gold.length}, prediction ${prediction.length})`,
+    );
   }
   const o = compareOptions(opts);
   const gx = extractGoldDetail(gold);
   const g = normalizeAnswer(gx.answer);
   const priority = opts.priority ?? (opts.extractWithoutAnchor === false ? ANCHORED_PRIORITY : DEFAULT_PRIORITY);
-  const px = opts.predIsAnswer ? { answer: stripMathDelims(prediction), plain: !/\$|\\\(|\\\[/.test(prediction) } : extractAnswerDetail(prediction, priority);
+  const px = opts.predIsAnswer
+    ? { answer: stripMathDelims(prediction), plain: !/\$|\\\(|\\\[/.test(prediction) }
+    : extractAnswerDetail(prediction, priority);
   if (px === null || g === '') return { equal: false, goldAnswer: g, predAnswer: null };
   const p = normalizeAnswer(px.answer);
   if (p === '' || p.length > MAX_ANSWER_CHARS) return { equal: false, goldAnswer: g, predAnswer: p };
@@ -67,10 +78,16 @@ export function verifyDetail(gold: string, prediction: string, opts: VerifyOptio
   const whole = normalizeAnswer(stripMathDelims(gold));
   if (compactKey(whole) === compactKey(p)) return { equal: true, goldAnswer: g, predAnswer: p };
   const goldNode = parse(g, { plain: gx.plain });
-  if (compactKey(g) === compactKey(p) || nodesEqual(goldNode, parse(p, { plain: px.plain }), o)) return { equal: true, goldAnswer: g, predAnswer: p };
+  if (compactKey(g) === compactKey(p) || nodesEqual(goldNode, parse(p, { plain: px.plain }), o))
+    return { equal: true, goldAnswer: g, predAnswer: p };
   // Several boxed answers were read as one list; the last one alone is the dataset convention's reading.
   const alt = 'lastBoxed' in px && px.lastBoxed !== undefined ? normalizeAnswer(px.lastBoxed) : '';
-  if (alt !== '' && alt.length <= MAX_ANSWER_CHARS && (compactKey(g) === compactKey(alt) || nodesEqual(goldNode, parse(alt), o))) return { equal: true, goldAnswer: g, predAnswer: alt };
+  if (
+    alt !== '' &&
+    alt.length <= MAX_ANSWER_CHARS &&
+    (compactKey(g) === compactKey(alt) || nodesEqual(goldNode, parse(alt), o))
+  )
+    return { equal: true, goldAnswer: g, predAnswer: alt };
   return { equal: false, goldAnswer: g, predAnswer: p };
 }
 

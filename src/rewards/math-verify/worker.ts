@@ -22,10 +22,15 @@ try {
 port.on('message', (m: WorkerRequest) => {
   let res: WorkerResponse;
   try {
-    const equal = m.grader === 'qwen' ? qwenVerify(m.gold, m.pred) : verify(m.gold, m.pred, { extractWithoutAnchor: !m.anchored });
+    const equal =
+      m.grader === 'qwen' ? qwenVerify(m.gold, m.pred) : verify(m.gold, m.pred, { extractWithoutAnchor: !m.anchored });
     res = { id: m.id, equal };
   } catch (e) {
-    res = { id: m.id, equal: false, error: `${(e as Error)?.name ?? 'Error'}: ${String((e as Error)?.message ?? e).split('\n')[0]}` };
+    res = {
+      id: m.id,
+      equal: false,
+      error: `${(e as Error)?.name ?? 'Error'}: ${String((e as Error)?.message ?? e).split('\n')[0]}`,
+    };
   }
   port.postMessage(res);
 });

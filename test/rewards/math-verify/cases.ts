@@ -204,7 +204,12 @@ export const CASES: Record<string, Case[]> = {
     ['4\\pi', '12.566371', true],
     ['4\\pi', '12.56', false],
     ['\\frac{9\\pi}{2}', '4.5\\pi', true],
-    ['\\sqrt{3}\\cdot 2^{100}', '2^{100}\\sqrt{3}', true, 'the same product reordered: decided structurally, not by doubles'],
+    [
+      '\\sqrt{3}\\cdot 2^{100}',
+      '2^{100}\\sqrt{3}',
+      true,
+      'the same product reordered: decided structurally, not by doubles',
+    ],
     ['\\sqrt{3}\\cdot 2^{100}', '2^{100}\\sqrt{3}+1', false, 'beyond 2^53 a double cannot see the +1: refused'],
     ['10^{-3}', '0.001', true],
     ['10^{-3}', '0.01', false],
@@ -270,7 +275,12 @@ export const CASES: Record<string, Case[]> = {
   ],
   unions: [
     ['(-\\infty,-1)\\cup(2,\\infty)', '(2,\\infty)\\cup(-\\infty,-1)', true],
-    ['(-\\infty,-1)\\cup(2,\\infty)', 'x<-1 \\text{ or } x>2', false, 'a set gold is not answered by relations unless allowSetRelationComp (Math-Verify)'],
+    [
+      '(-\\infty,-1)\\cup(2,\\infty)',
+      'x<-1 \\text{ or } x>2',
+      false,
+      'a set gold is not answered by relations unless allowSetRelationComp (Math-Verify)',
+    ],
     ['x<-1 \\text{ or } x>2', '(-\\infty,-1)\\cup(2,\\infty)', true, 'a relation gold may be answered by its set'],
     ['x<-1 or x>2', '(2,\\infty)\\cup(-\\infty,-1)', true, 'a union is unordered'],
     ['(-\\infty,-1)\\cup(2,\\infty)', '(-\\infty,-1]\\cup(2,\\infty)', false],

@@ -9,7 +9,10 @@ parentPort.on('message', (m) => {
     const keep = [];
     for (;;) keep.push(new Array(1e6).fill(Math.random()));
   }
-  if (m.pred === 'THROW') setImmediate(() => { throw new Error('boom'); });
+  if (m.pred === 'THROW')
+    setImmediate(() => {
+      throw new Error('boom');
+    });
   else parentPort.postMessage({ id: m.id, equal: m.gold === m.pred });
 });
 parentPort.postMessage({ ready: true });

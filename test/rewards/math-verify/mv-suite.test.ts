@@ -18,14 +18,20 @@ const MIN_AGREEMENT = 0.95;
 
 describe("agreement with Math-Verify's own test rows", () => {
   test(`>= ${MIN_AGREEMENT * 100}% agreement and 0 false positives`, () => {
-    let n = 0, agree = 0;
-    const falsePositives: string[] = [], misses: string[] = [];
+    let n = 0,
+      agree = 0;
+    const falsePositives: string[] = [],
+      misses: string[] = [];
     for (const group of MV_SUITE) {
       for (const [gold, pred, expected, rowOpts] of group.rows) {
         const o = { ...group.opts, ...rowOpts };
         let got = false;
         try {
-          got = verify(gold, pred, { priority: PRIORITY[o.mode ?? 'both'], floatRounding: o.precision, allowSetRelationComp: o.allowSetRelationComp });
+          got = verify(gold, pred, {
+            priority: PRIORITY[o.mode ?? 'both'],
+            floatRounding: o.precision,
+            allowSetRelationComp: o.allowSetRelationComp,
+          });
         } catch {
           got = false;
         }
@@ -38,7 +44,12 @@ describe("agreement with Math-Verify's own test rows", () => {
     }
     assert.ok(n >= 230, `only ${n} rows transcribed`);
     assert.deepEqual(falsePositives, []);
-    assert.ok(agree / n >= MIN_AGREEMENT, `agreement ${agree}/${n} = ${((100 * agree) / n).toFixed(1)}%; misses:\n${misses.join('\n')}`);
-    console.log(`# Math-Verify suite: ${agree}/${n} rows agree (${((100 * agree) / n).toFixed(1)}%), ${falsePositives.length} false positives; misses:\n# ${misses.join('\n# ')}`);
+    assert.ok(
+      agree / n >= MIN_AGREEMENT,
+      `agreement ${agree}/${n} = ${((100 * agree) / n).toFixed(1)}%; misses:\n${misses.join('\n')}`,
+    );
+    console.log(
+      `# Math-Verify suite: ${agree}/${n} rows agree (${((100 * agree) / n).toFixed(1)}%), ${falsePositives.length} false positives; misses:\n# ${misses.join('\n# ')}`,
+    );
   });
 });

@@ -27,7 +27,10 @@ describe('VerifierPool', () => {
     const pool = new VerifierPool({ workers: 1, timeoutMs: 5000 });
     const prose = 'First, 3+4 = 7. Next we need to consider the other case.';
     try {
-      assert.deepEqual(await accuracyRewards(pool, ['7', '7', '7'], [prose, 'so \\boxed{7}', 'The final answer is $7$.']), [0, 1, 1]);
+      assert.deepEqual(
+        await accuracyRewards(pool, ['7', '7', '7'], [prose, 'so \\boxed{7}', 'The final answer is $7$.']),
+        [0, 1, 1],
+      );
       assert.deepEqual(await accuracyRewards(pool, ['7'], [prose], { extract_without_anchor: true }), [1]);
       // the pool itself keeps `gpg-rl verify`'s contract: a bare answer or unanchored text
       assert.deepEqual(await pool.verify('7', prose), { equal: true });
@@ -106,7 +109,11 @@ describe('VerifierPool', () => {
       ['7', '\\boxed{8}', false],
     ];
     const hostile = [
-      '\\boxed{9^{9^{9}}+1}', '\\boxed{100000!}', '\\boxed{' + '{'.repeat(5000) + '}'.repeat(5000) + '}', 'y'.repeat(1_000_000), '\\boxed{' + '\\sqrt{'.repeat(99) + '2' + '}'.repeat(99) + '}',
+      '\\boxed{9^{9^{9}}+1}',
+      '\\boxed{100000!}',
+      '\\boxed{' + '{'.repeat(5000) + '}'.repeat(5000) + '}',
+      'y'.repeat(1_000_000),
+      '\\boxed{' + '\\sqrt{'.repeat(99) + '2' + '}'.repeat(99) + '}',
     ];
     try {
       await pool.verify('1', '1'); // warm up before measuring memory

@@ -1,6 +1,11 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { qwenExtractAnswer, qwenMathEqual, qwenStripString, qwenVerify } from '../../../src/rewards/math-verify/qwen.ts';
+import {
+  qwenExtractAnswer,
+  qwenMathEqual,
+  qwenStripString,
+  qwenVerify,
+} from '../../../src/rewards/math-verify/qwen.ts';
 
 describe('Qwen2.5-Math grader', () => {
   test('extract_answer: boxed, "the answer is", last number', () => {

@@ -18,7 +18,10 @@ function run(cases: Case[]): { wrong: string[]; falsePositives: number } {
       got = `threw ${(e as Error).message}`;
     }
     if (got === true && !want) falsePositives++;
-    if (got !== want) wrong.push(`verify(${JSON.stringify(gold)}, ${JSON.stringify(pred)}) = ${String(got)}, want ${want}${reason ? ` (${reason})` : ''}`);
+    if (got !== want)
+      wrong.push(
+        `verify(${JSON.stringify(gold)}, ${JSON.stringify(pred)}) = ${String(got)}, want ${want}${reason ? ` (${reason})` : ''}`,
+      );
   }
   return { wrong, falsePositives };
 }
@@ -30,7 +33,12 @@ describe('verify: case table', () => {
   test('0 false positives over all our cases; issue-13 cases all carry a reason', () => {
     const all = [...Object.values(CASES), ...Object.values(CASES_13)].flat();
     assert.equal(run(all).falsePositives, 0);
-    assert.deepEqual(Object.values(CASES_13).flat().filter((c) => !c[3]), []);
+    assert.deepEqual(
+      Object.values(CASES_13)
+        .flat()
+        .filter((c) => !c[3]),
+      [],
+    );
   });
   test('size: at least 450 cases, at least 150 must-not-match', () => {
     const all = [...Object.values(CASES), ...Object.values(CASES_13)].flat();
@@ -45,7 +53,12 @@ describe('verify: extraction modes', () => {
     assert.equal(verify('7', prose), true);
     assert.equal(verify('7', prose, { extractWithoutAnchor: false }), false);
     assert.equal(verify('7', '7', { extractWithoutAnchor: false }), false);
-    for (const p of ['so \\boxed{7}', '<answer>7</answer>', 'The final answer is $7$. I hope it is correct.', 'Answer: 7']) {
+    for (const p of [
+      'so \\boxed{7}',
+      '<answer>7</answer>',
+      'The final answer is $7$. I hope it is correct.',
+      'Answer: 7',
+    ]) {
       assert.equal(verify('7', p, { extractWithoutAnchor: false }), true, p);
     }
     assert.equal(verify('7', 'The final answer is $8$.', { extractWithoutAnchor: false }), false);
@@ -63,11 +76,20 @@ const MINERVA = new URL('../../../../shared/data/minerva_math/test.jsonl', impor
 
 describe('verify: Minerva gold answers', { skip: !existsSync(MINERVA) && 'shared/data not present' }, () => {
   test('no non-zero gold accepts \\boxed{0} (scientific notation stays exact)', () => {
-    const rows = readFileSync(MINERVA, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { solution: string });
+    const rows = readFileSync(MINERVA, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { solution: string });
     const golds = rows.map((r) => lastBoxed(r.solution)).filter((g): g is string => g !== null && g.trim() !== '0');
     assert.ok(golds.length >= 270, `only ${golds.length} non-zero golds`);
-    assert.deepEqual(golds.filter((g) => verify(g, '\\boxed{0}')), []);
+    assert.deepEqual(
+      golds.filter((g) => verify(g, '\\boxed{0}')),
+      [],
+    );
     // and each still verifies against itself written out in a sentence
-    assert.deepEqual(golds.filter((g) => !verify(g, `The answer is $\\boxed{${g}}$.`)), []);
+    assert.deepEqual(
+      golds.filter((g) => !verify(g, `The answer is $\\boxed{${g}}$.`)),
+      [],
+    );
   });
 });
