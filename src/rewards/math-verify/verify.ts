@@ -80,8 +80,11 @@ export function verifyDetail(gold: string, prediction: string, opts: VerifyOptio
   const goldNode = parse(g, { plain: gx.plain });
   if (compactKey(g) === compactKey(p) || nodesEqual(goldNode, parse(p, { plain: px.plain }), o))
     return { equal: true, goldAnswer: g, predAnswer: p };
-  // Several boxed answers were read as one list; the last one alone is the dataset convention's reading.
-  const alt = 'lastBoxed' in px && px.lastBoxed !== undefined ? normalizeAnswer(px.lastBoxed) : '';
+  // Several boxed answers were read as one list; the last one alone is the dataset convention's
+  // reading (MATH solutions box "30° or 150°" for the gold 150°). Not for anchored training
+  // rewards, where it would pay a hedge like `\boxed{5} or \boxed{6}`.
+  const lenient = opts.extractWithoutAnchor !== false;
+  const alt = lenient && 'lastBoxed' in px && px.lastBoxed !== undefined ? normalizeAnswer(px.lastBoxed) : '';
   if (
     alt !== '' &&
     alt.length <= MAX_ANSWER_CHARS &&

@@ -62,6 +62,10 @@ describe('verify: extraction modes', () => {
       assert.equal(verify('7', p, { extractWithoutAnchor: false }), true, p);
     }
     assert.equal(verify('7', 'The final answer is $8$.', { extractWithoutAnchor: false }), false);
+    // a hedge over several boxes is a list; only evaluation keeps the datasets' last-box reading
+    assert.equal(verify('6', '\\boxed{5} or \\boxed{6}', { extractWithoutAnchor: false }), false);
+    assert.equal(verify('5, 6', '\\boxed{5} or \\boxed{6}', { extractWithoutAnchor: false }), true);
+    assert.equal(verify('6', '\\boxed{5} or \\boxed{6}'), true);
   });
   test('options: floatRounding and allowSetRelationComp as in Math-Verify', () => {
     assert.equal(verify('\\frac{1}{3}', '0.3333'), false);
