@@ -13,7 +13,7 @@ import { generate } from '../../src/generate/generate.ts';
 import { Rng } from '../../src/data/rng.ts';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { noGrad } from '../../src/tensor/tape.ts';
-import { packBatch } from '../../src/rl/batch.ts';
+import { packBatch } from '../../src/train/batch.ts';
 
 const init = initModel({ hidden_size: 48, intermediate_size: 96, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128, initializer_range: 0.2 }, { seed: 4, charVocab: true });
 const model = CausalLM.fromHost(init.cfg, init.tensors);
