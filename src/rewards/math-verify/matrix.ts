@@ -6,7 +6,10 @@
  * comparison then judges (so `\frac12` and `0.5` cells compare as numbers).
  */
 import type { Node } from './structure.ts';
-import { matchClose, parse, splitTop } from './structure.ts';
+import { matchClose, splitTop } from './scan.ts';
+
+/** Parses one cell (the structure parser, passed in so this module does not import it back). */
+export type CellParser = (cell: string) => Node;
 
 /** Largest matrix we build by arithmetic, and longest cell: cells double with every product. */
 const MAX_CELLS = 100;
@@ -25,10 +28,10 @@ function cellsOf(body: string): Grid {
   return rows.map((row) => splitTop(row, ['&']).parts.map((x) => x.trim()));
 }
 
-const toNode = (g: Grid): Node => ({ t: 'matrix', rows: g.map((r) => r.map((x) => parse(x))) });
+const toNode = (g: Grid, parse: CellParser): Node => ({ t: 'matrix', rows: g.map((r) => r.map((x) => parse(x))) });
 
 /** One matrix environment, possibly in brackets, or null. */
-export function parseMatrix(input: string): Node | null {
+export function parseMatrix(input: string, parse: CellParser): Node | null {
   let s = input.trim();
   while (
     (s[0] === '(' || s[0] === '[') &&
@@ -38,7 +41,7 @@ export function parseMatrix(input: string): Node | null {
     s = s.slice(1, -1).trim();
   const m = ENV.exec(s);
   if (!m || m[0].length !== s.length) return null;
-  return toNode(cellsOf(m[3]!));
+  return toNode(cellsOf(m[3]!), parse);
 }
 
 /** A factor of a product: a matrix, or a scalar expression. */
@@ -67,7 +70,7 @@ function product(fs: Factor[]): Grid | null {
 }
 
 /** Sum/difference/product of literal matrices as one matrix, or null when `s` is not such an expression. */
-export function evalMatrixExpr(s: string): Node | null {
+export function evalMatrixExpr(s: string, parse: CellParser): Node | null {
   if (!s.includes('\\begin{') || s.length > 5000) return null;
   const terms = splitTop(s, ['+', '-']);
   let total: Grid | null = null;
@@ -99,5 +102,5 @@ export function evalMatrixExpr(s: string): Node | null {
       if (tooLong(total)) return null;
     }
   }
-  return total ? toNode(total) : null;
+  return total ? toNode(total, parse) : null;
 }
