@@ -27,9 +27,21 @@ if (files.length === 0) {
   process.exit(1);
 }
 const conc = process.env.GPG_TEST_CONCURRENCY ?? '2';
-const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--test', `--test-concurrency=${conc}`, '--test-reporter=spec', ...files.map((f) => relative(root, f))], {
-  cwd: root,
-  stdio: 'inherit',
-  env: { ...process.env, GPG_RL_TEST: '1' },
-});
+const r = spawnSync(
+  process.execPath,
+  [
+    '--expose-gc',
+    '--import',
+    'tsx',
+    '--test',
+    `--test-concurrency=${conc}`,
+    '--test-reporter=spec',
+    ...files.map((f) => relative(root, f)),
+  ],
+  {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, GPG_RL_TEST: '1' },
+  },
+);
 process.exit(r.status ?? 1);

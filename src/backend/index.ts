@@ -50,7 +50,11 @@ export async function availableBackends(): Promise<Backend[]> {
 
 /** The backend new tensors are created on (the CPU backend unless useBackend() chose another). */
 export function defaultBackend(): Backend {
-  if (!current) throw new GpgRlError('no backend loaded: import src/tensor (which loads the cpu backend) or call useBackend()', 'GPG_BACKEND');
+  if (!current)
+    throw new GpgRlError(
+      'no backend loaded: import src/tensor (which loads the cpu backend) or call useBackend()',
+      'GPG_BACKEND',
+    );
   return current;
 }
 

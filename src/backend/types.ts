@@ -52,7 +52,16 @@ export interface Kernels {
   fill(x: DeviceBuffer, value: number, n: number): void;
   copy(dst: DeviceBuffer, dstOff: number, src: DeviceBuffer, srcOff: number, n: number): void;
   /** dst[dstOff + r·dstStride + c] = src[srcOff + r·srcStride + c] for r < rows, c < cols (float32). */
-  copyRows(dst: DeviceBuffer, src: DeviceBuffer, rows: number, cols: number, dstStride: number, srcStride: number, dstOff: number, srcOff: number): void;
+  copyRows(
+    dst: DeviceBuffer,
+    src: DeviceBuffer,
+    rows: number,
+    cols: number,
+    dstStride: number,
+    srcStride: number,
+    dstOff: number,
+    srcOff: number,
+  ): void;
   castF32Bf16(out: DeviceBuffer, x: DeviceBuffer, n: number): void;
   castBf16F32(out: DeviceBuffer, x: DeviceBuffer, n: number): void;
   // ---- elementwise and reductions
@@ -69,32 +78,159 @@ export interface Kernels {
   gemm(C: DeviceBuffer, A: DeviceBuffer, B: DeviceBuffer, o: GemmArgs): void;
   // ---- layers
   embeddingForward(out: DeviceBuffer, weight: DeviceBuffer, ids: DeviceBuffer, N: number, V: number, C: number): void;
-  embeddingBackward(dweight: DeviceBuffer, dout: DeviceBuffer, ids: DeviceBuffer, N: number, V: number, C: number): void;
-  rmsnormForward(y: DeviceBuffer, rstd: DeviceBuffer, x: DeviceBuffer, w: DeviceBuffer, N: number, C: number, eps: number): void;
-  rmsnormBackward(dx: DeviceBuffer | null, dw: DeviceBuffer | null, dy: DeviceBuffer, x: DeviceBuffer, w: DeviceBuffer, rstd: DeviceBuffer, N: number, C: number): void;
-  ropeForward(y: DeviceBuffer, x: DeviceBuffer, positions: DeviceBuffer, B: number, T: number, H: number, D: number, theta: number): void;
-  ropeBackward(dx: DeviceBuffer, dy: DeviceBuffer, positions: DeviceBuffer, B: number, T: number, H: number, D: number, theta: number): void;
+  embeddingBackward(
+    dweight: DeviceBuffer,
+    dout: DeviceBuffer,
+    ids: DeviceBuffer,
+    N: number,
+    V: number,
+    C: number,
+  ): void;
+  rmsnormForward(
+    y: DeviceBuffer,
+    rstd: DeviceBuffer,
+    x: DeviceBuffer,
+    w: DeviceBuffer,
+    N: number,
+    C: number,
+    eps: number,
+  ): void;
+  rmsnormBackward(
+    dx: DeviceBuffer | null,
+    dw: DeviceBuffer | null,
+    dy: DeviceBuffer,
+    x: DeviceBuffer,
+    w: DeviceBuffer,
+    rstd: DeviceBuffer,
+    N: number,
+    C: number,
+  ): void;
+  ropeForward(
+    y: DeviceBuffer,
+    x: DeviceBuffer,
+    positions: DeviceBuffer,
+    B: number,
+    T: number,
+    H: number,
+    D: number,
+    theta: number,
+  ): void;
+  ropeBackward(
+    dx: DeviceBuffer,
+    dy: DeviceBuffer,
+    positions: DeviceBuffer,
+    B: number,
+    T: number,
+    H: number,
+    D: number,
+    theta: number,
+  ): void;
   swigluForward(out: DeviceBuffer, gate: DeviceBuffer, up: DeviceBuffer, n: number): void;
-  swigluBackward(dgate: DeviceBuffer | null, dup: DeviceBuffer | null, dout: DeviceBuffer, gate: DeviceBuffer, up: DeviceBuffer, n: number): void;
+  swigluBackward(
+    dgate: DeviceBuffer | null,
+    dup: DeviceBuffer | null,
+    dout: DeviceBuffer,
+    gate: DeviceBuffer,
+    up: DeviceBuffer,
+    n: number,
+  ): void;
   /** Causal GQA over keys [B, Tkmax, Hkv, D] (first Tk used); lse [B, H, Tq] saved for backward when given. */
-  attentionForward(out: DeviceBuffer, lse: DeviceBuffer | null, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, keyMask: DeviceBuffer | null,
-    B: number, Tq: number, Tk: number, Tkmax: number, H: number, Hkv: number, D: number, scale: number): void;
-  attentionBackward(dq: DeviceBuffer, dk: DeviceBuffer, dv: DeviceBuffer, dout: DeviceBuffer, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer,
-    out: DeviceBuffer, lse: DeviceBuffer, keyMask: DeviceBuffer | null, B: number, T: number, H: number, Hkv: number, D: number, scale: number): void;
+  attentionForward(
+    out: DeviceBuffer,
+    lse: DeviceBuffer | null,
+    q: DeviceBuffer,
+    k: DeviceBuffer,
+    v: DeviceBuffer,
+    keyMask: DeviceBuffer | null,
+    B: number,
+    Tq: number,
+    Tk: number,
+    Tkmax: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    scale: number,
+  ): void;
+  attentionBackward(
+    dq: DeviceBuffer,
+    dk: DeviceBuffer,
+    dv: DeviceBuffer,
+    dout: DeviceBuffer,
+    q: DeviceBuffer,
+    k: DeviceBuffer,
+    v: DeviceBuffer,
+    out: DeviceBuffer,
+    lse: DeviceBuffer,
+    keyMask: DeviceBuffer | null,
+    B: number,
+    T: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    scale: number,
+  ): void;
   /** Log-softmax + gather (and/or entropy) of a chunk of logit rows; row r is token rowOff + r. */
-  logprobsForward(lp: DeviceBuffer | null, lse: DeviceBuffer, entropy: DeviceBuffer | null, logits: DeviceBuffer, targets: DeviceBuffer | null,
-    rows: number, V: number, temperature: number, rowOff: number): void;
+  logprobsForward(
+    lp: DeviceBuffer | null,
+    lse: DeviceBuffer,
+    entropy: DeviceBuffer | null,
+    logits: DeviceBuffer,
+    targets: DeviceBuffer | null,
+    rows: number,
+    V: number,
+    temperature: number,
+    rowOff: number,
+  ): void;
   /** dlogits may be the logits buffer itself (overwritten in place). */
-  logprobsBackward(dlogits: DeviceBuffer, logits: DeviceBuffer, dlp: DeviceBuffer, lse: DeviceBuffer, targets: DeviceBuffer,
-    rows: number, V: number, temperature: number, rowOff: number): void;
-  logprobsEntropyBackward(dlogits: DeviceBuffer, logits: DeviceBuffer, dH: DeviceBuffer, lse: DeviceBuffer, entropy: DeviceBuffer,
-    rows: number, V: number, temperature: number, rowOff: number): void;
+  logprobsBackward(
+    dlogits: DeviceBuffer,
+    logits: DeviceBuffer,
+    dlp: DeviceBuffer,
+    lse: DeviceBuffer,
+    targets: DeviceBuffer,
+    rows: number,
+    V: number,
+    temperature: number,
+    rowOff: number,
+  ): void;
+  logprobsEntropyBackward(
+    dlogits: DeviceBuffer,
+    logits: DeviceBuffer,
+    dH: DeviceBuffer,
+    lse: DeviceBuffer,
+    entropy: DeviceBuffer,
+    rows: number,
+    V: number,
+    temperature: number,
+    rowOff: number,
+  ): void;
   // ---- optimizer and sampling
-  adamwStep(param: DeviceBuffer, grad: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, n: number,
-    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  adamwStep(
+    param: DeviceBuffer,
+    grad: DeviceBuffer,
+    m: DeviceBuffer,
+    v: DeviceBuffer,
+    n: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    step: number,
+  ): void;
   /** One token per row of logits [B, V] (temperature → top-k → top-p; greedy = argmax); lp = full-vocabulary log-prob. */
-  sampleTokens(ids: DeviceBuffer, lp: DeviceBuffer, logits: DeviceBuffer, uniforms: DeviceBuffer,
-    B: number, V: number, temperature: number, topK: number, topP: number, greedy: boolean): void;
+  sampleTokens(
+    ids: DeviceBuffer,
+    lp: DeviceBuffer,
+    logits: DeviceBuffer,
+    uniforms: DeviceBuffer,
+    B: number,
+    V: number,
+    temperature: number,
+    topK: number,
+    topP: number,
+    greedy: boolean,
+  ): void;
 }
 
 export interface Backend extends Kernels {

@@ -17,10 +17,21 @@ export interface HeldoutResult {
   samples: Array<{ prompt: string; completion: string; answer: string; correct: boolean }>;
 }
 
-export async function heldoutAccuracy(model: CausalLM, tokenizer: TextTokenizer, problems: ArithProblem[], o: { maxNewTokens?: number; batchSize?: number; pool?: VerifierPool } = {}): Promise<HeldoutResult> {
+export async function heldoutAccuracy(
+  model: CausalLM,
+  tokenizer: TextTokenizer,
+  problems: ArithProblem[],
+  o: { maxNewTokens?: number; batchSize?: number; pool?: VerifierPool } = {},
+): Promise<HeldoutResult> {
   const { eosTokenIds, padTokenId } = specialTokens(model.cfg, tokenizer, null, 'held-out model');
   const prompts = problems.map((p) => tokenizer.encode(p.prompt, { addSpecialTokens: false }));
-  const gen = generate(model, prompts, { maxNewTokens: o.maxNewTokens ?? 48, greedy: true, eosTokenIds, padTokenId, batchSize: o.batchSize ?? 256 });
+  const gen = generate(model, prompts, {
+    maxNewTokens: o.maxNewTokens ?? 48,
+    greedy: true,
+    eosTokenIds,
+    padTokenId,
+    batchSize: o.batchSize ?? 256,
+  });
   const texts = gen.tokens.map((t) => tokenizer.decode(t, { skipSpecialTokens: true }));
   const pool = o.pool ?? new VerifierPool({ timeoutMs: 2000 });
   try {
@@ -30,7 +41,9 @@ export async function heldoutAccuracy(model: CausalLM, tokenizer: TextTokenizer,
       accuracy: correct / problems.length,
       correct,
       total: problems.length,
-      samples: problems.slice(0, 8).map((p, i) => ({ prompt: p.prompt, completion: texts[i]!, answer: p.answer, correct: res[i]!.equal })),
+      samples: problems
+        .slice(0, 8)
+        .map((p, i) => ({ prompt: p.prompt, completion: texts[i]!, answer: p.answer, correct: res[i]!.equal })),
     };
   } finally {
     if (!o.pool) await pool.close();

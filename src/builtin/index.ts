@@ -47,7 +47,11 @@ export interface BuiltModel {
 }
 
 /** Like builtinModel, also for `builtin:demo-warmstart` (whose folder is returned as `dir`). */
-export async function resolveBuiltinModel(name: string, seed: number, log: (s: string) => void): Promise<BuiltModel & { dir?: string }> {
+export async function resolveBuiltinModel(
+  name: string,
+  seed: number,
+  log: (s: string) => void,
+): Promise<BuiltModel & { dir?: string }> {
   if (name !== 'builtin:demo-warmstart') return builtinModel(name, seed);
   const pool = new VerifierPool({ timeoutMs: 2000 });
   try {
@@ -59,15 +63,24 @@ export async function resolveBuiltinModel(name: string, seed: number, log: (s: s
 }
 
 /** Randomly initialised built-in shapes: `builtin:tiny` (recipes, tests) and `builtin:demo` (the demo's shape, for SFT from scratch). */
-export const BUILTIN_SHAPES: Record<string, Record<string, unknown>> = { 'builtin:tiny': TINY_SHAPE, 'builtin:demo': DEMO_SHAPE };
+export const BUILTIN_SHAPES: Record<string, Record<string, unknown>> = {
+  'builtin:tiny': TINY_SHAPE,
+  'builtin:demo': DEMO_SHAPE,
+};
 
 /**
  * A randomly initialised built-in model. `allowed` lists the names this caller accepts (RL recipes:
  * builtin:tiny; SFT: builtin:tiny and builtin:demo); `listed` is what the error offers.
  */
-export function builtinModel(name: string, seed: number, allowed: readonly string[] = ['builtin:tiny'], listed: readonly string[] = ['builtin:tiny', 'builtin:demo-warmstart']): BuiltModel {
+export function builtinModel(
+  name: string,
+  seed: number,
+  allowed: readonly string[] = ['builtin:tiny'],
+  listed: readonly string[] = ['builtin:tiny', 'builtin:demo-warmstart'],
+): BuiltModel {
   const shape = allowed.includes(name) ? BUILTIN_SHAPES[name] : undefined;
-  if (!shape) throw new ConfigError(`model_name_or_path: unknown built-in model "${name}" (available: ${listed.join(', ')})`);
+  if (!shape)
+    throw new ConfigError(`model_name_or_path: unknown built-in model "${name}" (available: ${listed.join(', ')})`);
   const r = initModel(shape, { seed, charVocab: true, source: name });
   const tok = r.tokenizer!;
   return {
@@ -81,7 +94,10 @@ export function builtinModel(name: string, seed: number, allowed: readonly strin
 /** Training rows of a built-in dataset (train split only; the held-out problems never appear). */
 export function builtinDataset(name: string, seed: number, n = 20000): PromptRow[] {
   const m = /^builtin:arithmetic(?:-(\d))?$/.exec(name);
-  if (!m) throw new ConfigError(`dataset.path: unknown built-in dataset "${name}" (available: builtin:arithmetic, builtin:arithmetic-<level 1..4>)`);
+  if (!m)
+    throw new ConfigError(
+      `dataset.path: unknown built-in dataset "${name}" (available: builtin:arithmetic, builtin:arithmetic-<level 1..4>)`,
+    );
   const level = m[1] ? Number(m[1]) : DEFAULT_ARITH_LEVEL;
   const next = trainStream(seed, level);
   return arithRows(Array.from({ length: n }, () => next()));

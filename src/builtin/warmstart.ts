@@ -56,16 +56,30 @@ export function defaultCacheDir(): string {
 }
 
 /** Builds (or loads from the cache) the SFT warm-start model for a seed. */
-export async function warmStart(seed: number, o: { cacheDir: string; warm: typeof WARMSTART; log: (s: string) => void; pool: VerifierPool }): Promise<{ dir: string; model: CausalLM; tokenizer: TextTokenizer; accuracy: number; cached: boolean }> {
-  const key = createHash('sha256').update(JSON.stringify({ v: WARMSTART_VERSION, shape: DEMO_SHAPE, warm: o.warm, seed, level: DEMO_LEVEL })).digest('hex').slice(0, 12);
+export async function warmStart(
+  seed: number,
+  o: { cacheDir: string; warm: typeof WARMSTART; log: (s: string) => void; pool: VerifierPool },
+): Promise<{ dir: string; model: CausalLM; tokenizer: TextTokenizer; accuracy: number; cached: boolean }> {
+  const key = createHash('sha256')
+    .update(JSON.stringify({ v: WARMSTART_VERSION, shape: DEMO_SHAPE, warm: o.warm, seed, level: DEMO_LEVEL }))
+    .digest('hex')
+    .slice(0, 12);
   const dir = join(o.cacheDir, 'demo', `warmstart-seed${seed}-${key}`);
   const meta = join(dir, 'warmstart.json');
   if (existsSync(meta)) {
     const m = JSON.parse(readFileSync(meta, 'utf8')) as { accuracy: number };
     o.log(`warm start: cached ${dir} (SFT eval accuracy ${(m.accuracy * 100).toFixed(1)}%)`);
-    return { dir, model: CausalLM.load(dir), tokenizer: TextTokenizer.fromDir(dir), accuracy: m.accuracy, cached: true };
+    return {
+      dir,
+      model: CausalLM.load(dir),
+      tokenizer: TextTokenizer.fromDir(dir),
+      accuracy: m.accuracy,
+      cached: true,
+    };
   }
-  o.log(`warm start: training a ${DEMO_SHAPE.num_hidden_layers}-layer character-level Qwen2 from scratch with SFT (cached afterwards in ${dir})`);
+  o.log(
+    `warm start: training a ${DEMO_SHAPE.num_hidden_layers}-layer character-level Qwen2 from scratch with SFT (cached afterwards in ${dir})`,
+  );
   const init = initModel(DEMO_SHAPE, { seed, charVocab: true, source: 'demo' });
   const tok = init.tokenizer!;
   const tokenizer = TextTokenizer.fromJson(tok.tokenizerJson, tok.tokenizerConfig);
@@ -79,7 +93,10 @@ export async function warmStart(seed: number, o: { cacheDir: string; warm: typeo
     model,
     () => {
       const p = stream();
-      return { prompt: tokenizer.encode(p.prompt, { addSpecialTokens: false }), completion: [...tokenizer.encode(p.solution, { addSpecialTokens: false }), eos] };
+      return {
+        prompt: tokenizer.encode(p.prompt, { addSpecialTokens: false }),
+        completion: [...tokenizer.encode(p.solution, { addSpecialTokens: false }), eos],
+      };
     },
     {
       learningRate: o.warm.learningRate,
@@ -91,7 +108,8 @@ export async function warmStart(seed: number, o: { cacheDir: string; warm: typeo
       padTokenId,
       evalEvery: o.warm.evalEvery,
       onStep: (s, loss) => {
-        if (s % 25 === 0) o.log(`warm start: step ${s}, loss ${loss.toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+        if (s % 25 === 0)
+          o.log(`warm start: step ${s}, loss ${loss.toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
       },
       onEval: async (s) => {
         acc = (await heldoutAccuracy(model, tokenizer, evalSet, { pool: o.pool })).accuracy;
@@ -103,9 +121,23 @@ export async function warmStart(seed: number, o: { cacheDir: string; warm: typeo
   mkdirSync(join(o.cacheDir, 'demo'), { recursive: true });
   replaceDirAtomic(dir, (tmp) => {
     saveModelFolder(tmp, model.cfg, model.toHost(), { generation: init.generation, extraFiles: tokenizerFiles(tok) });
-    writeFileAtomic(join(tmp, 'warmstart.json'), JSON.stringify({ accuracy: acc, steps: res.steps, seconds: res.seconds, final_loss: res.losses.at(-1), seed, shape: DEMO_SHAPE, warm: o.warm }, null, 1) + '\n');
+    writeFileAtomic(
+      join(tmp, 'warmstart.json'),
+      JSON.stringify(
+        {
+          accuracy: acc,
+          steps: res.steps,
+          seconds: res.seconds,
+          final_loss: res.losses.at(-1),
+          seed,
+          shape: DEMO_SHAPE,
+          warm: o.warm,
+        },
+        null,
+        1,
+      ) + '\n',
+    );
   });
   o.log(`warm start: done in ${res.seconds.toFixed(0)} s, ${res.steps} steps`);
   return { dir, model, tokenizer, accuracy: acc, cached: false };
 }
-

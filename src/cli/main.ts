@@ -31,19 +31,27 @@ function commandNames(): string[] {
 async function load(name: string): Promise<Command> {
   const file = join(commandsDir, `${name}.ts`);
   if (!/^[a-z][a-z0-9-]*$/.test(name) || !existsSync(file)) {
-    throw new UsageError(`unknown command "${name}"; run \`gpg-rl --help\` for the list (${commandNames().join(', ')})`);
+    throw new UsageError(
+      `unknown command "${name}"; run \`gpg-rl --help\` for the list (${commandNames().join(', ')})`,
+    );
   }
   const mod = (await import(file)) as { command: Command };
   return mod.command;
 }
 
 async function help(): Promise<void> {
-  const lines = ['gpg-rl — RL post-training of language models with GPG (Group Policy Gradient)', '', 'usage: gpg-rl <command> [options]', '', 'commands:'];
+  const lines = [
+    'gpg-rl — RL post-training of language models with GPG (Group Policy Gradient)',
+    '',
+    'usage: gpg-rl <command> [options]',
+    '',
+    'commands:',
+  ];
   for (const name of commandNames()) {
     const c = await load(name);
     lines.push(`  ${name.padEnd(12)} ${c.summary}`);
   }
-  lines.push('', 'Run `gpg-rl <command> --help` for a command\'s options. Add --debug to any command for stack traces.');
+  lines.push('', "Run `gpg-rl <command> --help` for a command's options. Add --debug to any command for stack traces.");
   process.stdout.write(lines.join('\n') + '\n');
 }
 

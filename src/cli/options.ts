@@ -32,7 +32,12 @@ export function parseFlags(command: string, argv: string[], spec: Record<string,
       name = name.slice(0, eq);
     }
     const s = spec[name];
-    if (!s) throw new UsageError(`unknown option --${name} for \`gpg-rl ${command}\` (known: ${Object.keys(spec).map((k) => '--' + k).join(', ')})`);
+    if (!s)
+      throw new UsageError(
+        `unknown option --${name} for \`gpg-rl ${command}\` (known: ${Object.keys(spec)
+          .map((k) => '--' + k)
+          .join(', ')})`,
+      );
     if (s.type === 'boolean') {
       if (value !== undefined) throw new UsageError(`--${name} takes no value`);
       out.flags[name] = true;
@@ -42,7 +47,8 @@ export function parseFlags(command: string, argv: string[], spec: Record<string,
       value = argv[++i];
       if (value === undefined) throw new UsageError(`--${name} needs a value`);
     }
-    if (s.multiple) ((out.flags[name] as string[] | undefined) ?? (out.flags[name] = [] as string[]) as string[]).push(value);
+    if (s.multiple)
+      ((out.flags[name] as string[] | undefined) ?? ((out.flags[name] = [] as string[]) as string[])).push(value);
     else out.flags[name] = value;
   }
   return out;
@@ -58,7 +64,8 @@ export function intFlag(p: ParsedFlags, name: string, dflt: number, min = 0): nu
   const v = p.flags[name];
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (typeof v !== 'string' || !Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min} (got ${String(v)})`);
+  if (typeof v !== 'string' || !Number.isInteger(n) || n < min)
+    throw new UsageError(`--${name} must be an integer ≥ ${min} (got ${String(v)})`);
   return n;
 }
 
@@ -66,7 +73,8 @@ export function numberFlag(p: ParsedFlags, name: string, dflt: number): number {
   const v = p.flags[name];
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (typeof v !== 'string' || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number (got ${String(v)})`);
+  if (typeof v !== 'string' || !Number.isFinite(n))
+    throw new UsageError(`--${name} must be a number (got ${String(v)})`);
   return n;
 }
 
@@ -74,6 +82,7 @@ export function usageText(command: string, synopsis: string, spec: Record<string
   const lines = [`usage: gpg-rl ${command} ${synopsis}`];
   if (about) lines.push('', about);
   lines.push('', 'options:');
-  for (const [k, s] of Object.entries(spec)) lines.push(`  --${(k + (s.type === 'string' ? ' <v>' : '')).padEnd(24)} ${s.help}`);
+  for (const [k, s] of Object.entries(spec))
+    lines.push(`  --${(k + (s.type === 'string' ? ' <v>' : '')).padEnd(24)} ${s.help}`);
   return lines.join('\n');
 }

@@ -17,7 +17,11 @@
 export function extractHashAnswer(text: string): string | null {
   const at = text.lastIndexOf('####');
   if (at < 0) return null;
-  const rest = text.slice(at + 4).split('\n', 1)[0]!.replace(/,/g, '').trim();
+  const rest = text
+    .slice(at + 4)
+    .split('\n', 1)[0]!
+    .replace(/,/g, '')
+    .trim();
   return rest.length > 0 ? rest : null;
 }
 
@@ -94,8 +98,8 @@ const PLAIN_NUMBER = /^[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?$/i;
 export function parseNumber(text: string): number | null {
   let s = text.trim();
   s = s.replace(/\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}/g, '$1');
-  s = s.replace(/\\[!,;: ]/g, '');                 // LaTeX spacing, incl. `1\,000`
-  s = s.replace(/(\d),(?=\d{3}(?!\d))/g, '$1');     // thousands commas only, not tuples
+  s = s.replace(/\\[!,;: ]/g, ''); // LaTeX spacing, incl. `1\,000`
+  s = s.replace(/(\d),(?=\d{3}(?!\d))/g, '$1'); // thousands commas only, not tuples
   s = s.replace(/\\?\$/g, '').replace(/\\?%$/, '').replace(/\s+/g, '').replace(/\.$/, '');
   s = s.replace(/^\\left\(|\\right\)$/g, '');
   if (PLAIN_NUMBER.test(s)) return Number(s);

@@ -62,7 +62,9 @@ const uniform = (rng: Rng, lo: number, hi: number): number => lo + rng.nextInt(h
 
 function checkLevel(level: number, where: string): void {
   if (!Number.isInteger(level) || !(level in ARITH_LEVELS)) {
-    throw new DataError(`${where}: level must be one of ${Object.keys(ARITH_LEVELS).join(', ')} (got ${level}); pick a level from ARITH_LEVELS`);
+    throw new DataError(
+      `${where}: level must be one of ${Object.keys(ARITH_LEVELS).join(', ')} (got ${level}); pick a level from ARITH_LEVELS`,
+    );
   }
 }
 
@@ -89,13 +91,25 @@ function build(level: number, first: number, chain: Array<[Op, number]>): ArithP
 export function makeProblem(rng: Rng, level: number): ArithProblem {
   checkLevel(level, 'makeProblem');
   const a = uniform(rng, 10, 99);
-  if (level === 4) return build(4, a, [['*', uniform(rng, 2, 9)], ['+', uniform(rng, 10, 99)]]);
+  if (level === 4)
+    return build(4, a, [
+      ['*', uniform(rng, 2, 9)],
+      ['+', uniform(rng, 10, 99)],
+    ]);
   const b = uniform(rng, 10, 99);
   if (level === 1) return build(1, a, [['+', b]]);
   // c ≤ a+b keeps a+b-c ≥ 0; a+b ≥ 20, so the range [10, min(99, a+b)] is never empty.
   const c = uniform(rng, 10, Math.min(99, a + b));
-  if (level === 2) return build(2, a, [['+', b], ['-', c]]);
-  return build(3, a, [['+', b], ['-', c], ['+', uniform(rng, 10, 99)]]);
+  if (level === 2)
+    return build(2, a, [
+      ['+', b],
+      ['-', c],
+    ]);
+  return build(3, a, [
+    ['+', b],
+    ['-', c],
+    ['+', uniform(rng, 10, 99)],
+  ]);
 }
 
 /**
@@ -108,8 +122,10 @@ function idHash(id: string): number {
     h ^= id.charCodeAt(i);
     h = Math.imul(h, 0x01000193) >>> 0;
   }
-  h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b) >>> 0;
-  h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35) >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b) >>> 0;
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35) >>> 0;
   h ^= h >>> 16;
   return h >>> 0;
 }
@@ -134,7 +150,9 @@ export function heldOutSet(level: number, n: number): ArithProblem[] {
   const maxDraws = 200_000 + 100 * n;
   for (let draws = 0; out.length < n; draws++) {
     if (draws >= maxDraws) {
-      throw new DataError(`heldOutSet: level ${level} yielded only ${out.length} distinct held-out problems in ${maxDraws} draws (asked for ${n}); ask for fewer or use a higher level`);
+      throw new DataError(
+        `heldOutSet: level ${level} yielded only ${out.length} distinct held-out problems in ${maxDraws} draws (asked for ${n}); ask for fewer or use a higher level`,
+      );
     }
     const p = makeProblem(rng, level);
     if (!isHeldOut(p) || seen.has(p.id)) continue;
@@ -159,5 +177,9 @@ export function trainStream(seed: number, level: number): () => ArithProblem {
 
 /** Problems as dataset rows: the gold answer plus solution/level/id for SFT targets and reports. */
 export function arithRows(problems: ArithProblem[]): PromptRow[] {
-  return problems.map((p) => ({ prompt: p.prompt, answer: p.answer, fields: { solution: p.solution, level: p.level, id: p.id } }));
+  return problems.map((p) => ({
+    prompt: p.prompt,
+    answer: p.answer,
+    fields: { solution: p.solution, level: p.level, id: p.id },
+  }));
 }

@@ -66,21 +66,30 @@ export interface LoadOptions {
 }
 
 /** A raw record and where it came from, for error messages (`file:line` or `file: row i`). */
-interface RawRecord { value: unknown; where: string }
+interface RawRecord {
+  value: unknown;
+  where: string;
+}
 
 export async function loadDataset(spec: DatasetSpec, opts: LoadOptions = {}): Promise<LoadedDataset> {
   const source = resolve(opts.baseDir ?? process.cwd(), spec.path);
   if (!existsSync(source)) {
-    throw new DataError(`dataset ${spec.path}: not found (resolved to ${source}); fix dataset.path (relative paths start at the recipe's folder)`);
+    throw new DataError(
+      `dataset ${spec.path}: not found (resolved to ${source}); fix dataset.path (relative paths start at the recipe's folder)`,
+    );
   }
   if (spec.limit !== undefined && (!Number.isInteger(spec.limit) || spec.limit < 1)) {
     throw new DataError(`dataset ${source}: limit must be a positive integer (got ${spec.limit})`);
   }
   const format = detectFormat(source, spec.format ?? 'auto');
-  const records = format === 'jsonl' ? readJsonl(source)
-    : format === 'json' ? readJsonArray(source)
-    : format === 'dir' ? readJsonDir(source)
-    : await readParquet(source);
+  const records =
+    format === 'jsonl'
+      ? readJsonl(source)
+      : format === 'json'
+        ? readJsonArray(source)
+        : format === 'dir'
+          ? readJsonDir(source)
+          : await readParquet(source);
 
   const extraction = spec.answerExtraction ?? 'none';
   const dropped: DroppedCounts = { unparsableAnswer: 0, missingPrompt: 0 };
@@ -91,21 +100,31 @@ export async function loadDataset(spec: DatasetSpec, opts: LoadOptions = {}): Pr
     }
     const row = normalizeValues(value as Record<string, unknown>);
     if (!(spec.promptField in row)) {
-      throw new DataError(`${where}: missing prompt field '${spec.promptField}' (row has: ${Object.keys(row).join(', ') || 'no fields'}); fix dataset.prompt_field`);
+      throw new DataError(
+        `${where}: missing prompt field '${spec.promptField}' (row has: ${Object.keys(row).join(', ') || 'no fields'}); fix dataset.prompt_field`,
+      );
     }
     const p = row[spec.promptField];
     if (p !== null && typeof p !== 'string') {
       throw new DataError(`${where}: prompt field '${spec.promptField}' must be a string (got ${describe(p)})`);
     }
-    if (p === null || p.trim() === '') { dropped.missingPrompt++; continue; }
+    if (p === null || p.trim() === '') {
+      dropped.missingPrompt++;
+      continue;
+    }
 
     let answer: string | null = null;
     if (spec.answerField !== undefined) {
       if (!(spec.answerField in row)) {
-        throw new DataError(`${where}: missing answer field '${spec.answerField}' (row has: ${Object.keys(row).join(', ')}); fix dataset.answer_field`);
+        throw new DataError(
+          `${where}: missing answer field '${spec.answerField}' (row has: ${Object.keys(row).join(', ')}); fix dataset.answer_field`,
+        );
       }
       answer = extractGold(row[spec.answerField], extraction);
-      if (answer === null || (opts.answerCheck && !opts.answerCheck(answer))) { dropped.unparsableAnswer++; continue; }
+      if (answer === null || (opts.answerCheck && !opts.answerCheck(answer))) {
+        dropped.unparsableAnswer++;
+        continue;
+      }
     }
     rows.push({ prompt: p, answer, fields: row });
     if (spec.limit !== undefined && rows.length >= spec.limit) break;
@@ -122,19 +141,29 @@ export function extractGold(value: unknown, extraction: AnswerExtraction): strin
   let text: string;
   if (typeof value === 'string') text = value;
   else if (typeof value === 'number' && Number.isFinite(value)) text = String(value);
-  else if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string' || typeof v === 'number')) text = value.map(String).join(', ');
+  else if (
+    Array.isArray(value) &&
+    value.length > 0 &&
+    value.every((v) => typeof v === 'string' || typeof v === 'number')
+  )
+    text = value.map(String).join(', ');
   else return null;
   let out: string | null;
   switch (extraction) {
-    case 'none': out = text.trim(); break;
+    case 'none':
+      out = text.trim();
+      break;
     case 'gsm8k': {
       // GSM8K golds are integers (some with commas); a marker followed by non-numbers is unusable.
       const a = extractHashAnswer(text);
       out = a !== null && parseNumber(a) !== null ? a : null;
       break;
     }
-    case 'boxed': out = lastBoxed(text); break;
-    default: throw new DataError(`dataset: answer_extraction must be none, gsm8k or boxed (got ${String(extraction)})`);
+    case 'boxed':
+      out = lastBoxed(text);
+      break;
+    default:
+      throw new DataError(`dataset: answer_extraction must be none, gsm8k or boxed (got ${String(extraction)})`);
   }
   return out === null || out === '' ? null : out;
 }
@@ -143,7 +172,9 @@ function detectFormat(source: string, format: DatasetFormat): Exclude<DatasetFor
   const isDir = statSync(source).isDirectory();
   if (format !== 'auto') {
     if ((format === 'dir') !== isDir) {
-      throw new DataError(`dataset ${source}: format '${format}' but the path is ${isDir ? 'a directory' : 'a file'}; fix dataset.format`);
+      throw new DataError(
+        `dataset ${source}: format '${format}' but the path is ${isDir ? 'a directory' : 'a file'}; fix dataset.format`,
+      );
     }
     return format;
   }
@@ -153,10 +184,15 @@ function detectFormat(source: string, format: DatasetFormat): Exclude<DatasetFor
   if (ext === '.parquet') return 'parquet';
   if (ext === '.json') {
     // Many ".json" files on the Hub are really JSON Lines; the first character tells.
-    const head = readFileSync(source, 'utf8').slice(0, 4096).replace(/^\uFEFF/, '').trimStart();
+    const head = readFileSync(source, 'utf8')
+      .slice(0, 4096)
+      .replace(/^\uFEFF/, '')
+      .trimStart();
     return head.startsWith('[') ? 'json' : 'jsonl';
   }
-  throw new DataError(`dataset ${source}: cannot tell the format from extension '${ext}'; set dataset.format to jsonl, json, parquet or dir`);
+  throw new DataError(
+    `dataset ${source}: cannot tell the format from extension '${ext}'; set dataset.format to jsonl, json, parquet or dir`,
+  );
 }
 
 function readText(file: string): string {
@@ -186,7 +222,9 @@ function readJsonArray(file: string): RawRecord[] {
     throw new DataError(`${file}: invalid JSON (${(e as Error).message})`);
   }
   if (!Array.isArray(data)) {
-    throw new DataError(`${file}: expected a JSON array of row objects (got ${describe(data)}); use JSON Lines or an array`);
+    throw new DataError(
+      `${file}: expected a JSON array of row objects (got ${describe(data)}); use JSON Lines or an array`,
+    );
   }
   return data.map((value, i) => ({ value, where: `${file}: row ${i}` }));
 }
@@ -202,7 +240,10 @@ function readJsonDir(dir: string): RawRecord[] {
     }
   };
   walk(dir);
-  if (files.length === 0) throw new DataError(`dataset ${dir}: directory holds no .json files; point dataset.path at a file or a folder of one-object .json files`);
+  if (files.length === 0)
+    throw new DataError(
+      `dataset ${dir}: directory holds no .json files; point dataset.path at a file or a folder of one-object .json files`,
+    );
   // Natural order within a folder (2.json before 10.json), so the row order is stable and readable.
   files.sort(new Intl.Collator('en', { numeric: true }).compare);
   return files.map((f) => {

@@ -9,7 +9,10 @@
 import { ConfigError } from '../errors.ts';
 import type { PromptRow } from './dataset.ts';
 
-export interface ChatMessage { role: 'system' | 'user' | 'assistant'; content: string }
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
 
 /** What prompt rendering needs from a tokenizer (src/model/tokenizer.ts `TextTokenizer` has it). */
 export interface ChatTokenizer {
@@ -36,10 +39,15 @@ export function fillTemplate(template: string, prompt: string, fields: Record<st
 }
 
 /** [system?, user] messages for one row. */
-export function buildMessages(row: Pick<PromptRow, 'prompt'> & Partial<Pick<PromptRow, 'fields'>>, opts: MessageOptions = {}): ChatMessage[] {
+export function buildMessages(
+  row: Pick<PromptRow, 'prompt'> & Partial<Pick<PromptRow, 'fields'>>,
+  opts: MessageOptions = {},
+): ChatMessage[] {
   const messages: ChatMessage[] = [];
-  if (opts.systemPrompt !== undefined && opts.systemPrompt !== '') messages.push({ role: 'system', content: opts.systemPrompt });
-  const content = opts.promptTemplate !== undefined ? fillTemplate(opts.promptTemplate, row.prompt, row.fields) : row.prompt;
+  if (opts.systemPrompt !== undefined && opts.systemPrompt !== '')
+    messages.push({ role: 'system', content: opts.systemPrompt });
+  const content =
+    opts.promptTemplate !== undefined ? fillTemplate(opts.promptTemplate, row.prompt, row.fields) : row.prompt;
   messages.push({ role: 'user', content });
   return messages;
 }
@@ -58,12 +66,20 @@ export interface RenderOptions {
 export function renderPrompt(messages: ChatMessage[], tokenizer: ChatTokenizer | null, opts: RenderOptions): string {
   if (opts.useChatTemplate) {
     if (tokenizer === null) {
-      throw new ConfigError('use_chat_template: true needs the model\'s tokenizer with a chat template; set use_chat_template: false and a prompt template, or load the tokenizer');
+      throw new ConfigError(
+        "use_chat_template: true needs the model's tokenizer with a chat template; set use_chat_template: false and a prompt template, or load the tokenizer",
+      );
     }
     return tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
   }
-  const system = messages.filter((m) => m.role === 'system').map((m) => m.content).join('\n\n');
-  const user = messages.filter((m) => m.role !== 'system').map((m) => m.content).join('\n\n');
+  const system = messages
+    .filter((m) => m.role === 'system')
+    .map((m) => m.content)
+    .join('\n\n');
+  const user = messages
+    .filter((m) => m.role !== 'system')
+    .map((m) => m.content)
+    .join('\n\n');
   if (opts.rawTemplate !== undefined) {
     return opts.rawTemplate.replace(/\{(system|prompt)\}/g, (_, k: string) => (k === 'system' ? system : user));
   }
@@ -76,7 +92,10 @@ export function renderPrompt(messages: ChatMessage[], tokenizer: ChatTokenizer |
  *   rendering so the count matches what the model sees
  */
 export function filterByPromptLength<T extends { prompt: string }>(
-  rows: readonly T[], encodeFn: (text: string) => number[], maxTokens: number, render: (row: T) => string = (r) => r.prompt,
+  rows: readonly T[],
+  encodeFn: (text: string) => number[],
+  maxTokens: number,
+  render: (row: T) => string = (r) => r.prompt,
 ): { kept: T[]; dropped: number } {
   if (!Number.isInteger(maxTokens) || maxTokens < 1) {
     throw new ConfigError(`max_prompt_length: must be a positive integer (got ${maxTokens})`);

@@ -8,7 +8,9 @@
 import { GpgRlError } from '../errors.ts';
 
 /** The checkpointable state: four uint32 words. */
-export interface RngState { s: [number, number, number, number] }
+export interface RngState {
+  s: [number, number, number, number];
+}
 
 const MASK64 = (1n << 64n) - 1n;
 
@@ -24,7 +26,10 @@ function splitmix64(x: bigint): [bigint, bigint] {
 const rotl = (x: number, k: number): number => ((x << k) | (x >>> (32 - k))) >>> 0;
 
 export class Rng {
-  private s0 = 0; private s1 = 0; private s2 = 0; private s3 = 0;
+  private s0 = 0;
+  private s1 = 0;
+  private s2 = 0;
+  private s3 = 0;
 
   /**
    * @param seed a non-negative safe integer (or bigint)
@@ -36,11 +41,14 @@ export class Rng {
       throw new GpgRlError(`Rng: seed must be a non-negative safe integer (got ${seed})`, 'GPG_RNG');
     }
     let x = BigInt(seed) & MASK64;
-    let a: bigint; let b: bigint;
+    let a: bigint;
+    let b: bigint;
     [x, a] = splitmix64(x ^ ((BigInt(stream) * 0xd1b54a32d192ed03n) & MASK64));
     [x, b] = splitmix64(x);
-    this.s0 = Number(a & 0xffffffffn); this.s1 = Number(a >> 32n);
-    this.s2 = Number(b & 0xffffffffn); this.s3 = Number(b >> 32n);
+    this.s0 = Number(a & 0xffffffffn);
+    this.s1 = Number(a >> 32n);
+    this.s2 = Number(b & 0xffffffffn);
+    this.s3 = Number(b >> 32n);
     if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1; // unreachable in practice
   }
 
@@ -80,7 +88,9 @@ export class Rng {
   shuffle<T>(a: T[]): T[] {
     for (let i = a.length - 1; i > 0; i--) {
       const j = this.nextInt(i + 1);
-      const t = a[i]!; a[i] = a[j]!; a[j] = t;
+      const t = a[i]!;
+      a[i] = a[j]!;
+      a[j] = t;
     }
     return a;
   }
@@ -92,9 +102,16 @@ export class Rng {
 
   setState(state: RngState): void {
     const s = (state as { s?: unknown })?.s;
-    if (!Array.isArray(s) || s.length !== 4 || !s.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff) ||
-        s.every((w) => w === 0)) {
-      throw new GpgRlError(`Rng.setState: state must be { s: [4 uint32, not all 0] } (got ${JSON.stringify(state)})`, 'GPG_RNG');
+    if (
+      !Array.isArray(s) ||
+      s.length !== 4 ||
+      !s.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff) ||
+      s.every((w) => w === 0)
+    ) {
+      throw new GpgRlError(
+        `Rng.setState: state must be { s: [4 uint32, not all 0] } (got ${JSON.stringify(state)})`,
+        'GPG_RNG',
+      );
     }
     [this.s0, this.s1, this.s2, this.s3] = s as [number, number, number, number];
   }

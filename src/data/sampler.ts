@@ -27,7 +27,8 @@ function fingerprintOf(rows: ReadonlyArray<{ prompt: string }>): string {
       h ^= p.charCodeAt(i);
       h = Math.imul(h, 0x01000193);
     }
-    h ^= 0x1f; h = Math.imul(h, 0x01000193);
+    h ^= 0x1f;
+    h = Math.imul(h, 0x01000193);
   }
   return (h >>> 0).toString(16).padStart(8, '0');
 }
@@ -41,7 +42,10 @@ export class PromptSampler<T extends { prompt: string }> {
   private order: Uint32Array;
 
   constructor(rows: readonly T[], seed: number) {
-    if (rows.length === 0) throw new DataError('PromptSampler: the dataset has no rows left to sample (check the dataset path, limit and prompt-length filter)');
+    if (rows.length === 0)
+      throw new DataError(
+        'PromptSampler: the dataset has no rows left to sample (check the dataset path, limit and prompt-length filter)',
+      );
     this.rows = rows;
     this.seed = seed;
     this.fp = fingerprintOf(rows);
@@ -49,7 +53,9 @@ export class PromptSampler<T extends { prompt: string }> {
   }
 
   /** The epoch the next row comes from (0-based). */
-  get epoch(): number { return this.epochNo; }
+  get epoch(): number {
+    return this.epochNo;
+  }
 
   /** The next `n` rows in order, crossing into new (reshuffled) epochs as needed. */
   next(n: number): T[] {
@@ -66,17 +72,33 @@ export class PromptSampler<T extends { prompt: string }> {
   }
 
   state(): SamplerState {
-    return { seed: this.seed, epoch: this.epochNo, position: this.position, numRows: this.rows.length, fingerprint: this.fp };
+    return {
+      seed: this.seed,
+      epoch: this.epochNo,
+      position: this.position,
+      numRows: this.rows.length,
+      fingerprint: this.fp,
+    };
   }
 
   /** A sampler over `rows` that continues from `state`; throws CheckpointError if the rows differ. */
   static restore<T extends { prompt: string }>(rows: readonly T[], state: SamplerState): PromptSampler<T> {
     const s = new PromptSampler(rows, state.seed);
     if (state.numRows !== rows.length || state.fingerprint !== s.fp) {
-      throw new CheckpointError(`sampler state: the dataset changed since the checkpoint (${state.numRows} rows, fingerprint ${state.fingerprint}; now ${rows.length} rows, ${s.fp}); resume with the same dataset, limit and filters`);
+      throw new CheckpointError(
+        `sampler state: the dataset changed since the checkpoint (${state.numRows} rows, fingerprint ${state.fingerprint}; now ${rows.length} rows, ${s.fp}); resume with the same dataset, limit and filters`,
+      );
     }
-    if (!Number.isInteger(state.epoch) || state.epoch < 0 || !Number.isInteger(state.position) || state.position < 0 || state.position > rows.length) {
-      throw new CheckpointError(`sampler state: epoch/position out of range (epoch ${state.epoch}, position ${state.position}, ${rows.length} rows)`);
+    if (
+      !Number.isInteger(state.epoch) ||
+      state.epoch < 0 ||
+      !Number.isInteger(state.position) ||
+      state.position < 0 ||
+      state.position > rows.length
+    ) {
+      throw new CheckpointError(
+        `sampler state: epoch/position out of range (epoch ${state.epoch}, position ${state.position}, ${rows.length} rows)`,
+      );
     }
     s.epochNo = state.epoch;
     s.position = state.position;

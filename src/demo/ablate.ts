@@ -71,11 +71,15 @@ interface RowResult {
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-const std = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1)));
+const std = (xs: number[]) =>
+  xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1));
 
-export async function runAblation(o: AblateOptions = {}): Promise<{ table: string; outDir: string; rows: RowResult[] }> {
+export async function runAblation(
+  o: AblateOptions = {},
+): Promise<{ table: string; outDir: string; rows: RowResult[] }> {
   const arms = o.arms ?? ARM_ORDER;
-  for (const a of arms) if (!(a in ARMS)) throw new UsageError(`--arms: unknown arm "${a}" (known: ${ARM_ORDER.join(', ')})`);
+  for (const a of arms)
+    if (!(a in ARMS)) throw new UsageError(`--arms: unknown arm "${a}" (known: ${ARM_ORDER.join(', ')})`);
   const seeds = o.seeds ?? [0, 1, 2];
   const steps = o.steps ?? 150;
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
@@ -86,7 +90,9 @@ export async function runAblation(o: AblateOptions = {}): Promise<{ table: strin
   const rows: RowResult[] = [];
   const resultsPath = join(outDir, 'ablation.json');
   // earlier rows (the same arm/seed/steps reproduce exactly, so they are reused)
-  const previous: RowResult[] = existsSync(resultsPath) ? (JSON.parse(readFileSync(resultsPath, 'utf8')) as { rows: RowResult[] }).rows : [];
+  const previous: RowResult[] = existsSync(resultsPath)
+    ? (JSON.parse(readFileSync(resultsPath, 'utf8')) as { rows: RowResult[] }).rows
+    : [];
   try {
     const warm = { ...WARMSTART, ...o.warmstart };
     const ws = await warmStart(o.warmSeed ?? 0, { cacheDir: o.cacheDir ?? defaultCacheDir(), warm, log, pool });
@@ -97,7 +103,13 @@ export async function runAblation(o: AblateOptions = {}): Promise<{ table: strin
     const rlSeconds: number[] = [];
     for (const arm of arms.filter((a) => a !== 'sft_more').concat(arms.includes('sft_more') ? ['sft_more'] : [])) {
       for (const seed of seeds) {
-        const prev = previous.find((r) => r.arm === arm && r.seed === seed && r.steps >= 0 && (r as RowResult & { budget?: number }).budget === budget);
+        const prev = previous.find(
+          (r) =>
+            r.arm === arm &&
+            r.seed === seed &&
+            r.steps >= 0 &&
+            (r as RowResult & { budget?: number }).budget === budget,
+        );
         if (prev) {
           log(`ablation: ${arm} seed ${seed}: reusing ${(prev.accuracy * 100).toFixed(1)}% from ${resultsPath}`);
           rows.push(prev);
@@ -112,42 +124,119 @@ export async function runAblation(o: AblateOptions = {}): Promise<{ table: strin
           const seconds = mean(rlSeconds.length ? rlSeconds : [60]);
           const stream = trainStream(seed + 5000, DEMO_LEVEL);
           const eos = tokenizer.eosTokenId!;
-          const res = await sftTrain(model, () => {
-            const p = stream();
-            return { prompt: tokenizer.encode(p.prompt, { addSpecialTokens: false }), completion: [...tokenizer.encode(p.solution, { addSpecialTokens: false }), eos] };
-          }, { learningRate: warm.learningRate / 4, batchSize: warm.batchSize, maxSteps: 1_000_000, maxSeconds: seconds, maxGradNorm: 1, seed, padTokenId: tokenizer.padTokenId ?? eos });
+          const res = await sftTrain(
+            model,
+            () => {
+              const p = stream();
+              return {
+                prompt: tokenizer.encode(p.prompt, { addSpecialTokens: false }),
+                completion: [...tokenizer.encode(p.solution, { addSpecialTokens: false }), eos],
+              };
+            },
+            {
+              learningRate: warm.learningRate / 4,
+              batchSize: warm.batchSize,
+              maxSteps: 1_000_000,
+              maxSeconds: seconds,
+              maxGradNorm: 1,
+              seed,
+              padTokenId: tokenizer.padTokenId ?? eos,
+            },
+          );
           const acc = await heldoutAccuracy(model, tokenizer, heldout, { pool });
-          row = { arm, seed, accuracy: acc.accuracy, seconds: res.seconds, generatedTokens: 0, generatedCompletions: 0, steps: res.steps, rewardCurve: [] };
+          row = {
+            arm,
+            seed,
+            accuracy: acc.accuracy,
+            seconds: res.seconds,
+            generatedTokens: 0,
+            generatedCompletions: 0,
+            steps: res.steps,
+            rewardCurve: [],
+          };
         } else {
-          const cfgRaw = { ...demoTrainConfig(ws.dir, join(outDir, 'runs', `${arm}-seed${seed}`), seed, 100000), ...ARMS[arm] };
+          const cfgRaw = {
+            ...demoTrainConfig(ws.dir, join(outDir, 'runs', `${arm}-seed${seed}`), seed, 100000),
+            ...ARMS[arm],
+          };
           const cfg = validateConfig(cfgRaw, `ablation arm ${arm}`, { checkModel: false });
-          const res = await train(cfg, { model, tokenizer, modelDir: ws.dir, rows: arithRows(Array.from({ length: 20000 }, trainStream(seed, DEMO_LEVEL))), maxGeneratedCompletions: budget, log: () => {} });
+          const res = await train(cfg, {
+            model,
+            tokenizer,
+            modelDir: ws.dir,
+            rows: arithRows(Array.from({ length: 20000 }, trainStream(seed, DEMO_LEVEL))),
+            maxGeneratedCompletions: budget,
+            log: () => {},
+          });
           const acc = await heldoutAccuracy(res.model, tokenizer, heldout, { pool });
-          row = { arm, seed, accuracy: acc.accuracy, seconds: (performance.now() - t0) / 1000, generatedTokens: res.generatedTokens, generatedCompletions: res.generatedCompletions, steps: res.steps, rewardCurve: res.metrics.map((m) => m['reward']!) };
+          row = {
+            arm,
+            seed,
+            accuracy: acc.accuracy,
+            seconds: (performance.now() - t0) / 1000,
+            generatedTokens: res.generatedTokens,
+            generatedCompletions: res.generatedCompletions,
+            steps: res.steps,
+            rewardCurve: res.metrics.map((m) => m['reward']!),
+          };
           rlSeconds.push(row.seconds);
         }
         (row as RowResult & { budget: number }).budget = budget;
         model.dispose();
         rows.push(row);
-        log(`ablation: ${arm} seed ${seed}: held-out ${(row.accuracy * 100).toFixed(1)}% in ${row.seconds.toFixed(0)} s (${row.steps} steps, ${row.generatedTokens} generated tokens)`);
-        writeFileAtomic(resultsPath, JSON.stringify({ warmstart_accuracy: base.accuracy, budget_completions: budget, rows: [...rows, ...previous.filter((p) => !rows.some((r) => r.arm === p.arm && r.seed === p.seed))] }, null, 1) + '\n');
+        log(
+          `ablation: ${arm} seed ${seed}: held-out ${(row.accuracy * 100).toFixed(1)}% in ${row.seconds.toFixed(0)} s (${row.steps} steps, ${row.generatedTokens} generated tokens)`,
+        );
+        writeFileAtomic(
+          resultsPath,
+          JSON.stringify(
+            {
+              warmstart_accuracy: base.accuracy,
+              budget_completions: budget,
+              rows: [...rows, ...previous.filter((p) => !rows.some((r) => r.arm === p.arm && r.seed === p.seed))],
+            },
+            null,
+            1,
+          ) + '\n',
+        );
       }
     }
     const table = renderTable(rows, arms, seeds, base.accuracy, budget, heldout.length);
     writeFileAtomic(join(outDir, 'ablation.md'), table);
-    const series = arms.filter((a) => a !== 'sft_more').map((arm) => {
-      const curves = rows.filter((r) => r.arm === arm).map((r) => r.rewardCurve);
-      const n = Math.min(...curves.map((c) => c.length));
-      return { name: arm, points: Array.from({ length: n }, (_, i) => [i + 1, mean(curves.map((c) => c[i]!))] as [number, number]) };
-    });
-    writeFileAtomic(join(outDir, 'reward_curves.svg'), svgLinePlot(series, { title: 'mean training reward per step (mean over seeds)', xLabel: 'step', yLabel: 'reward', width: 720, height: 360 }));
+    const series = arms
+      .filter((a) => a !== 'sft_more')
+      .map((arm) => {
+        const curves = rows.filter((r) => r.arm === arm).map((r) => r.rewardCurve);
+        const n = Math.min(...curves.map((c) => c.length));
+        return {
+          name: arm,
+          points: Array.from({ length: n }, (_, i) => [i + 1, mean(curves.map((c) => c[i]!))] as [number, number]),
+        };
+      });
+    writeFileAtomic(
+      join(outDir, 'reward_curves.svg'),
+      svgLinePlot(series, {
+        title: 'mean training reward per step (mean over seeds)',
+        xLabel: 'step',
+        yLabel: 'reward',
+        width: 720,
+        height: 360,
+      }),
+    );
     return { table, outDir, rows };
   } finally {
     await pool.close();
   }
 }
 
-function renderTable(rows: RowResult[], arms: string[], seeds: number[], base: number, budget: number, nHeldout: number): string {
+function renderTable(
+  rows: RowResult[],
+  arms: string[],
+  seeds: number[],
+  base: number,
+  budget: number,
+  nHeldout: number,
+): string {
   const lines = [
     `Held-out greedy accuracy on ${nHeldout} fixed problems (level ${DEMO_LEVEL} arithmetic), warm start ${(base * 100).toFixed(1)}%;`,
     `each RL arm generates ${budget} completions (G = 8); seeds ${seeds.join(', ')}; ${getNumThreads()} threads.`,
@@ -159,7 +248,9 @@ function renderTable(rows: RowResult[], arms: string[], seeds: number[], base: n
     const r = rows.filter((x) => x.arm === arm);
     if (!r.length) continue;
     const acc = r.map((x) => x.accuracy * 100);
-    lines.push(`| ${arm} | ${mean(acc).toFixed(1)} ± ${std(acc).toFixed(1)} | ${(mean(acc) - base * 100 >= 0 ? '+' : '')}${(mean(acc) - base * 100).toFixed(1)} | ${mean(r.map((x) => x.seconds)).toFixed(0)} | ${Math.round(mean(r.map((x) => x.generatedTokens)))} | ${Math.round(mean(r.map((x) => x.steps)))} |`);
+    lines.push(
+      `| ${arm} | ${mean(acc).toFixed(1)} ± ${std(acc).toFixed(1)} | ${mean(acc) - base * 100 >= 0 ? '+' : ''}${(mean(acc) - base * 100).toFixed(1)} | ${mean(r.map((x) => x.seconds)).toFixed(0)} | ${Math.round(mean(r.map((x) => x.generatedTokens)))} | ${Math.round(mean(r.map((x) => x.steps)))} |`,
+    );
   }
   return lines.join('\n') + '\n';
 }

@@ -47,7 +47,12 @@ export interface DemoResult {
 }
 
 /** The GPG recipe of the demo (TRL field names; everything else at the gpg defaults of DESIGN §5). */
-export function demoTrainConfig(warmDir: string, outputDir: string, seed: number, steps: number): Record<string, unknown> {
+export function demoTrainConfig(
+  warmDir: string,
+  outputDir: string,
+  seed: number,
+  steps: number,
+): Record<string, unknown> {
   return {
     model_name_or_path: warmDir,
     dataset: { path: 'builtin:arithmetic', use_chat_template: false },
@@ -80,14 +85,23 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     const ws = await warmStart(seed, { cacheDir: o.cacheDir ?? defaultCacheDir(), warm, log, pool });
     const heldout: ArithProblem[] = heldOutSet(DEMO_LEVEL, o.heldoutN ?? HELDOUT_N);
     const before = await heldoutAccuracy(ws.model, ws.tokenizer, heldout, { pool });
-    log(`held-out accuracy before GPG: ${(before.accuracy * 100).toFixed(1)}% (${before.correct}/${before.total}, greedy)`);
+    log(
+      `held-out accuracy before GPG: ${(before.accuracy * 100).toFixed(1)}% (${before.correct}/${before.total}, greedy)`,
+    );
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
     const runDir = resolve(o.runsDir ?? 'runs', `demo-seed${seed}-${stamp}`);
     const steps = o.rlSteps ?? DEMO_RL_STEPS;
     const cfg = validateConfig(demoTrainConfig(ws.dir, runDir, seed, steps), 'demo', { checkModel: false });
-    const res = await train(cfg, { model: ws.model, tokenizer: ws.tokenizer, modelDir: ws.dir, rows: arithRows(Array.from({ length: 20000 }, trainStream(seed, DEMO_LEVEL))) });
+    const res = await train(cfg, {
+      model: ws.model,
+      tokenizer: ws.tokenizer,
+      modelDir: ws.dir,
+      rows: arithRows(Array.from({ length: 20000 }, trainStream(seed, DEMO_LEVEL))),
+    });
     const after = await heldoutAccuracy(res.model, ws.tokenizer, heldout, { pool });
-    log(`held-out accuracy after GPG:  ${(after.accuracy * 100).toFixed(1)}% (${after.correct}/${after.total}, greedy); run folder ${runDir} (report.html)`);
+    log(
+      `held-out accuracy after GPG:  ${(after.accuracy * 100).toFixed(1)}% (${after.correct}/${after.total}, greedy); run folder ${runDir} (report.html)`,
+    );
     const out: DemoResult = {
       heldout_accuracy_before: before.accuracy,
       heldout_accuracy_after: after.accuracy,
@@ -97,7 +111,10 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       rl_steps: steps,
       seconds: Math.round((performance.now() - t0) / 100) / 10,
     };
-    writeFileSync(join(runDir, 'demo.json'), JSON.stringify({ ...out, before_samples: before.samples, after_samples: after.samples }, null, 1) + '\n');
+    writeFileSync(
+      join(runDir, 'demo.json'),
+      JSON.stringify({ ...out, before_samples: before.samples, after_samples: after.samples }, null, 1) + '\n',
+    );
     ws.model.dispose();
     return out;
   } finally {

@@ -8,7 +8,8 @@
  */
 import { lastBoxed } from '../rewards/math-verify/extract.ts';
 
-export type Benchmark = 'aime24' | 'math500' | 'amc23' | 'minerva' | 'olympiadbench' | 'gsm8k' | 'math_train' | 'math_deepscaler';
+export type Benchmark =
+  'aime24' | 'math500' | 'amc23' | 'minerva' | 'olympiadbench' | 'gsm8k' | 'math_train' | 'math_deepscaler';
 
 export { lastBoxed };
 

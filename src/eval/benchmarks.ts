@@ -32,7 +32,13 @@ export const BENCHMARKS: readonly BenchmarkSpec[] = [
   { id: 'math500', folder: 'math500', file: 'test.jsonl', problemField: 'problem', label: 'MATH-500' },
   { id: 'amc23', folder: 'amc23', file: 'test.jsonl', problemField: 'problem', label: 'AMC23' },
   { id: 'minerva', folder: 'minerva_math', file: 'test.jsonl', problemField: 'problem', label: 'Minerva' },
-  { id: 'olympiadbench', folder: 'olympiadbench', file: 'test.jsonl', problemField: 'question', label: 'OlympiadBench' },
+  {
+    id: 'olympiadbench',
+    folder: 'olympiadbench',
+    file: 'test.jsonl',
+    problemField: 'question',
+    label: 'OlympiadBench',
+  },
 ];
 
 export const BENCHMARK_IDS: readonly BenchmarkId[] = BENCHMARKS.map((b) => b.id);
@@ -46,7 +52,10 @@ export function benchmarkSpec(id: BenchmarkId): BenchmarkSpec {
  * the known ones. Duplicates collapse; the result keeps the paper's column order.
  */
 export function parseBenchmarkList(list: string, flag = '--benchmarks'): BenchmarkId[] {
-  const ids = list.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const ids = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (ids.length === 0) throw new UsageError(`${flag}: empty list; give one or more of ${BENCHMARK_IDS.join(',')}`);
   for (const id of ids) {
     if (!(BENCHMARK_IDS as readonly string[]).includes(id)) {
@@ -79,7 +88,9 @@ export function loadBenchmark(id: BenchmarkId, opts: { dataDir?: string; limit?:
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new DataError(`${path}: cannot read benchmark ${id} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); set GPG_RL_DATA_DIR to the folder holding ${spec.folder}/${spec.file}`);
+    throw new DataError(
+      `${path}: cannot read benchmark ${id} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); set GPG_RL_DATA_DIR to the folder holding ${spec.folder}/${spec.file}`,
+    );
   }
   const limit = opts.limit ?? Infinity;
   const out: Problem[] = [];
@@ -93,12 +104,15 @@ export function loadBenchmark(id: BenchmarkId, opts: { dataDir?: string; limit?:
     } catch {
       throw new DataError(`${path}:${ln + 1}: not valid JSON`);
     }
-    if (typeof row !== 'object' || row === null || Array.isArray(row)) throw new DataError(`${path}:${ln + 1}: expected a JSON object`);
+    if (typeof row !== 'object' || row === null || Array.isArray(row))
+      throw new DataError(`${path}:${ln + 1}: expected a JSON object`);
     const r = row as Record<string, unknown>;
     const problem = r[spec.problemField];
-    if (typeof problem !== 'string' || problem.trim() === '') throw new DataError(`${path}:${ln + 1}: field "${spec.problemField}" must be a non-empty string`);
+    if (typeof problem !== 'string' || problem.trim() === '')
+      throw new DataError(`${path}:${ln + 1}: field "${spec.problemField}" must be a non-empty string`);
     const gold = goldAnswer(id, r);
-    if (gold === null) throw new DataError(`${path}:${ln + 1}: no gold answer (see ${spec.folder}/SOURCE.md for the answer field)`);
+    if (gold === null)
+      throw new DataError(`${path}:${ln + 1}: no gold answer (see ${spec.folder}/SOURCE.md for the answer field)`);
     out.push({ benchmark: id, index: out.length, problem, gold });
   }
   return out;

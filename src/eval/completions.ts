@@ -34,22 +34,37 @@ export function parseCompletions(text: string, file: string): CompletionLine[] {
     try {
       row = JSON.parse(line);
     } catch {
-      throw new DataError(`${at}: not valid JSON; each line must be an object like {"benchmark": "math500", "index": 0, "completion": "... \\\\boxed{3}"}`);
+      throw new DataError(
+        `${at}: not valid JSON; each line must be an object like {"benchmark": "math500", "index": 0, "completion": "... \\\\boxed{3}"}`,
+      );
     }
     if (typeof row !== 'object' || row === null || Array.isArray(row)) {
-      throw new DataError(`${at}: expected a JSON object with "benchmark", "index" and "completion", got ${Array.isArray(row) ? 'an array' : row === null ? 'null' : typeof row}`);
+      throw new DataError(
+        `${at}: expected a JSON object with "benchmark", "index" and "completion", got ${Array.isArray(row) ? 'an array' : row === null ? 'null' : typeof row}`,
+      );
     }
     const r = row as Record<string, unknown>;
     const b = r['benchmark'];
     if (typeof b !== 'string' || !(BENCHMARK_IDS as readonly string[]).includes(b)) {
-      throw new DataError(`${at}: field "benchmark" must be one of ${BENCHMARK_IDS.join(', ')} (got ${b === undefined ? 'nothing' : JSON.stringify(b).slice(0, 40)})`);
+      throw new DataError(
+        `${at}: field "benchmark" must be one of ${BENCHMARK_IDS.join(', ')} (got ${b === undefined ? 'nothing' : JSON.stringify(b).slice(0, 40)})`,
+      );
     }
     const index = r['index'];
-    if (!isNonNegInt(index)) throw new DataError(`${at}: field "index" must be a row number ≥ 0 (got ${index === undefined ? 'nothing' : JSON.stringify(index).slice(0, 40)})`);
+    if (!isNonNegInt(index))
+      throw new DataError(
+        `${at}: field "index" must be a row number ≥ 0 (got ${index === undefined ? 'nothing' : JSON.stringify(index).slice(0, 40)})`,
+      );
     const completion = r['completion'];
-    if (typeof completion !== 'string') throw new DataError(`${at}: field "completion" must be a string (got ${completion === undefined ? 'nothing' : JSON.stringify(completion).slice(0, 40)})`);
+    if (typeof completion !== 'string')
+      throw new DataError(
+        `${at}: field "completion" must be a string (got ${completion === undefined ? 'nothing' : JSON.stringify(completion).slice(0, 40)})`,
+      );
     const sample = r['sample'];
-    if (sample !== undefined && !isNonNegInt(sample)) throw new DataError(`${at}: field "sample" must be an integer ≥ 0 when given (got ${JSON.stringify(sample).slice(0, 40)})`);
+    if (sample !== undefined && !isNonNegInt(sample))
+      throw new DataError(
+        `${at}: field "sample" must be an integer ≥ 0 when given (got ${JSON.stringify(sample).slice(0, 40)})`,
+      );
     const c: CompletionLine = { benchmark: b as BenchmarkId, index, completion, source: at };
     if (sample !== undefined) c.sample = sample;
     out.push(c);
@@ -63,7 +78,9 @@ export function readCompletionsFile(file: string): CompletionLine[] {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new DataError(`${file}: cannot read completions (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); pass an existing JSONL file to --completions`);
+    throw new DataError(
+      `${file}: cannot read completions (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); pass an existing JSONL file to --completions`,
+    );
   }
   return parseCompletions(text, file);
 }

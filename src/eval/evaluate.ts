@@ -138,7 +138,10 @@ function renderFor(tokenizer: TextTokenizer | null, problem: string, systemPromp
   // A base model without a chat template gets the problem, then the instruction.
   return tokenizer?.hasChatTemplate
     ? renderPrompt(messages, tokenizer, { useChatTemplate: true })
-    : renderPrompt(messages, null, { useChatTemplate: false, rawTemplate: systemPrompt ? '{prompt}\n{system}\n' : '{prompt}\n' });
+    : renderPrompt(messages, null, {
+        useChatTemplate: false,
+        rawTemplate: systemPrompt ? '{prompt}\n{system}\n' : '{prompt}\n',
+      });
 }
 
 function extracted(grader: Grader, completion: string): string | null {
@@ -152,24 +155,32 @@ function extracted(grader: Grader, completion: string): string | null {
 }
 
 function checkPositiveInt(name: string, v: number | undefined): void {
-  if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new GpgRlError(`evaluate: ${name} must be a positive integer (got ${v})`, 'GPG_EVAL');
+  if (v !== undefined && (!Number.isInteger(v) || v < 1))
+    throw new GpgRlError(`evaluate: ${name} must be a positive integer (got ${v})`, 'GPG_EVAL');
 }
 
 /** Evaluates `model` on the benchmarks, or grades `opts.completions` (then model/tokenizer may be null). */
-export async function evaluate(model: CausalLM | null, tokenizer: TextTokenizer | null, opts: EvalOptions = {}): Promise<EvalResult> {
+export async function evaluate(
+  model: CausalLM | null,
+  tokenizer: TextTokenizer | null,
+  opts: EvalOptions = {},
+): Promise<EvalResult> {
   const t0 = Date.now();
   checkPositiveInt('samples', opts.samples);
   checkPositiveInt('limit', opts.limit);
   checkPositiveInt('maxNewTokens', opts.maxNewTokens);
   checkPositiveInt('batchSize', opts.batchSize);
   const temperature = opts.temperature ?? 0;
-  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new GpgRlError(`evaluate: temperature must be ≥ 0 (got ${temperature})`, 'GPG_EVAL');
+  if (!(temperature >= 0) || !Number.isFinite(temperature))
+    throw new GpgRlError(`evaluate: temperature must be ≥ 0 (got ${temperature})`, 'GPG_EVAL');
   const systemPrompt = opts.systemPrompt ?? DEFAULT_SYSTEM_PROMPT;
   const progress = opts.onProgress ?? (() => {});
   const mode = opts.completions ? 'completions' : 'generate';
-  const benchmarks = opts.benchmarks ?? (opts.completions
-    ? BENCHMARK_IDS.filter((id) => opts.completions!.some((c) => c.benchmark === id))
-    : [...BENCHMARK_IDS]);
+  const benchmarks =
+    opts.benchmarks ??
+    (opts.completions
+      ? BENCHMARK_IDS.filter((id) => opts.completions!.some((c) => c.benchmark === id))
+      : [...BENCHMARK_IDS]);
   if (benchmarks.length === 0) throw new GpgRlError('evaluate: no benchmarks selected', 'GPG_EVAL');
 
   // 1. Problems and prompts (all data is read and checked before any generation or grading).
@@ -189,18 +200,25 @@ export async function evaluate(model: CausalLM | null, tokenizer: TextTokenizer 
   if (opts.completions) {
     ({ records, k } = fromCompletions(opts.completions, sets, opts, promptOf));
   } else {
-    if (model === null || tokenizer === null) throw new GpgRlError('evaluate: generating needs a model and its tokenizer (or pass completions to grade)', 'GPG_EVAL');
+    if (model === null || tokenizer === null)
+      throw new GpgRlError(
+        'evaluate: generating needs a model and its tokenizer (or pass completions to grade)',
+        'GPG_EVAL',
+      );
     k = opts.samples ?? 1;
     records = [];
     for (const id of benchmarks) {
       const jobs = sets.get(id)!.map((problem) => ({ problem, prompt: promptOf(problem) }));
-      progress(`eval: ${id}: generating ${jobs.length} problems × ${k} sample${k > 1 ? 's' : ''}${temperature === 0 ? ' (greedy)' : ` (T=${temperature})`}`);
+      progress(
+        `eval: ${id}: generating ${jobs.length} problems × ${k} sample${k > 1 ? 's' : ''}${temperature === 0 ? ' (greedy)' : ` (T=${temperature})`}`,
+      );
       records.push(...generateFor(model, tokenizer, jobs, k, temperature, opts));
     }
   }
 
   // 3. Grading in the sandboxed pool.
-  const pool = opts.pool ?? new VerifierPool({ grader: opts.grader ?? 'math-verify', timeoutMs: opts.timeoutMs ?? 5000 });
+  const pool =
+    opts.pool ?? new VerifierPool({ grader: opts.grader ?? 'math-verify', timeoutMs: opts.timeoutMs ?? 5000 });
   const grader = pool.grader;
   let verdicts;
   try {
@@ -214,8 +232,14 @@ export async function evaluate(model: CausalLM | null, tokenizer: TextTokenizer 
     const v = verdicts[i]!;
     // Key order of results.jsonl: identity, text, verdict, then the optional fields.
     const out: SampleRecord = {
-      benchmark: r.benchmark, index: r.index, sample: r.sample, prompt: r.prompt, completion: r.completion,
-      extracted: extracted(grader, r.completion), gold: r.gold, correct: v.error === undefined && v.equal,
+      benchmark: r.benchmark,
+      index: r.index,
+      sample: r.sample,
+      prompt: r.prompt,
+      completion: r.completion,
+      extracted: extracted(grader, r.completion),
+      gold: r.gold,
+      correct: v.error === undefined && v.equal,
     };
     if (r.finished !== undefined) out.finished = r.finished;
     if (v.error !== undefined) out.error = v.error;
@@ -238,10 +262,20 @@ export async function evaluate(model: CausalLM | null, tokenizer: TextTokenizer 
       if (r.correct) correct++;
     }
     const per = [...byProblem.values()];
-    scores[id] = { label: benchmarkSpec(id).label, problems: per.length, completions: n, correct, pass1: meanPassAtK(per, 1), passK: meanPassAtK(per, k) };
+    scores[id] = {
+      label: benchmarkSpec(id).label,
+      problems: per.length,
+      completions: n,
+      correct,
+      pass1: meanPassAtK(per, 1),
+      passK: meanPassAtK(per, k),
+    };
   }
   const all = benchmarks.map((id) => scores[id]!);
-  const average = { pass1: all.reduce((s, b) => s + b.pass1, 0) / all.length, passK: all.reduce((s, b) => s + b.passK, 0) / all.length };
+  const average = {
+    pass1: all.reduce((s, b) => s + b.pass1, 0) / all.length,
+    passK: all.reduce((s, b) => s + b.passK, 0) / all.length,
+  };
   const summary: EvalSummary = {
     model: opts.modelName ?? (model ? 'model' : 'completions'),
     mode,
@@ -261,7 +295,14 @@ export async function evaluate(model: CausalLM | null, tokenizer: TextTokenizer 
 }
 
 /** k samples per job; greedy decoding runs each prompt once and repeats the result k times. */
-function generateFor(model: CausalLM, tokenizer: TextTokenizer, jobs: Job[], k: number, temperature: number, opts: EvalOptions): Omit<SampleRecord, 'extracted' | 'correct'>[] {
+function generateFor(
+  model: CausalLM,
+  tokenizer: TextTokenizer,
+  jobs: Job[],
+  k: number,
+  temperature: number,
+  opts: EvalOptions,
+): Omit<SampleRecord, 'extracted' | 'correct'>[] {
   const greedy = temperature === 0;
   const special = specialTokens(model.cfg, tokenizer, null, opts.modelName ?? 'model');
   const eos = opts.eosTokenIds ?? special.eosTokenIds;
@@ -272,23 +313,31 @@ function generateFor(model: CausalLM, tokenizer: TextTokenizer, jobs: Job[], k: 
       // The chat template already writes any bos/special tokens; a raw prompt gets the tokenizer's.
       return tokenizer.encode(j.prompt, { addSpecialTokens: !useChat });
     } catch (e) {
-      throw new DataError(`${j.problem.benchmark} row ${j.problem.index}: cannot tokenize the prompt (${(e as Error).message})`);
+      throw new DataError(
+        `${j.problem.benchmark} row ${j.problem.index}: cannot tokenize the prompt (${(e as Error).message})`,
+      );
     }
   });
   const reps = greedy ? 1 : k;
   // Sequence s = job * reps + r; sorted by prompt length so batches hold similar lengths.
-  const order = Array.from({ length: jobs.length * reps }, (_, s) => s).sort((a, b) => encoded[Math.floor(a / reps)]!.length - encoded[Math.floor(b / reps)]!.length || a - b);
-  const res = generate(model, order.map((s) => encoded[Math.floor(s / reps)]!), {
-    maxNewTokens: opts.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS,
-    greedy,
-    temperature: greedy ? 1 : temperature,
-    topP: opts.topP ?? 1,
-    topK: opts.topK ?? 0,
-    eosTokenIds: eos,
-    padTokenId: pad,
-    rng: greedy ? undefined : new Rng(opts.seed ?? 0),
-    batchSize: opts.batchSize ?? 16,
-  });
+  const order = Array.from({ length: jobs.length * reps }, (_, s) => s).sort(
+    (a, b) => encoded[Math.floor(a / reps)]!.length - encoded[Math.floor(b / reps)]!.length || a - b,
+  );
+  const res = generate(
+    model,
+    order.map((s) => encoded[Math.floor(s / reps)]!),
+    {
+      maxNewTokens: opts.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS,
+      greedy,
+      temperature: greedy ? 1 : temperature,
+      topP: opts.topP ?? 1,
+      topK: opts.topK ?? 0,
+      eosTokenIds: eos,
+      padTokenId: pad,
+      rng: greedy ? undefined : new Rng(opts.seed ?? 0),
+      batchSize: opts.batchSize ?? 16,
+    },
+  );
   const texts = new Array<string>(order.length);
   const finished = new Array<boolean>(order.length);
   order.forEach((s, i) => {
@@ -299,14 +348,27 @@ function generateFor(model: CausalLM, tokenizer: TextTokenizer, jobs: Job[], k: 
   jobs.forEach((j, q) => {
     for (let r = 0; r < k; r++) {
       const s = q * reps + (greedy ? 0 : r);
-      out.push({ benchmark: j.problem.benchmark, index: j.problem.index, sample: r, prompt: j.prompt, completion: texts[s]!, gold: j.problem.gold, finished: finished[s]! });
+      out.push({
+        benchmark: j.problem.benchmark,
+        index: j.problem.index,
+        sample: r,
+        prompt: j.prompt,
+        completion: texts[s]!,
+        gold: j.problem.gold,
+        finished: finished[s]!,
+      });
     }
   });
   return out;
 }
 
 /** Groups given completions by problem, numbers samples, checks indices and k. */
-function fromCompletions(lines: CompletionLine[], sets: Map<BenchmarkId, Problem[]>, opts: EvalOptions, promptOf: (p: Problem) => string): { records: Omit<SampleRecord, 'extracted' | 'correct'>[]; k: number } {
+function fromCompletions(
+  lines: CompletionLine[],
+  sets: Map<BenchmarkId, Problem[]>,
+  opts: EvalOptions,
+  promptOf: (p: Problem) => string,
+): { records: Omit<SampleRecord, 'extracted' | 'correct'>[]; k: number } {
   const records: Omit<SampleRecord, 'extracted' | 'correct'>[] = [];
   const used = new Map<string, Set<number>>();
   for (const c of lines) {
@@ -314,7 +376,10 @@ function fromCompletions(lines: CompletionLine[], sets: Map<BenchmarkId, Problem
     if (!set) continue; // a benchmark not selected
     if (opts.limit !== undefined && c.index >= opts.limit) continue;
     const problem = set[c.index];
-    if (!problem) throw new DataError(`${c.source ?? 'completions'}: index ${c.index} is out of range for ${c.benchmark} (${set.length} rows, 0..${set.length - 1})`);
+    if (!problem)
+      throw new DataError(
+        `${c.source ?? 'completions'}: index ${c.index} is out of range for ${c.benchmark} (${set.length} rows, 0..${set.length - 1})`,
+      );
     const key = `${c.benchmark}/${c.index}`;
     const taken = used.get(key) ?? new Set<number>();
     used.set(key, taken);
@@ -323,18 +388,38 @@ function fromCompletions(lines: CompletionLine[], sets: Map<BenchmarkId, Problem
       sample = 0;
       while (taken.has(sample)) sample++;
     } else if (taken.has(sample)) {
-      throw new DataError(`${c.source ?? 'completions'}: ${c.benchmark} index ${c.index} sample ${sample} is given twice`);
+      throw new DataError(
+        `${c.source ?? 'completions'}: ${c.benchmark} index ${c.index} sample ${sample} is given twice`,
+      );
     }
     taken.add(sample);
-    records.push({ benchmark: c.benchmark, index: c.index, sample, prompt: promptOf(problem), completion: c.completion, gold: problem.gold });
+    records.push({
+      benchmark: c.benchmark,
+      index: c.index,
+      sample,
+      prompt: promptOf(problem),
+      completion: c.completion,
+      gold: problem.gold,
+    });
   }
   for (const id of sets.keys()) {
-    if (!records.some((r) => r.benchmark === id)) throw new DataError(`completions: none for benchmark ${id}${opts.limit !== undefined ? ` within the first ${opts.limit} rows` : ''}; drop it from --benchmarks or add its completions`);
+    if (!records.some((r) => r.benchmark === id))
+      throw new DataError(
+        `completions: none for benchmark ${id}${opts.limit !== undefined ? ` within the first ${opts.limit} rows` : ''}; drop it from --benchmarks or add its completions`,
+      );
   }
   const fewest = Math.min(...[...used.values()].filter((s) => s.size > 0).map((s) => s.size));
   const k = opts.samples ?? fewest;
-  if (k > fewest) throw new DataError(`completions: pass@${k} needs ${k} samples of every problem, but some problem has only ${fewest}; lower --samples`);
-  records.sort((a, b) => BENCHMARK_IDS.indexOf(a.benchmark) - BENCHMARK_IDS.indexOf(b.benchmark) || a.index - b.index || a.sample - b.sample);
+  if (k > fewest)
+    throw new DataError(
+      `completions: pass@${k} needs ${k} samples of every problem, but some problem has only ${fewest}; lower --samples`,
+    );
+  records.sort(
+    (a, b) =>
+      BENCHMARK_IDS.indexOf(a.benchmark) - BENCHMARK_IDS.indexOf(b.benchmark) ||
+      a.index - b.index ||
+      a.sample - b.sample,
+  );
   return { records, k };
 }
 
@@ -355,7 +440,9 @@ export function writeEvalOutputs(outDir: string, result: EvalResult): { results:
       [files.summary, JSON.stringify({ ...result.summary, table: result.table }, null, 2) + '\n'],
     ]);
   } catch (e) {
-    throw new DataError(`${outDir}: cannot write evaluation results (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check that the folder is writable`);
+    throw new DataError(
+      `${outDir}: cannot write evaluation results (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check that the folder is writable`,
+    );
   }
   return files;
 }

@@ -6,7 +6,14 @@
  */
 export { evaluate, writeEvalOutputs, DEFAULT_SYSTEM_PROMPT, DEFAULT_MAX_NEW_TOKENS } from './evaluate.ts';
 export type { EvalOptions, EvalResult, EvalSummary, BenchmarkScore, SampleRecord } from './evaluate.ts';
-export { BENCHMARKS, BENCHMARK_IDS, benchmarkSpec, parseBenchmarkList, defaultDataDir, loadBenchmark } from './benchmarks.ts';
+export {
+  BENCHMARKS,
+  BENCHMARK_IDS,
+  benchmarkSpec,
+  parseBenchmarkList,
+  defaultDataDir,
+  loadBenchmark,
+} from './benchmarks.ts';
 export type { BenchmarkId, BenchmarkSpec, Problem } from './benchmarks.ts';
 export { parseCompletions, readCompletionsFile } from './completions.ts';
 export type { CompletionLine } from './completions.ts';

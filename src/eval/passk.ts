@@ -9,7 +9,16 @@ import { GpgRlError } from '../errors.ts';
 
 /** pass@k for one problem: n samples, c correct, 1 ≤ k ≤ n. */
 export function passAtK(n: number, c: number, k: number): number {
-  if (!Number.isInteger(n) || !Number.isInteger(c) || !Number.isInteger(k) || n < 1 || c < 0 || c > n || k < 1 || k > n) {
+  if (
+    !Number.isInteger(n) ||
+    !Number.isInteger(c) ||
+    !Number.isInteger(k) ||
+    n < 1 ||
+    c < 0 ||
+    c > n ||
+    k < 1 ||
+    k > n
+  ) {
     throw new GpgRlError(`passAtK: need integers 0 ≤ c ≤ n and 1 ≤ k ≤ n (got n=${n}, c=${c}, k=${k})`, 'GPG_EVAL');
   }
   if (n - c < k) return 1; // every k-subset holds a correct sample

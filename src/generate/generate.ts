@@ -52,9 +52,11 @@ export interface GenerateResult {
 
 /** Generates completions for `prompts` (token ids, unpadded). */
 export function generate(model: CausalLM, prompts: number[][], o: GenerateOptions): GenerateResult {
-  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 1) throw new GpgRlError(`generate: maxNewTokens must be a positive integer (got ${o.maxNewTokens})`, 'GPG_GENERATE');
+  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 1)
+    throw new GpgRlError(`generate: maxNewTokens must be a positive integer (got ${o.maxNewTokens})`, 'GPG_GENERATE');
   if (!o.greedy && !o.rng) throw new GpgRlError('generate: sampling needs an rng (or greedy: true)', 'GPG_GENERATE');
-  if (o.stopStrings?.length && !o.decode) throw new GpgRlError('generate: stop strings need a decode function', 'GPG_GENERATE');
+  if (o.stopStrings?.length && !o.decode)
+    throw new GpgRlError('generate: stop strings need a decode function', 'GPG_GENERATE');
   const bs = Math.max(1, o.batchSize ?? prompts.length);
   const out: GenerateResult = { tokens: [], logps: [], finished: [], texts: o.decode ? [] : null };
   for (let i = 0; i < prompts.length; i += bs) {
@@ -73,7 +75,9 @@ function generateBatch(model: CausalLM, prompts: number[][], o: GenerateOptions)
   const P = Math.max(1, ...prompts.map((p) => p.length));
   for (const [b, p] of prompts.entries()) {
     if (p.length === 0) throw new GpgRlError(`generate: prompt ${b} is empty`, 'GPG_GENERATE');
-    for (const id of p) if (!Number.isInteger(id) || id < 0 || id >= V) throw new GpgRlError(`generate: prompt ${b} has token id ${id} outside the vocabulary (${V})`, 'GPG_GENERATE');
+    for (const id of p)
+      if (!Number.isInteger(id) || id < 0 || id >= V)
+        throw new GpgRlError(`generate: prompt ${b} has token id ${id} outside the vocabulary (${V})`, 'GPG_GENERATE');
   }
   const N = o.maxNewTokens;
   const eos = new Set(o.eosTokenIds);
@@ -102,7 +106,12 @@ function generateBatch(model: CausalLM, prompts: number[][], o: GenerateOptions)
       if (!o.greedy) for (let b = 0; b < B; b++) u[b] = Math.min(o.rng!.next(), 0.99999994);
       const lt: Tensor = logits!;
       const sampled = tidy(() => {
-        const r = sampleTokens(lt, Tensor.fromArray(u, [B]), { temperature, topK: o.topK ?? 0, topP: o.topP ?? 1, greedy: !!o.greedy });
+        const r = sampleTokens(lt, Tensor.fromArray(u, [B]), {
+          temperature,
+          topK: o.topK ?? 0,
+          topP: o.topP ?? 1,
+          greedy: !!o.greedy,
+        });
         copyRows(lpAll, r.logps, { rows: B, cols: 1, dstStride: N, srcStride: 1, dstOff: step });
         return r.ids.toArray() as Int32Array; // the one host read per step
       });

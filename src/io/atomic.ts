@@ -15,7 +15,8 @@ export function tempPathBeside(path: string, kind = 'tmp'): string {
 /** Writes `content` (text, bytes or chunks) to `path` atomically: temp file in the same folder, fsync, rename. */
 export function writeFileAtomic(path: string, content: Uint8Array | string | Uint8Array[]): void {
   const tmp = tempPathBeside(path);
-  const chunks = typeof content === 'string' ? [Buffer.from(content, 'utf8')] : Array.isArray(content) ? content : [content];
+  const chunks =
+    typeof content === 'string' ? [Buffer.from(content, 'utf8')] : Array.isArray(content) ? content : [content];
   try {
     const fd = openSync(tmp, 'w');
     try {

@@ -53,8 +53,16 @@ export interface GenerationDefaults {
   raw: Record<string, unknown>;
 }
 
-const ARCH_BY_MODEL_TYPE: Record<string, Architecture> = { qwen2: 'Qwen2ForCausalLM', llama: 'LlamaForCausalLM', qwen3: 'Qwen3ForCausalLM' };
-const MODEL_TYPE_BY_ARCH: Record<Architecture, string> = { Qwen2ForCausalLM: 'qwen2', LlamaForCausalLM: 'llama', Qwen3ForCausalLM: 'qwen3' };
+const ARCH_BY_MODEL_TYPE: Record<string, Architecture> = {
+  qwen2: 'Qwen2ForCausalLM',
+  llama: 'LlamaForCausalLM',
+  qwen3: 'Qwen3ForCausalLM',
+};
+const MODEL_TYPE_BY_ARCH: Record<Architecture, string> = {
+  Qwen2ForCausalLM: 'qwen2',
+  LlamaForCausalLM: 'llama',
+  Qwen3ForCausalLM: 'qwen3',
+};
 
 function isObj(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -69,26 +77,30 @@ function posInt(j: Record<string, unknown>, key: string, source: string, dflt?: 
     if (dflt !== undefined) return dflt;
     throw new ModelLoadError(`${source}: missing required field "${key}" (a positive integer); add it to the config`);
   }
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new ModelLoadError(`${source}: field "${key}" must be a positive integer (got ${JSON.stringify(v)})`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0)
+    throw new ModelLoadError(`${source}: field "${key}" must be a positive integer (got ${JSON.stringify(v)})`);
   return v;
 }
 
 function posNum(v: unknown, key: string, source: string, dflt: number): number {
   if (v === undefined || v === null) return dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new ModelLoadError(`${source}: field "${key}" must be a positive number (got ${JSON.stringify(v)})`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+    throw new ModelLoadError(`${source}: field "${key}" must be a positive number (got ${JSON.stringify(v)})`);
   return v;
 }
 
 function bool(j: Record<string, unknown>, key: string, source: string, dflt: boolean): boolean {
   const v = j[key];
   if (v === undefined || v === null) return dflt;
-  if (typeof v !== 'boolean') throw new ModelLoadError(`${source}: field "${key}" must be true or false (got ${JSON.stringify(v)})`);
+  if (typeof v !== 'boolean')
+    throw new ModelLoadError(`${source}: field "${key}" must be true or false (got ${JSON.stringify(v)})`);
   return v;
 }
 
 function tokenId(v: unknown, key: string, source: string): number | null {
   if (v === undefined || v === null) return null;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ModelLoadError(`${source}: field "${key}" must be a token id ≥ 0 or null (got ${JSON.stringify(v)})`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw new ModelLoadError(`${source}: field "${key}" must be a token id ≥ 0 or null (got ${JSON.stringify(v)})`);
   return v;
 }
 
@@ -108,29 +120,45 @@ function tokenIds(v: unknown, key: string, source: string): number[] {
 function ropeTheta(j: Record<string, unknown>, source: string): number {
   const scaling = j['rope_scaling'];
   if (scaling !== undefined && scaling !== null) {
-    if (!isObj(scaling)) throw new ModelLoadError(`${source}: field "rope_scaling" must be an object or null (got ${JSON.stringify(scaling)})`);
+    if (!isObj(scaling))
+      throw new ModelLoadError(
+        `${source}: field "rope_scaling" must be an object or null (got ${JSON.stringify(scaling)})`,
+      );
     const type = scaling['rope_type'] ?? scaling['type'];
     if (type !== 'default') {
-      throw new ModelLoadError(`${source}: rope_scaling of type ${JSON.stringify(type)} is not supported (only default RoPE); a model with scaled RoPE would compute wrong logits`);
+      throw new ModelLoadError(
+        `${source}: rope_scaling of type ${JSON.stringify(type)} is not supported (only default RoPE); a model with scaled RoPE would compute wrong logits`,
+      );
     }
   }
   let fromParams: unknown;
   const params = j['rope_parameters'];
   if (params !== undefined && params !== null) {
-    if (!isObj(params)) throw new ModelLoadError(`${source}: field "rope_parameters" must be an object (got ${JSON.stringify(params)})`);
+    if (!isObj(params))
+      throw new ModelLoadError(`${source}: field "rope_parameters" must be an object (got ${JSON.stringify(params)})`);
     if (!('rope_type' in params) && !('rope_theta' in params) && Object.values(params).some(isObj)) {
-      throw new ModelLoadError(`${source}: per-layer-type "rope_parameters" (${Object.keys(params).join(', ')}) are not supported; only one default RoPE for all layers`);
+      throw new ModelLoadError(
+        `${source}: per-layer-type "rope_parameters" (${Object.keys(params).join(', ')}) are not supported; only one default RoPE for all layers`,
+      );
     }
     const type = params['rope_type'] ?? params['type'] ?? 'default';
     if (type !== 'default') {
-      throw new ModelLoadError(`${source}: rope_parameters.rope_type ${JSON.stringify(type)} is not supported (only "default" RoPE); a model with scaled RoPE would compute wrong logits`);
+      throw new ModelLoadError(
+        `${source}: rope_parameters.rope_type ${JSON.stringify(type)} is not supported (only "default" RoPE); a model with scaled RoPE would compute wrong logits`,
+      );
     }
     const prf = params['partial_rotary_factor'];
-    if (prf !== undefined && prf !== null && prf !== 1) throw new ModelLoadError(`${source}: rope_parameters.partial_rotary_factor ${JSON.stringify(prf)} is not supported (only 1)`);
+    if (prf !== undefined && prf !== null && prf !== 1)
+      throw new ModelLoadError(
+        `${source}: rope_parameters.partial_rotary_factor ${JSON.stringify(prf)} is not supported (only 1)`,
+      );
     fromParams = params['rope_theta'];
   }
   const prf = j['partial_rotary_factor'];
-  if (prf !== undefined && prf !== null && prf !== 1) throw new ModelLoadError(`${source}: field "partial_rotary_factor" ${JSON.stringify(prf)} is not supported (only 1)`);
+  if (prf !== undefined && prf !== null && prf !== 1)
+    throw new ModelLoadError(
+      `${source}: field "partial_rotary_factor" ${JSON.stringify(prf)} is not supported (only 1)`,
+    );
   // transformers 5 keeps theta in rope_parameters; transformers 4 at the top level. Both: v5 wins.
   const v = fromParams ?? j['rope_theta'];
   return posNum(v, fromParams !== undefined ? 'rope_parameters.rope_theta' : 'rope_theta', source, 10000.0);
@@ -139,9 +167,13 @@ function ropeTheta(j: Record<string, unknown>, source: string): number {
 function checkSlidingWindow(j: Record<string, unknown>, numLayers: number, maxPos: number, source: string): void {
   const layerTypes = j['layer_types'];
   if (layerTypes !== undefined && layerTypes !== null) {
-    if (!Array.isArray(layerTypes)) throw new ModelLoadError(`${source}: field "layer_types" must be an array (got ${JSON.stringify(layerTypes)})`);
+    if (!Array.isArray(layerTypes))
+      throw new ModelLoadError(`${source}: field "layer_types" must be an array (got ${JSON.stringify(layerTypes)})`);
     const bad = layerTypes.findIndex((t) => t !== 'full_attention');
-    if (bad >= 0) throw new ModelLoadError(`${source}: layer_types[${bad}] is ${JSON.stringify(layerTypes[bad])}; only "full_attention" is supported (sliding-window attention is not implemented)`);
+    if (bad >= 0)
+      throw new ModelLoadError(
+        `${source}: layer_types[${bad}] is ${JSON.stringify(layerTypes[bad])}; only "full_attention" is supported (sliding-window attention is not implemented)`,
+      );
   }
   if (j['use_sliding_window'] === true) {
     const win = j['sliding_window'];
@@ -149,7 +181,9 @@ function checkSlidingWindow(j: Record<string, unknown>, numLayers: number, maxPo
     const mwl = typeof j['max_window_layers'] === 'number' ? (j['max_window_layers'] as number) : 0;
     const active = typeof win === 'number' && win < maxPos && mwl < numLayers;
     if (active) {
-      throw new ModelLoadError(`${source}: use_sliding_window is true with sliding_window ${win} < max_position_embeddings ${maxPos} (layers ≥ max_window_layers ${mwl}); sliding-window attention is not implemented — set use_sliding_window to false only if the model was trained without it`);
+      throw new ModelLoadError(
+        `${source}: use_sliding_window is true with sliding_window ${win} < max_position_embeddings ${maxPos} (layers ≥ max_window_layers ${mwl}); sliding-window attention is not implemented — set use_sliding_window to false only if the model was trained without it`,
+      );
     }
   }
 }
@@ -163,20 +197,32 @@ export function parseModelConfig(json: unknown, source = 'config.json'): ModelCo
   let architecture: Architecture;
   const archs = j['architectures'];
   if (archs !== undefined && archs !== null) {
-    if (!Array.isArray(archs) || archs.length === 0 || typeof archs[0] !== 'string') throw new ModelLoadError(`${source}: field "architectures" must be a non-empty array of strings (got ${JSON.stringify(archs)})`);
+    if (!Array.isArray(archs) || archs.length === 0 || typeof archs[0] !== 'string')
+      throw new ModelLoadError(
+        `${source}: field "architectures" must be a non-empty array of strings (got ${JSON.stringify(archs)})`,
+      );
     const a = archs[0] as string;
-    if (!(a in MODEL_TYPE_BY_ARCH)) throw new ModelLoadError(`${source}: architecture "${a}" is not supported (supported: ${Object.keys(MODEL_TYPE_BY_ARCH).join(', ')})`);
+    if (!(a in MODEL_TYPE_BY_ARCH))
+      throw new ModelLoadError(
+        `${source}: architecture "${a}" is not supported (supported: ${Object.keys(MODEL_TYPE_BY_ARCH).join(', ')})`,
+      );
     architecture = a as Architecture;
   } else {
     const mt = j['model_type'];
-    if (typeof mt !== 'string') throw new ModelLoadError(`${source}: missing required field "architectures" (e.g. ["Qwen2ForCausalLM"])`);
+    if (typeof mt !== 'string')
+      throw new ModelLoadError(`${source}: missing required field "architectures" (e.g. ["Qwen2ForCausalLM"])`);
     const a = ARCH_BY_MODEL_TYPE[mt];
-    if (!a) throw new ModelLoadError(`${source}: model_type "${mt}" is not supported (supported: ${Object.keys(ARCH_BY_MODEL_TYPE).join(', ')})`);
+    if (!a)
+      throw new ModelLoadError(
+        `${source}: model_type "${mt}" is not supported (supported: ${Object.keys(ARCH_BY_MODEL_TYPE).join(', ')})`,
+      );
     architecture = a;
   }
   const modelType = MODEL_TYPE_BY_ARCH[architecture];
   if (j['model_type'] !== undefined && j['model_type'] !== modelType) {
-    throw new ModelLoadError(`${source}: model_type ${JSON.stringify(j['model_type'])} does not match architecture ${architecture} (expected "${modelType}")`);
+    throw new ModelLoadError(
+      `${source}: model_type ${JSON.stringify(j['model_type'])} does not match architecture ${architecture} (expected "${modelType}")`,
+    );
   }
 
   const vocabSize = posInt(j, 'vocab_size', source);
@@ -185,23 +231,39 @@ export function parseModelConfig(json: unknown, source = 'config.json'): ModelCo
   const numLayers = posInt(j, 'num_hidden_layers', source);
   const numHeads = posInt(j, 'num_attention_heads', source);
   const numKvHeads = posInt(j, 'num_key_value_heads', source, numHeads);
-  if (numHeads % numKvHeads !== 0) throw new ModelLoadError(`${source}: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
+  if (numHeads % numKvHeads !== 0)
+    throw new ModelLoadError(
+      `${source}: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`,
+    );
   // Qwen3Config defaults head_dim to 128; Llama/Qwen2 derive it from hidden_size.
   const headDimDefault = architecture === 'Qwen3ForCausalLM' ? 128 : hiddenSize / numHeads;
-  if (j['head_dim'] == null && !Number.isInteger(headDimDefault)) throw new ModelLoadError(`${source}: hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads} and "head_dim" is not given`);
+  if (j['head_dim'] == null && !Number.isInteger(headDimDefault))
+    throw new ModelLoadError(
+      `${source}: hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads} and "head_dim" is not given`,
+    );
   const headDim = posInt(j, 'head_dim', source, headDimDefault);
-  const maxPositionEmbeddings = posInt(j, 'max_position_embeddings', source, architecture === 'LlamaForCausalLM' ? 2048 : 32768);
+  const maxPositionEmbeddings = posInt(
+    j,
+    'max_position_embeddings',
+    source,
+    architecture === 'LlamaForCausalLM' ? 2048 : 32768,
+  );
 
   const act = j['hidden_act'] ?? 'silu';
-  if (act !== 'silu') throw new ModelLoadError(`${source}: hidden_act ${JSON.stringify(act)} is not supported (only "silu")`);
-  if (bool(j, 'mlp_bias', source, false)) throw new ModelLoadError(`${source}: mlp_bias true is not supported (MLP projections without bias only)`);
+  if (act !== 'silu')
+    throw new ModelLoadError(`${source}: hidden_act ${JSON.stringify(act)} is not supported (only "silu")`);
+  if (bool(j, 'mlp_bias', source, false))
+    throw new ModelLoadError(`${source}: mlp_bias true is not supported (MLP projections without bias only)`);
   let attentionBias: boolean;
   if (architecture === 'Qwen2ForCausalLM') {
     attentionBias = true; // Qwen2Attention: q/k/v bias=True, o_proj bias=False, regardless of config
   } else {
     attentionBias = bool(j, 'attention_bias', source, false);
     // Llama/Qwen3 put the same flag on o_proj too (bias=config.attention_bias), which the decoder does not implement.
-    if (attentionBias) throw new ModelLoadError(`${source}: attention_bias true is not supported for ${architecture} (it also adds an o_proj bias); only Qwen2-style q/k/v biases are implemented`);
+    if (attentionBias)
+      throw new ModelLoadError(
+        `${source}: attention_bias true is not supported for ${architecture} (it also adds an o_proj bias); only Qwen2-style q/k/v biases are implemented`,
+      );
   }
   const ropeThetaV = ropeTheta(j, source);
   checkSlidingWindow(j, numLayers, maxPositionEmbeddings, source);
@@ -246,16 +308,24 @@ function readJson(path: string): unknown {
 /** Reads and validates `<dir>/config.json`. */
 export function readModelConfig(dir: string): ModelConfig {
   const path = join(dir, 'config.json');
-  if (!existsSync(path)) throw new ModelLoadError(`${dir}: no config.json; a model folder needs config.json and model.safetensors (or an index)`);
+  if (!existsSync(path))
+    throw new ModelLoadError(
+      `${dir}: no config.json; a model folder needs config.json and model.safetensors (or an index)`,
+    );
   return parseModelConfig(readJson(path), path);
 }
 
 /** Parses a generation_config.json object; ids it lacks come from the model config. */
-export function parseGenerationConfig(json: unknown, cfg: ModelConfig, source = 'generation_config.json'): GenerationDefaults {
+export function parseGenerationConfig(
+  json: unknown,
+  cfg: ModelConfig,
+  source = 'generation_config.json',
+): GenerationDefaults {
   if (!isObj(json)) throw new ModelLoadError(`${source}: must be a JSON object`);
   const j = json;
   const out: GenerationDefaults = {
-    eosTokenIds: j['eos_token_id'] != null ? tokenIds(j['eos_token_id'], 'eos_token_id', source) : cfg.eosTokenIds.slice(),
+    eosTokenIds:
+      j['eos_token_id'] != null ? tokenIds(j['eos_token_id'], 'eos_token_id', source) : cfg.eosTokenIds.slice(),
     padTokenId: j['pad_token_id'] != null ? tokenId(j['pad_token_id'], 'pad_token_id', source) : cfg.padTokenId,
     bosTokenId: j['bos_token_id'] != null ? tokenId(j['bos_token_id'], 'bos_token_id', source) : cfg.bosTokenId,
     raw: structuredClone(j),
@@ -263,7 +333,8 @@ export function parseGenerationConfig(json: unknown, cfg: ModelConfig, source = 
   const num = (key: string, ok: (v: number) => boolean, what: string): number | undefined => {
     const v = j[key];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number' || !ok(v)) throw new ModelLoadError(`${source}: field "${key}" must be ${what} (got ${JSON.stringify(v)})`);
+    if (typeof v !== 'number' || !ok(v))
+      throw new ModelLoadError(`${source}: field "${key}" must be ${what} (got ${JSON.stringify(v)})`);
     return v;
   };
   const t = num('temperature', (v) => Number.isFinite(v) && v >= 0, 'a number ≥ 0');
@@ -281,7 +352,8 @@ export function parseGenerationConfig(json: unknown, cfg: ModelConfig, source = 
 /** Reads `<dir>/generation_config.json` when present; otherwise defaults from the model config. */
 export function readGenerationConfig(dir: string, cfg: ModelConfig): GenerationDefaults {
   const path = join(dir, 'generation_config.json');
-  if (!existsSync(path)) return { eosTokenIds: cfg.eosTokenIds.slice(), padTokenId: cfg.padTokenId, bosTokenId: cfg.bosTokenId, raw: {} };
+  if (!existsSync(path))
+    return { eosTokenIds: cfg.eosTokenIds.slice(), padTokenId: cfg.padTokenId, bosTokenId: cfg.bosTokenId, raw: {} };
   return parseGenerationConfig(readJson(path), cfg, path);
 }
 
@@ -326,7 +398,11 @@ export function modelConfigToJson(cfg: ModelConfig, dtype: 'F32' | 'BF16' | 'F16
     use_cache: out['use_cache'] ?? true,
   });
   if (cfg.architecture === 'LlamaForCausalLM') {
-    Object.assign(out, { attention_bias: cfg.attentionBias, mlp_bias: false, pretraining_tp: out['pretraining_tp'] ?? 1 });
+    Object.assign(out, {
+      attention_bias: cfg.attentionBias,
+      mlp_bias: false,
+      pretraining_tp: out['pretraining_tp'] ?? 1,
+    });
   } else {
     if (cfg.architecture === 'Qwen3ForCausalLM') out['attention_bias'] = cfg.attentionBias;
     Object.assign(out, {
@@ -366,7 +442,12 @@ export interface LayerModule {
 /** The one per-layer table (HF order): every parameter name and shape follows from it. */
 export function layerModules(cfg: ModelConfig): LayerModule[] {
   const { hiddenSize: C, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: D } = cfg;
-  const lin = (module: string, out: number, inp: number, bias = false): LayerModule => ({ module, kind: 'linear', shape: [out, inp], bias });
+  const lin = (module: string, out: number, inp: number, bias = false): LayerModule => ({
+    module,
+    kind: 'linear',
+    shape: [out, inp],
+    bias,
+  });
   const norm = (module: string, n: number): LayerModule => ({ module, kind: 'norm', shape: [n], bias: false });
   const b = cfg.attentionBias;
   return [

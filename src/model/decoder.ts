@@ -173,7 +173,9 @@ export class CausalLM {
   private layer(i: number, x: Tensor, pos: Tensor, mask: Tensor | null, cache: KVCache | null): Tensor {
     const c = this.cfg;
     const [B, T] = x.shape as [number, number, number];
-    const H = c.numHeads, Hkv = c.numKvHeads, D = c.headDim;
+    const H = c.numHeads,
+      Hkv = c.numKvHeads,
+      D = c.headDim;
     const pre = `model.layers.${i}.`;
     const h = rmsnorm(x, this.p(`${pre}${LAYER.inputNorm}.weight`), c.rmsNormEps);
     let q = reshape(this.project(pre + LAYER.q, h), [B, T, H, D]);
@@ -189,7 +191,13 @@ export class CausalLM {
     if (cache) {
       // append the new keys/values to the cache rows [length, length+T) of every batch item
       const row = Hkv * D;
-      const at = { rows: B, cols: T * row, dstStride: cache.Tmax * row, srcStride: T * row, dstOff: cache.length * row };
+      const at = {
+        rows: B,
+        cols: T * row,
+        dstStride: cache.Tmax * row,
+        srcStride: T * row,
+        dstOff: cache.length * row,
+      };
       copyRows(cache.k[i]!, k, at);
       copyRows(cache.v[i]!, v, at);
       a = attentionCached(q, cache.k[i]!, cache.v[i]!, cache.mask, cache.length + T);
@@ -209,8 +217,18 @@ export class CausalLM {
    */
   hidden(ids: Tensor, mask: Tensor, positions?: Tensor): Tensor {
     // (without `positions` the mask is read back to compute them; tokenLogps passes them from the host batch)
-    if (ids.dtype !== 'int32' || mask.dtype !== 'int32' || ids.shape.length !== 2 || mask.shape.length !== 2 || ids.shape[0] !== mask.shape[0] || ids.shape[1] !== mask.shape[1]) {
-      throw new TensorOpError('CausalLM.hidden', `input_ids ${ids.dtype} [${ids.shape}] and attention_mask ${mask.dtype} [${mask.shape}] must both be int32 [B, T]`);
+    if (
+      ids.dtype !== 'int32' ||
+      mask.dtype !== 'int32' ||
+      ids.shape.length !== 2 ||
+      mask.shape.length !== 2 ||
+      ids.shape[0] !== mask.shape[0] ||
+      ids.shape[1] !== mask.shape[1]
+    ) {
+      throw new TensorOpError(
+        'CausalLM.hidden',
+        `input_ids ${ids.dtype} [${ids.shape}] and attention_mask ${mask.dtype} [${mask.shape}] must both be int32 [B, T]`,
+      );
     }
     const [B, T] = ids.shape as [number, number];
     const pos = positions ?? Tensor.fromArray(positionIds(mask.toArray() as Int32Array, B, T), [B, T], 'int32');
@@ -233,10 +251,21 @@ export class CausalLM {
    * states with an embedding lookup, whose backward scatters the gradient back. The batch is
    * uploaded once; nothing is read back but what the caller reads.
    */
-  tokenLogps(batch: TokenBatch, opts: { temperature?: number; select?: ArrayLike<number>; entropy?: boolean } = {}): { logps: Tensor; entropy: Float32Array | null; index: Int32Array } {
+  tokenLogps(
+    batch: TokenBatch,
+    opts: { temperature?: number; select?: ArrayLike<number>; entropy?: boolean } = {},
+  ): { logps: Tensor; entropy: Float32Array | null; index: Int32Array } {
     const { ids: idsH, mask: maskH, B, T } = batch;
-    if (idsH.length !== B * T || maskH.length !== B * T) throw new TensorOpError('CausalLM.tokenLogps', `ids (${idsH.length}) and mask (${maskH.length}) must hold B·T = ${B}·${T} values`);
-    if (opts.select && opts.select.length !== B * Math.max(0, T - 1)) throw new TensorOpError('CausalLM.tokenLogps', `select has ${opts.select.length} entries, expected B·(T−1) = ${B * Math.max(0, T - 1)}`);
+    if (idsH.length !== B * T || maskH.length !== B * T)
+      throw new TensorOpError(
+        'CausalLM.tokenLogps',
+        `ids (${idsH.length}) and mask (${maskH.length}) must hold B·T = ${B}·${T} values`,
+      );
+    if (opts.select && opts.select.length !== B * Math.max(0, T - 1))
+      throw new TensorOpError(
+        'CausalLM.tokenLogps',
+        `select has ${opts.select.length} entries, expected B·(T−1) = ${B * Math.max(0, T - 1)}`,
+      );
     const rows: number[] = [];
     const targets: number[] = [];
     const index: number[] = [];
@@ -256,10 +285,15 @@ export class CausalLM {
     const h = this.hidden(ids, mask, pos);
     const C = this.cfg.hiddenSize;
     const hSel = embedding(reshape(h, [B * T, C]), Tensor.fromArray(Int32Array.from(rows), [rows.length], 'int32'));
-    const { logps, entropy } = tokenLogprobs(hSel, this.lmHeadWeight(), Tensor.fromArray(Int32Array.from(targets), [targets.length], 'int32'), {
-      temperature: opts.temperature ?? 1,
-      entropy: !!opts.entropy,
-    });
+    const { logps, entropy } = tokenLogprobs(
+      hSel,
+      this.lmHeadWeight(),
+      Tensor.fromArray(Int32Array.from(targets), [targets.length], 'int32'),
+      {
+        temperature: opts.temperature ?? 1,
+        entropy: !!opts.entropy,
+      },
+    );
     return { logps, entropy: entropy ? entropy.toFloat32() : null, index: Int32Array.from(index) };
   }
 
@@ -285,7 +319,8 @@ export class CausalLM {
    */
   decodeStep(cache: KVCache, ids: Int32Array, newMask: Int32Array, T: number): Tensor {
     const B = cache.B;
-    if (cache.length + T > cache.Tmax) throw new TensorOpError('decodeStep', `cache of ${cache.Tmax} positions is full (${cache.length} + ${T})`);
+    if (cache.length + T > cache.Tmax)
+      throw new TensorOpError('decodeStep', `cache of ${cache.Tmax} positions is full (${cache.length} + ${T})`);
     return noGrad(() =>
       tidy(() => {
         const pos = new Int32Array(B * T);

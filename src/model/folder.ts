@@ -11,7 +11,14 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, 
 import { basename, dirname, join, resolve } from 'node:path';
 import { ModelLoadError, SafetensorsError } from '../errors.ts';
 import { modelConfigToJson, parameterNames, type GenerationDefaults, type ModelConfig } from './config.ts';
-import { fromFloat32, readSafetensorsFile, toFloat32, writeSafetensorsFile, ST_ITEMSIZE, type StTensor } from './safetensors.ts';
+import {
+  fromFloat32,
+  readSafetensorsFile,
+  toFloat32,
+  writeSafetensorsFile,
+  ST_ITEMSIZE,
+  type StTensor,
+} from './safetensors.ts';
 import { replaceDirAtomic, writeFileAtomic } from '../io/atomic.ts';
 
 /** A parameter as the model layer sees it: HF shape and float32 values (row-major). */
@@ -34,7 +41,17 @@ export interface SaveOptions {
 }
 
 /** Tokenizer files transformers writes beside a model; copied when present. */
-export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json', 'vocab.json', 'merges.txt', 'tokenizer.model', 'chat_template.jinja', 'chat_template.json'];
+export const TOKENIZER_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'added_tokens.json',
+  'vocab.json',
+  'merges.txt',
+  'tokenizer.model',
+  'chat_template.jinja',
+  'chat_template.json',
+];
 
 export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
 
@@ -59,19 +76,32 @@ function weightFiles(dir: string): Array<{ file: string; names: string[] | null 
       throw new ModelLoadError(`${indexPath}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
     }
     const wm = (idx as { weight_map?: unknown } | null)?.weight_map;
-    if (wm === null || typeof wm !== 'object' || Array.isArray(wm)) throw new ModelLoadError(`${indexPath}: missing "weight_map" object (tensor name → shard file)`);
+    if (wm === null || typeof wm !== 'object' || Array.isArray(wm))
+      throw new ModelLoadError(`${indexPath}: missing "weight_map" object (tensor name → shard file)`);
     const byFile = new Map<string, string[]>();
     for (const [name, file] of Object.entries(wm as Record<string, unknown>)) {
       // Untrusted: a shard must be a plain file name inside the folder.
-      if (typeof file !== 'string' || file !== basename(file) || file === '..' || file === '.' || !file.endsWith('.safetensors')) {
-        throw new ModelLoadError(`${indexPath}: weight_map["${name}"] = ${JSON.stringify(file)} is not a .safetensors file name in the folder`);
+      if (
+        typeof file !== 'string' ||
+        file !== basename(file) ||
+        file === '..' ||
+        file === '.' ||
+        !file.endsWith('.safetensors')
+      ) {
+        throw new ModelLoadError(
+          `${indexPath}: weight_map["${name}"] = ${JSON.stringify(file)} is not a .safetensors file name in the folder`,
+        );
       }
       (byFile.get(file) ?? byFile.set(file, []).get(file)!).push(name);
     }
-    return [...byFile.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([f, names]) => ({ file: join(dir, f), names }));
+    return [...byFile.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([f, names]) => ({ file: join(dir, f), names }));
   }
   if (existsSync(single)) return [{ file: single, names: null }];
-  throw new ModelLoadError(`${dir}: no model.safetensors or model.safetensors.index.json (only safetensors weights are supported; convert .bin/.pt checkpoints with transformers' save_pretrained(safe_serialization=True))`);
+  throw new ModelLoadError(
+    `${dir}: no model.safetensors or model.safetensors.index.json (only safetensors weights are supported; convert .bin/.pt checkpoints with transformers' save_pretrained(safe_serialization=True))`,
+  );
 }
 
 /**
@@ -87,7 +117,10 @@ export function loadModelTensors(dir: string, cfg: ModelConfig): Map<string, Hos
     const { tensors } = readSafetensorsFile(file);
     if (names) {
       const missing = names.find((n) => !tensors.has(n));
-      if (missing !== undefined) throw new ModelLoadError(`${file}: tensor "${missing}" is listed in model.safetensors.index.json but not in the shard`);
+      if (missing !== undefined)
+        throw new ModelLoadError(
+          `${file}: tensor "${missing}" is listed in model.safetensors.index.json but not in the shard`,
+        );
     }
     for (const [name, t] of tensors) {
       const shape = expected.get(name);
@@ -97,19 +130,28 @@ export function loadModelTensors(dir: string, cfg: ModelConfig): Map<string, Hos
       }
       if (out.has(name)) throw new ModelLoadError(`${file}: tensor "${name}" appears in more than one shard`);
       if (!sameShape(t.shape, shape)) {
-        throw new ModelLoadError(`${file}: tensor "${name}" has shape [${t.shape.join(', ')}] but config.json implies [${shape.join(', ')}]`);
+        throw new ModelLoadError(
+          `${file}: tensor "${name}" has shape [${t.shape.join(', ')}] but config.json implies [${shape.join(', ')}]`,
+        );
       }
       if (t.dtype !== 'F32' && t.dtype !== 'BF16' && t.dtype !== 'F16' && t.dtype !== 'F64') {
-        throw new ModelLoadError(`${file}: tensor "${name}" has dtype ${t.dtype}; weights must be F32, BF16, F16 or F64 (quantized checkpoints are not supported)`);
+        throw new ModelLoadError(
+          `${file}: tensor "${name}" has dtype ${t.dtype}; weights must be F32, BF16, F16 or F64 (quantized checkpoints are not supported)`,
+        );
       }
       out.set(name, { shape: t.shape.slice(), data: toFloat32(t) });
     }
   }
   if (unexpected.length) {
-    throw new ModelLoadError(`${dir}: unexpected tensors for ${cfg.architecture} (${unexpected.length}): ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ', ...' : ''}; the weights do not match config.json`);
+    throw new ModelLoadError(
+      `${dir}: unexpected tensors for ${cfg.architecture} (${unexpected.length}): ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ', ...' : ''}; the weights do not match config.json`,
+    );
   }
   for (const name of expected.keys()) {
-    if (!out.has(name)) throw new ModelLoadError(`${dir}: missing tensor "${name}" required by config.json (${cfg.architecture}, ${cfg.numLayers} layers${cfg.tieWordEmbeddings ? ', tied' : ', untied'} embeddings)`);
+    if (!out.has(name))
+      throw new ModelLoadError(
+        `${dir}: missing tensor "${name}" required by config.json (${cfg.architecture}, ${cfg.numLayers} layers${cfg.tieWordEmbeddings ? ', tied' : ', untied'} embeddings)`,
+      );
   }
   return out;
 }
@@ -140,7 +182,12 @@ function json(v: unknown): string {
  * Writes a complete HF model folder at `dir`. Everything goes into a temp folder beside `dir`
  * first; only when it is complete is an existing `dir` moved aside and the new one renamed in.
  */
-export function saveModelFolder(dir: string, cfg: ModelConfig, tensors: Map<string, HostTensor>, opts: SaveOptions = {}): void {
+export function saveModelFolder(
+  dir: string,
+  cfg: ModelConfig,
+  tensors: Map<string, HostTensor>,
+  opts: SaveOptions = {},
+): void {
   const dtype = opts.dtype ?? 'F32';
   const maxShard = opts.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
   if (!(maxShard > 0)) throw new ModelLoadError(`saveModelFolder: maxShardBytes must be > 0 (got ${maxShard})`);
@@ -148,66 +195,84 @@ export function saveModelFolder(dir: string, cfg: ModelConfig, tensors: Map<stri
   const params = parameterNames(cfg);
   const known = new Set(params.map((p) => p.name));
   for (const name of tensors.keys()) {
-    if (!known.has(name) && !isIgnorable(name, cfg)) throw new ModelLoadError(`saveModelFolder: tensor "${name}" is not a parameter of ${cfg.architecture} with this config`);
+    if (!known.has(name) && !isIgnorable(name, cfg))
+      throw new ModelLoadError(
+        `saveModelFolder: tensor "${name}" is not a parameter of ${cfg.architecture} with this config`,
+      );
   }
   for (const { name, shape } of params) {
     const t = tensors.get(name);
     if (!t) throw new ModelLoadError(`saveModelFolder: missing tensor "${name}"`);
     const n = shape.reduce((a, b) => a * b, 1);
-    if (!sameShape(t.shape, shape) || t.data.length !== n) throw new ModelLoadError(`saveModelFolder: tensor "${name}" has shape [${t.shape.join(', ')}] (${t.data.length} values) but the config needs [${shape.join(', ')}]`);
+    if (!sameShape(t.shape, shape) || t.data.length !== n)
+      throw new ModelLoadError(
+        `saveModelFolder: tensor "${name}" has shape [${t.shape.join(', ')}] (${t.data.length} values) but the config needs [${shape.join(', ')}]`,
+      );
   }
   for (const f of Object.keys(opts.extraFiles ?? {})) {
-    if (f !== basename(f) || f === '.' || f === '..' || f === '') throw new ModelLoadError(`saveModelFolder: extra file name ${JSON.stringify(f)} must be a plain file name`);
+    if (f !== basename(f) || f === '.' || f === '..' || f === '')
+      throw new ModelLoadError(`saveModelFolder: extra file name ${JSON.stringify(f)} must be a plain file name`);
   }
-  if (opts.tokenizerFrom !== undefined && !existsSync(opts.tokenizerFrom)) throw new ModelLoadError(`saveModelFolder: tokenizer folder ${opts.tokenizerFrom} does not exist`);
+  if (opts.tokenizerFrom !== undefined && !existsSync(opts.tokenizerFrom))
+    throw new ModelLoadError(`saveModelFolder: tokenizer folder ${opts.tokenizerFrom} does not exist`);
 
   const target = resolve(dir);
   try {
     replaceDirAtomic(target, (tmp) => {
-    // 1) weights: greedy sharding in parameter order, as transformers' shard_checkpoint does.
-    const item = ST_ITEMSIZE[dtype];
-    const shards: Array<Array<{ name: string; shape: number[] }>> = [[]];
-    let cur = 0;
-    let total = 0;
-    for (const p of params) {
-      const bytes = p.shape.reduce((a, b) => a * b, 1) * item;
-      if (cur + bytes > maxShard && shards[shards.length - 1]!.length > 0) {
-        shards.push([]);
-        cur = 0;
+      // 1) weights: greedy sharding in parameter order, as transformers' shard_checkpoint does.
+      const item = ST_ITEMSIZE[dtype];
+      const shards: Array<Array<{ name: string; shape: number[] }>> = [[]];
+      let cur = 0;
+      let total = 0;
+      for (const p of params) {
+        const bytes = p.shape.reduce((a, b) => a * b, 1) * item;
+        if (cur + bytes > maxShard && shards[shards.length - 1]!.length > 0) {
+          shards.push([]);
+          cur = 0;
+        }
+        shards[shards.length - 1]!.push(p);
+        cur += bytes;
+        total += bytes;
       }
-      shards[shards.length - 1]!.push(p);
-      cur += bytes;
-      total += bytes;
-    }
-    const encode = (list: Array<{ name: string; shape: number[] }>): Map<string, StTensor> =>
-      new Map(list.map(({ name, shape }) => [name, fromFloat32(tensors.get(name)!.data, shape, dtype)]));
-    if (shards.length === 1) {
-      writeSafetensorsFile(join(tmp, 'model.safetensors'), encode(shards[0]!));
-    } else {
-      const weightMap: Record<string, string> = {};
-      shards.forEach((list, i) => {
-        const file = shardName(i, shards.length);
-        writeSafetensorsFile(join(tmp, file), encode(list));
-        for (const p of list) weightMap[p.name] = file;
-      });
-      const sorted = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : 1)));
-      writeFileAtomic(join(tmp, 'model.safetensors.index.json'), json({ metadata: { total_size: total }, weight_map: sorted }));
-    }
-    // 2) configs
-    writeFileAtomic(join(tmp, 'config.json'), json(modelConfigToJson(cfg, dtype)));
-    const gen = opts.generation ?? { eosTokenIds: cfg.eosTokenIds, padTokenId: cfg.padTokenId, bosTokenId: cfg.bosTokenId, raw: {} };
-    writeFileAtomic(join(tmp, 'generation_config.json'), json(generationJson(gen)));
-    // 3) tokenizer files and extras
-    if (opts.tokenizerFrom !== undefined) {
-      for (const f of TOKENIZER_FILES) {
-        const src = join(opts.tokenizerFrom, f);
-        if (existsSync(src) && statSync(src).isFile()) copyFileSync(src, join(tmp, f));
+      const encode = (list: Array<{ name: string; shape: number[] }>): Map<string, StTensor> =>
+        new Map(list.map(({ name, shape }) => [name, fromFloat32(tensors.get(name)!.data, shape, dtype)]));
+      if (shards.length === 1) {
+        writeSafetensorsFile(join(tmp, 'model.safetensors'), encode(shards[0]!));
+      } else {
+        const weightMap: Record<string, string> = {};
+        shards.forEach((list, i) => {
+          const file = shardName(i, shards.length);
+          writeSafetensorsFile(join(tmp, file), encode(list));
+          for (const p of list) weightMap[p.name] = file;
+        });
+        const sorted = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : 1)));
+        writeFileAtomic(
+          join(tmp, 'model.safetensors.index.json'),
+          json({ metadata: { total_size: total }, weight_map: sorted }),
+        );
       }
-    }
-    for (const [f, text] of Object.entries(opts.extraFiles ?? {})) writeFileAtomic(join(tmp, f), text);
+      // 2) configs
+      writeFileAtomic(join(tmp, 'config.json'), json(modelConfigToJson(cfg, dtype)));
+      const gen = opts.generation ?? {
+        eosTokenIds: cfg.eosTokenIds,
+        padTokenId: cfg.padTokenId,
+        bosTokenId: cfg.bosTokenId,
+        raw: {},
+      };
+      writeFileAtomic(join(tmp, 'generation_config.json'), json(generationJson(gen)));
+      // 3) tokenizer files and extras
+      if (opts.tokenizerFrom !== undefined) {
+        for (const f of TOKENIZER_FILES) {
+          const src = join(opts.tokenizerFrom, f);
+          if (existsSync(src) && statSync(src).isFile()) copyFileSync(src, join(tmp, f));
+        }
+      }
+      for (const [f, text] of Object.entries(opts.extraFiles ?? {})) writeFileAtomic(join(tmp, f), text);
     });
   } catch (e) {
     if (e instanceof ModelLoadError || e instanceof SafetensorsError) throw e;
-    throw new ModelLoadError(`saveModelFolder: cannot write ${target} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new ModelLoadError(
+      `saveModelFolder: cannot write ${target} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
 }

@@ -14,7 +14,11 @@ import { charLevelTokenizerFiles, PRINTABLE_ASCII } from './tokenizer.ts';
 
 export type InitArch = 'qwen2' | 'llama' | 'qwen3';
 
-const ARCH: Record<InitArch, string> = { qwen2: 'Qwen2ForCausalLM', llama: 'LlamaForCausalLM', qwen3: 'Qwen3ForCausalLM' };
+const ARCH: Record<InitArch, string> = {
+  qwen2: 'Qwen2ForCausalLM',
+  llama: 'LlamaForCausalLM',
+  qwen3: 'Qwen3ForCausalLM',
+};
 
 export interface InitOptions {
   seed: number;
@@ -43,7 +47,10 @@ export function makeRng(seed: number): () => number {
     t = Math.imul(t ^ (t >>> 13), 0xc2b2ae35);
     return (t ^ (t >>> 16)) >>> 0;
   };
-  let a = split(), b = split(), c = split(), d = split();
+  let a = split(),
+    b = split(),
+    c = split(),
+    d = split();
   return () => {
     const r = Math.imul(rotl(Math.imul(b, 5), 7), 9) >>> 0;
     const t = b << 9;
@@ -96,8 +103,13 @@ function withDefaults(shape: Record<string, unknown>, opts: InitOptions): Record
   };
   for (const [k, v] of Object.entries(dflt)) if (j[k] === undefined) j[k] = v;
   if (j['rope_theta'] === undefined && j['rope_parameters'] === undefined) j['rope_theta'] = 10000.0;
-  if (j['num_key_value_heads'] === undefined && j['num_attention_heads'] !== undefined) j['num_key_value_heads'] = j['num_attention_heads'];
-  if (j['head_dim'] === undefined && typeof j['hidden_size'] === 'number' && typeof j['num_attention_heads'] === 'number') {
+  if (j['num_key_value_heads'] === undefined && j['num_attention_heads'] !== undefined)
+    j['num_key_value_heads'] = j['num_attention_heads'];
+  if (
+    j['head_dim'] === undefined &&
+    typeof j['hidden_size'] === 'number' &&
+    typeof j['num_attention_heads'] === 'number'
+  ) {
     j['head_dim'] = j['hidden_size'] / j['num_attention_heads'];
   }
   return j;
@@ -106,8 +118,10 @@ function withDefaults(shape: Record<string, unknown>, opts: InitOptions): Record
 /** Builds config, random weights and (optionally) a character-level tokenizer. */
 export function initModel(shape: Record<string, unknown>, opts: InitOptions): InitModelResult {
   const source = opts.source ?? 'shape config';
-  if (shape === null || typeof shape !== 'object' || Array.isArray(shape)) throw new ModelLoadError(`${source}: must be a JSON object of HF config fields`);
-  if (!Number.isSafeInteger(opts.seed)) throw new ModelLoadError(`initModel: seed must be an integer (got ${opts.seed})`);
+  if (shape === null || typeof shape !== 'object' || Array.isArray(shape))
+    throw new ModelLoadError(`${source}: must be a JSON object of HF config fields`);
+  if (!Number.isSafeInteger(opts.seed))
+    throw new ModelLoadError(`initModel: seed must be an integer (got ${opts.seed})`);
   const j = withDefaults(shape, opts);
   let tokenizer: InitModelResult['tokenizer'];
   if (opts.charVocab) {
@@ -120,22 +134,32 @@ export function initModel(shape: Record<string, unknown>, opts: InitOptions): In
   }
   const cfg = parseModelConfig(j, source);
   const std = typeof j['initializer_range'] === 'number' ? j['initializer_range'] : 0.02;
-  if (!(std > 0 && Number.isFinite(std))) throw new ModelLoadError(`${source}: field "initializer_range" must be a positive number (got ${JSON.stringify(j['initializer_range'])})`);
+  if (!(std > 0 && Number.isFinite(std)))
+    throw new ModelLoadError(
+      `${source}: field "initializer_range" must be a positive number (got ${JSON.stringify(j['initializer_range'])})`,
+    );
 
   const rng = makeRng(opts.seed);
   const tensors = new Map<string, HostTensor>();
   for (const { name, shape: s } of parameterNames(cfg)) {
     const data = new Float32Array(s.reduce((a, b) => a * b, 1));
-    if (name.endsWith('norm.weight')) data.fill(1); // input/post_attention/final/q/k RMSNorm
+    if (name.endsWith('norm.weight'))
+      data.fill(1); // input/post_attention/final/q/k RMSNorm
     else if (name.endsWith('.bias')) data.fill(0);
     else fillNormal(data, std, rng);
     tensors.set(name, { shape: s, data });
   }
   // nn.Embedding(padding_idx=pad_token_id) zeroes that row in transformers' _init_weights.
   const pad = cfg.padTokenId;
-  if (pad !== null && pad < cfg.vocabSize) tensors.get('model.embed_tokens.weight')!.data.fill(0, pad * cfg.hiddenSize, (pad + 1) * cfg.hiddenSize);
+  if (pad !== null && pad < cfg.vocabSize)
+    tensors.get('model.embed_tokens.weight')!.data.fill(0, pad * cfg.hiddenSize, (pad + 1) * cfg.hiddenSize);
 
-  const generation: GenerationDefaults = { eosTokenIds: cfg.eosTokenIds.slice(), padTokenId: cfg.padTokenId, bosTokenId: cfg.bosTokenId, raw: {} };
+  const generation: GenerationDefaults = {
+    eosTokenIds: cfg.eosTokenIds.slice(),
+    padTokenId: cfg.padTokenId,
+    bosTokenId: cfg.bosTokenId,
+    raw: {},
+  };
   return tokenizer ? { cfg, tensors, generation, tokenizer } : { cfg, tensors, generation };
 }
 

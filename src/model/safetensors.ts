@@ -21,15 +21,41 @@ import { SafetensorsError } from '../errors.ts';
 
 /** dtype codes with a whole number of bytes per element (sub-byte F4/F6 are rejected). */
 export type StDtype =
-  | 'F32' | 'BF16' | 'F16' | 'F64' | 'I32' | 'I64' | 'U8' | 'I8' | 'BOOL' | 'I16' | 'U16' | 'U32' | 'U64'
-  | 'F8_E4M3' | 'F8_E5M2' | 'F8_E8M0';
+  | 'F32'
+  | 'BF16'
+  | 'F16'
+  | 'F64'
+  | 'I32'
+  | 'I64'
+  | 'U8'
+  | 'I8'
+  | 'BOOL'
+  | 'I16'
+  | 'U16'
+  | 'U32'
+  | 'U64'
+  | 'F8_E4M3'
+  | 'F8_E5M2'
+  | 'F8_E8M0';
 
 /** Bytes per element for each dtype code. */
 export const ST_ITEMSIZE: Readonly<Record<StDtype, number>> = {
-  BOOL: 1, U8: 1, I8: 1, F8_E4M3: 1, F8_E5M2: 1, F8_E8M0: 1,
-  I16: 2, U16: 2, F16: 2, BF16: 2,
-  I32: 4, U32: 4, F32: 4,
-  I64: 8, U64: 8, F64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+  F8_E8M0: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  I64: 8,
+  U64: 8,
+  F64: 8,
 };
 
 /** One tensor: dtype, shape and its raw little-endian bytes (a view into the file buffer). */
@@ -66,11 +92,20 @@ function isDtype(d: unknown): d is StDtype {
 
 /** Reads the 8-byte header length; checks it against the limit and the file size. */
 function headerLength(prefix: Uint8Array, fileSize: number, source: string): number {
-  if (fileSize < 8) throw new SafetensorsError(`${source}: file is ${fileSize} bytes, shorter than the 8-byte header length; the file is truncated or not safetensors`);
+  if (fileSize < 8)
+    throw new SafetensorsError(
+      `${source}: file is ${fileSize} bytes, shorter than the 8-byte header length; the file is truncated or not safetensors`,
+    );
   const n = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
-  if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(`${source}: header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit; the file is corrupted or not safetensors`);
+  if (n > BigInt(MAX_HEADER_BYTES))
+    throw new SafetensorsError(
+      `${source}: header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit; the file is corrupted or not safetensors`,
+    );
   const len = Number(n);
-  if (len + 8 > fileSize) throw new SafetensorsError(`${source}: header length ${len} runs past the end of the ${fileSize}-byte file; the file is truncated`);
+  if (len + 8 > fileSize)
+    throw new SafetensorsError(
+      `${source}: header length ${len} runs past the end of the ${fileSize}-byte file; the file is truncated`,
+    );
   if (len < 2) throw new SafetensorsError(`${source}: header length ${len} is too small for a JSON object`);
   return len;
 }
@@ -79,7 +114,11 @@ function headerLength(prefix: Uint8Array, fileSize: number, source: string): num
  * Parses and validates the JSON header against a data region of `dataLen` bytes. Returns the
  * tensor entries in file order (sorted by offset) and the metadata.
  */
-function parseHeader(headerBytes: Uint8Array, dataLen: number, source: string): { entries: TensorEntry[]; metadata: Record<string, string> } {
+function parseHeader(
+  headerBytes: Uint8Array,
+  dataLen: number,
+  source: string,
+): { entries: TensorEntry[]; metadata: Record<string, string> } {
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
@@ -87,40 +126,65 @@ function parseHeader(headerBytes: Uint8Array, dataLen: number, source: string): 
     throw new SafetensorsError(`${source}: header is not valid UTF-8`);
   }
   // HF pads the header with trailing spaces to 8-byte alignment; JSON.parse accepts trailing whitespace.
-  if (!text.startsWith('{')) throw new SafetensorsError(`${source}: header does not start with '{'; not a safetensors file`);
+  if (!text.startsWith('{'))
+    throw new SafetensorsError(`${source}: header does not start with '{'; not a safetensors file`);
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
     throw new SafetensorsError(`${source}: header is not valid JSON (${(e as Error).message.split('\n')[0]})`);
   }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new SafetensorsError(`${source}: header JSON is not an object`);
+  if (json === null || typeof json !== 'object' || Array.isArray(json))
+    throw new SafetensorsError(`${source}: header JSON is not an object`);
 
   const metadata: Record<string, string> = {};
   const entries: TensorEntry[] = [];
   for (const [name, info] of Object.entries(json as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (info === null || typeof info !== 'object' || Array.isArray(info)) throw new SafetensorsError(`${source}: __metadata__ must be an object of strings`);
+      if (info === null || typeof info !== 'object' || Array.isArray(info))
+        throw new SafetensorsError(`${source}: __metadata__ must be an object of strings`);
       for (const [k, v] of Object.entries(info as Record<string, unknown>)) {
-        if (typeof v !== 'string') throw new SafetensorsError(`${source}: __metadata__.${k} must be a string (got ${typeof v})`);
+        if (typeof v !== 'string')
+          throw new SafetensorsError(`${source}: __metadata__.${k} must be a string (got ${typeof v})`);
         metadata[k] = v;
       }
       continue;
     }
     const where = `${source}: tensor "${name}"`;
-    if (info === null || typeof info !== 'object' || Array.isArray(info)) throw new SafetensorsError(`${where}: entry is not an object`);
+    if (info === null || typeof info !== 'object' || Array.isArray(info))
+      throw new SafetensorsError(`${where}: entry is not an object`);
     const { dtype, shape, data_offsets: offs } = info as Record<string, unknown>;
-    if (!isDtype(dtype)) throw new SafetensorsError(`${where}: unsupported dtype ${JSON.stringify(dtype)?.slice(0, 40)} (supported: ${Object.keys(ST_ITEMSIZE).join(', ')})`);
-    if (!Array.isArray(shape) || shape.length > 64) throw new SafetensorsError(`${where}: shape must be an array of at most 64 dims`);
+    if (!isDtype(dtype))
+      throw new SafetensorsError(
+        `${where}: unsupported dtype ${JSON.stringify(dtype)?.slice(0, 40)} (supported: ${Object.keys(ST_ITEMSIZE).join(', ')})`,
+      );
+    if (!Array.isArray(shape) || shape.length > 64)
+      throw new SafetensorsError(`${where}: shape must be an array of at most 64 dims`);
     for (const d of shape) {
-      if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) throw new SafetensorsError(`${where}: shape ${JSON.stringify(shape).slice(0, 80)} has an invalid dim (need non-negative integers)`);
+      if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0)
+        throw new SafetensorsError(
+          `${where}: shape ${JSON.stringify(shape).slice(0, 80)} has an invalid dim (need non-negative integers)`,
+        );
     }
-    if (!Array.isArray(offs) || offs.length !== 2) throw new SafetensorsError(`${where}: data_offsets must be [begin, end]`);
+    if (!Array.isArray(offs) || offs.length !== 2)
+      throw new SafetensorsError(`${where}: data_offsets must be [begin, end]`);
     const [begin, end] = offs as unknown[];
-    if (typeof begin !== 'number' || typeof end !== 'number' || !Number.isSafeInteger(begin) || !Number.isSafeInteger(end) || begin < 0 || end < begin) {
-      throw new SafetensorsError(`${where}: data_offsets ${JSON.stringify(offs).slice(0, 80)} are invalid (need integers 0 <= begin <= end)`);
+    if (
+      typeof begin !== 'number' ||
+      typeof end !== 'number' ||
+      !Number.isSafeInteger(begin) ||
+      !Number.isSafeInteger(end) ||
+      begin < 0 ||
+      end < begin
+    ) {
+      throw new SafetensorsError(
+        `${where}: data_offsets ${JSON.stringify(offs).slice(0, 80)} are invalid (need integers 0 <= begin <= end)`,
+      );
     }
-    if (end > dataLen) throw new SafetensorsError(`${where}: data_offsets [${begin}, ${end}] run past the ${dataLen}-byte data region; the file is truncated or corrupted`);
+    if (end > dataLen)
+      throw new SafetensorsError(
+        `${where}: data_offsets [${begin}, ${end}] run past the ${dataLen}-byte data region; the file is truncated or corrupted`,
+      );
     // Byte size = prod(shape) * itemsize, computed without overflow: a product beyond the data
     // region can never match, so stop as soon as it exceeds it (a zero dim makes it 0).
     const item = ST_ITEMSIZE[dtype];
@@ -132,7 +196,9 @@ function parseHeader(headerBytes: Uint8Array, dataLen: number, source: string): 
       }
     }
     if (nbytes !== end - begin) {
-      throw new SafetensorsError(`${where}: shape [${(shape as number[]).join(', ')}] x ${dtype} needs ${nbytes > dataLen ? `more than ${dataLen}` : nbytes} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
+      throw new SafetensorsError(
+        `${where}: shape [${(shape as number[]).join(', ')}] x ${dtype} needs ${nbytes > dataLen ? `more than ${dataLen}` : nbytes} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`,
+      );
     }
     entries.push({ name, dtype, shape: (shape as number[]).slice(), begin, end });
   }
@@ -142,11 +208,16 @@ function parseHeader(headerBytes: Uint8Array, dataLen: number, source: string): 
   let pos = 0;
   for (const e of entries) {
     if (e.begin !== pos) {
-      throw new SafetensorsError(`${source}: tensor "${e.name}" starts at byte ${e.begin} of the data region but the previous tensor ends at ${pos} (${e.begin < pos ? 'overlap' : 'gap'}); the file is corrupted`);
+      throw new SafetensorsError(
+        `${source}: tensor "${e.name}" starts at byte ${e.begin} of the data region but the previous tensor ends at ${pos} (${e.begin < pos ? 'overlap' : 'gap'}); the file is corrupted`,
+      );
     }
     pos = e.end;
   }
-  if (pos !== dataLen) throw new SafetensorsError(`${source}: tensors cover ${pos} bytes but the data region holds ${dataLen}; the file is corrupted or has trailing bytes`);
+  if (pos !== dataLen)
+    throw new SafetensorsError(
+      `${source}: tensors cover ${pos} bytes but the data region holds ${dataLen}; the file is corrupted or has trailing bytes`,
+    );
   return { entries, metadata };
 }
 
@@ -159,7 +230,8 @@ export function parseSafetensors(buf: Uint8Array, source = '<buffer>'): StFile {
   const dataStart = 8 + n;
   const { entries, metadata } = parseHeader(buf.subarray(8, dataStart), buf.length - dataStart, source);
   const tensors = new Map<string, StTensor>();
-  for (const e of entries) tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: buf.subarray(dataStart + e.begin, dataStart + e.end) });
+  for (const e of entries)
+    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: buf.subarray(dataStart + e.begin, dataStart + e.end) });
   return { tensors, metadata };
 }
 
@@ -168,7 +240,10 @@ function readExactly(fd: number, dst: Uint8Array, position: number, source: stri
   while (off < dst.length) {
     // readSync takes at most 2 GiB per call.
     const n = readSync(fd, dst, off, Math.min(dst.length - off, 1 << 30), position + off);
-    if (n <= 0) throw new SafetensorsError(`${source}: unexpected end of file at byte ${position + off}; the file was truncated while reading`);
+    if (n <= 0)
+      throw new SafetensorsError(
+        `${source}: unexpected end of file at byte ${position + off}; the file was truncated while reading`,
+      );
     off += n;
   }
 }
@@ -254,12 +329,12 @@ export function f32ToF16(v: number): number {
     const half = 1 << (shift - 1);
     const rest = mant & ((1 << shift) - 1);
     let r = mant >>> shift;
-    if (rest > half || (rest === half && (r & 1))) r++;
+    if (rest > half || (rest === half && r & 1)) r++;
     return sign | r; // a carry into the exponent field is the correct smallest normal
   }
   let r = (e << 10) | (mant >>> 13);
   const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (r & 1))) r++; // carry may round up to inf: correct
+  if (rest > 0x1000 || (rest === 0x1000 && r & 1)) r++; // carry may round up to inf: correct
   return sign | r;
 }
 
@@ -273,7 +348,10 @@ function f32BitsToBf16(x: number): number {
 export function toFloat32(t: StTensor): Float32Array {
   const n = numel(t.shape);
   const expect = n * (ST_ITEMSIZE[t.dtype] ?? NaN);
-  if (t.data.byteLength !== expect) throw new SafetensorsError(`toFloat32: tensor of shape [${t.shape.join(', ')}] ${t.dtype} needs ${expect} bytes, has ${t.data.byteLength}`);
+  if (t.data.byteLength !== expect)
+    throw new SafetensorsError(
+      `toFloat32: tensor of shape [${t.shape.join(', ')}] ${t.dtype} needs ${expect} bytes, has ${t.data.byteLength}`,
+    );
   switch (t.dtype) {
     case 'F32':
       return new Float32Array(aligned(t.data, 4));
@@ -300,7 +378,10 @@ export function toFloat32(t: StTensor): Float32Array {
 export function toInt32(t: StTensor): Int32Array {
   const n = numel(t.shape);
   const expect = n * (ST_ITEMSIZE[t.dtype] ?? NaN);
-  if (t.data.byteLength !== expect) throw new SafetensorsError(`toInt32: tensor of shape [${t.shape.join(', ')}] ${t.dtype} needs ${expect} bytes, has ${t.data.byteLength}`);
+  if (t.data.byteLength !== expect)
+    throw new SafetensorsError(
+      `toInt32: tensor of shape [${t.shape.join(', ')}] ${t.dtype} needs ${expect} bytes, has ${t.data.byteLength}`,
+    );
   switch (t.dtype) {
     case 'I32':
       return new Int32Array(aligned(t.data, 4));
@@ -309,7 +390,8 @@ export function toInt32(t: StTensor): Int32Array {
       const out = new Int32Array(n);
       for (let i = 0; i < n; i++) {
         const v = src[i]!;
-        if (v > 2147483647n || v < -2147483648n) throw new SafetensorsError(`toInt32: I64 value ${v} at index ${i} does not fit in int32`);
+        if (v > 2147483647n || v < -2147483648n)
+          throw new SafetensorsError(`toInt32: I64 value ${v} at index ${i} does not fit in int32`);
         out[i] = Number(v);
       }
       return out;
@@ -324,7 +406,9 @@ export function toInt32(t: StTensor): Int32Array {
     case 'BOOL':
       return Int32Array.from(t.data);
     default:
-      throw new SafetensorsError(`toInt32: dtype ${t.dtype} is not an integer type (expected I32, I64, I16, U16, I8, U8 or BOOL)`);
+      throw new SafetensorsError(
+        `toInt32: dtype ${t.dtype} is not an integer type (expected I32, I64, I16, U16, I8, U8 or BOOL)`,
+      );
   }
 }
 
@@ -367,19 +451,26 @@ export function fromInt32(data: Int32Array, shape: number[]): StTensor {
 // writer
 
 /** The header bytes (padded) and tensor order of a serialization, without copying tensor data. */
-function layout(tensors: Map<string, StTensor> | Record<string, StTensor>, metadata: Record<string, string>): { header: Uint8Array; order: StTensor[]; dataBytes: number } {
+function layout(
+  tensors: Map<string, StTensor> | Record<string, StTensor>,
+  metadata: Record<string, string>,
+): { header: Uint8Array; order: StTensor[]; dataBytes: number } {
   const map = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
   const names = [...map.keys()].sort();
   const header: Record<string, unknown> = { __metadata__: { format: 'pt', ...metadata } };
   const order: StTensor[] = [];
   let pos = 0;
   for (const name of names) {
-    if (name === '__metadata__') throw new SafetensorsError(`serializeSafetensors: "__metadata__" is reserved and cannot name a tensor`);
+    if (name === '__metadata__')
+      throw new SafetensorsError(`serializeSafetensors: "__metadata__" is reserved and cannot name a tensor`);
     const t = map.get(name)!;
-    if (!isDtype(t.dtype)) throw new SafetensorsError(`serializeSafetensors: tensor "${name}": unsupported dtype ${String(t.dtype)}`);
+    if (!isDtype(t.dtype))
+      throw new SafetensorsError(`serializeSafetensors: tensor "${name}": unsupported dtype ${String(t.dtype)}`);
     const need = numel(t.shape) * ST_ITEMSIZE[t.dtype];
     if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0) || need !== t.data.byteLength) {
-      throw new SafetensorsError(`serializeSafetensors: tensor "${name}": shape [${t.shape.join(', ')}] x ${t.dtype} needs ${need} bytes, data has ${t.data.byteLength}`);
+      throw new SafetensorsError(
+        `serializeSafetensors: tensor "${name}": shape [${t.shape.join(', ')}] x ${t.dtype} needs ${need} bytes, data has ${t.data.byteLength}`,
+      );
     }
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [pos, pos + need] };
     order.push(t);
@@ -398,7 +489,10 @@ function layout(tensors: Map<string, StTensor> | Record<string, StTensor>, metad
  * Serializes tensors as HF does: `__metadata__` (always with `"format": "pt"`) first, tensors
  * sorted by name and packed back to back, header padded with spaces to a multiple of 8 bytes.
  */
-export function serializeSafetensors(tensors: Map<string, StTensor> | Record<string, StTensor>, metadata: Record<string, string> = {}): Uint8Array {
+export function serializeSafetensors(
+  tensors: Map<string, StTensor> | Record<string, StTensor>,
+  metadata: Record<string, string> = {},
+): Uint8Array {
   const { header, order, dataBytes } = layout(tensors, metadata);
   const out = new Uint8Array(header.length + dataBytes);
   out.set(header, 0);
@@ -411,7 +505,11 @@ export function serializeSafetensors(tensors: Map<string, StTensor> | Record<str
 }
 
 /** Same bytes as serializeSafetensors, written tensor by tensor (no whole-file buffer), atomically. */
-export function writeSafetensorsFile(path: string, tensors: Map<string, StTensor> | Record<string, StTensor>, metadata: Record<string, string> = {}): void {
+export function writeSafetensorsFile(
+  path: string,
+  tensors: Map<string, StTensor> | Record<string, StTensor>,
+  metadata: Record<string, string> = {},
+): void {
   const { header, order } = layout(tensors, metadata);
   try {
     writeFileAtomic(path, [header, ...order.map((t) => t.data)]);

@@ -20,11 +20,20 @@ export interface SpecialTokens {
 }
 
 /** Applies the rule above; `source` names the model in the error when no eos id exists at all. */
-export function specialTokens(cfg: ModelConfig, tokenizer: TextTokenizer | null, generation: GenerationDefaults | null, source: string): SpecialTokens {
+export function specialTokens(
+  cfg: ModelConfig,
+  tokenizer: TextTokenizer | null,
+  generation: GenerationDefaults | null,
+  source: string,
+): SpecialTokens {
   const tokEos = tokenizer?.eosTokenId ?? null;
-  const eosTokenIds = [...new Set([...(generation?.eosTokenIds ?? []), ...cfg.eosTokenIds, ...(tokEos !== null ? [tokEos] : [])])];
+  const eosTokenIds = [
+    ...new Set([...(generation?.eosTokenIds ?? []), ...cfg.eosTokenIds, ...(tokEos !== null ? [tokEos] : [])]),
+  ];
   if (eosTokenIds.length === 0) {
-    throw new ConfigError(`${source}: no eos token id (config.json, generation_config.json or tokenizer_config.json); generation would never stop`);
+    throw new ConfigError(
+      `${source}: no eos token id (config.json, generation_config.json or tokenizer_config.json); generation would never stop`,
+    );
   }
   const eosTokenId = tokEos ?? eosTokenIds[0]!;
   const padTokenId = tokenizer?.padTokenId ?? generation?.padTokenId ?? cfg.padTokenId ?? eosTokenIds[0]!;

@@ -83,7 +83,8 @@ export class TextTokenizer {
       const s = tokenString(config[field]);
       if (s === null) return null;
       const id = tok.token_to_id(s);
-      if (id === undefined) throw new TokenizerError(`${source}: ${field} ${JSON.stringify(s)} is not in the vocabulary`);
+      if (id === undefined)
+        throw new TokenizerError(`${source}: ${field} ${JSON.stringify(s)} is not in the vocabulary`);
       return id;
     };
     this.eosId = idOf('eos_token');
@@ -93,7 +94,9 @@ export class TextTokenizer {
       try {
         template = new Template(templateText);
       } catch (e) {
-        throw new TokenizerError(`${source}: chat_template does not parse as Jinja (${(e as Error).message.split('\n')[0]})`);
+        throw new TokenizerError(
+          `${source}: chat_template does not parse as Jinja (${(e as Error).message.split('\n')[0]})`,
+        );
       }
     }
     this.template = template;
@@ -103,7 +106,10 @@ export class TextTokenizer {
   /** Loads tokenizer.json (+ tokenizer_config.json and chat_template.jinja when present) from a model folder. */
   static fromDir(dir: string): TextTokenizer {
     const tj = join(dir, 'tokenizer.json');
-    if (!existsSync(tj)) throw new TokenizerError(`${dir}: no tokenizer.json (only the fast-tokenizer format is supported; save one with transformers' tokenizer.save_pretrained)`);
+    if (!existsSync(tj))
+      throw new TokenizerError(
+        `${dir}: no tokenizer.json (only the fast-tokenizer format is supported; save one with transformers' tokenizer.save_pretrained)`,
+      );
     const tc = join(dir, 'tokenizer_config.json');
     const jinja = join(dir, 'chat_template.jinja');
     return TextTokenizer.fromFiles(tj, existsSync(tc) ? tc : undefined, existsSync(jinja) ? jinja : undefined);
@@ -118,15 +124,23 @@ export class TextTokenizer {
       try {
         templateText = readFileSync(chatTemplatePath, 'utf8');
       } catch (e) {
-        throw new TokenizerError(`${chatTemplatePath}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+        throw new TokenizerError(
+          `${chatTemplatePath}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+        );
       }
     }
     return TextTokenizer.fromJson(tj, tc, templateText, tokenizerJsonPath);
   }
 
   /** From already-parsed objects (e.g. `charLevelTokenizerFiles`). `source` names them in errors. */
-  static fromJson(tokenizerJson: object, tokenizerConfig: object = {}, chatTemplate?: string | null, source = 'tokenizer.json'): TextTokenizer {
-    if (!isObj(tokenizerJson) || !isObj(tokenizerJson['model'])) throw new TokenizerError(`${source}: not a tokenizer.json (no "model" object)`);
+  static fromJson(
+    tokenizerJson: object,
+    tokenizerConfig: object = {},
+    chatTemplate?: string | null,
+    source = 'tokenizer.json',
+  ): TextTokenizer {
+    if (!isObj(tokenizerJson) || !isObj(tokenizerJson['model']))
+      throw new TokenizerError(`${source}: not a tokenizer.json (no "model" object)`);
     const tc = tokenizerConfig as Json;
     const templateText = chatTemplate !== undefined ? chatTemplate : pickTemplate(tc['chat_template'], source);
     let tok: Tokenizer;
@@ -144,7 +158,10 @@ export class TextTokenizer {
     if (text === '') return [];
     const ids: number[] = this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
     const bad = ids.findIndex((x: unknown) => typeof x !== 'number');
-    if (bad >= 0) throw new TokenizerError(`${this.source}: cannot encode text: no token for piece ${bad} and the tokenizer has no unk_token`);
+    if (bad >= 0)
+      throw new TokenizerError(
+        `${this.source}: cannot encode text: no token for piece ${bad} and the tokenizer has no unk_token`,
+      );
     return ids;
   }
 
@@ -153,7 +170,9 @@ export class TextTokenizer {
     if (ids.length === 0) return '';
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || this.tok.id_to_token(id) === undefined) {
-        throw new TokenizerError(`${this.source}: cannot decode token id ${id}: not in the vocabulary (size ${this.vocabSizeValue})`);
+        throw new TokenizerError(
+          `${this.source}: cannot decode token id ${id}: not in the vocabulary (size ${this.vocabSizeValue})`,
+        );
       }
     }
     return this.tok.decode(ids, { skip_special_tokens: opts.skipSpecialTokens ?? false });
@@ -182,7 +201,10 @@ export class TextTokenizer {
 
   /** Renders the chat template; `addGenerationPrompt` appends the assistant header (e.g. `<|im_start|>assistant\n`). */
   applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
-    if (!this.template) throw new TokenizerError(`${this.source}: no chat_template (tokenizer_config.json or chat_template.jinja); use a plain prompt template instead`);
+    if (!this.template)
+      throw new TokenizerError(
+        `${this.source}: no chat_template (tokenizer_config.json or chat_template.jinja); use a plain prompt template instead`,
+      );
     const c = this.config;
     try {
       return this.template.render({
@@ -194,7 +216,9 @@ export class TextTokenizer {
         unk_token: tokenString(c['unk_token']) ?? '',
       });
     } catch (e) {
-      throw new TokenizerError(`${this.source}: chat_template failed to render (${(e as Error).message.split('\n')[0]})`);
+      throw new TokenizerError(
+        `${this.source}: chat_template failed to render (${(e as Error).message.split('\n')[0]})`,
+      );
     }
   }
 }
@@ -224,7 +248,10 @@ export interface CharTokenizerOptions {
  * (`[\s\S]`, Isolated); decoder: Fuse (concatenate). Defaults: pad `<|endoftext|>` (id 0),
  * eos `<|im_end|>` (id 2), no bos.
  */
-export function charLevelTokenizerFiles(chars: string = PRINTABLE_ASCII, opts: CharTokenizerOptions = {}): { tokenizerJson: object; tokenizerConfig: object } {
+export function charLevelTokenizerFiles(
+  chars: string = PRINTABLE_ASCII,
+  opts: CharTokenizerOptions = {},
+): { tokenizerJson: object; tokenizerConfig: object } {
   const specials = opts.specialTokens ?? ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
   const pad = opts.padToken ?? '<|endoftext|>';
   const eos = opts.eosToken ?? '<|im_end|>';
@@ -238,10 +265,24 @@ export function charLevelTokenizerFiles(chars: string = PRINTABLE_ASCII, opts: C
     if (ch in vocab) continue; // repeated characters keep their first id
     vocab[ch] = next++;
   }
-  for (const [field, t] of [['pad', pad], ['eos', eos]] as const) {
-    if (!specials.includes(t)) throw new TokenizerError(`charLevelTokenizerFiles: ${field} token ${JSON.stringify(t)} is not among the special tokens`);
+  for (const [field, t] of [
+    ['pad', pad],
+    ['eos', eos],
+  ] as const) {
+    if (!specials.includes(t))
+      throw new TokenizerError(
+        `charLevelTokenizerFiles: ${field} token ${JSON.stringify(t)} is not among the special tokens`,
+      );
   }
-  const added = specials.map((content) => ({ id: vocab[content]!, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
+  const added = specials.map((content) => ({
+    id: vocab[content]!,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  }));
   const tokenizerJson = {
     version: '1.0',
     truncation: null,
@@ -265,7 +306,15 @@ export function charLevelTokenizerFiles(chars: string = PRINTABLE_ASCII, opts: C
     },
   };
   const addedDecoder: Record<string, object> = {};
-  for (const a of added) addedDecoder[String(a.id)] = { content: a.content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
+  for (const a of added)
+    addedDecoder[String(a.id)] = {
+      content: a.content,
+      lstrip: false,
+      normalized: false,
+      rstrip: false,
+      single_word: false,
+      special: true,
+    };
   const tokenizerConfig = {
     added_tokens_decoder: addedDecoder,
     additional_special_tokens: specials.filter((s) => s !== pad && s !== eos),

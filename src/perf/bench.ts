@@ -124,7 +124,14 @@ export function decodeTokensPerS(model: CausalLM, B: number, P: number, N: numbe
   const r = new Rng(1);
   const V = model.cfg.vocabSize;
   const prompts = Array.from({ length: B }, () => Array.from({ length: P }, () => r.nextInt(V)));
-  const s = timeIt(() => noGrad(() => generate(model, prompts, { maxNewTokens: N, temperature: 1, eosTokenIds: [], padTokenId: 0, rng: r })), reps, 1);
+  const s = timeIt(
+    () =>
+      noGrad(() =>
+        generate(model, prompts, { maxNewTokens: N, temperature: 1, eosTokenIds: [], padTokenId: 0, rng: r }),
+      ),
+    reps,
+    1,
+  );
   return (B * N) / s;
 }
 
@@ -165,7 +172,11 @@ export function runBench(log: (s: string) => void = () => {}, opts: { skipTorch?
   out.peak_gflops = round(peak);
   out.peak_gflops_best = round(peakBest);
   out.gemm_gflops = { 1024: round(g1024), 2048: round(g2048), decode: round(gdec) };
-  out.gemm_fraction_of_peak = { 1024: round(g1024 / peak, 3), 2048: round(g2048 / peak, 3), decode: round(gdec / peak, 3) };
+  out.gemm_fraction_of_peak = {
+    1024: round(g1024 / peak, 3),
+    2048: round(g2048 / peak, 3),
+    decode: round(gdec / peak, 3),
+  };
   out.gemm_gflops_nn = { 1024: round(n1024), 2048: round(n2048) };
 
   const shape = readShape();
@@ -219,6 +230,10 @@ function round(x: number, digits = 1): number {
 /** The default backend's machine measurements (a backend without them cannot be benchmarked). */
 function benchmarks() {
   const b = defaultBackend();
-  if (!b.benchmarks) throw new GpgRlError(`backend ${b.name} has no peak / bandwidth measurements; run gpg-rl bench on the cpu backend`, 'GPG_BENCH');
+  if (!b.benchmarks)
+    throw new GpgRlError(
+      `backend ${b.name} has no peak / bandwidth measurements; run gpg-rl bench on the cpu backend`,
+      'GPG_BENCH',
+    );
   return b.benchmarks;
 }

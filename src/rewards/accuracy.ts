@@ -46,17 +46,23 @@ export class NumericVerifier implements AnswerVerifier {
     return gs !== '' && gs === normalizeAnswer(p);
   }
 
-  async close(): Promise<void> { /* nothing held */ }
+  async close(): Promise<void> {
+    /* nothing held */
+  }
 }
 
 /** The gold answers column of a reward input, checked: one entry per completion. */
 export function goldColumn(input: RewardInput, answerField: string, reward: string): unknown[] {
   const col = input[answerField];
   if (!Array.isArray(col)) {
-    throw new RewardError(`${reward}: the dataset rows have no '${answerField}' field; set dataset.answer_field (this reward needs gold answers)`);
+    throw new RewardError(
+      `${reward}: the dataset rows have no '${answerField}' field; set dataset.answer_field (this reward needs gold answers)`,
+    );
   }
   if (col.length !== input.completions.length) {
-    throw new RewardError(`${reward}: '${answerField}' has ${col.length} entries for ${input.completions.length} completions`);
+    throw new RewardError(
+      `${reward}: '${answerField}' has ${col.length} entries for ${input.completions.length} completions`,
+    );
   }
   return col;
 }
@@ -66,15 +72,21 @@ export function goldColumn(input: RewardInput, answerField: string, reward: stri
  * undefined or empty). A verifier error counts as not equal. All comparisons run concurrently
  * (the pool bounds the parallelism).
  */
-export async function verifyCompletions(verifier: AnswerVerifier, golds: unknown[], completions: string[]): Promise<(boolean | null)[]> {
-  return Promise.all(completions.map(async (c, i) => {
-    const g = golds[i];
-    if (g === null || g === undefined) return null;
-    const gold = typeof g === 'string' ? g : String(g);
-    if (gold.trim() === '') return null;
-    const r = await verifier.verify(gold, c);
-    return r.error === undefined && r.equal;
-  }));
+export async function verifyCompletions(
+  verifier: AnswerVerifier,
+  golds: unknown[],
+  completions: string[],
+): Promise<(boolean | null)[]> {
+  return Promise.all(
+    completions.map(async (c, i) => {
+      const g = golds[i];
+      if (g === null || g === undefined) return null;
+      const gold = typeof g === 'string' ? g : String(g);
+      if (gold.trim() === '') return null;
+      const r = await verifier.verify(gold, c);
+      return r.error === undefined && r.equal;
+    }),
+  );
 }
 
 export interface AccuracyOptions {

@@ -70,8 +70,10 @@ export function cosineReward(opts: CosineOptions): RewardFn {
   for (const k of Object.keys(COSINE_DEFAULTS) as (keyof CosineParams)[]) {
     if (opts[k] !== undefined) (p as unknown as Record<string, unknown>)[k] = opts[k];
   }
-  if (!(Number.isFinite(p.maxLen) && p.maxLen > 0)) throw new ConfigError(`cosine_max_len: must be a positive number (got ${p.maxLen})`);
-  if (p.lengthUnit !== 'chars' && p.lengthUnit !== 'tokens') throw new ConfigError(`cosine_length_unit: must be chars or tokens (got ${String(p.lengthUnit)})`);
+  if (!(Number.isFinite(p.maxLen) && p.maxLen > 0))
+    throw new ConfigError(`cosine_max_len: must be a positive number (got ${p.maxLen})`);
+  if (p.lengthUnit !== 'chars' && p.lengthUnit !== 'tokens')
+    throw new ConfigError(`cosine_length_unit: must be chars or tokens (got ${String(p.lengthUnit)})`);
   const field = opts.answerField ?? 'answer';
   return async (input) => {
     const ok = await verifyCompletions(opts.verifier, goldColumn(input, field, 'cosine'), input.completions);

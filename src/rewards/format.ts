@@ -17,14 +17,17 @@ export function compileFormatPattern(pattern: string = DEFAULT_FORMAT_PATTERN): 
   try {
     return new RegExp(pattern, 'smy');
   } catch (e) {
-    throw new ConfigError(`format_pattern: not a valid regular expression ${JSON.stringify(pattern)} (${(e as Error).message})`);
+    throw new ConfigError(
+      `format_pattern: not a valid regular expression ${JSON.stringify(pattern)} (${(e as Error).message})`,
+    );
   }
 }
 
 export function formatReward(opts: { pattern?: string } = {}): RewardFn {
   const re = compileFormatPattern(opts.pattern);
-  return (input) => input.completions.map((c) => {
-    re.lastIndex = 0;
-    return re.test(c) ? 1 : 0;
-  });
+  return (input) =>
+    input.completions.map((c) => {
+      re.lastIndex = 0;
+      return re.test(c) ? 1 : 0;
+    });
 }

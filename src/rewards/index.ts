@@ -34,7 +34,11 @@ export interface RewardInput {
 /** null = not applicable to this row (shown as NaN in per-function scores, 0 in the total). */
 export type RewardFn = (input: RewardInput) => (number | null)[] | Promise<(number | null)[]>;
 
-export interface NamedReward { name: string; fn: RewardFn; weight: number }
+export interface NamedReward {
+  name: string;
+  fn: RewardFn;
+  weight: number;
+}
 
 export const BUILTIN_REWARDS = ['accuracy', 'format', 'cosine', 'gsm8k'] as const;
 export type BuiltinRewardName = (typeof BUILTIN_REWARDS)[number];
@@ -61,12 +65,18 @@ export function builtinReward(name: string, opts: Partial<RewardOptions> = {}): 
   const verifier = opts.verifier ?? new NumericVerifier();
   const answerField = opts.answerField;
   switch (name) {
-    case 'accuracy': return accuracyReward({ verifier, answerField });
-    case 'format': return formatReward({ pattern: opts.formatPattern });
-    case 'cosine': return cosineReward({ verifier, answerField, ...opts.cosine, maxLen: opts.cosineMaxLen });
-    case 'gsm8k': return gsm8kReward({ answerField });
+    case 'accuracy':
+      return accuracyReward({ verifier, answerField });
+    case 'format':
+      return formatReward({ pattern: opts.formatPattern });
+    case 'cosine':
+      return cosineReward({ verifier, answerField, ...opts.cosine, maxLen: opts.cosineMaxLen });
+    case 'gsm8k':
+      return gsm8kReward({ answerField });
     default:
-      throw new ConfigError(`reward_funcs: unknown built-in reward '${name}'; use one of ${BUILTIN_REWARDS.join(', ')} or { path: ./my_reward.ts, export: name }`);
+      throw new ConfigError(
+        `reward_funcs: unknown built-in reward '${name}'; use one of ${BUILTIN_REWARDS.join(', ')} or { path: ./my_reward.ts, export: name }`,
+      );
   }
 }
 
@@ -74,14 +84,22 @@ export function builtinReward(name: string, opts: Partial<RewardOptions> = {}): 
  * The recipe's reward_funcs + reward_weights → named weighted rewards. Built-ins share one
  * verifier (opts.verifier, or one stand-in). Weights default to 1 each.
  */
-export async function resolveRewards(specs: RewardSpec[], weights: number[] | undefined, opts: RewardOptions): Promise<NamedReward[]> {
-  if (specs.length === 0) throw new ConfigError('reward_funcs: at least one reward function is needed (e.g. [accuracy])');
+export async function resolveRewards(
+  specs: RewardSpec[],
+  weights: number[] | undefined,
+  opts: RewardOptions,
+): Promise<NamedReward[]> {
+  if (specs.length === 0)
+    throw new ConfigError('reward_funcs: at least one reward function is needed (e.g. [accuracy])');
   if (weights !== undefined) {
     if (weights.length !== specs.length) {
-      throw new ConfigError(`reward_weights: has ${weights.length} entries but reward_funcs has ${specs.length}; give one weight per reward`);
+      throw new ConfigError(
+        `reward_weights: has ${weights.length} entries but reward_funcs has ${specs.length}; give one weight per reward`,
+      );
     }
     weights.forEach((w, i) => {
-      if (typeof w !== 'number' || !Number.isFinite(w)) throw new ConfigError(`reward_weights[${i}]: must be a finite number (got ${String(w)})`);
+      if (typeof w !== 'number' || !Number.isFinite(w))
+        throw new ConfigError(`reward_weights[${i}]: must be a finite number (got ${String(w)})`);
     });
   }
   const shared = { ...opts, verifier: opts.verifier ?? new NumericVerifier() };
@@ -93,7 +111,9 @@ export async function resolveRewards(specs: RewardSpec[], weights: number[] | un
       out.push({ name: spec, fn: builtinReward(spec, shared), weight });
     } else {
       if (spec === null || typeof spec !== 'object' || typeof spec.path !== 'string') {
-        throw new ConfigError(`reward_funcs[${i}]: must be a built-in name or { path, export?, name? } (got ${JSON.stringify(spec)})`);
+        throw new ConfigError(
+          `reward_funcs[${i}]: must be a built-in name or { path, export?, name? } (got ${JSON.stringify(spec)})`,
+        );
       }
       const { name, fn } = await loadUserReward(spec, opts.baseDir);
       out.push({ name, fn, weight });
@@ -101,7 +121,10 @@ export async function resolveRewards(specs: RewardSpec[], weights: number[] | un
   }
   const seen = new Set<string>();
   for (const r of out) {
-    if (seen.has(r.name)) throw new ConfigError(`reward_funcs: two rewards are named '${r.name}'; give one a distinct name: (metrics are logged per name)`);
+    if (seen.has(r.name))
+      throw new ConfigError(
+        `reward_funcs: two rewards are named '${r.name}'; give one a distinct name: (metrics are logged per name)`,
+      );
     seen.add(r.name);
   }
   return out;
@@ -112,10 +135,17 @@ export async function resolveRewards(specs: RewardSpec[], weights: number[] | un
  * becomes a column, and `answer` holds the loader's extracted gold answer (overriding a raw
  * `answer` field, which stays reachable through the recipe's own field name if it differs).
  */
-export function buildRewardInput(rows: readonly PromptRow[], prompts: string[], completions: string[], completionIds: number[][]): RewardInput {
+export function buildRewardInput(
+  rows: readonly PromptRow[],
+  prompts: string[],
+  completions: string[],
+  completionIds: number[][],
+): RewardInput {
   const n = completions.length;
   if (rows.length !== n || prompts.length !== n || completionIds.length !== n) {
-    throw new RewardError(`buildRewardInput: ${rows.length} rows, ${prompts.length} prompts, ${completions.length} completions, ${completionIds.length} id lists; all must match`);
+    throw new RewardError(
+      `buildRewardInput: ${rows.length} rows, ${prompts.length} prompts, ${completions.length} completions, ${completionIds.length} id lists; all must match`,
+    );
   }
   const input: RewardInput = { prompts, completions, completionIds };
   const reserved = new Set(['prompts', 'completions', 'completionIds']);
@@ -146,7 +176,9 @@ export interface ScoreResult {
   errors: RewardFailure[];
 }
 
-class TimeoutSignal { constructor(readonly ms: number) {} }
+class TimeoutSignal {
+  constructor(readonly ms: number) {}
+}
 
 /** Runs `fn(input)` with a time limit; resolves the value or rejects (a TimeoutSignal on timeout). */
 async function callWithTimeout(fn: RewardFn, input: RewardInput, timeoutMs: number): Promise<unknown> {
@@ -172,16 +204,23 @@ function checkScores(value: unknown, n: number): Float64Array | string {
     const v: unknown = value[i];
     if (v === null || (typeof v === 'number' && Number.isNaN(v))) out[i] = NaN;
     else if (typeof v === 'number' && Number.isFinite(v)) out[i] = v;
-    else return `score ${i} is ${typeof v === 'number' ? String(v) : JSON.stringify(v) ?? typeof v}, not a finite number or null`;
+    else
+      return `score ${i} is ${typeof v === 'number' ? String(v) : (JSON.stringify(v) ?? typeof v)}, not a finite number or null`;
   }
   return out;
 }
 
 /** Scores a batch with every reward concurrently; never throws because of a reward. */
-export async function scoreCompletions(rewards: NamedReward[], input: RewardInput, opts: { timeoutMs: number }): Promise<ScoreResult> {
+export async function scoreCompletions(
+  rewards: NamedReward[],
+  input: RewardInput,
+  opts: { timeoutMs: number },
+): Promise<ScoreResult> {
   const n = input.completions.length;
   if (input.prompts.length !== n || input.completionIds.length !== n) {
-    throw new RewardError(`scoreCompletions: ${input.prompts.length} prompts, ${n} completions, ${input.completionIds.length} id lists; all must match`);
+    throw new RewardError(
+      `scoreCompletions: ${input.prompts.length} prompts, ${n} completions, ${input.completionIds.length} id lists; all must match`,
+    );
   }
   for (const [k, v] of Object.entries(input)) {
     if (!Array.isArray(v) || v.length !== n) {
@@ -191,20 +230,36 @@ export async function scoreCompletions(rewards: NamedReward[], input: RewardInpu
   const perFn: Record<string, Float64Array> = {};
   const failures: Record<string, number> = {};
   const errors: RewardFailure[] = [];
-  const results = await Promise.all(rewards.map(async (r) => {
-    try {
-      // Each reward gets its own shallow copy, so one cannot swap a column under another.
-      const value = await callWithTimeout(r.fn, { ...input }, opts.timeoutMs);
-      const scores = checkScores(value, n);
-      if (typeof scores === 'string') return { r, scores: null, failure: { name: r.name, kind: 'shape' as const, message: `reward '${r.name}' ${scores}` } };
-      return { r, scores, failure: null };
-    } catch (e) {
-      const failure: RewardFailure = e instanceof TimeoutSignal
-        ? { name: r.name, kind: 'timeout', message: `reward '${r.name}' timed out after ${e.ms} ms (reward_timeout_s)` }
-        : { name: r.name, kind: 'throw', message: `reward '${r.name}' threw: ${e instanceof Error ? e.message : String(e)}` };
-      return { r, scores: null, failure };
-    }
-  }));
+  const results = await Promise.all(
+    rewards.map(async (r) => {
+      try {
+        // Each reward gets its own shallow copy, so one cannot swap a column under another.
+        const value = await callWithTimeout(r.fn, { ...input }, opts.timeoutMs);
+        const scores = checkScores(value, n);
+        if (typeof scores === 'string')
+          return {
+            r,
+            scores: null,
+            failure: { name: r.name, kind: 'shape' as const, message: `reward '${r.name}' ${scores}` },
+          };
+        return { r, scores, failure: null };
+      } catch (e) {
+        const failure: RewardFailure =
+          e instanceof TimeoutSignal
+            ? {
+                name: r.name,
+                kind: 'timeout',
+                message: `reward '${r.name}' timed out after ${e.ms} ms (reward_timeout_s)`,
+              }
+            : {
+                name: r.name,
+                kind: 'throw',
+                message: `reward '${r.name}' threw: ${e instanceof Error ? e.message : String(e)}`,
+              };
+        return { r, scores: null, failure };
+      }
+    }),
+  );
   const total = new Float64Array(n);
   for (const { r, scores, failure } of results) {
     failures[r.name] = (failures[r.name] ?? 0) + (failure ? 1 : 0);

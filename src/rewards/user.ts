@@ -32,23 +32,31 @@ export async function loadUserReward(spec: UserRewardSpec, baseDir: string): Pro
   }
   const ext = extname(file).toLowerCase();
   if (!MODULE_EXTS.has(ext)) {
-    throw new ConfigError(`${label}: '${ext || '(none)'}' is not a JavaScript/TypeScript module; use .js, .mjs, .cjs, .ts or .mts`);
+    throw new ConfigError(
+      `${label}: '${ext || '(none)'}' is not a JavaScript/TypeScript module; use .js, .mjs, .cjs, .ts or .mts`,
+    );
   }
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (e) {
     const msg = ((e as Error).message ?? String(e)).split('\n', 1)[0];
-    const hint = ext.endsWith('ts') ? ' (TypeScript modules need the process to run under tsx, as bin/gpg-rl.mjs does)' : '';
+    const hint = ext.endsWith('ts')
+      ? ' (TypeScript modules need the process to run under tsx, as bin/gpg-rl.mjs does)'
+      : '';
     throw new ConfigError(`${label}: cannot import the module: ${msg}${hint}`);
   }
   const fn = mod[exportName];
   if (fn === undefined) {
     const have = Object.keys(mod).filter((k) => k !== '__esModule');
-    throw new ConfigError(`${label}: has no ${exportName === 'default' ? 'default export' : `export '${exportName}'`} (exports: ${have.join(', ') || 'none'}); set export: to one of them`);
+    throw new ConfigError(
+      `${label}: has no ${exportName === 'default' ? 'default export' : `export '${exportName}'`} (exports: ${have.join(', ') || 'none'}); set export: to one of them`,
+    );
   }
   if (typeof fn !== 'function') {
-    throw new ConfigError(`${label}: export '${exportName}' is ${fn === null ? 'null' : `a ${typeof fn}`}, not a function`);
+    throw new ConfigError(
+      `${label}: export '${exportName}' is ${fn === null ? 'null' : `a ${typeof fn}`}, not a function`,
+    );
   }
   const name = spec.name ?? (exportName !== 'default' ? exportName : basename(file, extname(file)));
   return { name, fn: fn as RewardFn };

@@ -11,7 +11,8 @@ import { InvalidArgumentError } from '../errors.ts';
 export const STD_EPS = 1e-4;
 
 function checkGroups(n: number, G: number, fn: string): number {
-  if (!Number.isInteger(G) || G < 2) throw new InvalidArgumentError(`${fn}: group size G must be an integer ≥ 2 (got ${G})`);
+  if (!Number.isInteger(G) || G < 2)
+    throw new InvalidArgumentError(`${fn}: group size G must be an integer ≥ 2 (got ${G})`);
   if (n % G !== 0) throw new InvalidArgumentError(`${fn}: ${n} rewards do not split into groups of ${G}`);
   return n / G;
 }
@@ -76,11 +77,13 @@ export function advantages(rewards: ArrayLike<number>, G: number, opts: { scaleR
  * perFn: one Float64Array [B] per reward function; NaN = "not applicable to this row".
  */
 export function weightedRewardSum(perFn: readonly Float64Array[], weights: readonly number[] | null): Float64Array {
-  if (weights && weights.length !== perFn.length) throw new InvalidArgumentError(`weightedRewardSum: ${weights.length} weights for ${perFn.length} reward functions`);
+  if (weights && weights.length !== perFn.length)
+    throw new InvalidArgumentError(`weightedRewardSum: ${weights.length} weights for ${perFn.length} reward functions`);
   const B = perFn[0]?.length ?? 0;
   const out = new Float64Array(B);
   perFn.forEach((r, f) => {
-    if (r.length !== B) throw new InvalidArgumentError(`weightedRewardSum: reward function ${f} gave ${r.length} values, expected ${B}`);
+    if (r.length !== B)
+      throw new InvalidArgumentError(`weightedRewardSum: reward function ${f} gave ${r.length} values, expected ${B}`);
     const w = weights ? weights[f]! : 1;
     for (let b = 0; b < B; b++) if (!Number.isNaN(r[b]!)) out[b]! += w * r[b]!;
   });
@@ -89,8 +92,13 @@ export function weightedRewardSum(perFn: readonly Float64Array[], weights: reado
 
 /** Mean and unbiased std over the non-NaN entries (NaN when there are none / fewer than 2). */
 export function nanMeanStd(x: ArrayLike<number>): { mean: number; std: number } {
-  let n = 0, s = 0;
-  for (let i = 0; i < x.length; i++) if (!Number.isNaN(x[i]!)) { n++; s += x[i]!; }
+  let n = 0,
+    s = 0;
+  for (let i = 0; i < x.length; i++)
+    if (!Number.isNaN(x[i]!)) {
+      n++;
+      s += x[i]!;
+    }
   if (n === 0) return { mean: NaN, std: NaN };
   const mean = s / n;
   let q = 0;
@@ -119,5 +127,11 @@ export function rewardStats(rewards: ArrayLike<number>, G: number): RewardStats 
   const validGroups = countValidGroups(rewards, G);
   let ss = 0;
   for (const v of std) ss += v;
-  return { reward: s / rewards.length, rewardStd: ss / groups, fracRewardZeroStd: (groups - validGroups) / groups, validGroups, groups };
+  return {
+    reward: s / rewards.length,
+    rewardStd: ss / groups,
+    fracRewardZeroStd: (groups - validGroups) / groups,
+    validGroups,
+    groups,
+  };
 }

@@ -14,7 +14,8 @@ export { isGroupValid };
 
 /** Valid groups in a batch of total rewards (groups of G contiguous completions). */
 export function validGroups(rewards: ArrayLike<number>, G: number): number {
-  if (rewards.length % G !== 0) throw new InvalidArgumentError(`validGroups: ${rewards.length} rewards do not split into groups of ${G}`);
+  if (rewards.length % G !== 0)
+    throw new InvalidArgumentError(`validGroups: ${rewards.length} rewards do not split into groups of ${G}`);
   let v = 0;
   for (let s = 0; s < rewards.length; s += G) if (isGroupValid(rewards, s, G)) v++;
   return v;
@@ -77,7 +78,11 @@ export async function collectWithThreshold<Group>(
   const ok = reached();
   const frac = v / n;
   return {
-    groups, validGroups: v, rounds, skip: false, thresholdReached: ok,
+    groups,
+    validGroups: v,
+    rounds,
+    skip: false,
+    thresholdReached: ok,
     inverseAlpha: ok ? Math.min(1, frac) : Math.max(frac, minInverseAlpha),
   };
 }
@@ -120,5 +125,12 @@ export async function collectDynamic<Group>(
     rounds = round;
     if (kept.length >= groupsPerStep || got.length === 0 || round >= maxRounds) break;
   }
-  return { groups: kept, validGroups: kept.length, rounds, skip: kept.length === 0, filled: kept.length >= groupsPerStep, dropped };
+  return {
+    groups: kept,
+    validGroups: kept.length,
+    rounds,
+    skip: kept.length === 0,
+    filled: kept.length >= groupsPerStep,
+    dropped,
+  };
 }

@@ -10,11 +10,17 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { join } from "node:path";
+import { join } from 'node:path';
 import { CheckpointError } from '../errors.ts';
 import type { ModelConfig, GenerationDefaults } from '../model/config.ts';
 import { saveModelFolder, type HostTensor } from '../model/folder.ts';
-import { fromFloat32, readSafetensorsFile, toFloat32, writeSafetensorsFile, type StTensor } from '../model/safetensors.ts';
+import {
+  fromFloat32,
+  readSafetensorsFile,
+  toFloat32,
+  writeSafetensorsFile,
+  type StTensor,
+} from '../model/safetensors.ts';
 import { replaceDirAtomic, writeFileAtomic } from '../io/atomic.ts';
 import type { RngState } from '../data/rng.ts';
 import type { SamplerState } from '../data/sampler.ts';
@@ -47,7 +53,9 @@ function sha256File(path: string): string {
 }
 
 function listFiles(dir: string): string[] {
-  return readdirSync(dir).filter((f) => statSync(join(dir, f)).isFile() && f !== STATE_FILE).sort();
+  return readdirSync(dir)
+    .filter((f) => statSync(join(dir, f)).isFile() && f !== STATE_FILE)
+    .sort();
 }
 
 export function checkpointDir(outputDir: string, step: number): string {
@@ -78,20 +86,28 @@ export function saveCheckpoint(
 /** Reads and verifies a checkpoint folder; any missing file or checksum mismatch is a CheckpointError. */
 export function loadCheckpoint(dir: string): CheckpointData {
   const statePath = join(dir, STATE_FILE);
-  if (!existsSync(statePath)) throw new CheckpointError(`${dir}: no ${STATE_FILE}: the checkpoint is partial (interrupted while saving); delete it to resume from the previous one`);
+  if (!existsSync(statePath))
+    throw new CheckpointError(
+      `${dir}: no ${STATE_FILE}: the checkpoint is partial (interrupted while saving); delete it to resume from the previous one`,
+    );
   let raw: Record<string, unknown>;
   try {
     raw = JSON.parse(readFileSync(statePath, 'utf8')) as Record<string, unknown>;
   } catch (e) {
     throw new CheckpointError(`${statePath}: not valid JSON (${(e as Error).message}); the checkpoint is corrupted`);
   }
-  if (raw.format !== FORMAT) throw new CheckpointError(`${statePath}: unknown format ${JSON.stringify(raw.format)} (expected ${FORMAT})`);
+  if (raw.format !== FORMAT)
+    throw new CheckpointError(`${statePath}: unknown format ${JSON.stringify(raw.format)} (expected ${FORMAT})`);
   const files = raw.files as Record<string, string> | undefined;
-  if (!files || typeof files !== 'object') throw new CheckpointError(`${statePath}: no file checksums; the checkpoint is corrupted`);
+  if (!files || typeof files !== 'object')
+    throw new CheckpointError(`${statePath}: no file checksums; the checkpoint is corrupted`);
   for (const [f, sum] of Object.entries(files)) {
     const p = join(dir, f);
     if (!existsSync(p)) throw new CheckpointError(`${dir}: ${f} is missing; the checkpoint is incomplete`);
-    if (sha256File(p) !== sum) throw new CheckpointError(`${dir}: ${f} does not match its checksum in ${STATE_FILE}; the checkpoint is corrupted`);
+    if (sha256File(p) !== sum)
+      throw new CheckpointError(
+        `${dir}: ${f} does not match its checksum in ${STATE_FILE}; the checkpoint is corrupted`,
+      );
   }
   const state: TrainerState = {
     step: raw.step as number,
@@ -135,4 +151,3 @@ export function latestCheckpoint(outputDir: string): { dir: string; data: Checkp
 export function hashConfig(obj: unknown): string {
   return createHash('sha256').update(JSON.stringify(obj)).digest('hex').slice(0, 16);
 }
-

@@ -55,18 +55,60 @@ const prob = () => z.number().min(0).max(1);
 // dataset: a nested object (its fields have static defaults, applied by zod)
 
 export const DATASET_FIELDS = {
-  path: f('Dataset', z.string().min(1), REQUIRED,
-    'Dataset file (JSONL, JSON array or Parquet), relative to the recipe\'s folder; `builtin:arithmetic` is the embedded demo set.'),
-  format: f('Dataset', z.enum(['auto', 'jsonl', 'json', 'parquet']), 'auto', 'File format; `auto` picks it from the extension.'),
-  prompt_field: f('Dataset', z.string().min(1), 'prompt', 'Row field holding the question / prompt text (GSM8K: `question`, MATH: `problem`).'),
-  answer_field: f('Dataset', z.string().min(1), 'answer', 'Row field holding the gold answer (or the solution it is extracted from).'),
-  answer_extraction: f('Dataset', z.enum(['none', 'gsm8k', 'boxed']), 'none',
-    'How the gold answer is taken from `answer_field`: as is, the text after GSM8K\'s `####`, or the last `\\boxed{}`. Rows whose answer cannot be parsed are dropped and counted.'),
-  system_prompt: f('Dataset', z.string().nullable(), null, 'System message put before each prompt (chat template only).'),
-  prompt_template: f('Dataset', z.string().nullable(), null,
-    'Template with `{prompt}` wrapped around the question before tokenisation (e.g. "{prompt}\\nPut the final answer in \\\\boxed{}."); null = the raw question.'),
-  use_chat_template: f('Dataset', z.boolean(), true, 'Format prompts with the tokenizer\'s chat template (false: raw text, for base models).'),
-  split: f('Dataset', z.string().min(1).nullable(), null, 'For a dataset folder holding several files: which one to read (e.g. `train`).'),
+  path: f(
+    'Dataset',
+    z.string().min(1),
+    REQUIRED,
+    "Dataset file (JSONL, JSON array or Parquet), relative to the recipe's folder; `builtin:arithmetic` is the embedded demo set.",
+  ),
+  format: f(
+    'Dataset',
+    z.enum(['auto', 'jsonl', 'json', 'parquet']),
+    'auto',
+    'File format; `auto` picks it from the extension.',
+  ),
+  prompt_field: f(
+    'Dataset',
+    z.string().min(1),
+    'prompt',
+    'Row field holding the question / prompt text (GSM8K: `question`, MATH: `problem`).',
+  ),
+  answer_field: f(
+    'Dataset',
+    z.string().min(1),
+    'answer',
+    'Row field holding the gold answer (or the solution it is extracted from).',
+  ),
+  answer_extraction: f(
+    'Dataset',
+    z.enum(['none', 'gsm8k', 'boxed']),
+    'none',
+    "How the gold answer is taken from `answer_field`: as is, the text after GSM8K's `####`, or the last `\\boxed{}`. Rows whose answer cannot be parsed are dropped and counted.",
+  ),
+  system_prompt: f(
+    'Dataset',
+    z.string().nullable(),
+    null,
+    'System message put before each prompt (chat template only).',
+  ),
+  prompt_template: f(
+    'Dataset',
+    z.string().nullable(),
+    null,
+    'Template with `{prompt}` wrapped around the question before tokenisation (e.g. "{prompt}\\nPut the final answer in \\\\boxed{}."); null = the raw question.',
+  ),
+  use_chat_template: f(
+    'Dataset',
+    z.boolean(),
+    true,
+    "Format prompts with the tokenizer's chat template (false: raw text, for base models).",
+  ),
+  split: f(
+    'Dataset',
+    z.string().min(1).nullable(),
+    null,
+    'For a dataset folder holding several files: which one to read (e.g. `train`).',
+  ),
   limit: f('Dataset', posInt().nullable(), null, 'Use only the first N rows (after filtering); null = all.'),
 } satisfies Record<string, Field>;
 
@@ -97,92 +139,256 @@ const overlongSchema = z.strictObject({ max_len: posInt(), cache: int().min(0) }
 
 export const FIELDS = {
   // > Model and run
-  model_name_or_path: f('Model and run', z.string().min(1), REQUIRED,
-    'Hugging Face model folder (config.json, *.safetensors, tokenizer.json), relative to the recipe\'s folder; `builtin:tiny` is a tiny model made by `gpg-rl init-model`.'),
+  model_name_or_path: f(
+    'Model and run',
+    z.string().min(1),
+    REQUIRED,
+    "Hugging Face model folder (config.json, *.safetensors, tokenizer.json), relative to the recipe's folder; `builtin:tiny` is a tiny model made by `gpg-rl init-model`.",
+  ),
   dataset: f('Model and run', datasetSchema, REQUIRED, 'The training prompts; see the `dataset.*` fields.'),
-  output_dir: f('Model and run', z.string().min(1), 'runs/run',
-    'Run folder (metrics.jsonl, completions.jsonl, report.html, checkpoints), relative to the working directory. A recipe\'s default is runs/<recipe name>.'),
-  seed: f('Model and run', int().min(0), 42, 'Seed for data order, sampling and initialisation; the same seed and thread count give bit-identical runs.'),
+  output_dir: f(
+    'Model and run',
+    z.string().min(1),
+    'runs/run',
+    "Run folder (metrics.jsonl, completions.jsonl, report.html, checkpoints), relative to the working directory. A recipe's default is runs/<recipe name>.",
+  ),
+  seed: f(
+    'Model and run',
+    int().min(0),
+    42,
+    'Seed for data order, sampling and initialisation; the same seed and thread count give bit-identical runs.',
+  ),
   threads: f('Model and run', int().min(0), 0, 'CPU threads for the native engine; 0 = all cores.'),
-  bf16: f('Model and run', z.boolean(), false,
-    'Mixed precision: bf16 GEMM operands with fp32 accumulation, fp32 master weights, optimizer state and reductions (as PyTorch autocast).'),
+  bf16: f(
+    'Model and run',
+    z.boolean(),
+    false,
+    'Mixed precision: bf16 GEMM operands with fp32 accumulation, fp32 master weights, optimizer state and reductions (as PyTorch autocast).',
+  ),
 
   // > Parameters that control the data and generation
-  max_prompt_length: f('Generation', posInt(), 512, 'Prompts longer than this many tokens are dropped at load time (counted).'),
+  max_prompt_length: f(
+    'Generation',
+    posInt(),
+    512,
+    'Prompts longer than this many tokens are dropped at load time (counted).',
+  ),
   max_completion_length: f('Generation', posInt(), 256, 'Maximum completion tokens generated per prompt.'),
-  num_generations: f('Generation', int().min(2), 8,
-    'G: completions sampled per prompt (one group). GRPO-style advantages need at least 2.'),
-  temperature: f('Generation', z.number().gt(0), 1.0, 'Sampling temperature; token log-probs use the same temperature.'),
-  top_p: f('Generation', z.number().gt(0).max(1), 1.0, 'Nucleus sampling: keep the smallest token set with this probability mass; 1 = off.'),
+  num_generations: f(
+    'Generation',
+    int().min(2),
+    8,
+    'G: completions sampled per prompt (one group). GRPO-style advantages need at least 2.',
+  ),
+  temperature: f(
+    'Generation',
+    z.number().gt(0),
+    1.0,
+    'Sampling temperature; token log-probs use the same temperature.',
+  ),
+  top_p: f(
+    'Generation',
+    z.number().gt(0).max(1),
+    1.0,
+    'Nucleus sampling: keep the smallest token set with this probability mass; 1 = off.',
+  ),
   top_k: f('Generation', int().min(0), 0, 'Sample among the k most likely tokens; 0 = off.'),
-  mask_truncated_completions: f('Generation', z.boolean(), false,
-    'Exclude completions that hit max_completion_length without an end token from the loss (DAPO\'s overlong filtering, arXiv 2503.14476 §3.4).'),
-  overlong_penalty: f('Generation', overlongSchema.nullable(), null,
-    'DAPO soft overlong punishment { max_len, cache }: a completion longer than max_len − cache loses reward linearly, reaching −1 at max_len (arXiv 2503.14476 eq. 13).'),
-  log_completions: f('Generation', z.boolean(), true, 'Append a sample of each step\'s completions (prompt, completion, rewards, advantage) to completions.jsonl.'),
+  mask_truncated_completions: f(
+    'Generation',
+    z.boolean(),
+    false,
+    "Exclude completions that hit max_completion_length without an end token from the loss (DAPO's overlong filtering, arXiv 2503.14476 §3.4).",
+  ),
+  overlong_penalty: f(
+    'Generation',
+    overlongSchema.nullable(),
+    null,
+    'DAPO soft overlong punishment { max_len, cache }: a completion longer than max_len − cache loses reward linearly, reaching −1 at max_len (arXiv 2503.14476 eq. 13).',
+  ),
+  log_completions: f(
+    'Generation',
+    z.boolean(),
+    true,
+    "Append a sample of each step's completions (prompt, completion, rewards, advantage) to completions.jsonl.",
+  ),
   num_completions_to_log: f('Generation', posInt(), 8, 'How many completions per step log_completions writes.'),
 
   // > Rewards
-  reward_funcs: f('Rewards', z.array(rewardFuncSchema).min(1), ['accuracy'],
-    'Reward functions: built-in `accuracy` (maths answer verification), `format` (<think>…</think> then the answer), `cosine` (length-scaled accuracy), `gsm8k` (final number after #### or in \\boxed{}), or { path, export } naming a JS/TS module function ({ prompts, completions, completionIds, ...rowFields }) => (number | null)[].'),
-  reward_weights: f('Rewards', z.array(z.number()).nullable(), null, 'Weight per reward function (same order); null = all 1. The total reward is the weighted sum (TRL).'),
-  reward_timeout_s: f('Rewards', z.number().gt(0), 10, 'A reward call slower than this scores 0 for its completions (counted and logged; the run goes on).'),
-  format_pattern: f('Rewards', z.string().min(1).nullable(), null,
-    'Regular expression the `format` reward requires of a whole completion; null = `<think>…</think>` followed by the answer.'),
-  cosine_max_len: f('Rewards', posInt(), 1000, 'Length at which the `cosine` reward reaches its end values (open-r1 / "Demystifying long CoT", arXiv 2502.03373).'),
+  reward_funcs: f(
+    'Rewards',
+    z.array(rewardFuncSchema).min(1),
+    ['accuracy'],
+    'Reward functions: built-in `accuracy` (maths answer verification), `format` (<think>…</think> then the answer), `cosine` (length-scaled accuracy), `gsm8k` (final number after #### or in \\boxed{}), or { path, export } naming a JS/TS module function ({ prompts, completions, completionIds, ...rowFields }) => (number | null)[].',
+  ),
+  reward_weights: f(
+    'Rewards',
+    z.array(z.number()).nullable(),
+    null,
+    'Weight per reward function (same order); null = all 1. The total reward is the weighted sum (TRL).',
+  ),
+  reward_timeout_s: f(
+    'Rewards',
+    z.number().gt(0),
+    10,
+    'A reward call slower than this scores 0 for its completions (counted and logged; the run goes on).',
+  ),
+  format_pattern: f(
+    'Rewards',
+    z.string().min(1).nullable(),
+    null,
+    'Regular expression the `format` reward requires of a whole completion; null = `<think>…</think>` followed by the answer.',
+  ),
+  cosine_max_len: f(
+    'Rewards',
+    posInt(),
+    1000,
+    'Length at which the `cosine` reward reaches its end values (open-r1 / "Demystifying long CoT", arXiv 2502.03373).',
+  ),
   cosine_min_value_correct: f('Rewards', z.number(), 0.5, '`cosine` reward of a correct answer at cosine_max_len.'),
   cosine_max_value_correct: f('Rewards', z.number(), 1.0, '`cosine` reward of a correct answer of length 0.'),
   cosine_min_value_wrong: f('Rewards', z.number(), 0.0, '`cosine` reward of a wrong answer of length 0.'),
   cosine_max_value_wrong: f('Rewards', z.number(), -0.5, '`cosine` reward of a wrong answer at cosine_max_len.'),
-  cosine_length_unit: f('Rewards', z.enum(['chars', 'tokens']), 'chars', 'Unit of the `cosine` reward\'s length (the GPG 1.5B recipe counts characters).'),
+  cosine_length_unit: f(
+    'Rewards',
+    z.enum(['chars', 'tokens']),
+    'chars',
+    "Unit of the `cosine` reward's length (the GPG 1.5B recipe counts characters).",
+  ),
 
   // > Parameters that control the loss (DESIGN §5)
-  loss_type: f('Loss', z.enum(LOSS_TYPES), 'gpg',
-    'Policy loss: `gpg` (GPG, arXiv 2504.02546: −lp·A, token mean, ÷ inverse_alpha), `grpo` (clipped ratio + β·KL, per-sequence mean; arXiv 2402.03300), `dapo` (clip-higher, token mean; arXiv 2503.14476), `dr_grpo` (unscaled advantages, ÷ B·max_completion_length; arXiv 2503.20783). Sets the defaults of the fields marked "per loss_type".'),
-  scale_rewards: f('Loss', z.boolean(), perLoss(lossDefaults<boolean>('scale_rewards')),
-    'Divide advantages by the group reward std (+1e-4). GPG uses F_norm = 1; the Dr. GRPO paper recommends not scaling rewards.'),
-  adjust_gd: f('Loss', z.boolean(), perLoss(lossDefaults<boolean>('adjust_gd')),
-    'GPG\'s gradient adjustment (AGE): divide the loss by inverse_alpha = valid groups / groups, so groups with identical rewards do not dilute the gradient. gpg only.'),
-  min_inverse_alpha: f('Loss', prob().nullable(), perLoss(lossDefaults<number | null>('min_inverse_alpha')),
-    'GPG\'s β_th: while the valid-group fraction is below it, sample new prompts and keep only their valid groups (at most max_resample_rounds rounds). Official code default 0.5, the paper\'s main runs 0.6. gpg with adjust_gd only; null = no resampling.'),
-  max_resample_rounds: f('Loss', posInt(), 20,
-    'Bound on β_th / dynamic-sampling rounds per step; at the limit the step proceeds with inverse_alpha = max(valid/groups, min_inverse_alpha) and the event is logged.'),
-  dynamic_sampling: f('Loss', z.boolean(), perLoss(lossDefaults<boolean>('dynamic_sampling')),
-    'DAPO dynamic sampling: drop groups whose rewards are all the same and refill the batch with new prompts (at most max_resample_rounds rounds; arXiv 2503.14476 §3.2).'),
-  beta: f('Loss', nonNeg(), perLoss(lossDefaults<number>('beta')),
-    'KL coefficient (k3 estimator). 0 = the reference model is not loaded. Not used by gpg.'),
-  epsilon: f('Loss', z.number().gt(0).lt(1), 0.2, 'Lower clipping bound: ratio ≥ 1 − epsilon (PPO, arXiv 1707.06347). Unused by gpg.'),
-  epsilon_high: f('Loss', z.number().gt(0).nullable(), perLoss(lossDefaults<number | null>('epsilon_high')),
-    'Upper clipping bound: ratio ≤ 1 + epsilon_high; null = epsilon. DAPO\'s clip-higher uses 0.28.'),
-  num_iterations: f('Loss', posInt(), 1,
-    'μ: optimizer steps per generated batch (old log-probs kept, so ratios differ from 1 and clipping matters). gpg requires 1.'),
+  loss_type: f(
+    'Loss',
+    z.enum(LOSS_TYPES),
+    'gpg',
+    'Policy loss: `gpg` (GPG, arXiv 2504.02546: −lp·A, token mean, ÷ inverse_alpha), `grpo` (clipped ratio + β·KL, per-sequence mean; arXiv 2402.03300), `dapo` (clip-higher, token mean; arXiv 2503.14476), `dr_grpo` (unscaled advantages, ÷ B·max_completion_length; arXiv 2503.20783). Sets the defaults of the fields marked "per loss_type".',
+  ),
+  scale_rewards: f(
+    'Loss',
+    z.boolean(),
+    perLoss(lossDefaults<boolean>('scale_rewards')),
+    'Divide advantages by the group reward std (+1e-4). GPG uses F_norm = 1; the Dr. GRPO paper recommends not scaling rewards.',
+  ),
+  adjust_gd: f(
+    'Loss',
+    z.boolean(),
+    perLoss(lossDefaults<boolean>('adjust_gd')),
+    "GPG's gradient adjustment (AGE): divide the loss by inverse_alpha = valid groups / groups, so groups with identical rewards do not dilute the gradient. gpg only.",
+  ),
+  min_inverse_alpha: f(
+    'Loss',
+    prob().nullable(),
+    perLoss(lossDefaults<number | null>('min_inverse_alpha')),
+    "GPG's β_th: while the valid-group fraction is below it, sample new prompts and keep only their valid groups (at most max_resample_rounds rounds). Official code default 0.5, the paper's main runs 0.6. gpg with adjust_gd only; null = no resampling.",
+  ),
+  max_resample_rounds: f(
+    'Loss',
+    posInt(),
+    20,
+    'Bound on β_th / dynamic-sampling rounds per step; at the limit the step proceeds with inverse_alpha = max(valid/groups, min_inverse_alpha) and the event is logged.',
+  ),
+  dynamic_sampling: f(
+    'Loss',
+    z.boolean(),
+    perLoss(lossDefaults<boolean>('dynamic_sampling')),
+    'DAPO dynamic sampling: drop groups whose rewards are all the same and refill the batch with new prompts (at most max_resample_rounds rounds; arXiv 2503.14476 §3.2).',
+  ),
+  beta: f(
+    'Loss',
+    nonNeg(),
+    perLoss(lossDefaults<number>('beta')),
+    'KL coefficient (k3 estimator). 0 = the reference model is not loaded. Not used by gpg.',
+  ),
+  epsilon: f(
+    'Loss',
+    z.number().gt(0).lt(1),
+    0.2,
+    'Lower clipping bound: ratio ≥ 1 − epsilon (PPO, arXiv 1707.06347). Unused by gpg.',
+  ),
+  epsilon_high: f(
+    'Loss',
+    z.number().gt(0).nullable(),
+    perLoss(lossDefaults<number | null>('epsilon_high')),
+    "Upper clipping bound: ratio ≤ 1 + epsilon_high; null = epsilon. DAPO's clip-higher uses 0.28.",
+  ),
+  num_iterations: f(
+    'Loss',
+    posInt(),
+    1,
+    'μ: optimizer steps per generated batch (old log-probs kept, so ratios differ from 1 and clipping matters). gpg requires 1.',
+  ),
 
   // > Optimisation
-  per_device_train_batch_size: f('Optimization', posInt(), 16,
-    'Completions per micro-batch (not prompts); must be divisible by num_generations. Prompts per micro-batch = this / num_generations.'),
-  gradient_accumulation_steps: f('Optimization', posInt(), 1,
-    'Micro-batches per optimizer step. Batch-level counts (tokens, groups, α) are taken over the whole step batch (DESIGN §5).'),
+  per_device_train_batch_size: f(
+    'Optimization',
+    posInt(),
+    16,
+    'Completions per micro-batch (not prompts); must be divisible by num_generations. Prompts per micro-batch = this / num_generations.',
+  ),
+  gradient_accumulation_steps: f(
+    'Optimization',
+    posInt(),
+    1,
+    'Micro-batches per optimizer step. Batch-level counts (tokens, groups, α) are taken over the whole step batch (DESIGN §5).',
+  ),
   learning_rate: f('Optimization', z.number().gt(0), 1e-6, 'Peak AdamW learning rate.'),
-  lr_scheduler_type: f('Optimization', z.enum(['constant', 'cosine', 'linear']), 'linear',
-    'Schedule after warmup: constant, cosine decay to 0, or linear decay to 0.'),
-  warmup_ratio: f('Optimization', z.number().min(0).lt(1), 0, 'Fraction of the total steps spent warming the learning rate up linearly from 0.'),
+  lr_scheduler_type: f(
+    'Optimization',
+    z.enum(['constant', 'cosine', 'linear']),
+    'linear',
+    'Schedule after warmup: constant, cosine decay to 0, or linear decay to 0.',
+  ),
+  warmup_ratio: f(
+    'Optimization',
+    z.number().min(0).lt(1),
+    0,
+    'Fraction of the total steps spent warming the learning rate up linearly from 0.',
+  ),
   weight_decay: f('Optimization', nonNeg(), 0, 'AdamW decoupled weight decay (arXiv 1711.05101).'),
   adam_beta1: f('Optimization', z.number().min(0).lt(1), 0.9, 'AdamW β1.'),
   adam_beta2: f('Optimization', z.number().min(0).lt(1), 0.999, 'AdamW β2.'),
   adam_epsilon: f('Optimization', z.number().gt(0), 1e-8, 'AdamW ε.'),
   max_grad_norm: f('Optimization', nonNeg(), 1.0, 'Clip the global gradient L2 norm to this; 0 = no clipping.'),
-  max_steps: f('Optimization', int().min(-1).refine((v) => v !== 0, 'must be −1 (use num_train_epochs) or ≥ 1'), -1,
-    'Optimizer steps to run; −1 = derive from num_train_epochs.'),
+  max_steps: f(
+    'Optimization',
+    int()
+      .min(-1)
+      .refine((v) => v !== 0, 'must be −1 (use num_train_epochs) or ≥ 1'),
+    -1,
+    'Optimizer steps to run; −1 = derive from num_train_epochs.',
+  ),
   num_train_epochs: f('Optimization', z.number().gt(0), 1, 'Passes over the prompts when max_steps is −1.'),
 
   // > Logging and saving
-  logging_steps: f('Logging and saving', posInt(), 1, 'Print a progress line every N steps (metrics.jsonl gets every step).'),
-  save_steps: f('Logging and saving', int().min(0), 500, 'Save a checkpoint (HF model folder + trainer state) every N steps; 0 = only at the end.'),
-  eval_steps: f('Logging and saving', int().min(0), 0,
-    'Every N steps, greedy pass@1 on the first eval_limit problems of each eval_benchmarks set (gpg-rl eval), appended to eval.jsonl in the run folder; 0 = never.'),
-  eval_benchmarks: f('Logging and saving', z.array(z.enum(['aime24', 'math500', 'amc23', 'minerva', 'olympiadbench'])).min(1), ['aime24', 'math500', 'amc23', 'minerva', 'olympiadbench'],
-    'Benchmarks evaluated during training (the GPG paper\'s tables).'),
-  eval_limit: f('Logging and saving', posInt(), 20, 'Problems per benchmark evaluated during training (a subset keeps it cheap).'),
+  logging_steps: f(
+    'Logging and saving',
+    posInt(),
+    1,
+    'Print a progress line every N steps (metrics.jsonl gets every step).',
+  ),
+  save_steps: f(
+    'Logging and saving',
+    int().min(0),
+    500,
+    'Save a checkpoint (HF model folder + trainer state) every N steps; 0 = only at the end.',
+  ),
+  eval_steps: f(
+    'Logging and saving',
+    int().min(0),
+    0,
+    'Every N steps, greedy pass@1 on the first eval_limit problems of each eval_benchmarks set (gpg-rl eval), appended to eval.jsonl in the run folder; 0 = never.',
+  ),
+  eval_benchmarks: f(
+    'Logging and saving',
+    z.array(z.enum(['aime24', 'math500', 'amc23', 'minerva', 'olympiadbench'])).min(1),
+    ['aime24', 'math500', 'amc23', 'minerva', 'olympiadbench'],
+    "Benchmarks evaluated during training (the GPG paper's tables).",
+  ),
+  eval_limit: f(
+    'Logging and saving',
+    posInt(),
+    20,
+    'Problems per benchmark evaluated during training (a subset keeps it cheap).',
+  ),
 } satisfies Record<string, Field>;
 
 export type FieldName = keyof typeof FIELDS;
@@ -241,24 +447,40 @@ export function crossFieldChecks(c: TrainConfig, explicit: ReadonlySet<string>):
   const G = c.num_generations;
   if (c.per_device_train_batch_size % G !== 0) {
     const lo = Math.max(G, c.per_device_train_batch_size - (c.per_device_train_batch_size % G));
-    add('per_device_train_batch_size',
-      `must be divisible by num_generations (${c.per_device_train_batch_size} % ${G} = ${c.per_device_train_batch_size % G}); it counts completions, so use ${lo} or ${lo + G}`);
+    add(
+      'per_device_train_batch_size',
+      `must be divisible by num_generations (${c.per_device_train_batch_size} % ${G} = ${c.per_device_train_batch_size % G}); it counts completions, so use ${lo} or ${lo + G}`,
+    );
   }
   // the algorithm family's own checks (rl/algorithms/<family>.ts)
   algorithmFor(c.loss_type).check(c, explicit, add);
   if (c.reward_weights !== null && c.reward_weights.length !== c.reward_funcs.length) {
-    add('reward_weights', `has ${c.reward_weights.length} entries but reward_funcs has ${c.reward_funcs.length}; give one weight per reward function or remove reward_weights`);
+    add(
+      'reward_weights',
+      `has ${c.reward_weights.length} entries but reward_funcs has ${c.reward_funcs.length}; give one weight per reward function or remove reward_weights`,
+    );
   }
   if (c.overlong_penalty !== null) {
     const { max_len, cache } = c.overlong_penalty;
-    if (cache >= max_len) add('overlong_penalty.cache', `must be < overlong_penalty.max_len (got cache ${cache}, max_len ${max_len})`);
-    if (max_len > c.max_completion_length) add('overlong_penalty.max_len', `must be ≤ max_completion_length (got ${max_len} > ${c.max_completion_length}); longer completions are never generated`);
+    if (cache >= max_len)
+      add('overlong_penalty.cache', `must be < overlong_penalty.max_len (got cache ${cache}, max_len ${max_len})`);
+    if (max_len > c.max_completion_length)
+      add(
+        'overlong_penalty.max_len',
+        `must be ≤ max_completion_length (got ${max_len} > ${c.max_completion_length}); longer completions are never generated`,
+      );
   }
   if (c.dataset.prompt_template !== null && !c.dataset.prompt_template.includes('{prompt}')) {
-    add('dataset.prompt_template', `must contain {prompt} where the question goes (got ${JSON.stringify(c.dataset.prompt_template)})`);
+    add(
+      'dataset.prompt_template',
+      `must contain {prompt} where the question goes (got ${JSON.stringify(c.dataset.prompt_template)})`,
+    );
   }
   if (c.dataset.system_prompt !== null && !c.dataset.use_chat_template) {
-    add('dataset.system_prompt', 'needs dataset.use_chat_template: true (a raw prompt has no system message); put the text into dataset.prompt_template instead');
+    add(
+      'dataset.system_prompt',
+      'needs dataset.use_chat_template: true (a raw prompt has no system message); put the text into dataset.prompt_template instead',
+    );
   }
   const names = c.reward_funcs.map((r) => (typeof r === 'string' ? r : `${r.path}#${r.export}`));
   const dup = names.find((n, i) => names.indexOf(n) !== i);
@@ -268,7 +490,11 @@ export function crossFieldChecks(c: TrainConfig, explicit: ReadonlySet<string>):
 
 /** Metric name of a reward function (`rewards/<name>/mean`): built-in name or the export name. */
 export function rewardFuncName(r: RewardFuncSpec): string {
-  return typeof r === 'string' ? r : r.export === 'default' ? r.path.replace(/^.*[\\/]/, '').replace(/\.[^.]*$/, '') : r.export;
+  return typeof r === 'string'
+    ? r
+    : r.export === 'default'
+      ? r.path.replace(/^.*[\\/]/, '').replace(/\.[^.]*$/, '')
+      : r.export;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -281,15 +507,25 @@ function typeName(s: z.ZodType): string {
       const checks = (def.checks ?? []) as { _zod?: { def?: { format?: string } } }[];
       return checks.some((c) => c._zod?.def?.format === 'safeint') ? 'int' : 'number';
     }
-    case 'boolean': return 'bool';
-    case 'string': return 'string';
-    case 'enum': return Object.values(def.entries as Record<string, string>).join('|');
-    case 'nullable': return `${typeName(def.innerType as z.ZodType)} | null`;
-    case 'optional': case 'default': return typeName(def.innerType as z.ZodType);
-    case 'array': return `${typeName(def.element as z.ZodType)}[]`;
-    case 'union': return (def.options as z.ZodType[]).map(typeName).join(' | ');
-    case 'object': return `{ ${Object.keys(def.shape as object).join(', ')} }`;
-    default: return String(def.type);
+    case 'boolean':
+      return 'bool';
+    case 'string':
+      return 'string';
+    case 'enum':
+      return Object.values(def.entries as Record<string, string>).join('|');
+    case 'nullable':
+      return `${typeName(def.innerType as z.ZodType)} | null`;
+    case 'optional':
+    case 'default':
+      return typeName(def.innerType as z.ZodType);
+    case 'array':
+      return `${typeName(def.element as z.ZodType)}[]`;
+    case 'union':
+      return (def.options as z.ZodType[]).map(typeName).join(' | ');
+    case 'object':
+      return `{ ${Object.keys(def.shape as object).join(', ')} }`;
+    default:
+      return String(def.type);
   }
 }
 
@@ -301,7 +537,9 @@ function defaultText(d: Default<unknown>): string {
 
 /** Every field, grouped by topic: name, type, default, meaning (for `gpg-rl train --help`). */
 export function describeConfig(): string {
-  const lines: string[] = ['Recipe fields (YAML; override any with --set key=value, nested keys dotted: --set dataset.limit=100):'];
+  const lines: string[] = [
+    'Recipe fields (YAML; override any with --set key=value, nested keys dotted: --set dataset.limit=100):',
+  ];
   const emit = (table: Record<string, Field>, prefix: string) => {
     let group = '';
     for (const [k, fld] of Object.entries(table)) {

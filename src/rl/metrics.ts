@@ -52,7 +52,10 @@ export function metricKeys(o: MetricKeyOptions): string[] {
   keys.push(m.fracRewardZeroStd, m.meanLength, m.minLength, m.maxLength, m.clippedRatio, m.entropy);
   keys.push(...o.algorithmKeys);
   keys.push(m.tokensPerSGeneration, m.tokensPerSTraining, m.timeS);
-  if (new Set(keys).size !== keys.length) throw new GpgRlError(`metricKeys: duplicate metric name among ${keys.join(', ')} (two reward functions share a name?)`);
+  if (new Set(keys).size !== keys.length)
+    throw new GpgRlError(
+      `metricKeys: duplicate metric name among ${keys.join(', ')} (two reward functions share a name?)`,
+    );
   return keys;
 }
 
@@ -80,7 +83,9 @@ export class MetricsWriter {
     const missing = this.keys.filter((k) => !(k in row));
     const extra = Object.keys(row).filter((k) => !this.keys.includes(k));
     if (missing.length || extra.length) {
-      throw new GpgRlError(`MetricsWriter: step ${row.step}: row keys differ from DESIGN §8 (missing: ${missing.join(', ') || 'none'}; unexpected: ${extra.join(', ') || 'none'})`);
+      throw new GpgRlError(
+        `MetricsWriter: step ${row.step}: row keys differ from DESIGN §8 (missing: ${missing.join(', ') || 'none'}; unexpected: ${extra.join(', ') || 'none'})`,
+      );
     }
     const ordered: Record<string, number | null> = {};
     for (const k of this.keys) ordered[k] = Number.isFinite(row[k]) ? row[k]! : null;
@@ -105,7 +110,10 @@ export function readMetrics(path: string): Record<string, number | null>[] {
       out.push(JSON.parse(line));
     } catch {
       const last = lines.slice(i + 1).every((l) => l.trim() === '');
-      if (!last) throw new GpgRlError(`${path}:${i + 1}: not a JSON object; the metrics file is corrupted (delete the line or the run folder)`);
+      if (!last)
+        throw new GpgRlError(
+          `${path}:${i + 1}: not a JSON object; the metrics file is corrupted (delete the line or the run folder)`,
+        );
     }
   });
   return out;
@@ -130,10 +138,7 @@ function num(v: number | null | undefined, digits = 4): string {
 /** nanoGPT-style one-line summary of a metrics row: `step 3/100: loss 0.0123, reward 0.450 ± 0.210, …`. */
 export function formatProgress(row: Record<string, number | null>, totalSteps?: number): string {
   const m = METRIC;
-  const parts = [
-    `loss ${num(row[m.loss])}`,
-    `reward ${num(row[m.reward], 3)} ± ${num(row[m.rewardStd], 3)}`,
-  ];
+  const parts = [`loss ${num(row[m.loss])}`, `reward ${num(row[m.reward], 3)} ± ${num(row[m.rewardStd], 3)}`];
   if (row[m.inverseAlpha] !== undefined) parts.push(`α⁻¹ ${num(row[m.inverseAlpha], 2)}`);
   if (row[m.kl] !== undefined) parts.push(`kl ${num(row[m.kl])}`);
   parts.push(

@@ -16,7 +16,13 @@ import { parseDocument, parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import {
-  BUILTIN_PREFIX, DATASET_FIELDS, FIELDS, REQUIRED, applyDefaults, crossFieldChecks, inputSchema,
+  BUILTIN_PREFIX,
+  DATASET_FIELDS,
+  FIELDS,
+  REQUIRED,
+  applyDefaults,
+  crossFieldChecks,
+  inputSchema,
 } from './config.ts';
 import type { ConfigIssue, TrainConfig } from './config.ts';
 
@@ -24,9 +30,10 @@ import type { ConfigIssue, TrainConfig } from './config.ts';
 export class ConfigIssuesError extends ConfigError {
   readonly issues: string[];
   constructor(source: string, issues: string[]) {
-    const summary = issues.length === 1
-      ? issues[0]!
-      : `${source}: ${issues.length} invalid fields: ${issues.map((l) => (l.startsWith(source + ': ') ? l.slice(source.length + 2) : l)).join('; ')}`;
+    const summary =
+      issues.length === 1
+        ? issues[0]!
+        : `${source}: ${issues.length} invalid fields: ${issues.map((l) => (l.startsWith(source + ': ') ? l.slice(source.length + 2) : l)).join('; ')}`;
     super([summary, ...(issues.length > 1 ? issues : [])].join('\n'));
     this.issues = issues;
   }
@@ -45,10 +52,19 @@ export interface ValidateOptions {
 
 /** TRL / open-r1 names that live elsewhere here. */
 const ALIASES: Record<string, string> = {
-  dataset_name: 'dataset.path', dataset_prompt_column: 'dataset.prompt_field', system_prompt: 'dataset.system_prompt',
-  chat_template: 'dataset.use_chat_template', max_response_length: 'max_completion_length', lr: 'learning_rate',
-  kl_coef: 'beta', clip_range: 'epsilon', group_size: 'num_generations', n_samples: 'num_generations',
-  epsilon_low: 'epsilon', num_epochs: 'num_train_epochs', logging_dir: 'output_dir',
+  dataset_name: 'dataset.path',
+  dataset_prompt_column: 'dataset.prompt_field',
+  system_prompt: 'dataset.system_prompt',
+  chat_template: 'dataset.use_chat_template',
+  max_response_length: 'max_completion_length',
+  lr: 'learning_rate',
+  kl_coef: 'beta',
+  clip_range: 'epsilon',
+  group_size: 'num_generations',
+  n_samples: 'num_generations',
+  epsilon_low: 'epsilon',
+  num_epochs: 'num_train_epochs',
+  logging_dir: 'output_dir',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -68,18 +84,27 @@ export function validateConfig(obj: unknown, source = 'config', opts: ValidateOp
  * Reads a YAML recipe, applies `--set` overrides ("key=value", dotted keys for nested fields,
  * values parsed as YAML scalars/flow collections) and validates.
  */
-export function loadRecipe(path: string, sets: string[] = [], opts: Omit<ValidateOptions, 'baseDir'> = {}): TrainConfig {
-  if (!existsSync(path) || !statSync(path).isFile()) throw new ConfigError(`${path}: recipe not found (give the path of a .yaml file, e.g. recipes/demo.yaml)`);
+export function loadRecipe(
+  path: string,
+  sets: string[] = [],
+  opts: Omit<ValidateOptions, 'baseDir'> = {},
+): TrainConfig {
+  if (!existsSync(path) || !statSync(path).isFile())
+    throw new ConfigError(`${path}: recipe not found (give the path of a .yaml file, e.g. recipes/demo.yaml)`);
   const text = readFileSync(path, 'utf8');
   const doc = parseDocument(text);
   if (doc.errors.length) {
-    throw new ConfigIssuesError(path, doc.errors.map((e) => {
-      const lc = e.linePos?.[0];
-      return `${path}${lc ? `:${lc.line}:${lc.col}` : ''}: YAML syntax error: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`;
-    }));
+    throw new ConfigIssuesError(
+      path,
+      doc.errors.map((e) => {
+        const lc = e.linePos?.[0];
+        return `${path}${lc ? `:${lc.line}:${lc.col}` : ''}: YAML syntax error: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`;
+      }),
+    );
   }
   const raw: unknown = doc.toJS() ?? {};
-  if (!isPlainObject(raw)) throw new ConfigError(`${path}: a recipe must be a YAML mapping of field: value (got ${describeValue(raw)})`);
+  if (!isPlainObject(raw))
+    throw new ConfigError(`${path}: a recipe must be a YAML mapping of field: value (got ${describeValue(raw)})`);
   resolvePaths(raw, dirname(resolve(path)));
 
   const setIssues: string[] = [];
@@ -113,7 +138,8 @@ export function parseSet(s: string): { key: string[]; value: unknown } {
   const eq = s.indexOf('=');
   if (eq <= 0) throw new ConfigError('expected key=value (e.g. --set max_steps=3)');
   const key = s.slice(0, eq).trim().split('.');
-  if (key.some((k) => !/^[A-Za-z0-9_]+$/.test(k))) throw new ConfigError(`bad key "${s.slice(0, eq)}": use field names joined by dots (e.g. dataset.limit)`);
+  if (key.some((k) => !/^[A-Za-z0-9_]+$/.test(k)))
+    throw new ConfigError(`bad key "${s.slice(0, eq)}": use field names joined by dots (e.g. dataset.limit)`);
   const text = s.slice(eq + 1);
   let value: unknown;
   try {
@@ -127,18 +153,32 @@ export function parseSet(s: string): { key: string[]; value: unknown } {
 // ---------------------------------------------------------------------------------------------
 // validation core
 
-function validateResolved(o: unknown, source: string, setKeys: ReadonlySet<string>, opts: ValidateOptions): TrainConfig {
-  const fromSet = (path: string) => [...setKeys].some((k) => path === k || path.startsWith(k + '.') || k.startsWith(path + '.'));
+function validateResolved(
+  o: unknown,
+  source: string,
+  setKeys: ReadonlySet<string>,
+  opts: ValidateOptions,
+): TrainConfig {
+  const fromSet = (path: string) =>
+    [...setKeys].some((k) => path === k || path.startsWith(k + '.') || k.startsWith(path + '.'));
   const fmt = (iss: ConfigIssue) =>
-    !iss.path ? `${source}: ${iss.message}` : fromSet(iss.path) ? `--set ${iss.path}: ${iss.message}` : `${source}: ${iss.path}: ${iss.message}`;
-  if (!isPlainObject(o)) throw new ConfigIssuesError(source, [fmt({ path: '', message: `must be an object of field: value (got ${describeValue(o)})` })]);
+    !iss.path
+      ? `${source}: ${iss.message}`
+      : fromSet(iss.path)
+        ? `--set ${iss.path}: ${iss.message}`
+        : `${source}: ${iss.path}: ${iss.message}`;
+  if (!isPlainObject(o))
+    throw new ConfigIssuesError(source, [
+      fmt({ path: '', message: `must be an object of field: value (got ${describeValue(o)})` }),
+    ]);
   const input = { ...o };
   if (input.output_dir === undefined && opts.defaultOutputDir) input.output_dir = opts.defaultOutputDir;
 
   const parsed = inputSchema.safeParse(input);
   const issues: ConfigIssue[] = parsed.success ? [] : parsed.error.issues.flatMap((i) => zodIssue(i, input));
   for (const [k, fld] of Object.entries(FIELDS)) {
-    if (fld.default === REQUIRED && input[k] === undefined) issues.push({ path: k, message: `required; set it in the recipe or with --set ${k}=…` });
+    if (fld.default === REQUIRED && input[k] === undefined)
+      issues.push({ path: k, message: `required; set it in the recipe or with --set ${k}=…` });
   }
   if (issues.length) throw new ConfigIssuesError(source, dedupe(issues.map(fmt)));
 
@@ -155,15 +195,26 @@ function pathChecks(c: TrainConfig, opts: ValidateOptions): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   if (opts.checkPaths !== false) {
     const d = c.dataset.path;
-    if (!d.startsWith(BUILTIN_PREFIX) && !existsSync(d)) out.push({ path: 'dataset.path', message: `file not found: ${d} (paths in a recipe are relative to its folder)` });
+    if (!d.startsWith(BUILTIN_PREFIX) && !existsSync(d))
+      out.push({
+        path: 'dataset.path',
+        message: `file not found: ${d} (paths in a recipe are relative to its folder)`,
+      });
     c.reward_funcs.forEach((r, i) => {
-      if (typeof r !== 'string' && !existsSync(r.path)) out.push({ path: `reward_funcs.${i}.path`, message: `module not found: ${r.path} (paths in a recipe are relative to its folder)` });
+      if (typeof r !== 'string' && !existsSync(r.path))
+        out.push({
+          path: `reward_funcs.${i}.path`,
+          message: `module not found: ${r.path} (paths in a recipe are relative to its folder)`,
+        });
     });
   }
   if (opts.checkModel !== false && !c.model_name_or_path.startsWith(BUILTIN_PREFIX)) {
     const m = c.model_name_or_path;
     if (!existsSync(m) || !statSync(m).isDirectory()) {
-      out.push({ path: 'model_name_or_path', message: `model folder not found: ${m} (a Hugging Face folder with config.json, *.safetensors and tokenizer.json; models are not downloaded — fetch it elsewhere and point model_name_or_path at it)` });
+      out.push({
+        path: 'model_name_or_path',
+        message: `model folder not found: ${m} (a Hugging Face folder with config.json, *.safetensors and tokenizer.json; models are not downloaded — fetch it elsewhere and point model_name_or_path at it)`,
+      });
     }
   }
   return out;
@@ -181,16 +232,30 @@ function zodIssue(iss: z.core.$ZodIssue, input: Record<string, unknown>): Config
     }
     case 'invalid_type': {
       if (got === undefined) return [{ path, message: `required; set it in the recipe or with --set ${path}=…` }];
-      const exp = iss.expected === 'int' ? 'an integer' : iss.expected === 'object' ? 'a mapping' : iss.expected === 'array' ? 'a list' : `a ${iss.expected === 'boolean' ? 'boolean (true/false)' : iss.expected}`;
-      if (iss.expected === 'number' && typeof got === 'number') return [{ path, message: `must be a finite number ${gotText}` }];
+      const exp =
+        iss.expected === 'int'
+          ? 'an integer'
+          : iss.expected === 'object'
+            ? 'a mapping'
+            : iss.expected === 'array'
+              ? 'a list'
+              : `a ${iss.expected === 'boolean' ? 'boolean (true/false)' : iss.expected}`;
+      if (iss.expected === 'number' && typeof got === 'number')
+        return [{ path, message: `must be a finite number ${gotText}` }];
       return [{ path, message: `must be ${exp}${iss.expected === 'nonoptional' ? '' : ''} ${gotText}` }];
     }
     case 'too_small':
     case 'too_big': {
       const bound = iss.code === 'too_small' ? iss.minimum : iss.maximum;
-      const op = iss.code === 'too_small' ? (iss.inclusive ? '≥' : '>') : (iss.inclusive ? '≤' : '<');
+      const op = iss.code === 'too_small' ? (iss.inclusive ? '≥' : '>') : iss.inclusive ? '≤' : '<';
       if (iss.origin === 'string') return [{ path, message: `must not be empty ${gotText}` }];
-      if (iss.origin === 'array') return [{ path, message: `must have ${iss.code === 'too_small' ? 'at least' : 'at most'} ${String(bound)} entr${Number(bound) === 1 ? 'y' : 'ies'} ${gotText}` }];
+      if (iss.origin === 'array')
+        return [
+          {
+            path,
+            message: `must have ${iss.code === 'too_small' ? 'at least' : 'at most'} ${String(bound)} entr${Number(bound) === 1 ? 'y' : 'ies'} ${gotText}`,
+          },
+        ];
       return [{ path, message: `must be ${op} ${String(bound)} ${gotText}` }];
     }
     case 'invalid_value':
@@ -210,7 +275,8 @@ function suggest(key: string, nested: boolean): string {
     const d = editDistance(key.toLowerCase(), n);
     if (d < bestD) [best, bestD] = [n, d];
   }
-  const near = bestD <= Math.max(2, Math.floor(key.length / 3)) || best.includes(key.toLowerCase()) && key.length >= 4;
+  const near =
+    bestD <= Math.max(2, Math.floor(key.length / 3)) || (best.includes(key.toLowerCase()) && key.length >= 4);
   return near ? ` (did you mean ${nested ? 'dataset.' : ''}${best}?)` : `; see \`gpg-rl train --help\` for the fields`;
 }
 
@@ -219,7 +285,8 @@ export function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
     prev = cur;
   }
   return prev[b.length]!;
@@ -246,9 +313,11 @@ function resolvePaths(o: Record<string, unknown>, base: string): void {
 function resolveSetPath(key: string[], value: unknown): unknown {
   const k = key.join('.');
   const cwd = process.cwd();
-  if (k === 'model_name_or_path' || k === 'dataset.path' || /^reward_funcs\.\d+\.path$/.test(k)) return absPath(value, cwd);
+  if (k === 'model_name_or_path' || k === 'dataset.path' || /^reward_funcs\.\d+\.path$/.test(k))
+    return absPath(value, cwd);
   if (k === 'dataset' && isPlainObject(value)) return { ...value, path: absPath(value.path, cwd) };
-  if (k === 'reward_funcs' && Array.isArray(value)) return value.map((r) => (isPlainObject(r) ? { ...r, path: absPath(r.path, cwd) } : r));
+  if (k === 'reward_funcs' && Array.isArray(value))
+    return value.map((r) => (isPlainObject(r) ? { ...r, path: absPath(r.path, cwd) } : r));
   return value;
 }
 
@@ -257,9 +326,11 @@ function assign(o: Record<string, unknown>, key: string[], value: unknown): void
   for (let i = 0; i < key.length - 1; i++) {
     const k = key[i]!;
     const c = cur as Record<string, unknown>;
-    if (Array.isArray(c) && !/^\d+$/.test(k)) throw new ConfigError(`${key.slice(0, i).join('.')} is a list; index it with a number`);
+    if (Array.isArray(c) && !/^\d+$/.test(k))
+      throw new ConfigError(`${key.slice(0, i).join('.')} is a list; index it with a number`);
     if (c[k] === undefined || c[k] === null) c[k] = /^\d+$/.test(key[i + 1]!) ? [] : {};
-    else if (typeof c[k] !== 'object') throw new ConfigError(`${key.slice(0, i + 1).join('.')} is ${describeValue(c[k])}, not a mapping`);
+    else if (typeof c[k] !== 'object')
+      throw new ConfigError(`${key.slice(0, i + 1).join('.')} is ${describeValue(c[k])}, not a mapping`);
     cur = c[k];
   }
   (cur as Record<string, unknown>)[key[key.length - 1]!] = value;

@@ -23,11 +23,27 @@ export interface PlotOptions {
   height?: number;
 }
 
-const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+const PALETTE = [
+  '#1f77b4',
+  '#d62728',
+  '#2ca02c',
+  '#ff7f0e',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+  '#17becf',
+];
 
 /** Escapes text for HTML / SVG content and attribute values. */
 export function escapeHtml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+  return s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
 }
 
 /** About 5 "nice" tick values covering [lo, hi]. */
@@ -50,12 +66,19 @@ function fmtTick(v: number): string {
 
 /** An SVG line plot (axes, ticks, one polyline per series, legend when several). */
 export function svgLinePlot(series: readonly Series[], opts: PlotOptions = {}): string {
-  const W = opts.width ?? 420, H = opts.height ?? 260;
+  const W = opts.width ?? 420,
+    H = opts.height ?? 260;
   const m = { l: 58, r: 12, t: opts.title ? 26 : 10, b: opts.xLabel ? 40 : 26 };
-  const pw = W - m.l - m.r, ph = H - m.t - m.b;
+  const pw = W - m.l - m.r,
+    ph = H - m.t - m.b;
   const pts = series.flatMap((s) => s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)));
-  const out: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`];
-  if (opts.title) out.push(`<text x="${W / 2}" y="16" text-anchor="middle" font-size="13" font-weight="bold">${escapeHtml(opts.title)}</text>`);
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+  ];
+  if (opts.title)
+    out.push(
+      `<text x="${W / 2}" y="16" text-anchor="middle" font-size="13" font-weight="bold">${escapeHtml(opts.title)}</text>`,
+    );
   out.push(`<rect x="${m.l}" y="${m.t}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`);
   if (pts.length === 0) {
     out.push(`<text x="${m.l + pw / 2}" y="${m.t + ph / 2}" text-anchor="middle" fill="#888">no data</text></svg>`);
@@ -64,7 +87,10 @@ export function svgLinePlot(series: readonly Series[], opts: PlotOptions = {}): 
   let [x0, x1] = [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0]))];
   let [y0, y1] = [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))];
   if (x1 === x0) [x0, x1] = [x0 - 1, x1 + 1];
-  if (y1 === y0) { const d = Math.abs(y0) * 0.1 || 1; [y0, y1] = [y0 - d, y1 + d]; }
+  if (y1 === y0) {
+    const d = Math.abs(y0) * 0.1 || 1;
+    [y0, y1] = [y0 - d, y1 + d];
+  }
   const pad = (y1 - y0) * 0.05;
   [y0, y1] = [y0 - pad, y1 + pad];
   const sx = (x: number) => m.l + ((x - x0) / (x1 - x0)) * pw;
@@ -74,16 +100,25 @@ export function svgLinePlot(series: readonly Series[], opts: PlotOptions = {}): 
     out.push(`<line x1="${m.l}" x2="${m.l + pw}" y1="${r(sy(t))}" y2="${r(sy(t))}" stroke="#eee"/>`);
     out.push(`<text x="${m.l - 4}" y="${r(sy(t) + 4)}" text-anchor="end">${fmtTick(t)}</text>`);
   }
-  for (const t of niceTicks(x0, x1)) out.push(`<text x="${r(sx(t))}" y="${m.t + ph + 14}" text-anchor="middle">${fmtTick(t)}</text>`);
-  if (opts.xLabel) out.push(`<text x="${m.l + pw / 2}" y="${H - 6}" text-anchor="middle">${escapeHtml(opts.xLabel)}</text>`);
-  if (opts.yLabel) out.push(`<text transform="translate(12 ${m.t + ph / 2}) rotate(-90)" text-anchor="middle">${escapeHtml(opts.yLabel)}</text>`);
+  for (const t of niceTicks(x0, x1))
+    out.push(`<text x="${r(sx(t))}" y="${m.t + ph + 14}" text-anchor="middle">${fmtTick(t)}</text>`);
+  if (opts.xLabel)
+    out.push(`<text x="${m.l + pw / 2}" y="${H - 6}" text-anchor="middle">${escapeHtml(opts.xLabel)}</text>`);
+  if (opts.yLabel)
+    out.push(
+      `<text transform="translate(12 ${m.t + ph / 2}) rotate(-90)" text-anchor="middle">${escapeHtml(opts.yLabel)}</text>`,
+    );
   series.forEach((s, i) => {
     const color = PALETTE[i % PALETTE.length]!;
     // split at non-finite values so gaps are shown, not bridged
     let run: string[] = [];
     const flush = () => {
-      if (run.length > 1) out.push(`<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${run.join(' ')}"/>`);
-      else if (run.length === 1) { const [cx, cy] = run[0]!.split(','); out.push(`<circle cx="${cx}" cy="${cy}" r="2.5" fill="${color}"/>`); }
+      if (run.length > 1)
+        out.push(`<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${run.join(' ')}"/>`);
+      else if (run.length === 1) {
+        const [cx, cy] = run[0]!.split(',');
+        out.push(`<circle cx="${cx}" cy="${cy}" r="2.5" fill="${color}"/>`);
+      }
       run = [];
     };
     for (const [x, y] of s.points) {
@@ -93,7 +128,9 @@ export function svgLinePlot(series: readonly Series[], opts: PlotOptions = {}): 
     flush();
     if (series.length > 1) {
       const ly = m.t + 12 + i * 14;
-      out.push(`<line x1="${m.l + 8}" x2="${m.l + 24}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"/><text x="${m.l + 28}" y="${ly}">${escapeHtml(s.name)}</text>`);
+      out.push(
+        `<line x1="${m.l + 8}" x2="${m.l + 24}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"/><text x="${m.l + 28}" y="${ly}">${escapeHtml(s.name)}</text>`,
+      );
     }
   });
   out.push('</svg>');
@@ -102,9 +139,22 @@ export function svgLinePlot(series: readonly Series[], opts: PlotOptions = {}): 
 
 /** Curves shown in the report, in order (absent ones are skipped). */
 export const REPORT_METRICS: readonly string[] = [
-  METRIC.reward, METRIC.rewardStd, METRIC.loss, METRIC.gradNorm, METRIC.learningRate, METRIC.meanLength,
-  METRIC.entropy, METRIC.inverseAlpha, METRIC.fracRewardZeroStd, METRIC.kl, METRIC.clipRatioRegionMean,
-  METRIC.clippedRatio, METRIC.resampleRounds, METRIC.tokensPerSGeneration, METRIC.tokensPerSTraining, METRIC.timeS,
+  METRIC.reward,
+  METRIC.rewardStd,
+  METRIC.loss,
+  METRIC.gradNorm,
+  METRIC.learningRate,
+  METRIC.meanLength,
+  METRIC.entropy,
+  METRIC.inverseAlpha,
+  METRIC.fracRewardZeroStd,
+  METRIC.kl,
+  METRIC.clipRatioRegionMean,
+  METRIC.clippedRatio,
+  METRIC.resampleRounds,
+  METRIC.tokensPerSGeneration,
+  METRIC.tokensPerSTraining,
+  METRIC.timeS,
 ];
 
 export interface ReportOptions {
@@ -120,7 +170,11 @@ function readJsonl(path: string, lastN: number): Record<string, unknown>[] {
   const rows: Record<string, unknown>[] = [];
   for (const line of readFileSync(path, 'utf8').split('\n')) {
     if (!line.trim()) continue;
-    try { rows.push(JSON.parse(line)); } catch { /* a torn last line from a crash */ }
+    try {
+      rows.push(JSON.parse(line));
+    } catch {
+      /* a torn last line from a crash */
+    }
   }
   return rows.slice(-lastN);
 }
@@ -136,22 +190,43 @@ function flatten(o: unknown, prefix = '', out: [string, string][] = []): [string
 export function renderReport(runDir: string, opts: ReportOptions = {}): string {
   const rows = readMetrics(join(runDir, 'metrics.jsonl'));
   const cfgPath = join(runDir, 'trainer_config.json');
-  const config = opts.config ?? (existsSync(cfgPath) ? (JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>) : undefined);
+  const config =
+    opts.config ??
+    (existsSync(cfgPath) ? (JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>) : undefined);
   const comps = readJsonl(join(runDir, 'completions.jsonl'), opts.maxCompletions ?? 20);
   const title = opts.title ?? `gpg-rl run: ${runDir}`;
   const keys = new Set(rows.flatMap((r) => Object.keys(r)));
   const rewardKeys = [...keys].filter((k) => /^rewards\/.+\/mean$/.test(k));
   const plots: string[] = [];
-  const curve = (k: string): [number, number][] => rows.map((r, i) => [Number(r.step ?? i + 1), r[k] === null || r[k] === undefined ? NaN : Number(r[k])]);
-  for (const k of REPORT_METRICS) if (keys.has(k)) plots.push(svgLinePlot([{ name: k, points: curve(k) }], { title: k, xLabel: 'step' }));
-  if (rewardKeys.length) plots.splice(1, 0, svgLinePlot(rewardKeys.map((k) => ({ name: k.slice(8, -5), points: curve(k) })), { title: 'rewards per function (mean)', xLabel: 'step' }));
+  const curve = (k: string): [number, number][] =>
+    rows.map((r, i) => [Number(r.step ?? i + 1), r[k] === null || r[k] === undefined ? NaN : Number(r[k])]);
+  for (const k of REPORT_METRICS)
+    if (keys.has(k)) plots.push(svgLinePlot([{ name: k, points: curve(k) }], { title: k, xLabel: 'step' }));
+  if (rewardKeys.length)
+    plots.splice(
+      1,
+      0,
+      svgLinePlot(
+        rewardKeys.map((k) => ({ name: k.slice(8, -5), points: curve(k) })),
+        { title: 'rewards per function (mean)', xLabel: 'step' },
+      ),
+    );
   const last = rows[rows.length - 1];
-  const summary = last ? `${rows.length} steps logged; last step ${last.step}: reward ${last.reward}, loss ${last.loss}` : 'no metrics logged yet';
+  const summary = last
+    ? `${rows.length} steps logged; last step ${last.step}: reward ${last.reward}, loss ${last.loss}`
+    : 'no metrics logged yet';
   const cfgTable = config
-    ? `<table>${flatten(config).map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td><code>${escapeHtml(v)}</code></td></tr>`).join('')}</table>`
+    ? `<table>${flatten(config)
+        .map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td><code>${escapeHtml(v)}</code></td></tr>`)
+        .join('')}</table>`
     : '<p>(no trainer_config.json in the run folder)</p>';
   const compHtml = comps.length
-    ? comps.map((c) => `<details><summary>step ${escapeHtml(String(c.step ?? '?'))} · reward ${escapeHtml(JSON.stringify(c.reward ?? c.rewards ?? null))} · advantage ${escapeHtml(JSON.stringify(c.advantage ?? null))}</summary><pre>${escapeHtml(String(c.prompt ?? ''))}</pre><pre class="c">${escapeHtml(String(c.completion ?? ''))}</pre></details>`).join('')
+    ? comps
+        .map(
+          (c) =>
+            `<details><summary>step ${escapeHtml(String(c.step ?? '?'))} · reward ${escapeHtml(JSON.stringify(c.reward ?? c.rewards ?? null))} · advantage ${escapeHtml(JSON.stringify(c.advantage ?? null))}</summary><pre>${escapeHtml(String(c.prompt ?? ''))}</pre><pre class="c">${escapeHtml(String(c.completion ?? ''))}</pre></details>`,
+        )
+        .join('')
     : '<p>(no completions.jsonl)</p>';
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>

@@ -70,10 +70,11 @@ export async function rollout(ctx: RolloutContext, rows: TrainRow[], stats: Roll
   const G = ctx.G;
   const prompts: number[][] = [];
   const flatRows: TrainRow[] = [];
-  for (const r of rows) for (let g = 0; g < G; g++) {
-    prompts.push(r.ids);
-    flatRows.push(r);
-  }
+  for (const r of rows)
+    for (let g = 0; g < G; g++) {
+      prompts.push(r.ids);
+      flatRows.push(r);
+    }
   const t0 = performance.now();
   const gen = generate(ctx.model, prompts, {
     maxNewTokens: ctx.maxNewTokens,
@@ -90,14 +91,20 @@ export async function rollout(ctx: RolloutContext, rows: TrainRow[], stats: Roll
   const texts = gen.tokens.map((t) => ctx.decode(t));
   for (const t of gen.tokens) stats.generatedTokens += t.length;
   const t1 = performance.now();
-  const input = buildRewardInput(flatRows, flatRows.map((r) => r.text), texts, gen.tokens);
+  const input = buildRewardInput(
+    flatRows,
+    flatRows.map((r) => r.text),
+    texts,
+    gen.tokens,
+  );
   const scored = await scoreCompletions(ctx.rewards, input, { timeoutMs: ctx.rewardTimeoutMs });
   stats.rewardSeconds += (performance.now() - t1) / 1000;
   for (const [k, v] of Object.entries(scored.failures)) stats.rewardFailures[k] = (stats.rewardFailures[k] ?? 0) + v;
   stats.errors.push(...scored.errors);
   const total = scored.total;
   if (ctx.overlong) {
-    for (let i = 0; i < total.length; i++) total[i] = total[i]! + overlongPenalty(gen.tokens[i]!.length, ctx.overlong.max_len, ctx.overlong.cache);
+    for (let i = 0; i < total.length; i++)
+      total[i] = total[i]! + overlongPenalty(gen.tokens[i]!.length, ctx.overlong.max_len, ctx.overlong.cache);
   }
   return rows.map((row, k) => {
     const s = k * G;

@@ -66,7 +66,8 @@ export async function prepareRun(cfg: TrainConfig, opts: SetupInputs, log: (s: s
     modelSourceDir = opts.modelDir ?? null;
   } else if (isBuiltin(cfg.model_name_or_path)) {
     // a dry run validates with the tiny model (same tokenizer) instead of building the warm start
-    const name = opts.dryRun && cfg.model_name_or_path === 'builtin:demo-warmstart' ? 'builtin:tiny' : cfg.model_name_or_path;
+    const name =
+      opts.dryRun && cfg.model_name_or_path === 'builtin:demo-warmstart' ? 'builtin:tiny' : cfg.model_name_or_path;
     const b = await resolveBuiltinModel(name, cfg.seed, log);
     ({ model, tokenizer } = b);
     tokenizerFiles = b.dir ? undefined : b.tokenizerFiles;
@@ -86,14 +87,24 @@ export async function prepareRun(cfg: TrainConfig, opts: SetupInputs, log: (s: s
   if (opts.rows) rawRows = opts.rows;
   else if (isBuiltin(ds.path)) rawRows = builtinDataset(ds.path, cfg.seed);
   else {
-    const loaded = await loadDataset({ path: ds.path, format: ds.format as 'auto', promptField: ds.prompt_field, answerField: ds.answer_field, answerExtraction: ds.answer_extraction, limit: ds.limit ?? undefined });
+    const loaded = await loadDataset({
+      path: ds.path,
+      format: ds.format as 'auto',
+      promptField: ds.prompt_field,
+      answerField: ds.answer_field,
+      answerExtraction: ds.answer_extraction,
+      limit: ds.limit ?? undefined,
+    });
     rawRows = loaded.rows;
     dropped = { ...loaded.dropped };
   }
   const rows: TrainRow[] = [];
   let tooLong = 0;
   for (const r of rawRows) {
-    const messages = buildMessages(r, { systemPrompt: ds.system_prompt ?? undefined, promptTemplate: ds.prompt_template ?? undefined });
+    const messages = buildMessages(r, {
+      systemPrompt: ds.system_prompt ?? undefined,
+      promptTemplate: ds.prompt_template ?? undefined,
+    });
     const text = renderPrompt(messages, tokenizer, { useChatTemplate: ds.use_chat_template });
     const ids = tokenizer.encode(text, { addSpecialTokens: false });
     if (ids.length === 0 || ids.length > cfg.max_prompt_length) {
@@ -102,7 +113,10 @@ export async function prepareRun(cfg: TrainConfig, opts: SetupInputs, log: (s: s
     }
     rows.push({ ...r, text, ids });
   }
-  if (rows.length === 0) throw new ConfigError(`dataset ${ds.path}: no usable prompt (${rawRows.length} rows, ${tooLong} longer than max_prompt_length ${cfg.max_prompt_length}); raise max_prompt_length or check dataset.prompt_field`);
+  if (rows.length === 0)
+    throw new ConfigError(
+      `dataset ${ds.path}: no usable prompt (${rawRows.length} rows, ${tooLong} longer than max_prompt_length ${cfg.max_prompt_length}); raise max_prompt_length or check dataset.prompt_field`,
+    );
 
   // rewards (the verifier pool is closed again if they cannot be resolved)
   const needsVerifier = cfg.reward_funcs.some((r) => r === 'accuracy' || r === 'cosine');
@@ -114,25 +128,59 @@ export async function prepareRun(cfg: TrainConfig, opts: SetupInputs, log: (s: s
     await verifier?.close();
     throw e;
   }
-  const totalSteps = cfg.max_steps > 0 ? cfg.max_steps : Math.max(1, Math.ceil((cfg.num_train_epochs * rows.length) / promptsPerStep));
-  return { model, tokenizer, modelSourceDir, tokenizerFiles, generation, eosTokenIds, padTokenId, rows, tooLong, dropped, rawRowCount: rawRows.length, rewards, verifier, totalSteps, promptsPerStep };
+  const totalSteps =
+    cfg.max_steps > 0 ? cfg.max_steps : Math.max(1, Math.ceil((cfg.num_train_epochs * rows.length) / promptsPerStep));
+  return {
+    model,
+    tokenizer,
+    modelSourceDir,
+    tokenizerFiles,
+    generation,
+    eosTokenIds,
+    padTokenId,
+    rows,
+    tooLong,
+    dropped,
+    rawRowCount: rawRows.length,
+    rewards,
+    verifier,
+    totalSteps,
+    promptsPerStep,
+  };
 }
 
 /** Reward functions given in code (weights from reward_weights), or the recipe's reward_funcs. */
-async function resolveRunRewards(cfg: TrainConfig, opts: SetupInputs, verifier: VerifierPool | null): Promise<NamedReward[]> {
+async function resolveRunRewards(
+  cfg: TrainConfig,
+  opts: SetupInputs,
+  verifier: VerifierPool | null,
+): Promise<NamedReward[]> {
   if (opts.rewardFns) {
-    const list = Array.isArray(opts.rewardFns) ? opts.rewardFns : Object.entries(opts.rewardFns).map(([name, fn]) => ({ name, fn, weight: 1 }));
+    const list = Array.isArray(opts.rewardFns)
+      ? opts.rewardFns
+      : Object.entries(opts.rewardFns).map(([name, fn]) => ({ name, fn, weight: 1 }));
     const w = cfg.reward_weights;
-    if (w && w.length !== list.length) throw new ConfigError(`reward_weights has ${w.length} entries but ${list.length} reward functions were passed to train()`);
+    if (w && w.length !== list.length)
+      throw new ConfigError(
+        `reward_weights has ${w.length} entries but ${list.length} reward functions were passed to train()`,
+      );
     return list.map((r, i) => ({ ...r, weight: w ? w[i]! : r.weight }));
   }
   return resolveRewards(
-    cfg.reward_funcs.map((r) => (typeof r === 'string' ? r : { path: r.path, export: r.export, name: rewardFuncName(r) })),
+    cfg.reward_funcs.map((r) =>
+      typeof r === 'string' ? r : { path: r.path, export: r.export, name: rewardFuncName(r) },
+    ),
     cfg.reward_weights ?? undefined,
     {
       baseDir: opts.baseDir ?? process.cwd(),
       cosineMaxLen: cfg.cosine_max_len,
-      cosine: { minValueCorrect: cfg.cosine_min_value_correct, maxValueCorrect: cfg.cosine_max_value_correct, minValueWrong: cfg.cosine_min_value_wrong, maxValueWrong: cfg.cosine_max_value_wrong, lengthUnit: cfg.cosine_length_unit },
+      cosine: {
+        minValueCorrect: cfg.cosine_min_value_correct,
+        maxValueCorrect: cfg.cosine_max_value_correct,
+        minValueWrong: cfg.cosine_min_value_wrong,
+        maxValueWrong: cfg.cosine_max_value_wrong,
+        lengthUnit: cfg.cosine_length_unit,
+      },
       formatPattern: cfg.format_pattern ?? undefined,
       verifier: verifier ?? undefined,
     },

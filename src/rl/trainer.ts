@@ -36,7 +36,17 @@ import type { TrainConfig } from './config.ts';
 import { validateConfig } from './recipe.ts';
 import { nanMeanStd, rewardStats } from './advantages.ts';
 import { algorithmFor, type Algorithm, type StepBatch } from './algorithms/index.ts';
-import { METRIC, MetricsWriter, ProgressBar, formatProgress, metricKeys, rewardMeanKey, rewardStdKey, truncateMetrics, type MetricsRow } from './metrics.ts';
+import {
+  METRIC,
+  MetricsWriter,
+  ProgressBar,
+  formatProgress,
+  metricKeys,
+  rewardMeanKey,
+  rewardStdKey,
+  truncateMetrics,
+  type MetricsRow,
+} from './metrics.ts';
 import { writeReport } from './report.ts';
 import { rollout, type Group, type RolloutContext, type RolloutStats, type TrainRow } from './rollout.ts';
 import { hashConfig, latestCheckpoint, saveCheckpoint } from './checkpoint.ts';
@@ -80,16 +90,32 @@ export interface TrainResult {
 }
 
 /** Fields that may change between a run and its --resume. */
-const RESUMABLE = new Set(['max_steps', 'output_dir', 'save_steps', 'logging_steps', 'eval_steps', 'eval_benchmarks', 'eval_limit', 'log_completions', 'num_completions_to_log', 'threads']);
+const RESUMABLE = new Set([
+  'max_steps',
+  'output_dir',
+  'save_steps',
+  'logging_steps',
+  'eval_steps',
+  'eval_benchmarks',
+  'eval_limit',
+  'log_completions',
+  'num_completions_to_log',
+  'threads',
+]);
 
-export async function train(configIn: TrainConfig | Record<string, unknown>, opts: TrainOptions = {}): Promise<TrainResult> {
+export async function train(
+  configIn: TrainConfig | Record<string, unknown>,
+  opts: TrainOptions = {},
+): Promise<TrainResult> {
   const cfg = isResolved(configIn) ? configIn : validateConfig(configIn, 'config', { baseDir: opts.baseDir });
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   const runDir = resolve(cfg.output_dir);
   const existing = existsSync(runDir) && readdirSync(runDir).length > 0;
   if (existing && !opts.resume && !opts.dryRun) {
-    throw new ConfigError(`output_dir ${cfg.output_dir} already holds a run; pass --resume to continue it, or choose another output_dir (--set output_dir=runs/new)`);
+    throw new ConfigError(
+      `output_dir ${cfg.output_dir} already holds a run; pass --resume to continue it, or choose another output_dir (--set output_dir=runs/new)`,
+    );
   }
   const algo = algorithmFor(cfg.loss_type);
   const setup = await prepareRun(cfg, opts, log);
@@ -109,7 +135,8 @@ export async function train(configIn: TrainConfig | Record<string, unknown>, opt
         run.lastStep = step + 1;
         break;
       }
-      if (cfg.save_steps > 0 && (step + 1) % cfg.save_steps === 0 && step + 1 < run.totalSteps) run.save(null, step + 1);
+      if (cfg.save_steps > 0 && (step + 1) % cfg.save_steps === 0 && step + 1 < run.totalSteps)
+        run.save(null, step + 1);
     }
     return run.finish();
   } finally {
@@ -166,13 +193,27 @@ class Run {
   }
 
   /** Fresh state, or the newest checkpoint's with --resume; then the run folder and its writers. */
-  static async open(cfg: TrainConfig, algo: Algorithm, setup: RunSetup, runDir: string, existing: boolean, opts: TrainOptions, log: (s: string) => void): Promise<Run> {
+  static async open(
+    cfg: TrainConfig,
+    algo: Algorithm,
+    setup: RunSetup,
+    runDir: string,
+    existing: boolean,
+    opts: TrainOptions,
+    log: (s: string) => void,
+  ): Promise<Run> {
     const { model } = setup;
     const configHash = hashConfig(Object.fromEntries(Object.entries(cfg).filter(([k]) => !RESUMABLE.has(k))));
     const rng = new Rng(cfg.seed, 1); // sampling
     let sampler = new PromptSampler(setup.rows, cfg.seed);
     const named = model.trainableParameters();
-    const optimizer = makeOptimizer(named, { learningRate: cfg.learning_rate, weightDecay: cfg.weight_decay, beta1: cfg.adam_beta1, beta2: cfg.adam_beta2, eps: cfg.adam_epsilon });
+    const optimizer = makeOptimizer(named, {
+      learningRate: cfg.learning_rate,
+      weightDecay: cfg.weight_decay,
+      beta1: cfg.adam_beta1,
+      beta2: cfg.adam_beta2,
+      eps: cfg.adam_epsilon,
+    });
     let startStep = 0;
     let optimizerStep = 0;
     const counters: Record<string, number> = { skipped_steps: 0, reward_failures: 0 };
@@ -189,7 +230,9 @@ class Run {
         }
         if (ck) {
           if (ck.data.state.configHash !== configHash) {
-            throw new ConfigError(`--resume: ${ck.dir} was written with different settings (only ${[...RESUMABLE].join(', ')} may change); use the original recipe or another output_dir`);
+            throw new ConfigError(
+              `--resume: ${ck.dir} was written with different settings (only ${[...RESUMABLE].join(', ')} may change); use the original recipe or another output_dir`,
+            );
           }
           const weights = CausalLM.load(ck.dir);
           for (const [name, p] of model.params) p.copyFrom(weights.params.get(name)!);
@@ -199,7 +242,11 @@ class Run {
           sampler = PromptSampler.restore(setup.rows, ck.data.state.sampler);
           rng.setState(ck.data.state.rng);
           Object.assign(counters, ck.data.state.counters);
-          optimizer.loadState({ step: optimizerStep, m: named.map(([n]) => ck.data.m.get(n)!), v: named.map(([n]) => ck.data.v.get(n)!) });
+          optimizer.loadState({
+            step: optimizerStep,
+            m: named.map(([n]) => ck.data.m.get(n)!),
+            v: named.map(([n]) => ck.data.v.get(n)!),
+          });
           truncateMetrics(join(runDir, 'metrics.jsonl'), startStep);
           truncateJsonl(join(runDir, 'completions.jsonl'), startStep);
           log(`resuming ${cfg.output_dir} from ${ck.dir} (step ${startStep})`);
@@ -216,9 +263,28 @@ class Run {
     writeFileAtomic(join(runDir, 'trainer_config.json'), JSON.stringify(cfg, null, 1) + '\n');
     const keys = metricKeys({ rewardFns: setup.rewards.map((r) => r.name), algorithmKeys: algo.metricKeys(cfg) });
     const metrics = new MetricsWriter(join(runDir, 'metrics.jsonl'), keys);
-    const bar = new ProgressBar(setup.totalSteps, opts.log ? { write: (s: string) => opts.log!(s.replace(/\n$/, '')) } : process.stderr);
+    const bar = new ProgressBar(
+      setup.totalSteps,
+      opts.log ? { write: (s: string) => opts.log!(s.replace(/\n$/, '')) } : process.stderr,
+    );
     model.setRequiresGrad(true);
-    return new Run(cfg, algo, setup, runDir, startStep, optimizerStep, sampler, rng, optimizer, counters, ref, configHash, metrics, bar, log);
+    return new Run(
+      cfg,
+      algo,
+      setup,
+      runDir,
+      startStep,
+      optimizerStep,
+      sampler,
+      rng,
+      optimizer,
+      counters,
+      ref,
+      configHash,
+      metrics,
+      bar,
+      log,
+    );
   }
 
   /** 1–2) Experience for one step, collected the algorithm's way (no gradient recording). */
@@ -229,10 +295,19 @@ class Run {
     // gradient_accumulation_steps), so the samples of a step do not depend on how it is split into
     // micro-batches for the backward pass, and accumulating 2 × B equals one batch of 2B (DESIGN §5).
     const ctx: RolloutContext = {
-      model: setup.model, rng: this.rng, G: cfg.num_generations, maxNewTokens: cfg.max_completion_length,
-      temperature: cfg.temperature, topP: cfg.top_p, topK: cfg.top_k, eosTokenIds: setup.eosTokenIds, padTokenId: setup.padTokenId,
+      model: setup.model,
+      rng: this.rng,
+      G: cfg.num_generations,
+      maxNewTokens: cfg.max_completion_length,
+      temperature: cfg.temperature,
+      topP: cfg.top_p,
+      topK: cfg.top_k,
+      eosTokenIds: setup.eosTokenIds,
+      padTokenId: setup.padTokenId,
       decode: (ids: number[]) => setup.tokenizer.decode(ids, { skipSpecialTokens: true }),
-      rewards: setup.rewards, rewardTimeoutMs: cfg.reward_timeout_s * 1000, overlong: cfg.overlong_penalty,
+      rewards: setup.rewards,
+      rewardTimeoutMs: cfg.reward_timeout_s * 1000,
+      overlong: cfg.overlong_penalty,
       genBatch: cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps,
     };
     const sample = (n: number) => {
@@ -240,7 +315,12 @@ class Run {
       return rollout(ctx, this.sampler.next(n), this.stats);
     };
     setup.model.setRequiresGrad(false);
-    const batch = await this.algo.collect(cfg, { groupsPerStep: setup.promptsPerStep, sample, log: (s) => this.bar.log(s), step: step + 1 });
+    const batch = await this.algo.collect(cfg, {
+      groupsPerStep: setup.promptsPerStep,
+      sample,
+      log: (s) => this.bar.log(s),
+      step: step + 1,
+    });
     setup.model.setRequiresGrad(true);
     for (const e of this.stats.errors) {
       this.counters.reward_failures = (this.counters.reward_failures ?? 0) + 1;
@@ -266,7 +346,12 @@ class Run {
     let entropyCount = 0;
     let trainTokens = 0;
     const tTrain = performance.now();
-    const lrAt = (k: number) => learningRateAt(k, this.totalSteps * iterations, { learningRate: cfg.learning_rate, warmupRatio: cfg.warmup_ratio, scheduler: cfg.lr_scheduler_type });
+    const lrAt = (k: number) =>
+      learningRateAt(k, this.totalSteps * iterations, {
+        learningRate: cfg.learning_rate,
+        warmupRatio: cfg.warmup_ratio,
+        scheduler: cfg.lr_scheduler_type,
+      });
     let lr = lrAt(this.optimizerStep_);
     if (batch.skip) this.counters.skipped_steps = (this.counters.skipped_steps ?? 0) + 1;
     else {
@@ -276,22 +361,33 @@ class Run {
           const { B, T } = packed;
           if (this.ref && it === 0) mb.refLp = denseLogps(this.ref, packed, cfg.temperature);
           const res = tidy(() => {
-            const { logps, index, entropy } = model.tokenLogps(packed, { temperature: cfg.temperature, select: packed.m, entropy: it === 0 });
+            const { logps, index, entropy } = model.tokenLogps(packed, {
+              temperature: cfg.temperature,
+              select: packed.m,
+              entropy: it === 0,
+            });
             const lp = denseFinite(logps.toFloat32(), index, B * (T - 1), step + 1, k + 1);
             if (it === 0 && algo.needsOldLogps(cfg)) mb.oldLp = lp.slice();
             const out = algo.loss(cfg, batch, {
-              lp, oldLp: algo.needsOldLogps(cfg) ? mb.oldLp : undefined, refLp: mb.refLp, mask: packed.m,
-              advantages: adv.subarray(mb.lo, mb.hi), B, Tm1: T - 1, denominators: { tokens, sequences: nSeq },
+              lp,
+              oldLp: algo.needsOldLogps(cfg) ? mb.oldLp : undefined,
+              refLp: mb.refLp,
+              mask: packed.m,
+              advantages: adv.subarray(mb.lo, mb.hi),
+              B,
+              Tm1: T - 1,
+              denominators: { tokens, sequences: nSeq },
             });
             if (index.length > 0) {
               const seed = new Float32Array(index.length);
               for (let i = 0; i < index.length; i++) seed[i] = out.dlp[index[i]!]!;
               backward(logps, Tensor.fromArray(seed, [index.length]));
             }
-            if (entropy) for (const e of entropy) {
-              entropySum += e;
-              entropyCount++;
-            }
+            if (entropy)
+              for (const e of entropy) {
+                entropySum += e;
+                entropyCount++;
+              }
             return out;
           });
           lossSum += res.loss;
@@ -306,8 +402,16 @@ class Run {
       }
     }
     return {
-      loss: batch.skip ? NaN : lossSum / iterations, gradNorm, lr, advantages: adv, entropy: entropyCount ? entropySum / entropyCount : NaN,
-      sums, tokens, trainTokens, trainSeconds: (performance.now() - tTrain) / 1000, stats: { ...this.stats },
+      loss: batch.skip ? NaN : lossSum / iterations,
+      gradNorm,
+      lr,
+      advantages: adv,
+      entropy: entropyCount ? entropySum / entropyCount : NaN,
+      sums,
+      tokens,
+      trainTokens,
+      trainSeconds: (performance.now() - tTrain) / 1000,
+      stats: { ...this.stats },
     };
   }
 
@@ -335,7 +439,11 @@ class Run {
       [METRIC.maxLength]: lens.length ? Math.max(...lens) : NaN,
       [METRIC.clippedRatio]: mean(truncated),
       [METRIC.entropy]: u.entropy,
-      ...this.algo.metrics(cfg, batch, u.sums, { tokens: u.tokens, iterations: this.algo.iterations(cfg), skippedSteps: this.counters.skipped_steps ?? 0 }),
+      ...this.algo.metrics(cfg, batch, u.sums, {
+        tokens: u.tokens,
+        iterations: this.algo.iterations(cfg),
+        skippedSteps: this.counters.skipped_steps ?? 0,
+      }),
       [METRIC.tokensPerSGeneration]: genSeconds > 0 ? u.stats.generatedTokens / genSeconds : NaN,
       [METRIC.tokensPerSTraining]: u.trainSeconds > 0 && u.trainTokens > 0 ? u.trainTokens / u.trainSeconds : NaN,
       [METRIC.timeS]: seconds,
@@ -349,8 +457,16 @@ class Run {
     }
     this.metrics.write(row);
     this.rows.push(row);
-    if (cfg.log_completions) logCompletions(join(this.runDir, 'completions.jsonl'), step + 1, groups, u.advantages, cfg.num_completions_to_log);
-    if ((step + 1) % cfg.logging_steps === 0 || step + 1 === this.totalSteps) this.bar.update(step + 1, formatProgress(row, this.totalSteps));
+    if (cfg.log_completions)
+      logCompletions(
+        join(this.runDir, 'completions.jsonl'),
+        step + 1,
+        groups,
+        u.advantages,
+        cfg.num_completions_to_log,
+      );
+    if ((step + 1) % cfg.logging_steps === 0 || step + 1 === this.totalSteps)
+      this.bar.update(step + 1, formatProgress(row, this.totalSteps));
     this.generatedTokens += u.stats.generatedTokens;
     return row;
   }
@@ -360,28 +476,55 @@ class Run {
     const { cfg, setup } = this;
     const { evaluate } = await import('../eval/evaluate.ts');
     setup.model.setRequiresGrad(false);
-    const r = await evaluate(setup.model, setup.tokenizer, { benchmarks: cfg.eval_benchmarks, limit: cfg.eval_limit, maxNewTokens: cfg.max_completion_length, eosTokenIds: setup.eosTokenIds, padTokenId: setup.padTokenId, pool: setup.verifier ?? undefined });
+    const r = await evaluate(setup.model, setup.tokenizer, {
+      benchmarks: cfg.eval_benchmarks,
+      limit: cfg.eval_limit,
+      maxNewTokens: cfg.max_completion_length,
+      eosTokenIds: setup.eosTokenIds,
+      padTokenId: setup.padTokenId,
+      pool: setup.verifier ?? undefined,
+    });
     setup.model.setRequiresGrad(true);
     appendFileSync(join(this.runDir, 'eval.jsonl'), JSON.stringify({ step, ...r.summary }) + '\n');
-    this.log(`step ${step}: eval pass@1 ${cfg.eval_benchmarks.map((b) => `${b} ${(r.summary.benchmarks[b]?.pass1 ?? NaN).toFixed(3)}`).join(', ')}, average ${r.summary.average.pass1.toFixed(3)}`);
+    this.log(
+      `step ${step}: eval pass@1 ${cfg.eval_benchmarks.map((b) => `${b} ${(r.summary.benchmarks[b]?.pass1 ?? NaN).toFixed(3)}`).join(', ')}, average ${r.summary.average.pass1.toFixed(3)}`,
+    );
   }
 
   /** A checkpoint at `step`; with `dir`, also the model folder there (staged, then swapped in). */
   save(dir: string | null, step: number): string {
     const { setup } = this;
     const { model } = setup;
-    const tokenizerDir = setup.modelSourceDir && existsSync(join(setup.modelSourceDir, 'tokenizer.json')) ? setup.modelSourceDir : null;
-    const data = { state: { step, optimizerStep: this.optimizerStep_, sampler: this.sampler.state(), rng: this.rng.state(), counters: { ...this.counters }, configHash: this.configHash }, m: new Map<string, Float32Array>(), v: new Map<string, Float32Array>() };
+    const tokenizerDir =
+      setup.modelSourceDir && existsSync(join(setup.modelSourceDir, 'tokenizer.json')) ? setup.modelSourceDir : null;
+    const data = {
+      state: {
+        step,
+        optimizerStep: this.optimizerStep_,
+        sampler: this.sampler.state(),
+        rng: this.rng.state(),
+        counters: { ...this.counters },
+        configHash: this.configHash,
+      },
+      m: new Map<string, Float32Array>(),
+      v: new Map<string, Float32Array>(),
+    };
     const st = this.optimizer.state();
     model.trainableParameters().forEach(([n], i) => {
       data.m.set(n, st.m[i]!);
       data.v.set(n, st.v[i]!);
     });
-    const ck = saveCheckpoint(this.runDir, model.cfg, model.toHost(), data, { generation: setup.generation ?? undefined, tokenizerFrom: tokenizerDir ?? undefined, extraFiles: tokenizerDir ? undefined : setup.tokenizerFiles });
+    const ck = saveCheckpoint(this.runDir, model.cfg, model.toHost(), data, {
+      generation: setup.generation ?? undefined,
+      tokenizerFrom: tokenizerDir ?? undefined,
+      extraFiles: tokenizerDir ? undefined : setup.tokenizerFiles,
+    });
     if (dir) {
       // a kill never leaves a half-written <output_dir>/model
       replaceDirAtomic(dir, (stage) => {
-        for (const f of readdirSync(ck)) if (f !== 'optimizer.safetensors' && f !== 'trainer_state.json') writeFileAtomic(join(stage, f), readFileSync(join(ck, f)));
+        for (const f of readdirSync(ck))
+          if (f !== 'optimizer.safetensors' && f !== 'trainer_state.json')
+            writeFileAtomic(join(stage, f), readFileSync(join(ck, f)));
       });
     }
     return ck;
@@ -392,8 +535,20 @@ class Run {
     this.bar.done?.();
     const modelDir = join(this.runDir, 'model');
     this.save(modelDir, this.lastStep);
-    writeReport(this.runDir, { config: this.cfg as unknown as Record<string, unknown>, title: `gpg-rl run: ${this.cfg.output_dir}` });
-    return { runDir: this.runDir, steps: this.lastStep, generatedCompletions: this.generatedCompletions, generatedTokens: this.generatedTokens, seconds: (performance.now() - this.t0) / 1000, modelDir, metrics: this.rows, model: this.setup.model };
+    writeReport(this.runDir, {
+      config: this.cfg as unknown as Record<string, unknown>,
+      title: `gpg-rl run: ${this.cfg.output_dir}`,
+    });
+    return {
+      runDir: this.runDir,
+      steps: this.lastStep,
+      generatedCompletions: this.generatedCompletions,
+      generatedTokens: this.generatedTokens,
+      seconds: (performance.now() - this.t0) / 1000,
+      modelDir,
+      metrics: this.rows,
+      model: this.setup.model,
+    };
   }
 
   /** Releases everything the run holds (also after an error). */
@@ -412,8 +567,19 @@ function newStats(): RolloutStats {
 
 async function dryRun(cfg: TrainConfig, s: RunSetup, runDir: string, log: (s: string) => void): Promise<TrainResult> {
   await s.verifier?.close();
-  log(`dry run: ${cfg.output_dir}: ${s.rows.length} prompts (${s.tooLong} over max_prompt_length, ${JSON.stringify(s.dropped)} dropped at load), ${s.rewards.length} reward function(s) [${s.rewards.map((r) => r.name).join(', ')}], ${s.totalSteps} steps of ${s.promptsPerStep} prompts × ${cfg.num_generations} completions, model ${s.model.cfg.architecture} ${(s.model.numParameters() / 1e6).toFixed(2)}M params`);
-  return { runDir, steps: 0, generatedCompletions: 0, generatedTokens: 0, seconds: 0, modelDir: null, metrics: [], model: s.model };
+  log(
+    `dry run: ${cfg.output_dir}: ${s.rows.length} prompts (${s.tooLong} over max_prompt_length, ${JSON.stringify(s.dropped)} dropped at load), ${s.rewards.length} reward function(s) [${s.rewards.map((r) => r.name).join(', ')}], ${s.totalSteps} steps of ${s.promptsPerStep} prompts × ${cfg.num_generations} completions, model ${s.model.cfg.architecture} ${(s.model.numParameters() / 1e6).toFixed(2)}M params`,
+  );
+  return {
+    runDir,
+    steps: 0,
+    generatedCompletions: 0,
+    generatedTokens: 0,
+    seconds: 0,
+    modelDir: null,
+    metrics: [],
+    model: s.model,
+  };
 }
 
 interface MicroBatch {
@@ -429,11 +595,12 @@ function microBatches(groups: Group[], G: number, cfg: TrainConfig, padId: numbe
   const prompts: number[][] = [];
   const comps: number[][] = [];
   const keep: boolean[] = [];
-  for (const g of groups) for (let i = 0; i < G; i++) {
-    prompts.push(g.row.ids);
-    comps.push(g.completions[i]!);
-    keep.push(!(cfg.mask_truncated_completions && !g.finished[i]));
-  }
+  for (const g of groups)
+    for (let i = 0; i < G; i++) {
+      prompts.push(g.row.ids);
+      comps.push(g.completions[i]!);
+      keep.push(!(cfg.mask_truncated_completions && !g.finished[i]));
+    }
   const out: MicroBatch[] = [];
   const mb = cfg.per_device_train_batch_size;
   for (let lo = 0; lo < prompts.length; lo += mb) {
@@ -447,14 +614,24 @@ function microBatches(groups: Group[], G: number, cfg: TrainConfig, padId: numbe
 function denseFinite(values: Float32Array, index: Int32Array, n: number, step: number, micro: number): Float64Array {
   const lp = new Float64Array(n);
   for (let i = 0; i < index.length; i++) {
-    if (!Number.isFinite(values[i]!)) throw new GpgRlError(`step ${step}: the policy produced a non-finite token log-prob (${values[i]}) in micro-batch ${micro}; the weights have diverged (lower learning_rate, keep max_grad_norm > 0, or check the model files)`, 'GPG_NONFINITE');
+    if (!Number.isFinite(values[i]!))
+      throw new GpgRlError(
+        `step ${step}: the policy produced a non-finite token log-prob (${values[i]}) in micro-batch ${micro}; the weights have diverged (lower learning_rate, keep max_grad_norm > 0, or check the model files)`,
+        'GPG_NONFINITE',
+      );
     lp[index[i]!] = values[i]!;
   }
   return lp;
 }
 
 function isResolved(c: unknown): c is TrainConfig {
-  return typeof c === 'object' && c !== null && 'epsilon_high' in c && typeof (c as { epsilon_high: unknown }).epsilon_high === 'number' && 'dynamic_sampling' in c;
+  return (
+    typeof c === 'object' &&
+    c !== null &&
+    'epsilon_high' in c &&
+    typeof (c as { epsilon_high: unknown }).epsilon_high === 'number' &&
+    'dynamic_sampling' in c
+  );
 }
 
 function mean(xs: number[]): number {
@@ -487,7 +664,18 @@ function logCompletions(path: string, step: number, groups: Group[], adv: Float6
       if (k >= n) break outer;
       const perFn: Record<string, number | null> = {};
       for (const [name, arr] of Object.entries(g.perFn)) perFn[name] = Number.isFinite(arr[i]!) ? arr[i]! : null;
-      lines.push(JSON.stringify({ step, prompt: g.row.text, completion: g.texts[i], answer: g.row.answer, rewards: perFn, reward: g.rewards[i], advantage: adv[gi * g.completions.length + i], finished: g.finished[i] }));
+      lines.push(
+        JSON.stringify({
+          step,
+          prompt: g.row.text,
+          completion: g.texts[i],
+          answer: g.row.answer,
+          rewards: perFn,
+          reward: g.rewards[i],
+          advantage: adv[gi * g.completions.length + i],
+          finished: g.finished[i],
+        }),
+      );
       k++;
     }
   }
@@ -497,13 +685,15 @@ function logCompletions(path: string, step: number, groups: Group[], adv: Float6
 /** Keeps only rows with step ≤ lastStep (resume). */
 function truncateJsonl(path: string, lastStep: number): void {
   if (!existsSync(path)) return;
-  const keep = readFileSync(path, 'utf8').split('\n').filter((l) => {
-    if (!l.trim()) return false;
-    try {
-      return (JSON.parse(l) as { step: number }).step <= lastStep;
-    } catch {
-      return false;
-    }
-  });
+  const keep = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => {
+      if (!l.trim()) return false;
+      try {
+        return (JSON.parse(l) as { step: number }).step <= lastStep;
+      } catch {
+        return false;
+      }
+    });
   writeFileAtomic(path, keep.length ? keep.join('\n') + '\n' : '');
 }

@@ -46,7 +46,8 @@ export function loadSftRecipe(path: string, sets: string[] = []): SftConfig {
   } catch (e) {
     throw new ConfigError(`${path}: YAML syntax error: ${(e as Error).message.split('\n')[0]}`);
   }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`${path}: a recipe must be a YAML mapping of field: value`);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new ConfigError(`${path}: a recipe must be a YAML mapping of field: value`);
   const obj = raw as Record<string, unknown>;
   for (const s of sets) {
     let kv;
@@ -62,14 +63,20 @@ export function loadSftRecipe(path: string, sets: string[] = []): SftConfig {
   const r = sftSchema.safeParse(obj);
   if (!r.success) {
     const lines = r.error.issues.map((i) => `${path}: ${i.path.join('.') || '(root)'}: ${i.message}`);
-    throw new ConfigError(lines.length === 1 ? lines[0]! : `${path}: ${lines.length} invalid fields: ${lines.map((l) => l.slice(path.length + 2)).join('; ')}`);
+    throw new ConfigError(
+      lines.length === 1
+        ? lines[0]!
+        : `${path}: ${lines.length} invalid fields: ${lines.map((l) => l.slice(path.length + 2)).join('; ')}`,
+    );
   }
   const cfg = r.data;
   const base = dirname(resolve(path));
   const fix = (p: string) => (p.startsWith('builtin:') || isAbsolute(p) ? p : resolve(base, p));
   cfg.model_name_or_path = fix(cfg.model_name_or_path);
   cfg.dataset.path = fix(cfg.dataset.path);
-  if (!cfg.model_name_or_path.startsWith('builtin:') && !existsSync(cfg.model_name_or_path)) throw new ConfigError(`${path}: model_name_or_path: folder ${cfg.model_name_or_path} does not exist`);
-  if (!cfg.dataset.path.startsWith('builtin:') && !existsSync(cfg.dataset.path)) throw new ConfigError(`${path}: dataset.path: file ${cfg.dataset.path} does not exist`);
+  if (!cfg.model_name_or_path.startsWith('builtin:') && !existsSync(cfg.model_name_or_path))
+    throw new ConfigError(`${path}: model_name_or_path: folder ${cfg.model_name_or_path} does not exist`);
+  if (!cfg.dataset.path.startsWith('builtin:') && !existsSync(cfg.dataset.path))
+    throw new ConfigError(`${path}: dataset.path: file ${cfg.dataset.path} does not exist`);
   return cfg;
 }

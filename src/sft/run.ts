@@ -29,10 +29,16 @@ export interface SftRunSummary {
   seconds: number;
 }
 
-export async function runSft(cfg: SftConfig, log: (line: string) => void = (s) => process.stderr.write(s + '\n')): Promise<SftRunSummary> {
+export async function runSft(
+  cfg: SftConfig,
+  log: (line: string) => void = (s) => process.stderr.write(s + '\n'),
+): Promise<SftRunSummary> {
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   const out = resolve(cfg.output_dir);
-  if (existsSync(out) && readdirSync(out).length > 0) throw new ConfigError(`output_dir ${cfg.output_dir} already exists and is not empty; choose another (--set output_dir=runs/sft2)`);
+  if (existsSync(out) && readdirSync(out).length > 0)
+    throw new ConfigError(
+      `output_dir ${cfg.output_dir} already exists and is not empty; choose another (--set output_dir=runs/sft2)`,
+    );
 
   // model + tokenizer
   let model: CausalLM;
@@ -41,7 +47,12 @@ export async function runSft(cfg: SftConfig, log: (line: string) => void = (s) =
   let tokenizerFrom: string | undefined;
   let generation: GenerationDefaults | null;
   if (isBuiltin(cfg.model_name_or_path)) {
-    const b = builtinModel(cfg.model_name_or_path, cfg.seed, ['builtin:tiny', 'builtin:demo'], ['builtin:tiny', 'builtin:demo']);
+    const b = builtinModel(
+      cfg.model_name_or_path,
+      cfg.seed,
+      ['builtin:tiny', 'builtin:demo'],
+      ['builtin:tiny', 'builtin:demo'],
+    );
     ({ model, tokenizer, generation } = b);
     extraFiles = b.tokenizerFiles;
   } else {
@@ -56,15 +67,27 @@ export async function runSft(cfg: SftConfig, log: (line: string) => void = (s) =
   let pairs: Array<{ prompt: string; completion: string }>;
   const ds = cfg.dataset;
   if (isBuiltin(ds.path)) {
-    pairs = builtinDataset(ds.path, cfg.seed, ds.limit ?? 20000).map((r) => ({ prompt: r.prompt, completion: String(r.fields[ds.completion_field] ?? '') }));
+    pairs = builtinDataset(ds.path, cfg.seed, ds.limit ?? 20000).map((r) => ({
+      prompt: r.prompt,
+      completion: String(r.fields[ds.completion_field] ?? ''),
+    }));
   } else {
-    const loaded = await loadDataset({ path: ds.path, promptField: ds.prompt_field, answerField: ds.completion_field, answerExtraction: 'none', limit: ds.limit ?? undefined });
+    const loaded = await loadDataset({
+      path: ds.path,
+      promptField: ds.prompt_field,
+      answerField: ds.completion_field,
+      answerExtraction: 'none',
+      limit: ds.limit ?? undefined,
+    });
     pairs = loaded.rows.map((r) => ({ prompt: r.prompt, completion: r.answer ?? '' }));
   }
   pairs = pairs.filter((x) => x.completion.length > 0);
-  if (pairs.length === 0) throw new ConfigError(`dataset.path ${ds.path}: no row has a non-empty ${ds.completion_field}`);
+  if (pairs.length === 0)
+    throw new ConfigError(`dataset.path ${ds.path}: no row has a non-empty ${ds.completion_field}`);
   const tok: SftPair[] = pairs.map((x) => ({
-    prompt: tokenizer.encode(ds.prompt_template ? fillTemplate(ds.prompt_template, x.prompt) : x.prompt, { addSpecialTokens: false }),
+    prompt: tokenizer.encode(ds.prompt_template ? fillTemplate(ds.prompt_template, x.prompt) : x.prompt, {
+      addSpecialTokens: false,
+    }),
     completion: [...tokenizer.encode(x.completion, { addSpecialTokens: false }), eos],
   }));
 
@@ -91,12 +114,24 @@ export async function runSft(cfg: SftConfig, log: (line: string) => void = (s) =
         padTokenId,
         onStep: (step, loss) => {
           appendFileSync(logPath, JSON.stringify({ step, loss }) + '\n');
-          if (step % cfg.logging_steps === 0 || step === cfg.max_steps) log(`sft step ${step}/${cfg.max_steps}: loss ${loss.toFixed(4)}`);
+          if (step % cfg.logging_steps === 0 || step === cfg.max_steps)
+            log(`sft step ${step}/${cfg.max_steps}: loss ${loss.toFixed(4)}`);
         },
       },
     );
-    saveModelFolder(join(out, 'model'), model.cfg, model.toHost(), { generation: generation ?? undefined, tokenizerFrom, extraFiles });
-    return { output_dir: out, model_dir: join(out, 'model'), steps: res.steps, first_loss: res.losses[0], final_loss: res.losses.at(-1), seconds: res.seconds };
+    saveModelFolder(join(out, 'model'), model.cfg, model.toHost(), {
+      generation: generation ?? undefined,
+      tokenizerFrom,
+      extraFiles,
+    });
+    return {
+      output_dir: out,
+      model_dir: join(out, 'model'),
+      steps: res.steps,
+      first_loss: res.losses[0],
+      final_loss: res.losses.at(-1),
+      seconds: res.seconds,
+    };
   } catch (e) {
     rmSync(out, { recursive: true, force: true });
     throw e;

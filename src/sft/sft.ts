@@ -48,7 +48,10 @@ export interface SftResult {
 /** Draws batches with replacement-free epochs (seeded) from `next()` and trains. */
 export async function sftTrain(model: CausalLM, nextPair: (rng: Rng) => SftPair, o: SftOptions): Promise<SftResult> {
   const rng = new Rng(o.seed, 7);
-  const opt = makeOptimizer(model.trainableParameters(), { learningRate: o.learningRate, weightDecay: o.weightDecay ?? 0 });
+  const opt = makeOptimizer(model.trainableParameters(), {
+    learningRate: o.learningRate,
+    weightDecay: o.weightDecay ?? 0,
+  });
   const params = model.parameters();
   const losses: number[] = [];
   const t0 = performance.now();
@@ -59,7 +62,11 @@ export async function sftTrain(model: CausalLM, nextPair: (rng: Rng) => SftPair,
       if (o.maxSeconds !== undefined && (performance.now() - t0) / 1000 >= o.maxSeconds) break;
       await new Promise((r) => setImmediate(r)); // let N-API finalizers of freed storages run
       const pairs = Array.from({ length: o.batchSize }, () => nextPair(rng));
-      const packed = packBatch(pairs.map((p) => p.prompt), pairs.map((p) => p.completion), o.padTokenId);
+      const packed = packBatch(
+        pairs.map((p) => p.prompt),
+        pairs.map((p) => p.completion),
+        o.padTokenId,
+      );
       const { B, T } = packed;
       const loss = tidy(() => {
         const { logps, index } = model.tokenLogps(packed, { select: packed.m });
@@ -67,11 +74,19 @@ export async function sftTrain(model: CausalLM, nextPair: (rng: Rng) => SftPair,
         const lp = logps.toFloat32();
         let s = 0;
         for (const v of lp) s += v;
-        if (!Number.isFinite(s)) throw new GpgRlError(`sft step ${step + 1}: non-finite token log-probs (loss ${-s / Math.max(1, n)}); the weights have diverged (lower the learning rate)`, 'GPG_NONFINITE');
+        if (!Number.isFinite(s))
+          throw new GpgRlError(
+            `sft step ${step + 1}: non-finite token log-probs (loss ${-s / Math.max(1, n)}); the weights have diverged (lower the learning rate)`,
+            'GPG_NONFINITE',
+          );
         backward(logps, Tensor.full([n], -1 / Math.max(1, n)));
         return -s / Math.max(1, n);
       });
-      const lr = learningRateAt(step, o.maxSteps, { learningRate: o.learningRate, warmupRatio: o.warmupRatio ?? 0, scheduler: o.scheduler ?? 'constant' });
+      const lr = learningRateAt(step, o.maxSteps, {
+        learningRate: o.learningRate,
+        warmupRatio: o.warmupRatio ?? 0,
+        scheduler: o.scheduler ?? 'constant',
+      });
       optimizerStep(opt, params, { lr, maxGradNorm: o.maxGradNorm ?? 0 });
       losses.push(loss);
       o.onStep?.(step + 1, loss);

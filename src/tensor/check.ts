@@ -14,12 +14,14 @@ export function live(opName: string, ...ts: Array<[string, Tensor | null | undef
 }
 
 export function dtype(opName: string, name: string, t: Tensor, ...allowed: DType[]): void {
-  if (!allowed.includes(t.dtype)) throw new TensorOpError(opName, `${name} must be ${allowed.join(' or ')}, got ${t.dtype} ${shapeStr(t.shape)}`);
+  if (!allowed.includes(t.dtype))
+    throw new TensorOpError(opName, `${name} must be ${allowed.join(' or ')}, got ${t.dtype} ${shapeStr(t.shape)}`);
 }
 
 export function rank(opName: string, name: string, t: Tensor, r: number | number[]): void {
   const rs = Array.isArray(r) ? r : [r];
-  if (!rs.includes(t.shape.length)) throw new TensorOpError(opName, `${name} must have rank ${rs.join(' or ')}, got ${shapeStr(t.shape)}`);
+  if (!rs.includes(t.shape.length))
+    throw new TensorOpError(opName, `${name} must have rank ${rs.join(' or ')}, got ${shapeStr(t.shape)}`);
 }
 
 export function sameShape(opName: string, a: [string, Tensor], b: [string, Tensor]): void {
@@ -42,7 +44,8 @@ export function fail(opName: string, msg: string): never {
 export function finite(opName: string, name: string, t: Tensor): void {
   const a = t.toArray();
   for (let i = 0; i < a.length; i++) {
-    if (!Number.isFinite(a[i]!)) throw new TensorOpError(opName, `${name} ${shapeStr(t.shape)} has a non-finite value at index ${i}`);
+    if (!Number.isFinite(a[i]!))
+      throw new TensorOpError(opName, `${name} ${shapeStr(t.shape)} has a non-finite value at index ${i}`);
   }
 }
 
@@ -54,7 +57,11 @@ export function backend(opName: string, ...ts: Array<[string, Tensor | null | un
     if (!t) continue;
     if (t.disposed) throw new TensorOpError(opName, `${name} was disposed (shape ${shapeStr(t.shape)})`);
     const b = t.backend;
-    if (be && b !== be) throw new TensorOpError(opName, `${name} is on backend ${b.name} but ${first} is on ${be.name}; move one with .to()`);
+    if (be && b !== be)
+      throw new TensorOpError(
+        opName,
+        `${name} is on backend ${b.name} but ${first} is on ${be.name}; move one with .to()`,
+      );
     if (!be) {
       be = b;
       first = name;

@@ -61,13 +61,23 @@ export class AdamW {
     checkHyper('weightDecay', wd, Number.isFinite(wd) && wd >= 0, 'a finite number ≥ 0');
     const seen = new Set<Tensor>();
     this.slots = params.map(({ param, weightDecay }, i) => {
-      if (param.disposed) throw new TensorOpError('AdamW', `${paramLabel(param, i)} was disposed (shape ${shapeStr(param.shape)})`);
-      if (param.dtype !== 'float32') throw new TensorOpError('AdamW', `${paramLabel(param, i)} must be float32 (master weights), got ${param.dtype}`);
+      if (param.disposed)
+        throw new TensorOpError('AdamW', `${paramLabel(param, i)} was disposed (shape ${shapeStr(param.shape)})`);
+      if (param.dtype !== 'float32')
+        throw new TensorOpError(
+          'AdamW',
+          `${paramLabel(param, i)} must be float32 (master weights), got ${param.dtype}`,
+        );
       if (seen.has(param)) throw new TensorOpError('AdamW', `${paramLabel(param, i)} is listed twice`);
       seen.add(param);
       const w = weightDecay ?? wd;
       checkHyper(`weightDecay of ${paramLabel(param, i)}`, w, Number.isFinite(w) && w >= 0, 'a finite number ≥ 0');
-      return { param, weightDecay: w, m: Tensor.zeros([param.size], 'float32', param.backend).keep(), v: Tensor.zeros([param.size], 'float32', param.backend).keep() };
+      return {
+        param,
+        weightDecay: w,
+        m: Tensor.zeros([param.size], 'float32', param.backend).keep(),
+        v: Tensor.zeros([param.size], 'float32', param.backend).keep(),
+      };
     });
   }
 
@@ -94,7 +104,10 @@ export class AdamW {
       if (!g) return;
       if (g.disposed) throw new TensorOpError('AdamW.step', `gradient of ${paramLabel(param, i)} was disposed`);
       if (g.dtype !== 'float32' || g.size !== param.size) {
-        throw new TensorOpError('AdamW.step', `gradient ${shapeStr(g.shape)} ${g.dtype} of ${paramLabel(param, i)} ${shapeStr(param.shape)}: expected float32 of the same size`);
+        throw new TensorOpError(
+          'AdamW.step',
+          `gradient ${shapeStr(g.shape)} ${g.dtype} of ${paramLabel(param, i)} ${shapeStr(param.shape)}: expected float32 of the same size`,
+        );
       }
     });
     this.step_++;
@@ -102,7 +115,19 @@ export class AdamW {
       const g = s.param.grad;
       if (!g) continue;
       // (the backend drops converted copies of a weight it writes, e.g. the bf16 GEMM operand)
-      s.param.backend.adamwStep(s.param.deviceBuffer, g.deviceBuffer, s.m.deviceBuffer, s.v.deviceBuffer, s.param.size, this.lr, this.beta1, this.beta2, this.eps, s.weightDecay, this.step_);
+      s.param.backend.adamwStep(
+        s.param.deviceBuffer,
+        g.deviceBuffer,
+        s.m.deviceBuffer,
+        s.v.deviceBuffer,
+        s.param.size,
+        this.lr,
+        this.beta1,
+        this.beta2,
+        this.eps,
+        s.weightDecay,
+        this.step_,
+      );
     }
   }
 
@@ -124,14 +149,24 @@ export class AdamW {
   loadState(st: { step: number; m: Float32Array[]; v: Float32Array[] }): void {
     this.alive('loadState');
     const name = 'AdamW.loadState';
-    if (!Number.isInteger(st.step) || st.step < 0) throw new TensorOpError(name, `step must be an integer ≥ 0, got ${st.step}`);
+    if (!Number.isInteger(st.step) || st.step < 0)
+      throw new TensorOpError(name, `step must be an integer ≥ 0, got ${st.step}`);
     if (st.m.length !== this.slots.length || st.v.length !== this.slots.length) {
-      throw new TensorOpError(name, `state has ${st.m.length} exp_avg and ${st.v.length} exp_avg_sq tensors, the optimizer has ${this.slots.length} parameters`);
+      throw new TensorOpError(
+        name,
+        `state has ${st.m.length} exp_avg and ${st.v.length} exp_avg_sq tensors, the optimizer has ${this.slots.length} parameters`,
+      );
     }
     this.slots.forEach((s, i) => {
-      for (const [k, a] of [['exp_avg', st.m[i]!], ['exp_avg_sq', st.v[i]!]] as const) {
+      for (const [k, a] of [
+        ['exp_avg', st.m[i]!],
+        ['exp_avg_sq', st.v[i]!],
+      ] as const) {
         if (!(a instanceof Float32Array) || a.length !== s.param.size) {
-          throw new TensorOpError(name, `${k}[${i}] has ${a instanceof Float32Array ? a.length : 'no Float32Array of'} values, ${paramLabel(s.param, i)} ${shapeStr(s.param.shape)} has ${s.param.size}`);
+          throw new TensorOpError(
+            name,
+            `${k}[${i}] has ${a instanceof Float32Array ? a.length : 'no Float32Array of'} values, ${paramLabel(s.param, i)} ${shapeStr(s.param.shape)} has ${s.param.size}`,
+          );
         }
       }
     });
@@ -162,7 +197,8 @@ function gradsOf(opName: string, params: Tensor[]): Tensor[] {
     const g = p.grad;
     if (!g || out.includes(g)) return; // a parameter listed twice counts once
     if (g.disposed) throw new TensorOpError(opName, `gradient of ${paramLabel(p, i)} was disposed`);
-    if (g.dtype !== 'float32') throw new TensorOpError(opName, `gradient of ${paramLabel(p, i)} must be float32, got ${g.dtype}`);
+    if (g.dtype !== 'float32')
+      throw new TensorOpError(opName, `gradient of ${paramLabel(p, i)} must be float32, got ${g.dtype}`);
     out.push(g);
   });
   return out;
@@ -185,7 +221,8 @@ export function gradNorm(params: Tensor[]): number {
  * gradients unchanged and is returned as is (the caller decides to skip the step).
  */
 export function clipGradNorm(params: Tensor[], maxNorm: number): number {
-  if (!(maxNorm > 0) || !Number.isFinite(maxNorm)) throw new TensorOpError('clipGradNorm', `maxNorm must be a finite number > 0, got ${maxNorm}`);
+  if (!(maxNorm > 0) || !Number.isFinite(maxNorm))
+    throw new TensorOpError('clipGradNorm', `maxNorm must be a finite number > 0, got ${maxNorm}`);
   const grads = gradsOf('clipGradNorm', params);
   const norm = totalNorm(grads);
   if (!Number.isFinite(norm)) return norm;

@@ -49,7 +49,12 @@ export function needsGrad(...inputs: Array<Tensor | null | undefined>): boolean 
  * The backward closure may use tensors saved from the forward; they must stay alive until
  * backward() (callers run forward+backward inside one tidy scope).
  */
-export function record(opName: string, inputs: Array<Tensor | null>, output: Tensor, backward: TapeNode['backward']): Tensor {
+export function record(
+  opName: string,
+  inputs: Array<Tensor | null>,
+  output: Tensor,
+  backward: TapeNode['backward'],
+): Tensor {
   output.requiresGrad = true;
   const node: TapeNode = { op: opName, inputs, output, backward };
   output.node = node;
@@ -74,7 +79,8 @@ export function tapeLength(): number {
 }
 
 function accumulate(dst: Tensor, src: Tensor): void {
-  if (dst.size !== src.size) throw new TensorOpError('backward', `gradient shape ${src.shape} does not match ${dst.shape}`);
+  if (dst.size !== src.size)
+    throw new TensorOpError('backward', `gradient shape ${src.shape} does not match ${dst.shape}`);
   dst.backend.axpy(dst.deviceBuffer, src.deviceBuffer, 1.0, dst.size);
 }
 
@@ -103,7 +109,10 @@ export function backward(root: Tensor | BackwardRoot[], seed?: Tensor): void {
     if (!r.root.requiresGrad || !r.root.node) {
       clearTape();
       for (const g of grads.values()) g.dispose();
-      throw new TensorOpError('backward', `${label} does not require grad (was it computed under noGrad, or from inputs without requiresGrad?)`);
+      throw new TensorOpError(
+        'backward',
+        `${label} does not require grad (was it computed under noGrad, or from inputs without requiresGrad?)`,
+      );
     }
     const seedT = r.seed ? r.seed.clone() : Tensor.full(r.root.shape, 1, r.root.backend);
     if (seedT.size !== r.root.size) {
@@ -160,4 +169,3 @@ export function backward(root: Tensor | BackwardRoot[], seed?: Tensor): void {
     for (const g of grads.values()) g.dispose();
   }
 }
-

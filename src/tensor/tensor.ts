@@ -9,7 +9,14 @@
  * or `keep()`-ed. Tensors created outside any scope live until disposed (or garbage collected).
  * Using a disposed tensor raises TensorOpError naming the op.
  */
-import { defaultBackend, loadBackend, setDefaultBackend, type Backend, type DeviceBuffer, type DType } from '../backend/index.ts';
+import {
+  defaultBackend,
+  loadBackend,
+  setDefaultBackend,
+  type Backend,
+  type DeviceBuffer,
+  type DType,
+} from '../backend/index.ts';
 import { TensorOpError } from '../errors.ts';
 
 export type { DType };
@@ -98,10 +105,21 @@ export class Tensor {
   static fromArray(data: ArrayLike<number>, shape: readonly number[], dtype?: DType): Tensor {
     const dt: DType = dtype ?? (data instanceof Int32Array ? 'int32' : 'float32');
     if (data.length !== shapeSize(shape)) {
-      throw new TensorOpError('Tensor.fromArray', `${data.length} values do not fill shape ${shapeStr(shape)} (${shapeSize(shape)})`);
+      throw new TensorOpError(
+        'Tensor.fromArray',
+        `${data.length} values do not fill shape ${shapeStr(shape)} (${shapeSize(shape)})`,
+      );
     }
     const t = Tensor.empty(shape, dt);
-    t.write(dt === 'int32' ? (data instanceof Int32Array ? data : Int32Array.from(data)) : data instanceof Float32Array ? data : Float32Array.from(data));
+    t.write(
+      dt === 'int32'
+        ? data instanceof Int32Array
+          ? data
+          : Int32Array.from(data)
+        : data instanceof Float32Array
+          ? data
+          : Float32Array.from(data),
+    );
     return t;
   }
 
@@ -113,7 +131,11 @@ export class Tensor {
 
   /** The backend buffer (tensor layer only); throws when disposed. */
   get deviceBuffer(): DeviceBuffer {
-    if (!this.ref) throw new TensorOpError('tensor', `use of a disposed tensor${this.name ? ` (${this.name})` : ''} of shape ${shapeStr(this.shape)}`);
+    if (!this.ref)
+      throw new TensorOpError(
+        'tensor',
+        `use of a disposed tensor${this.name ? ` (${this.name})` : ''} of shape ${shapeStr(this.shape)}`,
+      );
     return this.ref.buffer;
   }
 
@@ -124,8 +146,16 @@ export class Tensor {
 
   /** Overwrites elements [offset, offset + data.length) from host data (int32 tensors take an Int32Array). */
   write(data: Float32Array | Int32Array, offset = 0): void {
-    if (offset < 0 || offset + data.length > this.size) throw new TensorOpError('Tensor.write', `${data.length} values at offset ${offset} do not fit ${shapeStr(this.shape)}`);
-    if ((this.dtype === 'int32') !== data instanceof Int32Array) throw new TensorOpError('Tensor.write', `${this.dtype} tensor ${shapeStr(this.shape)} needs ${this.dtype === 'int32' ? 'an Int32Array' : 'a Float32Array'}`);
+    if (offset < 0 || offset + data.length > this.size)
+      throw new TensorOpError(
+        'Tensor.write',
+        `${data.length} values at offset ${offset} do not fit ${shapeStr(this.shape)}`,
+      );
+    if ((this.dtype === 'int32') !== data instanceof Int32Array)
+      throw new TensorOpError(
+        'Tensor.write',
+        `${this.dtype} tensor ${shapeStr(this.shape)} needs ${this.dtype === 'int32' ? 'an Int32Array' : 'a Float32Array'}`,
+      );
     this.backend.upload(this.deviceBuffer, data, offset);
   }
 
@@ -153,7 +183,8 @@ export class Tensor {
     const s = [...shape];
     const neg = s.indexOf(-1);
     if (neg >= 0) s[neg] = this.size / shapeSize(s.filter((_, i) => i !== neg));
-    if (shapeSize(s) !== this.size) throw new TensorOpError('view', `cannot view ${shapeStr(this.shape)} as ${shapeStr(shape)}`);
+    if (shapeSize(s) !== this.size)
+      throw new TensorOpError('view', `cannot view ${shapeStr(this.shape)} as ${shapeStr(shape)}`);
     const ref = this.ref;
     if (!ref) throw new TensorOpError('view', 'use of a disposed tensor');
     ref.refs++;
@@ -170,7 +201,10 @@ export class Tensor {
   /** Overwrites the contents with another tensor's (same dtype and size). */
   copyFrom(src: Tensor): void {
     if (src.size !== this.size || src.dtype !== this.dtype) {
-      throw new TensorOpError('copyFrom', `${shapeStr(src.shape)} ${src.dtype} into ${shapeStr(this.shape)} ${this.dtype}`);
+      throw new TensorOpError(
+        'copyFrom',
+        `${shapeStr(src.shape)} ${src.dtype} into ${shapeStr(this.shape)} ${this.dtype}`,
+      );
     }
     if (src.backend !== this.backend) this.write(src.toArray());
     else this.backend.copy(this.deviceBuffer, 0, src.deviceBuffer, 0, this.size);

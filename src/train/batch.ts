@@ -20,7 +20,12 @@ export interface PackedBatch {
   m: Float64Array;
 }
 
-export function packBatch(prompts: readonly number[][], completions: readonly number[][], padId: number, rowMask?: readonly boolean[]): PackedBatch {
+export function packBatch(
+  prompts: readonly number[][],
+  completions: readonly number[][],
+  padId: number,
+  rowMask?: readonly boolean[],
+): PackedBatch {
   const B = prompts.length;
   const P = Math.max(1, ...prompts.map((p) => p.length));
   const C = Math.max(1, ...completions.map((c) => c.length));

@@ -3,7 +3,11 @@
  * Learning-rate schedule (nanoGPT's get_lr, TRL names): 1) linear warmup from 0 over
  * ceil(warmup_ratio · total) steps, 2) then constant, cosine decay to 0, or linear decay to 0.
  */
-export function learningRateAt(step: number, totalSteps: number, o: { learningRate: number; warmupRatio: number; scheduler: 'constant' | 'cosine' | 'linear' }): number {
+export function learningRateAt(
+  step: number,
+  totalSteps: number,
+  o: { learningRate: number; warmupRatio: number; scheduler: 'constant' | 'cosine' | 'linear' },
+): number {
   // step is 0-based: the lr used by the (step+1)-th optimizer update
   const warm = Math.ceil(o.warmupRatio * totalSteps);
   if (step < warm) return (o.learningRate * (step + 1)) / (warm + 1);

@@ -8,13 +8,20 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fromInt32, readSafetensorsFile, toFloat32, toInt32, writeSafetensorsFile } from '../../src/model/safetensors.ts';
+import {
+  fromInt32,
+  readSafetensorsFile,
+  toFloat32,
+  toInt32,
+  writeSafetensorsFile,
+} from '../../src/model/safetensors.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const FIX = new URL('../../../shared/fixtures/hf-reference/', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'gpg-model-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-const cli = (args: string[]) => spawnSync(process.execPath, [join(root, 'bin/gpg-rl.mjs'), ...args], { encoding: 'utf8', cwd: root });
+const cli = (args: string[]) =>
+  spawnSync(process.execPath, [join(root, 'bin/gpg-rl.mjs'), ...args], { encoding: 'utf8', cwd: root });
 
 for (const kind of ['qwen2-tiny', 'llama-tiny', 'qwen3-tiny']) {
   test(`${kind}: logprobs and greedy generate match transformers`, () => {
@@ -33,16 +40,34 @@ for (const kind of ['qwen2-tiny', 'llama-tiny', 'qwen3-tiny']) {
     for (let b = 0; b < B; b++)
       for (let t = 1; t < T; t++) {
         const i = b * (T - 1) + t - 1;
-        if (mask[b * T + t] && mask[b * T + t - 1]) assert.ok(Math.abs(ours[i]! - want[i]!) <= 1e-4, `${kind} [${b},${t}]`);
+        if (mask[b * T + t] && mask[b * T + t - 1])
+          assert.ok(Math.abs(ours[i]! - want[i]!) <= 1e-4, `${kind} [${b},${t}]`);
         else assert.equal(ours[i], 0);
       }
     const gin = join(dir, `${kind}-gin.safetensors`);
-    writeSafetensorsFile(gin, { input_ids: ref.get('greedy_prompt_ids')!, attention_mask: ref.get('greedy_prompt_mask')! });
+    writeSafetensorsFile(gin, {
+      input_ids: ref.get('greedy_prompt_ids')!,
+      attention_mask: ref.get('greedy_prompt_mask')!,
+    });
     const gout = join(dir, `${kind}-gout.safetensors`);
     const N = ref.get('greedy_ids')!.shape[1]!;
-    const g = cli(['generate', '--model', join(FIX, kind), '--input', gin, '--max-new-tokens', String(N), '--greedy', '--out', gout]);
+    const g = cli([
+      'generate',
+      '--model',
+      join(FIX, kind),
+      '--input',
+      gin,
+      '--max-new-tokens',
+      String(N),
+      '--greedy',
+      '--out',
+      gout,
+    ]);
     assert.equal(g.status, 0, g.stderr);
-    assert.deepEqual(Array.from(toInt32(readSafetensorsFile(gout).tensors.get('output_ids')!)), Array.from(toInt32(ref.get('greedy_ids')!)));
+    assert.deepEqual(
+      Array.from(toInt32(readSafetensorsFile(gout).tensors.get('output_ids')!)),
+      Array.from(toInt32(ref.get('greedy_ids')!)),
+    );
   });
 }
 
@@ -57,7 +82,17 @@ test('bad input: one line on stderr, exit 1, no output file', () => {
   assert.ok(!existsSync(out));
   const corrupt = join(dir, 'corrupt.safetensors');
   writeFileSync(corrupt, Buffer.from([200, 0, 0, 0, 0, 0, 0, 0, 123]));
-  const c = cli(['generate', '--model', join(FIX, 'qwen2-tiny'), '--input', corrupt, '--max-new-tokens', '2', '--out', out]);
+  const c = cli([
+    'generate',
+    '--model',
+    join(FIX, 'qwen2-tiny'),
+    '--input',
+    corrupt,
+    '--max-new-tokens',
+    '2',
+    '--out',
+    out,
+  ]);
   assert.equal(c.status, 1);
   assert.equal(c.stderr.trim().split('\n').length, 1, c.stderr);
   assert.ok(!existsSync(out));

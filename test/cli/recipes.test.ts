@@ -15,14 +15,29 @@ const root = new URL('../../', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'gpg-recipes-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const model = join(dir, 'model');
-writeInitModel(model, { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 4096 }, { seed: 0, charVocab: true });
+writeInitModel(
+  model,
+  {
+    hidden_size: 32,
+    intermediate_size: 64,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    num_key_value_heads: 1,
+    max_position_embeddings: 4096,
+  },
+  { seed: 0, charVocab: true },
+);
 
 for (const f of readdirSync(join(root, 'recipes')).filter((x) => x.endsWith('.yaml'))) {
   test(`gpg-rl train recipes/${f} --dry-run`, () => {
     const out = join(dir, `out-${f}`);
     const sets = ['--set', `output_dir=${out}`];
     if (f !== 'demo.yaml') sets.push('--set', `model_name_or_path=${model}`);
-    const r = spawnSync(process.execPath, [join(root, 'bin/gpg-rl.mjs'), 'train', join('recipes', f), '--dry-run', ...sets], { cwd: root, encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [join(root, 'bin/gpg-rl.mjs'), 'train', join('recipes', f), '--dry-run', ...sets],
+      { cwd: root, encoding: 'utf8' },
+    );
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /dry run: .*prompts.*reward function/);
     assert.ok(!existsSync(out), 'a dry run must not create the run folder');

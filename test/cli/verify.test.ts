@@ -8,23 +8,30 @@ import { join } from 'node:path';
 const BIN = new URL('../../bin/gpg-rl.mjs', import.meta.url).pathname;
 // Run through bin/gpg-rl.mjs with tsx registered by its API (no --import): the workers must
 // register tsx themselves (worker-entry.mjs).
-const run = (args: string[]) => spawnSync(process.execPath, [BIN, 'verify', ...args], { encoding: 'utf8', timeout: 60_000 });
+const run = (args: string[]) =>
+  spawnSync(process.execPath, [BIN, 'verify', ...args], { encoding: 'utf8', timeout: 60_000 });
 
 describe('gpg-rl verify', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gpg-verify-'));
   test('grades each line in order, with errors, exit 0', () => {
     const input = join(dir, 'cases.jsonl');
     const out = join(dir, 'out.jsonl');
-    writeFileSync(input, [
-      JSON.stringify({ gold: '\\frac12', pred: 'The answer is \\boxed{0.5}', id: 1 }),
-      JSON.stringify({ gold: '(1,2)', pred: '(1,2)' }),
-      '',
-      JSON.stringify({ gold: 27.0, pred: 'so 28' }),
-      JSON.stringify({ gold: '1', pred: 'q'.repeat(300_000) }),
-    ].join('\n'));
+    writeFileSync(
+      input,
+      [
+        JSON.stringify({ gold: '\\frac12', pred: 'The answer is \\boxed{0.5}', id: 1 }),
+        JSON.stringify({ gold: '(1,2)', pred: '(1,2)' }),
+        '',
+        JSON.stringify({ gold: 27.0, pred: 'so 28' }),
+        JSON.stringify({ gold: '1', pred: 'q'.repeat(300_000) }),
+      ].join('\n'),
+    );
     const r = run(['--input', input, '--out', out, '--timeout-ms', '5000']);
     assert.equal(r.status, 0, r.stderr);
-    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(lines.slice(0, 3), [
       { gold: '\\frac12', pred: 'The answer is \\boxed{0.5}', equal: true },
       { gold: '(1,2)', pred: '(1,2)', equal: true },

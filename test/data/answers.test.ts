@@ -1,6 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { extractHashAnswer, firstNumber, lastBoxed, lastNumber, numbersEqual, parseNumber } from '../../src/data/answers.ts';
+import {
+  extractHashAnswer,
+  firstNumber,
+  lastBoxed,
+  lastNumber,
+  numbersEqual,
+  parseNumber,
+} from '../../src/data/answers.ts';
 
 test('extractHashAnswer: text after the last ####, commas stripped', () => {
   assert.equal(extractHashAnswer('She sold 48/2 = 24 clips.\n#### 72'), '72');
@@ -28,9 +35,26 @@ test('lastNumber / firstNumber', () => {
 
 test('parseNumber: the simple answer forms, null for the rest', () => {
   const cases: [string, number | null][] = [
-    ['42', 42], [' -3.5 ', -3.5], ['1,234', 1234], ['$5', 5], ['\\$5.00', 5], ['50\\%', 50], ['50%', 50],
-    ['3/4', 0.75], ['\\frac{3}{4}', 0.75], ['\\dfrac{-1}{2}', -0.5], ['-\\frac12', -0.5], ['\\text{18}', 18],
-    ['5.', 5], ['1\\,000', 1000], ['1e3', 1000], ['x+1', null], ['(1,2)', null], ['\\frac{1}{0}', null], ['', null], ['18 dollars', null],
+    ['42', 42],
+    [' -3.5 ', -3.5],
+    ['1,234', 1234],
+    ['$5', 5],
+    ['\\$5.00', 5],
+    ['50\\%', 50],
+    ['50%', 50],
+    ['3/4', 0.75],
+    ['\\frac{3}{4}', 0.75],
+    ['\\dfrac{-1}{2}', -0.5],
+    ['-\\frac12', -0.5],
+    ['\\text{18}', 18],
+    ['5.', 5],
+    ['1\\,000', 1000],
+    ['1e3', 1000],
+    ['x+1', null],
+    ['(1,2)', null],
+    ['\\frac{1}{0}', null],
+    ['', null],
+    ['18 dollars', null],
   ];
   for (const [s, v] of cases) assert.equal(parseNumber(s), v, s);
 });

@@ -1,20 +1,37 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildMessages, fillTemplate, filterByPromptLength, renderPrompt, type ChatMessage, type ChatTokenizer } from '../../src/data/prompts.ts';
+import {
+  buildMessages,
+  fillTemplate,
+  filterByPromptLength,
+  renderPrompt,
+  type ChatMessage,
+  type ChatTokenizer,
+} from '../../src/data/prompts.ts';
 import { ConfigError } from '../../src/errors.ts';
 
 // A tokenizer double with a ChatML-style template and one token per whitespace-separated word.
 const chatml: ChatTokenizer = {
   applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt: true }): string {
-    return messages.map((m) => `<|im_start|>${m.role}\n${m.content}<|im_end|>\n`).join('') + (opts.addGenerationPrompt ? '<|im_start|>assistant\n' : '');
+    return (
+      messages.map((m) => `<|im_start|>${m.role}\n${m.content}<|im_end|>\n`).join('') +
+      (opts.addGenerationPrompt ? '<|im_start|>assistant\n' : '')
+    );
   },
-  encode: (text: string) => text.split(/\s+/).filter(Boolean).map((_, i) => i),
+  encode: (text: string) =>
+    text
+      .split(/\s+/)
+      .filter(Boolean)
+      .map((_, i) => i),
 };
 
 test('buildMessages: system prompt, template with {prompt} and row fields, LaTeX braces kept', () => {
   const row = { prompt: 'What is 2+2?', fields: { level: 'Level 3', n: 4, obj: { a: 1 } } };
   assert.deepEqual(buildMessages(row), [{ role: 'user', content: 'What is 2+2?' }]);
-  const m = buildMessages(row, { systemPrompt: 'Be brief.', promptTemplate: '[{level}/{n}] {prompt}\nPut your final answer in \\boxed{}. {obj} {missing}' });
+  const m = buildMessages(row, {
+    systemPrompt: 'Be brief.',
+    promptTemplate: '[{level}/{n}] {prompt}\nPut your final answer in \\boxed{}. {obj} {missing}',
+  });
   assert.deepEqual(m, [
     { role: 'system', content: 'Be brief.' },
     { role: 'user', content: '[Level 3/4] What is 2+2?\nPut your final answer in \\boxed{}. {obj} {missing}' },
@@ -24,10 +41,17 @@ test('buildMessages: system prompt, template with {prompt} and row fields, LaTeX
 
 test('renderPrompt: chat template with generation prompt, raw template, plain', () => {
   const msgs = buildMessages({ prompt: 'Q?' }, { systemPrompt: 'S' });
-  assert.equal(renderPrompt(msgs, chatml, { useChatTemplate: true }),
-    '<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n');
-  assert.equal(renderPrompt(msgs, null, { useChatTemplate: false, rawTemplate: 'A conversation. {system}\nUser: {prompt}\nAssistant: <think>' }),
-    'A conversation. S\nUser: Q?\nAssistant: <think>');
+  assert.equal(
+    renderPrompt(msgs, chatml, { useChatTemplate: true }),
+    '<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n',
+  );
+  assert.equal(
+    renderPrompt(msgs, null, {
+      useChatTemplate: false,
+      rawTemplate: 'A conversation. {system}\nUser: {prompt}\nAssistant: <think>',
+    }),
+    'A conversation. S\nUser: Q?\nAssistant: <think>',
+  );
   assert.equal(renderPrompt(msgs, null, { useChatTemplate: false }), 'S\n\nQ?');
   assert.equal(renderPrompt(buildMessages({ prompt: 'Q?' }), chatml, { useChatTemplate: false }), 'Q?');
   assert.throws(() => renderPrompt(msgs, null, { useChatTemplate: true }), ConfigError);

@@ -43,13 +43,25 @@ test('shuffle is a seeded permutation', () => {
   const a = new Rng(5).shuffle(Array.from({ length: 100 }, (_, i) => i));
   const b = new Rng(5).shuffle(Array.from({ length: 100 }, (_, i) => i));
   assert.deepEqual(a, b);
-  assert.deepEqual([...a].sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i));
-  assert.notDeepEqual(a, Array.from({ length: 100 }, (_, i) => i));
+  assert.deepEqual(
+    [...a].sort((x, y) => x - y),
+    Array.from({ length: 100 }, (_, i) => i),
+  );
+  assert.notDeepEqual(
+    a,
+    Array.from({ length: 100 }, (_, i) => i),
+  );
 });
 
 test('matches the reference xoshiro128** C code (outputs 990..999 from state {1,2,3,4})', () => {
   // Vector from compiling https://prng.di.unimi.it/xoshiro128starstar.c with s = {1, 2, 3, 4}.
   const r = Rng.fromState({ s: [1, 2, 3, 4] });
   const out = draw(r, 1000).slice(990);
-  assert.deepEqual(out, [1155217059, 1156704235, 2975769307, 966826255, 4288001948, 1000949149, 1931492353, 2587688754, 3733893835, 3170714187]);
+  assert.deepEqual(
+    out,
+    [
+      1155217059, 1156704235, 2975769307, 966826255, 4288001948, 1000949149, 1931492353, 2587688754, 3733893835,
+      3170714187,
+    ],
+  );
 });

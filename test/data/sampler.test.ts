@@ -16,7 +16,10 @@ test('each epoch visits every row once; epochs are reshuffled; same seed same or
   assert.notDeepEqual(e0, e1);
   const again = new PromptSampler(rows, 3).next(20).map((r) => r.prompt);
   assert.deepEqual(again, [...e0, ...e1]);
-  assert.notDeepEqual(new PromptSampler(rows, 4).next(10).map((r) => r.prompt), e0);
+  assert.notDeepEqual(
+    new PromptSampler(rows, 4).next(10).map((r) => r.prompt),
+    e0,
+  );
 });
 
 test('state/restore continues the exact order, across an epoch boundary', () => {
@@ -25,7 +28,10 @@ test('state/restore continues the exact order, across an epoch boundary', () => 
   const st = JSON.parse(JSON.stringify(a.state()));
   const expected = a.next(25).map((r) => r.prompt);
   const b = PromptSampler.restore(rows, st);
-  assert.deepEqual(b.next(25).map((r) => r.prompt), expected);
+  assert.deepEqual(
+    b.next(25).map((r) => r.prompt),
+    expected,
+  );
 });
 
 test('restore refuses a different dataset; empty dataset is a DataError', () => {

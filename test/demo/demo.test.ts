@@ -15,17 +15,38 @@ const TOY = { maxSteps: 6, evalEvery: 3, evalProblems: 10, maxSeconds: 60 };
 test('demo at toy size: warm start (cached), before/after accuracy, run folder', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gpg-demo-'));
   try {
-    const o = { seed: 3, cacheDir: join(dir, 'cache'), runsDir: join(dir, 'runs'), rlSteps: 2, heldoutN: 8, warmstart: TOY, log: () => {} };
+    const o = {
+      seed: 3,
+      cacheDir: join(dir, 'cache'),
+      runsDir: join(dir, 'runs'),
+      rlSteps: 2,
+      heldoutN: 8,
+      warmstart: TOY,
+      log: () => {},
+    };
     const r = await runDemo(o);
-    for (const k of ['heldout_accuracy_before', 'heldout_accuracy_after'] as const) assert.ok(r[k] >= 0 && r[k] <= 1, `${k} = ${r[k]}`);
-    for (const f of ['metrics.jsonl', 'completions.jsonl', 'report.html', 'demo.json', 'model/config.json', 'model/model.safetensors', 'model/tokenizer.json']) assert.ok(existsSync(join(r.run_dir, f)), `missing ${f}`);
+    for (const k of ['heldout_accuracy_before', 'heldout_accuracy_after'] as const)
+      assert.ok(r[k] >= 0 && r[k] <= 1, `${k} = ${r[k]}`);
+    for (const f of [
+      'metrics.jsonl',
+      'completions.jsonl',
+      'report.html',
+      'demo.json',
+      'model/config.json',
+      'model/model.safetensors',
+      'model/tokenizer.json',
+    ])
+      assert.ok(existsSync(join(r.run_dir, f)), `missing ${f}`);
     assert.equal(readFileSync(join(r.run_dir, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 2);
     assert.ok(existsSync(join(r.warmstart_dir, 'warmstart.json')));
     // second run reuses the cached warm start (same folder, no retraining)
     const logs: string[] = [];
     const r2 = await runDemo({ ...o, log: (s) => logs.push(s) });
     assert.equal(r2.warmstart_dir, r.warmstart_dir);
-    assert.ok(logs.some((l) => l.includes('cached')), logs.join('\n'));
+    assert.ok(
+      logs.some((l) => l.includes('cached')),
+      logs.join('\n'),
+    );
     assert.equal(r2.heldout_accuracy_before, r.heldout_accuracy_before);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -35,7 +56,16 @@ test('demo at toy size: warm start (cached), before/after accuracy, run folder',
 test('ablation at toy size: table, json and reward-curve plot; rows are reused on rerun', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gpg-ablate-'));
   try {
-    const o = { arms: ['gpg', 'sft_more'], seeds: [0], steps: 1, outDir: join(dir, 'out'), cacheDir: join(dir, 'cache'), heldoutN: 8, warmstart: TOY, log: () => {} };
+    const o = {
+      arms: ['gpg', 'sft_more'],
+      seeds: [0],
+      steps: 1,
+      outDir: join(dir, 'out'),
+      cacheDir: join(dir, 'cache'),
+      heldoutN: 8,
+      warmstart: TOY,
+      log: () => {},
+    };
     const res = await runAblation(o);
     assert.match(res.table, /\| gpg \| [\d.]+ ± [\d.]+ \|/);
     assert.match(res.table, /\| sft_more \|/);

@@ -9,8 +9,19 @@ import { DataError, UsageError } from '../../src/errors.ts';
 describe('benchmarks', () => {
   test('parseBenchmarkList keeps the paper order and rejects unknown ids', () => {
     assert.deepEqual(parseBenchmarkList('olympiadbench, aime24,aime24'), ['aime24', 'olympiadbench']);
-    assert.deepEqual(parseBenchmarkList(BENCHMARK_IDS.join(',')), ['aime24', 'math500', 'amc23', 'minerva', 'olympiadbench']);
-    assert.throws(() => parseBenchmarkList('math500,gsm8k'), (e: unknown) => e instanceof UsageError && e.message === '--benchmarks: unknown benchmark "gsm8k"; known: aime24, math500, amc23, minerva, olympiadbench');
+    assert.deepEqual(parseBenchmarkList(BENCHMARK_IDS.join(',')), [
+      'aime24',
+      'math500',
+      'amc23',
+      'minerva',
+      'olympiadbench',
+    ]);
+    assert.throws(
+      () => parseBenchmarkList('math500,gsm8k'),
+      (e: unknown) =>
+        e instanceof UsageError &&
+        e.message === '--benchmarks: unknown benchmark "gsm8k"; known: aime24, math500, amc23, minerva, olympiadbench',
+    );
     assert.throws(() => parseBenchmarkList(' , '), /empty list/);
   });
   test('every set loads whole, from its own fields, with the paper sizes', () => {
@@ -19,7 +30,10 @@ describe('benchmarks', () => {
       const rows = loadBenchmark(id);
       assert.equal(rows.length, sizes[id], id);
       rows.forEach((r, i) => assert.equal(r.index, i));
-      assert.ok(rows.every((r) => r.problem.length > 10 && r.gold.length > 0), id);
+      assert.ok(
+        rows.every((r) => r.problem.length > 10 && r.gold.length > 0),
+        id,
+      );
     }
     assert.equal(loadBenchmark('amc23')[0]!.gold, '27'); // 27.0, a JSON number
     const ob = loadBenchmark('olympiadbench', { limit: 1 });
@@ -35,10 +49,20 @@ describe('benchmarks', () => {
     try {
       process.env['GPG_RL_DATA_DIR'] = dir;
       assert.equal(defaultDataDir(), dir);
-      assert.throws(() => loadBenchmark('aime24'), (e: unknown) => e instanceof DataError && e.message.startsWith(`${join(dir, 'aime24', 'test.jsonl')}: cannot read benchmark aime24 (ENOENT)`));
+      assert.throws(
+        () => loadBenchmark('aime24'),
+        (e: unknown) =>
+          e instanceof DataError &&
+          e.message.startsWith(`${join(dir, 'aime24', 'test.jsonl')}: cannot read benchmark aime24 (ENOENT)`),
+      );
       mkdirSync(join(dir, 'minerva_math'));
-      writeFileSync(join(dir, 'minerva_math', 'test.jsonl'), '{"problem":"p","solution":"so \\\\boxed{3}"}\n{"problem":"q","solution":"no box"}\n');
-      assert.deepEqual(loadBenchmark('minerva', { limit: 1 }), [{ benchmark: 'minerva', index: 0, problem: 'p', gold: '3' }]);
+      writeFileSync(
+        join(dir, 'minerva_math', 'test.jsonl'),
+        '{"problem":"p","solution":"so \\\\boxed{3}"}\n{"problem":"q","solution":"no box"}\n',
+      );
+      assert.deepEqual(loadBenchmark('minerva', { limit: 1 }), [
+        { benchmark: 'minerva', index: 0, problem: 'p', gold: '3' },
+      ]);
       assert.throws(() => loadBenchmark('minerva'), /minerva_math[/\\]test\.jsonl:2: no gold answer/);
       mkdirSync(join(dir, 'olympiadbench'));
       writeFileSync(join(dir, 'olympiadbench', 'test.jsonl'), '{"problem":"wrong field","final_answer":["1"]}\n');

@@ -25,7 +25,8 @@ describe('passAtK (Chen et al. 2021)', () => {
     for (let n = 1; n <= 16; n++) {
       for (let c = 0; c <= n; c++) {
         assert.ok(Math.abs(passAtK(n, c, 1) - c / n) < 1e-12);
-        for (let k = 1; k <= n; k++) assert.ok(Math.abs(passAtK(n, c, k) - exact(n, c, k)) < 1e-12, `n=${n} c=${c} k=${k}`);
+        for (let k = 1; k <= n; k++)
+          assert.ok(Math.abs(passAtK(n, c, k) - exact(n, c, k)) < 1e-12, `n=${n} c=${c} k=${k}`);
       }
     }
   });
@@ -40,7 +41,27 @@ describe('passAtK (Chen et al. 2021)', () => {
   });
   test('mean over problems', () => {
     assert.equal(meanPassAtK([], 1), 0);
-    assert.equal(meanPassAtK([{ n: 2, c: 2 }, { n: 2, c: 0 }, { n: 2, c: 1 }], 1), 0.5);
-    assert.ok(Math.abs(meanPassAtK([{ n: 2, c: 1 }, { n: 2, c: 0 }], 2) - 0.5) < 1e-12);
+    assert.equal(
+      meanPassAtK(
+        [
+          { n: 2, c: 2 },
+          { n: 2, c: 0 },
+          { n: 2, c: 1 },
+        ],
+        1,
+      ),
+      0.5,
+    );
+    assert.ok(
+      Math.abs(
+        meanPassAtK(
+          [
+            { n: 2, c: 1 },
+            { n: 2, c: 0 },
+          ],
+          2,
+        ) - 0.5,
+      ) < 1e-12,
+    );
   });
 });

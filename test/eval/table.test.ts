@@ -16,14 +16,22 @@ describe('formatTable', () => {
       },
       average: { pass1: 0.50112, passK: 0.50112 },
     });
-    assert.equal(t, [
-      '| Model | Average | AIME24 | MATH-500 | AMC23 | Minerva | OlympiadBench |',
-      '| :--- | ---: | ---: | ---: | ---: | ---: | ---: |',
-      '| Qwen2.5-Math-7B-GPG (pass@1) | 50.1 | 33.3 | 80.2 | 62.5 | 34.6 | 40.0 |',
-    ].join('\n'));
+    assert.equal(
+      t,
+      [
+        '| Model | Average | AIME24 | MATH-500 | AMC23 | Minerva | OlympiadBench |',
+        '| :--- | ---: | ---: | ---: | ---: | ---: | ---: |',
+        '| Qwen2.5-Math-7B-GPG (pass@1) | 50.1 | 33.3 | 80.2 | 62.5 | 34.6 | 40.0 |',
+      ].join('\n'),
+    );
   });
   test('a subset of benchmarks, k > 1 adds a pass@k row; a | in the name is escaped', () => {
-    const t = formatTable({ model: 'a|b', k: 4, benchmarks: { minerva: { pass1: 0.25, passK: 0.5 }, math500: { pass1: 0.5, passK: 0.75 } }, average: { pass1: 0.375, passK: 0.625 } });
+    const t = formatTable({
+      model: 'a|b',
+      k: 4,
+      benchmarks: { minerva: { pass1: 0.25, passK: 0.5 }, math500: { pass1: 0.5, passK: 0.75 } },
+      average: { pass1: 0.375, passK: 0.625 },
+    });
     assert.deepEqual(t.split('\n'), [
       '| Model | Average | MATH-500 | Minerva |',
       '| :--- | ---: | ---: | ---: |',

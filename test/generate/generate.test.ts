@@ -15,11 +15,27 @@ import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { noGrad } from '../../src/tensor/tape.ts';
 import { packBatch } from '../../src/train/batch.ts';
 
-const init = initModel({ hidden_size: 48, intermediate_size: 96, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128, initializer_range: 0.2 }, { seed: 4, charVocab: true });
+const init = initModel(
+  {
+    hidden_size: 48,
+    intermediate_size: 96,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    max_position_embeddings: 128,
+    initializer_range: 0.2,
+  },
+  { seed: 4, charVocab: true },
+);
 const model = CausalLM.fromHost(init.cfg, init.tensors);
 const tok = TextTokenizer.fromJson(init.tokenizer!.tokenizerJson, init.tokenizer!.tokenizerConfig);
 const prompts = ['12+7=', '3+40-1=', '9='].map((p) => tok.encode(p));
-const base = { maxNewTokens: 12, eosTokenIds: [] as number[], padTokenId: tok.padTokenId!, decode: (ids: number[]) => tok.decode(ids) };
+const base = {
+  maxNewTokens: 12,
+  eosTokenIds: [] as number[],
+  padTokenId: tok.padTokenId!,
+  decode: (ids: number[]) => tok.decode(ids),
+};
 
 test('seeded sampling is reproducible; different seeds differ', () => {
   const a = generate(model, prompts, { ...base, temperature: 1, rng: new Rng(7) });

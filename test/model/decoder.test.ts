@@ -23,7 +23,13 @@ export const KINDS = ['qwen2-tiny', 'llama-tiny', 'qwen3-tiny'] as const;
 export function loadReference(kind: string) {
   const ref = readSafetensorsFile(join(FIXTURES, kind, 'reference.safetensors')).tensors;
   const get = (n: string) => ref.get(n)!;
-  return { ref, get, f32: (n: string) => toFloat32(get(n)), i32: (n: string) => toInt32(get(n)), shape: (n: string) => get(n).shape };
+  return {
+    ref,
+    get,
+    f32: (n: string) => toFloat32(get(n)),
+    i32: (n: string) => toInt32(get(n)),
+    shape: (n: string) => get(n).shape,
+  };
 }
 
 for (const kind of KINDS) {
@@ -37,12 +43,17 @@ for (const kind of KINDS) {
     test('logits at real positions match (max abs ≤ 1e-4)', () => {
       const refLogits = R.f32('logits');
       const V = model.cfg.vocabSize;
-      const ours = noGrad(() => tidy(() => model.logits(Tensor.fromArray(ids, [B, T], 'int32'), Tensor.fromArray(mask, [B, T], 'int32')).toFloat32()));
+      const ours = noGrad(() =>
+        tidy(() =>
+          model.logits(Tensor.fromArray(ids, [B, T], 'int32'), Tensor.fromArray(mask, [B, T], 'int32')).toFloat32(),
+        ),
+      );
       let worst = 0;
       for (let b = 0; b < B; b++)
         for (let t = 0; t < T; t++) {
           if (!mask[b * T + t]) continue;
-          for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(ours[(b * T + t) * V + v]! - refLogits[(b * T + t) * V + v]!));
+          for (let v = 0; v < V; v++)
+            worst = Math.max(worst, Math.abs(ours[(b * T + t) * V + v]! - refLogits[(b * T + t) * V + v]!));
         }
       assert.ok(worst <= 1e-4, `${kind}: max abs logits error ${worst}`);
     });
@@ -81,7 +92,8 @@ for (const kind of KINDS) {
         prompts.push(p);
       }
       const out = generate(model, prompts, { maxNewTokens: N, greedy: true, eosTokenIds: [], padTokenId: 0 });
-      for (let b = 0; b < Bp; b++) assert.deepEqual(out.tokens[b], Array.from(want.subarray(b * N, (b + 1) * N)), `${kind} row ${b}`);
+      for (let b = 0; b < Bp; b++)
+        assert.deepEqual(out.tokens[b], Array.from(want.subarray(b * N, (b + 1) * N)), `${kind} row ${b}`);
       // log-probs of the greedy tokens equal the teacher-forced log-probs of the same sequence
       assert.equal(out.logps[0]!.length, N);
     });
@@ -96,7 +108,12 @@ for (const kind of KINDS) {
         for (const [name, t] of model.toHost()) {
           const u = back.get(name)!;
           assert.deepEqual(u.shape, t.shape, name);
-          assert.ok(Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength).equals(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)), `${name} differs after round trip`);
+          assert.ok(
+            Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength).equals(
+              Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+            ),
+            `${name} differs after round trip`,
+          );
         }
       } finally {
         rmSync(dir, { recursive: true, force: true });

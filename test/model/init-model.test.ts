@@ -11,7 +11,14 @@ import { TextTokenizer } from '../../src/model/tokenizer.ts';
 import { command } from '../../src/cli/commands/init-model.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
-const TINY = { hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 50 };
+const TINY = {
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  vocab_size: 50,
+};
 
 function withTmp(fn: (dir: string) => Promise<void> | void): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'init-'));
@@ -38,7 +45,10 @@ describe('initModel', () => {
     const mean = w.reduce((s, v) => s + v, 0) / w.length;
     const std = Math.sqrt(w.reduce((s, v) => s + (v - mean) ** 2, 0) / w.length);
     assert.ok(Math.abs(mean) < 0.003 && Math.abs(std - 0.02) < 0.002, `mean ${mean} std ${std}`);
-    assert.deepEqual(a.tensors.get('model.layers.1.mlp.up_proj.weight')!.data, b.tensors.get('model.layers.1.mlp.up_proj.weight')!.data);
+    assert.deepEqual(
+      a.tensors.get('model.layers.1.mlp.up_proj.weight')!.data,
+      b.tensors.get('model.layers.1.mlp.up_proj.weight')!.data,
+    );
     assert.notDeepEqual(w, c.tensors.get('model.layers.1.mlp.up_proj.weight')!.data);
     const q3 = initModel({ ...TINY, head_dim: 12 }, { seed: 0, arch: 'qwen3' });
     assert.deepEqual(q3.tensors.get('model.layers.0.self_attn.q_norm.weight')!.shape, [12]);
@@ -64,7 +74,11 @@ describe('gpg-rl init-model', () => {
       assert.equal(ids.length, 8);
       assert.equal(tok.decode(ids), '12+34=46');
       assert.equal(tok.eosTokenId, 2);
-      assert.ok(tok.applyChatTemplate([{ role: 'user', content: 'q' }], { addGenerationPrompt: true }).endsWith('<|im_start|>assistant\n'));
+      assert.ok(
+        tok
+          .applyChatTemplate([{ role: 'user', content: 'q' }], { addGenerationPrompt: true })
+          .endsWith('<|im_start|>assistant\n'),
+      );
       // same seed → same bytes; --arch llama switches the architecture
       const out2 = join(tmp, 'model2');
       await quiet(() => command.run(['--config', shape, '--out', out2, '--seed', '5', '--char-vocab']));
@@ -89,7 +103,11 @@ describe('gpg-rl init-model', () => {
         const p = join(tmp, 'shape.json');
         writeFileSync(p, typeof shape === 'string' ? shape : JSON.stringify(shape));
         const out = join(tmp, 'out');
-        const r = spawnSync(process.execPath, [join(ROOT, 'bin/gpg-rl.mjs'), 'init-model', '--config', p, '--out', out], { encoding: 'utf8' });
+        const r = spawnSync(
+          process.execPath,
+          [join(ROOT, 'bin/gpg-rl.mjs'), 'init-model', '--config', p, '--out', out],
+          { encoding: 'utf8' },
+        );
         assert.equal(r.status, 1, r.stderr);
         const lines = r.stderr.trim().split('\n');
         assert.equal(lines.length, 1, r.stderr);

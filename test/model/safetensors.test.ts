@@ -5,7 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SafetensorsError } from '../../src/errors.ts';
 import {
-  f16ToF32, f32ToF16, fromFloat32, fromInt32, parseSafetensors, readSafetensorsFile, serializeSafetensors, toFloat32, toInt32, writeSafetensorsFile,
+  f16ToF32,
+  f32ToF16,
+  fromFloat32,
+  fromInt32,
+  parseSafetensors,
+  readSafetensorsFile,
+  serializeSafetensors,
+  toFloat32,
+  toInt32,
+  writeSafetensorsFile,
   type StTensor,
 } from '../../src/model/safetensors.ts';
 
@@ -58,7 +67,10 @@ describe('safetensors format', () => {
   });
 
   test('zero-size and scalar tensors', () => {
-    const bytes = serializeSafetensors({ e: fromFloat32(new Float32Array(0), [0, 5], 'F32'), s: fromFloat32(new Float32Array([3]), [], 'F32') });
+    const bytes = serializeSafetensors({
+      e: fromFloat32(new Float32Array(0), [0, 5], 'F32'),
+      s: fromFloat32(new Float32Array([3]), [], 'F32'),
+    });
     const { tensors } = parseSafetensors(bytes);
     assert.deepEqual(tensors.get('e')!.shape, [0, 5]);
     assert.equal(toFloat32(tensors.get('e')!).length, 0);
@@ -68,8 +80,18 @@ describe('safetensors format', () => {
 
 describe('dtype conversion', () => {
   test('bf16 rounds to nearest even and keeps inf/NaN', () => {
-    const one = 1, ulp = 2 ** -7; // bf16 has 7 mantissa bits
-    const vals = new Float32Array([one + ulp / 2, one + ulp * 1.5, one + ulp / 2 + 2 ** -20, -0, Infinity, -Infinity, NaN, 3.0e38]);
+    const one = 1,
+      ulp = 2 ** -7; // bf16 has 7 mantissa bits
+    const vals = new Float32Array([
+      one + ulp / 2,
+      one + ulp * 1.5,
+      one + ulp / 2 + 2 ** -20,
+      -0,
+      Infinity,
+      -Infinity,
+      NaN,
+      3.0e38,
+    ]);
     const back = toFloat32(fromFloat32(vals, [vals.length], 'BF16'));
     assert.equal(back[0], 1); // tie → even (1.0)
     assert.equal(back[1], one + 2 * ulp); // tie → even (up)
@@ -95,7 +117,7 @@ describe('dtype conversion', () => {
     assert.ok(Number.isNaN(f16ToF32(f32ToF16(NaN))));
     // every finite f16 survives f16 → f32 → f16
     for (let h = 0; h < 0x10000; h++) {
-      if ((h & 0x7c00) === 0x7c00 && (h & 0x3ff)) continue;
+      if ((h & 0x7c00) === 0x7c00 && h & 0x3ff) continue;
       assert.equal(f32ToF16(f16ToF32(h)), h);
     }
     const t = fromFloat32(new Float32Array([0.5, -3.25, 1e-6]), [3], 'F16');
@@ -119,7 +141,10 @@ describe('dtype conversion', () => {
 });
 
 describe('untrusted input', () => {
-  const good = (): Record<string, unknown> => ({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'U8', shape: [4], data_offsets: [8, 12] } });
+  const good = (): Record<string, unknown> => ({
+    a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+    b: { dtype: 'U8', shape: [4], data_offsets: [8, 12] },
+  });
 
   test('a valid hand-written file parses', () => {
     const { tensors } = parseSafetensors(rawFile(good(), 12), 'x.safetensors');
@@ -129,21 +154,100 @@ describe('untrusted input', () => {
   const cases: Array<[string, () => Uint8Array, RegExp]> = [
     ['shorter than 8 bytes', () => new Uint8Array(5), /f\.st: file is 5 bytes/],
     ['header length past end', () => rawFile(good(), 12).subarray(0, 20), /header length \d+ runs past the end/],
-    ['header length over limit', () => { const b = rawFile(good(), 12); new DataView(b.buffer).setBigUint64(0, 2n ** 40n, true); return b; }, /exceeds the 100000000-byte limit/],
-    ['not JSON', () => { const b = rawFile(good(), 12); b[10] = 0x7b; b[9] = 0x7b; return b; }, /not valid JSON/],
-    ['not UTF-8', () => { const b = rawFile(good(), 12); b[12] = 0xff; return b; }, /not valid UTF-8/],
+    [
+      'header length over limit',
+      () => {
+        const b = rawFile(good(), 12);
+        new DataView(b.buffer).setBigUint64(0, 2n ** 40n, true);
+        return b;
+      },
+      /exceeds the 100000000-byte limit/,
+    ],
+    [
+      'not JSON',
+      () => {
+        const b = rawFile(good(), 12);
+        b[10] = 0x7b;
+        b[9] = 0x7b;
+        return b;
+      },
+      /not valid JSON/,
+    ],
+    [
+      'not UTF-8',
+      () => {
+        const b = rawFile(good(), 12);
+        b[12] = 0xff;
+        return b;
+      },
+      /not valid UTF-8/,
+    ],
     ['JSON array', () => rawFile([1, 2], 0), /does not start with '\{'/],
-    ['unknown dtype', () => rawFile({ ...good(), a: { dtype: 'Q4', shape: [2], data_offsets: [0, 8] } }, 12), /tensor "a": unsupported dtype "Q4"/],
-    ['negative dim', () => rawFile({ ...good(), a: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, 12), /tensor "a": shape \[-2\] has an invalid dim/],
-    ['fractional dim', () => rawFile({ ...good(), a: { dtype: 'F32', shape: [2.5], data_offsets: [0, 8] } }, 12), /invalid dim/],
-    ['huge shape', () => rawFile({ ...good(), a: { dtype: 'F32', shape: [2 ** 52, 2 ** 52, 0.5e1], data_offsets: [0, 8] } }, 12), /tensor "a": shape .* needs more than 12 bytes/],
-    ['size mismatch', () => rawFile({ ...good(), a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 12), /needs 12 bytes but data_offsets \[0, 8\] hold 8/],
-    ['offset past data', () => rawFile({ ...good(), b: { dtype: 'U8', shape: [4], data_offsets: [8, 12] } }, 11), /run past the 11-byte data region/],
-    ['overlap', () => rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'U8', shape: [4], data_offsets: [4, 8] } }, 8), /tensor "b" starts at byte 4 .* \(overlap\)/],
-    ['gap', () => rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'U8', shape: [4], data_offsets: [9, 13] } }, 13), /\(gap\)/],
+    [
+      'unknown dtype',
+      () => rawFile({ ...good(), a: { dtype: 'Q4', shape: [2], data_offsets: [0, 8] } }, 12),
+      /tensor "a": unsupported dtype "Q4"/,
+    ],
+    [
+      'negative dim',
+      () => rawFile({ ...good(), a: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, 12),
+      /tensor "a": shape \[-2\] has an invalid dim/,
+    ],
+    [
+      'fractional dim',
+      () => rawFile({ ...good(), a: { dtype: 'F32', shape: [2.5], data_offsets: [0, 8] } }, 12),
+      /invalid dim/,
+    ],
+    [
+      'huge shape',
+      () => rawFile({ ...good(), a: { dtype: 'F32', shape: [2 ** 52, 2 ** 52, 0.5e1], data_offsets: [0, 8] } }, 12),
+      /tensor "a": shape .* needs more than 12 bytes/,
+    ],
+    [
+      'size mismatch',
+      () => rawFile({ ...good(), a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 12),
+      /needs 12 bytes but data_offsets \[0, 8\] hold 8/,
+    ],
+    [
+      'offset past data',
+      () => rawFile({ ...good(), b: { dtype: 'U8', shape: [4], data_offsets: [8, 12] } }, 11),
+      /run past the 11-byte data region/,
+    ],
+    [
+      'overlap',
+      () =>
+        rawFile(
+          {
+            a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+            b: { dtype: 'U8', shape: [4], data_offsets: [4, 8] },
+          },
+          8,
+        ),
+      /tensor "b" starts at byte 4 .* \(overlap\)/,
+    ],
+    [
+      'gap',
+      () =>
+        rawFile(
+          {
+            a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+            b: { dtype: 'U8', shape: [4], data_offsets: [9, 13] },
+          },
+          13,
+        ),
+      /\(gap\)/,
+    ],
     ['trailing bytes', () => rawFile(good(), 16), /cover 12 bytes but the data region holds 16/],
-    ['offsets reversed', () => rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }, 8), /data_offsets \[8,0\] are invalid/],
-    ['metadata not strings', () => rawFile({ __metadata__: { n: 3 }, ...good() }, 12), /__metadata__\.n must be a string/],
+    [
+      'offsets reversed',
+      () => rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }, 8),
+      /data_offsets \[8,0\] are invalid/,
+    ],
+    [
+      'metadata not strings',
+      () => rawFile({ __metadata__: { n: 3 }, ...good() }, 12),
+      /__metadata__\.n must be a string/,
+    ],
     ['entry not object', () => rawFile({ a: 'F32' }, 0), /tensor "a": entry is not an object/],
   ];
   for (const [name, make, re] of cases) {
@@ -176,7 +280,13 @@ describe('untrusted input', () => {
       assert.deepEqual(readFileSync(p), Buffer.from(serializeSafetensors(t)));
       assert.deepEqual(readdirSync(dir), ['m.safetensors']);
       expectSt(() => writeSafetensorsFile(join(dir, 'missing', 'x.safetensors'), t), /cannot write \(ENOENT\)/);
-      expectSt(() => writeSafetensorsFile(join(dir, 'bad.safetensors'), { w: { dtype: 'F32', shape: [3], data: new Uint8Array(8) } }), /needs 12 bytes, data has 8/);
+      expectSt(
+        () =>
+          writeSafetensorsFile(join(dir, 'bad.safetensors'), {
+            w: { dtype: 'F32', shape: [3], data: new Uint8Array(8) },
+          }),
+        /needs 12 bytes, data has 8/,
+      );
       assert.deepEqual(readdirSync(dir), ['m.safetensors']);
       assert.ok(!existsSync(join(dir, 'missing')));
     } finally {

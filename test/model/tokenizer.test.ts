@@ -24,7 +24,11 @@ describe('TextTokenizer with the real Qwen3 tokenizer', () => {
     // Byte-level BPE: "!" is byte-alphabet id 0, "+" id 10, digits are split one by one.
     assert.deepEqual(tok.encode('Hello world!'), [9707, 1879, 0]);
     assert.deepEqual(tok.encode('12+34'), [16, 17, 10, 18, 19]);
-    for (const s of ['Hello world! 12+34=46', 'Let $x^2 = 4$; then x = ±2.\n\n  indented\tand tabs', '数学问题：求解方程。 émoji 🚀']) {
+    for (const s of [
+      'Hello world! 12+34=46',
+      'Let $x^2 = 4$; then x = ±2.\n\n  indented\tand tabs',
+      '数学问题：求解方程。 émoji 🚀',
+    ]) {
       assert.equal(tok.decode(tok.encode(s)), s);
     }
     const ids = tok.encode('a<|im_end|>b');
@@ -32,13 +36,25 @@ describe('TextTokenizer with the real Qwen3 tokenizer', () => {
     assert.equal(tok.decode(ids, { skipSpecialTokens: true }), 'ab');
     assert.deepEqual(tok.encode(''), []);
     assert.equal(tok.decode([]), '');
-    assert.throws(() => tok.decode([10_000_000]), (e: unknown) => e instanceof TokenizerError && /cannot decode token id 10000000/.test(e.message));
+    assert.throws(
+      () => tok.decode([10_000_000]),
+      (e: unknown) => e instanceof TokenizerError && /cannot decode token id 10000000/.test(e.message),
+    );
   });
 
   test('chat template with add_generation_prompt', () => {
     assert.ok(tok.hasChatTemplate);
-    const text = tok.applyChatTemplate([{ role: 'system', content: 'Reason step by step.' }, { role: 'user', content: 'What is 2+2?' }], { addGenerationPrompt: true });
-    assert.equal(text, '<|im_start|>system\nReason step by step.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n');
+    const text = tok.applyChatTemplate(
+      [
+        { role: 'system', content: 'Reason step by step.' },
+        { role: 'user', content: 'What is 2+2?' },
+      ],
+      { addGenerationPrompt: true },
+    );
+    assert.equal(
+      text,
+      '<|im_start|>system\nReason step by step.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n',
+    );
     const noGen = tok.applyChatTemplate([{ role: 'user', content: 'hi' }]);
     assert.equal(noGen, '<|im_start|>user\nhi<|im_end|>\n');
   });
@@ -50,21 +66,40 @@ describe('broken tokenizer files', () => {
     try {
       const p = join(dir, 'tokenizer.json');
       writeFileSync(p, '{"model": {"type": "BPE", "vocab": ');
-      assert.throws(() => TextTokenizer.fromFiles(p), (e: unknown) => e instanceof TokenizerError && e.message.startsWith(`${p}: not valid JSON`) && !e.message.includes('\n'));
+      assert.throws(
+        () => TextTokenizer.fromFiles(p),
+        (e: unknown) =>
+          e instanceof TokenizerError && e.message.startsWith(`${p}: not valid JSON`) && !e.message.includes('\n'),
+      );
       writeFileSync(p, JSON.stringify({ model: { type: 'NoSuchModel' }, added_tokens: [] }));
-      assert.throws(() => TextTokenizer.fromFiles(p), (e: unknown) => e instanceof TokenizerError && e.message.startsWith(`${p}: cannot build the tokenizer`));
+      assert.throws(
+        () => TextTokenizer.fromFiles(p),
+        (e: unknown) => e instanceof TokenizerError && e.message.startsWith(`${p}: cannot build the tokenizer`),
+      );
       writeFileSync(p, '[]');
-      assert.throws(() => TextTokenizer.fromFiles(p), (e: unknown) => e instanceof TokenizerError && e.message.startsWith(`${p}: must be a JSON object`));
-      assert.throws(() => TextTokenizer.fromDir(join(dir, 'none')), (e: unknown) => e instanceof TokenizerError && /no tokenizer\.json/.test(e.message));
+      assert.throws(
+        () => TextTokenizer.fromFiles(p),
+        (e: unknown) => e instanceof TokenizerError && e.message.startsWith(`${p}: must be a JSON object`),
+      );
+      assert.throws(
+        () => TextTokenizer.fromDir(join(dir, 'none')),
+        (e: unknown) => e instanceof TokenizerError && /no tokenizer\.json/.test(e.message),
+      );
       const { tokenizerJson, tokenizerConfig } = charLevelTokenizerFiles();
       writeFileSync(p, JSON.stringify(tokenizerJson));
       const c = join(dir, 'tokenizer_config.json');
       writeFileSync(c, JSON.stringify({ ...tokenizerConfig, chat_template: '{% for m in messages %}' }));
-      assert.throws(() => TextTokenizer.fromFiles(p, c), (e: unknown) => e instanceof TokenizerError && /chat_template does not parse/.test(e.message));
+      assert.throws(
+        () => TextTokenizer.fromFiles(p, c),
+        (e: unknown) => e instanceof TokenizerError && /chat_template does not parse/.test(e.message),
+      );
       writeFileSync(c, JSON.stringify({ ...tokenizerConfig, chat_template: undefined }));
       const t = TextTokenizer.fromFiles(p, c);
       assert.equal(t.hasChatTemplate, false);
-      assert.throws(() => t.applyChatTemplate([{ role: 'user', content: 'x' }]), (e: unknown) => e instanceof TokenizerError && /no chat_template/.test(e.message));
+      assert.throws(
+        () => t.applyChatTemplate([{ role: 'user', content: 'x' }]),
+        (e: unknown) => e instanceof TokenizerError && /no chat_template/.test(e.message),
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -81,7 +116,10 @@ describe('character-level tokenizer', () => {
     const s = '12+34=46';
     const ids = tok.encode(s);
     assert.equal(ids.length, s.length);
-    assert.deepEqual(ids, [...s].map((ch) => 3 + PRINTABLE_ASCII.indexOf(ch)));
+    assert.deepEqual(
+      ids,
+      [...s].map((ch) => 3 + PRINTABLE_ASCII.indexOf(ch)),
+    );
     assert.equal(tok.decode(ids), s);
     const all = PRINTABLE_ASCII + '  double  spaces \n\n end';
     assert.equal(tok.decode(tok.encode(all)), all);
@@ -101,9 +139,17 @@ describe('character-level tokenizer', () => {
     assert.equal(j['model'].type, 'BPE');
     assert.deepEqual(j['model'].merges, []);
     assert.equal(j['decoder'].type, 'Fuse');
-    assert.deepEqual(j['pre_tokenizer'], { type: 'Split', pattern: { Regex: '[\\s\\S]' }, behavior: 'Isolated', invert: false });
+    assert.deepEqual(j['pre_tokenizer'], {
+      type: 'Split',
+      pattern: { Regex: '[\\s\\S]' },
+      behavior: 'Isolated',
+      invert: false,
+    });
     for (const a of j['added_tokens']) assert.equal(j['model'].vocab[a.content], a.id);
     const ids = Object.values(j['model'].vocab as Record<string, number>).sort((a, b) => a - b);
-    assert.deepEqual(ids, ids.map((_, i) => i)); // dense 0..N-1
+    assert.deepEqual(
+      ids,
+      ids.map((_, i) => i),
+    ); // dense 0..N-1
   });
 });

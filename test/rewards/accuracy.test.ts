@@ -19,7 +19,9 @@ test('NumericVerifier: last \\boxed{} else last number, numeric compare, string 
 
 test('accuracy reward: 1/0 per completion, null for missing gold, numbers as gold', async () => {
   const fn = accuracyReward({ verifier: new NumericVerifier() });
-  const out = await fn(input(['\\boxed{4}', '\\boxed{5}', 'it is 27', '\\boxed{1}', '\\boxed{1}'], { answer: ['4', '4', 27, null, ''] }));
+  const out = await fn(
+    input(['\\boxed{4}', '\\boxed{5}', 'it is 27', '\\boxed{1}', '\\boxed{1}'], { answer: ['4', '4', 27, null, ''] }),
+  );
   assert.deepEqual(out, [1, 0, 1, null, null]);
 });
 
@@ -33,11 +35,18 @@ test('accuracy reward uses the injected verifier; a verifier error scores 0', as
   };
   const fn = accuracyReward({ verifier: fake, answerField: 'solution' });
   assert.deepEqual(await fn(input(['has abc', 'nope', 'timeout'], { solution: ['abc', 'abc', 'abc'] })), [1, 0, 0]);
-  assert.deepEqual(calls, [['abc', 'has abc'], ['abc', 'nope'], ['abc', 'timeout']]);
+  assert.deepEqual(calls, [
+    ['abc', 'has abc'],
+    ['abc', 'nope'],
+    ['abc', 'timeout'],
+  ]);
 });
 
 test('accuracy reward: missing or misaligned answer column is a RewardError', async () => {
   const fn = accuracyReward({ verifier: new NumericVerifier() });
   await assert.rejects(async () => fn(input(['a'])), RewardError);
-  await assert.rejects(async () => fn(input(['a', 'b'], { answer: ['1'] })), /'answer' has 1 entries for 2 completions/);
+  await assert.rejects(
+    async () => fn(input(['a', 'b'], { answer: ['1'] })),
+    /'answer' has 1 entries for 2 completions/,
+  );
 });

@@ -9,10 +9,10 @@ test('default pattern = open-r1 format_reward (re.match with DOTALL | MULTILINE)
   const good = '<think>\nstep 1\nstep 2\n</think>\n<answer>\n42\n</answer>';
   const cases = [
     good,
-    '<think>\nx\n</think>\n<answer>\ny\n</answer>\n',           // MULTILINE: $ before a trailing newline
-    'Sure.\n<think>\nx\n</think>\n<answer>\ny\n</answer>',       // re.match: must start at index 0
-    '<think>x</think><answer>y</answer>',                       // newlines are required
-    '<think>\nx\n</think>\n42',                                 // no answer tags
+    '<think>\nx\n</think>\n<answer>\ny\n</answer>\n', // MULTILINE: $ before a trailing newline
+    'Sure.\n<think>\nx\n</think>\n<answer>\ny\n</answer>', // re.match: must start at index 0
+    '<think>x</think><answer>y</answer>', // newlines are required
+    '<think>\nx\n</think>\n42', // no answer tags
     '',
   ];
   assert.deepEqual(await fn(input(cases)), [1, 1, 0, 0, 0, 0]);

@@ -20,10 +20,11 @@ test('gsm8kGold: raw solution or extracted number', () => {
 
 test('gsm8k reward: exact numeric match, null without (parsable) gold', async () => {
   const fn = gsm8kReward();
-  const out = await fn(input(
-    ['#### 72', 'so \\boxed{72.0}', '#### 71', 'I think 72', '#### 1000', 'x', 'x'],
-    { answer: ['Natalia...\n#### 72', '72', '72', '72', '1,000', null, 'not a number'] },
-  ));
+  const out = await fn(
+    input(['#### 72', 'so \\boxed{72.0}', '#### 71', 'I think 72', '#### 1000', 'x', 'x'], {
+      answer: ['Natalia...\n#### 72', '72', '72', '72', '1,000', null, 'not a number'],
+    }),
+  );
   assert.deepEqual(out, [1, 1, 0, 0, 1, null, null]);
   const other = gsm8kReward({ answerField: 'gold' });
   assert.deepEqual(await other(input(['#### 3'], { gold: [3] })), [1]);

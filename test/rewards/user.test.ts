@@ -11,8 +11,16 @@ let dir = '';
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'gpg-user-reward-'));
   mkdirSync(join(dir, 'rewards'));
-  writeFileSync(join(dir, 'rewards', 'len.mjs'), 'export default ({ completions }) => completions.map((c) => c.length);\nexport const half = async ({ completions, level }) => completions.map((_, i) => (level[i] === 1 ? 0.5 : null));\nexport const notFn = 3;\n');
-  writeFileSync(join(dir, 'typed.ts'), "import type { RewardInput } from '" + new URL('../../src/rewards/index.ts', import.meta.url).pathname + "';\nexport function hasThink(input: RewardInput): number[] { return input.completions.map((c: string) => (c.includes('<think>') ? 1 : 0)); }\n");
+  writeFileSync(
+    join(dir, 'rewards', 'len.mjs'),
+    'export default ({ completions }) => completions.map((c) => c.length);\nexport const half = async ({ completions, level }) => completions.map((_, i) => (level[i] === 1 ? 0.5 : null));\nexport const notFn = 3;\n',
+  );
+  writeFileSync(
+    join(dir, 'typed.ts'),
+    "import type { RewardInput } from '" +
+      new URL('../../src/rewards/index.ts', import.meta.url).pathname +
+      "';\nexport function hasThink(input: RewardInput): number[] { return input.completions.map((c: string) => (c.includes('<think>') ? 1 : 0)); }\n",
+  );
   writeFileSync(join(dir, 'broken.mjs'), 'export default (\n');
   writeFileSync(join(dir, 'data.txt'), 'x');
 });
@@ -43,10 +51,22 @@ test('errors: missing file, missing export, not a function, bad module, bad exte
     assert.match(e.message, re);
     return true;
   };
-  await assert.rejects(loadUserReward({ path: 'nope.mjs' }, dir), check(/reward_funcs: nope\.mjs: file not found \(resolved to .*nope\.mjs\)/));
-  await assert.rejects(loadUserReward({ path: 'rewards/len.mjs', export: 'missing' }, dir), check(/has no export 'missing' \(exports: default, half, notFn\)/));
+  await assert.rejects(
+    loadUserReward({ path: 'nope.mjs' }, dir),
+    check(/reward_funcs: nope\.mjs: file not found \(resolved to .*nope\.mjs\)/),
+  );
+  await assert.rejects(
+    loadUserReward({ path: 'rewards/len.mjs', export: 'missing' }, dir),
+    check(/has no export 'missing' \(exports: default, half, notFn\)/),
+  );
   await assert.rejects(loadUserReward({ path: 'typed.ts' }, dir), check(/has no default export \(exports: hasThink\)/));
-  await assert.rejects(loadUserReward({ path: 'rewards/len.mjs', export: 'notFn' }, dir), check(/export 'notFn' is a number, not a function/));
+  await assert.rejects(
+    loadUserReward({ path: 'rewards/len.mjs', export: 'notFn' }, dir),
+    check(/export 'notFn' is a number, not a function/),
+  );
   await assert.rejects(loadUserReward({ path: 'broken.mjs' }, dir), check(/broken\.mjs: cannot import the module: /));
-  await assert.rejects(loadUserReward({ path: 'data.txt' }, dir), check(/'\.txt' is not a JavaScript\/TypeScript module/));
+  await assert.rejects(
+    loadUserReward({ path: 'data.txt' }, dir),
+    check(/'\.txt' is not a JavaScript\/TypeScript module/),
+  );
 });

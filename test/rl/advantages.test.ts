@@ -1,7 +1,15 @@
 /** Group statistics and advantages (torch semantics: unbiased std, +1e-4). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { advantages, groupMeans, groupStds, isGroupValid, nanMeanStd, rewardStats, weightedRewardSum } from '../../src/rl/advantages.ts';
+import {
+  advantages,
+  groupMeans,
+  groupStds,
+  isGroupValid,
+  nanMeanStd,
+  rewardStats,
+  weightedRewardSum,
+} from '../../src/rl/advantages.ts';
 
 const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 

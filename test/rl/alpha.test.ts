@@ -30,7 +30,10 @@ describe('collectWithThreshold (β_th)', () => {
   test('all groups valid: one round, inverse_alpha 1', async () => {
     const s = scripted([[true]]);
     const r = await collectWithThreshold(s.sample, s.isValid, opts);
-    assert.deepEqual([r.inverseAlpha, r.validGroups, r.rounds, r.skip, r.thresholdReached, r.groups.length], [1, 4, 0, false, true, 4]);
+    assert.deepEqual(
+      [r.inverseAlpha, r.validGroups, r.rounds, r.skip, r.thresholdReached, r.groups.length],
+      [1, 4, 0, false, true, 4],
+    );
     assert.deepEqual(s.calls, [[4, 0]]);
   });
   test('valid fraction at the threshold: no resampling', async () => {
@@ -44,8 +47,20 @@ describe('collectWithThreshold (β_th)', () => {
     const s = scripted([[true, false, false, false], [false], [true, false]]);
     const r = await collectWithThreshold(s.sample, s.isValid, opts);
     assert.deepEqual([r.rounds, r.validGroups, r.inverseAlpha, r.thresholdReached, r.skip], [2, 3, 0.75, true, false]);
-    assert.deepEqual(s.calls, [[4, 0], [3, 1], [3, 2]], 'each round asks for as many prompts as there are invalid groups');
-    assert.deepEqual(r.groups.map((g) => g.id), [0, 7, 9, 3], 'new valid groups fill the first invalid slots, in order');
+    assert.deepEqual(
+      s.calls,
+      [
+        [4, 0],
+        [3, 1],
+        [3, 2],
+      ],
+      'each round asks for as many prompts as there are invalid groups',
+    );
+    assert.deepEqual(
+      r.groups.map((g) => g.id),
+      [0, 7, 9, 3],
+      'new valid groups fill the first invalid slots, in order',
+    );
     assert.equal(r.groups.length, 4);
   });
   test('threshold unreachable within the round limit: proceed with max(valid/groups, β_th)', async () => {
@@ -66,7 +81,11 @@ describe('collectWithThreshold (β_th)', () => {
   });
   test('a sampler that runs dry stops the rounds', async () => {
     let calls = 0;
-    const r = await collectWithThreshold(async (n) => (calls++ === 0 ? [{ v: true }, { v: false }, { v: false }, { v: false }].slice(0, n) : []), (g) => g.v, opts);
+    const r = await collectWithThreshold(
+      async (n) => (calls++ === 0 ? [{ v: true }, { v: false }, { v: false }, { v: false }].slice(0, n) : []),
+      (g) => g.v,
+      opts,
+    );
     assert.deepEqual([r.rounds, r.validGroups, r.inverseAlpha, r.skip], [1, 1, 0.5, false]);
   });
 });
@@ -76,9 +95,15 @@ describe('collectDynamic (DAPO)', () => {
   test('drops all-same groups and refills to the batch size', async () => {
     const s = scripted([[true, false], [true]]);
     const r = await collectDynamic(s.sample, s.isValid, opts);
-    assert.deepEqual([r.groups.length, r.validGroups, r.rounds, r.filled, r.dropped, r.skip], [4, 4, 1, true, 2, false]);
+    assert.deepEqual(
+      [r.groups.length, r.validGroups, r.rounds, r.filled, r.dropped, r.skip],
+      [4, 4, 1, true, 2, false],
+    );
     assert.ok(r.groups.every((g) => g.valid));
-    assert.deepEqual(s.calls, [[4, 0], [2, 1]]);
+    assert.deepEqual(s.calls, [
+      [4, 0],
+      [2, 1],
+    ]);
   });
   test('at the round limit proceeds with fewer valid groups; none → skip', async () => {
     const s = scripted([[true, false, false, false], [false]]);

@@ -17,14 +17,31 @@ const dir = (m: string) => `${ROOT}${m}`;
 function load(model: string) {
   const st = readSafetensorsFile(`${dir(model)}/reference.safetensors`);
   const ref = JSON.parse(readFileSync(`${dir(model)}/reference.json`, 'utf8'));
-  const get = (k: string) => { const t = st.tensors.get(k); assert.ok(t, `${model}: tensor ${k} missing`); return { shape: t.shape, data: Float64Array.from(toFloat32(t)) }; };
-  const lp = get('token_logps'), refLp = get('ref_token_logps'), cm = get('completion_mask'), rewards = get('rewards');
+  const get = (k: string) => {
+    const t = st.tensors.get(k);
+    assert.ok(t, `${model}: tensor ${k} missing`);
+    return { shape: t.shape, data: Float64Array.from(toFloat32(t)) };
+  };
+  const lp = get('token_logps'),
+    refLp = get('ref_token_logps'),
+    cm = get('completion_mask'),
+    rewards = get('rewards');
   const [B, T] = cm.shape as [number, number];
   const Tm1 = T - 1;
   const mask = new Float64Array(B * Tm1);
   for (let b = 0; b < B; b++) for (let t = 0; t < Tm1; t++) mask[b * Tm1 + t] = cm.data[b * T + t + 1]!;
   assert.deepEqual(lp.shape, [B, Tm1]);
-  return { ref, lp: lp.data, refLp: refLp.data, mask, rewards: rewards.data, B, Tm1, G: ref.G as number, C: ref.completion_width as number };
+  return {
+    ref,
+    lp: lp.data,
+    refLp: refLp.data,
+    mask,
+    rewards: rewards.data,
+    B,
+    Tm1,
+    G: ref.G as number,
+    C: ref.completion_width as number,
+  };
 }
 
 /** The six fixture variants as computeLoss inputs (make_fixtures.py `losses`). */
@@ -39,7 +56,14 @@ function variants(f: ReturnType<typeof load>): Record<string, LossInput> {
     gpg_std: { ...base, lossType: 'gpg', advantages: aStd, inverseAlpha: 1 },
     grpo: { ...base, lossType: 'grpo', advantages: aStd, epsilon: 0.2, epsilonHigh: 0.2, beta: 0.04, refLp: f.refLp },
     dapo: { ...base, lossType: 'dapo', advantages: aStd, epsilon: 0.2, epsilonHigh: 0.28 },
-    dr_grpo: { ...base, lossType: 'dr_grpo', advantages: aMean, epsilon: 0.2, epsilonHigh: 0.2, maxCompletionLength: f.C },
+    dr_grpo: {
+      ...base,
+      lossType: 'dr_grpo',
+      advantages: aMean,
+      epsilon: 0.2,
+      epsilonHigh: 0.2,
+      maxCompletionLength: f.C,
+    },
   };
 }
 
@@ -51,8 +75,12 @@ describe('losses: fixture parity (reference.json losses)', () => {
       const f = load(model);
       const aMean = advantages(f.rewards, f.G, { scaleRewards: false });
       const aStd = advantages(f.rewards, f.G, { scaleRewards: true });
-      f.ref.advantages_mean.forEach((v: number, i: number) => assert.ok(Math.abs(aMean[i]! - v) < 1e-12, `advantages_mean[${i}]`));
-      f.ref.advantages_std.forEach((v: number, i: number) => assert.ok(Math.abs(aStd[i]! - v) < 1e-9, `advantages_std[${i}]`));
+      f.ref.advantages_mean.forEach((v: number, i: number) =>
+        assert.ok(Math.abs(aMean[i]! - v) < 1e-12, `advantages_mean[${i}]`),
+      );
+      f.ref.advantages_std.forEach((v: number, i: number) =>
+        assert.ok(Math.abs(aStd[i]! - v) < 1e-9, `advantages_std[${i}]`),
+      );
       assert.equal(inverseAlpha(validGroups(f.rewards, f.G), f.B / f.G), f.ref.inverse_alpha);
       const vs = variants(f);
       assert.deepEqual(Object.keys(vs).sort(), Object.keys(f.ref.losses).sort());
@@ -60,7 +88,10 @@ describe('losses: fixture parity (reference.json losses)', () => {
         const { loss } = computeLoss(input);
         const want = f.ref.losses[name] as number;
         // inputs are the float32-stored log-probs of a float64 computation: ~1e-7 relative
-        assert.ok(relErr(loss, want) <= 1e-6, `${model} ${name}: ours ${loss} vs reference ${want} (rel ${relErr(loss, want).toExponential(2)})`);
+        assert.ok(
+          relErr(loss, want) <= 1e-6,
+          `${model} ${name}: ours ${loss} vs reference ${want} (rel ${relErr(loss, want).toExponential(2)})`,
+        );
       }
     });
   }
@@ -69,12 +100,13 @@ describe('losses: fixture parity (reference.json losses)', () => {
 /** Deterministic pseudo-random numbers in [0, 1). */
 function rng(seed: number) {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 }
 
 function randomCase(lossType: LossType, offPolicy: boolean, seed: number): LossInput {
   const r = rng(seed);
-  const B = 6, Tm1 = 7;
+  const B = 6,
+    Tm1 = 7;
   const lp = Float64Array.from({ length: B * Tm1 }, () => -0.2 - 3 * r());
   const mask = new Float64Array(B * Tm1);
   const lens = [7, 3, 1, 5, 0, 4];
@@ -84,7 +116,21 @@ function randomCase(lossType: LossType, offPolicy: boolean, seed: number): LossI
   const refLp = Float64Array.from(lp, (v) => v + 0.3 * (r() - 0.5));
   const adv = Float64Array.from({ length: B }, () => 2 * r() - 1);
   const beta = lossType === 'gpg' ? 0 : 0.1;
-  return { lossType, lp, oldLp, refLp, mask, advantages: adv, B, Tm1, epsilon: 0.2, epsilonHigh: 0.28, beta, inverseAlpha: 0.75, maxCompletionLength: 9 };
+  return {
+    lossType,
+    lp,
+    oldLp,
+    refLp,
+    mask,
+    advantages: adv,
+    B,
+    Tm1,
+    epsilon: 0.2,
+    epsilonHigh: 0.28,
+    beta,
+    inverseAlpha: 0.75,
+    maxCompletionLength: 9,
+  };
 }
 
 describe('losses: dlp equals finite differences', () => {
@@ -99,8 +145,10 @@ describe('losses: dlp equals finite differences', () => {
         let maxErr = 0;
         for (let i = 0; i < x.lp.length; i++) {
           // on-policy: the ratio's base moves with lp (lp_old = lp.detach()), so perturb lp only
-          const plus = Float64Array.from(x.lp); plus[i]! += h;
-          const minus = Float64Array.from(x.lp); minus[i]! -= h;
+          const plus = Float64Array.from(x.lp);
+          plus[i]! += h;
+          const minus = Float64Array.from(x.lp);
+          minus[i]! -= h;
           const old = x.oldLp;
           const lpP = computeLoss({ ...x, lp: plus, oldLp: old ?? x.lp }).loss;
           const lpM = computeLoss({ ...x, lp: minus, oldLp: old ?? x.lp }).loss;
@@ -118,17 +166,27 @@ describe('losses: gradient accumulation with batch-wide denominators', () => {
     test(`${lossType}: 2 micro-batches sum to one double batch`, () => {
       const x = randomCase(lossType, lossType !== 'gpg', 5);
       const whole = computeLoss(x);
-      const half = x.B / 2, n = half * x.Tm1;
+      const half = x.B / 2,
+        n = half * x.Tm1;
       const part = (k: number): LossInput => ({
-        ...x, B: half,
-        lp: x.lp.slice(k * n, (k + 1) * n), oldLp: x.oldLp?.slice(k * n, (k + 1) * n), refLp: x.refLp?.slice(k * n, (k + 1) * n),
-        mask: x.mask.slice(k * n, (k + 1) * n), advantages: x.advantages.slice(k * half, (k + 1) * half),
+        ...x,
+        B: half,
+        lp: x.lp.slice(k * n, (k + 1) * n),
+        oldLp: x.oldLp?.slice(k * n, (k + 1) * n),
+        refLp: x.refLp?.slice(k * n, (k + 1) * n),
+        mask: x.mask.slice(k * n, (k + 1) * n),
+        advantages: x.advantages.slice(k * half, (k + 1) * half),
         denominators: { tokens: whole.metrics.tokens, sequences: x.B },
       });
-      const a = computeLoss(part(0)), b = computeLoss(part(1));
-      assert.ok(Math.abs(a.loss + b.loss - whole.loss) <= 1e-15 * Math.max(1, Math.abs(whole.loss)) * 10, `${a.loss} + ${b.loss} vs ${whole.loss}`);
+      const a = computeLoss(part(0)),
+        b = computeLoss(part(1));
+      assert.ok(
+        Math.abs(a.loss + b.loss - whole.loss) <= 1e-15 * Math.max(1, Math.abs(whole.loss)) * 10,
+        `${a.loss} + ${b.loss} vs ${whole.loss}`,
+      );
       const joined = new Float64Array([...a.dlp, ...b.dlp]);
-      for (let i = 0; i < joined.length; i++) assert.ok(Math.abs(joined[i]! - whole.dlp[i]!) <= 1e-17 + 1e-15 * Math.abs(whole.dlp[i]!), `dlp[${i}]`);
+      for (let i = 0; i < joined.length; i++)
+        assert.ok(Math.abs(joined[i]! - whole.dlp[i]!) <= 1e-17 + 1e-15 * Math.abs(whole.dlp[i]!), `dlp[${i}]`);
     });
   }
 });

@@ -46,15 +46,24 @@ describe('config defaults per loss_type (DESIGN §5)', () => {
   });
   test('grpo', () => {
     const c = validateConfig({ ...base, loss_type: 'grpo' });
-    assert.deepEqual([c.scale_rewards, c.adjust_gd, c.min_inverse_alpha, c.beta, c.epsilon, c.epsilon_high], [true, false, null, 0.04, 0.2, 0.2]);
+    assert.deepEqual(
+      [c.scale_rewards, c.adjust_gd, c.min_inverse_alpha, c.beta, c.epsilon, c.epsilon_high],
+      [true, false, null, 0.04, 0.2, 0.2],
+    );
   });
   test('dapo', () => {
     const c = validateConfig({ ...base, loss_type: 'dapo' });
-    assert.deepEqual([c.scale_rewards, c.beta, c.epsilon, c.epsilon_high, c.dynamic_sampling], [true, 0, 0.2, 0.28, true]);
+    assert.deepEqual(
+      [c.scale_rewards, c.beta, c.epsilon, c.epsilon_high, c.dynamic_sampling],
+      [true, 0, 0.2, 0.28, true],
+    );
   });
   test('dr_grpo', () => {
     const c = validateConfig({ ...base, loss_type: 'dr_grpo' });
-    assert.deepEqual([c.scale_rewards, c.beta, c.epsilon, c.epsilon_high, c.dynamic_sampling], [false, 0, 0.2, 0.2, false]);
+    assert.deepEqual(
+      [c.scale_rewards, c.beta, c.epsilon, c.epsilon_high, c.dynamic_sampling],
+      [false, 0, 0.2, 0.2, false],
+    );
   });
   test('a recipe value overrides the per-loss default; epsilon_high follows epsilon when unset', () => {
     const c = validateConfig({ ...base, loss_type: 'grpo', beta: 0, scale_rewards: false, epsilon: 0.3 });
@@ -68,10 +77,26 @@ describe('config defaults per loss_type (DESIGN §5)', () => {
 
 describe('validation errors: one line per bad field', () => {
   test('num_generations < 2 gives the exact line', () => {
-    assert.deepEqual(issuesOf(() => validateConfig({ ...base, num_generations: 1, per_device_train_batch_size: 2 }, 'recipe.yaml')), ['recipe.yaml: num_generations: must be ≥ 2 (got 1)']);
+    assert.deepEqual(
+      issuesOf(() => validateConfig({ ...base, num_generations: 1, per_device_train_batch_size: 2 }, 'recipe.yaml')),
+      ['recipe.yaml: num_generations: must be ≥ 2 (got 1)'],
+    );
   });
   test('every bad field is reported, unknown keys with a did-you-mean', () => {
-    const lines = issuesOf(() => validateConfig({ ...base, lerning_rate: 1, temperature: 'hot', loss_type: 'ppo', dataset: { path: 'builtin:arithmetic', promt_field: 'q' }, dataset_name: 'x', reward_funcs: ['accuracy', 'speed'] }, 'r.yaml'));
+    const lines = issuesOf(() =>
+      validateConfig(
+        {
+          ...base,
+          lerning_rate: 1,
+          temperature: 'hot',
+          loss_type: 'ppo',
+          dataset: { path: 'builtin:arithmetic', promt_field: 'q' },
+          dataset_name: 'x',
+          reward_funcs: ['accuracy', 'speed'],
+        },
+        'r.yaml',
+      ),
+    );
     assert.deepEqual(lines.sort(), [
       'r.yaml: dataset.promt_field: unknown field (did you mean dataset.prompt_field?)',
       'r.yaml: dataset_name: unknown field (did you mean dataset.path?)',
@@ -87,8 +112,14 @@ describe('validation errors: one line per bad field', () => {
       assert.fail('no error');
     } catch (e) {
       const lines = (e as Error).message.split('\n');
-      assert.equal(lines[0], 'r.yaml: 2 invalid fields: top_k: must be ≥ 0 (got -1); max_steps: must be an integer (got 1.5)');
-      assert.deepEqual(lines.slice(1), ['r.yaml: top_k: must be ≥ 0 (got -1)', 'r.yaml: max_steps: must be an integer (got 1.5)']);
+      assert.equal(
+        lines[0],
+        'r.yaml: 2 invalid fields: top_k: must be ≥ 0 (got -1); max_steps: must be an integer (got 1.5)',
+      );
+      assert.deepEqual(lines.slice(1), [
+        'r.yaml: top_k: must be ≥ 0 (got -1)',
+        'r.yaml: max_steps: must be an integer (got 1.5)',
+      ]);
     }
   });
   test('required fields', () => {
@@ -98,58 +129,116 @@ describe('validation errors: one line per bad field', () => {
     ]);
   });
   test('cross-field checks give the values and the fix', () => {
-    const lines = issuesOf(() => validateConfig({ ...base, per_device_train_batch_size: 12, num_generations: 8 }, 'r.yaml'));
-    assert.deepEqual(lines, ['r.yaml: per_device_train_batch_size: must be divisible by num_generations (12 % 8 = 4); it counts completions, so use 8 or 16']);
-    const l2 = issuesOf(() => validateConfig({ ...base, loss_type: 'grpo', adjust_gd: true, min_inverse_alpha: 0.6 }, 'r.yaml'));
+    const lines = issuesOf(() =>
+      validateConfig({ ...base, per_device_train_batch_size: 12, num_generations: 8 }, 'r.yaml'),
+    );
+    assert.deepEqual(lines, [
+      'r.yaml: per_device_train_batch_size: must be divisible by num_generations (12 % 8 = 4); it counts completions, so use 8 or 16',
+    ]);
+    const l2 = issuesOf(() =>
+      validateConfig({ ...base, loss_type: 'grpo', adjust_gd: true, min_inverse_alpha: 0.6 }, 'r.yaml'),
+    );
     assert.equal(l2.length, 2);
     assert.match(l2[0]!, /^r\.yaml: adjust_gd: is GPG's α and applies only to loss_type gpg \(got loss_type grpo\)/);
     assert.match(l2[1]!, /^r\.yaml: min_inverse_alpha: is GPG's β_th/);
-    assert.match(issuesOf(() => validateConfig({ ...base, num_iterations: 2 }, 'r'))[0]!, /num_iterations: must be 1 for loss_type gpg \(got 2\)/);
-    assert.match(issuesOf(() => validateConfig({ ...base, loss_type: 'dapo', epsilon: 0.3, epsilon_high: 0.25 }, 'r'))[0]!, /epsilon_high: must be ≥ epsilon \(got epsilon_high 0.25 < epsilon 0.3\)/);
+    assert.match(
+      issuesOf(() => validateConfig({ ...base, num_iterations: 2 }, 'r'))[0]!,
+      /num_iterations: must be 1 for loss_type gpg \(got 2\)/,
+    );
+    assert.match(
+      issuesOf(() => validateConfig({ ...base, loss_type: 'dapo', epsilon: 0.3, epsilon_high: 0.25 }, 'r'))[0]!,
+      /epsilon_high: must be ≥ epsilon \(got epsilon_high 0.25 < epsilon 0.3\)/,
+    );
     assert.match(issuesOf(() => validateConfig({ ...base, beta: 0.1 }, 'r'))[0]!, /beta: must be 0 for loss_type gpg/);
-    assert.match(issuesOf(() => validateConfig({ ...base, reward_funcs: ['format', 'cosine'], reward_weights: [1] }, 'r'))[0]!, /reward_weights: has 1 entries but reward_funcs has 2/);
-    assert.match(issuesOf(() => validateConfig({ ...base, adjust_gd: false, min_inverse_alpha: 0.5 }, 'r'))[0]!, /min_inverse_alpha: needs adjust_gd: true/);
-    assert.match(issuesOf(() => validateConfig({ ...base, dynamic_sampling: true }, 'r'))[0]!, /dynamic_sampling: and min_inverse_alpha \(0.5\) both resample/);
+    assert.match(
+      issuesOf(() => validateConfig({ ...base, reward_funcs: ['format', 'cosine'], reward_weights: [1] }, 'r'))[0]!,
+      /reward_weights: has 1 entries but reward_funcs has 2/,
+    );
+    assert.match(
+      issuesOf(() => validateConfig({ ...base, adjust_gd: false, min_inverse_alpha: 0.5 }, 'r'))[0]!,
+      /min_inverse_alpha: needs adjust_gd: true/,
+    );
+    assert.match(
+      issuesOf(() => validateConfig({ ...base, dynamic_sampling: true }, 'r'))[0]!,
+      /dynamic_sampling: and min_inverse_alpha \(0.5\) both resample/,
+    );
   });
   test('missing files are reported; builtin: values are not checked', () => {
-    const lines = issuesOf(() => validateConfig({ model_name_or_path: 'nope-model', dataset: { path: 'nope.jsonl' }, reward_funcs: [{ path: 'nope.mjs', export: 'r' }] }, 'r.yaml', { baseDir: '/tmp/x' }));
-    assert.deepEqual(lines.map((l) => l.split(':').slice(0, 2).join(':')).sort(), ['r.yaml: dataset.path', 'r.yaml: model_name_or_path', 'r.yaml: reward_funcs.0.path']);
-    assert.match(lines.find((l) => l.includes('dataset.path'))!, /file not found: \/tmp\/x\/nope\.jsonl/);
+    const lines = issuesOf(() =>
+      validateConfig(
+        {
+          model_name_or_path: 'nope-model',
+          dataset: { path: 'nope.jsonl' },
+          reward_funcs: [{ path: 'nope.mjs', export: 'r' }],
+        },
+        'r.yaml',
+        { baseDir: '/tmp/x' },
+      ),
+    );
+    assert.deepEqual(lines.map((l) => l.split(':').slice(0, 2).join(':')).sort(), [
+      'r.yaml: dataset.path',
+      'r.yaml: model_name_or_path',
+      'r.yaml: reward_funcs.0.path',
+    ]);
+    assert.match(
+      lines.find((l) => l.includes('dataset.path'))!,
+      /file not found: \/tmp\/x\/nope\.jsonl/,
+    );
     // checkModel: false (gpg-rl train --dry-run) lets a missing model folder pass
-    assert.doesNotThrow(() => validateConfig({ model_name_or_path: 'nope-model', dataset: { path: 'builtin:arithmetic' } }, 'r', { checkModel: false }));
+    assert.doesNotThrow(() =>
+      validateConfig({ model_name_or_path: 'nope-model', dataset: { path: 'builtin:arithmetic' } }, 'r', {
+        checkModel: false,
+      }),
+    );
   });
 });
 
 describe('loadRecipe', () => {
   test('paths relative to the recipe folder; --set overrides with dotted keys and YAML values', () => {
-    const p = tmpRecipe('model_name_or_path: m\ndataset:\n  path: data/train.jsonl\n  prompt_field: question\nnum_generations: 4\nper_device_train_batch_size: 8\n');
+    const p = tmpRecipe(
+      'model_name_or_path: m\ndataset:\n  path: data/train.jsonl\n  prompt_field: question\nnum_generations: 4\nper_device_train_batch_size: 8\n',
+    );
     const dir = join(p, '..');
     mkdirSync(join(dir, 'm'));
     mkdirSync(join(dir, 'data'));
     writeFileSync(join(dir, 'data', 'train.jsonl'), '{"question":"1+1","answer":"2"}\n');
-    const c = loadRecipe(p, ['max_steps=3', 'dataset.limit=10', 'bf16=true', 'reward_funcs=[accuracy, format]', 'output_dir=runs/x']);
+    const c = loadRecipe(p, [
+      'max_steps=3',
+      'dataset.limit=10',
+      'bf16=true',
+      'reward_funcs=[accuracy, format]',
+      'output_dir=runs/x',
+    ]);
     assert.equal(c.model_name_or_path, join(dir, 'm'));
     assert.equal(c.dataset.path, join(dir, 'data', 'train.jsonl'));
     assert.equal(c.dataset.prompt_field, 'question');
     assert.deepEqual([c.max_steps, c.dataset.limit, c.bf16, c.output_dir], [3, 10, true, 'runs/x']);
     assert.deepEqual(c.reward_funcs, ['accuracy', 'format']);
-    assert.equal(loadRecipe(p).output_dir, 'runs/recipe', 'a recipe\'s default run folder is runs/<recipe name>');
+    assert.equal(loadRecipe(p).output_dir, 'runs/recipe', "a recipe's default run folder is runs/<recipe name>");
   });
   test('bad --set lines and recipe errors are reported together, --set ones named as such', () => {
-    const p = tmpRecipe('model_name_or_path: builtin:tiny\ndataset: { path: builtin:arithmetic }\nnum_generations: 1\n');
+    const p = tmpRecipe(
+      'model_name_or_path: builtin:tiny\ndataset: { path: builtin:arithmetic }\nnum_generations: 1\n',
+    );
     const lines = issuesOf(() => loadRecipe(p, ['max_stepz=3', 'oops', 'temperature=abc']));
-    assert.deepEqual(lines.sort(), [
-      '--set max_stepz: unknown field (did you mean max_steps?)',
-      '--set oops: expected key=value (e.g. --set max_steps=3)',
-      '--set temperature: must be a number (got "abc")',
-      `${p}: num_generations: must be ≥ 2 (got 1)`,
-    ].sort());
+    assert.deepEqual(
+      lines.sort(),
+      [
+        '--set max_stepz: unknown field (did you mean max_steps?)',
+        '--set oops: expected key=value (e.g. --set max_steps=3)',
+        '--set temperature: must be a number (got "abc")',
+        `${p}: num_generations: must be ≥ 2 (got 1)`,
+      ].sort(),
+    );
   });
   test('YAML syntax errors carry line and column; a missing recipe is one line', () => {
     const p = tmpRecipe('model_name_or_path: [a\nfoo: : :\n');
     const lines = issuesOf(() => loadRecipe(p));
     assert.match(lines[0]!, new RegExp(`^${p.replace(/[.]/g, '\\.')}:\\d+:\\d+: YAML syntax error`));
-    assert.throws(() => loadRecipe('/nonexistent/r.yaml'), (e: Error) => e instanceof ConfigError && /recipe not found/.test(e.message));
+    assert.throws(
+      () => loadRecipe('/nonexistent/r.yaml'),
+      (e: Error) => e instanceof ConfigError && /recipe not found/.test(e.message),
+    );
     assert.throws(() => loadRecipe(tmpRecipe('- a\n- b\n')), /a recipe must be a YAML mapping/);
   });
   test('parseSet', () => {
@@ -163,7 +252,8 @@ describe('loadRecipe', () => {
 describe('shipped recipes', () => {
   const files = readdirSync(RECIPES).filter((f) => f.endsWith('.yaml'));
   test('the four recipes exist', () => {
-    for (const f of ['demo.yaml', 'gsm8k.yaml', 'math-zero-rl.yaml', 'distill-1.5b.yaml']) assert.ok(files.includes(f), f);
+    for (const f of ['demo.yaml', 'gsm8k.yaml', 'math-zero-rl.yaml', 'distill-1.5b.yaml'])
+      assert.ok(files.includes(f), f);
   });
   for (const f of files) {
     test(`${f} validates (model pointed at a fixture with --set)`, () => {
@@ -175,10 +265,33 @@ describe('shipped recipes', () => {
   }
   test('recipe contents match the paper settings', () => {
     const z = loadRecipe(join(RECIPES, 'math-zero-rl.yaml'), [], { checkModel: false });
-    assert.deepEqual([z.loss_type, z.num_generations, z.learning_rate, z.lr_scheduler_type, z.temperature, z.max_prompt_length, z.max_completion_length, z.min_inverse_alpha, z.scale_rewards], ['gpg', 8, 1e-6, 'constant', 1, 768, 2048, 0.5, false]);
+    assert.deepEqual(
+      [
+        z.loss_type,
+        z.num_generations,
+        z.learning_rate,
+        z.lr_scheduler_type,
+        z.temperature,
+        z.max_prompt_length,
+        z.max_completion_length,
+        z.min_inverse_alpha,
+        z.scale_rewards,
+      ],
+      ['gpg', 8, 1e-6, 'constant', 1, 768, 2048, 0.5, false],
+    );
     assert.deepEqual(z.reward_funcs, ['accuracy']);
     const d = loadRecipe(join(RECIPES, 'distill-1.5b.yaml'), [], { checkModel: false });
-    assert.deepEqual([d.reward_funcs, d.reward_weights, d.num_generations, d.temperature, d.max_prompt_length, d.max_completion_length], [['format', 'cosine'], [1, 2], 6, 0.7, 512, 3584]);
+    assert.deepEqual(
+      [
+        d.reward_funcs,
+        d.reward_weights,
+        d.num_generations,
+        d.temperature,
+        d.max_prompt_length,
+        d.max_completion_length,
+      ],
+      [['format', 'cosine'], [1, 2], 6, 0.7, 512, 3584],
+    );
   });
 });
 

@@ -10,17 +10,46 @@ import { escapeHtml, niceTicks, svgLinePlot, writeReport } from '../../src/rl/re
 
 test('writeReport: self-contained HTML with the curves, config and completions', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gpg-report-'));
-  const keys = metricKeys({ rewardFns: ['accuracy', 'format'], algorithmKeys: algorithmFor('gpg').metricKeys({ loss_type: 'gpg', beta: 0, num_iterations: 1 }) });
+  const keys = metricKeys({
+    rewardFns: ['accuracy', 'format'],
+    algorithmKeys: algorithmFor('gpg').metricKeys({ loss_type: 'gpg', beta: 0, num_iterations: 1 }),
+  });
   const w = new MetricsWriter(join(dir, 'metrics.jsonl'), keys);
-  for (let s = 1; s <= 5; s++) w.write(Object.fromEntries(keys.map((k) => [k, k === 'step' ? s : Math.sin(s + k.length)])));
+  for (let s = 1; s <= 5; s++)
+    w.write(Object.fromEntries(keys.map((k) => [k, k === 'step' ? s : Math.sin(s + k.length)])));
   w.close();
-  writeFileSync(join(dir, 'completions.jsonl'), JSON.stringify({ step: 5, prompt: 'What is 2+2? <b>', completion: '<think>4</think> 4', reward: 1, advantage: 0.5 }) + '\n');
+  writeFileSync(
+    join(dir, 'completions.jsonl'),
+    JSON.stringify({
+      step: 5,
+      prompt: 'What is 2+2? <b>',
+      completion: '<think>4</think> 4',
+      reward: 1,
+      advantage: 0.5,
+    }) + '\n',
+  );
   const path = writeReport(dir, { config: { loss_type: 'gpg', dataset: { path: 'x.jsonl' } } });
   assert.equal(path, join(dir, 'report.html'));
   const html = readFileSync(path, 'utf8');
   assert.ok(html.startsWith('<!DOCTYPE html>'));
-  assert.doesNotMatch(html, /<script|<link|@import|url\(|https?:\/\/(?!www\.w3\.org\/2000\/svg)/, 'no external resources');
-  for (const t of ['reward', 'reward_std', 'loss', 'grad_norm', 'learning_rate', 'completions/mean_length', 'entropy', 'gpg/inverse_alpha', 'frac_reward_zero_std', 'tokens_per_s/training', 'rewards per function (mean)']) {
+  assert.doesNotMatch(
+    html,
+    /<script|<link|@import|url\(|https?:\/\/(?!www\.w3\.org\/2000\/svg)/,
+    'no external resources',
+  );
+  for (const t of [
+    'reward',
+    'reward_std',
+    'loss',
+    'grad_norm',
+    'learning_rate',
+    'completions/mean_length',
+    'entropy',
+    'gpg/inverse_alpha',
+    'frac_reward_zero_std',
+    'tokens_per_s/training',
+    'rewards per function (mean)',
+  ]) {
     assert.ok(html.includes(`font-weight="bold">${escapeHtml(t)}</text>`), `plot ${t}`);
   }
   assert.ok(html.includes('<td>dataset.path</td>'));
@@ -35,12 +64,43 @@ test('writeReport on an empty run folder still writes a valid page', () => {
 });
 
 test('svgLinePlot: several series, a gap, a constant series, no data', () => {
-  const svg = svgLinePlot([{ name: 'gpg', points: [[1, 0.1], [2, NaN], [3, 0.3], [4, 0.4]] }, { name: 'grpo', points: [[1, 0.2], [4, 0.2]] }], { title: 'reward' });
+  const svg = svgLinePlot(
+    [
+      {
+        name: 'gpg',
+        points: [
+          [1, 0.1],
+          [2, NaN],
+          [3, 0.3],
+          [4, 0.4],
+        ],
+      },
+      {
+        name: 'grpo',
+        points: [
+          [1, 0.2],
+          [4, 0.2],
+        ],
+      },
+    ],
+    { title: 'reward' },
+  );
   assert.equal((svg.match(/<polyline/g) ?? []).length, 2, 'gpg: a lone point then a 2-point line; grpo: one line');
   assert.equal((svg.match(/<circle/g) ?? []).length, 1);
   assert.ok(svg.includes('>gpg</text>') && svg.includes('>grpo</text>'), 'legend');
   assert.ok(!svg.includes('NaN'));
-  assert.match(svgLinePlot([{ name: 'c', points: [[1, 5], [2, 5]] }]), /<polyline/);
+  assert.match(
+    svgLinePlot([
+      {
+        name: 'c',
+        points: [
+          [1, 5],
+          [2, 5],
+        ],
+      },
+    ]),
+    /<polyline/,
+  );
   assert.match(svgLinePlot([]), /no data/);
 });
 

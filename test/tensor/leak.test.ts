@@ -12,10 +12,24 @@ import { AdamW, clipGradNorm } from '../../src/tensor/optim.ts';
 import { liveBytes as liveNativeBytes } from '../../src/backend/index.ts';
 
 test('1,000 training steps: flat RSS and no live native memory growth', async () => {
-  const init = initModel({ hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 64, max_position_embeddings: 64 }, { seed: 1 });
+  const init = initModel(
+    {
+      hidden_size: 32,
+      intermediate_size: 64,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      vocab_size: 64,
+      max_position_embeddings: 64,
+    },
+    { seed: 1 },
+  );
   const model = CausalLM.fromHost(init.cfg, init.tensors);
   model.setRequiresGrad(true);
-  const opt = new AdamW(model.parameters().map((p) => ({ param: p, weightDecay: 0.01 })), { lr: 1e-3 });
+  const opt = new AdamW(
+    model.parameters().map((p) => ({ param: p, weightDecay: 0.01 })),
+    { lr: 1e-3 },
+  );
   const B = 4;
   const T = 24;
   const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 7) % 64);

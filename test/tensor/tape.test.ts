@@ -60,6 +60,9 @@ test('noGrad records nothing; backward on an untracked tensor is an error', () =
     const n0 = tapeLength();
     const y = noGrad(() => add(x, x));
     assert.equal(tapeLength(), n0);
-    assert.throws(() => backward(y), (e: unknown) => e instanceof TensorOpError && /does not require grad/.test((e as Error).message));
+    assert.throws(
+      () => backward(y),
+      (e: unknown) => e instanceof TensorOpError && /does not require grad/.test((e as Error).message),
+    );
   });
 });

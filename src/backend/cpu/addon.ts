@@ -42,15 +42,22 @@ export interface NativeAddon {
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 function load(): NativeAddon {
-  const candidates = [join(root, 'build', 'Release', 'gpg_native.node'), join(root, 'build', 'Debug', 'gpg_native.node')];
+  const candidates = [
+    join(root, 'build', 'Release', 'gpg_native.node'),
+    join(root, 'build', 'Debug', 'gpg_native.node'),
+  ];
   const file = candidates.find((f) => existsSync(f));
   if (!file) {
-    throw new GpgRlError('native addon not built (build/Release/gpg_native.node missing): run `npm ci` or `npm run build:native` (needs libdnnl-dev)', 'GPG_NATIVE_MISSING');
+    throw new GpgRlError(
+      'native addon not built (build/Release/gpg_native.node missing): run `npm ci` or `npm run build:native` (needs libdnnl-dev)',
+      'GPG_NATIVE_MISSING',
+    );
   }
   // libgomp reads its settings when the addon loads it. Its default busy-wait (300k spins at
   // every barrier) collapses throughput as soon as another process wants the cores (measured
   // 5x slower steps at load 7 on 2 cores); a short spin keeps the quiet-machine speed.
-  if (process.env.GOMP_SPINCOUNT === undefined && process.env.OMP_WAIT_POLICY === undefined) process.env.GOMP_SPINCOUNT = '10000';
+  if (process.env.GOMP_SPINCOUNT === undefined && process.env.OMP_WAIT_POLICY === undefined)
+    process.env.GOMP_SPINCOUNT = '10000';
   const require = createRequire(import.meta.url);
   const addon = require(file) as NativeAddon;
   addon.init(NativeOpError);
@@ -63,16 +70,30 @@ export const native: NativeAddon = load();
 
 /** A production op by name; a missing op is a clear error, not `undefined is not a function`. */
 // TEMPORARY until the native relayout lands: old op names of the previous addon.
-const LEGACY: Record<string, string> = { gemv: 'gemm_small_m', gradnorm_sumsq: 'sumsq', logprobs_forward: 'logsoftmax_gather_forward', logprobs_backward: 'logsoftmax_gather_backward', logprobs_entropy_backward: 'token_entropy_backward' };
+const LEGACY: Record<string, string> = {
+  gemv: 'gemm_small_m',
+  gradnorm_sumsq: 'sumsq',
+  logprobs_forward: 'logsoftmax_gather_forward',
+  logprobs_backward: 'logsoftmax_gather_backward',
+  logprobs_entropy_backward: 'token_entropy_backward',
+};
 export function op(name: string): NativeFn {
   const f = native.ops[name] ?? native.ops[LEGACY[name] ?? ''];
-  if (!f) throw new GpgRlError(`native op "${name}" is not in the addon; rebuild with \`npm run build:native\``, 'GPG_NATIVE_MISSING');
+  if (!f)
+    throw new GpgRlError(
+      `native op "${name}" is not in the addon; rebuild with \`npm run build:native\``,
+      'GPG_NATIVE_MISSING',
+    );
   return f;
 }
 
 /** A benchmark-only kernel by name (src/perf). */
 export function benchOp(name: string): NativeFn {
   const f = native.bench?.[name] ?? native.ops[name];
-  if (!f) throw new GpgRlError(`native benchmark kernel "${name}" is not in the addon; rebuild with \`npm run build:native\``, 'GPG_NATIVE_MISSING');
+  if (!f)
+    throw new GpgRlError(
+      `native benchmark kernel "${name}" is not in the addon; rebuild with \`npm run build:native\``,
+      'GPG_NATIVE_MISSING',
+    );
   return f;
 }

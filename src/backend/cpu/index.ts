@@ -91,7 +91,16 @@ export class CpuBackend implements Backend {
     op('copy')(s(dst), dstOff, s(src), srcOff, n);
     touch(dst);
   }
-  copyRows(dst: DeviceBuffer, src: DeviceBuffer, rows: number, cols: number, dstStride: number, srcStride: number, dstOff: number, srcOff: number): void {
+  copyRows(
+    dst: DeviceBuffer,
+    src: DeviceBuffer,
+    rows: number,
+    cols: number,
+    dstStride: number,
+    srcStride: number,
+    dstOff: number,
+    srcOff: number,
+  ): void {
     op('copy_rows')(s(dst), s(src), rows, cols, dstStride, srcStride, dstOff, srcOff);
     touch(dst);
   }
@@ -132,7 +141,12 @@ export class CpuBackend implements Backend {
     if (o.bf16) {
       // autocast: bf16 operands (a weight's copy kept until the weight is written), fp32 C
       const a = A.dtype === 'bfloat16' ? A : this.castRegion(A, o.aOff ?? 0, batch * o.M * o.K);
-      const b = B.dtype === 'bfloat16' ? B : o.bIsWeight && !o.bOff ? this.weightBf16(B as CpuBuffer) : this.castRegion(B, o.bOff ?? 0, batchB * o.K * o.N);
+      const b =
+        B.dtype === 'bfloat16'
+          ? B
+          : o.bIsWeight && !o.bOff
+            ? this.weightBf16(B as CpuBuffer)
+            : this.castRegion(B, o.bOff ?? 0, batchB * o.K * o.N);
       const aOff = a === A ? o.aOff : 0;
       const bOff = b === B ? o.bOff : 0;
       try {
@@ -150,11 +164,40 @@ export class CpuBackend implements Backend {
     const batch = o.batch ?? 1;
     const batchB = o.batchB ?? 1;
     // Decode-shaped Linear (a few rows times [N, K] weights): the weight-streaming kernel.
-    if (o.M <= SMALL_M && o.transB && !o.transA && batch === 1 && batchB === 1 && (o.alpha ?? 1) === 1 && !o.aOff && !o.bOff && !o.cOff && A.dtype === 'float32' && B.dtype === 'float32') {
+    if (
+      o.M <= SMALL_M &&
+      o.transB &&
+      !o.transA &&
+      batch === 1 &&
+      batchB === 1 &&
+      (o.alpha ?? 1) === 1 &&
+      !o.aOff &&
+      !o.bOff &&
+      !o.cOff &&
+      A.dtype === 'float32' &&
+      B.dtype === 'float32'
+    ) {
       op('gemv')(s(C), s(A), s(B), s(o.bias), o.M, o.N, o.K, o.beta ?? 0);
       return;
     }
-    op('gemm')(s(C), s(A), s(B), s(o.bias), batch, batchB, o.M, o.N, o.K, !!o.transA, !!o.transB, o.alpha ?? 1, o.beta ?? 0, o.aOff ?? 0, o.bOff ?? 0, o.cOff ?? 0);
+    op('gemm')(
+      s(C),
+      s(A),
+      s(B),
+      s(o.bias),
+      batch,
+      batchB,
+      o.M,
+      o.N,
+      o.K,
+      !!o.transA,
+      !!o.transB,
+      o.alpha ?? 1,
+      o.beta ?? 0,
+      o.aOff ?? 0,
+      o.bOff ?? 0,
+      o.cOff ?? 0,
+    );
   }
 
   /** A bf16 copy of x[off, off + n). */
@@ -176,7 +219,8 @@ export class CpuBackend implements Backend {
   /** The bf16 copy of a weight, recast only after the weight was written. */
   private weightBf16(w: CpuBuffer): CpuBuffer {
     if (w.bf16 && w.bf16.version === w.version && !w.bf16.copy.freed) return w.bf16.copy;
-    if (!w.bf16 || w.bf16.copy.freed) w.bf16 = { version: w.version, copy: this.allocate('bfloat16', w.numel) as CpuBuffer };
+    if (!w.bf16 || w.bf16.copy.freed)
+      w.bf16 = { version: w.version, copy: this.allocate('bfloat16', w.numel) as CpuBuffer };
     op('cast_f32_bf16')(w.bf16.copy.storage, w.storage, w.numel);
     w.bf16.version = w.version;
     return w.bf16.copy;
@@ -186,58 +230,202 @@ export class CpuBackend implements Backend {
   embeddingForward(out: DeviceBuffer, weight: DeviceBuffer, ids: DeviceBuffer, N: number, V: number, C: number): void {
     op('embedding_forward')(s(out), s(weight), s(ids), N, V, C);
   }
-  embeddingBackward(dweight: DeviceBuffer, dout: DeviceBuffer, ids: DeviceBuffer, N: number, V: number, C: number): void {
+  embeddingBackward(
+    dweight: DeviceBuffer,
+    dout: DeviceBuffer,
+    ids: DeviceBuffer,
+    N: number,
+    V: number,
+    C: number,
+  ): void {
     op('embedding_backward')(s(dweight), s(dout), s(ids), N, V, C);
   }
-  rmsnormForward(y: DeviceBuffer, rstd: DeviceBuffer, x: DeviceBuffer, w: DeviceBuffer, N: number, C: number, eps: number): void {
+  rmsnormForward(
+    y: DeviceBuffer,
+    rstd: DeviceBuffer,
+    x: DeviceBuffer,
+    w: DeviceBuffer,
+    N: number,
+    C: number,
+    eps: number,
+  ): void {
     op('rmsnorm_forward')(s(y), s(rstd), s(x), s(w), N, C, eps);
   }
-  rmsnormBackward(dx: DeviceBuffer | null, dw: DeviceBuffer | null, dy: DeviceBuffer, x: DeviceBuffer, w: DeviceBuffer, rstd: DeviceBuffer, N: number, C: number): void {
+  rmsnormBackward(
+    dx: DeviceBuffer | null,
+    dw: DeviceBuffer | null,
+    dy: DeviceBuffer,
+    x: DeviceBuffer,
+    w: DeviceBuffer,
+    rstd: DeviceBuffer,
+    N: number,
+    C: number,
+  ): void {
     op('rmsnorm_backward')(s(dx), s(dw), s(dy), s(x), s(w), s(rstd), N, C);
   }
-  ropeForward(y: DeviceBuffer, x: DeviceBuffer, positions: DeviceBuffer, B: number, T: number, H: number, D: number, theta: number): void {
+  ropeForward(
+    y: DeviceBuffer,
+    x: DeviceBuffer,
+    positions: DeviceBuffer,
+    B: number,
+    T: number,
+    H: number,
+    D: number,
+    theta: number,
+  ): void {
     op('rope_forward')(s(y), s(x), s(positions), B, T, H, D, theta);
   }
-  ropeBackward(dx: DeviceBuffer, dy: DeviceBuffer, positions: DeviceBuffer, B: number, T: number, H: number, D: number, theta: number): void {
+  ropeBackward(
+    dx: DeviceBuffer,
+    dy: DeviceBuffer,
+    positions: DeviceBuffer,
+    B: number,
+    T: number,
+    H: number,
+    D: number,
+    theta: number,
+  ): void {
     op('rope_backward')(s(dx), s(dy), s(positions), B, T, H, D, theta);
   }
   swigluForward(out: DeviceBuffer, gate: DeviceBuffer, up: DeviceBuffer, n: number): void {
     op('swiglu_forward')(s(out), s(gate), s(up), n);
   }
-  swigluBackward(dgate: DeviceBuffer | null, dup: DeviceBuffer | null, dout: DeviceBuffer, gate: DeviceBuffer, up: DeviceBuffer, n: number): void {
+  swigluBackward(
+    dgate: DeviceBuffer | null,
+    dup: DeviceBuffer | null,
+    dout: DeviceBuffer,
+    gate: DeviceBuffer,
+    up: DeviceBuffer,
+    n: number,
+  ): void {
     op('swiglu_backward')(s(dgate), s(dup), s(dout), s(gate), s(up), n);
   }
-  attentionForward(out: DeviceBuffer, lse: DeviceBuffer | null, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, keyMask: DeviceBuffer | null,
-    B: number, Tq: number, Tk: number, Tkmax: number, H: number, Hkv: number, D: number, scale: number): void {
+  attentionForward(
+    out: DeviceBuffer,
+    lse: DeviceBuffer | null,
+    q: DeviceBuffer,
+    k: DeviceBuffer,
+    v: DeviceBuffer,
+    keyMask: DeviceBuffer | null,
+    B: number,
+    Tq: number,
+    Tk: number,
+    Tkmax: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    scale: number,
+  ): void {
     op('attention_forward')(s(out), s(lse), s(q), s(k), s(v), s(keyMask), B, Tq, Tk, Tkmax, H, Hkv, D, scale);
   }
-  attentionBackward(dq: DeviceBuffer, dk: DeviceBuffer, dv: DeviceBuffer, dout: DeviceBuffer, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer,
-    out: DeviceBuffer, lse: DeviceBuffer, keyMask: DeviceBuffer | null, B: number, T: number, H: number, Hkv: number, D: number, scale: number): void {
-    op('attention_backward')(s(dq), s(dk), s(dv), s(dout), s(q), s(k), s(v), s(out), s(lse), s(keyMask), B, T, H, Hkv, D, scale);
+  attentionBackward(
+    dq: DeviceBuffer,
+    dk: DeviceBuffer,
+    dv: DeviceBuffer,
+    dout: DeviceBuffer,
+    q: DeviceBuffer,
+    k: DeviceBuffer,
+    v: DeviceBuffer,
+    out: DeviceBuffer,
+    lse: DeviceBuffer,
+    keyMask: DeviceBuffer | null,
+    B: number,
+    T: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    scale: number,
+  ): void {
+    op('attention_backward')(
+      s(dq),
+      s(dk),
+      s(dv),
+      s(dout),
+      s(q),
+      s(k),
+      s(v),
+      s(out),
+      s(lse),
+      s(keyMask),
+      B,
+      T,
+      H,
+      Hkv,
+      D,
+      scale,
+    );
   }
-  logprobsForward(lp: DeviceBuffer | null, lse: DeviceBuffer, entropy: DeviceBuffer | null, logits: DeviceBuffer, targets: DeviceBuffer | null,
-    rows: number, V: number, temperature: number, rowOff: number): void {
+  logprobsForward(
+    lp: DeviceBuffer | null,
+    lse: DeviceBuffer,
+    entropy: DeviceBuffer | null,
+    logits: DeviceBuffer,
+    targets: DeviceBuffer | null,
+    rows: number,
+    V: number,
+    temperature: number,
+    rowOff: number,
+  ): void {
     op('logprobs_forward')(s(lp), s(lse), s(entropy), s(logits), s(targets), rows, V, temperature, rowOff);
   }
-  logprobsBackward(dlogits: DeviceBuffer, logits: DeviceBuffer, dlp: DeviceBuffer, lse: DeviceBuffer, targets: DeviceBuffer,
-    rows: number, V: number, temperature: number, rowOff: number): void {
+  logprobsBackward(
+    dlogits: DeviceBuffer,
+    logits: DeviceBuffer,
+    dlp: DeviceBuffer,
+    lse: DeviceBuffer,
+    targets: DeviceBuffer,
+    rows: number,
+    V: number,
+    temperature: number,
+    rowOff: number,
+  ): void {
     op('logprobs_backward')(s(dlogits), s(logits), s(dlp), s(lse), s(targets), rows, V, temperature, rowOff);
   }
-  logprobsEntropyBackward(dlogits: DeviceBuffer, logits: DeviceBuffer, dH: DeviceBuffer, lse: DeviceBuffer, entropy: DeviceBuffer,
-    rows: number, V: number, temperature: number, rowOff: number): void {
+  logprobsEntropyBackward(
+    dlogits: DeviceBuffer,
+    logits: DeviceBuffer,
+    dH: DeviceBuffer,
+    lse: DeviceBuffer,
+    entropy: DeviceBuffer,
+    rows: number,
+    V: number,
+    temperature: number,
+    rowOff: number,
+  ): void {
     op('logprobs_entropy_backward')(s(dlogits), s(logits), s(dH), s(lse), s(entropy), rows, V, temperature, rowOff);
   }
 
   // ---- optimizer and sampling
-  adamwStep(param: DeviceBuffer, grad: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, n: number,
-    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void {
+  adamwStep(
+    param: DeviceBuffer,
+    grad: DeviceBuffer,
+    m: DeviceBuffer,
+    v: DeviceBuffer,
+    n: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    step: number,
+  ): void {
     op('adamw_step')(s(param), s(grad), s(m), s(v), n, lr, beta1, beta2, eps, weightDecay, step);
     touch(param);
     touch(m);
     touch(v);
   }
-  sampleTokens(ids: DeviceBuffer, lp: DeviceBuffer, logits: DeviceBuffer, uniforms: DeviceBuffer,
-    B: number, V: number, temperature: number, topK: number, topP: number, greedy: boolean): void {
+  sampleTokens(
+    ids: DeviceBuffer,
+    lp: DeviceBuffer,
+    logits: DeviceBuffer,
+    uniforms: DeviceBuffer,
+    B: number,
+    V: number,
+    temperature: number,
+    topK: number,
+    topP: number,
+    greedy: boolean,
+  ): void {
     op('sample_tokens')(s(ids), s(lp), s(logits), s(uniforms), B, V, temperature, topK, topP, greedy);
   }
 }

@@ -15,16 +15,24 @@ const flags: Record<string, FlagSpec> = {
 
 export const command: Command = {
   summary: 'measure GEMM, training and decoding speed vs the machine peak and PyTorch',
-  usage: usageText('bench', '[--json] [--no-torch] [--threads N]', flags, 'Takes about 2–3 minutes on 2 cores. Ratios are null when /usr/bin/python3 has no torch.'),
+  usage: usageText(
+    'bench',
+    '[--json] [--no-torch] [--threads N]',
+    flags,
+    'Takes about 2–3 minutes on 2 cores. Ratios are null when /usr/bin/python3 has no torch.',
+  ),
   async run(argv) {
     const p = parseFlags('bench', argv, flags);
     const threads = intFlag(p, 'threads', 0, 0);
     if (threads > 0) setNumThreads(threads);
     const { runBench } = await import('../../perf/bench.ts');
     const quiet = !!p.flags.json;
-    const res = runBench((s) => {
-      if (!quiet) process.stderr.write(`bench: ${s}\n`);
-    }, { skipTorch: !!p.flags['no-torch'] });
+    const res = runBench(
+      (s) => {
+        if (!quiet) process.stderr.write(`bench: ${s}\n`);
+      },
+      { skipTorch: !!p.flags['no-torch'] },
+    );
     process.stdout.write(JSON.stringify(res) + '\n');
     return 0;
   },

@@ -16,7 +16,12 @@ const flags: Record<string, FlagSpec> = {
 
 export const command: Command = {
   summary: 'the embedded demo: a tiny model gets better at arithmetic with GPG, offline on a CPU',
-  usage: usageText('demo', '[--seed N]', flags, 'First run ≈ 4 minutes on 2 cores (the SFT warm start is cached afterwards).'),
+  usage: usageText(
+    'demo',
+    '[--seed N]',
+    flags,
+    'First run ≈ 4 minutes on 2 cores (the SFT warm start is cached afterwards).',
+  ),
   async run(argv) {
     const p = parseFlags('demo', argv, flags);
     const { runDemo, DEMO_RL_STEPS } = await import('../../demo/demo.ts');

@@ -30,7 +30,11 @@ const flags: Record<string, FlagSpec> = {
 
 export const command: Command = {
   summary: 'generate continuations of token-id prompts with the KV cache',
-  usage: usageText('generate', '--model DIR --input IN.safetensors --max-new-tokens N [--greedy] --out OUT.safetensors', flags),
+  usage: usageText(
+    'generate',
+    '--model DIR --input IN.safetensors --max-new-tokens N [--greedy] --out OUT.safetensors',
+    flags,
+  ),
   async run(argv) {
     const p = parseFlags('generate', argv, flags);
     const dir = requireFlag('generate', p, 'model');
@@ -65,7 +69,10 @@ export const command: Command = {
       res.tokens[b]!.forEach((t, i) => (outIds[b * N + i] = t));
       res.logps[b]!.forEach((l, i) => (outLp[b * N + i] = l));
     }
-    writeSafetensorsFile(out, { output_ids: fromInt32(outIds, [B, N]), output_logps: fromFloat32(outLp, [B, N], 'F32') });
+    writeSafetensorsFile(out, {
+      output_ids: fromInt32(outIds, [B, N]),
+      output_logps: fromFloat32(outLp, [B, N], 'F32'),
+    });
     return 0;
   },
 };

@@ -12,29 +12,43 @@ import { writeInitModel, type InitArch } from '../../model/init.ts';
 import { parameterNames } from '../../model/config.ts';
 
 const spec: Record<string, FlagSpec> = {
-  config: { type: 'string', help: 'shape file with HF config fields (e.g. ../shared/bench/small-50m.json); missing fields get Qwen2 defaults' },
+  config: {
+    type: 'string',
+    help: 'shape file with HF config fields (e.g. ../shared/bench/small-50m.json); missing fields get Qwen2 defaults',
+  },
   out: { type: 'string', help: 'output model folder (replaced atomically if it exists)' },
   seed: { type: 'string', help: 'PRNG seed for the weights (default 0)' },
-  'char-vocab': { type: 'boolean', help: 'also write a character-level tokenizer (printable ASCII + newline + ChatML specials); sets vocab_size, eos and pad ids' },
-  arch: { type: 'string', help: 'qwen2 | llama | qwen3 (default: the shape file\'s, else qwen2)' },
+  'char-vocab': {
+    type: 'boolean',
+    help: 'also write a character-level tokenizer (printable ASCII + newline + ChatML specials); sets vocab_size, eos and pad ids',
+  },
+  arch: { type: 'string', help: "qwen2 | llama | qwen3 (default: the shape file's, else qwen2)" },
 };
 
 export const command: Command = {
   summary: 'write a random HF model folder from a shape config (for tests and demos)',
-  usage: usageText('init-model', '--config SHAPE.json --out DIR [--seed N] [--char-vocab] [--arch qwen2|llama|qwen3]', spec),
+  usage: usageText(
+    'init-model',
+    '--config SHAPE.json --out DIR [--seed N] [--char-vocab] [--arch qwen2|llama|qwen3]',
+    spec,
+  ),
   async run(argv: string[]): Promise<number> {
     const p = parseFlags('init-model', argv, spec);
-    if (p.positionals.length) throw new UsageError(`\`gpg-rl init-model\` takes no positional arguments (got ${p.positionals.join(' ')})`);
+    if (p.positionals.length)
+      throw new UsageError(`\`gpg-rl init-model\` takes no positional arguments (got ${p.positionals.join(' ')})`);
     const configPath = requireFlag('init-model', p, 'config');
     const out = requireFlag('init-model', p, 'out');
     const seed = intFlag(p, 'seed', 0);
     const arch = p.flags['arch'];
-    if (arch !== undefined && arch !== 'qwen2' && arch !== 'llama' && arch !== 'qwen3') throw new UsageError(`--arch must be qwen2, llama or qwen3 (got ${String(arch)})`);
+    if (arch !== undefined && arch !== 'qwen2' && arch !== 'llama' && arch !== 'qwen3')
+      throw new UsageError(`--arch must be qwen2, llama or qwen3 (got ${String(arch)})`);
     let text: string;
     try {
       text = readFileSync(configPath, 'utf8');
     } catch (e) {
-      throw new ConfigError(`${configPath}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw new ConfigError(
+        `${configPath}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
     }
     let shape: unknown;
     try {
@@ -42,11 +56,19 @@ export const command: Command = {
     } catch (e) {
       throw new ConfigError(`${configPath}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
     }
-    if (shape === null || typeof shape !== 'object' || Array.isArray(shape)) throw new ConfigError(`${configPath}: must be a JSON object of HF config fields`);
-    const opts = { seed, charVocab: p.flags['char-vocab'] === true, source: configPath, ...(arch !== undefined ? { arch: arch as InitArch } : {}) };
+    if (shape === null || typeof shape !== 'object' || Array.isArray(shape))
+      throw new ConfigError(`${configPath}: must be a JSON object of HF config fields`);
+    const opts = {
+      seed,
+      charVocab: p.flags['char-vocab'] === true,
+      source: configPath,
+      ...(arch !== undefined ? { arch: arch as InitArch } : {}),
+    };
     const r = writeInitModel(out, shape as Record<string, unknown>, opts);
     const nParams = parameterNames(r.cfg).reduce((a, q) => a + q.shape.reduce((x, y) => x * y, 1), 0);
-    process.stdout.write(`init-model: wrote ${out} (${r.cfg.architecture}, ${r.cfg.numLayers} layers, hidden ${r.cfg.hiddenSize}, vocab ${r.cfg.vocabSize}, ${nParams} parameters, seed ${seed}${r.tokenizer ? ', char-level tokenizer' : ''})\n`);
+    process.stdout.write(
+      `init-model: wrote ${out} (${r.cfg.architecture}, ${r.cfg.numLayers} layers, hidden ${r.cfg.hiddenSize}, vocab ${r.cfg.vocabSize}, ${nParams} parameters, seed ${seed}${r.tokenizer ? ', char-level tokenizer' : ''})\n`,
+    );
     return 0;
   },
 };

@@ -16,10 +16,16 @@ const flags: Record<string, FlagSpec> = {
 
 export const command: Command = {
   summary: 'supervised fine-tuning on prompt/solution pairs (warm start before RL)',
-  usage: usageText('sft', 'RECIPE.yaml [--set key=value ...]', flags, 'Example: gpg-rl sft recipes/sft/arithmetic.yaml'),
+  usage: usageText(
+    'sft',
+    'RECIPE.yaml [--set key=value ...]',
+    flags,
+    'Example: gpg-rl sft recipes/sft/arithmetic.yaml',
+  ),
   async run(argv) {
     const p = parseFlags('sft', argv, flags);
-    if (p.positionals.length !== 1) throw new UsageError('`gpg-rl sft` needs exactly one recipe file, e.g. `gpg-rl sft recipes/sft/arithmetic.yaml`');
+    if (p.positionals.length !== 1)
+      throw new UsageError('`gpg-rl sft` needs exactly one recipe file, e.g. `gpg-rl sft recipes/sft/arithmetic.yaml`');
     const cfg = loadSftRecipe(p.positionals[0]!, (p.flags.set as string[] | undefined) ?? []);
     const summary = await runSft(cfg);
     process.stdout.write(JSON.stringify(summary) + '\n');

@@ -18,10 +18,19 @@ const flags: Record<string, FlagSpec> = {
 
 export const command: Command = {
   summary: 'RL post-training with GPG (or grpo / dapo / dr_grpo) from a YAML recipe',
-  usage: usageText('train', 'RECIPE.yaml [--set key=value ...] [--resume] [--dry-run]', flags, 'Recipes in recipes/ (demo, gsm8k, math-zero-rl, distill-1.5b).') + '\n\n' + describeConfig(),
+  usage:
+    usageText(
+      'train',
+      'RECIPE.yaml [--set key=value ...] [--resume] [--dry-run]',
+      flags,
+      'Recipes in recipes/ (demo, gsm8k, math-zero-rl, distill-1.5b).',
+    ) +
+    '\n\n' +
+    describeConfig(),
   async run(argv) {
     const p = parseFlags('train', argv, flags);
-    if (p.positionals.length !== 1) throw new UsageError('`gpg-rl train` needs exactly one recipe file, e.g. `gpg-rl train recipes/demo.yaml`');
+    if (p.positionals.length !== 1)
+      throw new UsageError('`gpg-rl train` needs exactly one recipe file, e.g. `gpg-rl train recipes/demo.yaml`');
     const recipe = p.positionals[0]!;
     const dry = !!p.flags['dry-run'];
     let cfg;
@@ -35,7 +44,15 @@ export const command: Command = {
     }
     const { train } = await import('../../rl/trainer.ts');
     const res = await train(cfg, { baseDir: dirname(resolve(recipe)), resume: !!p.flags.resume, dryRun: dry });
-    if (!dry) process.stdout.write(JSON.stringify({ run_dir: res.runDir, steps: res.steps, model_dir: res.modelDir, final: res.metrics.at(-1) ?? null }) + '\n');
+    if (!dry)
+      process.stdout.write(
+        JSON.stringify({
+          run_dir: res.runDir,
+          steps: res.steps,
+          model_dir: res.modelDir,
+          final: res.metrics.at(-1) ?? null,
+        }) + '\n',
+      );
     return 0;
   },
 };

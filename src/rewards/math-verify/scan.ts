@@ -81,4 +81,3 @@ export function matchClose(s: string, open: number): number {
   }
   return -1;
 }
-

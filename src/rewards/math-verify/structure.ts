@@ -34,7 +34,6 @@ export type Interval = Extract<Node, { t: 'interval' }>;
 /** Largest answer we try to parse, and deepest bracket nesting: beyond them the input is hostile. */
 export const MAX_ANSWER_CHARS = 20_000;
 
-
 const REL_OPS = ['\\le', '\\ge', '<', '>', '\\ne'];
 const SIMPLE_VAR = /^\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?[\w]+\}?)?(?:\([a-z]\))?\s*$/;
 

@@ -85,13 +85,19 @@ export function maskSum(mask: Float64Array): number {
 function checkInput(x: LossInput): void {
   const n = x.B * x.Tm1;
   const bad = (what: string, len: number | undefined, want: number) => {
-    if (len !== undefined && len !== want) throw new InvalidArgumentError(`computeLoss(${x.lossType}): ${what} has ${len} entries, expected ${want} (B ${x.B} × Tm1 ${x.Tm1})`);
+    if (len !== undefined && len !== want)
+      throw new InvalidArgumentError(
+        `computeLoss(${x.lossType}): ${what} has ${len} entries, expected ${want} (B ${x.B} × Tm1 ${x.Tm1})`,
+      );
   };
   bad('lp', x.lp.length, n);
   bad('mask', x.mask.length, n);
   bad('oldLp', x.oldLp?.length, n);
   bad('refLp', x.refLp?.length, n);
-  if (x.advantages.length !== x.B) throw new InvalidArgumentError(`computeLoss(${x.lossType}): advantages has ${x.advantages.length} entries, expected B = ${x.B}`);
+  if (x.advantages.length !== x.B)
+    throw new InvalidArgumentError(
+      `computeLoss(${x.lossType}): advantages has ${x.advantages.length} entries, expected B = ${x.B}`,
+    );
 }
 
 /**
@@ -100,8 +106,12 @@ function checkInput(x: LossInput): void {
  */
 function clippedTokens(x: LossInput, lo: number, hi: number, beta: number, pt: Float64Array, dpt: Float64Array) {
   const { lp, oldLp, refLp, mask, advantages, B, Tm1 } = x;
-  if (beta > 0 && !refLp) throw new InvalidArgumentError(`computeLoss(${x.lossType}): beta ${beta} > 0 needs refLp (reference-model log-probs)`);
-  let clipped = 0, klSum = 0;
+  if (beta > 0 && !refLp)
+    throw new InvalidArgumentError(
+      `computeLoss(${x.lossType}): beta ${beta} > 0 needs refLp (reference-model log-probs)`,
+    );
+  let clipped = 0,
+    klSum = 0;
   for (let b = 0; b < B; b++) {
     const A = advantages[b]!;
     for (let t = 0; t < Tm1; t++) {
@@ -109,9 +119,11 @@ function clippedTokens(x: LossInput, lo: number, hi: number, beta: number, pt: F
       const ratio = oldLp ? Math.exp(lp[i]! - oldLp[i]!) : 1;
       const c = Math.min(Math.max(ratio, 1 - lo), 1 + hi); // torch.clamp
       const inRange = ratio >= 1 - lo && ratio <= 1 + hi ? 1 : 0;
-      const u = ratio * A, v = c * A;
+      const u = ratio * A,
+        v = c * A;
       // d/dlp of min(u, v): u' = A·ratio, v' = A·ratio·inRange; ties split evenly (torch.minimum)
-      const du = A * ratio, dv = A * ratio * inRange;
+      const du = A * ratio,
+        dv = A * ratio * inRange;
       const dmin = u < v ? du : u > v ? dv : 0.5 * (du + dv);
       pt[i] = -Math.min(u, v);
       dpt[i] = -dmin;
@@ -147,9 +159,13 @@ export function computeLoss(x: LossInput): LossOutput {
   switch (x.lossType) {
     case 'gpg': {
       // GPG (arXiv 2504.02546 eq. 7, official trainer): token mean of −lp·A, then ÷ inverse_alpha.
-      if (beta > 0) throw new InvalidArgumentError(`computeLoss(gpg): beta must be 0 (got ${beta}); GPG has no KL term`);
+      if (beta > 0)
+        throw new InvalidArgumentError(`computeLoss(gpg): beta must be 0 (got ${beta}); GPG has no KL term`);
       const ia = x.inverseAlpha ?? 1;
-      if (!(ia > 0)) throw new InvalidArgumentError(`computeLoss(gpg): inverseAlpha must be > 0 (got ${ia}); skip steps with no valid group`);
+      if (!(ia > 0))
+        throw new InvalidArgumentError(
+          `computeLoss(gpg): inverseAlpha must be > 0 (got ${ia}); skip steps with no valid group`,
+        );
       const scale = 1 / N / ia;
       for (let b = 0; b < B; b++) {
         const A = advantages[b]!;
@@ -164,10 +180,12 @@ export function computeLoss(x: LossInput): LossOutput {
     }
     case 'grpo': {
       // GRPO (TRL loss_type "grpo"): per-sequence token mean, then mean over sequences.
-      const pt = new Float64Array(n), dpt = new Float64Array(n);
+      const pt = new Float64Array(n),
+        dpt = new Float64Array(n);
       const { clipped, klSum } = clippedTokens(x, lo, hi, beta, pt, dpt);
       for (let b = 0; b < B; b++) {
-        let ms = 0, s = 0;
+        let ms = 0,
+          s = 0;
         for (let t = 0; t < Tm1; t++) ms += mask[b * Tm1 + t]!;
         const w = 1 / Math.max(1, ms) / S;
         for (let t = 0; t < Tm1; t++) {
@@ -187,10 +205,12 @@ export function computeLoss(x: LossInput): LossOutput {
       let denom = N;
       if (x.lossType === 'dr_grpo') {
         const L = x.maxCompletionLength;
-        if (L === undefined || !(L >= 1)) throw new InvalidArgumentError(`computeLoss(dr_grpo): maxCompletionLength must be ≥ 1 (got ${L})`);
+        if (L === undefined || !(L >= 1))
+          throw new InvalidArgumentError(`computeLoss(dr_grpo): maxCompletionLength must be ≥ 1 (got ${L})`);
         denom = S * L;
       }
-      const pt = new Float64Array(n), dpt = new Float64Array(n);
+      const pt = new Float64Array(n),
+        dpt = new Float64Array(n);
       const { clipped, klSum } = clippedTokens(x, lo, hi, beta, pt, dpt);
       for (let i = 0; i < n; i++) {
         loss += pt[i]! * mask[i]!;
@@ -201,7 +221,9 @@ export function computeLoss(x: LossInput): LossOutput {
       return { loss, dlp, metrics };
     }
     default:
-      throw new InvalidArgumentError(`Unknown loss type: ${String((x as { lossType: unknown }).lossType)} (expected gpg|grpo|dapo|dr_grpo)`);
+      throw new InvalidArgumentError(
+        `Unknown loss type: ${String((x as { lossType: unknown }).lossType)} (expected gpg|grpo|dapo|dr_grpo)`,
+      );
   }
 }
 

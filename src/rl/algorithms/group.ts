@@ -23,10 +23,38 @@ export const GROUP_LOSS_TYPES = ['gpg', 'grpo', 'dapo', 'dr_grpo'] as const;
 
 /** DESIGN §5 "Defaults per loss_type" (a recipe may override any of them). */
 const DEFAULTS: Record<(typeof GROUP_LOSS_TYPES)[number], Record<string, unknown>> = {
-  gpg: { scale_rewards: false, adjust_gd: true, min_inverse_alpha: 0.5, dynamic_sampling: false, beta: 0, epsilon_high: null },
-  grpo: { scale_rewards: true, adjust_gd: false, min_inverse_alpha: null, dynamic_sampling: false, beta: 0.04, epsilon_high: null },
-  dapo: { scale_rewards: true, adjust_gd: false, min_inverse_alpha: null, dynamic_sampling: true, beta: 0, epsilon_high: 0.28 },
-  dr_grpo: { scale_rewards: false, adjust_gd: false, min_inverse_alpha: null, dynamic_sampling: false, beta: 0, epsilon_high: null },
+  gpg: {
+    scale_rewards: false,
+    adjust_gd: true,
+    min_inverse_alpha: 0.5,
+    dynamic_sampling: false,
+    beta: 0,
+    epsilon_high: null,
+  },
+  grpo: {
+    scale_rewards: true,
+    adjust_gd: false,
+    min_inverse_alpha: null,
+    dynamic_sampling: false,
+    beta: 0.04,
+    epsilon_high: null,
+  },
+  dapo: {
+    scale_rewards: true,
+    adjust_gd: false,
+    min_inverse_alpha: null,
+    dynamic_sampling: true,
+    beta: 0,
+    epsilon_high: 0.28,
+  },
+  dr_grpo: {
+    scale_rewards: false,
+    adjust_gd: false,
+    min_inverse_alpha: null,
+    dynamic_sampling: false,
+    beta: 0,
+    epsilon_high: null,
+  },
 };
 
 const isGpg = (c: Pick<AlgoConfig, 'loss_type'>) => c.loss_type === 'gpg';
@@ -42,17 +70,44 @@ export const groupAlgorithms: Algorithm = {
 
   check(c, explicit, add) {
     if (!isGpg(c)) {
-      if (c.adjust_gd) add('adjust_gd', `is GPG's α and applies only to loss_type gpg (got loss_type ${c.loss_type}); remove adjust_gd`);
-      if (c.min_inverse_alpha !== null) add('min_inverse_alpha', `is GPG's β_th and applies only to loss_type gpg (got loss_type ${c.loss_type}); remove min_inverse_alpha${c.loss_type === 'dapo' ? ' (DAPO resamples with dynamic_sampling)' : ''}`);
+      if (c.adjust_gd)
+        add(
+          'adjust_gd',
+          `is GPG's α and applies only to loss_type gpg (got loss_type ${c.loss_type}); remove adjust_gd`,
+        );
+      if (c.min_inverse_alpha !== null)
+        add(
+          'min_inverse_alpha',
+          `is GPG's β_th and applies only to loss_type gpg (got loss_type ${c.loss_type}); remove min_inverse_alpha${c.loss_type === 'dapo' ? ' (DAPO resamples with dynamic_sampling)' : ''}`,
+        );
     } else {
-      if (c.num_iterations > 1) add('num_iterations', `must be 1 for loss_type gpg (got ${c.num_iterations}): GPG has no ratio or clipping to keep reused batches on-policy; use loss_type grpo or dapo for μ > 1`);
-      if (c.beta > 0) add('beta', `must be 0 for loss_type gpg (got ${c.beta}): GPG has no KL term; use loss_type grpo for a KL penalty`);
-      if (!c.adjust_gd && c.min_inverse_alpha !== null && explicit.has('min_inverse_alpha')) add('min_inverse_alpha', `needs adjust_gd: true (β_th resampling is part of GPG's AGE; got adjust_gd false); remove min_inverse_alpha or set adjust_gd: true`);
+      if (c.num_iterations > 1)
+        add(
+          'num_iterations',
+          `must be 1 for loss_type gpg (got ${c.num_iterations}): GPG has no ratio or clipping to keep reused batches on-policy; use loss_type grpo or dapo for μ > 1`,
+        );
+      if (c.beta > 0)
+        add(
+          'beta',
+          `must be 0 for loss_type gpg (got ${c.beta}): GPG has no KL term; use loss_type grpo for a KL penalty`,
+        );
+      if (!c.adjust_gd && c.min_inverse_alpha !== null && explicit.has('min_inverse_alpha'))
+        add(
+          'min_inverse_alpha',
+          `needs adjust_gd: true (β_th resampling is part of GPG's AGE; got adjust_gd false); remove min_inverse_alpha or set adjust_gd: true`,
+        );
     }
     if (c.dynamic_sampling && c.min_inverse_alpha !== null && c.min_inverse_alpha > 0) {
-      add('dynamic_sampling', `and min_inverse_alpha (${c.min_inverse_alpha}) both resample groups; set one of them off (dynamic_sampling: false or min_inverse_alpha: null)`);
+      add(
+        'dynamic_sampling',
+        `and min_inverse_alpha (${c.min_inverse_alpha}) both resample groups; set one of them off (dynamic_sampling: false or min_inverse_alpha: null)`,
+      );
     }
-    if (c.epsilon_high < c.epsilon) add('epsilon_high', `must be ≥ epsilon (got epsilon_high ${c.epsilon_high} < epsilon ${c.epsilon}); clip-higher widens the upper bound only`);
+    if (c.epsilon_high < c.epsilon)
+      add(
+        'epsilon_high',
+        `must be ≥ epsilon (got epsilon_high ${c.epsilon_high} < epsilon ${c.epsilon}); clip-higher widens the upper bound only`,
+      );
   },
 
   usesReference: (c) => c.beta > 0,
@@ -72,8 +127,15 @@ export const groupAlgorithms: Algorithm = {
     const { groupsPerStep } = ctx;
     if (usesAge(c) && c.min_inverse_alpha !== null && c.min_inverse_alpha > 0) {
       // β_th: resample until the valid fraction reaches min_inverse_alpha (DESIGN §5)
-      const r = await collectWithThreshold(ctx.sample, isValid, { groupsPerStep, minInverseAlpha: c.min_inverse_alpha, maxRounds: c.max_resample_rounds });
-      if (!r.thresholdReached && !r.skip) ctx.log(`step ${ctx.step}: valid-group fraction ${(r.validGroups / r.groups.length).toFixed(2)} below min_inverse_alpha ${c.min_inverse_alpha} after ${r.rounds} resampling rounds; proceeding with inverse_alpha ${r.inverseAlpha.toFixed(3)}`);
+      const r = await collectWithThreshold(ctx.sample, isValid, {
+        groupsPerStep,
+        minInverseAlpha: c.min_inverse_alpha,
+        maxRounds: c.max_resample_rounds,
+      });
+      if (!r.thresholdReached && !r.skip)
+        ctx.log(
+          `step ${ctx.step}: valid-group fraction ${(r.validGroups / r.groups.length).toFixed(2)} below min_inverse_alpha ${c.min_inverse_alpha} after ${r.rounds} resampling rounds; proceeding with inverse_alpha ${r.inverseAlpha.toFixed(3)}`,
+        );
       return { groups: r.groups, skip: r.skip, state: { inverseAlpha: r.inverseAlpha, rounds: r.rounds } };
     }
     if (c.dynamic_sampling) {
@@ -108,7 +170,11 @@ export const groupAlgorithms: Algorithm = {
       maxCompletionLength: c.max_completion_length,
       denominators: m.denominators,
     });
-    return { loss: out.loss, dlp: out.dlp, sums: { klSum: out.metrics.klSum ?? 0, clippedTokens: out.metrics.clippedTokens ?? 0 } };
+    return {
+      loss: out.loss,
+      dlp: out.dlp,
+      sums: { klSum: out.metrics.klSum ?? 0, clippedTokens: out.metrics.clippedTokens ?? 0 },
+    };
   },
 
   metrics(c, batch, sums, t) {

@@ -19,26 +19,34 @@ export const LOSS_TYPES = ['gpg', 'grpo', 'dapo', 'dr_grpo'] as const satisfies 
 const byLossType = new Map<string, Algorithm>();
 for (const a of ALGORITHMS) {
   for (const t of a.lossTypes) {
-    if (byLossType.has(t)) throw new GpgRlError(`algorithms: loss_type ${t} is claimed by two families`, 'GPG_ALGORITHM');
+    if (byLossType.has(t))
+      throw new GpgRlError(`algorithms: loss_type ${t} is claimed by two families`, 'GPG_ALGORITHM');
     byLossType.set(t, a);
   }
 }
 if (LOSS_TYPES.some((t) => !byLossType.has(t)) || byLossType.size !== LOSS_TYPES.length) {
-  throw new GpgRlError(`algorithms: LOSS_TYPES (${LOSS_TYPES.join(', ')}) and the registered families (${[...byLossType.keys()].join(', ')}) differ`, 'GPG_ALGORITHM');
+  throw new GpgRlError(
+    `algorithms: LOSS_TYPES (${LOSS_TYPES.join(', ')}) and the registered families (${[...byLossType.keys()].join(', ')}) differ`,
+    'GPG_ALGORITHM',
+  );
 }
 
 /** The family implementing a loss_type. */
 export function algorithmFor(lossType: string): Algorithm {
   const a = byLossType.get(lossType);
-  if (!a) throw new GpgRlError(`Unknown loss type: ${lossType} (expected ${LOSS_TYPES.join('|')})`, 'GPG_CONFIG_INVALID');
+  if (!a)
+    throw new GpgRlError(`Unknown loss type: ${lossType} (expected ${LOSS_TYPES.join('|')})`, 'GPG_CONFIG_INVALID');
   return a;
 }
 
 /** The per-loss_type default of a config field: loss_type → value (DESIGN §5 table). */
 export function lossDefaults<T>(field: string): Record<(typeof LOSS_TYPES)[number], T> {
-  return Object.fromEntries(LOSS_TYPES.map((t) => {
-    const d = algorithmFor(t).defaults[t];
-    if (!d || !(field in d)) throw new GpgRlError(`algorithms: no default for ${field} under loss_type ${t}`, 'GPG_ALGORITHM');
-    return [t, d[field] as T];
-  })) as Record<(typeof LOSS_TYPES)[number], T>;
+  return Object.fromEntries(
+    LOSS_TYPES.map((t) => {
+      const d = algorithmFor(t).defaults[t];
+      if (!d || !(field in d))
+        throw new GpgRlError(`algorithms: no default for ${field} under loss_type ${t}`, 'GPG_ALGORITHM');
+      return [t, d[field] as T];
+    }),
+  ) as Record<(typeof LOSS_TYPES)[number], T>;
 }

@@ -88,5 +88,10 @@ export interface Algorithm {
   advantages(cfg: AlgoConfig, batch: StepBatch): Float64Array;
   loss(cfg: AlgoConfig, batch: StepBatch, micro: MicroBatchLoss): LossResult;
   /** The family's metric columns for the step (keys = metricKeys). */
-  metrics(cfg: AlgoConfig, batch: StepBatch, sums: Record<string, number>, totals: { tokens: number; iterations: number; skippedSteps: number }): Record<string, number>;
+  metrics(
+    cfg: AlgoConfig,
+    batch: StepBatch,
+    sums: Record<string, number>,
+    totals: { tokens: number; iterations: number; skippedSteps: number },
+  ): Record<string, number>;
 }

@@ -25,8 +25,16 @@ export function copyRows(dst: Tensor, src: Tensor, o: RowCopy): void {
   const dOff = o.dstOff ?? 0;
   const sOff = o.srcOff ?? 0;
   if (o.rows > 0 && o.cols > 0) {
-    if (dOff + (o.rows - 1) * o.dstStride + o.cols > dst.size) check.fail(name, `rows ${o.rows} × cols ${o.cols} at offset ${dOff}, stride ${o.dstStride} overrun dst of ${dst.size} elements`);
-    if (sOff + (o.rows - 1) * o.srcStride + o.cols > src.size) check.fail(name, `rows ${o.rows} × cols ${o.cols} at offset ${sOff}, stride ${o.srcStride} overrun src of ${src.size} elements`);
+    if (dOff + (o.rows - 1) * o.dstStride + o.cols > dst.size)
+      check.fail(
+        name,
+        `rows ${o.rows} × cols ${o.cols} at offset ${dOff}, stride ${o.dstStride} overrun dst of ${dst.size} elements`,
+      );
+    if (sOff + (o.rows - 1) * o.srcStride + o.cols > src.size)
+      check.fail(
+        name,
+        `rows ${o.rows} × cols ${o.cols} at offset ${sOff}, stride ${o.srcStride} overrun src of ${src.size} elements`,
+      );
   }
   be.copyRows(dst.deviceBuffer, src.deviceBuffer, o.rows, o.cols, o.dstStride, o.srcStride, dOff, sOff);
 }

@@ -15,7 +15,8 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   const be = check.backend(name, ['weight', weight], ['ids', ids]);
   check.dtype(name, 'weight', weight, 'float32');
   check.dtype(name, 'ids', ids, 'int32');
-  if (weight.shape.length !== 2) check.fail(name, `weight${weight.name ? ` (${weight.name})` : ''} must be [V, C], got ${shapeStr(weight.shape)}`);
+  if (weight.shape.length !== 2)
+    check.fail(name, `weight${weight.name ? ` (${weight.name})` : ''} must be [V, C], got ${shapeStr(weight.shape)}`);
   const [V, C] = weight.shape as [number, number];
   const N = ids.size;
   const out = Tensor.empty([...ids.shape, C], 'float32', false, be);

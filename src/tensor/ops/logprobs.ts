@@ -30,7 +30,8 @@ function temperatureOf(opName: string, t: number | undefined): number {
  */
 function checkTargets(opName: string, targets: Tensor, N: number, _V: number): void {
   check.dtype(opName, 'targets', targets, 'int32');
-  if (targets.shape.length !== 1 || targets.shape[0] !== N) check.fail(opName, `targets ${shapeStr(targets.shape)}: expected [${N}]`);
+  if (targets.shape.length !== 1 || targets.shape[0] !== N)
+    check.fail(opName, `targets ${shapeStr(targets.shape)}: expected [${N}]`);
 }
 
 /**
@@ -53,7 +54,11 @@ export function tokenLogprobs(
   check.rank(name, 'W', W, 2);
   const [N, C] = h.shape as [number, number];
   const [V, Cw] = W.shape as [number, number];
-  if (C !== Cw) check.fail(name, `h ${shapeStr(h.shape)} vs W ${shapeStr(W.shape)}${W.name ? ` (${W.name})` : ''}: last dims differ`);
+  if (C !== Cw)
+    check.fail(
+      name,
+      `h ${shapeStr(h.shape)} vs W ${shapeStr(W.shape)}${W.name ? ` (${W.name})` : ''}: last dims differ`,
+    );
   if (V === 0) check.fail(name, `W ${shapeStr(W.shape)} has an empty vocabulary`);
   checkTargets(name, targets, N, V);
   const temp = temperatureOf(name, opts?.temperature);
@@ -71,7 +76,17 @@ export function tokenLogprobs(
     for (let r0 = 0; r0 < N; r0 += R) {
       const rows = Math.min(R, N - r0);
       gemmInto(chunk, h, W, { M: rows, N: V, K: C, transB: true, aOff: r0 * C, bf16: cast, weight: true });
-      be.logprobsForward(logps.deviceBuffer, lse.deviceBuffer, entropy ? entropy.deviceBuffer : null, chunk.deviceBuffer, targets.deviceBuffer, rows, V, temp, r0);
+      be.logprobsForward(
+        logps.deviceBuffer,
+        lse.deviceBuffer,
+        entropy ? entropy.deviceBuffer : null,
+        chunk.deviceBuffer,
+        targets.deviceBuffer,
+        rows,
+        V,
+        temp,
+        r0,
+      );
     }
     chunk.dispose();
   }
@@ -88,11 +103,22 @@ export function tokenLogprobs(
     for (let r0 = 0; r0 < N; r0 += R) {
       const rows = Math.min(R, N - r0);
       gemmInto(buf, h, W, { M: rows, N: V, K: C, transB: true, aOff: r0 * C, bf16: cast, weight: true });
-      be.logprobsBackward(buf.deviceBuffer, buf.deviceBuffer, dlp.deviceBuffer, lse.deviceBuffer, targets.deviceBuffer, rows, V, temp, r0);
+      be.logprobsBackward(
+        buf.deviceBuffer,
+        buf.deviceBuffer,
+        dlp.deviceBuffer,
+        lse.deviceBuffer,
+        targets.deviceBuffer,
+        rows,
+        V,
+        temp,
+        r0,
+      );
       if (dzb) be.castF32Bf16(dzb.deviceBuffer, buf.deviceBuffer, rows * V);
       const dz = dzb ?? buf;
       if (dh) gemmInto(dh, dz, W, { M: rows, N: C, K: V, cOff: r0 * C, bf16: cast, weight: true }); // dh[rows] = dz @ W
-      if (dW) gemmInto(dW, dz, h, { M: V, N: C, K: rows, transA: true, bOff: r0 * C, beta: r0 === 0 ? 0 : 1, bf16: cast }); // dW += dzᵀ @ h[rows]
+      if (dW)
+        gemmInto(dW, dz, h, { M: V, N: C, K: rows, transA: true, bOff: r0 * C, beta: r0 === 0 ? 0 : 1, bf16: cast }); // dW += dzᵀ @ h[rows]
     }
     if (dW && N === 0) be.fill(dW.deviceBuffer, 0, dW.size);
     buf.dispose();
@@ -128,7 +154,17 @@ export function logSoftmaxGather(logits: Tensor, targets: Tensor, temperature?: 
   return record(name, [logits], lp, (dlp) => {
     check.live(name, ['logits', logits], ['targets', targets]);
     const dx = Tensor.empty(logits.shape, 'float32', false, be);
-    be.logprobsBackward(dx.deviceBuffer, logits.deviceBuffer, dlp.deviceBuffer, lse.deviceBuffer, targets.deviceBuffer, N, V, temp, 0);
+    be.logprobsBackward(
+      dx.deviceBuffer,
+      logits.deviceBuffer,
+      dlp.deviceBuffer,
+      lse.deviceBuffer,
+      targets.deviceBuffer,
+      N,
+      V,
+      temp,
+      0,
+    );
     lse.dispose();
     return [dx];
   });
@@ -150,7 +186,17 @@ export function tokenEntropy(logits: Tensor, temperature?: number): Tensor {
   return record(name, [logits], ent, (dH) => {
     check.live(name, ['logits', logits]);
     const dx = Tensor.empty(logits.shape, 'float32', false, be);
-    be.logprobsEntropyBackward(dx.deviceBuffer, logits.deviceBuffer, dH.deviceBuffer, lse.deviceBuffer, ent.deviceBuffer, N, V, temp, 0);
+    be.logprobsEntropyBackward(
+      dx.deviceBuffer,
+      logits.deviceBuffer,
+      dH.deviceBuffer,
+      lse.deviceBuffer,
+      ent.deviceBuffer,
+      N,
+      V,
+      temp,
+      0,
+    );
     lse.dispose();
     return [dx];
   });

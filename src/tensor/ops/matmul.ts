@@ -43,11 +43,31 @@ export function gemmInto(
   C: Tensor,
   A: Tensor,
   B: Tensor,
-  o: { batch?: number; batchB?: number; M: number; N: number; K: number; transA?: boolean; transB?: boolean; alpha?: number; beta?: number; bias?: Tensor | null; aOff?: number; bOff?: number; cOff?: number; bf16?: boolean; weight?: boolean },
+  o: {
+    batch?: number;
+    batchB?: number;
+    M: number;
+    N: number;
+    K: number;
+    transA?: boolean;
+    transB?: boolean;
+    alpha?: number;
+    beta?: number;
+    bias?: Tensor | null;
+    aOff?: number;
+    bOff?: number;
+    cOff?: number;
+    bf16?: boolean;
+    weight?: boolean;
+  },
 ): void {
   const be = check.backend('gemm', ['C', C], ['A', A], ['B', B], ['bias', o.bias]);
   const { bias, weight, ...rest } = o;
-  be.gemm(C.deviceBuffer, A.deviceBuffer, B.deviceBuffer, { ...rest, bias: bias ? bias.deviceBuffer : null, bIsWeight: !!weight });
+  be.gemm(C.deviceBuffer, A.deviceBuffer, B.deviceBuffer, {
+    ...rest,
+    bias: bias ? bias.deviceBuffer : null,
+    bIsWeight: !!weight,
+  });
 }
 
 /** y = x @ W^T + b. x [..., K] float32, W [N, K], b [N] or null. */
@@ -58,8 +78,13 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null = null): Tensor {
   check.dtype(name, 'weight', W, 'float32');
   check.rank(name, 'weight', W, 2);
   const [N, K] = W.shape as [number, number];
-  if (x.shape[x.shape.length - 1] !== K) check.fail(name, `x ${shapeStr(x.shape)} vs weight ${shapeStr(W.shape)}${W.name ? ` (${W.name})` : ''}: last dims differ`);
-  if (b && (b.shape.length !== 1 || b.shape[0] !== N)) check.fail(name, `bias ${shapeStr(b.shape)} vs weight ${shapeStr(W.shape)}: expected [${N}]`);
+  if (x.shape[x.shape.length - 1] !== K)
+    check.fail(
+      name,
+      `x ${shapeStr(x.shape)} vs weight ${shapeStr(W.shape)}${W.name ? ` (${W.name})` : ''}: last dims differ`,
+    );
+  if (b && (b.shape.length !== 1 || b.shape[0] !== N))
+    check.fail(name, `bias ${shapeStr(b.shape)} vs weight ${shapeStr(W.shape)}: expected [${N}]`);
   const M = x.size / K;
   const y = Tensor.empty([...x.shape.slice(0, -1), N], 'float32', false, x.backend);
   gemmInto(y, x, W, { M, N, K, transB: true, bias: b, bf16: autocast, weight: true });
@@ -98,7 +123,8 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
   check.live(name, ['a', a], ['b', b]);
   check.dtype(name, 'a', a, 'float32');
   check.dtype(name, 'b', b, 'float32');
-  if (a.shape.length < 2 || b.shape.length < 2) check.fail(name, `a ${shapeStr(a.shape)} and b ${shapeStr(b.shape)} must have rank ≥ 2`);
+  if (a.shape.length < 2 || b.shape.length < 2)
+    check.fail(name, `a ${shapeStr(a.shape)} and b ${shapeStr(b.shape)} must have rank ≥ 2`);
   const tA = !!opts.transA;
   const tB = !!opts.transB;
   const ar = a.shape.length;
@@ -107,10 +133,15 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
   const K = tA ? a.shape[ar - 2]! : a.shape[ar - 1]!;
   const Kb = tB ? b.shape[br - 1]! : b.shape[br - 2]!;
   const N = tB ? b.shape[br - 2]! : b.shape[br - 1]!;
-  if (K !== Kb) check.fail(name, `a ${shapeStr(a.shape)}${tA ? 'ᵀ' : ''} @ b ${shapeStr(b.shape)}${tB ? 'ᵀ' : ''}: inner dims ${K} ≠ ${Kb}`);
+  if (K !== Kb)
+    check.fail(
+      name,
+      `a ${shapeStr(a.shape)}${tA ? 'ᵀ' : ''} @ b ${shapeStr(b.shape)}${tB ? 'ᵀ' : ''}: inner dims ${K} ≠ ${Kb}`,
+    );
   const batch = a.size / (M * K);
   const batchB = b.size / (K * N);
-  if (batchB !== 1 && batchB !== batch) check.fail(name, `batch dims of a ${shapeStr(a.shape)} and b ${shapeStr(b.shape)} differ`);
+  if (batchB !== 1 && batchB !== batch)
+    check.fail(name, `batch dims of a ${shapeStr(a.shape)} and b ${shapeStr(b.shape)} differ`);
   const c = Tensor.empty([...a.shape.slice(0, -2), M, N], 'float32', false, a.backend);
   const cast = autocast;
   const ab = cast ? toBf16(a) : a;
@@ -131,8 +162,11 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
       da = Tensor.empty(a.shape, 'float32', false, a.backend);
       // op(A) = dC op(B)^T  → A = (dC op(B)^T) or its transpose
       if (!tA) gemmInto(da, dcb, bb, { batch, batchB, M, N: K, K: N, transB: !tB });
-      else if (batchB === batch) gemmInto(da, bb, dcb, { batch, batchB: batch, M: K, N: M, K: N, transA: tB, transB: true }); // A = op(B) dCᵀ
-      else for (let i = 0; i < batch; i++) gemmInto(da, bb, dcb, { M: K, N: M, K: N, transA: tB, transB: true, bOff: i * M * N, cOff: i * M * K });
+      else if (batchB === batch)
+        gemmInto(da, bb, dcb, { batch, batchB: batch, M: K, N: M, K: N, transA: tB, transB: true }); // A = op(B) dCᵀ
+      else
+        for (let i = 0; i < batch; i++)
+          gemmInto(da, bb, dcb, { M: K, N: M, K: N, transA: tB, transB: true, bOff: i * M * N, cOff: i * M * K });
     }
     if (b.requiresGrad) {
       db = Tensor.empty(b.shape, 'float32', false, b.backend);
@@ -145,7 +179,17 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
           // A stored [batch, K, M]: accumulate per batch element
           for (let i = 0; i < batch; i++) {
             if (!tB) gemmInto(db, ab, dcb, { M: K, N, K: M, aOff: i * M * K, bOff: i * M * N, beta: i === 0 ? 0 : 1 });
-            else gemmInto(db, dcb, ab, { M: N, N: K, K: M, transA: true, transB: true, aOff: i * M * N, bOff: i * M * K, beta: i === 0 ? 0 : 1 });
+            else
+              gemmInto(db, dcb, ab, {
+                M: N,
+                N: K,
+                K: M,
+                transA: true,
+                transB: true,
+                aOff: i * M * N,
+                bOff: i * M * K,
+                beta: i === 0 ? 0 : 1,
+              });
           }
         }
       } else {

@@ -18,7 +18,10 @@ export function rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor {
   if (x.shape.length < 1) check.fail(name, `x ${shapeStr(x.shape)} must have rank ≥ 1`);
   const C = weight.shape[0]!;
   if (x.shape[x.shape.length - 1] !== C) {
-    check.fail(name, `x ${shapeStr(x.shape)} vs weight ${shapeStr(weight.shape)}${weight.name ? ` (${weight.name})` : ''}: last dims differ`);
+    check.fail(
+      name,
+      `x ${shapeStr(x.shape)} vs weight ${shapeStr(weight.shape)}${weight.name ? ` (${weight.name})` : ''}: last dims differ`,
+    );
   }
   if (!(Number.isFinite(eps) && eps >= 0)) check.fail(name, `eps must be a finite number ≥ 0, got ${eps}`);
   const N = x.size / C;
@@ -33,7 +36,16 @@ export function rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor {
     check.live(`${name} backward`, ['x', x], ['weight', weight], ['rstd', rstd]);
     const dx = x.requiresGrad ? Tensor.empty(x.shape, 'float32', false, be) : null;
     const dw = weight.requiresGrad ? Tensor.empty(weight.shape, 'float32', false, be) : null;
-    be.rmsnormBackward(dx ? dx.deviceBuffer : null, dw ? dw.deviceBuffer : null, dy.deviceBuffer, x.deviceBuffer, weight.deviceBuffer, rstd.deviceBuffer, N, C);
+    be.rmsnormBackward(
+      dx ? dx.deviceBuffer : null,
+      dw ? dw.deviceBuffer : null,
+      dy.deviceBuffer,
+      x.deviceBuffer,
+      weight.deviceBuffer,
+      rstd.deviceBuffer,
+      N,
+      C,
+    );
     return [dx, dw];
   });
 }

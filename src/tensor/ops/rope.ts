@@ -20,7 +20,10 @@ export function rope(x: Tensor, positions: Tensor, theta: number): Tensor {
   check.rank(name, 'positions', positions, 2);
   const [B, T, H, D] = x.shape as [number, number, number, number];
   if (positions.shape[0] !== B || positions.shape[1] !== T) {
-    check.fail(name, `x ${shapeStr(x.shape)} vs positions ${shapeStr(positions.shape)}: expected positions [${B},${T}]`);
+    check.fail(
+      name,
+      `x ${shapeStr(x.shape)} vs positions ${shapeStr(positions.shape)}: expected positions [${B},${T}]`,
+    );
   }
   if (D % 2 !== 0) check.fail(name, `x ${shapeStr(x.shape)}: head dim ${D} must be even`);
   if (!(Number.isFinite(theta) && theta > 0)) check.fail(name, `theta must be a finite number > 0, got ${theta}`);

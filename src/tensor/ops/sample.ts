@@ -28,6 +28,17 @@ export function sampleTokens(logits: Tensor, uniforms: Tensor, o: SampleOptions)
   if (!(o.temperature > 0)) check.fail(name, `temperature must be > 0, got ${o.temperature}`);
   const ids = Tensor.empty([B], 'int32', false, be);
   const logps = Tensor.empty([B], 'float32', false, be);
-  be.sampleTokens(ids.deviceBuffer, logps.deviceBuffer, logits.deviceBuffer, uniforms.deviceBuffer, B, V, o.greedy ? 1 : o.temperature, o.topK, o.topP, o.greedy);
+  be.sampleTokens(
+    ids.deviceBuffer,
+    logps.deviceBuffer,
+    logits.deviceBuffer,
+    uniforms.deviceBuffer,
+    B,
+    V,
+    o.greedy ? 1 : o.temperature,
+    o.topK,
+    o.topP,
+    o.greedy,
+  );
   return { ids, logps };
 }

@@ -21,7 +21,14 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
     check.live(`${name} backward`, ['gate', gate], ['up', up]);
     const dgate = gate.requiresGrad ? Tensor.empty(gate.shape, 'float32', false, be) : null;
     const dup = up.requiresGrad ? Tensor.empty(up.shape, 'float32', false, be) : null;
-    be.swigluBackward(dgate ? dgate.deviceBuffer : null, dup ? dup.deviceBuffer : null, dout.deviceBuffer, gate.deviceBuffer, up.deviceBuffer, gate.size);
+    be.swigluBackward(
+      dgate ? dgate.deviceBuffer : null,
+      dup ? dup.deviceBuffer : null,
+      dout.deviceBuffer,
+      gate.deviceBuffer,
+      up.deviceBuffer,
+      gate.size,
+    );
     return [dgate, dup];
   });
 }
