@@ -19,23 +19,28 @@ export interface SpecialTokens {
   padTokenId: number;
 }
 
-/** Applies the rule above; `source` names the model in the error when no eos id exists at all. */
+/**
+ * Applies the rule above; `source` names the model in the error when no eos id exists at all.
+ * `requireEos: false` (gpg-rl generate, which stops at --max-new-tokens) accepts a model without one.
+ */
 export function specialTokens(
   cfg: ModelConfig,
   tokenizer: TextTokenizer | null,
   generation: GenerationDefaults | null,
   source: string,
+  opts: { requireEos?: boolean } = {},
 ): SpecialTokens {
   const tokEos = tokenizer?.eosTokenId ?? null;
   const eosTokenIds = [
     ...new Set([...(generation?.eosTokenIds ?? []), ...cfg.eosTokenIds, ...(tokEos !== null ? [tokEos] : [])]),
   ];
-  if (eosTokenIds.length === 0) {
+  if (eosTokenIds.length === 0 && opts.requireEos !== false) {
     throw new ConfigError(
       `${source}: no eos token id (config.json, generation_config.json or tokenizer_config.json); generation would never stop`,
     );
   }
-  const eosTokenId = tokEos ?? eosTokenIds[0]!;
-  const padTokenId = tokenizer?.padTokenId ?? generation?.padTokenId ?? cfg.padTokenId ?? eosTokenIds[0]!;
+  // (with requireEos false and no eos at all, generation runs to its token limit and pads with 0)
+  const eosTokenId = tokEos ?? eosTokenIds[0] ?? -1;
+  const padTokenId = tokenizer?.padTokenId ?? generation?.padTokenId ?? cfg.padTokenId ?? eosTokenIds[0] ?? 0;
   return { eosTokenIds, eosTokenId, padTokenId };
 }

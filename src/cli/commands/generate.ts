@@ -52,7 +52,7 @@ export const command: Command = {
       if (row.length === 0) throw new UsageError(`${input}: row ${b} has no real token (attention_mask all 0)`);
       prompts.push(row);
     }
-    const { eosTokenIds, padTokenId: pad } = specialTokens(model.cfg, null, gen, dir);
+    const { eosTokenIds, padTokenId: pad } = specialTokens(model.cfg, null, gen, dir, { requireEos: false });
     const res = generate(model, prompts, {
       maxNewTokens: N,
       greedy: !!p.flags.greedy,
