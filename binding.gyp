@@ -3,10 +3,7 @@
     {
       "target_name": "gpg_native",
       "sources": [
-        "native/binding.cc",
-        "native/gemm.cc",
-        "native/peak.cc",
-        "<!@(node -p \"require('fs').readdirSync('native/kernels').filter(f => f.endsWith('.cc')).sort().map(f => 'native/kernels/' + f).join(' ')\")"
+        "<!@(node -p \"['native', 'native/cpu', 'native/bench'].flatMap(d => require('fs').readdirSync(d).filter(f => f.endsWith('.cc')).sort().map(f => d + '/' + f)).join(' ')\")"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NAPI_VERSION=8"],

@@ -1,52 +1,436 @@
-// gpg-rl native core: the N-API surface. Every export is created in Init() below; this is the
-// only place C++ exceptions are caught and turned into the TypeScript NativeOpError.
+// gpg-rl native core: the N-API surface for ops. One binding table (kOps, exported as addon.ops;
+// kBench, exported as addon.bench): one entry per op that reads its arguments with Args, checks
+// them, and calls the pure compute function of native/cpu/ (native/bench/ for kBench). The
+// trampoline below is the only place C++ exceptions are caught: each becomes the TypeScript
+// NativeOpError "<op>: <message>", so nothing aborts. Storage and Args: binding.h / storage.cc.
 #include <malloc.h>
 #include <omp.h>
 
-#include <atomic>
-#include <cstdlib>
+#include <cmath>
+#include <cstring>
+#include <string>
 
-#include "addon.h"
+#include "bench/bench.h"
+#include "binding.h"
+#include "cpu/kernels.h"
 
 namespace gpg {
+namespace {
 
 // ---------------------------------------------------------------------------------------------
-// dtypes
-const char* dtype_name(DType d) {
-  switch (d) {
-    case DType::F32: return "float32";
-    case DType::BF16: return "bfloat16";
-    case DType::I32: return "int32";
-  }
-  return "?";
+// Shared argument groups
+
+// logprobs_*(..., rows, V, temperature, rowOff = 0) at arguments 5..8
+struct LogprobDims {
+  int64_t rows, V;
+  double temp;
+  int64_t rowOff;
+};
+LogprobDims logprob_dims(const Args& a) {
+  LogprobDims d{};
+  d.rows = a.integer(5, "rows");
+  d.V = a.integer(6, "V", 1);
+  d.temp = a.number(7, "temperature");
+  d.rowOff = a.present(8) ? a.integer(8, "rowOff") : 0;
+  REQUIRE(d.temp > 0 && std::isfinite(d.temp), "temperature must be a positive finite number, got " << d.temp);
+  return d;
 }
-size_t dtype_size(DType d) { return d == DType::BF16 ? 2 : 4; }
+
+// rope_*(out, in, positions, B, T, H, D, theta): y, x going forward; dx, dy going backward
+template <void (*F)(float*, const float*, const int32_t*, int64_t, int64_t, int64_t, int64_t, double)>
+Napi::Value rope_entry(const Args& a, const char* out_name, const char* in_name) {
+  const int64_t B = a.integer(3, "B"), T = a.integer(4, "T"), H = a.integer(5, "H"), D = a.integer(6, "D", 2);
+  const double theta = a.number(7, "theta");
+  REQUIRE(D % 2 == 0, "head dim D must be even, got " << D);
+  REQUIRE(theta > 0 && std::isfinite(theta), "theta must be finite and > 0, got " << theta);
+  const int64_t n = B * T * H * D;
+  float* out = a.f32(0, out_name, n);
+  const float* in = a.f32(1, in_name, n);
+  const int32_t* pos = a.i32(2, "positions", B * T);
+  F(out, in, pos, B, T, H, D, theta);
+  return a.undefined();
+}
 
 // ---------------------------------------------------------------------------------------------
-// op registry (filled by static initialisers in each kernel file)
-std::vector<OpEntry>& op_registry() {
-  static std::vector<OpEntry> r;
-  return r;
-}
-OpRegistrar::OpRegistrar(const char* name, OpFn fn) { op_registry().push_back({name, fn}); }
+// The binding table: addon.ops.<name>(...) and addon.bench.<name>(...). Each entry reads its
+// arguments in the order of the comment above it (outputs first, as the compute functions take
+// them), checks them, and calls native/cpu/<file>.cc. Entries return undefined unless noted.
+struct OpEntry {
+  const char* name;
+  Napi::Value (*fn)(const Args&);
+};
 
-static Napi::FunctionReference* g_error_ctor = nullptr;  // NativeOpError, handed over by init()
+const OpEntry kOps[] = {
+    // adamw_step(p [n], g [n], m [n], v [n], n, lr, beta1, beta2, eps, weight_decay, step)
+    {"adamw_step",
+     [](const Args& a) {
+       const int64_t n = a.integer(4, "n");
+       const double lr = a.number(5, "lr"), b1 = a.number(6, "beta1"), b2 = a.number(7, "beta2");
+       const double eps = a.number(8, "eps"), wd = a.number(9, "weight_decay");
+       const int64_t step = a.integer(10, "step", 1);
+       REQUIRE(std::isfinite(lr) && lr >= 0, "lr must be finite and >= 0, got " << lr);
+       REQUIRE(b1 >= 0 && b1 < 1, "beta1 must be in [0, 1), got " << b1);
+       REQUIRE(b2 >= 0 && b2 < 1, "beta2 must be in [0, 1), got " << b2);
+       REQUIRE(std::isfinite(eps) && eps >= 0, "eps must be finite and >= 0, got " << eps);
+       REQUIRE(std::isfinite(wd) && wd >= 0, "weight_decay must be finite and >= 0, got " << wd);
+       float* p = a.f32(0, "param", n);
+       const float* g = a.f32(1, "grad", n);
+       float* m = a.f32(2, "exp_avg", n);
+       float* v = a.f32(3, "exp_avg_sq", n);
+       adamw_step(p, m, v, g, n, lr, b1, b2, eps, wd, step);
+       return a.undefined();
+     }},
+    // add_forward(out [n], a [n], b [n], n): out = a + b
+    {"add_forward",
+     [](const Args& a) {
+       const int64_t n = a.integer(3, "n");
+       float* out = a.f32(0, "out", n);
+       const float* x = a.f32(1, "a", n);
+       const float* y = a.f32(2, "b", n);
+       add_forward(out, x, y, n);
+       return a.undefined();
+     }},
+    // attention_forward(out [B,Tq,H,D], lse [B,H,Tq] | null, q [B,Tq,H,D], k [B,Tkmax,Hkv,D], v, mask int32 [B,Tkmax] |
+    // null,
+    //                   B, Tq, Tk, Tkmax, H, Hkv, D, scale)
+    {"attention_forward",
+     [](const Args& a) {
+       const int64_t B = a.integer(6, "B"), Tq = a.integer(7, "Tq"), Tk = a.integer(8, "Tk"),
+                     Tkmax = a.integer(9, "Tkmax");
+       const int64_t H = a.integer(10, "H", 1), Hkv = a.integer(11, "Hkv", 1), D = a.integer(12, "D", 1);
+       const float scale = static_cast<float>(a.number(13, "scale"));
+       REQUIRE(H % Hkv == 0, "H = " << H << " is not a multiple of Hkv = " << Hkv);
+       REQUIRE(Tq <= Tk && Tk <= Tkmax,
+               "need Tq <= Tk <= Tkmax, got Tq = " << Tq << ", Tk = " << Tk << ", Tkmax = " << Tkmax);
+       REQUIRE(std::isfinite(scale), "scale must be finite, got " << scale);
+       const int64_t nqe = B * Tq * H * D, nkv = B * Tkmax * Hkv * D;
+       float* out = a.f32(0, "out", nqe);
+       float* lse = a.present(1) ? a.f32(1, "lse", B * H * Tq) : nullptr;
+       const float* q = a.f32(2, "q", nqe);
+       const float* k = a.f32(3, "k", nkv);
+       const float* v = a.f32(4, "v", nkv);
+       const int32_t* mask = a.present(5) ? a.i32(5, "mask", B * Tkmax) : nullptr;
+       attention_forward(out, lse, q, k, v, mask, B, Tq, Tk, Tkmax, H, Hkv, D, scale);
+       return a.undefined();
+     }},
+    // attention_backward(dq, dk, dv, dout, q, k, v, out, lse, mask | null, B, T, H, Hkv, D, scale): "=" into dq, dk, dv
+    {"attention_backward",
+     [](const Args& a) {
+       const int64_t T = a.integer(11, "T"), B = a.integer(10, "B");
+       const int64_t H = a.integer(12, "H", 1), Hkv = a.integer(13, "Hkv", 1), D = a.integer(14, "D", 1);
+       const float scale = static_cast<float>(a.number(15, "scale"));
+       REQUIRE(H % Hkv == 0, "H = " << H << " is not a multiple of Hkv = " << Hkv);
+       const int64_t nqe = B * T * H * D, nkv = B * T * Hkv * D, nl = B * H * T;
+       float* dq = a.f32(0, "dq", nqe);
+       float* dk = a.f32(1, "dk", nkv);
+       float* dv = a.f32(2, "dv", nkv);
+       const float* dout = a.f32(3, "dout", nqe);
+       const float* q = a.f32(4, "q", nqe);
+       const float* k = a.f32(5, "k", nkv);
+       const float* v = a.f32(6, "v", nkv);
+       const float* out = a.f32(7, "out", nqe);
+       const float* lse = a.f32(8, "lse", nl);
+       const int32_t* mask = a.present(9) ? a.i32(9, "mask", B * T) : nullptr;
+       attention_backward(dq, dk, dv, dout, q, k, v, out, lse, mask, B, T, H, Hkv, D, scale);
+       return a.undefined();
+     }},
+    // axpy(y [n], x [n], alpha, n): y += alpha * x
+    {"axpy",
+     [](const Args& a) {
+       const int64_t n = a.integer(3, "n");
+       float* y = a.f32(0, "y", n);
+       const float* x = a.f32(1, "x", n);
+       axpy(y, x, static_cast<float>(a.number(2, "alpha")), n);
+       return a.undefined();
+     }},
+    // cast_f32_bf16(out bf16 [n], x f32 [n], n)
+    {"cast_f32_bf16",
+     [](const Args& a) {
+       const int64_t n = a.integer(2, "n");
+       uint16_t* out = a.bf16(0, "out", n);
+       const float* x = a.f32(1, "x", n);
+       cast_f32_bf16(out, x, n);
+       return a.undefined();
+     }},
+    // cast_bf16_f32(out f32 [n], x bf16 [n], n)
+    {"cast_bf16_f32",
+     [](const Args& a) {
+       const int64_t n = a.integer(2, "n");
+       float* out = a.f32(0, "out", n);
+       const uint16_t* x = a.bf16(1, "x", n);
+       cast_bf16_f32(out, x, n);
+       return a.undefined();
+     }},
+    // copy(dst, dstOff, src, srcOff, n): same dtype (any), element offsets (slices, KV-cache writes)
+    {"copy",
+     [](const Args& a) {
+       Storage* d = a.storage(0, "dst");
+       const int64_t dOff = a.integer(1, "dstOff");
+       Storage* s = a.storage(2, "src");
+       const int64_t sOff = a.integer(3, "srcOff"), n = a.integer(4, "n");
+       if (d->dtype != s->dtype)
+         a.fail(std::string("dst is ") + dtype_name(d->dtype) + ", src is " + dtype_name(s->dtype));
+       if ((int64_t)d->numel < dOff + n || (int64_t)s->numel < sOff + n) a.fail("range out of bounds");
+       const int64_t es = static_cast<int64_t>(dtype_size(d->dtype));
+       copy(static_cast<char*>(d->data) + dOff * es, static_cast<const char*>(s->data) + sOff * es, n * es);
+       return a.undefined();
+     }},
+    // copy_rows(dst, src, rows, cols, dstStride, srcStride, dstOff, srcOff): f32 2-D block copy
+    {"copy_rows",
+     [](const Args& a) {
+       const int64_t rows = a.integer(2, "rows"), cols = a.integer(3, "cols");
+       const int64_t ds = a.integer(4, "dstStride"), ss = a.integer(5, "srcStride");
+       const int64_t dOff = a.integer(6, "dstOff"), sOff = a.integer(7, "srcOff");
+       if (rows == 0 || cols == 0) return a.undefined();
+       float* d = a.f32(0, "dst", dOff + (rows - 1) * ds + cols);
+       const float* s = a.f32(1, "src", sOff + (rows - 1) * ss + cols);
+       copy_rows(d + dOff, s + sOff, rows, cols, ds, ss);
+       return a.undefined();
+     }},
+    // embedding_forward(out [N,C], weight [V,C], ids i32 [N], N, V, C)
+    {"embedding_forward",
+     [](const Args& a) {
+       const int64_t N = a.integer(3, "N"), V = a.integer(4, "V"), C = a.integer(5, "C");
+       float* out = a.f32(0, "out", N * C);
+       const float* w = a.f32(1, "weight", V * C);
+       const int32_t* ids = a.i32(2, "ids", N);
+       embedding_forward(out, w, ids, N, V, C);
+       return a.undefined();
+     }},
+    // embedding_backward(dweight [V,C], dout [N,C], ids i32 [N], N, V, C): dweight = scatter-add of dout
+    {"embedding_backward",
+     [](const Args& a) {
+       const int64_t N = a.integer(3, "N"), V = a.integer(4, "V"), C = a.integer(5, "C");
+       float* dw = a.f32(0, "dweight", V * C);
+       const float* dy = a.f32(1, "dout", N * C);
+       const int32_t* ids = a.i32(2, "ids", N);
+       embedding_backward(dw, dy, ids, N, V, C);
+       return a.undefined();
+     }},
+    // fill(x f32, value, n)
+    {"fill",
+     [](const Args& a) {
+       const int64_t n = a.integer(2, "n");
+       float* x = a.f32(0, "x", n);
+       fill(x, static_cast<float>(a.number(1, "value")), n);
+       return a.undefined();
+     }},
+    // gemm(C, A, B, bias | null, batch, batchB, M, N, K, transA, transB, alpha, beta, aOff, bOff, cOff): A and B both
+    // float32 or both bfloat16, C and bias float32. Offsets are element offsets into the storages (KV-cache slices).
+    {"gemm",
+     [](const Args& a) {
+       const int64_t batch = a.integer(4, "batch", 1), batchB = a.integer(5, "batchB", 1);
+       const int64_t M = a.integer(6, "M", 1), N = a.integer(7, "N", 1), K = a.integer(8, "K", 1);
+       const bool tA = a.boolean(9, "transA"), tB = a.boolean(10, "transB");
+       const float alpha = static_cast<float>(a.number(11, "alpha")), beta = static_cast<float>(a.number(12, "beta"));
+       const int64_t aOff = a.present(13) ? a.integer(13, "aOff") : 0;
+       const int64_t bOff = a.present(14) ? a.integer(14, "bOff") : 0;
+       const int64_t cOff = a.present(15) ? a.integer(15, "cOff") : 0;
+       if (batchB != batch && batchB != 1) a.fail("batchB must equal batch or 1, got " + std::to_string(batchB));
+       Storage* sA = a.storage(1, "A");
+       Storage* sB = a.storage(2, "B");
+       if (sA->dtype != sB->dtype)
+         a.fail(std::string("A is ") + dtype_name(sA->dtype) + " but B is " + dtype_name(sB->dtype));
+       if (sA->dtype == DType::I32) a.fail("int32 operands are not supported");
+       if ((int64_t)sA->numel < aOff + batch * M * K)
+         a.fail("A holds " + std::to_string(sA->numel) + " elements, needs " + std::to_string(aOff + batch * M * K));
+       if ((int64_t)sB->numel < bOff + batchB * K * N)
+         a.fail("B holds " + std::to_string(sB->numel) + " elements, needs " + std::to_string(bOff + batchB * K * N));
+       float* C = a.f32(0, "C", cOff + batch * M * N) + cOff;
+       const float* bias = nullptr;
+       if (a.present(3)) {
+         bias = a.f32(3, "bias", N);
+         if (alpha != 1.0f) a.fail("bias with alpha != 1 is not supported");
+       }
+       if (sA->dtype == DType::BF16)
+         gemm(C, static_cast<const uint16_t*>(sA->data) + aOff, static_cast<const uint16_t*>(sB->data) + bOff, bias,
+              batch, batchB, M, N, K, tA, tB, alpha, beta);
+       else
+         gemm(C, static_cast<const float*>(sA->data) + aOff, static_cast<const float*>(sB->data) + bOff, bias, batch,
+              batchB, M, N, K, tA, tB, alpha, beta);
+       return a.undefined();
+     }},
+    // gemm_cache_size() -> number of cached oneDNN primitives
+    {"gemm_cache_size",
+     [](const Args& a) {
+       return Napi::Number::New(a.env(), static_cast<double>(gemm_cache_size())).As<Napi::Value>();
+     }},
+    // gemv(y [M,N], x [M,K], W [N,K], bias [N] | null, M, N, K, beta): decode-shaped y = x Wᵀ (+ bias) (+ beta y)
+    {"gemv",
+     [](const Args& a) {
+       const int64_t M = a.integer(4, "M", 1), N = a.integer(5, "N", 1), K = a.integer(6, "K", 1);
+       const float beta = static_cast<float>(a.number(7, "beta"));
+       if (M > 64) a.fail("M must be ≤ 64 (got " + std::to_string(M) + "); use gemm");
+       float* y = a.f32(0, "y", M * N);
+       const float* x = a.f32(1, "x", M * K);
+       const float* W = a.f32(2, "W", N * K);
+       const float* bias = a.present(3) ? a.f32(3, "bias", N) : nullptr;
+       gemv(y, x, W, bias, M, N, K, beta);
+       return a.undefined();
+     }},
+    // gradnorm_sumsq(x [n], n) -> number (double): sum over i of x[i]^2
+    {"gradnorm_sumsq",
+     [](const Args& a) {
+       const int64_t n = a.integer(1, "n");
+       const float* x = a.f32(0, "x", n);
+       return Napi::Number::New(a.env(), gradnorm_sumsq(x, n)).As<Napi::Value>();
+     }},
+    // logprobs_forward(lp [N] | null, lse [N], entropy [N] | null, logits [rows, V], targets int32 [N] | null,
+    //                  rows, V, temperature, rowOff = 0)
+    {"logprobs_forward",
+     [](const Args& a) {
+       const LogprobDims d = logprob_dims(a);
+       const bool wantLp = a.present(0);
+       REQUIRE(wantLp == a.present(4), "lp and targets must be given together");
+       float* lp = wantLp ? a.f32(0, "lp", d.rowOff + d.rows) : nullptr;
+       float* lse = a.f32(1, "lse", d.rowOff + d.rows);
+       float* ent = a.present(2) ? a.f32(2, "entropy", d.rowOff + d.rows) : nullptr;
+       const float* x = a.f32(3, "logits", d.rows * d.V);
+       const int32_t* tg = wantLp ? a.i32(4, "targets", d.rowOff + d.rows) : nullptr;
+       logprobs_forward(lp, lse, ent, x, tg, d.rows, d.V, d.temp, d.rowOff);
+       return a.undefined();
+     }},
+    // logprobs_backward(dlogits [rows, V], logits [rows, V] (may be the same storage), dlp [N], lse [N], targets [N],
+    //                   rows, V, temperature, rowOff = 0): "=" into dlogits
+    {"logprobs_backward",
+     [](const Args& a) {
+       const LogprobDims d = logprob_dims(a);
+       float* dx = a.f32(0, "dlogits", d.rows * d.V);
+       const float* x = a.f32(1, "logits", d.rows * d.V);
+       const float* dlp = a.f32(2, "dlp", d.rowOff + d.rows);
+       const float* lse = a.f32(3, "lse", d.rowOff + d.rows);
+       const int32_t* tg = a.i32(4, "targets", d.rowOff + d.rows);
+       logprobs_backward(dx, x, dlp, lse, tg, d.rows, d.V, d.temp, d.rowOff);
+       return a.undefined();
+     }},
+    // logprobs_entropy_backward(dlogits [rows, V], logits [rows, V] (may alias), dH [N], lse [N], entropy [N],
+    //                           rows, V, temperature, rowOff = 0): "=" into dlogits
+    {"logprobs_entropy_backward",
+     [](const Args& a) {
+       const LogprobDims d = logprob_dims(a);
+       float* dx = a.f32(0, "dlogits", d.rows * d.V);
+       const float* x = a.f32(1, "logits", d.rows * d.V);
+       const float* dH = a.f32(2, "dH", d.rowOff + d.rows);
+       const float* lse = a.f32(3, "lse", d.rowOff + d.rows);
+       const float* ent = a.f32(4, "entropy", d.rowOff + d.rows);
+       logprobs_entropy_backward(dx, x, dH, lse, ent, d.rows, d.V, d.temp, d.rowOff);
+       return a.undefined();
+     }},
+    // rmsnorm_forward(y [N,C], rstd [N], x [N,C], w [C], N, C, eps)
+    {"rmsnorm_forward",
+     [](const Args& a) {
+       const int64_t N = a.integer(4, "N"), C = a.integer(5, "C", 1);
+       const double eps = a.number(6, "eps");
+       REQUIRE(eps >= 0 && std::isfinite(eps), "eps must be finite and >= 0, got " << eps);
+       float* y = a.f32(0, "y", N * C);
+       float* rstd = a.f32(1, "rstd", N);
+       const float* x = a.f32(2, "x", N * C);
+       const float* w = a.f32(3, "w", C);
+       rmsnorm_forward(y, rstd, x, w, N, C, eps);
+       return a.undefined();
+     }},
+    // rmsnorm_backward(dx [N,C] | null, dw [C] | null, dy [N,C], x [N,C], w [C], rstd [N], N, C)
+    {"rmsnorm_backward",
+     [](const Args& a) {
+       const int64_t N = a.integer(6, "N"), C = a.integer(7, "C", 1);
+       float* dx = a.present(0) ? a.f32(0, "dx", N * C) : nullptr;
+       float* dw = a.present(1) ? a.f32(1, "dw", C) : nullptr;
+       const float* dy = a.f32(2, "dy", N * C);
+       const float* x = a.f32(3, "x", N * C);
+       const float* w = a.f32(4, "w", C);
+       const float* rstd = a.f32(5, "rstd", N);
+       rmsnorm_backward(dx, dw, dy, x, w, rstd, N, C);
+       return a.undefined();
+     }},
+    // rope_forward(y [B,T,H,D], x [B,T,H,D], positions i32 [B,T], B, T, H, D, theta)
+    {"rope_forward", [](const Args& a) { return rope_entry<rope_forward>(a, "y", "x"); }},
+    // rope_backward(dx [B,T,H,D], dy [B,T,H,D], positions i32 [B,T], B, T, H, D, theta): "=" into dx
+    {"rope_backward", [](const Args& a) { return rope_entry<rope_backward>(a, "dx", "dy"); }},
+    // sample_tokens(out_ids i32 [B], out_lp f32 [B], logits f32 [B, V], uniforms f32 [B],
+    //               B, V, temperature, top_k (0 = off), top_p (1 = off), greedy)
+    {"sample_tokens",
+     [](const Args& a) {
+       const int64_t B = a.integer(4, "B", 1), V = a.integer(5, "V", 1);
+       const double temp = a.number(6, "temperature");
+       const int64_t top_k = a.integer(7, "top_k");
+       const double top_p = a.number(8, "top_p");
+       const bool greedy = a.boolean(9, "greedy");
+       if (!(temp > 0)) a.fail("temperature must be > 0, got " + std::to_string(temp));
+       if (!(top_p > 0 && top_p <= 1)) a.fail("top_p must be in (0, 1], got " + std::to_string(top_p));
+       int32_t* ids = a.i32(0, "out_ids", B);
+       float* lp = a.f32(1, "out_lp", B);
+       const float* logits = a.f32(2, "logits", B * V);
+       const float* u = a.f32(3, "uniforms", B);
+       sample_tokens(ids, lp, logits, u, B, V, temp, top_k, top_p, greedy);
+       return a.undefined();
+     }},
+    // scale(x [n], s, n): x *= s
+    {"scale",
+     [](const Args& a) {
+       const int64_t n = a.integer(2, "n");
+       float* x = a.f32(0, "x", n);
+       scale(x, static_cast<float>(a.number(1, "s")), n);
+       return a.undefined();
+     }},
+    // sum_rows(out [N], x [M, N], M, N, beta): out = beta * out + sum over rows of x (bias gradients)
+    {"sum_rows",
+     [](const Args& a) {
+       const int64_t M = a.integer(2, "M"), N = a.integer(3, "N");
+       const float beta = static_cast<float>(a.number(4, "beta"));
+       float* out = a.f32(0, "out", N);
+       const float* x = a.f32(1, "x", M * N);
+       sum_rows(out, x, M, N, beta);
+       return a.undefined();
+     }},
+    // swiglu_forward(out [n], gate [n], up [n], n)
+    {"swiglu_forward",
+     [](const Args& a) {
+       const int64_t n = a.integer(3, "n");
+       float* out = a.f32(0, "out", n);
+       const float* g = a.f32(1, "gate", n);
+       const float* u = a.f32(2, "up", n);
+       swiglu_forward(out, g, u, n);
+       return a.undefined();
+     }},
+    // swiglu_backward(dgate [n] | null, dup [n] | null, dout [n], gate [n], up [n], n)
+    {"swiglu_backward",
+     [](const Args& a) {
+       const int64_t n = a.integer(5, "n");
+       float* dg = a.present(0) ? a.f32(0, "dgate", n) : nullptr;
+       float* du = a.present(1) ? a.f32(1, "dup", n) : nullptr;
+       const float* dy = a.f32(2, "dout", n);
+       const float* g = a.f32(3, "gate", n);
+       const float* u = a.f32(4, "up", n);
+       swiglu_backward(dg, du, dy, g, u, n);
+       return a.undefined();
+     }},
+};
 
-static void throw_op_error(Napi::Env env, const std::string& op, const std::string& msg) {
-  std::string full = op + ": " + msg;
-  if (g_error_ctor && !g_error_ctor->IsEmpty()) {
-    Napi::Object err = g_error_ctor->New({Napi::String::New(env, full), Napi::String::New(env, op)});
-    napi_throw(env, err);
-  } else {
-    Napi::Error::New(env, full).ThrowAsJavaScriptException();
-  }
-}
+const OpEntry kBench[] = {
+    // fma_peak(iters) -> { gflops, threads, lanes }
+    {"fma_peak",
+     [](const Args& a) {
+       const FmaPeak r = fma_peak(a.integer(0, "iters", 1));
+       Napi::Object o = Napi::Object::New(a.env());
+       o.Set("gflops", r.gflops);
+       o.Set("threads", r.threads);
+       o.Set("lanes", r.lanes);
+       return o.As<Napi::Value>();
+     }},
+    // mem_bandwidth(bytes, reps) -> GB/s, best of reps
+    {"mem_bandwidth",
+     [](const Args& a) {
+       const int64_t bytes = a.integer(0, "bytes", 1 << 20), reps = a.integer(1, "reps", 1);
+       return Napi::Number::New(a.env(), mem_bandwidth(bytes, reps)).As<Napi::Value>();
+     }},
+};
 
-// One trampoline for all ops: look up the entry by index stored in the function's data.
-static Napi::Value trampoline(const Napi::CallbackInfo& info) {
+// One trampoline for all entries (the entry is the function's data): the only place C++
+// exceptions are caught; each becomes a NativeOpError "<op>: <message>".
+Napi::Value trampoline(const Napi::CallbackInfo& info) {
   const OpEntry* e = static_cast<const OpEntry*>(info.Data());
   try {
-    return e->fn(info);
+    return e->fn(Args(info, e->name));
   } catch (const OpError& err) {
     std::string m = err.what();
     // Args::fail already prefixes the op name.
@@ -62,249 +446,14 @@ static Napi::Value trampoline(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// ---------------------------------------------------------------------------------------------
-// Storage
-static std::atomic<uint64_t> g_live_bytes{0};
-uint64_t live_bytes() { return g_live_bytes.load(); }
-static Napi::FunctionReference* g_storage_ctor = nullptr;
-
-Napi::Function Storage::Init(Napi::Env env) {
-  Napi::Function f = DefineClass(env, "Storage",
-                                 {InstanceMethod("free", &Storage::Free),
-                                  InstanceMethod("read", &Storage::Read),
-                                  InstanceMethod("write", &Storage::Write),
-                                  InstanceMethod("readBytes", &Storage::ReadBytes),
-                                  InstanceMethod("writeBytes", &Storage::WriteBytes),
-                                  InstanceAccessor("numel", &Storage::GetNumel, nullptr),
-                                  InstanceAccessor("dtype", &Storage::GetDtype, nullptr),
-                                  InstanceAccessor("freed", &Storage::GetFreed, nullptr)});
-  g_storage_ctor = new Napi::FunctionReference(Napi::Persistent(f));
-  return f;
+template <size_t N>
+Napi::Object table_object(Napi::Env env, const OpEntry (&table)[N]) {
+  Napi::Object o = Napi::Object::New(env);
+  for (const OpEntry& e : table) o.Set(e.name, Napi::Function::New(env, trampoline, e.name, const_cast<OpEntry*>(&e)));
+  return o;
 }
 
-bool Storage::Is(const Napi::Value& v) {
-  if (!v.IsObject() || g_storage_ctor == nullptr) return false;
-  return v.As<Napi::Object>().InstanceOf(g_storage_ctor->Value());
-}
-
-// new Storage(dtype: 0|1|2, numel: number, zero: boolean)
-Storage::Storage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Storage>(info), env_(info.Env()) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
-    throw_op_error(env, "Storage", "expected (dtype, numel)");
-    return;
-  }
-  int d = info[0].As<Napi::Number>().Int32Value();
-  double n = info[1].As<Napi::Number>().DoubleValue();
-  if (d < 0 || d > 2) {
-    throw_op_error(env, "Storage", "unknown dtype code " + std::to_string(d));
-    return;
-  }
-  if (!(n >= 0) || n > 1e12 || n != static_cast<double>(static_cast<int64_t>(n))) {
-    throw_op_error(env, "Storage", "invalid element count " + std::to_string(n));
-    return;
-  }
-  dtype = static_cast<DType>(d);
-  numel = static_cast<size_t>(n);
-  size_t bytes = nbytes();
-  size_t alloc = ((bytes + 63) / 64) * 64;
-  if (alloc == 0) alloc = 64;
-  data = std::aligned_alloc(64, alloc);
-  if (!data) {
-    throw_op_error(env, "Storage", "out of memory allocating " + std::to_string(bytes) + " bytes");
-    return;
-  }
-  bool zero = info.Length() < 3 || info[2].ToBoolean().Value();
-  if (zero) std::memset(data, 0, alloc);
-  g_live_bytes += bytes;
-  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(bytes));
-}
-
-void Storage::Release() {
-  if (data) {
-    std::free(data);
-    data = nullptr;
-    g_live_bytes -= nbytes();
-  }
-}
-
-Storage::~Storage() {
-  if (data) {
-    size_t b = nbytes();
-    Release();
-    // The env may be shutting down; external memory accounting is advisory only.
-    (void)b;
-  }
-}
-
-Napi::Value Storage::Free(const Napi::CallbackInfo& info) {
-  if (data) {
-    int64_t b = static_cast<int64_t>(nbytes());
-    Release();
-    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -b);
-  }
-  return info.Env().Undefined();
-}
-
-// read(offset = 0, count = numel - offset) -> Float32Array (f32, bf16 widened) or Int32Array
-Napi::Value Storage::Read(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (freed()) {
-    throw_op_error(env, "Storage.read", "storage was disposed");
-    return env.Undefined();
-  }
-  size_t off = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int64Value() : 0;
-  size_t cnt = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int64Value() : numel - off;
-  if (off > numel || cnt > numel - off) {
-    throw_op_error(env, "Storage.read", "range out of bounds");
-    return env.Undefined();
-  }
-  if (dtype == DType::I32) {
-    auto arr = Napi::Int32Array::New(env, cnt);
-    std::memcpy(arr.Data(), static_cast<int32_t*>(data) + off, cnt * 4);
-    return arr;
-  }
-  auto arr = Napi::Float32Array::New(env, cnt);
-  if (dtype == DType::F32) {
-    std::memcpy(arr.Data(), static_cast<float*>(data) + off, cnt * 4);
-  } else {
-    const uint16_t* s = static_cast<uint16_t*>(data) + off;
-    float* o = arr.Data();
-    for (size_t i = 0; i < cnt; i++) o[i] = bf16_to_f32(s[i]);
-  }
-  return arr;
-}
-
-// write(typedArray, offset = 0): Float32Array into f32/bf16 (rounded), Int32Array into i32
-Napi::Value Storage::Write(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (freed()) {
-    throw_op_error(env, "Storage.write", "storage was disposed");
-    return env.Undefined();
-  }
-  if (info.Length() < 1 || !info[0].IsTypedArray()) {
-    throw_op_error(env, "Storage.write", "expected a typed array");
-    return env.Undefined();
-  }
-  auto ta = info[0].As<Napi::TypedArray>();
-  size_t off = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int64Value() : 0;
-  size_t cnt = ta.ElementLength();
-  if (off > numel || cnt > numel - off) {
-    throw_op_error(env, "Storage.write", "range out of bounds");
-    return env.Undefined();
-  }
-  if (dtype == DType::I32) {
-    if (ta.TypedArrayType() != napi_int32_array) {
-      throw_op_error(env, "Storage.write", "int32 storage needs an Int32Array");
-      return env.Undefined();
-    }
-    std::memcpy(static_cast<int32_t*>(data) + off, ta.As<Napi::Int32Array>().Data(), cnt * 4);
-    return env.Undefined();
-  }
-  if (ta.TypedArrayType() != napi_float32_array) {
-    throw_op_error(env, "Storage.write", "float storage needs a Float32Array");
-    return env.Undefined();
-  }
-  const float* s = ta.As<Napi::Float32Array>().Data();
-  if (dtype == DType::F32) {
-    std::memcpy(static_cast<float*>(data) + off, s, cnt * 4);
-  } else {
-    uint16_t* o = static_cast<uint16_t*>(data) + off;
-    for (size_t i = 0; i < cnt; i++) o[i] = f32_to_bf16(s[i]);
-  }
-  return env.Undefined();
-}
-
-// readBytes() -> Buffer copy of the raw little-endian bytes (for safetensors)
-Napi::Value Storage::ReadBytes(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (freed()) {
-    throw_op_error(env, "Storage.readBytes", "storage was disposed");
-    return env.Undefined();
-  }
-  return Napi::Buffer<uint8_t>::Copy(env, static_cast<uint8_t*>(data), nbytes());
-}
-
-// writeBytes(Uint8Array) — raw bytes, length must equal nbytes
-Napi::Value Storage::WriteBytes(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (freed()) {
-    throw_op_error(env, "Storage.writeBytes", "storage was disposed");
-    return env.Undefined();
-  }
-  if (info.Length() < 1 || !info[0].IsTypedArray()) {
-    throw_op_error(env, "Storage.writeBytes", "expected a Uint8Array");
-    return env.Undefined();
-  }
-  auto ta = info[0].As<Napi::TypedArray>();
-  if (ta.ByteLength() != nbytes()) {
-    throw_op_error(env, "Storage.writeBytes",
-                   "got " + std::to_string(ta.ByteLength()) + " bytes, storage holds " + std::to_string(nbytes()));
-    return env.Undefined();
-  }
-  auto buf = ta.ArrayBuffer();
-  std::memcpy(data, static_cast<uint8_t*>(buf.Data()) + ta.ByteOffset(), nbytes());
-  return env.Undefined();
-}
-
-Napi::Value Storage::GetNumel(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)numel); }
-Napi::Value Storage::GetDtype(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (int)dtype); }
-Napi::Value Storage::GetFreed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), freed()); }
-
-// ---------------------------------------------------------------------------------------------
-// Args
-[[noreturn]] void Args::fail(const std::string& msg) const { throw OpError(std::string(op_) + ": " + msg); }
-
-Storage* Args::storage(int i, const char* name) const {
-  if (static_cast<size_t>(i) >= info_.Length() || !Storage::Is(info_[i]))
-    fail(std::string("argument ") + std::to_string(i) + " (" + name + ") must be a native Storage");
-  Storage* s = Storage::Unwrap(info_[i].As<Napi::Object>());
-  if (s->freed()) fail(std::string(name) + " was disposed");
-  return s;
-}
-
-Storage* Args::typed(int i, const char* name, DType dt, int64_t numel) const {
-  Storage* s = storage(i, name);
-  if (s->dtype != dt)
-    fail(std::string(name) + " must be " + dtype_name(dt) + ", got " + dtype_name(s->dtype));
-  if (numel >= 0 && static_cast<int64_t>(s->numel) < numel)
-    fail(std::string(name) + " holds " + std::to_string(s->numel) + " elements, needs " + std::to_string(numel));
-  return s;
-}
-
-float* Args::f32(int i, const char* name, int64_t numel) const {
-  return static_cast<float*>(typed(i, name, DType::F32, numel)->data);
-}
-uint16_t* Args::bf16(int i, const char* name, int64_t numel) const {
-  return static_cast<uint16_t*>(typed(i, name, DType::BF16, numel)->data);
-}
-int32_t* Args::i32(int i, const char* name, int64_t numel) const {
-  return static_cast<int32_t*>(typed(i, name, DType::I32, numel)->data);
-}
-bool Args::present(int i) const {
-  return static_cast<size_t>(i) < info_.Length() && !info_[i].IsNull() && !info_[i].IsUndefined();
-}
-int64_t Args::integer(int i, const char* name, int64_t min) const {
-  if (static_cast<size_t>(i) >= info_.Length() || !info_[i].IsNumber())
-    fail(std::string("argument ") + std::to_string(i) + " (" + name + ") must be a number");
-  double d = info_[i].As<Napi::Number>().DoubleValue();
-  if (d != static_cast<double>(static_cast<int64_t>(d)))
-    fail(std::string(name) + " must be an integer, got " + std::to_string(d));
-  int64_t v = static_cast<int64_t>(d);
-  if (v < min) fail(std::string(name) + " must be >= " + std::to_string(min) + ", got " + std::to_string(v));
-  return v;
-}
-double Args::number(int i, const char* name) const {
-  if (static_cast<size_t>(i) >= info_.Length() || !info_[i].IsNumber())
-    fail(std::string("argument ") + std::to_string(i) + " (" + name + ") must be a number");
-  return info_[i].As<Napi::Number>().DoubleValue();
-}
-bool Args::boolean(int i, const char* name) const {
-  if (static_cast<size_t>(i) >= info_.Length() || !info_[i].IsBoolean())
-    fail(std::string("argument ") + std::to_string(i) + " (" + name + ") must be a boolean");
-  return info_[i].As<Napi::Boolean>().Value();
-}
-
+}  // namespace
 }  // namespace gpg
 
 // ---------------------------------------------------------------------------------------------
@@ -313,10 +462,7 @@ using namespace gpg;
 
 // init(NativeOpError) — hands the TS error class to C++ once (better-sqlite3 style).
 static Napi::Value InitErrors(const Napi::CallbackInfo& info) {
-  if (info.Length() > 0 && info[0].IsFunction()) {
-    delete g_error_ctor;
-    g_error_ctor = new Napi::FunctionReference(Napi::Persistent(info[0].As<Napi::Function>()));
-  }
+  if (info.Length() > 0 && info[0].IsFunction()) set_error_class(info[0].As<Napi::Function>());
   return info.Env().Undefined();
 }
 
@@ -345,11 +491,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("liveBytes", Napi::Function::New(env, LiveBytes, "liveBytes"));
-  Napi::Object ops = Napi::Object::New(env);
-  for (auto& e : op_registry()) {
-    ops.Set(e.name, Napi::Function::New(env, trampoline, e.name, const_cast<OpEntry*>(&e)));
-  }
-  exports.Set("ops", ops);
+  exports.Set("ops", table_object(env, kOps));
+  exports.Set("bench", table_object(env, kBench));
   return exports;
 }
 

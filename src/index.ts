@@ -8,13 +8,26 @@ export { train, type TrainOptions, type TrainResult } from './rl/trainer.ts';
 export { loadRecipe, validateConfig } from './rl/recipe.ts';
 export { describeConfig, type TrainConfig, type LossType } from './rl/config.ts';
 export { computeLoss, type LossInput, type LossOutput } from './rl/algorithms/group-loss.ts';
-export { algorithmFor, LOSS_TYPES, type Algorithm, type StepBatch, type MicroBatchLoss } from './rl/algorithms/index.ts';
+export {
+  algorithmFor,
+  LOSS_TYPES,
+  type Algorithm,
+  type StepBatch,
+  type MicroBatchLoss,
+} from './rl/algorithms/index.ts';
 export { advantages, rewardStats } from './rl/advantages.ts';
 export { inverseAlpha, validGroups, collectWithThreshold, collectDynamic } from './rl/alpha.ts';
 export { sftTrain, type SftPair, type SftOptions } from './sft/sft.ts';
 
 // Rewards and the maths verifier
-export { resolveRewards, scoreCompletions, builtinReward, type RewardFn, type RewardInput, type NamedReward } from './rewards/index.ts';
+export {
+  resolveRewards,
+  scoreCompletions,
+  builtinReward,
+  type RewardFn,
+  type RewardInput,
+  type NamedReward,
+} from './rewards/index.ts';
 export { verify, VerifierPool } from './rewards/math-verify/index.ts';
 
 // Data and evaluation
@@ -33,7 +46,14 @@ export { Tensor, tidy } from './tensor/tensor.ts';
 export { backward, noGrad } from './tensor/tape.ts';
 export { setAutocast } from './tensor/ops/matmul.ts';
 export { AdamW, clipGradNorm } from './tensor/optim.ts';
-export { setNumThreads, getNumThreads, useBackend, availableBackends, backendNames, type Backend } from './backend/index.ts';
+export {
+  setNumThreads,
+  getNumThreads,
+  useBackend,
+  availableBackends,
+  backendNames,
+  type Backend,
+} from './backend/index.ts';
 
 // Errors
 export * from './errors.ts';

@@ -30,25 +30,38 @@ export function valueImports(text: string): string[] {
   const code = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
   const out: string[] = [];
   const stat = /(?:^|\n)\s*(import|export)\s+(type\s+)?([^'";]*?)\s*from\s*['"]([^'"]+)['"]/g;
-  for (let m; (m = stat.exec(code)); ) if (!m[2]) out.push(m[4]!);
+  for (let m; (m = stat.exec(code));) if (!m[2]) out.push(m[4]!);
   const bare = /(?:^|\n)\s*import\s+['"]([^'"]+)['"]/g;
-  for (let m; (m = bare.exec(code)); ) out.push(m[1]!);
+  for (let m; (m = bare.exec(code));) out.push(m[1]!);
   const dyn = /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g;
-  for (let m; (m = dyn.exec(code)); ) out.push(m[1]!);
+  for (let m; (m = dyn.exec(code));) out.push(m[1]!);
   return out;
 }
 
 function resolveSpec(from: string, spec: string): string | null {
   if (!spec.startsWith('.')) return null;
   const base = resolve(dirname(from), spec);
-  for (const c of [base, base.replace(/\.js$/, '.ts'), base.replace(/\.mjs$/, '.mts'), `${base}.ts`, join(base, 'index.ts')]) {
+  for (const c of [
+    base,
+    base.replace(/\.js$/, '.ts'),
+    base.replace(/\.mjs$/, '.mts'),
+    `${base}.ts`,
+    join(base, 'index.ts'),
+  ]) {
     if (existsSync(c) && statSync(c).isFile()) return c;
   }
   return null;
 }
 
 const files = walk(src);
-const graph = new Map(files.map((f) => [f, valueImports(readFileSync(f, 'utf8')).map((s) => resolveSpec(f, s)).filter((x): x is string => x !== null)]));
+const graph = new Map(
+  files.map((f) => [
+    f,
+    valueImports(readFileSync(f, 'utf8'))
+      .map((s) => resolveSpec(f, s))
+      .filter((x): x is string => x !== null),
+  ]),
+);
 const rel = (f: string) => relative(root, f);
 
 test('the import checker sees value, re-export, dynamic and .js imports but not type-only ones', () => {
@@ -79,9 +92,11 @@ test('only src/tensor and src/backend import the cpu backend or the addon, or to
   const bad: string[] = [];
   for (const f of files) {
     if (inside(f)) continue;
-    for (const g of graph.get(f) ?? []) if (g.startsWith(join(src, 'backend', 'cpu') + '/')) bad.push(`${rel(f)} imports ${rel(g)}`);
+    for (const g of graph.get(f) ?? [])
+      if (g.startsWith(join(src, 'backend', 'cpu') + '/')) bad.push(`${rel(f)} imports ${rel(g)}`);
     const text = readFileSync(f, 'utf8');
-    if (/\.deviceBuffer\b|\bDeviceBuffer\b|\.storage\b|NativeStorage/.test(text)) bad.push(`${rel(f)} touches a device buffer or storage`);
+    if (/\.deviceBuffer\b|\bDeviceBuffer\b|\.storage\b|NativeStorage/.test(text))
+      bad.push(`${rel(f)} touches a device buffer or storage`);
   }
   assert.deepEqual(bad, []);
 });
@@ -89,12 +104,15 @@ test('only src/tensor and src/backend import the cpu backend or the addon, or to
 test('no loss_type comparison outside src/rl/algorithms', () => {
   const algos = join(src, 'rl', 'algorithms') + '/';
   const bad: string[] = [];
-  const cmp = /(loss_type|lossType)\s*[!=]==|[!=]==\s*\S*\.(loss_type|lossType)\b|switch\s*\(\s*[\w.]*(loss_type|lossType)/;
+  const cmp =
+    /(loss_type|lossType)\s*[!=]==|[!=]==\s*\S*\.(loss_type|lossType)\b|switch\s*\(\s*[\w.]*(loss_type|lossType)/;
   for (const f of files) {
     if (f.startsWith(algos)) continue;
-    readFileSync(f, 'utf8').split('\n').forEach((line, i) => {
-      if (cmp.test(line)) bad.push(`${rel(f)}:${i + 1}: ${line.trim()}`);
-    });
+    readFileSync(f, 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        if (cmp.test(line)) bad.push(`${rel(f)}:${i + 1}: ${line.trim()}`);
+      });
   }
   assert.deepEqual(bad, []);
 });

@@ -4,7 +4,13 @@
  * DESIGN §5), llm.c-style `checkTensor` reporting, and float64 finite differences.
  */
 import assert from 'node:assert/strict';
-import { availableBackends, getNumThreads, setDefaultBackend, setNumThreads, type Backend } from '../src/backend/index.ts';
+import {
+  availableBackends,
+  getNumThreads,
+  setDefaultBackend,
+  setNumThreads,
+  type Backend,
+} from '../src/backend/index.ts';
 import { after, before, describe } from 'node:test';
 
 /** mulberry32: small, fast, seeded. */
@@ -52,10 +58,18 @@ export function maxDiff(ours: ArrayLike<number>, ref: ArrayLike<number>): number
 }
 
 /** Asserts relative error ≤ tol; the failure message names op, tensor and maxdiff (llm.c check_tensor). */
-export function checkTensor(op: string, tensor: string, ours: ArrayLike<number>, ref: ArrayLike<number>, tol: number): void {
+export function checkTensor(
+  op: string,
+  tensor: string,
+  ours: ArrayLike<number>,
+  ref: ArrayLike<number>,
+  tol: number,
+): void {
   const e = relErr(ours, ref);
   if (!(e <= tol)) {
-    assert.fail(`${op}: ${tensor} relative error ${e.toExponential(3)} > ${tol} (maxdiff ${maxDiff(ours, ref).toExponential(3)}, n=${ref.length})`);
+    assert.fail(
+      `${op}: ${tensor} relative error ${e.toExponential(3)} > ${tol} (maxdiff ${maxDiff(ours, ref).toExponential(3)}, n=${ref.length})`,
+    );
   }
 }
 
@@ -86,7 +100,15 @@ export function sampleIdx(n: number, count: number, r: () => number): number[] {
 }
 
 /** Checks analytic gradients (float32 from our backward) against float64 finite differences. */
-export function checkFiniteDiff(op: string, tensor: string, analytic: ArrayLike<number>, f: (x: Float64Array) => number, x: Float64Array, r: () => number, opts: { count?: number; eps?: number; tol?: number } = {}): void {
+export function checkFiniteDiff(
+  op: string,
+  tensor: string,
+  analytic: ArrayLike<number>,
+  f: (x: Float64Array) => number,
+  x: Float64Array,
+  r: () => number,
+  opts: { count?: number; eps?: number; tol?: number } = {},
+): void {
   const idxs = sampleIdx(x.length, opts.count ?? 12, r);
   const fd = finiteDiff(f, x, idxs, opts.eps ?? 1e-6);
   const an = idxs.map((i) => analytic[i]!);

@@ -1,8 +1,8 @@
 /**
  * @module tensor/optim
  * AdamW (torch.optim.AdamW semantics: decoupled weight decay, bias-corrected moments; one fused
- * native kernel per parameter tensor, native/kernels/adamw.cc) and gradient-norm clipping
- * (torch.nn.utils.clip_grad_norm_ semantics; sum of squares in double, native/kernels/gradnorm.cc).
+ * native kernel per parameter tensor, native/cpu/adamw.cc) and gradient-norm clipping
+ * (torch.nn.utils.clip_grad_norm_ semantics; sum of squares in double, native/cpu/gradnorm.cc).
  * Moments are float32 tensors kept outside tidy scopes until dispose().
  */
 import { Tensor, shapeStr } from './tensor.ts';

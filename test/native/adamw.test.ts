@@ -1,5 +1,5 @@
 /**
- * Fused AdamW (native/kernels/adamw.cc via src/tensor/optim.ts) against a float64 re-implementation
+ * Fused AdamW (native/cpu/adamw.cc via src/tensor/optim.ts) against a float64 re-implementation
  * of torch.optim.AdamW over several steps, closed-form step-1 values, per-parameter weight decay,
  * skipped parameters, state()/loadState() round trips, the bf16 weight-cache epoch, bad input.
  * (AdamW has no backward: it consumes gradients.)

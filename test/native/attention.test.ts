@@ -1,5 +1,5 @@
 /**
- * Flash-style causal GQA attention (native/kernels/attention.cc via src/tensor/ops/attention.ts)
+ * Flash-style causal GQA attention (native/cpu/attention.cc via src/tensor/ops/attention.ts)
  * against a naive float64 reference that builds the full softmax: forward and backward (dq, dk,
  * dv) on random inputs with GQA, left/right padding, T not a multiple of the tiles, D = 24 and 64;
  * finite differences of the reference; the KV-cache path equal to the rows of full attention;

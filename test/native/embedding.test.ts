@@ -1,5 +1,5 @@
 /**
- * Embedding gather and its deterministic scatter-add backward (native/kernels/embedding.cc via
+ * Embedding gather and its deterministic scatter-add backward (native/cpu/embedding.cc via
  * src/tensor/ops/embedding.ts): exact gather, gradient with repeated ids vs float64 and finite
  * differences, bit-identical results for 1 and 2 threads, out-of-range ids, bad input.
  */

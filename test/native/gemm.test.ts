@@ -371,7 +371,7 @@ describeEachBackend('gemm', () => {
     }
   });
 
-  describe('gemm_small_m (decode-shaped Linear)', () => {
+  describe('gemv (decode-shaped Linear)', () => {
     for (const [M, N, K] of [
       [1, 7, 5],
       [3, 33, 40],
@@ -392,11 +392,11 @@ describeEachBackend('gemm', () => {
           const b = Tensor.fromArray(f32(bias), [N]);
           const y = linear(x, w, b); // routed to the small-M kernel
           const ref = matmulRef(X, transpose(W, N, K), M, K, N).map((v, i) => v + bias[i % N]!);
-          checkTensor('gemm_small_m', 'y', y.toArray(), ref, 1e-5);
+          checkTensor('gemv', 'y', y.toArray(), ref, 1e-5);
           const C = Tensor.fromArray(f32(C0), [M, N]);
           gemmInto(C, x, w, { M, N, K, transB: true, beta: 1 });
           checkTensor(
-            'gemm_small_m',
+            'gemv',
             'y += x Wᵀ',
             C.toArray(),
             matmulRef(X, transpose(W, N, K), M, K, N).map((v, i) => v + C0[i]!),

@@ -1,5 +1,5 @@
 /**
- * Gradient norm and clipping (native/kernels/gradnorm.cc `sumsq` + elementwise `scale`, via
+ * Gradient norm and clipping (native/cpu/gradnorm.cc `gradnorm_sumsq` + elementwise `scale`, via
  * src/tensor/optim.ts) against float64, thread-count determinism, torch clip_grad_norm_ semantics,
  * non-finite norms and bad input. (No backward: these act on gradients.)
  */
@@ -115,7 +115,7 @@ describeEachBackend('gradnorm', () => {
         );
         assert.throws(
           () => defaultBackend().gradnormSumsq(Tensor.zeros([3]).deviceBuffer, 4),
-          isErr(NativeOpError, /^sumsq: x holds 3 elements, needs 4/),
+          isErr(NativeOpError, /^gradnorm_sumsq: x holds 3 elements, needs 4/),
         );
       });
     });

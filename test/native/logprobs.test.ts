@@ -1,5 +1,5 @@
 /**
- * Fused log-softmax + gather token log-probs and token entropy (native/kernels/logprobs.cc via
+ * Fused log-softmax + gather token log-probs and token entropy (native/cpu/logprobs.cc via
  * src/tensor/ops/logprobs.ts) against a float64 reference: chunked tokenLogprobs (forward,
  * entropy, dh, dW; chunking = unchunked; temperature ≠ 1; ignored targets; bf16 autocast),
  * standalone logSoftmaxGather / tokenEntropy with backward, finite differences, bad input.
@@ -301,7 +301,7 @@ describeEachBackend('logprobs', () => {
             ),
           (e: unknown) =>
             e instanceof NativeOpError &&
-            /^logsoftmax_gather_forward: logits holds 30 elements, needs 40/.test((e as Error).message),
+            /^logprobs_forward: logits holds 30 elements, needs 40/.test((e as Error).message),
         );
       });
     });

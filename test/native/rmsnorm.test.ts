@@ -1,5 +1,5 @@
 /**
- * RMSNorm forward and backward (native/kernels/rmsnorm.cc via src/tensor/ops/rmsnorm.ts) against a
+ * RMSNorm forward and backward (native/cpu/rmsnorm.cc via src/tensor/ops/rmsnorm.ts) against a
  * float64 reference, finite differences, per-head (Qwen3 q_norm) shapes, thread-count determinism
  * of the weight gradient, and bad input.
  */

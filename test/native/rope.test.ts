@@ -1,5 +1,5 @@
 /**
- * RoPE (rotate-half, HF apply_rotary_pos_emb) forward and backward (native/kernels/rope.cc via
+ * RoPE (rotate-half, HF apply_rotary_pos_emb) forward and backward (native/cpu/rope.cc via
  * src/tensor/ops/rope.ts) against a float64 reference that uses HF's float32 inv_freq and angles,
  * finite differences, left-padded and large positions, and bad input.
  */

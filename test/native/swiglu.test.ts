@@ -1,5 +1,5 @@
 /**
- * SwiGLU (silu(gate) * up, HF Qwen2MLP) forward and backward (native/kernels/swiglu.cc via
+ * SwiGLU (silu(gate) * up, HF Qwen2MLP) forward and backward (native/cpu/swiglu.cc via
  * src/tensor/ops/swiglu.ts) against float64, finite differences, extreme gate values (the kernel's
  * own vectorised exp saturates there), NaN propagation, and bad input.
  */

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GpgRlError, NativeOpError } from '../../errors.ts';
 
-/** Native dtype codes (must match native/cpu/kernels.h). */
+/** Native dtype codes (must match native/binding.h). */
 export const DTYPE_CODE = { float32: 0, bfloat16: 1, int32: 2 } as const;
 
 /** A native buffer: contiguous, 64-byte aligned. */
@@ -69,16 +69,8 @@ function load(): NativeAddon {
 export const native: NativeAddon = load();
 
 /** A production op by name; a missing op is a clear error, not `undefined is not a function`. */
-// TEMPORARY until the native relayout lands: old op names of the previous addon.
-const LEGACY: Record<string, string> = {
-  gemv: 'gemm_small_m',
-  gradnorm_sumsq: 'sumsq',
-  logprobs_forward: 'logsoftmax_gather_forward',
-  logprobs_backward: 'logsoftmax_gather_backward',
-  logprobs_entropy_backward: 'token_entropy_backward',
-};
 export function op(name: string): NativeFn {
-  const f = native.ops[name] ?? native.ops[LEGACY[name] ?? ''];
+  const f = native.ops[name];
   if (!f)
     throw new GpgRlError(
       `native op "${name}" is not in the addon; rebuild with \`npm run build:native\``,
@@ -89,7 +81,7 @@ export function op(name: string): NativeFn {
 
 /** A benchmark-only kernel by name (src/perf). */
 export function benchOp(name: string): NativeFn {
-  const f = native.bench?.[name] ?? native.ops[name];
+  const f = native.bench?.[name];
   if (!f)
     throw new GpgRlError(
       `native benchmark kernel "${name}" is not in the addon; rebuild with \`npm run build:native\``,

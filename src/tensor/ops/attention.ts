@@ -1,7 +1,7 @@
 /**
  * @module tensor/ops/attention
  * Causal grouped-query attention with key-padding masks (Hugging Face eager attention semantics
- * for Qwen2 / Llama / Qwen3, DESIGN §4), computed flash style by native/kernels/attention.cc:
+ * for Qwen2 / Llama / Qwen3, DESIGN §4), computed flash style by native/cpu/attention.cc:
  * the T×T score matrix is never materialised; forward saves only the log-sum-exp [B, H, T] and
  * backward recomputes the scores tile by tile (FlashAttention-2, arXiv:2307.08691).
  *

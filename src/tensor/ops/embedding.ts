@@ -3,7 +3,7 @@
  * Token embedding (HF embed_tokens): out[..., :] = weight[ids[...], :]. Backward is a deterministic
  * scatter-add into a fresh [V, C] gradient (repeated ids summed in token order, no float atomics).
  * An id outside [0, V) raises NativeOpError naming the id, its index and V.
- * Native kernels: native/kernels/embedding.cc.
+ * Native kernels: native/cpu/embedding.cc.
  */
 import { Tensor, shapeStr } from '../tensor.ts';
 import { needsGrad, record } from '../tape.ts';

@@ -1,6 +1,6 @@
 /**
  * @module tensor/ops/logprobs
- * Token log-probs and entropy (native/kernels/logprobs.cc), the largest tensors of RL training:
+ * Token log-probs and entropy (native/cpu/logprobs.cc), the largest tensors of RL training:
  *
  *   tokenLogprobs(h [N,C], W [V,C], targets int32 [N]) -> logps [N] (grad to h and W), entropy [N] | null
  *     lp[n] = log_softmax(h[n] @ Wᵀ / temperature)[targets[n]], computed in row chunks: each chunk's

@@ -2,7 +2,7 @@
  * @module tensor/ops/rmsnorm
  * RMSNorm as Hugging Face Qwen2RMSNorm / LlamaRMSNorm: y = w * (x * rsqrt(mean(x²) + eps)) over the
  * last dim (mean accumulated in double, result float32). Also Qwen3's per-head q_norm / k_norm
- * (x [B,T,H,D], w [D]). Native kernels: native/kernels/rmsnorm.cc (forward saves rstd per row).
+ * (x [B,T,H,D], w [D]). Native kernels: native/cpu/rmsnorm.cc (forward saves rstd per row).
  */
 import { Tensor, shapeStr } from '../tensor.ts';
 import { needsGrad, record } from '../tape.ts';

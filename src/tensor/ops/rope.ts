@@ -4,7 +4,7 @@
  * y = x·cos + rotate_half(x)·sin with rotate_half(x) = cat(−x₂, x₁), angles pos·inv_freq where
  * inv_freq[i] = 1 / theta^(2i/D) computed in float32 as HF's default rope init. Positions are int32
  * per token (left padding: position_ids = max(cumsum(mask) − 1, 0)); the native kernel rejects
- * negative ones. Backward rotates dy by −angle. Native kernels: native/kernels/rope.cc.
+ * negative ones. Backward rotates dy by −angle. Native kernels: native/cpu/rope.cc.
  */
 import { Tensor, shapeStr } from '../tensor.ts';
 import { needsGrad, record } from '../tape.ts';

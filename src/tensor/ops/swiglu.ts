@@ -1,7 +1,7 @@
 /**
  * @module tensor/ops/swiglu
  * SwiGLU of the HF Qwen2/Llama MLP: out = silu(gate) · up, elementwise (gate = gate_proj(x),
- * up = up_proj(x), both [..., I]). Backward recomputes sigmoid(gate). Native: native/kernels/swiglu.cc.
+ * up = up_proj(x), both [..., I]). Backward recomputes sigmoid(gate). Native: native/cpu/swiglu.cc.
  */
 import { Tensor } from '../tensor.ts';
 import { needsGrad, record } from '../tape.ts';

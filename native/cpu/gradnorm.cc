@@ -2,8 +2,12 @@
 // accumulated in double. Deterministic regardless of the thread count: the tensor is cut into
 // fixed-size blocks (kBlock elements, independent of threads), each block is summed in a fixed
 // (vectorised) order into its own slot, and the slots are added in block order. The clip itself
-// reuses `scale` (elementwise.cc). There is no backward: norms and clipping act on gradients.
-#include "../addon.h"
+// reuses `scale` (scale.cc). There is no backward: norms and clipping act on gradients, and
+// nothing is saved. Legend: n = elements of the tensor.
+#include <algorithm>
+#include <vector>
+
+#include "kernels.h"
 
 namespace gpg {
 
@@ -11,11 +15,8 @@ namespace {
 constexpr int64_t kBlock = 1 << 14;
 }
 
-// sumsq(x [n], n) -> number (double): sum over i of x[i]^2
-GPG_OP(sumsq) {
-  Args a(info, "sumsq");
-  int64_t n = a.integer(1, "n");
-  const float* x = a.f32(0, "x", n);
+// Σ_i x[i]^2 over x [n], in double
+double gradnorm_sumsq(const float* x, int64_t n) {
   const int64_t nb = (n + kBlock - 1) / kBlock;
   std::vector<double> part(static_cast<size_t>(nb), 0.0);
 #pragma omp parallel for schedule(static) if (n > 2 * kBlock)
@@ -29,7 +30,7 @@ GPG_OP(sumsq) {
   }
   double total = 0;
   for (int64_t b = 0; b < nb; b++) total += part[b];
-  return Napi::Number::New(info.Env(), total);
+  return total;
 }
 
 }  // namespace gpg

@@ -1,14 +1,16 @@
 // The machine's fp32 FMA peak: every OpenMP thread runs a register-only AVX-512 (or AVX2) FMA loop
 // with enough independent accumulators to hide FMA latency. No memory traffic, so the result is
 // cores x clock x FMA width x 2, which `gpg-rl bench` uses as the denominator for MFU and GEMM ratios.
+// And the memory bandwidth: all threads stream-read a buffer far larger than the caches, the bound
+// for weight-streaming decode. Benchmark-only (addon.bench); no tensors, nothing saved.
 #include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
-#include <vector>
+#include <cstdlib>
 
-#include "addon.h"
+#include "bench.h"
 
 namespace gpg {
 
@@ -17,13 +19,22 @@ __attribute__((noinline)) static float fma_loop(int64_t iters) {
   // distinct starting values: identical chains would be merged by the compiler into one
   __m512 a0 = _mm512_set1_ps(1.00f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f), a3 = _mm512_set1_ps(1.03f),
          a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f), a6 = _mm512_set1_ps(1.06f), a7 = _mm512_set1_ps(1.07f),
-         a8 = _mm512_set1_ps(1.08f), a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f), a11 = _mm512_set1_ps(1.11f);
+         a8 = _mm512_set1_ps(1.08f), a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f),
+         a11 = _mm512_set1_ps(1.11f);
   const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
   for (int64_t i = 0; i < iters; i++) {
-    a0 = _mm512_fmadd_ps(a0, m, c); a1 = _mm512_fmadd_ps(a1, m, c); a2 = _mm512_fmadd_ps(a2, m, c);
-    a3 = _mm512_fmadd_ps(a3, m, c); a4 = _mm512_fmadd_ps(a4, m, c); a5 = _mm512_fmadd_ps(a5, m, c);
-    a6 = _mm512_fmadd_ps(a6, m, c); a7 = _mm512_fmadd_ps(a7, m, c); a8 = _mm512_fmadd_ps(a8, m, c);
-    a9 = _mm512_fmadd_ps(a9, m, c); a10 = _mm512_fmadd_ps(a10, m, c); a11 = _mm512_fmadd_ps(a11, m, c);
+    a0 = _mm512_fmadd_ps(a0, m, c);
+    a1 = _mm512_fmadd_ps(a1, m, c);
+    a2 = _mm512_fmadd_ps(a2, m, c);
+    a3 = _mm512_fmadd_ps(a3, m, c);
+    a4 = _mm512_fmadd_ps(a4, m, c);
+    a5 = _mm512_fmadd_ps(a5, m, c);
+    a6 = _mm512_fmadd_ps(a6, m, c);
+    a7 = _mm512_fmadd_ps(a7, m, c);
+    a8 = _mm512_fmadd_ps(a8, m, c);
+    a9 = _mm512_fmadd_ps(a9, m, c);
+    a10 = _mm512_fmadd_ps(a10, m, c);
+    a11 = _mm512_fmadd_ps(a11, m, c);
   }
   __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
                            _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
@@ -35,13 +46,22 @@ static constexpr int kLanes = 16;
 __attribute__((noinline)) static float fma_loop(int64_t iters) {
   __m256 a0 = _mm256_set1_ps(1.00f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f), a3 = _mm256_set1_ps(1.03f),
          a4 = _mm256_set1_ps(1.04f), a5 = _mm256_set1_ps(1.05f), a6 = _mm256_set1_ps(1.06f), a7 = _mm256_set1_ps(1.07f),
-         a8 = _mm256_set1_ps(1.08f), a9 = _mm256_set1_ps(1.09f), a10 = _mm256_set1_ps(1.10f), a11 = _mm256_set1_ps(1.11f);
+         a8 = _mm256_set1_ps(1.08f), a9 = _mm256_set1_ps(1.09f), a10 = _mm256_set1_ps(1.10f),
+         a11 = _mm256_set1_ps(1.11f);
   const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
   for (int64_t i = 0; i < iters; i++) {
-    a0 = _mm256_fmadd_ps(a0, m, c); a1 = _mm256_fmadd_ps(a1, m, c); a2 = _mm256_fmadd_ps(a2, m, c);
-    a3 = _mm256_fmadd_ps(a3, m, c); a4 = _mm256_fmadd_ps(a4, m, c); a5 = _mm256_fmadd_ps(a5, m, c);
-    a6 = _mm256_fmadd_ps(a6, m, c); a7 = _mm256_fmadd_ps(a7, m, c); a8 = _mm256_fmadd_ps(a8, m, c);
-    a9 = _mm256_fmadd_ps(a9, m, c); a10 = _mm256_fmadd_ps(a10, m, c); a11 = _mm256_fmadd_ps(a11, m, c);
+    a0 = _mm256_fmadd_ps(a0, m, c);
+    a1 = _mm256_fmadd_ps(a1, m, c);
+    a2 = _mm256_fmadd_ps(a2, m, c);
+    a3 = _mm256_fmadd_ps(a3, m, c);
+    a4 = _mm256_fmadd_ps(a4, m, c);
+    a5 = _mm256_fmadd_ps(a5, m, c);
+    a6 = _mm256_fmadd_ps(a6, m, c);
+    a7 = _mm256_fmadd_ps(a7, m, c);
+    a8 = _mm256_fmadd_ps(a8, m, c);
+    a9 = _mm256_fmadd_ps(a9, m, c);
+    a10 = _mm256_fmadd_ps(a10, m, c);
+    a11 = _mm256_fmadd_ps(a11, m, c);
   }
   __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
                            _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
@@ -53,10 +73,8 @@ __attribute__((noinline)) static float fma_loop(int64_t iters) {
 static constexpr int kLanes = 8;
 #endif
 
-// fma_peak(iters) -> { gflops, threads, lanes }
-GPG_OP(fma_peak) {
-  Args a(info, "fma_peak");
-  int64_t iters = a.integer(0, "iters", 1);
+// { gflops, threads, lanes } of `iters` iterations per thread
+FmaPeak fma_peak(int64_t iters) {
   int threads = omp_get_max_threads();
   volatile float sink = 0;
   fma_loop(iters / 10);  // warm up clocks
@@ -65,26 +83,15 @@ GPG_OP(fma_peak) {
   { sink += fma_loop(iters); }
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   double flops = 2.0 * 12 * kLanes * static_cast<double>(iters) * threads;
-  Napi::Object o = Napi::Object::New(info.Env());
-  o.Set("gflops", flops / s / 1e9);
-  o.Set("threads", threads);
-  o.Set("lanes", kLanes);
-  return o;
+  return FmaPeak{flops / s / 1e9, threads, kLanes};
 }
 
-}  // namespace gpg
-
-namespace gpg {
-
-// mem_bandwidth(bytes, reps) -> GB/s: all threads stream-read a buffer far larger than the caches
-// (4 independent vector accumulators per thread), best of `reps`: the bound for weight-streaming decode.
-GPG_OP(mem_bandwidth) {
-  Args a(info, "mem_bandwidth");
-  int64_t bytes = a.integer(0, "bytes", 1 << 20);
-  int64_t reps = a.integer(1, "reps", 1);
+// GB/s: all threads stream-read a buffer far larger than the caches (4 independent vector
+// accumulators per thread), best of `reps`: the bound for weight-streaming decode.
+double mem_bandwidth(int64_t bytes, int64_t reps) {
   int64_t n = (bytes / 4 / 64) * 64;
   float* buf = static_cast<float*>(std::aligned_alloc(64, n * 4));
-  if (!buf) a.fail("out of memory");
+  if (!buf) throw OpError("out of memory");
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; i++) buf[i] = 1.0f;  // first touch by the threads that read it
   double best = 0;
@@ -116,7 +123,7 @@ GPG_OP(mem_bandwidth) {
     best = std::max(best, n * 4.0 / s / 1e9);
   }
   std::free(buf);
-  return Napi::Number::New(info.Env(), best);
+  return best;
 }
 
 }  // namespace gpg

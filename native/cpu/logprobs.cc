@@ -16,41 +16,32 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 
-#include "../addon.h"
+#include "kernels.h"
 
 namespace gpg {
 namespace {
 
 constexpr int64_t BLK = 512;
 
-
 // Checks targets[rowOff .. rowOff+rows) against V (ids out of range are an error naming them).
-void check_targets(const Args& a, const int32_t* tg, int64_t rowOff, int64_t rows, int64_t V) {
+void check_targets(const int32_t* tg, int64_t rowOff, int64_t rows, int64_t V) {
   for (int64_t r = 0; r < rows; r++) {
     const int32_t t = tg[rowOff + r];
-    if (t >= V) a.fail("target " + std::to_string(t) + " at row " + std::to_string(rowOff + r) + " is out of range for vocabulary size " + std::to_string(V));
+    if (t >= V)
+      throw OpError("target " + std::to_string(t) + " at row " + std::to_string(rowOff + r) +
+                    " is out of range for vocabulary size " + std::to_string(V));
   }
 }
 
 }  // namespace
 
-// logsoftmax_gather_forward(lp [N] | null, lse [N], entropy [N] | null, logits [rows, V], targets int32 [N] | null,
-//                           rows, V, temperature, rowOff = 0)
-GPG_OP(logsoftmax_gather_forward) {
-  Args a(info, "logsoftmax_gather_forward");
-  const int64_t rows = a.integer(5, "rows"), V = a.integer(6, "V", 1);
-  const double temp = a.number(7, "temperature");
-  const int64_t rowOff = a.present(8) ? a.integer(8, "rowOff") : 0;
-  REQUIRE(temp > 0 && std::isfinite(temp), "temperature must be a positive finite number, got " << temp);
-  const bool wantLp = a.present(0);
-  REQUIRE(wantLp == a.present(4), "lp and targets must be given together");
-  float* lp = wantLp ? a.f32(0, "lp", rowOff + rows) : nullptr;
-  float* lse = a.f32(1, "lse", rowOff + rows);
-  float* ent = a.present(2) ? a.f32(2, "entropy", rowOff + rows) : nullptr;
-  const float* x = a.f32(3, "logits", rows * V);
-  const int32_t* tg = wantLp ? a.i32(4, "targets", rowOff + rows) : nullptr;
-  if (tg) check_targets(a, tg, rowOff, rows, V);
+// lp [N] | null, lse [N], entropy [N] | null (written at rows rowOff..rowOff+rows), logits [rows, V],
+// targets int32 [N] | null (given exactly when lp is).
+void logprobs_forward(float* lp, float* lse, float* ent, const float* x, const int32_t* tg, int64_t rows, int64_t V,
+                      double temp, int64_t rowOff) {
+  if (tg) check_targets(tg, rowOff, rows, V);
   const float invT = static_cast<float>(1.0 / temp);
 #pragma omp parallel for schedule(static) if (rows * V > 32768)
   for (int64_t r = 0; r < rows; r++) {
@@ -86,23 +77,12 @@ GPG_OP(logsoftmax_gather_forward) {
       lp[rowOff + r] = t < 0 ? 0.0f : static_cast<float>(static_cast<double>(xr[t]) * invT - l);
     }
   }
-  return info.Env().Undefined();
 }
 
-// logsoftmax_gather_backward(dlogits [rows, V], logits [rows, V] (may be the same storage), dlp [N], lse [N], targets [N],
-//                            rows, V, temperature, rowOff = 0): "=" into dlogits.
-GPG_OP(logsoftmax_gather_backward) {
-  Args a(info, "logsoftmax_gather_backward");
-  const int64_t rows = a.integer(5, "rows"), V = a.integer(6, "V", 1);
-  const double temp = a.number(7, "temperature");
-  const int64_t rowOff = a.present(8) ? a.integer(8, "rowOff") : 0;
-  REQUIRE(temp > 0 && std::isfinite(temp), "temperature must be a positive finite number, got " << temp);
-  float* dx = a.f32(0, "dlogits", rows * V);
-  const float* x = a.f32(1, "logits", rows * V);
-  const float* dlp = a.f32(2, "dlp", rowOff + rows);
-  const float* lse = a.f32(3, "lse", rowOff + rows);
-  const int32_t* tg = a.i32(4, "targets", rowOff + rows);
-  check_targets(a, tg, rowOff, rows, V);
+// dlogits [rows, V] ("="), logits [rows, V] (may be the same buffer), dlp [N], lse [N], targets int32 [N].
+void logprobs_backward(float* dx, const float* x, const float* dlp, const float* lse, const int32_t* tg, int64_t rows,
+                       int64_t V, double temp, int64_t rowOff) {
+  check_targets(tg, rowOff, rows, V);
   const float invT = static_cast<float>(1.0 / temp);
 #pragma omp parallel for schedule(static) if (rows * V > 32768)
   for (int64_t r = 0; r < rows; r++) {
@@ -118,22 +98,12 @@ GPG_OP(logsoftmax_gather_backward) {
     for (int64_t v = 0; v < V; v++) dr[v] = -g * vexp(xr[v] * invT - L);
     dr[t] += g;  // dr[t] was computed from xr[t] before being overwritten (in place is safe)
   }
-  return info.Env().Undefined();
 }
 
-// token_entropy_backward(dlogits [rows, V], logits [rows, V] (may alias), dH [N], lse [N], entropy [N], rows, V, temperature,
-//                        rowOff = 0): "=" into dlogits, dz = dH · (-p (log p + H)) / temperature.
-GPG_OP(token_entropy_backward) {
-  Args a(info, "token_entropy_backward");
-  const int64_t rows = a.integer(5, "rows"), V = a.integer(6, "V", 1);
-  const double temp = a.number(7, "temperature");
-  const int64_t rowOff = a.present(8) ? a.integer(8, "rowOff") : 0;
-  REQUIRE(temp > 0 && std::isfinite(temp), "temperature must be a positive finite number, got " << temp);
-  float* dx = a.f32(0, "dlogits", rows * V);
-  const float* x = a.f32(1, "logits", rows * V);
-  const float* dH = a.f32(2, "dH", rowOff + rows);
-  const float* lse = a.f32(3, "lse", rowOff + rows);
-  const float* ent = a.f32(4, "entropy", rowOff + rows);
+// dlogits [rows, V] ("="), logits [rows, V] (may alias), dH [N], lse [N], entropy [N]:
+// dz = dH · (-p (log p + H)) / temperature.
+void logprobs_entropy_backward(float* dx, const float* x, const float* dH, const float* lse, const float* ent,
+                               int64_t rows, int64_t V, double temp, int64_t rowOff) {
   const float invT = static_cast<float>(1.0 / temp);
 #pragma omp parallel for schedule(static) if (rows * V > 32768)
   for (int64_t r = 0; r < rows; r++) {
@@ -147,7 +117,6 @@ GPG_OP(token_entropy_backward) {
       dr[v] = p == 0.0f ? 0.0f : -g * p * (lp + Hr);
     }
   }
-  return info.Env().Undefined();
 }
 
 }  // namespace gpg

@@ -5,35 +5,23 @@
 //   v    = beta2 v + (1 - beta2) g^2
 //   p   -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 // Scalars (bias corrections, step size) are formed in double like Python does, then used in
-// float32; p, g, m, v are float32 [n]. Updates p, m, v in place; no gradient, nothing saved.
+// float32. Legend: n = elements of the parameter tensor; p, g, m (exp_avg), v (exp_avg_sq) are
+// float32 [n]. Updates p, m, v in place ("=" of the new values); no gradient, nothing saved.
+// Scalar arguments are checked by the binding (native/binding.cc) before this runs.
 #include <immintrin.h>
 
 #include <cmath>
 
-#include "../addon.h"
+#include "kernels.h"
 
 // GCC 12's _mm512_sqrt_ps uses _mm512_undefined_ps(), which trips -Wmaybe-uninitialized.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace gpg {
 
-// adamw_step(p [n], g [n], m [n], v [n], n, lr, beta1, beta2, eps, wd, step)
-GPG_OP(adamw_step) {
-  Args a(info, "adamw_step");
-  int64_t n = a.integer(4, "n");
-  const double lr = a.number(5, "lr"), b1 = a.number(6, "beta1"), b2 = a.number(7, "beta2");
-  const double eps = a.number(8, "eps"), wd = a.number(9, "weight_decay");
-  const int64_t step = a.integer(10, "step", 1);
-  REQUIRE(std::isfinite(lr) && lr >= 0, "lr must be finite and >= 0, got " << lr);
-  REQUIRE(b1 >= 0 && b1 < 1, "beta1 must be in [0, 1), got " << b1);
-  REQUIRE(b2 >= 0 && b2 < 1, "beta2 must be in [0, 1), got " << b2);
-  REQUIRE(std::isfinite(eps) && eps >= 0, "eps must be finite and >= 0, got " << eps);
-  REQUIRE(std::isfinite(wd) && wd >= 0, "weight_decay must be finite and >= 0, got " << wd);
-  float* p = a.f32(0, "param", n);
-  const float* g = a.f32(1, "grad", n);
-  float* m = a.f32(2, "exp_avg", n);
-  float* v = a.f32(3, "exp_avg_sq", n);
-
+// adamw_step(p, m, v: updated in place; g: read; n; lr, beta1, beta2, eps, weight_decay; step >= 1)
+void adamw_step(float* p, float* m, float* v, const float* g, int64_t n, double lr, double b1, double b2, double eps,
+                double wd, int64_t step) {
   const float decay = static_cast<float>(1.0 - lr * wd);
   const float fb1 = static_cast<float>(b1), w1 = static_cast<float>(1.0 - b1);
   const float fb2 = static_cast<float>(b2), w2 = static_cast<float>(1.0 - b2);
@@ -60,10 +48,13 @@ GPG_OP(adamw_step) {
   const int64_t nb = n / kBlock;
 #pragma omp parallel for schedule(static) if (n > 32768)
   for (int64_t b = 0; b < nb; b++) {
-    const __m512 vb1 = _mm512_set1_ps(fb1), vw1 = _mm512_set1_ps(w1), vb2 = _mm512_set1_ps(fb2), vw2 = _mm512_set1_ps(w2);
-    const __m512 vbc2 = _mm512_set1_ps(bc2_sqrt), veps = _mm512_set1_ps(feps), vdec = _mm512_set1_ps(decay), vss = _mm512_set1_ps(step_size);
+    const __m512 vb1 = _mm512_set1_ps(fb1), vw1 = _mm512_set1_ps(w1), vb2 = _mm512_set1_ps(fb2),
+                 vw2 = _mm512_set1_ps(w2);
+    const __m512 vbc2 = _mm512_set1_ps(bc2_sqrt), veps = _mm512_set1_ps(feps), vdec = _mm512_set1_ps(decay),
+                 vss = _mm512_set1_ps(step_size);
     for (int64_t i = b * kBlock; i < (b + 1) * kBlock; i += 16) {
-      const __m512 gi = _mm512_loadu_ps(g + i), m0 = _mm512_loadu_ps(m + i), v0 = _mm512_loadu_ps(v + i), p0 = _mm512_loadu_ps(p + i);
+      const __m512 gi = _mm512_loadu_ps(g + i), m0 = _mm512_loadu_ps(m + i), v0 = _mm512_loadu_ps(v + i),
+                   p0 = _mm512_loadu_ps(p + i);
       const __m512 mi = _mm512_add_ps(_mm512_mul_ps(m0, vb1), _mm512_mul_ps(gi, vw1));
       const __m512 vi = _mm512_add_ps(_mm512_mul_ps(v0, vb2), _mm512_mul_ps(_mm512_mul_ps(gi, gi), vw2));
       const __m512 denom = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), vbc2), veps);
@@ -78,7 +69,6 @@ GPG_OP(adamw_step) {
 #pragma omp parallel for schedule(static) if (n > 32768)
   for (int64_t i = 0; i < n; i++) one(i);
 #endif
-  return info.Env().Undefined();
 }
 
 }  // namespace gpg

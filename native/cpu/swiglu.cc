@@ -8,38 +8,24 @@
 #include <cstdint>
 #include <cstring>
 
-#include "../addon.h"
+#include "kernels.h"
 
 namespace gpg {
 
 namespace {
 
-
 inline float sigmoid_f32(float g) { return 1.0f / (1.0f + vexp(-g)); }
 
 }  // namespace
 
-// swiglu_forward(out [n], gate [n], up [n], n)
-GPG_OP(swiglu_forward) {
-  Args a(info, "swiglu_forward");
-  int64_t n = a.integer(3, "n");
-  float* out = a.f32(0, "out", n);
-  const float* g = a.f32(1, "gate", n);
-  const float* u = a.f32(2, "up", n);
+// out [n] = silu(gate [n]) * up [n]
+void swiglu_forward(float* out, const float* g, const float* u, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > 32768)
   for (int64_t i = 0; i < n; i++) out[i] = g[i] * sigmoid_f32(g[i]) * u[i];
-  return info.Env().Undefined();
 }
 
-// swiglu_backward(dgate [n] | null, dup [n] | null, dout [n], gate [n], up [n], n)
-GPG_OP(swiglu_backward) {
-  Args a(info, "swiglu_backward");
-  int64_t n = a.integer(5, "n");
-  float* dg = a.present(0) ? a.f32(0, "dgate", n) : nullptr;
-  float* du = a.present(1) ? a.f32(1, "dup", n) : nullptr;
-  const float* dy = a.f32(2, "dout", n);
-  const float* g = a.f32(3, "gate", n);
-  const float* u = a.f32(4, "up", n);
+// dgate [n] | null, dup [n] | null ("=") from dout [n], gate [n], up [n]
+void swiglu_backward(float* dg, float* du, const float* dy, const float* g, const float* u, int64_t n) {
   if (dg && du) {
 #pragma omp parallel for simd schedule(static) if (n > 32768)
     for (int64_t i = 0; i < n; i++) {
@@ -57,7 +43,6 @@ GPG_OP(swiglu_backward) {
 #pragma omp parallel for simd schedule(static) if (n > 32768)
     for (int64_t i = 0; i < n; i++) du[i] = dy[i] * (g[i] * sigmoid_f32(g[i]));
   }
-  return info.Env().Undefined();
 }
 
 }  // namespace gpg

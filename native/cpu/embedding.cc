@@ -7,45 +7,37 @@
 // in ascending token order), then each vocabulary row is owned by one thread, which sums its
 // tokens' gradient rows in that fixed order. The bits do not depend on the thread count.
 #include <string>
+#include <vector>
 
-#include "../addon.h"
+#include "kernels.h"
 
 namespace gpg {
 
 namespace {
 
-void check_ids(const Args& a, const int32_t* ids, int64_t N, int64_t V) {
+void check_ids(const int32_t* ids, int64_t N, int64_t V) {
   for (int64_t i = 0; i < N; i++) {
     if (ids[i] < 0 || ids[i] >= V) {
-      a.fail("ids[" + std::to_string(i) + "] = " + std::to_string(ids[i]) + " is out of range for vocabulary size V = " + std::to_string(V) +
-             " (valid ids are 0.." + std::to_string(V - 1) + ")");
+      throw OpError("ids[" + std::to_string(i) + "] = " + std::to_string(ids[i]) +
+                    " is out of range for vocabulary size V = " + std::to_string(V) + " (valid ids are 0.." +
+                    std::to_string(V - 1) + ")");
     }
   }
 }
 
 }  // namespace
 
-// embedding_forward(out [N,C], weight [V,C], ids i32 [N], N, V, C)
-GPG_OP(embedding_forward) {
-  Args a(info, "embedding_forward");
-  int64_t N = a.integer(3, "N"), V = a.integer(4, "V"), C = a.integer(5, "C");
-  float* out = a.f32(0, "out", N * C);
-  const float* w = a.f32(1, "weight", V * C);
-  const int32_t* ids = a.i32(2, "ids", N);
-  check_ids(a, ids, N, V);
+// out [N,C] = weight[ids[n]] for weight [V,C], ids int32 [N]
+void embedding_forward(float* out, const float* w, const int32_t* ids, int64_t N, int64_t V, int64_t C) {
+  check_ids(ids, N, V);
 #pragma omp parallel for schedule(static) if (N * C > 65536)
-  for (int64_t i = 0; i < N; i++) std::memcpy(out + i * C, w + static_cast<int64_t>(ids[i]) * C, static_cast<size_t>(C) * 4);
-  return info.Env().Undefined();
+  for (int64_t i = 0; i < N; i++)
+    std::memcpy(out + i * C, w + static_cast<int64_t>(ids[i]) * C, static_cast<size_t>(C) * 4);
 }
 
-// embedding_backward(dweight [V,C], dout [N,C], ids i32 [N], N, V, C): dweight = scatter-add of dout
-GPG_OP(embedding_backward) {
-  Args a(info, "embedding_backward");
-  int64_t N = a.integer(3, "N"), V = a.integer(4, "V"), C = a.integer(5, "C");
-  float* dw = a.f32(0, "dweight", V * C);
-  const float* dy = a.f32(1, "dout", N * C);
-  const int32_t* ids = a.i32(2, "ids", N);
-  check_ids(a, ids, N, V);
+// dweight [V,C] = scatter-add of dout [N,C] by ids int32 [N] ("=": rows without tokens are 0)
+void embedding_backward(float* dw, const float* dy, const int32_t* ids, int64_t N, int64_t V, int64_t C) {
+  check_ids(ids, N, V);
   // Counting sort of token indices by id: start[v]..start[v+1] lists id v's tokens, ascending.
   std::vector<int64_t> start(static_cast<size_t>(V + 1), 0);
   for (int64_t i = 0; i < N; i++) start[ids[i] + 1]++;
@@ -72,7 +64,6 @@ GPG_OP(embedding_backward) {
       for (int64_t c = 0; c < C; c++) row[c] += src[c];
     }
   }
-  return info.Env().Undefined();
 }
 
 }  // namespace gpg

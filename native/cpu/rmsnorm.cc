@@ -12,22 +12,16 @@
 // in chunk order.
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
-#include "../addon.h"
+#include "kernels.h"
 
 namespace gpg {
 
-// rmsnorm_forward(y [N,C], rstd [N], x [N,C], w [C], N, C, eps)
-GPG_OP(rmsnorm_forward) {
-  Args a(info, "rmsnorm_forward");
-  int64_t N = a.integer(4, "N"), C = a.integer(5, "C", 1);
-  double eps = a.number(6, "eps");
-  REQUIRE(eps >= 0 && std::isfinite(eps), "eps must be finite and >= 0, got " << eps);
-  float* y = a.f32(0, "y", N * C);
-  float* rstd = a.f32(1, "rstd", N);
-  const float* x = a.f32(2, "x", N * C);
-  const float* w = a.f32(3, "w", C);
+// y [N,C], rstd [N] (saved) from x [N,C], w [C]; eps (rounded to float32 as HF's config value is)
+void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t N, int64_t C, double eps) {
 #pragma omp parallel for schedule(static) if (N * C > 16384)
   for (int64_t r = 0; r < N; r++) {
     const float* xr = x + r * C;
@@ -36,7 +30,8 @@ GPG_OP(rmsnorm_forward) {
 #pragma omp simd reduction(+ : ss)
     for (int64_t c = 0; c < C; c++) ss += static_cast<double>(xr[c]) * xr[c];
     const float var = static_cast<float>(ss / static_cast<double>(C));
-    const float rs = static_cast<float>(1.0 / std::sqrt(static_cast<double>(var) + static_cast<double>(static_cast<float>(eps))));
+    const float rs =
+        static_cast<float>(1.0 / std::sqrt(static_cast<double>(var) + static_cast<double>(static_cast<float>(eps))));
     rstd[r] = rs;
 #pragma omp simd
     for (int64_t c = 0; c < C; c++) {
@@ -44,20 +39,11 @@ GPG_OP(rmsnorm_forward) {
       yr[c] = w[c] * xh;
     }
   }
-  return info.Env().Undefined();
 }
 
-// rmsnorm_backward(dx [N,C] | null, dw [C] | null, dy [N,C], x [N,C], w [C], rstd [N], N, C)
-GPG_OP(rmsnorm_backward) {
-  Args a(info, "rmsnorm_backward");
-  int64_t N = a.integer(6, "N"), C = a.integer(7, "C", 1);
-  float* dx = a.present(0) ? a.f32(0, "dx", N * C) : nullptr;
-  float* dw = a.present(1) ? a.f32(1, "dw", C) : nullptr;
-  const float* dy = a.f32(2, "dy", N * C);
-  const float* x = a.f32(3, "x", N * C);
-  const float* w = a.f32(4, "w", C);
-  const float* rstd = a.f32(5, "rstd", N);
-
+// dx [N,C] | null, dw [C] | null ("=") from dy [N,C], x [N,C], w [C], rstd [N]
+void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,
+                      int64_t N, int64_t C) {
   if (dx) {
 #pragma omp parallel for schedule(static) if (N * C > 16384)
     for (int64_t r = 0; r < N; r++) {
@@ -98,7 +84,6 @@ GPG_OP(rmsnorm_backward) {
       dw[c] = static_cast<float>(s);
     }
   }
-  return info.Env().Undefined();
 }
 
 }  // namespace gpg

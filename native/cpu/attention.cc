@@ -23,8 +23,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
+#include <vector>
 
-#include "../addon.h"
+#include "kernels.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -38,7 +40,6 @@ constexpr int64_t BK = 64;  // keys per tile
 constexpr int64_t BQ = 32;  // query rows per task (forward and dq)
 constexpr int64_t RB = 8;   // query rows per outer-product block (dk/dv)
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
 
 struct Dims {
   int64_t B, Tq, Tk, Tkmax, H, Hkv, D, qpos0;
@@ -99,8 +100,8 @@ inline void row_scores(float* __restrict s, const float* __restrict x, const flo
 
 // acc[0..D) = alpha·acc + Σ_{j<n} p[j] · rows[j·stride + 0..D)
 template <int DT>
-inline void accum_rows(float* __restrict acc, float alpha, const float* __restrict p, const float* __restrict rows, int64_t stride, int64_t n,
-                       int64_t Drt) {
+inline void accum_rows(float* __restrict acc, float alpha, const float* __restrict p, const float* __restrict rows,
+                       int64_t stride, int64_t n, int64_t Drt) {
   const int64_t D = DT > 0 ? DT : Drt;
 #if GPG_ATTN_AVX512
   if constexpr (DT > 0 && DT % 16 == 0) {
@@ -153,8 +154,8 @@ inline void accum_rows(float* __restrict acc, float alpha, const float* __restri
 
 // Forward for query rows [i0, i1) of head h of item b. ws: D*BK + 2*BQ*D floats.
 template <int DT>
-void fwd_task(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* mask, const Dims& a, int64_t b,
-              int64_t h, int64_t i0, int64_t i1, float* ws) {
+void fwd_task(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* mask,
+              const Dims& a, int64_t b, int64_t h, int64_t i0, int64_t i1, float* ws) {
   const int64_t D = DT > 0 ? DT : a.D;
   const int64_t kvh = h / (a.H / a.Hkv), kvrow = a.Hkv * D, nq = i1 - i0;
   const float* kb = k + b * a.Tkmax * kvrow + kvh * D;
@@ -222,8 +223,8 @@ void fwd_task(float* out, float* lse, const float* q, const float* k, const floa
 
 // Recomputes, for query row x (unscaled q) / dO row g, the tile's p[j] and ds[j] = p (dp - Di).
 template <int DT>
-inline void p_ds(float* p, float* ds, const float* x, const float* g, const float* Kt, const float* Vt, const float* bias, int64_t lim,
-                 float lse, float Di, float scale, int64_t D) {
+inline void p_ds(float* p, float* ds, const float* x, const float* g, const float* Kt, const float* Vt,
+                 const float* bias, int64_t lim, float lse, float Di, float scale, int64_t D) {
   row_scores<DT>(p, x, Kt, D);
   row_scores<DT>(ds, g, Vt, D);
 #pragma omp simd
@@ -237,8 +238,9 @@ inline void p_ds(float* p, float* ds, const float* x, const float* g, const floa
 // dk/dv for keys [s0, s0+nk) of kv head kvh of item b (all query heads of the group).
 // ws: 4*D*BK + 2*RB*BK floats.
 template <int DT>
-void bwd_kv_task(float* dk, float* dv, const float* dout, const float* q, const float* k, const float* v, const float* lse, const float* Dl,
-                 const int32_t* mask, const Dims& a, int64_t b, int64_t kvh, int64_t s0, float* ws) {
+void bwd_kv_task(float* dk, float* dv, const float* dout, const float* q, const float* k, const float* v,
+                 const float* lse, const float* Dl, const int32_t* mask, const Dims& a, int64_t b, int64_t kvh,
+                 int64_t s0, float* ws) {
   const int64_t D = DT > 0 ? DT : a.D, T = a.Tq, G = a.H / a.Hkv, kvrow = a.Hkv * D;
   const int64_t nk = std::min(BK, T - s0);
   float *Kt = ws, *Vt = Kt + D * BK, *dK = Vt + D * BK, *dV = dK + BK * D, *P = dV + BK * D, *DS = P + RB * BK;
@@ -261,7 +263,8 @@ void bwd_kv_task(float* dk, float* dv, const float* dout, const float* q, const 
             for (int64_t j = 0; j < BK; j++) P[r * BK + j] = 0.0f, DS[r * BK + j] = 0.0f;
             continue;
           }
-          p_ds<DT>(P + r * BK, DS + r * BK, xs[r], gs[r], Kt, Vt, bias, i - s0 + 1, L, Dl[(b * a.H + h) * T + i], a.scale, D);
+          p_ds<DT>(P + r * BK, DS + r * BK, xs[r], gs[r], Kt, Vt, bias, i - s0 + 1, L, Dl[(b * a.H + h) * T + i],
+                   a.scale, D);
         }
         for (int64_t j = 0; j < nk; j++) {
           float* dvj = dV + j * D;
@@ -311,8 +314,9 @@ void bwd_kv_task(float* dk, float* dv, const float* dout, const float* q, const 
 
 // dq for query rows [i0, i1) of head h of item b. ws: 2*D*BK + BQ*D floats.
 template <int DT>
-void bwd_q_task(float* dq, const float* dout, const float* q, const float* k, const float* v, const float* lse, const float* Dl,
-                const int32_t* mask, const Dims& a, int64_t b, int64_t h, int64_t i0, int64_t i1, float* ws) {
+void bwd_q_task(float* dq, const float* dout, const float* q, const float* k, const float* v, const float* lse,
+                const float* Dl, const int32_t* mask, const Dims& a, int64_t b, int64_t h, int64_t i0, int64_t i1,
+                float* ws) {
   const int64_t D = DT > 0 ? DT : a.D, T = a.Tq, kvrow = a.Hkv * D, nq = i1 - i0;
   const int64_t kvh = h / (a.H / a.Hkv), koff = b * a.Tkmax * kvrow + kvh * D;
   float *Kt = ws, *Vt = Kt + D * BK, *Acc = Vt + D * BK;
@@ -341,43 +345,24 @@ void bwd_q_task(float* dq, const float* dout, const float* q, const float* k, co
 
 template <typename F>
 void dispatch_d(int64_t D, F&& f) {
-  if (D == 64) f(std::integral_constant<int, 64>());
-  else if (D == 128) f(std::integral_constant<int, 128>());
-  else if (D == 32) f(std::integral_constant<int, 32>());
-  else f(std::integral_constant<int, 0>());
-}
-
-Dims read_dims(const Args& a, int first) {
-  Dims d{};
-  d.B = a.integer(first, "B");
-  d.Tq = a.integer(first + 1, "Tq");
-  d.Tk = a.integer(first + 2, "Tk");
-  d.Tkmax = a.integer(first + 3, "Tkmax");
-  d.H = a.integer(first + 4, "H", 1);
-  d.Hkv = a.integer(first + 5, "Hkv", 1);
-  d.D = a.integer(first + 6, "D", 1);
-  d.scale = static_cast<float>(a.number(first + 7, "scale"));
-  REQUIRE(d.H % d.Hkv == 0, "H = " << d.H << " is not a multiple of Hkv = " << d.Hkv);
-  REQUIRE(d.Tq <= d.Tk && d.Tk <= d.Tkmax, "need Tq <= Tk <= Tkmax, got Tq = " << d.Tq << ", Tk = " << d.Tk << ", Tkmax = " << d.Tkmax);
-  REQUIRE(std::isfinite(d.scale), "scale must be finite, got " << d.scale);
-  d.qpos0 = d.Tk - d.Tq;
-  return d;
+  if (D == 64)
+    f(std::integral_constant<int, 64>());
+  else if (D == 128)
+    f(std::integral_constant<int, 128>());
+  else if (D == 32)
+    f(std::integral_constant<int, 32>());
+  else
+    f(std::integral_constant<int, 0>());
 }
 
 }  // namespace
 
-// attention_forward(out [B,Tq,H,D], lse [B,H,Tq] | null, q [B,Tq,H,D], k [B,Tkmax,Hkv,D], v, mask int32 [B,Tkmax] | null,
-//                   B, Tq, Tk, Tkmax, H, Hkv, D, scale)
-GPG_OP(attention_forward) {
-  Args a(info, "attention_forward");
-  const Dims d = read_dims(a, 6);
-  const int64_t nqe = d.B * d.Tq * d.H * d.D, nkv = d.B * d.Tkmax * d.Hkv * d.D;
-  float* out = a.f32(0, "out", nqe);
-  float* lse = a.present(1) ? a.f32(1, "lse", d.B * d.H * d.Tq) : nullptr;
-  const float* q = a.f32(2, "q", nqe);
-  const float* k = a.f32(3, "k", nkv);
-  const float* v = a.f32(4, "v", nkv);
-  const int32_t* mask = a.present(5) ? a.i32(5, "mask", d.B * d.Tkmax) : nullptr;
+// out [B,Tq,H,D], lse [B,H,Tq] | null, q [B,Tq,H,D], k/v [B,Tkmax,Hkv,D], mask int32 [B,Tkmax] | null.
+// Needs H % Hkv == 0 and Tq <= Tk <= Tkmax (checked by the binding).
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* mask,
+                       int64_t B, int64_t Tq, int64_t Tk, int64_t Tkmax, int64_t H, int64_t Hkv, int64_t D,
+                       float scale) {
+  const Dims d{B, Tq, Tk, Tkmax, H, Hkv, D, Tk - Tq, scale};
   const int64_t nqt = (d.Tq + BQ - 1) / BQ, ntask = d.B * d.H * nqt;
   dispatch_d(d.D, [&](auto dt) {
     constexpr int DT = decltype(dt)::value;
@@ -392,33 +377,14 @@ GPG_OP(attention_forward) {
       }
     }
   });
-  return info.Env().Undefined();
 }
 
-// attention_backward(dq, dk, dv, dout, q, k, v, out, lse, mask | null, B, T, H, Hkv, D, scale): "=" into dq, dk, dv.
-GPG_OP(attention_backward) {
-  Args a(info, "attention_backward");
-  const int64_t T = a.integer(11, "T");
-  Dims d{};
-  d.B = a.integer(10, "B");
-  d.Tq = d.Tk = d.Tkmax = T;
-  d.H = a.integer(12, "H", 1);
-  d.Hkv = a.integer(13, "Hkv", 1);
-  d.D = a.integer(14, "D", 1);
-  d.scale = static_cast<float>(a.number(15, "scale"));
-  d.qpos0 = 0;
-  REQUIRE(d.H % d.Hkv == 0, "H = " << d.H << " is not a multiple of Hkv = " << d.Hkv);
-  const int64_t nqe = d.B * T * d.H * d.D, nkv = d.B * T * d.Hkv * d.D, nl = d.B * d.H * T;
-  float* dq = a.f32(0, "dq", nqe);
-  float* dk = a.f32(1, "dk", nkv);
-  float* dv = a.f32(2, "dv", nkv);
-  const float* dout = a.f32(3, "dout", nqe);
-  const float* q = a.f32(4, "q", nqe);
-  const float* k = a.f32(5, "k", nkv);
-  const float* v = a.f32(6, "v", nkv);
-  const float* out = a.f32(7, "out", nqe);
-  const float* lse = a.f32(8, "lse", nl);
-  const int32_t* mask = a.present(9) ? a.i32(9, "mask", d.B * T) : nullptr;
+// Training only (Tq = Tk = Tkmax = T): "=" into dq, dk, dv. Needs H % Hkv == 0 (checked by the binding).
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* out, const float* lse, const int32_t* mask, int64_t B, int64_t T,
+                        int64_t H, int64_t Hkv, int64_t D, float scale) {
+  const Dims d{B, T, T, T, H, Hkv, D, 0, scale};
+  const int64_t nl = d.B * d.H * T;
   // Di = Σ_d dO·O per (b, h, i): the softmax-backward row term.
   std::vector<float> Dl(nl);
 #pragma omp parallel for schedule(static) if (nl > 1024)
@@ -446,11 +412,11 @@ GPG_OP(attention_backward) {
 #pragma omp for schedule(dynamic, 1)
       for (int64_t t = 0; t < d.B * d.H * nqt; t++) {
         const int64_t qt = nqt - 1 - t / (d.B * d.H), bh = t % (d.B * d.H), i0 = qt * BQ;
-        bwd_q_task<DT>(dq, dout, q, k, v, lse, Dl.data(), mask, d, bh / d.H, bh % d.H, i0, std::min(i0 + BQ, T), ws.data());
+        bwd_q_task<DT>(dq, dout, q, k, v, lse, Dl.data(), mask, d, bh / d.H, bh % d.H, i0, std::min(i0 + BQ, T),
+                       ws.data());
       }
     }
   });
-  return info.Env().Undefined();
 }
 
 }  // namespace gpg

@@ -6,14 +6,15 @@
 // 11 vector loads per 24 FMAs, which keeps the FMA pipes ~80% busy while W streams from L3
 // (from DRAM, streaming W is the limit). Dot products run along K, so each output ends with a
 // horizontal sum, done eight at a time by a transpose-and-add tree. No backward: decode runs
-// without gradients (training products go through native/gemm.cc).
-// M rows of x, N outputs, K inner dimension.
+// without gradients (training products go through gemm.cc), so nothing is saved. y is written with
+// "=" (beta = 0: y is not read) or "+=" scaled (beta·y + x·Wᵀ).
+// Legend: M rows of x (≤ 64, checked by the binding), N outputs, K inner dimension.
 #include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
 
-#include "../addon.h"
+#include "kernels.h"
 
 namespace gpg {
 
@@ -48,7 +49,8 @@ static inline __m256 hsum8(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4
   const __m512 a[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
   __m512 c[4];
   for (int i = 0; i < 4; i++)  // c[i]: 256-bit halves of a[2i] (lanes 0-1) and a[2i+1] (lanes 2-3), folded
-    c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44), _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xee));
+    c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                         _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xee));
   // d0 128-bit lane L: 4 partial sums of a[L]; d1: of a[4 + L]
   const __m512 d0 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
   const __m512 d1 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88), _mm512_shuffle_f32x4(c[2], c[3], 0xdd));
@@ -60,19 +62,20 @@ static inline __m256 hsum8(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4
 
 // One 16-wide k step of block(): NB W vectors and MB x vectors, each loaded once.
 template <int NB, int MB>
-__attribute__((always_inline)) static inline void step(__m512 (&acc)[NB][MB], const float* x, const float* W, int64_t n0, int64_t m0, int64_t K, int64_t k, __mmask16 mk) {
+__attribute__((always_inline)) static inline void step(__m512 (&acc)[NB][MB], const float* x, const float* W,
+                                                       int64_t n0, int64_t m0, int64_t K, int64_t k, __mmask16 mk) {
   __m512 w[NB];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int i = 0; i < NB; i++) {
     w[i] = _mm512_maskz_loadu_ps(mk, W + (n0 + i) * K + k);
     asm volatile("" : "+v"(w[i]));
     _mm_prefetch(reinterpret_cast<const char*>(W + (n0 + i) * K + k + 128), _MM_HINT_T0);
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int j = 0; j < MB; j++) {
     __m512 xv = _mm512_maskz_loadu_ps(mk, x + (m0 + j) * K + k);
     asm volatile("" : "+v"(xv));
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int i = 0; i < NB; i++) acc[i][j] = _mm512_fmadd_ps(w[i], xv, acc[i][j]);
   }
 }
@@ -82,25 +85,27 @@ __attribute__((always_inline)) static inline void step(__m512 (&acc)[NB][MB], co
 // and used NB or MB times: left alone, the compiler folds the x load into every FMA, and one
 // 512-bit load per FMA caps this machine at half its FMA peak.
 template <int NB, int MB>
-static inline void block(float* y, const float* x, const float* W, const float* bias, float beta, int64_t n0, int64_t m0, int64_t N, int64_t K) {
+static inline void block(float* y, const float* x, const float* W, const float* bias, float beta, int64_t n0,
+                         int64_t m0, int64_t N, int64_t K) {
   __m512 acc[NB][MB];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int i = 0; i < NB; i++)
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int j = 0; j < MB; j++) acc[i][j] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 16 <= K; k += 16) step<NB, MB>(acc, x, W, n0, m0, K, k, 0xffff);
   if (k < K) step<NB, MB>(acc, x, W, n0, m0, K, k, static_cast<__mmask16>((1u << (K - k)) - 1));
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int i = 0; i < NB; i++) {
     float sums[MB];
     if constexpr (MB == 8) {
-      _mm256_storeu_ps(sums, hsum8(acc[i][0], acc[i][1], acc[i][2], acc[i][3], acc[i][4], acc[i][5], acc[i][6], acc[i][7]));
+      _mm256_storeu_ps(sums,
+                       hsum8(acc[i][0], acc[i][1], acc[i][2], acc[i][3], acc[i][4], acc[i][5], acc[i][6], acc[i][7]));
     } else {
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int j = 0; j < MB; j++) sums[j] = _mm512_reduce_add_ps(acc[i][j]);
     }
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int j = 0; j < MB; j++) {
       const float v = sums[j] + (bias ? bias[n0 + i] : 0.0f);
       float& out = y[(m0 + j) * N + n0 + i];
@@ -115,34 +120,43 @@ static inline void block(float* y, const float* x, const float* W, const float* 
 // cost 13–32% whenever W streamed from DRAM (paired A/B at the decode shape in noisy minutes and
 // with W larger than the L3; neutral when W is in L3; more than 8 lines per row measured slower).
 template <int NB>
-static inline void rows(float* y, const float* x, const float* W, const float* bias, float beta, int64_t n0, int64_t M, int64_t N, int64_t K) {
+static inline void rows(float* y, const float* x, const float* W, const float* bias, float beta, int64_t n0, int64_t M,
+                        int64_t N, int64_t K) {
   for (int64_t n = n0 + NB; n < std::min<int64_t>(n0 + 2 * NB, N); n++)
-    for (int64_t k = 0; k < std::min<int64_t>(8 * 16, K); k += 16) _mm_prefetch(reinterpret_cast<const char*>(W + n * K + k), _MM_HINT_T1);
+    for (int64_t k = 0; k < std::min<int64_t>(8 * 16, K); k += 16)
+      _mm_prefetch(reinterpret_cast<const char*>(W + n * K + k), _MM_HINT_T1);
   int64_t m = 0;
   for (; m + 8 <= M; m += 8) block<NB, 8>(y, x, W, bias, beta, n0, m, N, K);
   switch (M - m) {
-    case 7: block<NB, 7>(y, x, W, bias, beta, n0, m, N, K); break;
-    case 6: block<NB, 6>(y, x, W, bias, beta, n0, m, N, K); break;
-    case 5: block<NB, 5>(y, x, W, bias, beta, n0, m, N, K); break;
-    case 4: block<NB, 4>(y, x, W, bias, beta, n0, m, N, K); break;
-    case 3: block<NB, 3>(y, x, W, bias, beta, n0, m, N, K); break;
-    case 2: block<NB, 2>(y, x, W, bias, beta, n0, m, N, K); break;
-    case 1: block<NB, 1>(y, x, W, bias, beta, n0, m, N, K); break;
-    default: break;
+    case 7:
+      block<NB, 7>(y, x, W, bias, beta, n0, m, N, K);
+      break;
+    case 6:
+      block<NB, 6>(y, x, W, bias, beta, n0, m, N, K);
+      break;
+    case 5:
+      block<NB, 5>(y, x, W, bias, beta, n0, m, N, K);
+      break;
+    case 4:
+      block<NB, 4>(y, x, W, bias, beta, n0, m, N, K);
+      break;
+    case 3:
+      block<NB, 3>(y, x, W, bias, beta, n0, m, N, K);
+      break;
+    case 2:
+      block<NB, 2>(y, x, W, bias, beta, n0, m, N, K);
+      break;
+    case 1:
+      block<NB, 1>(y, x, W, bias, beta, n0, m, N, K);
+      break;
+    default:
+      break;
   }
 }
 #endif
 
-// gemm_small_m(y [M,N], x [M,K], W [N,K], bias [N] | null, M, N, K, beta)
-GPG_OP(gemm_small_m) {
-  Args a(info, "gemm_small_m");
-  int64_t M = a.integer(4, "M", 1), N = a.integer(5, "N", 1), K = a.integer(6, "K", 1);
-  float beta = static_cast<float>(a.number(7, "beta"));
-  if (M > 64) a.fail("M must be ≤ 64 (got " + std::to_string(M) + "); use gemm");
-  float* y = a.f32(0, "y", M * N);
-  const float* x = a.f32(1, "x", M * K);
-  const float* W = a.f32(2, "W", N * K);
-  const float* bias = a.present(3) ? a.f32(3, "bias", N) : nullptr;
+// y [M,N] = x [M,K] · W [N,K]ᵀ (+ bias [N] | null) (+ beta·y)
+void gemv(float* y, const float* x, const float* W, const float* bias, int64_t M, int64_t N, int64_t K, float beta) {
   // Static blocks of 3 W rows: each thread streams a contiguous slice of W exactly once.
   const int64_t groups = N / 3;
 #pragma omp parallel for schedule(static)
@@ -167,7 +181,6 @@ GPG_OP(gemm_small_m) {
     }
 #endif
   }
-  return info.Env().Undefined();
 }
 
 }  // namespace gpg

@@ -16,8 +16,10 @@
 #include <cmath>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <vector>
 
-#include "../addon.h"
+#include "kernels.h"
 
 namespace gpg {
 
@@ -37,11 +39,11 @@ std::vector<float> inv_freq(int64_t D, double theta) {
   return f;
 }
 
-void check_positions(const Args& a, const int32_t* pos, int64_t n) {
+void check_positions(const int32_t* pos, int64_t n) {
   for (int64_t i = 0; i < n; i++) {
     if (pos[i] < 0 || pos[i] >= kMaxPos) {
-      a.fail("positions[" + std::to_string(i) + "] = " + std::to_string(pos[i]) + " is out of range [0, " + std::to_string(kMaxPos) +
-             "); position ids count real tokens from 0");
+      throw OpError("positions[" + std::to_string(i) + "] = " + std::to_string(pos[i]) + " is out of range [0, " +
+                    std::to_string(kMaxPos) + "); position ids count real tokens from 0");
     }
   }
 }
@@ -89,13 +91,15 @@ std::shared_ptr<const Table> table_for(int64_t D, double theta, int64_t npos, co
   }
   const int64_t want = tab->npos;
 #pragma omp parallel for schedule(static) if ((want - old) * h2 > 4096)
-  for (int64_t p = old; p < want; p++) angles(tab->cs.data() + p * h2, tab->sn.data() + p * h2, static_cast<int32_t>(p), invf.data(), h2);
+  for (int64_t p = old; p < want; p++)
+    angles(tab->cs.data() + p * h2, tab->sn.data() + p * h2, static_cast<int32_t>(p), invf.data(), h2);
   cur = tab;
   return cur;
 }
 
 // Rotates every head of one token by the given cos/sin; sign = +1 (forward) or -1 (backward).
-inline void rotate_token(float* out, const float* in, const float* cs, const float* sn, int64_t H, int64_t D, float sign) {
+inline void rotate_token(float* out, const float* in, const float* cs, const float* sn, int64_t H, int64_t D,
+                         float sign) {
   const int64_t h2 = D / 2;
   for (int64_t h = 0; h < H; h++) {
     const float* x1 = in + h * D;
@@ -111,22 +115,17 @@ inline void rotate_token(float* out, const float* in, const float* cs, const flo
   }
 }
 
-void rope_apply(const Args& a, float sign) {
-  int64_t B = a.integer(3, "B"), T = a.integer(4, "T"), H = a.integer(5, "H"), D = a.integer(6, "D", 2);
-  double theta = a.number(7, "theta");
-  REQUIRE(D % 2 == 0, "head dim D must be even, got " << D);
-  REQUIRE(theta > 0 && std::isfinite(theta), "theta must be finite and > 0, got " << theta);
+void rope_apply(float* out, const float* in, const int32_t* pos, int64_t B, int64_t T, int64_t H, int64_t D,
+                double theta, float sign) {
   const int64_t n = B * T * H * D;
-  float* out = a.f32(0, sign > 0 ? "y" : "dx", n);
-  const float* in = a.f32(1, sign > 0 ? "x" : "dy", n);
-  const int32_t* pos = a.i32(2, "positions", B * T);
-  check_positions(a, pos, B * T);
+  check_positions(pos, B * T);
   const int64_t BT = B * T, h2 = D / 2;
   if (BT == 0) return;
   int32_t maxPos = 0;
   for (int64_t t = 0; t < BT; t++) maxPos = std::max(maxPos, pos[t]);
   const std::vector<float> invf = inv_freq(D, theta);
-  const std::shared_ptr<const Table> tabp = table_for(D, theta, std::min<int64_t>(static_cast<int64_t>(maxPos) + 1, kMaxTable), invf);
+  const std::shared_ptr<const Table> tabp =
+      table_for(D, theta, std::min<int64_t>(static_cast<int64_t>(maxPos) + 1, kMaxTable), invf);
   const Table& tab = *tabp;
 #pragma omp parallel if (n > 16384)
   {
@@ -147,20 +146,18 @@ void rope_apply(const Args& a, float sign) {
 
 }  // namespace
 
-// rope_forward(y [B,T,H,D], x [B,T,H,D], positions i32 [B,T], B, T, H, D, theta)
-GPG_OP(rope_forward) {
-  Args a(info, "rope_forward");
-  rope_apply(a, 1.0f);
-  return info.Env().Undefined();
+// y [B,T,H,D] from x [B,T,H,D], positions int32 [B,T]; D even, theta > 0 (checked by the binding)
+void rope_forward(float* y, const float* x, const int32_t* positions, int64_t B, int64_t T, int64_t H, int64_t D,
+                  double theta) {
+  rope_apply(y, x, positions, B, T, H, D, theta, 1.0f);
 }
 
-// rope_backward(dx [B,T,H,D], dy [B,T,H,D], positions i32 [B,T], B, T, H, D, theta): the rotation
-// is orthogonal, so dx is dy rotated by -angle:
+// dx [B,T,H,D] ("=") from dy [B,T,H,D], positions int32 [B,T]: the rotation is orthogonal, so dx is
+// dy rotated by -angle:
 //   dx[i] = dy[i] cos + dy[i+D/2] sin,   dx[i+D/2] = dy[i+D/2] cos - dy[i] sin
-GPG_OP(rope_backward) {
-  Args a(info, "rope_backward");
-  rope_apply(a, -1.0f);
-  return info.Env().Undefined();
+void rope_backward(float* dx, const float* dy, const int32_t* positions, int64_t B, int64_t T, int64_t H, int64_t D,
+                   double theta) {
+  rope_apply(dx, dy, positions, B, T, H, D, theta, -1.0f);
 }
 
 }  // namespace gpg

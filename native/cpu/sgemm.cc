@@ -1,4 +1,4 @@
-// fp32 GEMM for AVX-512, ours (the training and prefill products; native/gemm.cc dispatches here
+// fp32 GEMM for AVX-512, ours (the training and prefill products; gemm.cc dispatches here
 // for float32 and keeps oneDNN for bf16 and for builds without AVX-512).
 //
 //   C = alpha * op(A) @ op(B) (+ bias) + beta * C      op(A) [M, K], op(B) [K, N], C [M, N]
@@ -17,7 +17,7 @@
 // 512-bit loads and 14 scalar broadcasts, which keeps both FMA pipes busy (a 512-bit load per
 // FMA caps at half the peak here). Packing uses in-register 16×16 transposes, so every layout
 // (all four transposes) packs at load/store speed. No backward: the backward of a product is
-// products (native/gemm.cc). The first depth block writes C (alpha, bias, beta·C; C is not read
+// products (gemm.cc). The first depth block writes C (alpha, bias, beta·C; C is not read
 // when beta = 0) and later depth blocks (K > 2048) accumulate into it.
 //
 // Threads share out the row blocks (or, for short wide products, the columns) of C; each C element
@@ -34,14 +34,14 @@
 #include <memory>
 #include <vector>
 
-#include "../addon.h"
+#include "kernels.h"
 
 namespace gpg {
 
 #if defined(__AVX512F__)
 namespace {
 
-constexpr int MR = 14, NR = 32;                 // micro-tile: 14 rows × 2 zmm
+constexpr int MR = 14, NR = 32;  // micro-tile: 14 rows × 2 zmm
 // Depth blocks of up to KC: a deep block means C is read and written once per KC of depth (C
 // tiles streaming from L3 cost ~20% at KC = 512; with KC = K, never read at all when beta = 0).
 // The A block (mc × kc, ~256 KB) and one B panel (kc × 32, ≤ 256 KB) sit in L2; the packed B
@@ -127,8 +127,8 @@ inline void micro(int64_t kc, const float* __restrict Ap, const float* __restric
   }
 }
 
-using MicroFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int, float, float, bool, const float*, const char*,
-                         int64_t);
+using MicroFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int, float, float, bool, const float*,
+                         const char*, int64_t);
 template <int... R>
 constexpr std::array<MicroFn, 2 * MR> micro_table(std::integer_sequence<int, R...>) {
   return {&micro<R + 1, true>..., &micro<R + 1, false>...};
@@ -154,7 +154,8 @@ inline void transpose16(__m512 r[16]) {
   // u[4q + c], 128-bit lane L = rows 4q..4q+3 of column 4L + c
   for (int c = 0; c < 4; c++) {
     const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
-    const __m512 w0 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88), w1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
+    const __m512 w0 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88),
+                 w1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
     r[c] = _mm512_shuffle_f32x4(v0, w0, 0x88);
     r[8 + c] = _mm512_shuffle_f32x4(v0, w0, 0xdd);
     r[4 + c] = _mm512_shuffle_f32x4(v1, w1, 0x88);
@@ -164,7 +165,8 @@ inline void transpose16(__m512 r[16]) {
 
 // n ≤ 16 rows of kc contiguous values (row i at src + i·ld) → dst[k·dst_ld + i] for the lanes in
 // `keep`; rows ≥ n read as zero.
-inline void pack_transposed(const float* src, int64_t ld, int n, int64_t kc, float* dst, int64_t dst_ld, __mmask16 keep) {
+inline void pack_transposed(const float* src, int64_t ld, int n, int64_t kc, float* dst, int64_t dst_ld,
+                            __mmask16 keep) {
   __m512 r[16];
   for (int64_t k = 0; k < kc; k += 16) {
     const int rem = static_cast<int>(std::min<int64_t>(16, kc - k));
@@ -184,7 +186,8 @@ void pack_A(const Gemm& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float
     if (g.tA) {  // (i, k) at A[k·lda + i]: each k holds the panel's rows contiguously
       const __mmask16 lm = lanes(mr);
       const float* src = g.A + p0 * g.lda + i0 + ir;
-      for (int64_t k = 0; k < kc; k++) _mm512_mask_storeu_ps(dst + k * MR, lanes(MR), _mm512_maskz_loadu_ps(lm, src + k * g.lda));
+      for (int64_t k = 0; k < kc; k++)
+        _mm512_mask_storeu_ps(dst + k * MR, lanes(MR), _mm512_maskz_loadu_ps(lm, src + k * g.lda));
     } else {  // (i, k) at A[i·lda + k]: transpose
       pack_transposed(g.A + (i0 + ir) * g.lda + p0, g.lda, mr, kc, dst, MR, lanes(MR));
     }
@@ -218,8 +221,8 @@ thread_local std::vector<std::unique_ptr<Scratch>> tl_A;
 // block packed at Ap (packed here first when `pack`). Meanwhile the next_lines cache lines from
 // next_A on (the packed A of the block this thread takes next) are fetched into L2, spread over
 // the tiles.
-void block(const Gemm& g, int64_t ic, int64_t mc, int64_t jc, int64_t nc, int64_t q0, int64_t q1, int64_t pc, int64_t kc,
-           float* Ap, bool pack, const float* Bp, const char* next_A, int64_t next_lines) {
+void block(const Gemm& g, int64_t ic, int64_t mc, int64_t jc, int64_t nc, int64_t q0, int64_t q1, int64_t pc,
+           int64_t kc, float* Ap, bool pack, const float* Bp, const char* next_A, int64_t next_lines) {
   if (pack) pack_A(g, ic, mc, pc, kc, Ap);
   const bool first = pc == 0;
   for (int64_t q = q0; q < q1; q++) {
@@ -233,7 +236,8 @@ void block(const Gemm& g, int64_t ic, int64_t mc, int64_t jc, int64_t nc, int64_
       if (mr == MR && nr == NR)
         micro<MR, true>(kc, Ap + ir * kc, bp, c, g.ldc, nr, g.alpha, g.beta, first, bias, next_A, pf_lines);
       else
-        micros[(mr - 1) + (nr == NR ? 0 : MR)](kc, Ap + ir * kc, bp, c, g.ldc, nr, g.alpha, g.beta, first, bias, next_A, pf_lines);
+        micros[(mr - 1) + (nr == NR ? 0 : MR)](kc, Ap + ir * kc, bp, c, g.ldc, nr, g.alpha, g.beta, first, bias, next_A,
+                                               pf_lines);
       next_A += pf_lines * 64;
       next_lines -= pf_lines;
     }
@@ -287,11 +291,14 @@ void run(const Gemm& g) {
       for (int64_t pc = 0; pc < g.K; pc += kcmax) {
         const int64_t kc = std::min<int64_t>(kcmax, g.K - pc);
 #pragma omp for schedule(static)
-        for (int64_t q = 0; q < npan; q++) pack_B(g, jc + q * NR, static_cast<int>(std::min<int64_t>(NR, nc - q * NR)), pc, kc, Bp + q * NR * kc);
+        for (int64_t q = 0; q < npan; q++)
+          pack_B(g, jc + q * NR, static_cast<int>(std::min<int64_t>(NR, nc - q * NR)), pc, kc, Bp + q * NR * kc);
         // Kept A: the panel starting at row i of depth block pc lies at Akept + pc·rows_pad + i·kc
         // whatever the row blocks, packed at jc = 0 by the thread that computes it then and read
         // by any thread after (in column-split mode each thread keeps its own copy of the few rows).
-        auto A_of = [&](int64_t ic) { return keepA ? (split_rows ? Akept : Aps[t]) + pc * rows_pad + ic * kc : Aps[t]; };
+        auto A_of = [&](int64_t ic) {
+          return keepA ? (split_rows ? Akept : Aps[t]) + pc * rows_pad + ic * kc : Aps[t];
+        };
         if (split_rows) {
           // The next block is claimed before this one is computed, so that a kept A block can be
           // fetched while this one computes.
@@ -300,7 +307,8 @@ void run(const Gemm& g) {
             const int64_t ic = cur.first * MR, mc = std::min(cur.second * MR, g.M - ic);
             const bool prefetch = keepA && jc > 0 && next.second > 0;
             block(g, ic, mc, jc, nc, 0, npan, pc, kc, A_of(ic), !keepA || jc == 0, Bp,
-                  prefetch ? reinterpret_cast<const char*>(A_of(next.first * MR)) : nullptr, prefetch ? next.second * MR * kc / 16 : 0);
+                  prefetch ? reinterpret_cast<const char*>(A_of(next.first * MR)) : nullptr,
+                  prefetch ? next.second * MR * kc / 16 : 0);
             cur = next;
           }
           phase++;
@@ -328,7 +336,7 @@ bool sgemm_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float 
 }
 #else
 bool sgemm_f32(bool, bool, int64_t, int64_t, int64_t, float, const float*, const float*, float, float*, const float*) {
-  return false;  // no AVX-512 in this build: native/gemm.cc uses oneDNN
+  return false;  // no AVX-512 in this build: gemm.cc uses oneDNN
 }
 #endif
 

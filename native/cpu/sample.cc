@@ -5,31 +5,21 @@
 // vocabulary — never truncated by top-k/top-p (DESIGN §4) — so it matches the training-side
 // token log-probs at the same temperature. Randomness comes from the caller (uniforms in [0,1)),
 // which keeps generation reproducible from a saved RNG state. No backward: sampling is not
-// differentiated (the policy gradient flows through the log-prob kernels instead).
+// differentiated (the policy gradient flows through the log-prob kernels instead), nothing saved.
+// Legend: B rows (sequences), V vocabulary. Outputs are written with "=".
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <vector>
 
-#include "../addon.h"
+#include "kernels.h"
 
 namespace gpg {
 
-// sample_tokens(out_ids i32 [B], out_lp f32 [B], logits f32 [B, V], uniforms f32 [B],
-//               B, V, temperature, top_k (0 = off), top_p (1 = off), greedy)
-GPG_OP(sample_tokens) {
-  Args a(info, "sample_tokens");
-  int64_t B = a.integer(4, "B", 1), V = a.integer(5, "V", 1);
-  double temp = a.number(6, "temperature");
-  int64_t top_k = a.integer(7, "top_k");
-  double top_p = a.number(8, "top_p");
-  bool greedy = a.boolean(9, "greedy");
-  if (!(temp > 0)) a.fail("temperature must be > 0, got " + std::to_string(temp));
-  if (!(top_p > 0 && top_p <= 1)) a.fail("top_p must be in (0, 1], got " + std::to_string(top_p));
-  int32_t* ids = a.i32(0, "out_ids", B);
-  float* lp = a.f32(1, "out_lp", B);
-  const float* logits = a.f32(2, "logits", B * V);
-  const float* u = a.f32(3, "uniforms", B);
+// ids int32 [B], lp [B] from logits [B, V], uniforms [B]; temperature > 0, top_k (0 = off), top_p in
+// (0, 1] (1 = off), greedy. Throws when a row has no finite maximum (after writing every row).
+void sample_tokens(int32_t* ids, float* lp, const float* logits, const float* u, int64_t B, int64_t V, double temp,
+                   int64_t top_k, double top_p, bool greedy) {
   bool bad = false;
 #pragma omp parallel for schedule(dynamic, 1) reduction(|| : bad)
   for (int64_t b = 0; b < B; b++) {
@@ -38,8 +28,16 @@ GPG_OP(sample_tokens) {
     double mx = -INFINITY;
     int64_t arg = 0;
     for (int64_t j = 0; j < V; j++)
-      if (z[j] > mx) { mx = z[j]; arg = j; }
-    if (!std::isfinite(mx)) { bad = true; ids[b] = 0; lp[b] = 0; continue; }
+      if (z[j] > mx) {
+        mx = z[j];
+        arg = j;
+      }
+    if (!std::isfinite(mx)) {
+      bad = true;
+      ids[b] = 0;
+      lp[b] = 0;
+      continue;
+    }
     double sum = 0;
     for (int64_t j = 0; j < V; j++) sum += std::exp((z[j] - mx) * inv_t);
     const double lse = mx * inv_t + std::log(sum);
@@ -53,25 +51,36 @@ GPG_OP(sample_tokens) {
         tok = V - 1;
         for (int64_t j = 0; j < V; j++) {
           acc += std::exp((z[j] - mx) * inv_t);
-          if (acc > goal) { tok = j; break; }
+          if (acc > goal) {
+            tok = j;
+            break;
+          }
         }
       } else {
         std::vector<int32_t> idx(V);
         std::iota(idx.begin(), idx.end(), 0);
         auto desc = [&](int32_t x, int32_t y) { return z[x] > z[y] || (z[x] == z[y] && x < y); };
         int64_t k = (top_k > 0 && top_k < V) ? top_k : V;
-        if (k < V) std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), desc);
-        else std::sort(idx.begin(), idx.end(), desc);
+        if (k < V)
+          std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), desc);
+        else
+          std::sort(idx.begin(), idx.end(), desc);
         // probabilities of the k candidates, renormalised after top-k (HF applies top-p to the top-k distribution)
         std::vector<double> p(k);
         double s = 0;
-        for (int64_t j = 0; j < k; j++) { p[j] = std::exp((z[idx[j]] - mx) * inv_t); s += p[j]; }
+        for (int64_t j = 0; j < k; j++) {
+          p[j] = std::exp((z[idx[j]] - mx) * inv_t);
+          s += p[j];
+        }
         int64_t keep = k;
         if (top_p < 1.0) {
           double acc = 0;
           for (int64_t j = 0; j < k; j++) {
             acc += p[j] / s;
-            if (acc >= top_p) { keep = j + 1; break; }
+            if (acc >= top_p) {
+              keep = j + 1;
+              break;
+            }
           }
         }
         double s2 = 0;
@@ -80,15 +89,17 @@ GPG_OP(sample_tokens) {
         tok = idx[keep - 1];
         for (int64_t j = 0; j < keep; j++) {
           acc += p[j];
-          if (acc > goal) { tok = idx[j]; break; }
+          if (acc > goal) {
+            tok = idx[j];
+            break;
+          }
         }
       }
     }
     ids[b] = static_cast<int32_t>(tok);
     lp[b] = static_cast<float>(z[tok] * inv_t - lse);
   }
-  if (bad) a.fail("logits contain no finite maximum (NaN or -inf everywhere) in at least one row");
-  return info.Env().Undefined();
+  if (bad) throw OpError("logits contain no finite maximum (NaN or -inf everywhere) in at least one row");
 }
 
 }  // namespace gpg
