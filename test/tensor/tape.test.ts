@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
-import { backward, noGrad, tapeLength } from '../../src/tensor/tape.ts';
+import { backward, noGrad, tapeLength, type BackwardRoot } from '../../src/tensor/tape.ts';
 import { add } from '../../src/tensor/ops/add.ts';
 import { linear } from '../../src/tensor/ops/matmul.ts';
 import { reshape } from '../../src/tensor/ops/reshape.ts';
@@ -65,4 +65,50 @@ test('noGrad records nothing; backward on an untracked tensor is an error', () =
       (e: unknown) => e instanceof TensorOpError && /does not require grad/.test((e as Error).message),
     );
   });
+});
+
+test('backward with several roots adds their gradients in one walk (policy loss beside a value loss)', () => {
+  const W = Tensor.fromArray([0.5, -1, 2, 0.25, 1.5, -0.75], [2, 3]).keep();
+  const V = Tensor.fromArray([1, -2, 0.5], [1, 3]).keep();
+  W.requiresGrad = true;
+  V.requiresGrad = true;
+  const x = Tensor.fromArray([1, 2, -1, 0.5, -0.5, 3], [2, 3]).keep();
+  const U = Tensor.fromArray([0.75, -1.25], [1, 2]).keep();
+  const seedP = [0.3, -0.7, 1.1, 0.2];
+  const run = (mode: 'both' | 'policy' | 'value') =>
+    tidy(() => {
+      const h = linear(x, W); // shared trunk [2, 2]
+      const policy = reshape(h, [4]);
+      const v2 = add(linear(x, V), linear(h, U)); // [2, 1]: a value head on the input and on the shared trunk
+      const roots: BackwardRoot[] = [];
+      if (mode !== 'value') roots.push({ root: policy, seed: Tensor.fromArray(seedP, [4]) });
+      if (mode !== 'policy') roots.push({ root: v2 });
+      backward(roots);
+    });
+  const grads = () => [Array.from(W.grad?.toArray() ?? []), Array.from(V.grad?.toArray() ?? [])];
+  const clear = () => {
+    for (const p of [W, V]) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+  };
+  run('both');
+  const both = grads();
+  clear();
+  run('policy');
+  const gp = grads();
+  clear();
+  run('value');
+  const gv = grads();
+  clear();
+  // W gets gradient from both roots (through the trunk), V only from the value root
+  both[0]!.forEach((g, i) =>
+    assert.ok(Math.abs(g - (gp[0]![i]! + gv[0]![i]!)) <= 1e-6 * (1 + Math.abs(g)), `dW[${i}]`),
+  );
+  assert.deepEqual(both[1], gv[1]);
+  assert.deepEqual(gp[1], []);
+  assert.ok(both[0]!.some((g) => g !== 0) && both[1]!.some((g) => g !== 0));
+  assert.equal(tapeLength(), 0);
+  assert.throws(() => backward([]), /backward: no root given/);
+  for (const t of [W, V, x, U]) t.dispose();
 });

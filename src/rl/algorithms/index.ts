@@ -5,7 +5,7 @@
  * add it to ALGORITHMS below (docs/architecture.md, "Add an algorithm").
  */
 import { GpgRlError } from '../../errors.ts';
-import { groupAlgorithms } from './group.ts';
+import { GROUP_LOSS_TYPES, groupAlgorithms } from './group.ts';
 import type { Algorithm } from './types.ts';
 
 export type { Algorithm, AlgoConfig, CollectContext, LossResult, MicroBatchLoss, StepBatch } from './types.ts';
@@ -13,8 +13,8 @@ export type { Algorithm, AlgoConfig, CollectContext, LossResult, MicroBatchLoss,
 /** Every family, in the order their loss types are listed. */
 const ALGORITHMS: readonly Algorithm[] = [groupAlgorithms];
 
-/** Every `loss_type` value (the config's enum). */
-export const LOSS_TYPES = ['gpg', 'grpo', 'dapo', 'dr_grpo'] as const satisfies readonly string[];
+/** Every `loss_type` value (the config's enum): each family's list, spread here in ALGORITHMS order. */
+export const LOSS_TYPES = [...GROUP_LOSS_TYPES] as const;
 
 const byLossType = new Map<string, Algorithm>();
 for (const a of ALGORITHMS) {

@@ -15,7 +15,7 @@
  */
 import { Tensor, shapeStr } from '../tensor.ts';
 import { needsGrad, record } from '../tape.ts';
-import { gemmInto, isAutocast } from './matmul.ts';
+import { gemmInto, isAutocast, toBf16 } from './matmul.ts';
 import * as check from '../check.ts';
 
 function temperatureOf(opName: string, t: number | undefined): number {
@@ -68,14 +68,17 @@ export function tokenLogprobs(
   const logps = Tensor.empty([N], 'float32', false, be);
   const lse = Tensor.empty([N], 'float32', false, be);
   const entropy = opts?.entropy ? Tensor.empty([N], 'float32', false, be) : null;
-  // mixed precision: bf16 GEMM operands (the backend casts each chunk of h and keeps W's copy)
+  // mixed precision: bf16 GEMM operands; h is cast once per pass and shared by its row chunks,
+  // the backend keeps W's bf16 copy until W is written
   const cast = isAutocast();
+  const hOperand = () => (cast ? toBf16(h) : h);
   const rows0 = Math.min(R, N);
   {
+    const hh = hOperand();
     const chunk = Tensor.empty([rows0, V], 'float32', false, be);
     for (let r0 = 0; r0 < N; r0 += R) {
       const rows = Math.min(R, N - r0);
-      gemmInto(chunk, h, W, { M: rows, N: V, K: C, transB: true, aOff: r0 * C, bf16: cast, weight: true });
+      gemmInto(chunk, hh, W, { M: rows, N: V, K: C, transB: true, aOff: r0 * C, bf16: cast, weight: true });
       be.logprobsForward(
         logps.deviceBuffer,
         lse.deviceBuffer,
@@ -89,6 +92,7 @@ export function tokenLogprobs(
       );
     }
     chunk.dispose();
+    if (hh !== h) hh.dispose();
   }
   if (!needsGrad(h, W)) {
     lse.dispose();
@@ -100,9 +104,10 @@ export function tokenLogprobs(
     const dW = W.requiresGrad ? Tensor.empty(W.shape, 'float32', false, be) : null;
     const buf = Tensor.empty([rows0, V], 'float32', false, be); // logits chunk, overwritten in place by its gradient dz
     const dzb = cast ? Tensor.empty([rows0, V], 'bfloat16', false, be) : null; // dz cast once for both products
+    const hh = hOperand();
     for (let r0 = 0; r0 < N; r0 += R) {
       const rows = Math.min(R, N - r0);
-      gemmInto(buf, h, W, { M: rows, N: V, K: C, transB: true, aOff: r0 * C, bf16: cast, weight: true });
+      gemmInto(buf, hh, W, { M: rows, N: V, K: C, transB: true, aOff: r0 * C, bf16: cast, weight: true });
       be.logprobsBackward(
         buf.deviceBuffer,
         buf.deviceBuffer,
@@ -118,11 +123,12 @@ export function tokenLogprobs(
       const dz = dzb ?? buf;
       if (dh) gemmInto(dh, dz, W, { M: rows, N: C, K: V, cOff: r0 * C, bf16: cast, weight: true }); // dh[rows] = dz @ W
       if (dW)
-        gemmInto(dW, dz, h, { M: V, N: C, K: rows, transA: true, bOff: r0 * C, beta: r0 === 0 ? 0 : 1, bf16: cast }); // dW += dzᵀ @ h[rows]
+        gemmInto(dW, dz, hh, { M: V, N: C, K: rows, transA: true, bOff: r0 * C, beta: r0 === 0 ? 0 : 1, bf16: cast }); // dW += dzᵀ @ h[rows]
     }
     if (dW && N === 0) be.fill(dW.deviceBuffer, 0, dW.size);
     buf.dispose();
     dzb?.dispose();
+    if (hh !== h) hh.dispose();
     lse.dispose();
     return [dh, dW];
   });

@@ -15,7 +15,7 @@ import * as check from '../check.ts';
 let autocast = false;
 
 /** A bf16 copy of t (an operand used by several products is cast once). */
-function toBf16(t: Tensor): Tensor {
+export function toBf16(t: Tensor): Tensor {
   const out = Tensor.empty(t.shape, 'bfloat16', false, t.backend);
   t.backend.castF32Bf16(out.deviceBuffer, t.deviceBuffer, t.size);
   return out;
