@@ -232,6 +232,12 @@ export const FIELDS = {
     10,
     'A reward call slower than this scores 0 for its completions (counted and logged; the run goes on).',
   ),
+  extract_without_anchor: f(
+    'Rewards',
+    z.boolean(),
+    false,
+    "How the `accuracy` and `cosine` rewards read a completion's answer (Math-Verify's `try_extract_without_anchor`). false (default, as the official GPG / TRL accuracy reward): only anchored answers — `\\boxed{}`, `<answer>…</answer>`, \"final answer is\" — so a number that merely appears in the reasoning earns nothing; true: also the last LaTeX expression and the last number. Evaluation keeps each benchmark's own extraction rules.",
+  ),
   format_pattern: f(
     'Rewards',
     z.string().min(1).nullable(),
@@ -291,6 +297,12 @@ export const FIELDS = {
     z.boolean(),
     perLoss(lossDefaults<boolean>('dynamic_sampling')),
     'DAPO dynamic sampling: drop groups whose rewards are all the same and refill the batch with new prompts (at most max_resample_rounds rounds; arXiv 2503.14476 §3.2).',
+  ),
+  dynamic_sampling_metric: f(
+    'Loss',
+    z.string().min(1).nullable(),
+    null,
+    'What dynamic sampling compares within a group (verl `algorithm.filter_groups.metric`): a reward function name (e.g. `accuracy`) or `reward` for the total weighted reward (overlong penalty included). null = `accuracy` when it is among reward_funcs, else `reward`. DAPO and verl filter on accuracy, so a group whose answers are all right (or all wrong) is dropped even when the length penalty differs.',
   ),
   beta: f(
     'Loss',

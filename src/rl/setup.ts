@@ -12,7 +12,7 @@ import { specialTokens } from '../model/special.ts';
 import { loadDataset, type PromptRow } from '../data/dataset.ts';
 import { buildMessages, renderPrompt } from '../data/prompts.ts';
 import { resolveRewards, type NamedReward, type RewardFn } from '../rewards/index.ts';
-import { VerifierPool } from '../rewards/math-verify/pool.ts';
+import { VerifierPool, anchoredVerifier } from '../rewards/math-verify/pool.ts';
 import { builtinDataset, isBuiltin, resolveBuiltinModel } from '../builtin/index.ts';
 import { ConfigError } from '../errors.ts';
 import { rewardFuncName, type TrainConfig } from './config.ts';
@@ -182,7 +182,8 @@ async function resolveRunRewards(
         lengthUnit: cfg.cosine_length_unit,
       },
       formatPattern: cfg.format_pattern ?? undefined,
-      verifier: verifier ?? undefined,
+      // anchored extraction unless extract_without_anchor (the pool itself stays unanchored for eval_steps)
+      verifier: verifier ? anchoredVerifier(verifier, { extract_without_anchor: cfg.extract_without_anchor }) : undefined,
     },
   );
 }

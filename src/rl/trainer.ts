@@ -320,6 +320,7 @@ class Run {
       sample,
       log: (s) => this.bar.log(s),
       step: step + 1,
+      rewardNames: setup.rewards.map((r) => r.name),
     });
     setup.model.setRequiresGrad(true);
     for (const e of this.stats.errors) {

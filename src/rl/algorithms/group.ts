@@ -18,6 +18,8 @@ import { advantages, isGroupValid } from '../advantages.ts';
 import { collectDynamic, collectWithThreshold, inverseAlpha, validGroups } from '../alpha.ts';
 import { computeLoss } from './group-loss.ts';
 import type { Algorithm, AlgoConfig } from './types.ts';
+import type { Group } from '../rollout.ts';
+import { ConfigError } from '../../errors.ts';
 
 export const GROUP_LOSS_TYPES = ['gpg', 'grpo', 'dapo', 'dr_grpo'] as const;
 
@@ -103,6 +105,8 @@ export const groupAlgorithms: Algorithm = {
         `and min_inverse_alpha (${c.min_inverse_alpha}) both resample groups; set one of them off (dynamic_sampling: false or min_inverse_alpha: null)`,
       );
     }
+    if (c.dynamic_sampling_metric !== null && !c.dynamic_sampling)
+      add('dynamic_sampling_metric', `applies only with dynamic_sampling: true (got dynamic_sampling false); remove dynamic_sampling_metric or turn dynamic_sampling on`);
     if (c.epsilon_high < c.epsilon)
       add(
         'epsilon_high',
@@ -139,7 +143,10 @@ export const groupAlgorithms: Algorithm = {
       return { groups: r.groups, skip: r.skip, state: { inverseAlpha: r.inverseAlpha, rounds: r.rounds } };
     }
     if (c.dynamic_sampling) {
-      const r = await collectDynamic(ctx.sample, isValid, { groupsPerStep, maxRounds: c.max_resample_rounds });
+      // DAPO keeps a group when its filter metric (accuracy by default, verl filter_groups.metric) differs within it
+      const metric = filterMetric(c, ctx.rewardNames);
+      const keep = (g: Group) => (metric === 'reward' ? isGroupValid(g.rewards) : varies(g.perFn[metric]!));
+      const r = await collectDynamic(ctx.sample, keep, { groupsPerStep, maxRounds: c.max_resample_rounds });
       return { groups: r.groups, skip: r.skip, state: { inverseAlpha: 1, rounds: r.rounds } };
     }
     const groups = await ctx.sample(groupsPerStep, 0);
@@ -189,6 +196,24 @@ export const groupAlgorithms: Algorithm = {
     return row;
   },
 };
+
+/** The per-completion values DAPO's dynamic sampling compares: a reward function's name, or `reward` (the total). */
+export function filterMetric(c: Pick<AlgoConfig, 'dynamic_sampling_metric'>, rewardNames: readonly string[]): string {
+  const m = c.dynamic_sampling_metric ?? (rewardNames.includes('accuracy') ? 'accuracy' : 'reward');
+  if (m !== 'reward' && !rewardNames.includes(m)) {
+    throw new ConfigError(
+      `dynamic_sampling_metric: no reward function is called ${m} (reward functions: ${rewardNames.join(', ')}); use one of them or \`reward\` for the total reward`,
+    );
+  }
+  return m;
+}
+
+/** True when a group's values are not all the same (NaN = not applicable counts as one value). */
+function varies(values: ArrayLike<number>): boolean {
+  const same = (a: number, b: number) => a === b || (Number.isNaN(a) && Number.isNaN(b));
+  for (let i = 1; i < values.length; i++) if (!same(values[i]!, values[0]!)) return true;
+  return false;
+}
 
 /** Total rewards of the step batch in batch order [groups × G]. */
 function stepRewards(groups: ReadonlyArray<{ rewards: Float64Array }>, G: number): Float64Array {

@@ -29,6 +29,8 @@ export interface CollectContext {
   log: (line: string) => void;
   /** 1-based step number (for messages). */
   step: number;
+  /** Names of the run's reward functions (Group.perFn keys). */
+  rewardNames: readonly string[];
 }
 
 /** The experience of one optimizer step, plus what the family carries from collection to the loss. */
