@@ -183,7 +183,9 @@ async function resolveRunRewards(
       },
       formatPattern: cfg.format_pattern ?? undefined,
       // anchored extraction unless extract_without_anchor (the pool itself stays unanchored for eval_steps)
-      verifier: verifier ? anchoredVerifier(verifier, { extract_without_anchor: cfg.extract_without_anchor }) : undefined,
+      verifier: verifier
+        ? anchoredVerifier(verifier, { extract_without_anchor: cfg.extract_without_anchor })
+        : undefined,
     },
   );
 }

@@ -108,10 +108,13 @@ describe('GPG β_th and AGE through train()', () => {
   });
 
   test('AGE divides the loss by inverse_alpha (same batch with adjust_gd on and off)', async () => {
-    const on = await train(base('age-on', { loss_type: 'gpg', adjust_gd: true, min_inverse_alpha: null, per_device_train_batch_size: 32 }), {
-      rewardFns: { mostly },
-      ...quiet,
-    });
+    const on = await train(
+      base('age-on', { loss_type: 'gpg', adjust_gd: true, min_inverse_alpha: null, per_device_train_batch_size: 32 }),
+      {
+        rewardFns: { mostly },
+        ...quiet,
+      },
+    );
     const off = await train(base('age-off', { loss_type: 'gpg', adjust_gd: false, per_device_train_batch_size: 32 }), {
       rewardFns: { mostly },
       ...quiet,

@@ -106,7 +106,10 @@ export const groupAlgorithms: Algorithm = {
       );
     }
     if (c.dynamic_sampling_metric !== null && !c.dynamic_sampling)
-      add('dynamic_sampling_metric', `applies only with dynamic_sampling: true (got dynamic_sampling false); remove dynamic_sampling_metric or turn dynamic_sampling on`);
+      add(
+        'dynamic_sampling_metric',
+        `applies only with dynamic_sampling: true (got dynamic_sampling false); remove dynamic_sampling_metric or turn dynamic_sampling on`,
+      );
     if (c.epsilon_high < c.epsilon)
       add(
         'epsilon_high',
