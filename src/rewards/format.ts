@@ -3,8 +3,8 @@
  * `format`: 1 when the completion has the reasoning format, else 0.
  *
  * Default (`format_pattern: null`): open-rs's `format_reward`, the format reward of the GPG paper's
- * distilled-1.5B recipe (knoveleng/open-rs `src/open_r1/rewards.py`, kept unchanged in the GPG
- * release's `open-rs/src/open_r1/rewards.py`, reward_funcs [format, cosine] in `open-rs/recipes/gpg.yaml`):
+ * distilled-1.5B recipe (open-rs's `src/open_r1/rewards.py`, kept unchanged in the GPG release's
+ * `open-rs/src/open_r1/rewards.py`; reward_funcs [format, cosine] in its `open-rs/recipes/gpg.yaml`):
  *
  *     # We only count </think> tag, because <think> tag is available in system prompt
  *     1.0 if text.count("\n</think>\n") == 1 else 0.0
