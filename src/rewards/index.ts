@@ -52,7 +52,7 @@ export interface RewardOptions {
   cosineMaxLen?: number;
   /** the other cosine parameters (open-r1 defaults) */
   cosine?: Partial<Omit<CosineParams, 'maxLen'>>;
-  /** format_pattern (default open-r1's) */
+  /** format_pattern (default: open-rs's one-"\n</think>\n" check) */
   formatPattern?: string;
   /** the answer verifier for accuracy and cosine; default the NumericVerifier stand-in. The caller owns (closes) it. */
   verifier?: AnswerVerifier;

@@ -218,7 +218,7 @@ export const FIELDS = {
     'Rewards',
     z.array(rewardFuncSchema).min(1),
     ['accuracy'],
-    'Reward functions: built-in `accuracy` (maths answer verification), `format` (<think>…</think> then the answer), `cosine` (length-scaled accuracy), `gsm8k` (final number after #### or in \\boxed{}), or { path, export } naming a JS/TS module function ({ prompts, completions, completionIds, ...rowFields }) => (number | null)[].',
+    'Reward functions: built-in `accuracy` (maths answer verification), `format` (open-rs: exactly one "\\n</think>\\n" in the completion), `cosine` (length-scaled accuracy), `gsm8k` (final number after #### or in \\boxed{}), or { path, export } naming a JS/TS module function ({ prompts, completions, completionIds, ...rowFields }) => (number | null)[].',
   ),
   reward_weights: f(
     'Rewards',
@@ -242,7 +242,7 @@ export const FIELDS = {
     'Rewards',
     z.string().min(1).nullable(),
     null,
-    'Regular expression the `format` reward requires of a whole completion; null = `<think>…</think>` followed by the answer.',
+    'Regular expression the `format` reward requires of a whole completion instead of its default check; null = open-rs\'s check (exactly one "\\n</think>\\n", as the GPG 1.5B recipe). open-r1\'s regex is exported as OPEN_R1_FORMAT_PATTERN.',
   ),
   cosine_max_len: f(
     'Rewards',
