@@ -14,7 +14,7 @@ import { initModel, tokenizerFiles } from '../model/init.ts';
 import { TextTokenizer } from '../model/tokenizer.ts';
 import { saveModelFolder } from '../model/folder.ts';
 import { heldOutSet, trainStream } from '../data/arith.ts';
-import { sftTrain } from '../sft/sft.ts';
+import { sftTrain, type SftPair } from '../sft/sft.ts';
 import { heldoutAccuracy } from './heldout.ts';
 import type { VerifierPool } from '../rewards/math-verify/pool.ts';
 import { replaceDirAtomic, writeFileAtomic } from '../io/atomic.ts';
@@ -56,6 +56,14 @@ export function defaultCacheDir(): string {
 }
 
 /** Builds (or loads from the cache) the SFT warm-start model for a seed. */
+/** One worked arithmetic problem as an SFT pair: the prompt, then the solution and eos (the loss covers those). */
+export function arithSftPair(tokenizer: TextTokenizer, p: { prompt: string; solution: string }, eos: number): SftPair {
+  return {
+    prompt: tokenizer.encode(p.prompt, { addSpecialTokens: false }),
+    completion: [...tokenizer.encode(p.solution, { addSpecialTokens: false }), eos],
+  };
+}
+
 export async function warmStart(
   seed: number,
   o: { cacheDir: string; warm: typeof WARMSTART; log: (s: string) => void; pool: VerifierPool },
@@ -89,35 +97,25 @@ export async function warmStart(
   const evalSet = heldOutSet(DEMO_LEVEL, o.warm.evalProblems);
   let acc = 0;
   const t0 = performance.now();
-  const res = await sftTrain(
-    model,
-    () => {
-      const p = stream();
-      return {
-        prompt: tokenizer.encode(p.prompt, { addSpecialTokens: false }),
-        completion: [...tokenizer.encode(p.solution, { addSpecialTokens: false }), eos],
-      };
+  const res = await sftTrain(model, () => arithSftPair(tokenizer, stream(), eos), {
+    learningRate: o.warm.learningRate,
+    batchSize: o.warm.batchSize,
+    maxSteps: o.warm.maxSteps,
+    maxSeconds: o.warm.maxSeconds,
+    maxGradNorm: 1.0,
+    seed,
+    padTokenId,
+    evalEvery: o.warm.evalEvery,
+    onStep: (s, loss) => {
+      if (s % 25 === 0)
+        o.log(`warm start: step ${s}, loss ${loss.toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     },
-    {
-      learningRate: o.warm.learningRate,
-      batchSize: o.warm.batchSize,
-      maxSteps: o.warm.maxSteps,
-      maxSeconds: o.warm.maxSeconds,
-      maxGradNorm: 1.0,
-      seed,
-      padTokenId,
-      evalEvery: o.warm.evalEvery,
-      onStep: (s, loss) => {
-        if (s % 25 === 0)
-          o.log(`warm start: step ${s}, loss ${loss.toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-      },
-      onEval: async (s) => {
-        acc = (await heldoutAccuracy(model, tokenizer, evalSet, { pool: o.pool })).accuracy;
-        o.log(`warm start: step ${s}, greedy accuracy ${(acc * 100).toFixed(1)}% on ${evalSet.length} problems`);
-        return acc >= o.warm.targetAccuracy;
-      },
+    onEval: async (s) => {
+      acc = (await heldoutAccuracy(model, tokenizer, evalSet, { pool: o.pool })).accuracy;
+      o.log(`warm start: step ${s}, greedy accuracy ${(acc * 100).toFixed(1)}% on ${evalSet.length} problems`);
+      return acc >= o.warm.targetAccuracy;
     },
-  );
+  });
   mkdirSync(join(o.cacheDir, 'demo'), { recursive: true });
   replaceDirAtomic(dir, (tmp) => {
     saveModelFolder(tmp, model.cfg, model.toHost(), { generation: init.generation, extraFiles: tokenizerFiles(tok) });

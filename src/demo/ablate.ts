@@ -30,6 +30,8 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { getNumThreads } from '../backend/index.ts';
 import { DEMO_LEVEL, demoTrainConfig, defaultCacheDir, warmStart, WARMSTART, HELDOUT_N } from './demo.ts';
 import { heldoutAccuracy } from '../builtin/heldout.ts';
+import { arithSftPair } from '../builtin/warmstart.ts';
+import { specialTokens } from '../model/special.ts';
 import { UsageError } from '../errors.ts';
 
 export const ARMS: Record<string, Record<string, unknown>> = {
@@ -123,26 +125,16 @@ export async function runAblation(
         if (arm === 'sft_more') {
           const seconds = mean(rlSeconds.length ? rlSeconds : [60]);
           const stream = trainStream(seed + 5000, DEMO_LEVEL);
-          const eos = tokenizer.eosTokenId!;
-          const res = await sftTrain(
-            model,
-            () => {
-              const p = stream();
-              return {
-                prompt: tokenizer.encode(p.prompt, { addSpecialTokens: false }),
-                completion: [...tokenizer.encode(p.solution, { addSpecialTokens: false }), eos],
-              };
-            },
-            {
-              learningRate: warm.learningRate / 4,
-              batchSize: warm.batchSize,
-              maxSteps: 1_000_000,
-              maxSeconds: seconds,
-              maxGradNorm: 1,
-              seed,
-              padTokenId: tokenizer.padTokenId ?? eos,
-            },
-          );
+          const { eosTokenId: eos, padTokenId } = specialTokens(model.cfg, tokenizer, null, 'ablation warm start');
+          const res = await sftTrain(model, () => arithSftPair(tokenizer, stream(), eos), {
+            learningRate: warm.learningRate / 4,
+            batchSize: warm.batchSize,
+            maxSteps: 1_000_000,
+            maxSeconds: seconds,
+            maxGradNorm: 1,
+            seed,
+            padTokenId,
+          });
           const acc = await heldoutAccuracy(model, tokenizer, heldout, { pool });
           row = {
             arm,
