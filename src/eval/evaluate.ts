@@ -1,14 +1,18 @@
 /**
  * @module eval/evaluate
- * Benchmark evaluation: for each benchmark, render every problem as a prompt (chat template
- * when the tokenizer has one, with Qwen2.5-Math's CoT system message by default), generate k
- * completions (greedy when temperature is 0), grade each against the set's gold answer in the
- * sandboxed verifier pool, and score pass@1 (mean over the k samples) and pass@k (unbiased
- * estimator, eval/passk.ts). With `completions` it grades given completions instead (no model).
+ * Benchmark evaluation by a protocol (eval/protocols.ts: `default`, `lighteval` = the GPG paper's
+ * 1.5B table, `qwen-math` = its 7B table): for each benchmark, render every problem as the
+ * protocol's prompt (user template, system message, chat template or raw text), generate k
+ * completions with its sampling and length, grade each against the set's gold answer with its
+ * grader in the sandboxed verifier pool, and score pass@1 (mean over the k samples) and pass@k
+ * (unbiased estimator, eval/passk.ts). Any protocol field can be overridden by the option of the
+ * same name; the protocol, the values used and the overridden fields go into the summary. With
+ * `completions` it grades given completions instead (no model); every problem of the selected
+ * benchmarks must then have one (coverage 100%), unless `allowPartial`.
  * `gpg-rl eval` wraps it; the trainer calls it every `eval_steps` with a `limit` per benchmark.
  *
- *   const r = await evaluate(model, tokenizer, { benchmarks: ['math500'], limit: 50, maxNewTokens: 512 });
- *   r.summary.benchmarks.math500.pass1; console.log(r.table);
+ *   const r = await evaluate(model, tokenizer, { protocol: 'lighteval', benchmarks: ['math500'], limit: 50, maxNewTokens: 512 });
+ *   r.summary.benchmarks.math500.pass1; r.summary.protocol_settings.temperature; console.log(r.table);
  */
 import { specialTokens } from '../model/special.ts';
 import { mkdirSync } from 'node:fs';
@@ -18,44 +22,73 @@ import type { CausalLM } from '../model/decoder.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 import { generate } from '../generate/generate.ts';
 import { Rng } from '../data/rng.ts';
-import { buildMessages, renderPrompt } from '../data/prompts.ts';
+import { buildMessages } from '../data/prompts.ts';
 import { VerifierPool, type Grader, type PoolStats } from '../rewards/math-verify/pool.ts';
 import { extractAnswer } from '../rewards/math-verify/extract.ts';
 import { qwenExtractAnswer } from '../rewards/math-verify/qwen.ts';
 import { MAX_INPUT_CHARS } from '../rewards/math-verify/verify.ts';
-import { DataError, GpgRlError } from '../errors.ts';
+import { ConfigError, DataError, GpgRlError } from '../errors.ts';
 import { BENCHMARK_IDS, benchmarkSpec, loadBenchmark, type BenchmarkId, type Problem } from './benchmarks.ts';
 import type { CompletionLine } from './completions.ts';
 import { meanPassAtK } from './passk.ts';
-import { formatTable } from './table.ts';
+import { formatTable, type Coverage } from './table.ts';
+import {
+  fillRawTemplate,
+  getProtocol,
+  resolveProtocol,
+  type ProtocolName,
+  type ProtocolSettings,
+} from './protocols.ts';
 
-/** Qwen2.5-Math's chain-of-thought instruction (its evaluation's `qwen25-math-cot` prompt), used as the system message. */
-export const DEFAULT_SYSTEM_PROMPT = 'Please reason step by step, and put your final answer within \\boxed{}.';
+/** The `default` protocol's system message: Qwen2.5-Math's chain-of-thought instruction (`qwen25-math-cot`). */
+export const DEFAULT_SYSTEM_PROMPT = getProtocol('default').systemPrompt;
 
 /**
- * Qwen2.5-Math evaluation's `--max_tokens_per_call` default (evaluation/math_eval.py); long
- * reasoning models need more, so `--max-new-tokens` sets it.
+ * The `default` protocol's length: Qwen2.5-Math evaluation's `--max_tokens_per_call` default
+ * (evaluation/math_eval.py); long reasoning models need more, so `--max-new-tokens` sets it.
  */
-export const DEFAULT_MAX_NEW_TOKENS = 2048;
+export const DEFAULT_MAX_NEW_TOKENS = getProtocol('default').maxNewTokens;
 
+/**
+ * Options. Every field marked "protocol" defaults to the protocol's value (eval/protocols.ts) and,
+ * when given, overrides it; the summary lists the overridden ones.
+ */
 export interface EvalOptions {
+  /** The harness whose rules to follow (default 'default'). */
+  protocol?: ProtocolName;
   /** Default: all five; with `completions`, the benchmarks the completions name. */
   benchmarks?: BenchmarkId[];
-  /** Samples per problem (k); default 1. With `completions`: the k of pass@k (default: fewest samples of any problem). */
+  /** Protocol: samples per problem (k). With `completions`: the k of pass@k (default: fewest samples of any problem). */
   samples?: number;
-  /** 0 (default) = greedy decoding. */
+  /** Protocol: sampling temperature; 0 = greedy decoding. */
   temperature?: number;
+  /** Protocol: nucleus mass (1 = off). */
   topP?: number;
+  /** Protocol: top-k (0 = off). */
   topK?: number;
+  /** Protocol: tokens per completion. */
   maxNewTokens?: number;
   /** First `limit` rows of each benchmark (a subset for evaluation during training). */
   limit?: number;
-  /** Grader of a fresh pool (default math-verify); ignored when `pool` is given. */
+  /** Protocol: grader of a fresh pool; when `pool` is given, the pool's grader is used. */
   grader?: Grader;
-  /** System message; '' for none. Default DEFAULT_SYSTEM_PROMPT. */
+  /** Protocol: system message; '' for none. */
   systemPrompt?: string;
-  /** Sampling seed (default 0). */
+  /**
+   * Protocol: the user turn, `{prompt}` = the problem (a dataset's `prompt_template`, so eval
+   * during training sees the training prompt); other braces stay literal.
+   */
+  promptTemplate?: string;
+  /** Protocol: through the tokenizer's chat template (when it has one); false = `rawTemplate`. */
+  useChatTemplate?: boolean;
+  /** Protocol: prompt text without chat template, with `{system}` and `{prompt}` (the filled user turn). */
+  rawTemplate?: string;
+  /** Protocol: token strings that also end a completion (added to the eos ids when the tokenizer has them). */
+  stopTokens?: string[];
+  /** Protocol: sampling seed. */
   seed?: number;
+  /** With `completions`: score the graded problems even when some problems have no completion. */
+  allowPartial?: boolean;
   /** Folder holding aime24/, math500/, … (default: defaultDataDir()). */
   dataDir?: string;
   /** Grade these instead of generating (model and tokenizer may then be null). */
@@ -95,6 +128,8 @@ export interface BenchmarkScore {
   label: string;
   /** Problems scored. */
   problems: number;
+  /** Problems graded out of the problems selected (all rows, or the first `limit`). */
+  coverage: Coverage;
   /** Completions graded. */
   completions: number;
   correct: number;
@@ -104,9 +139,30 @@ export interface BenchmarkScore {
   passK: number;
 }
 
+/** The protocol values in force; the generation ones are null when given completions were graded. */
+export interface ProtocolRecord {
+  systemPrompt: string;
+  promptTemplate: string;
+  useChatTemplate: boolean;
+  rawTemplate: string;
+  temperature: number | null;
+  topP: number | null;
+  topK: number | null;
+  samples: number | null;
+  maxNewTokens: number | null;
+  seed: number | null;
+  stopTokens: string[] | null;
+  grader: Grader;
+}
+
 export interface EvalSummary {
   model: string;
   mode: 'generate' | 'completions';
+  /** The protocol followed (eval/protocols.ts). */
+  protocol: ProtocolName;
+  protocol_settings: ProtocolRecord;
+  /** protocol_settings fields that differ from the protocol's preset (a run with any is not the harness's setting). */
+  protocol_overrides: (keyof ProtocolSettings)[];
   grader: Grader;
   k: number;
   temperature: number | null;
@@ -115,6 +171,8 @@ export interface EvalSummary {
   seed: number | null;
   systemPrompt: string;
   benchmarks: Partial<Record<BenchmarkId, BenchmarkScore>>;
+  /** Problems graded / selected over all benchmarks; below 100% only with `allowPartial`. */
+  coverage: Coverage;
   /** Unweighted mean over the benchmarks, as the paper's Average column. */
   average: { pass1: number; passK: number };
   verifier: PoolStats;
@@ -133,15 +191,17 @@ interface Job {
   prompt: string;
 }
 
-function renderFor(tokenizer: TextTokenizer | null, problem: string, systemPrompt: string): string {
-  const messages = buildMessages({ prompt: problem }, { systemPrompt });
-  // A base model without a chat template gets the problem, then the instruction.
-  return tokenizer?.hasChatTemplate
-    ? renderPrompt(messages, tokenizer, { useChatTemplate: true })
-    : renderPrompt(messages, null, {
-        useChatTemplate: false,
-        rawTemplate: systemPrompt ? '{prompt}\n{system}\n' : '{prompt}\n',
-      });
+/** Whether prompts go through the tokenizer's chat template (asked for, and the tokenizer has one). */
+const chatFor = (tokenizer: TextTokenizer | null, s: ProtocolSettings): boolean =>
+  s.useChatTemplate && tokenizer !== null && tokenizer.hasChatTemplate;
+
+function renderFor(tokenizer: TextTokenizer | null, problem: string, s: ProtocolSettings): string {
+  const messages = buildMessages(
+    { prompt: problem },
+    { systemPrompt: s.systemPrompt, promptTemplate: s.promptTemplate },
+  );
+  if (chatFor(tokenizer, s)) return tokenizer!.applyChatTemplate(messages, { addGenerationPrompt: true });
+  return fillRawTemplate(s.rawTemplate, s.systemPrompt, messages[messages.length - 1]!.content);
 }
 
 function extracted(grader: Grader, completion: string): string | null {
@@ -170,10 +230,23 @@ export async function evaluate(
   checkPositiveInt('limit', opts.limit);
   checkPositiveInt('maxNewTokens', opts.maxNewTokens);
   checkPositiveInt('batchSize', opts.batchSize);
-  const temperature = opts.temperature ?? 0;
-  if (!(temperature >= 0) || !Number.isFinite(temperature))
-    throw new GpgRlError(`evaluate: temperature must be ≥ 0 (got ${temperature})`, 'GPG_EVAL');
-  const systemPrompt = opts.systemPrompt ?? DEFAULT_SYSTEM_PROMPT;
+  const resolved = resolveProtocol(opts.protocol ?? 'default', {
+    systemPrompt: opts.systemPrompt,
+    promptTemplate: opts.promptTemplate,
+    useChatTemplate: opts.useChatTemplate,
+    rawTemplate: opts.rawTemplate,
+    temperature: opts.temperature,
+    topP: opts.topP,
+    topK: opts.topK,
+    samples: opts.completions ? undefined : opts.samples,
+    maxNewTokens: opts.maxNewTokens,
+    seed: opts.seed,
+    stopTokens: opts.stopTokens,
+    grader: opts.pool?.grader ?? opts.grader,
+  });
+  const settings = resolved.settings;
+  checkSettings(settings);
+  const { temperature, systemPrompt } = settings;
   const progress = opts.onProgress ?? (() => {});
   const mode = opts.completions ? 'completions' : 'generate';
   const benchmarks =
@@ -190,7 +263,7 @@ export async function evaluate(
   const promptOf = (p: Problem): string => {
     const key = `${p.benchmark}/${p.index}`;
     let s = promptCache.get(key);
-    if (s === undefined) promptCache.set(key, (s = renderFor(tokenizer, p.problem, systemPrompt)));
+    if (s === undefined) promptCache.set(key, (s = renderFor(tokenizer, p.problem, settings)));
     return s;
   };
 
@@ -200,25 +273,27 @@ export async function evaluate(
   if (opts.completions) {
     ({ records, k } = fromCompletions(opts.completions, sets, opts, promptOf));
   } else {
+    progress(
+      `eval: protocol ${resolved.name}${resolved.overrides.length ? ` (overridden: ${resolved.overrides.join(', ')})` : ''}`,
+    );
     if (model === null || tokenizer === null)
       throw new GpgRlError(
         'evaluate: generating needs a model and its tokenizer (or pass completions to grade)',
         'GPG_EVAL',
       );
-    k = opts.samples ?? 1;
+    k = settings.samples;
     records = [];
     for (const id of benchmarks) {
       const jobs = sets.get(id)!.map((problem) => ({ problem, prompt: promptOf(problem) }));
       progress(
         `eval: ${id}: generating ${jobs.length} problems × ${k} sample${k > 1 ? 's' : ''}${temperature === 0 ? ' (greedy)' : ` (T=${temperature})`}`,
       );
-      records.push(...generateFor(model, tokenizer, jobs, k, temperature, opts));
+      records.push(...generateFor(model, tokenizer, jobs, k, settings, opts));
     }
   }
 
   // 3. Grading in the sandboxed pool.
-  const pool =
-    opts.pool ?? new VerifierPool({ grader: opts.grader ?? 'math-verify', timeoutMs: opts.timeoutMs ?? 5000 });
+  const pool = opts.pool ?? new VerifierPool({ grader: settings.grader, timeoutMs: opts.timeoutMs ?? 5000 });
   const grader = pool.grader;
   let verdicts;
   try {
@@ -265,6 +340,7 @@ export async function evaluate(
     scores[id] = {
       label: benchmarkSpec(id).label,
       problems: per.length,
+      coverage: { graded: per.length, total: sets.get(id)!.length },
       completions: n,
       correct,
       pass1: meanPassAtK(per, 1),
@@ -276,22 +352,66 @@ export async function evaluate(
     pass1: all.reduce((s, b) => s + b.pass1, 0) / all.length,
     passK: all.reduce((s, b) => s + b.passK, 0) / all.length,
   };
+  const generated = mode === 'generate';
+  const coverage: Coverage = {
+    graded: all.reduce((s, b) => s + b.coverage.graded, 0),
+    total: all.reduce((s, b) => s + b.coverage.total, 0),
+  };
   const summary: EvalSummary = {
     model: opts.modelName ?? (model ? 'model' : 'completions'),
     mode,
+    protocol: resolved.name,
+    protocol_settings: {
+      systemPrompt: settings.systemPrompt,
+      promptTemplate: settings.promptTemplate,
+      useChatTemplate: settings.useChatTemplate,
+      rawTemplate: settings.rawTemplate,
+      temperature: generated ? settings.temperature : null,
+      topP: generated ? settings.topP : null,
+      topK: generated ? settings.topK : null,
+      samples: generated ? settings.samples : null,
+      maxNewTokens: generated ? settings.maxNewTokens : null,
+      seed: generated ? settings.seed : null,
+      stopTokens: generated ? settings.stopTokens : null,
+      grader,
+    },
+    protocol_overrides: resolved.overrides,
     grader,
     k,
     temperature: mode === 'generate' ? temperature : null,
-    maxNewTokens: mode === 'generate' ? (opts.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS) : null,
+    maxNewTokens: mode === 'generate' ? settings.maxNewTokens : null,
     limit: opts.limit ?? null,
-    seed: mode === 'generate' && temperature > 0 ? (opts.seed ?? 0) : null,
+    seed: mode === 'generate' && temperature > 0 ? settings.seed : null,
     systemPrompt,
     benchmarks: scores,
+    coverage,
     average,
     verifier: stats,
     time_s: (Date.now() - t0) / 1000,
   };
-  return { summary, records: graded, table: formatTable({ model: summary.model, k, benchmarks: scores, average }) };
+  const perCoverage: Partial<Record<BenchmarkId, Coverage>> = {};
+  for (const id of benchmarks) perCoverage[id] = scores[id]!.coverage;
+  const table = formatTable({ model: summary.model, k, benchmarks: scores, average, coverage: perCoverage });
+  return { summary, records: graded, table };
+}
+
+/** The resolved protocol values must be usable: ranges, and templates with a place for the problem. */
+function checkSettings(s: ProtocolSettings): void {
+  const bad = (field: string, got: unknown, fix: string): never => {
+    throw new ConfigError(`evaluate: ${field} ${fix} (got ${JSON.stringify(got)})`);
+  };
+  if (!Number.isFinite(s.temperature) || s.temperature < 0)
+    bad('temperature', s.temperature, 'must be ≥ 0 (0 = greedy)');
+  if (!(s.topP > 0 && s.topP <= 1)) bad('topP', s.topP, 'must be in (0, 1]');
+  if (!Number.isInteger(s.topK) || s.topK < 0) bad('topK', s.topK, 'must be an integer ≥ 0 (0 = off)');
+  for (const k of ['samples', 'maxNewTokens'] as const)
+    if (!Number.isInteger(s[k]) || s[k] < 1) bad(k, s[k], 'must be a positive integer');
+  if (!Number.isSafeInteger(s.seed) || s.seed < 0) bad('seed', s.seed, 'must be an integer ≥ 0');
+  if (!s.promptTemplate.includes('{prompt}'))
+    bad('promptTemplate', s.promptTemplate, 'must contain {prompt} where the problem goes');
+  if (!s.rawTemplate.includes('{prompt}'))
+    bad('rawTemplate', s.rawTemplate, 'must contain {prompt} where the user turn goes');
+  if (s.grader !== 'math-verify' && s.grader !== 'qwen') bad('grader', s.grader, 'must be math-verify or qwen');
 }
 
 /** k samples per job; greedy decoding runs each prompt once and repeats the result k times. */
@@ -300,14 +420,19 @@ function generateFor(
   tokenizer: TextTokenizer,
   jobs: Job[],
   k: number,
-  temperature: number,
+  s: ProtocolSettings,
   opts: EvalOptions,
 ): Omit<SampleRecord, 'extracted' | 'correct'>[] {
+  const temperature = s.temperature;
   const greedy = temperature === 0;
   const special = specialTokens(model.cfg, tokenizer, null, opts.modelName ?? 'model');
-  const eos = opts.eosTokenIds ?? special.eosTokenIds;
+  const eos = [...(opts.eosTokenIds ?? special.eosTokenIds)];
+  for (const t of s.stopTokens) {
+    const id = tokenizer.tokenToId(t);
+    if (id !== null && !eos.includes(id)) eos.push(id);
+  }
   const pad = opts.padTokenId ?? special.padTokenId;
-  const useChat = tokenizer.hasChatTemplate;
+  const useChat = chatFor(tokenizer, s);
   const encoded = jobs.map((j) => {
     try {
       // The chat template already writes any bos/special tokens; a raw prompt gets the tokenizer's.
@@ -327,14 +452,15 @@ function generateFor(
     model,
     order.map((s) => encoded[Math.floor(s / reps)]!),
     {
-      maxNewTokens: opts.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS,
+      maxNewTokens: s.maxNewTokens,
       greedy,
       temperature: greedy ? 1 : temperature,
-      topP: opts.topP ?? 1,
-      topK: opts.topK ?? 0,
+      // Greedy decoding ignores the nucleus (Qwen2.5-Math's math_eval.py sets top_p = 1 at T = 0).
+      topP: greedy ? 1 : s.topP,
+      topK: s.topK,
       eosTokenIds: eos,
       padTokenId: pad,
-      rng: greedy ? undefined : new Rng(opts.seed ?? 0),
+      rng: greedy ? undefined : new Rng(s.seed),
       batchSize: opts.batchSize ?? 16,
     },
   );
@@ -407,6 +533,22 @@ function fromCompletions(
       throw new DataError(
         `completions: none for benchmark ${id}${opts.limit !== undefined ? ` within the first ${opts.limit} rows` : ''}; drop it from --benchmarks or add its completions`,
       );
+  }
+  if (!opts.allowPartial) {
+    // Coverage: a problem without a completion must not silently drop out of the score.
+    const short: string[] = [];
+    for (const [id, set] of sets) {
+      const missing = set.filter((p) => !used.has(`${id}/${p.index}`)).map((p) => p.index);
+      if (missing.length === 0) continue;
+      const shown = missing.slice(0, 3).join(', ') + (missing.length > 3 ? ', …' : '');
+      short.push(`${id} ${set.length - missing.length}/${set.length} (missing index ${shown})`);
+    }
+    if (short.length) {
+      const src = lines[0]?.source?.replace(/:\d+$/, '') ?? 'completions';
+      throw new DataError(
+        `${src}: not every problem has a completion: ${short.join('; ')}; add the missing ones, narrow --benchmarks/--limit, or pass --allow-partial to score only the graded problems`,
+      );
+    }
   }
   const fewest = Math.min(...[...used.values()].filter((s) => s.size > 0).map((s) => s.size));
   const k = opts.samples ?? fewest;

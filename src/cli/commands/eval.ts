@@ -1,11 +1,15 @@
 /**
  * @module cli/commands/eval
- * `gpg-rl eval --model DIR --benchmarks aime24,math500,amc23,minerva,olympiadbench [--samples k]
- * [--temperature T] [--max-new-tokens N] [--limit N] [--grader math-verify|qwen]
- * [--system-prompt S] [--seed N] [--out DIR] [--completions FILE]`: evaluates a model on the GPG
- * paper's benchmarks (or grades given completions, no model needed) and prints the table in the
- * paper's layout; `--out` writes results.jsonl and summary.json. Every input is checked before
- * the first token is generated, so bad input is one line on stderr, exit 1, and no output.
+ * `gpg-rl eval --model DIR [--protocol default|lighteval|qwen-math] [--benchmarks aime24,math500,…]
+ * [--samples k] [--temperature T] [--top-p P] [--top-k K] [--max-new-tokens N] [--limit N]
+ * [--grader math-verify|qwen] [--system-prompt S] [--prompt-template T] [--chat-template on|off]
+ * [--raw-template T] [--seed N] [--out DIR] [--completions FILE [--allow-partial]]`: evaluates a
+ * model on the GPG paper's benchmarks by a protocol (eval/protocols.ts: `lighteval` = the paper's
+ * 1.5B table, `qwen-math` = its 7B table; each flag overrides that one field), or grades given
+ * completions (no model needed; every selected problem needs one unless `--allow-partial`), and
+ * prints the table in the paper's layout; `--out` writes results.jsonl and summary.json (with the
+ * protocol, its values and the overridden fields). Every input is checked before the first token
+ * is generated, so bad input is one line on stderr, exit 1, and no output.
  */
 import { specialTokens } from '../../model/special.ts';
 import { existsSync, statSync } from 'node:fs';
@@ -18,18 +22,17 @@ import { TextTokenizer } from '../../model/tokenizer.ts';
 import { readGenerationConfig, readModelConfig } from '../../model/config.ts';
 import { BENCHMARK_IDS, parseBenchmarkList } from '../../eval/benchmarks.ts';
 import { readCompletionsFile } from '../../eval/completions.ts';
-import {
-  DEFAULT_MAX_NEW_TOKENS,
-  DEFAULT_SYSTEM_PROMPT,
-  evaluate,
-  writeEvalOutputs,
-  type EvalOptions,
-} from '../../eval/evaluate.ts';
+import { evaluate, writeEvalOutputs, type EvalOptions } from '../../eval/evaluate.ts';
+import { PROTOCOL_NAMES, parseProtocolName } from '../../eval/protocols.ts';
 
 const FLAGS: Record<string, FlagSpec> = {
   model: {
     type: 'string',
     help: 'model folder (config.json, *.safetensors, tokenizer.json); optional with --completions',
+  },
+  protocol: {
+    type: 'string',
+    help: `${PROTOCOL_NAMES.join(', ')}: the harness whose prompt, sampling, length and grading to follow (default: default; lighteval = the GPG paper's 1.5B table, qwen-math = its 7B table); the flags below override single fields`,
   },
   benchmarks: {
     type: 'string',
@@ -37,24 +40,44 @@ const FLAGS: Record<string, FlagSpec> = {
   },
   samples: {
     type: 'string',
-    help: 'completions per problem, k (default 1); pass@1 is averaged over them, pass@k unbiased',
+    help: "completions per problem, k (default: the protocol's, 1); pass@1 is averaged over them, pass@k unbiased",
   },
-  temperature: { type: 'string', help: 'sampling temperature; 0 = greedy (default 0)' },
-  'top-p': { type: 'string', help: 'nucleus sampling mass (default 1 = off)' },
-  'max-new-tokens': { type: 'string', help: `tokens per completion (default ${DEFAULT_MAX_NEW_TOKENS})` },
-  limit: { type: 'string', help: 'only the first N problems of each benchmark' },
-  grader: { type: 'string', help: 'math-verify (default) or qwen (Qwen2.5-Math evaluation semantics)' },
-  'system-prompt': {
+  temperature: { type: 'string', help: "sampling temperature; 0 = greedy (default: the protocol's)" },
+  'top-p': { type: 'string', help: "nucleus sampling mass, 1 = off (default: the protocol's)" },
+  'top-k': { type: 'string', help: "top-k sampling, 0 = off (default: the protocol's)" },
+  'max-new-tokens': {
     type: 'string',
-    help: `system message ('' for none; default "${DEFAULT_SYSTEM_PROMPT.replace(/\\/g, '\\\\')}")`,
+    help: "tokens per completion (default: the protocol's: 2048, lighteval 32768, qwen-math 2048)",
   },
-  seed: { type: 'string', help: 'sampling seed (default 0)' },
+  limit: { type: 'string', help: 'only the first N problems of each benchmark' },
+  grader: {
+    type: 'string',
+    help: "math-verify (Math-Verify semantics) or qwen (Qwen2.5-Math evaluation semantics); default: the protocol's",
+  },
+  'system-prompt': { type: 'string', help: "system message, '' for none (default: the protocol's)" },
+  'prompt-template': {
+    type: 'string',
+    help: "the user turn, with {prompt} where the problem goes, e.g. '{prompt} Put your final answer within \\boxed{}.' (taken as written: no escapes; default: the protocol's)",
+  },
+  'chat-template': {
+    type: 'string',
+    help: "on: the tokenizer's chat template (when it has one); off: --raw-template (default: the protocol's)",
+  },
+  'raw-template': {
+    type: 'string',
+    help: "prompt text without chat template, with {system} and {prompt} (default: the protocol's)",
+  },
+  seed: { type: 'string', help: "sampling seed (default: the protocol's)" },
   'batch-size': { type: 'string', help: 'sequences per generation batch (default 16)' },
   'timeout-ms': { type: 'string', help: 'verifier time limit per comparison in ms (default 5000)' },
   out: { type: 'string', help: 'folder for results.jsonl and summary.json' },
   completions: {
     type: 'string',
-    help: 'JSONL of {"benchmark","index","completion"[,"sample"]} to grade instead of generating',
+    help: 'JSONL of {"benchmark","index","completion"[,"sample"]} to grade instead of generating; every problem of the selected benchmarks (and --limit) needs one',
+  },
+  'allow-partial': {
+    type: 'boolean',
+    help: 'with --completions: score only the problems that have completions (coverage is shown in the table and summary.json)',
   },
 };
 
@@ -62,7 +85,7 @@ export const command: Command = {
   summary: 'evaluate a model (or given completions) on AIME24, MATH-500, AMC23, Minerva, OlympiadBench',
   usage: usageText(
     'eval',
-    '--model DIR [--benchmarks aime24,math500,...] [--samples k] [--temperature T] [--max-new-tokens N] [--limit N] [--out DIR] | --completions FILE',
+    '--model DIR [--protocol default|lighteval|qwen-math] [--benchmarks aime24,math500,...] [--samples k] [--temperature T] [--max-new-tokens N] [--limit N] [--out DIR] | --completions FILE [--allow-partial]',
     FLAGS,
     "Prints pass@1 (averaged over k samples) and pass@k per benchmark in the GPG paper's table layout. Data: ../shared/data, or $GPG_RL_DATA_DIR.",
   ),
@@ -75,24 +98,58 @@ export const command: Command = {
     const completionsFile = str('completions');
     if (!completionsFile && !modelDir)
       throw new UsageError('`gpg-rl eval` needs --model DIR (or --completions FILE to grade given completions)');
-    const grader = str('grader') ?? 'math-verify';
-    if (grader !== 'math-verify' && grader !== 'qwen')
+    const protocolText = str('protocol') ?? 'default';
+    const protocol = parseProtocolName(protocolText);
+    if (protocol === null)
+      throw new UsageError(`--protocol: unknown protocol "${protocolText}"; known: ${PROTOCOL_NAMES.join(', ')}`);
+    const grader = str('grader');
+    if (grader !== undefined && grader !== 'math-verify' && grader !== 'qwen')
       throw new UsageError(`--grader must be math-verify or qwen (got ${grader})`);
     const opts: EvalOptions = {
+      protocol,
       grader,
       limit: p.flags['limit'] !== undefined ? intFlag(p, 'limit', 0, 1) : undefined,
       systemPrompt: str('system-prompt'),
+      promptTemplate: str('prompt-template'),
+      rawTemplate: str('raw-template'),
+      allowPartial: p.flags['allow-partial'] === true,
       timeoutMs: intFlag(p, 'timeout-ms', 5000, 1),
       onProgress: (m) => process.stderr.write(m + '\n'),
     };
+    for (const [flag, v] of [
+      ['prompt-template', opts.promptTemplate],
+      ['raw-template', opts.rawTemplate],
+    ] as const)
+      if (v !== undefined && !v.includes('{prompt}'))
+        throw new UsageError(
+          `--${flag} must contain {prompt} where the problem goes (got ${JSON.stringify(v).slice(0, 60)})`,
+        );
+    const chat = str('chat-template');
+    if (chat !== undefined) {
+      if (chat !== 'on' && chat !== 'off') throw new UsageError(`--chat-template must be on or off (got ${chat})`);
+      opts.useChatTemplate = chat === 'on';
+    }
+    if (opts.allowPartial && str('completions') === undefined)
+      throw new UsageError(
+        '--allow-partial only applies with --completions FILE (generation always covers every problem)',
+      );
     if (str('benchmarks') !== undefined) opts.benchmarks = parseBenchmarkList(str('benchmarks')!);
     if (p.flags['samples'] !== undefined) opts.samples = intFlag(p, 'samples', 1, 1);
-    const temperature = numberFlag(p, 'temperature', 0);
-    if (temperature < 0) throw new UsageError(`--temperature must be ≥ 0 (got ${temperature}); 0 means greedy`);
-    const topP = numberFlag(p, 'top-p', 1);
-    if (!(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be in (0, 1] (got ${topP})`);
-    const maxNewTokens = intFlag(p, 'max-new-tokens', DEFAULT_MAX_NEW_TOKENS, 1);
-    const seed = intFlag(p, 'seed', 0, 0);
+    // Sampling flags: given ones override the protocol's values, absent ones leave them.
+    const sampling: Partial<EvalOptions> = {};
+    if (p.flags['temperature'] !== undefined) {
+      const t = numberFlag(p, 'temperature', 0);
+      if (t < 0) throw new UsageError(`--temperature must be ≥ 0 (got ${t}); 0 means greedy`);
+      sampling.temperature = t;
+    }
+    if (p.flags['top-p'] !== undefined) {
+      const topP = numberFlag(p, 'top-p', 1);
+      if (!(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be in (0, 1] (got ${topP})`);
+      sampling.topP = topP;
+    }
+    if (p.flags['top-k'] !== undefined) sampling.topK = intFlag(p, 'top-k', 0, 0);
+    if (p.flags['max-new-tokens'] !== undefined) sampling.maxNewTokens = intFlag(p, 'max-new-tokens', 1, 1);
+    if (p.flags['seed'] !== undefined) sampling.seed = intFlag(p, 'seed', 0, 0);
     const batchSize = intFlag(p, 'batch-size', 16, 1);
     const out = str('out');
     if (out !== undefined && existsSync(out) && !statSync(out).isDirectory())
@@ -116,7 +173,7 @@ export const command: Command = {
       } else {
         const cfg = readModelConfig(modelDir!);
         const gen = readGenerationConfig(modelDir!, cfg);
-        Object.assign(opts, { temperature, topP, maxNewTokens, seed, batchSize });
+        Object.assign(opts, sampling, { batchSize });
         const special = specialTokens(cfg, tokenizer!, gen, modelDir!);
         opts.eosTokenIds = special.eosTokenIds;
         opts.padTokenId = special.padTokenId;
@@ -132,8 +189,10 @@ export const command: Command = {
       const counts = Object.entries(s.benchmarks)
         .map(([id, b]) => `${id} ${b!.correct}/${b!.completions}`)
         .join(', ');
+      const partial = s.coverage.graded < s.coverage.total ? `; coverage ${s.coverage.graded}/${s.coverage.total}` : '';
+      const over = s.protocol_overrides.length ? ` (overridden: ${s.protocol_overrides.join(', ')})` : '';
       process.stderr.write(
-        `eval: ${counts}; verifier timeouts ${s.verifier.timeouts}, crashes ${s.verifier.crashes}; ${s.time_s.toFixed(1)} s\n`,
+        `eval: protocol ${s.protocol}${over}; ${counts}${partial}; verifier timeouts ${s.verifier.timeouts}, crashes ${s.verifier.crashes}; ${s.time_s.toFixed(1)} s\n`,
       );
       return 0;
     } finally {
