@@ -105,6 +105,7 @@ describe('evaluate', () => {
         { benchmark: 'math500', index: 0, completion: 'x' }, // not selected: skipped
       ],
       benchmarks: ['amc23'],
+      allowPartial: true,
     });
     const s = r.summary.benchmarks.amc23!;
     assert.equal(r.summary.k, 2);
@@ -130,7 +131,12 @@ describe('evaluate', () => {
     );
     assert.equal(r.records[0]!.extracted, '27');
     assert.equal(r.records[1]!.extracted, null);
-    assert.match(r.table, /\| completions \(pass@2\) \| 33\.3 \| 33\.3 \|$/);
+    assert.match(
+      r.table,
+      /\| completions \(pass@2\) \| 33\.3 \| 33\.3 \|\n\| completions \(graded\/total\) \| 3\/40 \| 3\/40 \|$/,
+    );
+    assert.deepEqual(s.coverage, { graded: 3, total: 40 });
+    assert.deepEqual(r.summary.coverage, { graded: 3, total: 40 });
   });
 
   test('bad completions: index out of range, duplicate sample, too few samples for k, benchmark without completions', async () => {
@@ -153,7 +159,12 @@ describe('evaluate', () => {
       /f\.jsonl:2: aime24 index 1 sample 0 is given twice/,
     );
     await assert.rejects(
-      evaluate(null, null, { pool, samples: 2, completions: [{ benchmark: 'aime24', index: 1, completion: '' }] }),
+      evaluate(null, null, {
+        pool,
+        samples: 2,
+        allowPartial: true,
+        completions: [{ benchmark: 'aime24', index: 1, completion: '' }],
+      }),
       /pass@2 needs 2 samples of every problem/,
     );
     await assert.rejects(

@@ -39,4 +39,27 @@ describe('formatTable', () => {
       '| a\\|b (pass@4) | 62.5 | 75.0 | 50.0 |',
     ]);
   });
+  test('coverage: a (graded/total) row only when some benchmark was graded on fewer problems than it has', () => {
+    const base = {
+      model: 'm',
+      k: 2,
+      benchmarks: { aime24: { pass1: 0.5, passK: 1 }, amc23: { pass1: 0.25, passK: 0.5 } },
+      average: { pass1: 0.375, passK: 0.75 },
+    };
+    const full = formatTable({
+      ...base,
+      coverage: { aime24: { graded: 30, total: 30 }, amc23: { graded: 40, total: 40 } },
+    });
+    assert.equal(full, formatTable(base));
+    assert.equal(full.split('\n').length, 4);
+    const part = formatTable({
+      ...base,
+      coverage: { aime24: { graded: 30, total: 30 }, amc23: { graded: 39, total: 40 } },
+    });
+    assert.deepEqual(part.split('\n').slice(2), [
+      '| m (pass@1, avg of 2) | 37.5 | 50.0 | 25.0 |',
+      '| m (pass@2) | 75.0 | 100.0 | 50.0 |',
+      '| m (graded/total) | 69/70 | 30/30 | 39/40 |',
+    ]);
+  });
 });
