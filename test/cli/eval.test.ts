@@ -95,15 +95,117 @@ describe('gpg-rl eval', () => {
       ].join('\n'),
     );
     const out = join(dir, 'graded');
-    const r = run(['--completions', file, '--out', out, '--grader', 'qwen']);
+    // Not every problem has a completion: refused, nothing written.
+    const refused = run(['--completions', file, '--out', out, '--grader', 'qwen']);
+    assert.equal(refused.status, 1);
+    assert.match(
+      refused.stderr,
+      /^gpg-rl eval: .*c\.jsonl: not every problem has a completion: amc23 1\/40 \(missing index 1, 2, 3, …\); minerva 2\/272 \(missing index 2, 3, 4, …\); add the missing ones, narrow --benchmarks\/--limit, or pass --allow-partial to score only the graded problems\n$/,
+    );
+    assert.equal(refused.stdout, '');
+    assert.equal(existsSync(out), false);
+    // --allow-partial: scored over the graded problems, the gap shown in the table and summary.json.
+    const r = run(['--completions', file, '--out', out, '--grader', 'qwen', '--allow-partial']);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(r.stdout.trim().split('\n'), [
       '| Model | Average | AMC23 | Minerva |',
       '| :--- | ---: | ---: | ---: |',
       '| c.jsonl (pass@1) | 75.0 | 100.0 | 50.0 |',
+      '| c.jsonl (graded/total) | 3/312 | 1/40 | 2/272 |',
     ]);
-    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { grader: string; mode: string };
-    assert.deepEqual([summary.grader, summary.mode], ['qwen', 'completions']);
+    assert.match(r.stderr, /coverage 3\/312/);
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as {
+      grader: string;
+      mode: string;
+      protocol: string;
+      protocol_overrides: string[];
+      coverage: { graded: number; total: number };
+      benchmarks: Record<string, { coverage: { graded: number; total: number } }>;
+    };
+    assert.deepEqual([summary.grader, summary.mode, summary.protocol], ['qwen', 'completions', 'default']);
+    assert.deepEqual(summary.protocol_overrides, ['grader']);
+    assert.deepEqual(summary.coverage, { graded: 3, total: 312 });
+    assert.deepEqual(summary.benchmarks['minerva']!.coverage, { graded: 2, total: 272 });
+    // Complete within --limit: no flag needed, the plain table.
+    const first = join(dir, 'first.jsonl');
+    writeFileSync(first, JSON.stringify({ benchmark: 'amc23', index: 0, completion: '\\boxed{27}' }) + '\n');
+    const one = run(['--completions', first, '--limit', '1']);
+    assert.equal(one.status, 0, one.stderr);
+    assert.equal(one.stdout.trim().split('\n').length, 3);
+  });
+
+  test('--protocol lighteval on a tiny model: the paper table, the protocol in summary.json', () => {
+    const out = join(dir, 'lighteval');
+    const r = run([
+      '--model',
+      modelDir,
+      '--protocol',
+      'lighteval',
+      '--limit',
+      '1',
+      '--max-new-tokens',
+      '6',
+      '--out',
+      out,
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    const table = r.stdout.trim().split('\n');
+    assert.deepEqual(table.slice(0, 2), [
+      '| Model | Average | AIME24 | MATH-500 | AMC23 | Minerva | OlympiadBench |',
+      '| :--- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ]);
+    assert.match(table[2]!, /^\| tiny-model \(pass@1\)( \| \d+\.\d){6} \|$/);
+    assert.equal(table.length, 3);
+    assert.match(r.stderr, /eval: protocol lighteval \(overridden: maxNewTokens\)/);
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Record<string, unknown>;
+    assert.equal(summary['protocol'], 'lighteval');
+    assert.deepEqual(summary['protocol_overrides'], ['maxNewTokens']);
+    const ps = summary['protocol_settings'] as Record<string, unknown>;
+    assert.deepEqual(
+      [ps['systemPrompt'], ps['useChatTemplate'], ps['temperature'], ps['topP'], ps['samples'], ps['maxNewTokens']],
+      ['', true, 0.6, 0.95, 1, 6],
+    );
+    assert.ok((ps['promptTemplate'] as string).startsWith('Solve the following math problem efficiently and clearly.'));
+    assert.equal(ps['grader'], 'math-verify');
+    assert.deepEqual(summary['coverage'], { graded: 5, total: 5 });
+    assert.equal(summary['table'], r.stdout.trim());
+    const lines = readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n');
+    assert.equal(lines.length, 5);
+    const first = JSON.parse(lines[0]!) as { prompt: string };
+    assert.ok(first.prompt.startsWith('<|im_start|>user\nSolve the following math problem'), first.prompt.slice(0, 80));
+    assert.ok(!first.prompt.includes('<|im_start|>system'));
+  });
+
+  test('--protocol qwen-math with --prompt-template, --system-prompt, --temperature overrides', () => {
+    const out = join(dir, 'qwen');
+    const r = run([
+      '--model',
+      modelDir,
+      '--protocol',
+      'qwen-math',
+      '--benchmarks',
+      'amc23',
+      '--limit',
+      '1',
+      '--max-new-tokens',
+      '4',
+      '--prompt-template',
+      'Problem: {prompt}',
+      '--system-prompt',
+      'Think.',
+      '--temperature',
+      '0.7',
+      '--out',
+      out,
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Record<string, unknown>;
+    assert.equal(summary['protocol'], 'qwen-math');
+    assert.deepEqual(summary['protocol_overrides'], ['systemPrompt', 'promptTemplate', 'temperature', 'maxNewTokens']);
+    assert.equal(summary['grader'], 'qwen');
+    const rec = JSON.parse(readFileSync(join(out, 'results.jsonl'), 'utf8').trim()) as { prompt: string };
+    assert.ok(rec.prompt.startsWith('<|im_start|>system\nThink.<|im_end|>\n<|im_start|>user\nProblem: Cities $A$'));
+    assert.ok(rec.prompt.endsWith('<|im_end|>\n<|im_start|>assistant\n'));
   });
 
   test('bad input: one-line error, exit 1, no output', () => {
@@ -120,6 +222,17 @@ describe('gpg-rl eval', () => {
       [['--out', out], /^gpg-rl eval: `gpg-rl eval` needs --model DIR \(or --completions FILE/],
       [['--model', modelDir, '--grader', 'sympy', '--out', out], /--grader must be math-verify or qwen \(got sympy\)/],
       [['--model', modelDir, '--temperature', '-1', '--out', out], /--temperature must be ≥ 0/],
+      [
+        ['--model', modelDir, '--protocol', 'open-r1', '--out', out],
+        /^gpg-rl eval: --protocol: unknown protocol "open-r1"; known: default, lighteval, qwen-math\n$/,
+      ],
+      [
+        ['--model', modelDir, '--prompt-template', 'Solve it.', '--out', out],
+        /^gpg-rl eval: --prompt-template must contain \{prompt\} where the problem goes \(got "Solve it\."\)\n$/,
+      ],
+      [['--model', modelDir, '--chat-template', 'yes', '--out', out], /--chat-template must be on or off \(got yes\)/],
+      [['--model', modelDir, '--allow-partial', '--out', out], /--allow-partial only applies with --completions FILE/],
+      [['--model', modelDir, '--top-p', '0', '--out', out], /--top-p must be in \(0, 1\] \(got 0\)/],
     ];
     const bad = join(dir, 'bad.jsonl');
     writeFileSync(
