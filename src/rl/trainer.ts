@@ -477,7 +477,13 @@ class Run {
     const { cfg, setup } = this;
     const { evaluate } = await import('../eval/evaluate.ts');
     setup.model.setRequiresGrad(false);
+    // the benchmarks are asked the way the training prompts are (dataset template, system prompt, chat template)
+    const ds = cfg.dataset;
     const r = await evaluate(setup.model, setup.tokenizer, {
+      systemPrompt: ds.system_prompt ?? '',
+      promptTemplate: ds.prompt_template ?? undefined,
+      useChatTemplate: ds.use_chat_template,
+      rawTemplate: '{prompt}',
       benchmarks: cfg.eval_benchmarks,
       limit: cfg.eval_limit,
       maxNewTokens: cfg.max_completion_length,
