@@ -135,3 +135,10 @@ export function rewardStats(rewards: ArrayLike<number>, G: number): RewardStats 
     groups,
   };
 }
+
+/** Total rewards of a step batch of groups in batch order [groups × G]. */
+export function stepRewards(groups: ReadonlyArray<{ rewards: Float64Array }>, G: number): Float64Array {
+  const all = new Float64Array(groups.length * G);
+  groups.forEach((g, k) => all.set(g.rewards, k * G));
+  return all;
+}

@@ -34,7 +34,7 @@ import { makeOptimizer, optimizerStep } from '../train/optimizer.ts';
 import { ConfigError, GpgRlError } from '../errors.ts';
 import type { TrainConfig } from './config.ts';
 import { validateConfig } from './recipe.ts';
-import { nanMeanStd, rewardStats } from './advantages.ts';
+import { nanMeanStd, rewardStats, stepRewards } from './advantages.ts';
 import { algorithmFor, type Algorithm, type StepBatch } from './algorithms/index.ts';
 import {
   METRIC,
@@ -421,9 +421,7 @@ class Run {
     const { cfg } = this;
     const G = cfg.num_generations;
     const { groups } = batch;
-    const rewardsAll = new Float64Array(groups.length * G);
-    groups.forEach((g, k) => rewardsAll.set(g.rewards, k * G));
-    const rs = rewardStats(rewardsAll, G);
+    const rs = rewardStats(stepRewards(groups, G), G);
     const lens = groups.flatMap((g) => g.completions.map((c) => c.length));
     const truncated = groups.flatMap((g) => g.finished.map((f) => (f ? 0 : 1)));
     const genSeconds = u.stats.generationSeconds;

@@ -10,7 +10,6 @@
  */
 import { DTYPE_CODE, benchOp, native, op, type NativeStorage } from './addon.ts';
 import type { Backend, BackendBenchmarks, DType, DeviceBuffer, GemmArgs } from '../types.ts';
-import { GpgRlError } from '../../errors.ts';
 
 /** Row count up to which products with [N, K] weights use the weight-streaming kernel. */
 const SMALL_M = 32;
@@ -430,12 +429,7 @@ export class CpuBackend implements Backend {
   }
 }
 
-/** Checks that a buffer belongs to this backend (a tensor of another backend is a clear error). */
-export function isCpuBuffer(b: DeviceBuffer): boolean {
-  return b instanceof CpuBuffer;
-}
-
+/** The CPU backend (the addon is loaded, or its loader has thrown a clear error, on import). */
 export function createCpuBackend(): CpuBackend {
-  if (!native) throw new GpgRlError('cpu backend: the native addon did not load', 'GPG_NATIVE_MISSING');
   return new CpuBackend();
 }

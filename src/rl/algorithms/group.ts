@@ -14,7 +14,7 @@
  * not define (adjust_gd with a clipped loss, gpg with μ > 1 or β > 0, …).
  */
 import type { LossType } from '../config.ts';
-import { advantages, isGroupValid } from '../advantages.ts';
+import { advantages, isGroupValid, stepRewards } from '../advantages.ts';
 import { collectDynamic, collectWithThreshold, inverseAlpha, validGroups } from '../alpha.ts';
 import { computeLoss } from './group-loss.ts';
 import type { Algorithm, AlgoConfig } from './types.ts';
@@ -216,11 +216,4 @@ function varies(values: ArrayLike<number>): boolean {
   const same = (a: number, b: number) => a === b || (Number.isNaN(a) && Number.isNaN(b));
   for (let i = 1; i < values.length; i++) if (!same(values[i]!, values[0]!)) return true;
   return false;
-}
-
-/** Total rewards of the step batch in batch order [groups × G]. */
-function stepRewards(groups: ReadonlyArray<{ rewards: Float64Array }>, G: number): Float64Array {
-  const all = new Float64Array(groups.length * G);
-  groups.forEach((g, k) => all.set(g.rewards, k * G));
-  return all;
 }

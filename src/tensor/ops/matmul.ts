@@ -11,6 +11,7 @@
 import { Tensor, shapeStr } from '../tensor.ts';
 import { needsGrad, record } from '../tape.ts';
 import * as check from '../check.ts';
+import type { GemmArgs } from '../../backend/index.ts';
 
 let autocast = false;
 
@@ -43,23 +44,7 @@ export function gemmInto(
   C: Tensor,
   A: Tensor,
   B: Tensor,
-  o: {
-    batch?: number;
-    batchB?: number;
-    M: number;
-    N: number;
-    K: number;
-    transA?: boolean;
-    transB?: boolean;
-    alpha?: number;
-    beta?: number;
-    bias?: Tensor | null;
-    aOff?: number;
-    bOff?: number;
-    cOff?: number;
-    bf16?: boolean;
-    weight?: boolean;
-  },
+  o: Omit<GemmArgs, 'bias' | 'bIsWeight'> & { bias?: Tensor | null; weight?: boolean },
 ): void {
   const be = check.backend('gemm', ['C', C], ['A', A], ['B', B], ['bias', o.bias]);
   const { bias, weight, ...rest } = o;
