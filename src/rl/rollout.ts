@@ -82,7 +82,6 @@ export async function rollout(ctx: RolloutContext, rows: TrainRow[], stats: Roll
     topP: ctx.topP,
     topK: ctx.topK,
     eosTokenIds: ctx.eosTokenIds,
-    padTokenId: ctx.padTokenId,
     rng: ctx.rng,
     batchSize: ctx.genBatch,
     onStep: ctx.onTokens,

@@ -486,7 +486,6 @@ class Run {
       limit: cfg.eval_limit,
       maxNewTokens: cfg.max_completion_length,
       eosTokenIds: setup.eosTokenIds,
-      padTokenId: setup.padTokenId,
       pool: setup.verifier ?? undefined,
     });
     setup.model.setRequiresGrad(true);

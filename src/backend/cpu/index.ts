@@ -6,7 +6,9 @@
  *    weight-streaming kernel `gemv` instead of the packed GEMM, which would repack the whole
  *    weight for a few rows;
  *  - mixed precision casts fp32 GEMM operands to bf16 here, and keeps the bf16 copy of a weight
- *    until that buffer is next written (every write through this backend bumps its version).
+ *    until that buffer is next written (every write through this backend bumps its version);
+ *  - generation products (GemmArgs.packed) read a copy of the weight packed for `packed_gemm`
+ *    (panels of 16 outputs, fp32 or bf16), kept the same way until releasePackedWeights().
  */
 import { DTYPE_CODE, benchOp, native, op, type NativeStorage } from './addon.ts';
 import type { Backend, BackendBenchmarks, DType, DeviceBuffer, GemmArgs } from '../types.ts';
@@ -19,6 +21,8 @@ class CpuBuffer implements DeviceBuffer {
   version = 0;
   /** bf16 copy of this (weight) buffer and the version it was made from. */
   bf16: { version: number; copy: CpuBuffer } | null = null;
+  /** Generation copy packed for packed_gemm (GemmArgs.packed) and the version it was made from. */
+  packed: { version: number; dtype: DType; copy: CpuBuffer } | null = null;
   constructor(
     readonly backend: CpuBackend,
     readonly storage: NativeStorage,
@@ -49,9 +53,25 @@ export class CpuBackend implements Backend {
   allocate(dtype: DType, numel: number, zero = false): DeviceBuffer {
     return new CpuBuffer(this, new native.Storage(DTYPE_CODE[dtype], numel, zero), dtype);
   }
+  /** Weights that hold a packed generation copy. */
+  private packedOwners = new Set<CpuBuffer>();
+
+  releasePackedWeights(): void {
+    for (const w of this.packedOwners) {
+      w.packed?.copy.storage.free();
+      w.packed = null;
+    }
+    this.packedOwners.clear();
+  }
+
   free(buf: DeviceBuffer): void {
     const b = buf as CpuBuffer;
     b.storage.free();
+    if (b.packed) {
+      b.packed.copy.storage.free();
+      b.packed = null;
+      this.packedOwners.delete(b);
+    }
     if (b.bf16) {
       b.bf16.copy.storage.free();
       b.bf16 = null;
@@ -162,6 +182,33 @@ export class CpuBackend implements Backend {
   private gemmRaw(C: DeviceBuffer, A: DeviceBuffer, B: DeviceBuffer, o: GemmArgs): void {
     const batch = o.batch ?? 1;
     const batchB = o.batchB ?? 1;
+    // Generation: the weight's packed copy and the batch-invariant decode kernel.
+    if (
+      o.packed &&
+      o.bIsWeight &&
+      o.transB &&
+      !o.transA &&
+      batch === 1 &&
+      batchB === 1 &&
+      (o.alpha ?? 1) === 1 &&
+      (o.beta ?? 0) === 0 &&
+      !o.aOff &&
+      !o.bOff &&
+      !o.cOff &&
+      A.dtype === 'float32' &&
+      B.dtype === 'float32'
+    ) {
+      op('packed_gemm')(
+        s(C),
+        s(A),
+        this.weightPacked(B as CpuBuffer, o.packed, o.N, o.K).storage,
+        s(o.bias),
+        o.M,
+        o.N,
+        o.K,
+      );
+      return;
+    }
     // Decode-shaped Linear (a few rows times [N, K] weights): the weight-streaming kernel.
     if (
       o.M <= SMALL_M &&
@@ -213,6 +260,18 @@ export class CpuBackend implements Backend {
       }
     }
     return out;
+  }
+
+  /** The packed generation copy of a weight [N, K], repacked only after the weight was written. */
+  private weightPacked(w: CpuBuffer, dtype: DType, N: number, K: number): CpuBuffer {
+    if (w.packed && w.packed.version === w.version && w.packed.dtype === dtype && !w.packed.copy.freed)
+      return w.packed.copy;
+    if (w.packed) w.packed.copy.storage.free();
+    const copy = this.allocate(dtype, Math.ceil(N / 16) * 16 * K) as CpuBuffer;
+    op(dtype === 'bfloat16' ? 'packed_pack_bf16' : 'packed_pack_f32')(copy.storage, w.storage, N, K);
+    w.packed = { version: w.version, dtype, copy };
+    this.packedOwners.add(w);
+    return copy;
   }
 
   /** The bf16 copy of a weight, recast only after the weight was written. */
@@ -298,6 +357,55 @@ export class CpuBackend implements Backend {
     n: number,
   ): void {
     op('swiglu_backward')(s(dgate), s(dup), s(dout), s(gate), s(up), n);
+  }
+  pagedKvWrite(
+    kPool: DeviceBuffer,
+    vPool: DeviceBuffer,
+    k: DeviceBuffer,
+    v: DeviceBuffer,
+    slots: DeviceBuffer,
+    n: number,
+    S: number,
+    row: number,
+  ): void {
+    op('paged_kv_write')(s(kPool), s(vPool), s(k), s(v), s(slots), n, S, row);
+    touch(kPool);
+    touch(vPool);
+  }
+  pagedAttentionForward(
+    out: DeviceBuffer,
+    q: DeviceBuffer,
+    kPool: DeviceBuffer,
+    vPool: DeviceBuffer,
+    table: DeviceBuffer,
+    ctx: DeviceBuffer,
+    B: number,
+    Tq: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    blockSize: number,
+    maxBlocks: number,
+    numBlocks: number,
+    scale: number,
+  ): void {
+    op('paged_attention_forward')(
+      s(out),
+      s(q),
+      s(kPool),
+      s(vPool),
+      s(table),
+      s(ctx),
+      B,
+      Tq,
+      H,
+      Hkv,
+      D,
+      blockSize,
+      maxBlocks,
+      numBlocks,
+      scale,
+    );
   }
   attentionForward(
     out: DeviceBuffer,
