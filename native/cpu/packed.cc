@@ -90,13 +90,15 @@ inline void micro(float* y, int64_t ldy, const float* x, int64_t K, const T* pan
       c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
     }
   }
-  alignas(32) float tmp[PNR];
+  // stores with constant indices only, so the accumulators stay in registers through the k loop
+  alignas(32) float tmp[ROWS * PNR];
+#pragma GCC unroll 6
   for (int i = 0; i < ROWS; i++) {
-    _mm256_store_ps(tmp, c0[i]);
-    _mm256_store_ps(tmp + 8, c1[i]);
-    float* yr = y + i * ldy;
-    for (int j = 0; j < nr; j++) yr[j] = tmp[j] + (bias ? bias[j] : 0.f);
+    _mm256_store_ps(tmp + i * PNR, c0[i]);
+    _mm256_store_ps(tmp + i * PNR + 8, c1[i]);
   }
+  for (int i = 0; i < ROWS; i++)
+    for (int j = 0; j < nr; j++) y[i * ldy + j] = tmp[i * PNR + j] + (bias ? bias[j] : 0.f);
 }
 #else
 template <int ROWS, typename T>

@@ -52,8 +52,11 @@ export interface RolloutContext {
   rewards: NamedReward[];
   rewardTimeoutMs: number;
   overlong: { max_len: number; cache: number } | null;
-  /** Sequences per generation forward pass. */
+  /** Most sequences the rollout engine decodes together. */
   genBatch: number;
+  /** The engine's generation weights and KV budget (bytes). */
+  weightsDtype: 'float32' | 'bfloat16';
+  kvCacheBytes: number;
   onTokens?: (n: number) => void;
 }
 
@@ -84,6 +87,8 @@ export async function rollout(ctx: RolloutContext, rows: TrainRow[], stats: Roll
     eosTokenIds: ctx.eosTokenIds,
     rng: ctx.rng,
     batchSize: ctx.genBatch,
+    weightsDtype: ctx.weightsDtype,
+    kvCacheBytes: ctx.kvCacheBytes,
     onStep: ctx.onTokens,
   });
   stats.generationSeconds += (performance.now() - t0) / 1000;
