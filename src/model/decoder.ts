@@ -359,7 +359,13 @@ export class CausalLM {
         };
         const posT = Tensor.fromArray(st.pos, [B, T], 'int32');
         let x = embedding(this.p('model.embed_tokens.weight'), Tensor.fromArray(st.ids, [B, T], 'int32'));
-        for (let i = 0; i < this.cfg.numLayers; i++) x = this.layer(i, x, posT, null, paged);
+        for (let i = 0; i < this.cfg.numLayers; i++) {
+          // one scope per layer: nothing is recorded for backward, so a layer's intermediates go
+          // when it returns (a prefill of T tokens keeps one layer's, not all of them)
+          const prev = x;
+          x = tidy(() => this.layer(i, prev, posT, null, paged));
+          prev.dispose();
+        }
         const C = this.cfg.hiddenSize;
         let last = x;
         if (T > 1) {
