@@ -4,7 +4,17 @@
 // other with .ts extensions; tsc's rewriteRelativeImportExtensions turns them into .js. Plain .mjs
 // files under src/ (the verifier's worker entry) are copied as they are. The build goes to a
 // staging folder that replaces dist/ only when complete.
-import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
@@ -36,6 +46,20 @@ if (r.status !== 0) {
   console.error(`gpg-rl: tsc failed (exit ${r.status}); dist/ left unchanged`);
   process.exit(1);
 }
+// tsc keeps the sources' `.ts` specifiers in .d.ts files; consumers resolve the .js/.d.ts pair
+function fixDeclarations(dir) {
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) fixDeclarations(p);
+    else if (name.endsWith('.d.ts')) {
+      const text = readFileSync(p, 'utf8');
+      const fixed = text.replace(/((?:from|import)\s*\(?\s*['"])(\.{1,2}\/[^'"]*?)\.ts(['"])/g, '$1$2.js$3');
+      if (fixed !== text) writeFileSync(p, fixed);
+    }
+  }
+}
+fixDeclarations(stage);
+
 function copyMjs(dir) {
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);
