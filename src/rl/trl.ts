@@ -253,7 +253,12 @@ export const TRL_FIELDS: Record<string, Entry> = {
   torch_empty_cache_steps: inert('no PyTorch allocator here', null),
 
   // --- TrainingArguments
-  output_dir: same(),
+  output_dir: {
+    kind: 'map',
+    apply: (v, c) => {
+      if (v !== null && v !== undefined) c.set('output_dir', v); // TRL's None: our default (runs/<recipe name>)
+    },
+  },
   per_device_train_batch_size: same(8),
   num_train_epochs: same(3),
   max_steps: same(-1),

@@ -14,6 +14,10 @@ const flags: Record<string, FlagSpec> = {
   set: { type: 'string', multiple: true, help: 'override a recipe field: --set max_steps=3 --set dataset.limit=100' },
   resume: { type: 'boolean', help: 'continue the run in output_dir from its newest checkpoint' },
   'dry-run': { type: 'boolean', help: 'validate recipe, data, model and rewards, then stop (writes nothing)' },
+  'from-trl': {
+    type: 'boolean',
+    help: "read the file as a TRL GRPOConfig (TRL's defaults and meanings), print how it maps onto ours",
+  },
 };
 
 export const command: Command = {
@@ -21,7 +25,7 @@ export const command: Command = {
   usage:
     usageText(
       'train',
-      'RECIPE.yaml [--set key=value ...] [--resume] [--dry-run]',
+      'RECIPE.yaml [--set key=value ...] [--resume] [--dry-run] [--from-trl]',
       flags,
       'Recipes in recipes/ (demo, gsm8k, math-zero-rl, distill-1.5b).',
     ) +
@@ -35,7 +39,19 @@ export const command: Command = {
     const dry = !!p.flags['dry-run'];
     let cfg;
     try {
-      cfg = loadRecipe(recipe, (p.flags.set as string[] | undefined) ?? [], { checkModel: true });
+      const trl = !!p.flags['from-trl'];
+      cfg = loadRecipe(recipe, (p.flags.set as string[] | undefined) ?? [], {
+        checkModel: true,
+        trl,
+        onTrl: trl
+          ? (t) => {
+              process.stderr.write(
+                `${recipe}: read as a TRL GRPOConfig${t.mapping.length ? ':' : ' (no field needed mapping)'}\n`,
+              );
+              for (const line of t.mapping) process.stderr.write(`  ${line}\n`);
+            }
+          : undefined,
+      });
     } catch (e) {
       if (e instanceof ConfigIssuesError && e.issues.length > 1) {
         for (const line of e.issues) process.stderr.write(`${line}\n`);
