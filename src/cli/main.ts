@@ -2,14 +2,15 @@
  * @module cli/main
  * `gpg-rl <command> [args]`: each command lives in `src/cli/commands/<command>.ts` and exports a
  * `command` object. This file only dispatches, and catches errors once: one line on stderr
- * (`gpg-rl <command>: message`), the stack only with `--debug`; exit code 2 for usage errors (an
- * unknown command or flag, a missing argument: `UsageError`), 1 for every other error.
+ * (`gpg-rl <command>: message`), the stack only with `--debug`; exit code 2 for a malformed command
+ * line (an unknown command or flag, a flag without its value, a missing argument: `FlagError`), 1
+ * for every other error.
  * It runs from the TypeScript sources (tsx) and from the compiled package (dist/, .js files).
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { GpgRlError, UsageError } from '../errors.ts';
+import { FlagError, GpgRlError } from '../errors.ts';
 
 /** What every `src/cli/commands/<name>.ts` exports as `command`. */
 export interface Command {
@@ -45,9 +46,7 @@ export function packageVersion(): string {
 async function load(name: string): Promise<Command> {
   const file = join(commandsDir, `${name}${ext}`);
   if (!/^[a-z][a-z0-9-]*$/.test(name) || !existsSync(file)) {
-    throw new UsageError(
-      `unknown command "${name}"; run \`gpg-rl --help\` for the list (${commandNames().join(', ')})`,
-    );
+    throw new FlagError(`unknown command "${name}"; run \`gpg-rl --help\` for the list (${commandNames().join(', ')})`);
   }
   const mod = (await import(file)) as { command: Command };
   return mod.command;
@@ -96,7 +95,7 @@ export async function main(argv: string[]): Promise<number> {
     const msg = e instanceof GpgRlError ? e.message : `${e?.name ?? 'Error'}: ${e?.message ?? String(err)}`;
     process.stderr.write(`gpg-rl ${name}: ${msg.split('\n')[0]}\n`);
     if (debug) process.stderr.write(`${e?.stack ?? ''}\n`);
-    return e instanceof UsageError ? EXIT_USAGE : 1;
+    return e instanceof FlagError ? EXIT_USAGE : 1;
   }
 }
 

@@ -84,7 +84,8 @@ test('--version, and exit 2 for usage errors vs 1 for other errors', () => {
   assert.equal(v.stdout.trim(), `gpg-rl ${pkg.version}`);
   assert.equal(cli('report').status, 2);
   assert.equal(cli('no-such-command').status, 2);
-  assert.equal(cli('report', join(dir, 'missing')).status, 2);
+  assert.equal(cli('report', join(dir, 'missing')).status, 1); // an argument that names nothing: not a malformed command line
+  assert.equal(cli('train', '--no-such-flag').status, 2);
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, 'model_name_or_path: builtin:tiny\ndataset: { path: builtin:arithmetic }\nnum_generations: 1\n');
   const c = cli('train', bad, '--dry-run');

@@ -8,7 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from '../main.ts';
 import { parseFlags, usageText, type FlagSpec } from '../options.ts';
-import { UsageError } from '../../errors.ts';
+import { FlagError, UsageError } from '../../errors.ts';
 import { writeReport } from '../../rl/report.ts';
 
 const flags: Record<string, FlagSpec> = {};
@@ -19,7 +19,7 @@ export const command: Command = {
   async run(argv) {
     const p = parseFlags('report', argv, flags);
     if (p.positionals.length !== 1)
-      throw new UsageError('`gpg-rl report` needs exactly one run folder, e.g. `gpg-rl report runs/demo`');
+      throw new FlagError('`gpg-rl report` needs exactly one run folder, e.g. `gpg-rl report runs/demo`');
     const dir = p.positionals[0]!;
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${dir}: no such run folder`);
     if (!existsSync(join(dir, 'metrics.jsonl')) && !existsSync(join(dir, 'trainer_config.json')))

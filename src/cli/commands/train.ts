@@ -7,7 +7,7 @@ import type { Command } from '../main.ts';
 import { parseFlags, usageText, type FlagSpec } from '../options.ts';
 import { loadRecipe, ConfigIssuesError } from '../../rl/recipe.ts';
 import { describeConfig } from '../../rl/config.ts';
-import { UsageError } from '../../errors.ts';
+import { FlagError } from '../../errors.ts';
 import { dirname, resolve } from 'node:path';
 
 const flags: Record<string, FlagSpec> = {
@@ -34,7 +34,7 @@ export const command: Command = {
   async run(argv) {
     const p = parseFlags('train', argv, flags);
     if (p.positionals.length !== 1)
-      throw new UsageError('`gpg-rl train` needs exactly one recipe file, e.g. `gpg-rl train recipes/demo.yaml`');
+      throw new FlagError('`gpg-rl train` needs exactly one recipe file, e.g. `gpg-rl train recipes/demo.yaml`');
     const recipe = p.positionals[0]!;
     const dry = !!p.flags['dry-run'];
     let cfg;
