@@ -31,6 +31,7 @@ const r = spawnSync(
   process.execPath,
   [
     '--expose-gc',
+    '--conditions=gpg-rl-source',
     '--import',
     'tsx',
     '--test',

@@ -117,3 +117,14 @@ export class UsageError extends GpgRlError {
     this.name = 'UsageError';
   }
 }
+
+/**
+ * The command line itself is malformed: an unknown command or flag, a flag without its value, a
+ * missing or extra argument. The CLI exits 2 for these (1 for every other error).
+ */
+export class FlagError extends UsageError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FlagError';
+  }
+}

@@ -2,12 +2,15 @@
  * @module cli/main
  * `gpg-rl <command> [args]`: each command lives in `src/cli/commands/<command>.ts` and exports a
  * `command` object. This file only dispatches, and catches errors once: one line on stderr
- * (`gpg-rl <command>: message`), the stack only with `--debug`, exit code 1.
+ * (`gpg-rl <command>: message`), the stack only with `--debug`; exit code 2 for a malformed command
+ * line (an unknown command or flag, a flag without its value, a missing argument: `FlagError`), 1
+ * for every other error.
+ * It runs from the TypeScript sources (tsx) and from the compiled package (dist/, .js files).
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { GpgRlError, UsageError } from '../errors.ts';
+import { FlagError, GpgRlError } from '../errors.ts';
 
 /** What every `src/cli/commands/<name>.ts` exports as `command`. */
 export interface Command {
@@ -19,21 +22,31 @@ export interface Command {
   run(argv: string[]): Promise<number>;
 }
 
-const commandsDir = join(dirname(fileURLToPath(import.meta.url)), 'commands');
+const here = fileURLToPath(import.meta.url);
+const commandsDir = join(dirname(here), 'commands');
+/** `.ts` from the sources, `.js` in the compiled package. */
+const ext = here.endsWith('.js') ? '.js' : '.ts';
+
+/** Exit code of a usage error (unknown command or flag, missing argument), as argparse and most CLIs. */
+export const EXIT_USAGE = 2;
 
 function commandNames(): string[] {
   return readdirSync(commandsDir)
-    .filter((f) => f.endsWith('.ts') && !f.startsWith('_'))
-    .map((f) => f.slice(0, -3))
+    .filter((f) => f.endsWith(ext) && !f.endsWith('.d.ts') && !f.startsWith('_'))
+    .map((f) => f.slice(0, -ext.length))
     .sort();
 }
 
+/** The package version (package.json two folders up from src/cli or dist/cli). */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(dirname(here), '..', '..', 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
 async function load(name: string): Promise<Command> {
-  const file = join(commandsDir, `${name}.ts`);
+  const file = join(commandsDir, `${name}${ext}`);
   if (!/^[a-z][a-z0-9-]*$/.test(name) || !existsSync(file)) {
-    throw new UsageError(
-      `unknown command "${name}"; run \`gpg-rl --help\` for the list (${commandNames().join(', ')})`,
-    );
+    throw new FlagError(`unknown command "${name}"; run \`gpg-rl --help\` for the list (${commandNames().join(', ')})`);
   }
   const mod = (await import(file)) as { command: Command };
   return mod.command;
@@ -51,7 +64,10 @@ async function help(): Promise<void> {
     const c = await load(name);
     lines.push(`  ${name.padEnd(12)} ${c.summary}`);
   }
-  lines.push('', "Run `gpg-rl <command> --help` for a command's options. Add --debug to any command for stack traces.");
+  lines.push(
+    '',
+    "Run `gpg-rl <command> --help` for a command's options. Add --debug to any command for stack traces. `gpg-rl --version` prints the version.",
+  );
   process.stdout.write(lines.join('\n') + '\n');
 }
 
@@ -61,6 +77,10 @@ export async function main(argv: string[]): Promise<number> {
   const name = args[0];
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     await help();
+    return 0;
+  }
+  if (name === '--version' || name === '-v' || name === 'version') {
+    process.stdout.write(`gpg-rl ${packageVersion()}\n`);
     return 0;
   }
   try {
@@ -75,7 +95,7 @@ export async function main(argv: string[]): Promise<number> {
     const msg = e instanceof GpgRlError ? e.message : `${e?.name ?? 'Error'}: ${e?.message ?? String(err)}`;
     process.stderr.write(`gpg-rl ${name}: ${msg.split('\n')[0]}\n`);
     if (debug) process.stderr.write(`${e?.stack ?? ''}\n`);
-    return 1;
+    return e instanceof FlagError ? EXIT_USAGE : 1;
   }
 }
 

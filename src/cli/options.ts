@@ -3,7 +3,7 @@
  * A tiny, strict flag parser shared by every command: `--name value`, `--name=value`, boolean
  * `--flag`, repeatable flags, positionals. Unknown flags are usage errors naming the flag.
  */
-import { UsageError } from '../errors.ts';
+import { FlagError } from '../errors.ts';
 
 export interface FlagSpec {
   /** Takes a value (`--out DIR`) or is a boolean switch (`--greedy`). */
@@ -33,19 +33,19 @@ export function parseFlags(command: string, argv: string[], spec: Record<string,
     }
     const s = spec[name];
     if (!s)
-      throw new UsageError(
+      throw new FlagError(
         `unknown option --${name} for \`gpg-rl ${command}\` (known: ${Object.keys(spec)
           .map((k) => '--' + k)
           .join(', ')})`,
       );
     if (s.type === 'boolean') {
-      if (value !== undefined) throw new UsageError(`--${name} takes no value`);
+      if (value !== undefined) throw new FlagError(`--${name} takes no value`);
       out.flags[name] = true;
       continue;
     }
     if (value === undefined) {
       value = argv[++i];
-      if (value === undefined) throw new UsageError(`--${name} needs a value`);
+      if (value === undefined) throw new FlagError(`--${name} needs a value`);
     }
     if (s.multiple)
       ((out.flags[name] as string[] | undefined) ?? ((out.flags[name] = [] as string[]) as string[])).push(value);
@@ -56,7 +56,7 @@ export function parseFlags(command: string, argv: string[], spec: Record<string,
 
 export function requireFlag(command: string, p: ParsedFlags, name: string): string {
   const v = p.flags[name];
-  if (typeof v !== 'string' || v === '') throw new UsageError(`\`gpg-rl ${command}\` needs --${name}`);
+  if (typeof v !== 'string' || v === '') throw new FlagError(`\`gpg-rl ${command}\` needs --${name}`);
   return v;
 }
 
@@ -65,7 +65,7 @@ export function intFlag(p: ParsedFlags, name: string, dflt: number, min = 0): nu
   if (v === undefined) return dflt;
   const n = Number(v);
   if (typeof v !== 'string' || !Number.isInteger(n) || n < min)
-    throw new UsageError(`--${name} must be an integer ≥ ${min} (got ${String(v)})`);
+    throw new FlagError(`--${name} must be an integer ≥ ${min} (got ${String(v)})`);
   return n;
 }
 
@@ -74,7 +74,7 @@ export function numberFlag(p: ParsedFlags, name: string, dflt: number): number {
   if (v === undefined) return dflt;
   const n = Number(v);
   if (typeof v !== 'string' || !Number.isFinite(n))
-    throw new UsageError(`--${name} must be a number (got ${String(v)})`);
+    throw new FlagError(`--${name} must be a number (got ${String(v)})`);
   return n;
 }
 

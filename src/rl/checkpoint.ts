@@ -151,3 +151,22 @@ export function latestCheckpoint(outputDir: string): { dir: string; data: Checkp
 export function hashConfig(obj: unknown): string {
   return createHash('sha256').update(JSON.stringify(obj)).digest('hex').slice(0, 16);
 }
+
+/**
+ * save_total_limit: deletes the oldest checkpoint-<step> folders so that at most `limit` remain
+ * (transformers' rotation); `keep` (the one just written) is never deleted.
+ */
+export function pruneCheckpoints(outputDir: string, limit: number, keep: string): string[] {
+  const all = readdirSync(outputDir)
+    .map((f) => ({ f, m: /^checkpoint-(\d+)$/.exec(f) }))
+    .filter((x) => x.m && statSync(join(outputDir, x.f)).isDirectory())
+    .map((x) => ({ dir: join(outputDir, x.f), step: Number(x.m![1]) }))
+    .sort((a, b) => a.step - b.step);
+  const removed: string[] = [];
+  for (const c of all.slice(0, Math.max(0, all.length - limit))) {
+    if (c.dir === keep) continue;
+    rmSync(c.dir, { recursive: true, force: true });
+    removed.push(c.dir);
+  }
+  return removed;
+}

@@ -134,6 +134,42 @@ export type RewardFuncSpec = z.output<typeof rewardFuncSchema>;
 
 const overlongSchema = z.strictObject({ max_len: posInt(), cache: int().min(0) });
 
+/** Trackers `report_to` can name besides metrics.jsonl (always written). */
+export const TRACKERS = ['tensorboard', 'csv'] as const;
+export type Tracker = (typeof TRACKERS)[number];
+/** transformers' `report_to` values: a name or a list; `none`, `all` (= every tracker here), `jsonl` (always on). */
+const reportToSchema = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => [...new Set((Array.isArray(v) ? v : [v]).flatMap((x) => (x === 'all' ? [...TRACKERS] : [x])))])
+  .superRefine((names, ctx) => {
+    for (const n of names) {
+      if (n === 'none' || n === 'jsonl' || (TRACKERS as readonly string[]).includes(n)) continue;
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          n === 'wandb'
+            ? 'wandb: no maintained JavaScript library writes W&B offline run folders, so gpg-rl cannot; use tensorboard and upload the event files with `wandb sync --sync-tensorboard <logging_dir>`'
+            : `${JSON.stringify(n)} is not a tracker here; use ${[...TRACKERS, 'jsonl', 'none', 'all'].join('|')}`,
+      });
+    }
+  })
+  .transform((names) => names.filter((n): n is Tracker => (TRACKERS as readonly string[]).includes(n)));
+
+/** TRL's `scale_rewards` strings: `group` = true, `none` = false; `batch` (batch-level std) is not implemented. */
+const scaleRewardsSchema = z
+  .union([z.boolean(), z.string()])
+  .superRefine((v, ctx) => {
+    if (typeof v === 'boolean' || v === 'group' || v === 'none') return;
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        v === 'batch'
+          ? "batch (TRL: divide by the reward std over the whole batch) is not implemented; use group (true: the group's std) or none (false)"
+          : 'must be true|false|group|none',
+    });
+  })
+  .transform((v) => v === true || v === 'group');
+
 // ---------------------------------------------------------------------------------------------
 // the table: grouped by topic as in TRL's GRPOConfig
 
@@ -282,9 +318,9 @@ export const FIELDS = {
   ),
   scale_rewards: f(
     'Loss',
-    z.boolean(),
+    scaleRewardsSchema,
     perLoss(lossDefaults<boolean>('scale_rewards')),
-    'Divide advantages by the group reward std (+1e-4). GPG uses F_norm = 1; the Dr. GRPO paper recommends not scaling rewards.',
+    "Divide advantages by the group reward std (+1e-4). GPG uses F_norm = 1; the Dr. GRPO paper recommends not scaling rewards. TRL's strings are accepted: group = true, none = false (batch is refused).",
   ),
   adjust_gd: f(
     'Loss',
@@ -367,6 +403,12 @@ export const FIELDS = {
     0,
     'Fraction of the total steps spent warming the learning rate up linearly from 0.',
   ),
+  warmup_steps: f(
+    'Optimization',
+    nonNeg(),
+    0,
+    'Optimizer updates of linear warmup; when > 0 it replaces warmup_ratio (transformers). A value in (0, 1) is a ratio of the total, as in transformers 5.',
+  ),
   weight_decay: f('Optimization', nonNeg(), 0, 'AdamW decoupled weight decay (arXiv 1711.05101).'),
   adam_beta1: f('Optimization', z.number().min(0).lt(1), 0.9, 'AdamW β1.'),
   adam_beta2: f('Optimization', z.number().min(0).lt(1), 0.999, 'AdamW β2.'),
@@ -412,6 +454,30 @@ export const FIELDS = {
     posInt(),
     20,
     'Problems per benchmark evaluated during training (a subset keeps it cheap).',
+  ),
+  report_to: f(
+    'Logging and saving',
+    reportToSchema,
+    [],
+    'Trackers written beside metrics.jsonl (always on) every logging_steps steps, with the metrics averaged over those steps (TRL): `tensorboard` (events.out.tfevents.* in logging_dir, read by TensorBoard; eval results too) and `csv` (metrics.csv in output_dir). A name or a list; `none` = only metrics.jsonl, `all` = both. `wandb` is refused: no JavaScript writer of W&B offline runs exists (`wandb sync --sync-tensorboard` uploads the TensorBoard files).',
+  ),
+  logging_dir: f(
+    'Logging and saving',
+    z.string().min(1).nullable(),
+    null,
+    'Folder of the TensorBoard event files, relative to the working directory; null = output_dir.',
+  ),
+  run_name: f(
+    'Logging and saving',
+    z.string().min(1).nullable(),
+    null,
+    "A name for the run (report.html's title); null = output_dir.",
+  ),
+  save_total_limit: f(
+    'Logging and saving',
+    posInt().nullable(),
+    null,
+    'Keep only the newest N checkpoint-<step> folders (older ones are deleted after each save, as transformers does); null = keep all.',
   ),
 } satisfies Record<string, Field>;
 
@@ -542,6 +608,12 @@ function typeName(s: z.ZodType): string {
     case 'optional':
     case 'default':
       return typeName(def.innerType as z.ZodType);
+    case 'pipe': {
+      // a refined/transformed input: describe what the user writes
+      const inner = def.in as z.ZodType;
+      const innerType = (inner as unknown as { _zod: { def: { type: string } } })._zod.def.type;
+      return innerType === 'transform' ? typeName(def.out as z.ZodType) : typeName(inner);
+    }
     case 'array':
       return `${typeName(def.element as z.ZodType)}[]`;
     case 'union':

@@ -7,6 +7,7 @@
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { GpgRlError } from '../errors.ts';
+import { formatDuration } from './callbacks.ts';
 
 /** Fixed metric names (DESIGN §8), verbatim. */
 export const METRIC = {
@@ -138,8 +139,15 @@ function num(v: number | null | undefined, digits = 4): string {
   return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(2) : v.toFixed(digits);
 }
 
-/** nanoGPT-style one-line summary of a metrics row: `step 3/100: loss 0.0123, reward 0.450 ± 0.210, …`. */
-export function formatProgress(row: Record<string, number | null>, totalSteps?: number): string {
+/**
+ * nanoGPT-style one-line summary of a metrics row: `step 3/100: loss 0.0123, reward 0.450 ± 0.210, …`,
+ * ending with the elapsed time and ETA when `timing` is given.
+ */
+export function formatProgress(
+  row: Record<string, number | null>,
+  totalSteps?: number,
+  timing?: { elapsedS: number; etaS: number },
+): string {
   const m = METRIC;
   const parts = [`loss ${num(row[m.loss])}`, `reward ${num(row[m.reward], 3)} ± ${num(row[m.rewardStd], 3)}`];
   if (row[m.inverseAlpha] !== undefined) parts.push(`α⁻¹ ${num(row[m.inverseAlpha], 2)}`);
@@ -154,6 +162,7 @@ export function formatProgress(row: Record<string, number | null>, totalSteps?: 
   );
   const skipped = row[m.skippedSteps];
   if (skipped) parts.push(`skipped ${skipped}`);
+  if (timing) parts.push(`elapsed ${formatDuration(timing.elapsedS)}, eta ${formatDuration(timing.etaS)}`);
   return `step ${row[m.step]}${totalSteps ? `/${totalSteps}` : ''}: ${parts.join(', ')}`;
 }
 

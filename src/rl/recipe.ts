@@ -25,6 +25,8 @@ import {
   inputSchema,
 } from './config.ts';
 import type { ConfigIssue, TrainConfig } from './config.ts';
+import { ROWS_PREFIX } from './callbacks.ts';
+import { translateTrl, type TrlTranslation } from './trl.ts';
 
 /** A ConfigError that also carries its lines, for a CLI that prints them all. */
 export class ConfigIssuesError extends ConfigError {
@@ -48,6 +50,12 @@ export interface ValidateOptions {
   checkModel?: boolean;
   /** Default output_dir when the input has none (loadRecipe: runs/<recipe name>). */
   defaultOutputDir?: string;
+  /** Read the input as a TRL GRPOConfig (`gpg-rl train --from-trl`): TRL's defaults and meanings (rl/trl.ts). */
+  trl?: boolean;
+  /** Where the one-line warnings for TRL fields without effect go (default: stderr). */
+  warn?: (line: string) => void;
+  /** Receives the TRL translation (the mapping `--from-trl` prints). */
+  onTrl?: (t: TrlTranslation) => void;
 }
 
 /** TRL / open-r1 names that live elsewhere here. */
@@ -64,7 +72,6 @@ const ALIASES: Record<string, string> = {
   n_samples: 'num_generations',
   epsilon_low: 'epsilon',
   num_epochs: 'num_train_epochs',
-  logging_dir: 'output_dir',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -171,11 +178,17 @@ function validateResolved(
     throw new ConfigIssuesError(source, [
       fmt({ path: '', message: `must be an object of field: value (got ${describeValue(o)})` }),
     ]);
-  const input = { ...o };
+  // TRL's names and values (rl/trl.ts): mapped onto ours, warned about once, or refused
+  const trl = translateTrl(o, opts.trl ? 'trl' : 'recipe');
+  opts.onTrl?.(trl);
+  const warn = opts.warn ?? ((line: string) => process.stderr.write(`gpg-rl: warning: ${line}\n`));
+  for (const w of trl.warnings) warn(fmt({ path: '', message: w }));
+  const input = trl.config;
   if (input.output_dir === undefined && opts.defaultOutputDir) input.output_dir = opts.defaultOutputDir;
 
   const parsed = inputSchema.safeParse(input);
   const issues: ConfigIssue[] = parsed.success ? [] : parsed.error.issues.flatMap((i) => zodIssue(i, input));
+  issues.unshift(...trl.refused);
   for (const [k, fld] of Object.entries(FIELDS)) {
     if (fld.default === REQUIRED && input[k] === undefined)
       issues.push({ path: k, message: `required; set it in the recipe or with --set ${k}=…` });
@@ -185,7 +198,7 @@ function validateResolved(
   const data = parsed.data as Record<string, unknown>;
   const cfg = applyDefaults(data, issues);
   if (issues.length) throw new ConfigIssuesError(source, issues.map(fmt));
-  issues.push(...crossFieldChecks(cfg, new Set(Object.keys(o))));
+  issues.push(...crossFieldChecks(cfg, new Set(Object.keys(input))));
   issues.push(...pathChecks(cfg, opts));
   if (issues.length) throw new ConfigIssuesError(source, issues.map(fmt));
   return cfg;
@@ -195,7 +208,7 @@ function pathChecks(c: TrainConfig, opts: ValidateOptions): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   if (opts.checkPaths !== false) {
     const d = c.dataset.path;
-    if (!d.startsWith(BUILTIN_PREFIX) && !existsSync(d))
+    if (!d.startsWith(BUILTIN_PREFIX) && !d.startsWith(ROWS_PREFIX) && !existsSync(d))
       out.push({
         path: 'dataset.path',
         message: `file not found: ${d} (paths in a recipe are relative to its folder)`,
@@ -296,7 +309,13 @@ export function editDistance(a: string, b: string): number {
 // paths and helpers
 
 function absPath(p: unknown, base: string): unknown {
-  return typeof p === 'string' && p !== '' && !p.startsWith(BUILTIN_PREFIX) && !isAbsolute(p) ? resolve(base, p) : p;
+  return typeof p === 'string' &&
+    p !== '' &&
+    !p.startsWith(BUILTIN_PREFIX) &&
+    !p.startsWith(ROWS_PREFIX) &&
+    !isAbsolute(p)
+    ? resolve(base, p)
+    : p;
 }
 
 /** Resolves the file-valued fields of a raw (unvalidated) config against `base`, in place. */

@@ -58,22 +58,46 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   return out;
 }
 
-function fmtTick(v: number): string {
+function fmtTick(v: number, digits = 1): string {
   const a = Math.abs(v);
-  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(1);
-  return String(Number(v.toPrecision(4)));
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(digits);
+  return String(Number(v.toPrecision(digits + 3)));
+}
+
+/** Tick labels with just enough digits that no two are the same (1.1e-4, 1.1e-4 → 1.05e-4, 1.10e-4). */
+export function tickLabels(ticks: readonly number[]): string[] {
+  for (let d = 1; d < 8; d++) {
+    const labels = ticks.map((t) => fmtTick(t, d));
+    if (new Set(labels).size === labels.length) return labels;
+  }
+  return ticks.map((t) => String(t));
+}
+
+/** TensorBoard's smoothing: a debiased exponential moving average with weight `w` (0 = none). */
+export function smooth(points: readonly [number, number][], w: number): [number, number][] {
+  let last = 0;
+  let n = 0;
+  return points.map(([x, y]) => {
+    if (!Number.isFinite(y)) return [x, y];
+    last = last * w + (1 - w) * y;
+    n++;
+    return [x, last / (1 - w ** n)];
+  });
 }
 
 /** An SVG line plot (axes, ticks, one polyline per series, legend when several). */
 export function svgLinePlot(series: readonly Series[], opts: PlotOptions = {}): string {
   const W = opts.width ?? 420,
     H = opts.height ?? 260;
-  const m = { l: 58, r: 12, t: opts.title ? 26 : 10, b: opts.xLabel ? 40 : 26 };
+  // several series: the legend goes in a row under the plot, never over the data
+  const legendRows = series.length > 1 ? Math.ceil(series.length / 3) : 0;
+  const H2 = H + legendRows * 14;
+  const m = { l: 62, r: 12, t: opts.title ? 26 : 10, b: (opts.xLabel ? 40 : 26) + legendRows * 14 };
   const pw = W - m.l - m.r,
     ph = H - m.t - m.b;
   const pts = series.flatMap((s) => s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)));
   const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H2}" viewBox="0 0 ${W} ${H2}" font-family="sans-serif" font-size="11">`,
   ];
   if (opts.title)
     out.push(
@@ -96,14 +120,17 @@ export function svgLinePlot(series: readonly Series[], opts: PlotOptions = {}): 
   const sx = (x: number) => m.l + ((x - x0) / (x1 - x0)) * pw;
   const sy = (y: number) => m.t + ph - ((y - y0) / (y1 - y0)) * ph;
   const r = (v: number) => v.toFixed(1);
-  for (const t of niceTicks(y0, y1)) {
+  const yt = niceTicks(y0, y1);
+  const yl = tickLabels(yt);
+  yt.forEach((t, i) => {
     out.push(`<line x1="${m.l}" x2="${m.l + pw}" y1="${r(sy(t))}" y2="${r(sy(t))}" stroke="#eee"/>`);
-    out.push(`<text x="${m.l - 4}" y="${r(sy(t) + 4)}" text-anchor="end">${fmtTick(t)}</text>`);
-  }
-  for (const t of niceTicks(x0, x1))
-    out.push(`<text x="${r(sx(t))}" y="${m.t + ph + 14}" text-anchor="middle">${fmtTick(t)}</text>`);
+    out.push(`<text x="${m.l - 4}" y="${r(sy(t) + 4)}" text-anchor="end">${yl[i]}</text>`);
+  });
+  const xt = niceTicks(x0, x1);
+  const xl = tickLabels(xt);
+  xt.forEach((t, i) => out.push(`<text x="${r(sx(t))}" y="${m.t + ph + 14}" text-anchor="middle">${xl[i]}</text>`));
   if (opts.xLabel)
-    out.push(`<text x="${m.l + pw / 2}" y="${H - 6}" text-anchor="middle">${escapeHtml(opts.xLabel)}</text>`);
+    out.push(`<text x="${m.l + pw / 2}" y="${m.t + ph + 32}" text-anchor="middle">${escapeHtml(opts.xLabel)}</text>`);
   if (opts.yLabel)
     out.push(
       `<text transform="translate(12 ${m.t + ph / 2}) rotate(-90)" text-anchor="middle">${escapeHtml(opts.yLabel)}</text>`,
@@ -127,9 +154,10 @@ export function svgLinePlot(series: readonly Series[], opts: PlotOptions = {}): 
     }
     flush();
     if (series.length > 1) {
-      const ly = m.t + 12 + i * 14;
+      const ly = H2 - legendRows * 14 + Math.floor(i / 3) * 14 + 4;
+      const lx = m.l + (i % 3) * Math.floor(pw / 3);
       out.push(
-        `<line x1="${m.l + 8}" x2="${m.l + 24}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"/><text x="${m.l + 28}" y="${ly}">${escapeHtml(s.name)}</text>`,
+        `<line x1="${lx}" x2="${lx + 16}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"/><text x="${lx + 20}" y="${ly}">${escapeHtml(s.name)}</text>`,
       );
     }
   });
@@ -161,8 +189,10 @@ export interface ReportOptions {
   /** Resolved config to tabulate; default: `<runDir>/trainer_config.json` when present. */
   config?: Record<string, unknown>;
   title?: string;
-  /** Completions shown (the last N lines of completions.jsonl). */
+  /** Completions shown in the table (the last N lines of completions.jsonl; default 500). */
   maxCompletions?: number;
+  /** TensorBoard-style smoothing weight of the curves (default 0.6; 0 = raw only). */
+  smoothing?: number;
 }
 
 function readJsonl(path: string, lastN: number): Record<string, unknown>[] {
@@ -193,22 +223,52 @@ export function renderReport(runDir: string, opts: ReportOptions = {}): string {
   const config =
     opts.config ??
     (existsSync(cfgPath) ? (JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>) : undefined);
-  const comps = readJsonl(join(runDir, 'completions.jsonl'), opts.maxCompletions ?? 20);
+  const comps = readJsonl(join(runDir, 'completions.jsonl'), opts.maxCompletions ?? 500);
+  const evals = readJsonl(join(runDir, 'eval.jsonl'), Infinity);
+  const w = opts.smoothing ?? 0.6;
   const title = opts.title ?? `gpg-rl run: ${runDir}`;
   const keys = new Set(rows.flatMap((r) => Object.keys(r)));
   const rewardKeys = [...keys].filter((k) => /^rewards\/.+\/mean$/.test(k));
   const plots: string[] = [];
   const curve = (k: string): [number, number][] =>
     rows.map((r, i) => [Number(r.step ?? i + 1), r[k] === null || r[k] === undefined ? NaN : Number(r[k])]);
+  // raw and smoothed (when there are enough points for smoothing to mean something)
+  const withSmooth = (name: string, pts: [number, number][]): Series[] =>
+    w > 0 && pts.length >= 10
+      ? [
+          { name: `${name} (raw)`, points: pts },
+          { name: `${name} (smoothed ${w})`, points: smooth(pts, w) },
+        ]
+      : [{ name, points: pts }];
   for (const k of REPORT_METRICS)
-    if (keys.has(k)) plots.push(svgLinePlot([{ name: k, points: curve(k) }], { title: k, xLabel: 'step' }));
+    if (keys.has(k)) plots.push(svgLinePlot(withSmooth(k, curve(k)), { title: k, xLabel: 'step', yLabel: k }));
+  if (evals.length) {
+    const benches = [...new Set(evals.flatMap((e) => Object.keys((e.benchmarks as object) ?? {})))];
+    const pass1 = (e: Record<string, unknown>, b: string | null) =>
+      Number(
+        ((b === null ? e.average : (e.benchmarks as Record<string, unknown>)[b]) as { pass1?: number } | undefined)
+          ?.pass1 ?? NaN,
+      );
+    plots.unshift(
+      svgLinePlot(
+        [
+          ...benches.map((b) => ({
+            name: b,
+            points: evals.map((e) => [Number(e.step), pass1(e, b)] as [number, number]),
+          })),
+          { name: 'average', points: evals.map((e) => [Number(e.step), pass1(e, null)] as [number, number]) },
+        ],
+        { title: 'eval pass@1 (eval_steps)', xLabel: 'step', yLabel: 'pass@1' },
+      ),
+    );
+  }
   if (rewardKeys.length)
     plots.splice(
       1,
       0,
       svgLinePlot(
         rewardKeys.map((k) => ({ name: k.slice(8, -5), points: curve(k) })),
-        { title: 'rewards per function (mean)', xLabel: 'step' },
+        { title: 'rewards per function (mean)', xLabel: 'step', yLabel: 'reward' },
       ),
     );
   const last = rows[rows.length - 1];
@@ -220,13 +280,19 @@ export function renderReport(runDir: string, opts: ReportOptions = {}): string {
         .map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td><code>${escapeHtml(v)}</code></td></tr>`)
         .join('')}</table>`
     : '<p>(no trainer_config.json in the run folder)</p>';
+  // every logged completion across steps, newest first: one row each (the browser's find searches it)
+  const fnNames = [...new Set(comps.flatMap((c) => Object.keys((c.rewards as object) ?? {})))];
+  const num = (v: unknown) => (typeof v === 'number' ? String(Number(v.toPrecision(4))) : '–');
   const compHtml = comps.length
-    ? comps
+    ? `<p>${comps.length} completions (the last ${opts.maxCompletions ?? 500} of completions.jsonl), newest first.</p><table class="comps"><tr><th>step</th><th>prompt</th><th>completion</th><th>gold answer</th>${fnNames.map((n) => `<th>${escapeHtml(n)}</th>`).join('')}<th>reward</th><th>advantage</th><th>ended</th></tr>${[
+        ...comps,
+      ]
+        .reverse()
         .map(
           (c) =>
-            `<details><summary>step ${escapeHtml(String(c.step ?? '?'))} · reward ${escapeHtml(JSON.stringify(c.reward ?? c.rewards ?? null))} · advantage ${escapeHtml(JSON.stringify(c.advantage ?? null))}</summary><pre>${escapeHtml(String(c.prompt ?? ''))}</pre><pre class="c">${escapeHtml(String(c.completion ?? ''))}</pre></details>`,
+            `<tr><td>${escapeHtml(String(c.step ?? '?'))}</td><td><pre>${escapeHtml(String(c.prompt ?? ''))}</pre></td><td><pre class="c">${escapeHtml(String(c.completion ?? ''))}</pre></td><td>${escapeHtml(String(c.answer ?? '–'))}</td>${fnNames.map((n) => `<td>${num((c.rewards as Record<string, unknown> | undefined)?.[n])}</td>`).join('')}<td>${num(c.reward)}</td><td>${num(c.advantage)}</td><td>${c.finished === false ? 'cut' : 'eos'}</td></tr>`,
         )
-        .join('')
+        .join('')}</table>`
     : '<p>(no completions.jsonl)</p>';
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
@@ -236,12 +302,13 @@ body{font-family:sans-serif;margin:1.5em;color:#222}
 .grid svg{border:1px solid #ddd;background:#fff}
 table{border-collapse:collapse;font-size:13px}td{border:1px solid #ddd;padding:2px 8px;vertical-align:top}
 pre{white-space:pre-wrap;background:#f6f6f6;padding:6px;margin:4px 0}pre.c{background:#eef6ee}
+table.comps pre{max-width:36em;max-height:12em;overflow:auto}th{background:#f0f0f0;border:1px solid #ddd;padding:2px 8px}
 </style></head><body>
 <h1>${escapeHtml(title)}</h1>
 <p>${escapeHtml(summary)}</p>
 <h2>Curves</h2><div class="grid">${plots.join('\n') || '<p>(no metrics.jsonl)</p>'}</div>
 <h2>Config</h2>${cfgTable}
-<h2>Sample completions</h2>${compHtml}
+<h2>Completions</h2>${compHtml}
 </body></html>
 `;
 }

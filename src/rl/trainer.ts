@@ -49,10 +49,21 @@ import {
 } from './metrics.ts';
 import { writeReport } from './report.ts';
 import { rollout, type Group, type RolloutContext, type RolloutStats, type TrainRow } from './rollout.ts';
-import { hashConfig, latestCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { hashConfig, latestCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.ts';
+import { Tracking } from './tracking.ts';
+import {
+  CallbackError,
+  ROWS_PREFIX,
+  runCallback,
+  type CompletionRecord,
+  type StepInfo,
+  type TrainCallbacks,
+} from './callbacks.ts';
 import { prepareRun, type RunSetup } from './setup.ts';
 
-export interface TrainOptions {
+export type { CompletionRecord, StepInfo, TrainCallbacks } from './callbacks.ts';
+
+export interface TrainOptions extends TrainCallbacks {
   /** Reward functions given in code (replace `reward_funcs`); weights from `reward_weights` in the same order. */
   rewardFns?: Record<string, RewardFn> | NamedReward[];
   /** Folder that relative paths in a raw config resolve against (default: cwd). */
@@ -65,9 +76,8 @@ export interface TrainOptions {
   model?: CausalLM;
   tokenizer?: TextTokenizer;
   modelDir?: string;
+  /** Prompt rows given in code: `dataset` may then be left out (the run records `dataset.path: rows:<n>`). */
   rows?: PromptRow[];
-  /** Called after each step with its metrics row. */
-  onStep?: (row: MetricsRow) => void;
   /** Validate everything and stop before creating the run folder. */
   dryRun?: boolean;
   /**
@@ -101,13 +111,22 @@ const RESUMABLE = new Set([
   'log_completions',
   'num_completions_to_log',
   'threads',
+  'report_to',
+  'logging_dir',
+  'run_name',
+  'save_total_limit',
 ]);
 
 export async function train(
   configIn: TrainConfig | Record<string, unknown>,
   opts: TrainOptions = {},
 ): Promise<TrainResult> {
-  const cfg = isResolved(configIn) ? configIn : validateConfig(configIn, 'config', { baseDir: opts.baseDir });
+  const cfg = withRowsSource(
+    isResolved(configIn)
+      ? configIn
+      : validateConfig(withRowsSource(configIn, opts), 'config', { baseDir: opts.baseDir }),
+    opts,
+  );
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   const runDir = resolve(cfg.output_dir);
@@ -129,16 +148,29 @@ export async function train(
       const batch = await run.collect(step); //                                    1–2
       const update = run.optimize(batch, step); //                                 3–5
       const row = run.record(step, batch, update, (performance.now() - t0) / 1000); // 6
-      opts.onStep?.(row);
-      if (cfg.eval_steps > 0 && (step + 1) % cfg.eval_steps === 0) await run.evaluate(step + 1);
-      if (opts.maxGeneratedCompletions !== undefined && run.generatedCompletions >= opts.maxGeneratedCompletions) {
+      let stop = await run.callback('onStep', step + 1, () => opts.onStep?.(row, run.info(step + 1)));
+      if (opts.onCompletions) {
+        const recs = completionRecords(step + 1, batch.groups, update.advantages);
+        stop =
+          (await run.callback('onCompletions', step + 1, () => opts.onCompletions!(recs, run.info(step + 1)))) || stop;
+      }
+      if (cfg.eval_steps > 0 && (step + 1) % cfg.eval_steps === 0) stop = (await run.evaluate(step + 1)) || stop;
+      const budget =
+        opts.maxGeneratedCompletions !== undefined && run.generatedCompletions >= opts.maxGeneratedCompletions;
+      if (stop || budget) {
+        if (stop) log(`step ${step + 1}: a callback asked to stop; saving the model and the report`);
         run.lastStep = step + 1;
         break;
       }
       if (cfg.save_steps > 0 && (step + 1) % cfg.save_steps === 0 && step + 1 < run.totalSteps)
-        run.save(null, step + 1);
+        stop = (await run.saveStep(step + 1)) || stop;
+      if (stop) {
+        log(`step ${step + 1}: a callback asked to stop; saving the model and the report`);
+        run.lastStep = step + 1;
+        break;
+      }
     }
-    return run.finish();
+    return await run.finish();
   } finally {
     setAutocast(autocastBefore);
     await run.close();
@@ -169,6 +201,8 @@ class Run {
   private readonly rows: MetricsRow[] = [];
   private readonly t0 = performance.now();
   private readonly stats: RolloutStats = newStats();
+  private tracking: Tracking | null = null;
+  private callbacks: TrainCallbacks = {};
 
   private constructor(
     readonly cfg: TrainConfig,
@@ -270,7 +304,7 @@ class Run {
       opts.log ? { write: (s: string) => opts.log!(s.replace(/\n$/, '')) } : process.stderr,
     );
     model.setRequiresGrad(true);
-    return new Run(
+    const run = new Run(
       cfg,
       algo,
       setup,
@@ -287,6 +321,43 @@ class Run {
       bar,
       log,
     );
+    run.callbacks = opts;
+    run.tracking = new Tracking({
+      reportTo: cfg.report_to,
+      outputDir: runDir,
+      loggingDir: cfg.logging_dir === null ? null : resolve(cfg.logging_dir),
+      loggingSteps: cfg.logging_steps,
+      totalSteps: setup.totalSteps,
+      keys,
+      resumeStep: opts.resume ? startStep : null,
+    });
+    return run;
+  }
+
+  /** Elapsed time and ETA at the end of `step` (the ETA from this session's pace). */
+  info(step: number): StepInfo {
+    const elapsedS = (performance.now() - this.t0) / 1000;
+    const done = step - this.startStep;
+    const etaS = done > 0 ? (elapsedS / done) * (this.totalSteps - step) : NaN;
+    return { step, totalSteps: this.totalSteps, elapsedS, etaS, runDir: this.runDir };
+  }
+
+  /**
+   * Runs a user callback. `'stop'` (or a promise of it) asks for a clean stop after this step;
+   * a throw saves a checkpoint of the completed step first, then surfaces as one CallbackError.
+   */
+  async callback(name: keyof TrainCallbacks, step: number, fn: () => unknown): Promise<boolean> {
+    try {
+      return await runCallback(fn);
+    } catch (e) {
+      let saved: string | null = null;
+      try {
+        saved = this.save(null, step);
+      } catch {
+        // the callback's error is the one to report
+      }
+      throw new CallbackError(name, step, e, saved);
+    }
   }
 
   /** 1–2) Experience for one step, collected the algorithm's way (no gradient recording). */
@@ -356,6 +427,7 @@ class Run {
       learningRateAt(k, this.totalSteps * iterations, {
         learningRate: cfg.learning_rate,
         warmupRatio: cfg.warmup_ratio,
+        warmupSteps: cfg.warmup_steps,
         scheduler: cfg.lr_scheduler_type,
       });
     let lr = lrAt(this.optimizerStep_);
@@ -464,6 +536,7 @@ class Run {
       row[rewardStdKey(r.name)] = s.std;
     }
     this.metrics.write(row);
+    this.tracking?.step(row);
     this.rows.push(row);
     if (cfg.log_completions)
       logCompletions(
@@ -474,13 +547,13 @@ class Run {
         cfg.num_completions_to_log,
       );
     if ((step + 1) % cfg.logging_steps === 0 || step + 1 === this.totalSteps)
-      this.bar.update(step + 1, formatProgress(row, this.totalSteps));
+      this.bar.update(step + 1, formatProgress(row, this.totalSteps, this.info(step + 1)));
     this.generatedTokens += u.stats.generatedTokens;
     return row;
   }
 
-  /** Benchmark subsets during training (eval_steps): greedy pass@1 into eval.jsonl. */
-  async evaluate(step: number): Promise<void> {
+  /** Benchmark subsets during training (eval_steps): greedy pass@1 into eval.jsonl; true when onEval asks to stop. */
+  async evaluate(step: number): Promise<boolean> {
     const { cfg, setup } = this;
     const { evaluate } = await import('../eval/evaluate.ts');
     setup.model.setRequiresGrad(false);
@@ -502,6 +575,27 @@ class Run {
     this.log(
       `step ${step}: eval pass@1 ${cfg.eval_benchmarks.map((b) => `${b} ${(r.summary.benchmarks[b]?.pass1 ?? NaN).toFixed(3)}`).join(', ')}, average ${r.summary.average.pass1.toFixed(3)}`,
     );
+    const scalars: Record<string, number> = { 'eval/average/pass1': r.summary.average.pass1 };
+    for (const b of cfg.eval_benchmarks) scalars[`eval/${b}/pass1`] = r.summary.benchmarks[b]?.pass1 ?? NaN;
+    this.tracking?.eval(step, scalars);
+    const onEval = this.callbacks.onEval;
+    return onEval ? this.callback('onEval', step, () => onEval(r.summary, this.info(step))) : false;
+  }
+
+  /** A save_steps checkpoint: the checkpoint, pruning (save_total_limit), the report, then onSave. */
+  async saveStep(step: number): Promise<boolean> {
+    const dir = this.save(null, step);
+    this.writeReport();
+    const onSave = this.callbacks.onSave;
+    return onSave ? this.callback('onSave', step, () => onSave({ dir, step }, this.info(step))) : false;
+  }
+
+  /** report.html from what the run folder holds now (refreshed at every save and at the end). */
+  writeReport(): void {
+    writeReport(this.runDir, {
+      config: this.cfg as unknown as Record<string, unknown>,
+      title: `gpg-rl run: ${this.cfg.run_name ?? this.cfg.output_dir}`,
+    });
   }
 
   /** A checkpoint at `step`; with `dir`, also the model folder there (staged, then swapped in). */
@@ -532,6 +626,7 @@ class Run {
       tokenizerFrom: tokenizerDir ?? undefined,
       extraFiles: tokenizerDir ? undefined : setup.tokenizerFiles,
     });
+    if (this.cfg.save_total_limit !== null) pruneCheckpoints(this.runDir, this.cfg.save_total_limit, ck);
     if (dir) {
       // a kill never leaves a half-written <output_dir>/model
       replaceDirAtomic(dir, (stage) => {
@@ -543,15 +638,18 @@ class Run {
     return ck;
   }
 
-  /** The final model folder and report. */
-  finish(): TrainResult {
+  /** The final model folder and report, then onSave. */
+  async finish(): Promise<TrainResult> {
     this.bar.done?.();
     const modelDir = join(this.runDir, 'model');
-    this.save(modelDir, this.lastStep);
-    writeReport(this.runDir, {
-      config: this.cfg as unknown as Record<string, unknown>,
-      title: `gpg-rl run: ${this.cfg.output_dir}`,
-    });
+    const dir = this.save(modelDir, this.lastStep);
+    this.tracking?.flush();
+    this.writeReport();
+    const onSave = this.callbacks.onSave;
+    if (onSave)
+      await this.callback('onSave', this.lastStep, () =>
+        onSave({ dir, step: this.lastStep, modelDir }, this.info(this.lastStep)),
+      );
     return {
       runDir: this.runDir,
       steps: this.lastStep,
@@ -567,6 +665,7 @@ class Run {
   /** Releases everything the run holds (also after an error). */
   async close(): Promise<void> {
     this.metrics.close();
+    this.tracking?.close();
     this.setup.model.setRequiresGrad(false);
     this.ref?.dispose();
     this.optimizer.dispose();
@@ -700,6 +799,39 @@ function denseLogps(ref: CausalLM, packed: PackedBatch, temperature: number): Fl
       return out;
     }),
   );
+}
+
+/** Every completion of a step, for onCompletions (the same fields as completions.jsonl). */
+function completionRecords(step: number, groups: Group[], adv: Float64Array): CompletionRecord[] {
+  const out: CompletionRecord[] = [];
+  groups.forEach((g, gi) => {
+    for (let i = 0; i < g.completions.length; i++) {
+      const rewards: Record<string, number | null> = {};
+      for (const [name, arr] of Object.entries(g.perFn)) rewards[name] = Number.isFinite(arr[i]!) ? arr[i]! : null;
+      out.push({
+        step,
+        prompt: g.row.text,
+        completion: g.texts[i]!,
+        answer: g.row.answer,
+        rewards,
+        reward: g.rewards[i]!,
+        advantage: adv[gi * g.completions.length + i]!,
+        finished: g.finished[i]!,
+      });
+    }
+  });
+  return out;
+}
+
+/**
+ * Rows given in code are the run's data: `dataset` may be left out, and whatever it says, the run
+ * records `dataset.path: rows:<n>` (not a file it never read).
+ */
+function withRowsSource<T extends TrainConfig | Record<string, unknown>>(c: T, opts: TrainOptions): T {
+  if (!opts.rows) return c;
+  const ds = (c as { dataset?: unknown }).dataset;
+  const base = typeof ds === 'object' && ds !== null ? (ds as Record<string, unknown>) : {};
+  return { ...c, dataset: { ...base, path: `${ROWS_PREFIX}${opts.rows.length}` } };
 }
 
 function logCompletions(path: string, step: number, groups: Group[], adv: Float64Array, n: number): void {

@@ -300,7 +300,10 @@ describe('describeConfig', () => {
     const text = describeConfig();
     for (const k of Object.keys(FIELDS)) assert.match(text, new RegExp(`^  ${k} \\(`, 'm'), k);
     for (const k of Object.keys(DATASET_FIELDS)) assert.match(text, new RegExp(`^  dataset\\.${k} \\(`, 'm'), k);
-    assert.match(text, /scale_rewards \(bool; default per loss_type: gpg false, grpo true, dapo true, dr_grpo false\)/);
+    assert.match(
+      text,
+      /scale_rewards \(bool \| string; default per loss_type: gpg false, grpo true, dapo true, dr_grpo false\)/,
+    );
     assert.match(text, /num_generations \(int; default 8\)/);
     for (const f of Object.values(FIELDS)) assert.ok(f.doc.length > 5);
   });

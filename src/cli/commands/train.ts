@@ -7,13 +7,17 @@ import type { Command } from '../main.ts';
 import { parseFlags, usageText, type FlagSpec } from '../options.ts';
 import { loadRecipe, ConfigIssuesError } from '../../rl/recipe.ts';
 import { describeConfig } from '../../rl/config.ts';
-import { UsageError } from '../../errors.ts';
+import { FlagError } from '../../errors.ts';
 import { dirname, resolve } from 'node:path';
 
 const flags: Record<string, FlagSpec> = {
   set: { type: 'string', multiple: true, help: 'override a recipe field: --set max_steps=3 --set dataset.limit=100' },
   resume: { type: 'boolean', help: 'continue the run in output_dir from its newest checkpoint' },
   'dry-run': { type: 'boolean', help: 'validate recipe, data, model and rewards, then stop (writes nothing)' },
+  'from-trl': {
+    type: 'boolean',
+    help: "read the file as a TRL GRPOConfig (TRL's defaults and meanings), print how it maps onto ours",
+  },
 };
 
 export const command: Command = {
@@ -21,7 +25,7 @@ export const command: Command = {
   usage:
     usageText(
       'train',
-      'RECIPE.yaml [--set key=value ...] [--resume] [--dry-run]',
+      'RECIPE.yaml [--set key=value ...] [--resume] [--dry-run] [--from-trl]',
       flags,
       'Recipes in recipes/ (demo, gsm8k, math-zero-rl, distill-1.5b).',
     ) +
@@ -30,12 +34,24 @@ export const command: Command = {
   async run(argv) {
     const p = parseFlags('train', argv, flags);
     if (p.positionals.length !== 1)
-      throw new UsageError('`gpg-rl train` needs exactly one recipe file, e.g. `gpg-rl train recipes/demo.yaml`');
+      throw new FlagError('`gpg-rl train` needs exactly one recipe file, e.g. `gpg-rl train recipes/demo.yaml`');
     const recipe = p.positionals[0]!;
     const dry = !!p.flags['dry-run'];
     let cfg;
     try {
-      cfg = loadRecipe(recipe, (p.flags.set as string[] | undefined) ?? [], { checkModel: true });
+      const trl = !!p.flags['from-trl'];
+      cfg = loadRecipe(recipe, (p.flags.set as string[] | undefined) ?? [], {
+        checkModel: true,
+        trl,
+        onTrl: trl
+          ? (t) => {
+              process.stderr.write(
+                `${recipe}: read as a TRL GRPOConfig${t.mapping.length ? ':' : ' (no field needed mapping)'}\n`,
+              );
+              for (const line of t.mapping) process.stderr.write(`  ${line}\n`);
+            }
+          : undefined,
+      });
     } catch (e) {
       if (e instanceof ConfigIssuesError && e.issues.length > 1) {
         for (const line of e.issues) process.stderr.write(`${line}\n`);

@@ -31,6 +31,23 @@ if (LOSS_TYPES.some((t) => !byLossType.has(t)) || byLossType.size !== LOSS_TYPES
   );
 }
 
+/**
+ * Other trainers' names for a loss we implement: the loss_type it runs as, and the per-loss_type
+ * fields it fixes unless the recipe sets them (recipes, `--set` and `--from-trl` read these).
+ */
+export const LOSS_TYPE_ALIASES: Readonly<
+  Record<string, { lossType: (typeof LOSS_TYPES)[number]; defaults: Record<string, unknown>; note: string }>
+> = {
+  // TRL's bnpo: token-level mean (Σ loss·m / Σ m) with the clipped surrogate, no dynamic sampling,
+  // no clip-higher. TRL divides by the tokens of the local batch, we by those of the whole step
+  // batch (DESIGN §5), which is TRL's dapo normalisation.
+  bnpo: {
+    lossType: 'dapo',
+    defaults: { dynamic_sampling: false, epsilon_high: null },
+    note: 'token-level mean over the step batch (our dapo loss without dynamic sampling; epsilon_high = epsilon unless set)',
+  },
+};
+
 /** The family implementing a loss_type. */
 export function algorithmFor(lossType: string): Algorithm {
   const a = byLossType.get(lossType);

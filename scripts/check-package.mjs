@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+// The npm package as a user gets it (CI runs this after `npm test`; `npm run check:package`):
+//   1. `npm pack` (prepare builds dist/), and the tarball holds dist/ but not src/, test/, .ci/, docs/
+//   2. install the tarball into a fresh folder (its install script builds the native addon there)
+//   3. a plain .mjs script imports { train } from 'gpg-rl' and runs 2 training steps with a custom
+//      reward; `gpg-rl/verify` works; the CLI answers --version and exits 2 on a usage error
+//   4. a TypeScript consumer with a standard `nodenext` tsconfig type-checks against the .d.ts
+// Dependencies come from the npm cache when it has them (--prefer-offline). Exit 1 with one line on failure.
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const work = mkdtempSync(join(tmpdir(), 'gpg-rl-pack-'));
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+
+function run(cmd, args, cwd, what) {
+  const t0 = Date.now();
+  const r = spawnSync(cmd, args, {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, npm_config_fund: 'false', npm_config_audit: 'false' },
+  });
+  console.error(`check-package: ${what} (${((Date.now() - t0) / 1000).toFixed(0)} s, exit ${r.status})`);
+  if (r.status !== 0) {
+    console.error(`${r.stdout}\n${r.stderr}`.trim().split('\n').slice(-30).join('\n'));
+    fail(`${what} failed (exit ${r.status})`);
+  }
+  return r;
+}
+function fail(msg) {
+  console.error(`check-package: ${msg}; files kept in ${work}`);
+  process.exit(1);
+}
+
+try {
+  // 1. pack
+  const packed = run(npm, ['pack', '--json', '--pack-destination', work], root, 'npm pack');
+  const info = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('[')))[0];
+  const files = info.files.map((f) => f.path);
+  for (const want of [
+    'dist/index.js',
+    'dist/index.d.ts',
+    'dist/rewards/math-verify/worker-entry.mjs',
+    'bin/gpg-rl.mjs',
+    'binding.gyp',
+  ])
+    if (!files.includes(want)) fail(`the tarball lacks ${want}`);
+  const stray = files.filter((f) => /^(src|test|\.ci|docs|bench|build)\//.test(f));
+  if (stray.length) fail(`the tarball ships files outside the whitelist: ${stray.slice(0, 5).join(', ')}`);
+  console.error(`check-package: ${info.filename}: ${files.length} files, ${(info.size / 1e6).toFixed(2)} MB`);
+
+  // 2. install into a fresh project
+  const app = join(work, 'app');
+  mkdirSync(app);
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }, null, 1));
+  const ts = pkg.devDependencies.typescript;
+  const types = pkg.devDependencies['@types/node'];
+  run(
+    npm,
+    ['install', '--prefer-offline', join(work, info.filename), `typescript@${ts}`, `@types/node@${types}`],
+    app,
+    'npm install <tarball>',
+  );
+
+  // 3. plain JavaScript: 2 steps with a custom reward
+  writeFileSync(
+    join(app, 'two-steps.mjs'),
+    `import assert from 'node:assert/strict';
+import { train } from 'gpg-rl';
+import { verify } from 'gpg-rl/verify';
+
+assert.equal(verify('\\\\frac{1}{2}', 'so $\\\\boxed{0.5}$'), true);
+const short = ({ completions }) => completions.map((c) => (c.length <= 4 ? 1 : 0));
+const seen = [];
+const res = await train(
+  {
+    model_name_or_path: 'builtin:tiny',
+    dataset: { path: 'builtin:arithmetic', limit: 16 },
+    output_dir: 'run',
+    max_steps: 2,
+    num_generations: 2,
+    per_device_train_batch_size: 4,
+    max_completion_length: 6,
+    learning_rate: 1e-3,
+    report_to: ['tensorboard', 'csv'],
+    threads: 1,
+  },
+  { rewardFns: { short }, log: () => {}, onStep: (row) => void seen.push(row.step) },
+);
+assert.equal(res.steps, 2);
+assert.deepEqual(seen, [1, 2]);
+assert.ok('rewards/short/mean' in res.metrics[0]);
+console.log(JSON.stringify({ steps: res.steps, reward: res.metrics.at(-1).reward }));
+`,
+  );
+  const js = run(process.execPath, ['two-steps.mjs'], app, 'plain .mjs: import { train } from "gpg-rl", 2 steps');
+  if (!/"steps":2/.test(js.stdout)) fail(`two-steps.mjs printed ${js.stdout.trim()}`);
+  const runFiles = readdirSync(join(app, 'run'));
+  for (const want of ['metrics.jsonl', 'metrics.csv', 'report.html', 'model'])
+    if (!runFiles.includes(want)) fail(`the run folder lacks ${want} (has ${runFiles.join(', ')})`);
+  if (!runFiles.some((f) => f.startsWith('events.out.tfevents.')))
+    fail('the run folder has no events.out.tfevents.* file');
+
+  const bin = join(app, 'node_modules', '.bin', 'gpg-rl');
+  const v = run(bin, ['--version'], app, 'gpg-rl --version');
+  if (v.stdout.trim() !== `gpg-rl ${pkg.version}`) fail(`gpg-rl --version printed ${JSON.stringify(v.stdout.trim())}`);
+  const bad = spawnSync(bin, ['train', '--no-such-flag'], { cwd: app, encoding: 'utf8' });
+  if (bad.status !== 2) fail(`gpg-rl train --no-such-flag exited ${bad.status}, expected 2 (usage error)`);
+
+  // 4. TypeScript consumer, standard nodenext settings, our .d.ts checked too (skipLibCheck off)
+  writeFileSync(
+    join(app, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        target: 'es2022',
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+        types: ['node'],
+      },
+      include: ['consumer.ts'],
+    }),
+  );
+  writeFileSync(
+    join(app, 'consumer.ts'),
+    `import { train, type TrainOptions, type TrainResult, LOSS_TYPES } from 'gpg-rl';
+import { verify } from 'gpg-rl/verify';
+const opts: TrainOptions = { onStep: (row, info) => (info.step >= 2 && row.loss > 0 ? 'stop' : undefined) };
+const ok: boolean = verify('1', '\\\\boxed{1}');
+const lossTypes: readonly string[] = LOSS_TYPES;
+export async function go(): Promise<TrainResult> {
+  return train({ model_name_or_path: 'builtin:tiny', dataset: { path: 'builtin:arithmetic' } }, opts);
+}
+export { ok, lossTypes };
+`,
+  );
+  run(
+    process.execPath,
+    [join(app, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'],
+    app,
+    'tsc (nodenext consumer)',
+  );
+  console.error('check-package: ok');
+  rmSync(work, { recursive: true, force: true });
+} catch (e) {
+  fail(e instanceof Error ? e.message : String(e));
+}
