@@ -44,6 +44,12 @@ export interface GemmArgs {
   bf16?: boolean;
   /** B is a weight: the backend may keep a converted copy until the buffer is next written. */
   bIsWeight?: boolean;
+  /**
+   * B is a weight being trained (gradients recorded for it): the next optimizer step rewrites it,
+   * so the backend keeps no converted copy (and drops one it kept): a copy would only sit beside
+   * the gradients and optimizer moments at the step's memory peak.
+   */
+  bTrained?: boolean;
 }
 
 /** Every kernel, one typed signature each (contracts: src/tensor/ops/<op>.ts and native/cpu/<op>.cc). */

@@ -28,7 +28,7 @@ import { PromptSampler } from '../data/sampler.ts';
 import type { PromptRow } from '../data/dataset.ts';
 import type { NamedReward, RewardFn } from '../rewards/index.ts';
 import { writeFileAtomic, replaceDirAtomic } from '../io/atomic.ts';
-import { packBatch, type PackedBatch } from '../train/batch.ts';
+import { packBatch, planMicroBatches, type PackedBatch } from '../train/batch.ts';
 import { learningRateAt } from '../train/schedule.ts';
 import { makeOptimizer, optimizerStep } from '../train/optimizer.ts';
 import { ConfigError, GpgRlError } from '../errors.ts';
@@ -101,6 +101,9 @@ const RESUMABLE = new Set([
   'log_completions',
   'num_completions_to_log',
   'threads',
+  // memory knobs: the same update (checkpointing bitwise, token-budget micro-batches up to rounding)
+  'gradient_checkpointing',
+  'max_tokens_per_microbatch',
 ]);
 
 export async function train(
@@ -363,6 +366,7 @@ class Run {
           if (this.ref && it === 0) mb.refLp = denseLogps(this.ref, packed, cfg.temperature);
           const res = tidy(() => {
             const { logps, index, entropy } = model.tokenLogps(packed, {
+              checkpoint: cfg.gradient_checkpointing,
               temperature: cfg.temperature,
               select: packed.m,
               entropy: it === 0,
@@ -374,7 +378,7 @@ class Run {
               oldLp: algo.needsOldLogps(cfg) ? mb.oldLp : undefined,
               refLp: mb.refLp,
               mask: packed.m,
-              advantages: adv.subarray(mb.lo, mb.hi),
+              advantages: Float64Array.from(mb.rows, (r) => adv[r]!),
               B,
               Tm1: T - 1,
               denominators: { tokens, sequences: nSeq },
@@ -588,14 +592,17 @@ async function dryRun(cfg: TrainConfig, s: RunSetup, runDir: string, log: (s: st
 }
 
 interface MicroBatch {
-  lo: number;
-  hi: number;
+  /** The step-batch completions (batch order) it holds. */
+  rows: number[];
   packed: PackedBatch;
   oldLp?: Float64Array;
   refLp?: Float64Array;
 }
 
-/** The step batch packed into micro-batches of per_device_train_batch_size completions. */
+/**
+ * The step batch packed into micro-batches: of per_device_train_batch_size completions in batch
+ * order, or, with max_tokens_per_microbatch, by padded B·T within that budget (planMicroBatches).
+ */
 function microBatches(groups: Group[], G: number, cfg: TrainConfig, padId: number): MicroBatch[] {
   const prompts: number[][] = [];
   const comps: number[][] = [];
@@ -606,13 +613,24 @@ function microBatches(groups: Group[], G: number, cfg: TrainConfig, padId: numbe
       comps.push(g.completions[i]!);
       keep.push(!(cfg.mask_truncated_completions && !g.finished[i]));
     }
-  const out: MicroBatch[] = [];
-  const mb = cfg.per_device_train_batch_size;
-  for (let lo = 0; lo < prompts.length; lo += mb) {
-    const hi = Math.min(prompts.length, lo + mb);
-    out.push({ lo, hi, packed: packBatch(prompts.slice(lo, hi), comps.slice(lo, hi), padId, keep.slice(lo, hi)) });
-  }
-  return out;
+  const plan: number[][] = [];
+  if (cfg.max_tokens_per_microbatch > 0)
+    plan.push(
+      ...planMicroBatches(
+        prompts.map((p, i) => ({ prompt: p.length, completion: comps[i]!.length })),
+        cfg.max_tokens_per_microbatch,
+      ),
+    );
+  else
+    for (let lo = 0; lo < prompts.length; lo += cfg.per_device_train_batch_size)
+      plan.push(
+        Array.from({ length: Math.min(prompts.length - lo, cfg.per_device_train_batch_size) }, (_, j) => lo + j),
+      );
+  const pick = <T>(xs: T[], rows: number[]) => rows.map((r) => xs[r]!);
+  return plan.map((rows) => ({
+    rows,
+    packed: packBatch(pick(prompts, rows), pick(comps, rows), padId, pick(keep, rows)),
+  }));
 }
 
 /** Compact log-probs spread to a dense [B*(T-1)] array; a non-finite one is a clear error. */

@@ -6,7 +6,9 @@
  *    weight-streaming kernel `gemv` instead of the packed GEMM, which would repack the whole
  *    weight for a few rows;
  *  - mixed precision casts fp32 GEMM operands to bf16 here, and keeps the bf16 copy of a weight
- *    until that buffer is next written (every write through this backend bumps its version).
+ *    until that buffer is next written (every write through this backend bumps its version);
+ *    a weight being trained (`bTrained`) is cast per product instead and its kept copy dropped,
+ *    so the copies (half the fp32 weights' bytes) do not add to the training step's peak.
  */
 import { DTYPE_CODE, benchOp, native, op, type NativeStorage } from './addon.ts';
 import type { Backend, BackendBenchmarks, DType, DeviceBuffer, GemmArgs } from '../types.ts';
@@ -143,9 +145,10 @@ export class CpuBackend implements Backend {
       const b =
         B.dtype === 'bfloat16'
           ? B
-          : o.bIsWeight && !o.bOff
+          : o.bIsWeight && !o.bOff && !o.bTrained
             ? this.weightBf16(B as CpuBuffer)
             : this.castRegion(B, o.bOff ?? 0, batchB * o.K * o.N);
+      if (o.bTrained) this.dropBf16(B as CpuBuffer);
       const aOff = a === A ? o.aOff : 0;
       const bOff = b === B ? o.bOff : 0;
       try {
@@ -213,6 +216,13 @@ export class CpuBackend implements Backend {
       }
     }
     return out;
+  }
+
+  /** Frees the kept bf16 copy of a weight, if any. */
+  private dropBf16(w: CpuBuffer): void {
+    if (!w.bf16) return;
+    if (!w.bf16.copy.freed) w.bf16.copy.storage.free();
+    w.bf16 = null;
   }
 
   /** The bf16 copy of a weight, recast only after the weight was written. */

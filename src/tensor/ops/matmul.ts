@@ -9,7 +9,7 @@
  * a weight's copy until it is written), accumulation and outputs stay fp32, as PyTorch autocast does.
  */
 import { Tensor, shapeStr } from '../tensor.ts';
-import { needsGrad, record } from '../tape.ts';
+import { isGradEnabled, needsGrad, record } from '../tape.ts';
 import * as check from '../check.ts';
 import type { GemmArgs } from '../../backend/index.ts';
 
@@ -38,13 +38,14 @@ export function isAutocast(): boolean {
 
 /**
  * Raw GEMM on tensors: C[b] = alpha * op(A[b]) op(B[b|0]) (+bias) + beta * C[b], on the backend
- * of C. `weight`: B is a parameter (the backend may cache its converted copy).
+ * of C. `weight`: B is a parameter (the backend may cache its converted copy, unless B is being
+ * trained: requiresGrad while gradients are recorded).
  */
 export function gemmInto(
   C: Tensor,
   A: Tensor,
   B: Tensor,
-  o: Omit<GemmArgs, 'bias' | 'bIsWeight'> & { bias?: Tensor | null; weight?: boolean },
+  o: Omit<GemmArgs, 'bias' | 'bIsWeight' | 'bTrained'> & { bias?: Tensor | null; weight?: boolean },
 ): void {
   const be = check.backend('gemm', ['C', C], ['A', A], ['B', B], ['bias', o.bias]);
   const { bias, weight, ...rest } = o;
@@ -52,6 +53,8 @@ export function gemmInto(
     ...rest,
     bias: bias ? bias.deviceBuffer : null,
     bIsWeight: !!weight,
+    // a weight being trained is rewritten by the next optimizer step: no kept bf16 copy
+    bTrained: !!weight && B.requiresGrad && isGradEnabled(),
   });
 }
 
