@@ -84,6 +84,7 @@ export interface Kernels {
   gemm(C: DeviceBuffer, A: DeviceBuffer, B: DeviceBuffer, o: GemmArgs): void;
   // ---- layers
   embeddingForward(out: DeviceBuffer, weight: DeviceBuffer, ids: DeviceBuffer, N: number, V: number, C: number): void;
+  /** dweight = scatter-add of dout by ids; with `accumulate`, += into dweight (rows without ids untouched). */
   embeddingBackward(
     dweight: DeviceBuffer,
     dout: DeviceBuffer,
@@ -91,6 +92,7 @@ export interface Kernels {
     N: number,
     V: number,
     C: number,
+    accumulate: boolean,
   ): void;
   rmsnormForward(
     y: DeviceBuffer,

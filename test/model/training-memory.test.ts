@@ -1,6 +1,8 @@
 /**
  * What a training step allocates: no [N, V] logits tensor ever exists whole (forward or
- * backward; token log-probs are chunked over rows), and under bf16 autocast a weight being
+ * backward; token log-probs are chunked over rows); the [V, C] gradients of the lm_head and the
+ * embedding go into the parameter's existing `.grad` in place (one [V, C] buffer per step, none
+ * in later micro-batches); and under bf16 autocast a weight being
  * trained keeps no bf16 copy (cast per product; a copy kept from generation is dropped), while a
  * frozen weight (generation, a reference model) keeps its copy until it is written.
  */
@@ -14,14 +16,16 @@ import { linear, setAutocast } from '../../src/tensor/ops/matmul.ts';
 import { defaultBackend, liveBytes } from '../../src/backend/index.ts';
 
 /** Runs fn and returns the largest single allocation (bytes) and the peak live bytes above the start. */
-function allocations(fn: () => void): { largest: number; peak: number } {
+function allocations(fn: () => void): { largest: number; peak: number; sizes: number[] } {
   const be = defaultBackend();
   const allocate = be.allocate.bind(be);
   const base = be.liveBytes();
   let largest = 0;
   let peak = 0;
+  const sizes: number[] = [];
   be.allocate = (dtype, numel, zero) => {
     const buf = allocate(dtype, numel, zero);
+    sizes.push(numel);
     largest = Math.max(largest, numel * (dtype === 'bfloat16' ? 2 : 4));
     peak = Math.max(peak, be.liveBytes() - base);
     return buf;
@@ -31,7 +35,7 @@ function allocations(fn: () => void): { largest: number; peak: number } {
   } finally {
     be.allocate = allocate;
   }
-  return { largest, peak };
+  return { largest, peak, sizes };
 }
 
 test('training never holds the [N, V] logits whole: the largest buffer is one row chunk', () => {
@@ -70,6 +74,50 @@ test('training never holds the [N, V] logits whole: the largest buffer is one ro
       setAutocast(prev);
     }
   }
+  model.dispose();
+});
+
+test('tied lm_head + embedding: one [V, C] gradient buffer in the first micro-batch, none after', () => {
+  const V = 2048;
+  const C = 32;
+  const init = initModel(
+    {
+      hidden_size: C,
+      intermediate_size: 48,
+      num_hidden_layers: 1,
+      num_attention_heads: 2,
+      num_key_value_heads: 1,
+      vocab_size: V,
+      tie_word_embeddings: true,
+    },
+    { seed: 4 },
+  );
+  const model = CausalLM.fromHost(init.cfg, init.tensors);
+  const B = 2;
+  const T = 40;
+  const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 104729) % V);
+  const mask = new Int32Array(B * T).fill(1);
+  model.setRequiresGrad(true);
+  const micro = () =>
+    allocations(() =>
+      tidy(() => {
+        const { logps } = model.tokenLogps({ ids, mask, B, T });
+        backward(logps, Tensor.full([logps.size], -1 / logps.size));
+      }),
+    ).sizes.filter((n) => n === V * C).length;
+  const emb = model.params.get('model.embed_tokens.weight')!;
+  assert.equal(micro(), 1, 'first micro-batch: the lm_head gradient becomes .grad, the embedding adds into it');
+  const first = emb.grad!.toFloat32();
+  assert.equal(micro(), 0, 'second micro-batch: both add into .grad');
+  const second = emb.grad!.toFloat32();
+  // the same batch twice: the accumulated gradient is twice the first (up to rounding)
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < first.length; i++) {
+    num += (second[i]! - 2 * first[i]!) ** 2;
+    den += (2 * first[i]!) ** 2;
+  }
+  assert.ok(den > 0 && Math.sqrt(num / den) < 1e-6, `relative error ${Math.sqrt(num / den)}`);
   model.dispose();
 });
 

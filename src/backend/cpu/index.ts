@@ -246,8 +246,10 @@ export class CpuBackend implements Backend {
     N: number,
     V: number,
     C: number,
+    accumulate: boolean,
   ): void {
-    op('embedding_backward')(s(dweight), s(dout), s(ids), N, V, C);
+    op('embedding_backward')(s(dweight), s(dout), s(ids), N, V, C, accumulate);
+    touch(dweight);
   }
   rmsnormForward(
     y: DeviceBuffer,
