@@ -6,7 +6,8 @@
  * Backward of C = op(A) op(B) is dA = dC op(B)^T, dB = op(A)^T dC: three GEMMs per product.
  *
  * Mixed precision (`setAutocast(true)`): GEMM operands are bf16 (the backend casts them and keeps
- * a weight's copy until it is written), accumulation and outputs stay fp32, as PyTorch autocast does.
+ * a frozen weight's copy until it is written; a weight being trained is cast per product),
+ * accumulation and outputs stay fp32, as PyTorch autocast does.
  */
 import { Tensor, shapeStr } from '../tensor.ts';
 import { isGradEnabled, needsGrad, record } from '../tape.ts';
