@@ -189,14 +189,16 @@ export function backward(root: Tensor | BackwardRoot[], seed?: Tensor): void {
  */
 export function checkpoint(fn: (...xs: Tensor[]) => Tensor, inputs: readonly Tensor[]): Tensor {
   if (!gradEnabled) return fn(...inputs);
-  const mark = tape.length;
-  let y: Tensor;
-  try {
-    y = tidy(() => fn(...inputs));
-  } finally {
-    // what fn recorded is dropped: its saved tensors were freed with the tidy scope (except y)
-    for (const n of tape.splice(mark)) n.output.node = null;
-  }
+  // (the outer scope keeps the inner one from being outermost, whose end would filter the tape)
+  const y = tidy(() => {
+    const mark = tape.length;
+    try {
+      return tidy(() => fn(...inputs));
+    } finally {
+      // what fn recorded is dropped: its saved tensors were freed with the inner scope (except y)
+      for (const n of tape.splice(mark)) n.output.node = null;
+    }
+  });
   if (inputs.includes(y))
     throw new TensorOpError('checkpoint', 'fn returned one of its inputs; it must return a tensor it computes');
   if (!y.requiresGrad) return y;

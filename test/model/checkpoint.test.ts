@@ -207,6 +207,21 @@ describe('checkpoint()', () => {
     g.dispose();
   });
 
+  test('outside any tidy scope, after a node whose output was disposed: the same gradient', () => {
+    const W = Tensor.fromArray([0.5, -1, 2, 0.25], [2, 2]);
+    W.requiresGrad = true;
+    const x = Tensor.fromArray([1, 2, 3, 4], [2, 2]);
+    x.requiresGrad = true;
+    add(x, x).dispose(); // its node stays on the tape until a scope ends
+    const y = checkpoint((xi) => linear(add(xi, xi), W), [x]);
+    backward(y, Tensor.fromArray([1, 0, 0, 1], [2, 2]));
+    // y = 2x Wᵀ: dx = 2 · seed · W, dW = 2 · seedᵀ · x
+    assert.deepEqual(Array.from(x.grad!.toArray()), [1, -2, 4, 0.5]);
+    assert.deepEqual(Array.from(W.grad!.toArray()), [2, 4, 6, 8]);
+    assert.equal(tapeLength(), 0);
+    for (const t of [W, x, y, W.grad!, x.grad!]) t.dispose();
+  });
+
   test('under noGrad it is the plain call; an output that needs no gradient records nothing', () => {
     const x = Tensor.fromArray([1, 2, 3, 4], [2, 2]);
     const W = Tensor.fromArray([1, 0, 0, 1], [2, 2]);
