@@ -257,14 +257,15 @@ const OpEntry kOps[] = {
        embedding_forward(out, w, ids, N, V, C);
        return a.undefined();
      }},
-    // embedding_backward(dweight [V,C], dout [N,C], ids i32 [N], N, V, C): dweight = scatter-add of dout
+    // embedding_backward(dweight [V,C], dout [N,C], ids i32 [N], N, V, C, accumulate): dweight = (+=) scatter-add of
+    // dout
     {"embedding_backward",
      [](const Args& a) {
        const int64_t N = a.integer(3, "N"), V = a.integer(4, "V"), C = a.integer(5, "C");
        float* dw = a.f32(0, "dweight", V * C);
        const float* dy = a.f32(1, "dout", N * C);
        const int32_t* ids = a.i32(2, "ids", N);
-       embedding_backward(dw, dy, ids, N, V, C);
+       embedding_backward(dw, dy, ids, N, V, C, a.boolean(6, "accumulate"));
        return a.undefined();
      }},
     // fill(x f32, value, n)

@@ -2,7 +2,9 @@
 // backward, a scatter-add of the output gradient into a [V, C] weight gradient.
 //
 // Legend: N = number of ids (B*T), V = vocabulary size, C = channels.
-// Nothing is saved beyond the ids. Backward writes dweight with "=" (every row, untouched rows 0).
+// Nothing is saved beyond the ids. Backward writes dweight with "=" (every row, untouched rows 0),
+// or with accumulate with "+=" (rows without tokens untouched): a parameter's existing gradient
+// takes the scatter-add in place, so no second [V, C] buffer is needed.
 // Determinism without float atomics: the ids are counting-sorted (stable, so each id's tokens stay
 // in ascending token order), then each vocabulary row is owned by one thread, which sums its
 // tokens' gradient rows in that fixed order. The bits do not depend on the thread count.
@@ -35,8 +37,9 @@ void embedding_forward(float* out, const float* w, const int32_t* ids, int64_t N
     std::memcpy(out + i * C, w + static_cast<int64_t>(ids[i]) * C, static_cast<size_t>(C) * 4);
 }
 
-// dweight [V,C] = scatter-add of dout [N,C] by ids int32 [N] ("=": rows without tokens are 0)
-void embedding_backward(float* dw, const float* dy, const int32_t* ids, int64_t N, int64_t V, int64_t C) {
+// dweight [V,C] = (or += with accumulate) scatter-add of dout [N,C] by ids int32 [N]
+void embedding_backward(float* dw, const float* dy, const int32_t* ids, int64_t N, int64_t V, int64_t C,
+                        bool accumulate) {
   check_ids(ids, N, V);
   // Counting sort of token indices by id: start[v]..start[v+1] lists id v's tokens, ascending.
   std::vector<int64_t> start(static_cast<size_t>(V + 1), 0);
@@ -54,11 +57,11 @@ void embedding_backward(float* dw, const float* dy, const int32_t* ids, int64_t 
     float* row = dw + v * C;
     const int64_t s = start[v], e = start[v + 1];
     if (s == e) {
-      std::memset(row, 0, static_cast<size_t>(C) * 4);
+      if (!accumulate) std::memset(row, 0, static_cast<size_t>(C) * 4);
       continue;
     }
-    std::memcpy(row, dy + order[s] * C, static_cast<size_t>(C) * 4);
-    for (int64_t k = s + 1; k < e; k++) {
+    if (!accumulate) std::memcpy(row, dy + order[s] * C, static_cast<size_t>(C) * 4);
+    for (int64_t k = accumulate ? s : s + 1; k < e; k++) {
       const float* src = dy + order[k] * C;
 #pragma omp simd
       for (int64_t c = 0; c < C; c++) row[c] += src[c];

@@ -59,7 +59,8 @@ void sum_rows(float* out, const float* x, int64_t M, int64_t N, float beta);  //
 
 // ---- embedding.cc: gather rows of weight [V,C] by ids [N]; backward scatter-adds ("=" into dweight)
 void embedding_forward(float* out, const float* weight, const int32_t* ids, int64_t N, int64_t V, int64_t C);
-void embedding_backward(float* dweight, const float* dout, const int32_t* ids, int64_t N, int64_t V, int64_t C);
+void embedding_backward(float* dweight, const float* dout, const int32_t* ids, int64_t N, int64_t V, int64_t C,
+                        bool accumulate);
 
 // ---- gemm.cc: C [batch,M,N] = alpha op(A) op(B) (+ bias [N] | null) + beta C; B batched (batchB = batch) or shared
 // (1). float32 operands go to our sgemm (oneDNN without AVX-512); bf16 operands (uint16_t) to oneDNN.

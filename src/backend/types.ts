@@ -50,6 +50,12 @@ export interface GemmArgs {
    * The product's rows are computed independently of each other (batch invariant).
    */
   packed?: 'float32' | 'bfloat16';
+  /**
+   * B is a weight being trained (gradients recorded for it): the next optimizer step rewrites it,
+   * so the backend keeps no converted copy (and drops one it kept): a copy would only sit beside
+   * the gradients and optimizer moments at the step's memory peak.
+   */
+  bTrained?: boolean;
 }
 
 /** Every kernel, one typed signature each (contracts: src/tensor/ops/<op>.ts and native/cpu/<op>.cc). */
@@ -84,6 +90,7 @@ export interface Kernels {
   gemm(C: DeviceBuffer, A: DeviceBuffer, B: DeviceBuffer, o: GemmArgs): void;
   // ---- layers
   embeddingForward(out: DeviceBuffer, weight: DeviceBuffer, ids: DeviceBuffer, N: number, V: number, C: number): void;
+  /** dweight = scatter-add of dout by ids; with `accumulate`, += into dweight (rows without ids untouched). */
   embeddingBackward(
     dweight: DeviceBuffer,
     dout: DeviceBuffer,
@@ -91,6 +98,7 @@ export interface Kernels {
     N: number,
     V: number,
     C: number,
+    accumulate: boolean,
   ): void;
   rmsnormForward(
     y: DeviceBuffer,

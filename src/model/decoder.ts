@@ -19,7 +19,7 @@
  * I intermediate, V vocab.
  */
 import { Tensor, tidy } from '../tensor/tensor.ts';
-import { noGrad } from '../tensor/tape.ts';
+import { checkpoint, noGrad } from '../tensor/tape.ts';
 import { linear } from '../tensor/ops/matmul.ts';
 import { add } from '../tensor/ops/add.ts';
 import { reshape } from '../tensor/ops/reshape.ts';
@@ -96,6 +96,13 @@ export class CausalLM {
   readonly cfg: ModelConfig;
   /** HF name → parameter tensor (float32, master weights). */
   readonly params: Map<string, Tensor>;
+  /**
+   * Activation checkpointing per decoder layer (HF `gradient_checkpointing_enable()`, TRL's
+   * `gradient_checkpointing`): while gradients are recorded each layer keeps only its input, and
+   * its activations are recomputed in backward (one more forward per layer; gradients unchanged).
+   * `hidden()` / `tokenLogps()` take `{ checkpoint }` to override it per call.
+   */
+  gradientCheckpointing = false;
 
   constructor(cfg: ModelConfig, params: Map<string, Tensor>) {
     this.cfg = cfg;
@@ -228,7 +235,7 @@ export class CausalLM {
    * Final hidden states (after the last norm), [B, T, C].
    * ids, mask: int32 [B, T]; positions default to max(cumsum(mask)-1, 0).
    */
-  hidden(ids: Tensor, mask: Tensor, positions?: Tensor): Tensor {
+  hidden(ids: Tensor, mask: Tensor, positions?: Tensor, opts: { checkpoint?: boolean } = {}): Tensor {
     // (without `positions` the mask is read back to compute them; tokenLogps passes them from the host batch)
     if (
       ids.dtype !== 'int32' ||
@@ -246,7 +253,9 @@ export class CausalLM {
     const [B, T] = ids.shape as [number, number];
     const pos = positions ?? Tensor.fromArray(positionIds(mask.toArray() as Int32Array, B, T), [B, T], 'int32');
     let x = embedding(this.p('model.embed_tokens.weight'), ids);
-    for (let i = 0; i < this.cfg.numLayers; i++) x = this.layer(i, x, pos, mask, null);
+    const ckpt = opts.checkpoint ?? this.gradientCheckpointing;
+    for (let i = 0; i < this.cfg.numLayers; i++)
+      x = ckpt ? checkpoint((xi) => this.layer(i, xi, pos, mask, null), [x]) : this.layer(i, x, pos, mask, null);
     return rmsnorm(x, this.p('model.norm.weight'), this.cfg.rmsNormEps);
   }
 
@@ -260,13 +269,13 @@ export class CausalLM {
    * batch, for the positions selected by `select` (a host mask over [B, T-1]; default: where
    * target and context are both real). Returns the compact log-probs [N] of the selected positions
    * (gradient flows to the parameters) and `index`, each one's flat position in [B, T-1] (see
-   * expandRows). Only the selected rows go through the lm_head: they are gathered from the hidden
+   * expandRows). `checkpoint` overrides `gradientCheckpointing` for this call. Only the selected rows go through the lm_head: they are gathered from the hidden
    * states with an embedding lookup, whose backward scatters the gradient back. The batch is
    * uploaded once; nothing is read back but what the caller reads.
    */
   tokenLogps(
     batch: TokenBatch,
-    opts: { temperature?: number; select?: ArrayLike<number>; entropy?: boolean } = {},
+    opts: { temperature?: number; select?: ArrayLike<number>; entropy?: boolean; checkpoint?: boolean } = {},
   ): { logps: Tensor; entropy: Float32Array | null; index: Int32Array } {
     const { ids: idsH, mask: maskH, B, T } = batch;
     if (idsH.length !== B * T || maskH.length !== B * T)
@@ -295,7 +304,7 @@ export class CausalLM {
     const ids = Tensor.fromArray(idsH, [B, T], 'int32');
     const mask = Tensor.fromArray(maskH, [B, T], 'int32');
     const pos = Tensor.fromArray(positionIds(maskH, B, T), [B, T], 'int32');
-    const h = this.hidden(ids, mask, pos);
+    const h = this.hidden(ids, mask, pos, { checkpoint: opts.checkpoint });
     const C = this.cfg.hiddenSize;
     const hSel = embedding(reshape(h, [B * T, C]), Tensor.fromArray(Int32Array.from(rows), [rows.length], 'int32'));
     const { logps, entropy } = tokenLogprobs(

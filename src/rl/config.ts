@@ -390,6 +390,18 @@ export const FIELDS = {
     1,
     'Micro-batches per optimizer step. Batch-level counts (tokens, groups, α) are taken over the whole step batch (DESIGN §5).',
   ),
+  max_tokens_per_microbatch: f(
+    'Optimization',
+    int().min(0),
+    0,
+    'Micro-batches by token budget: the step batch is packed (longest sequences first) into micro-batches whose padded batch × length stays within this many tokens, instead of per_device_train_batch_size completions each (which then only sets the generation batch). Bounds activation memory when completion lengths vary. The loss normaliser is counted over the whole step (DESIGN §5), so the update is the un-split one. Must be ≥ max_prompt_length + max_completion_length. 0 = off.',
+  ),
+  gradient_checkpointing: f(
+    'Optimization',
+    z.boolean(),
+    false,
+    'Activation checkpointing per decoder layer (HF/TRL gradient_checkpointing): the backward pass recomputes each layer from its input instead of keeping its activations, so a micro-batch keeps one [B, T, hidden] tensor per layer plus one layer of activations; costs one more forward pass (~⅓ more compute). Gradients are unchanged (bitwise).',
+  ),
   learning_rate: f('Optimization', z.number().gt(0), 1e-6, 'Peak AdamW learning rate.'),
   lr_scheduler_type: f(
     'Optimization',
@@ -542,6 +554,12 @@ export function crossFieldChecks(c: TrainConfig, explicit: ReadonlySet<string>):
       `must be divisible by num_generations (${c.per_device_train_batch_size} % ${G} = ${c.per_device_train_batch_size % G}); it counts completions, so use ${lo} or ${lo + G}`,
     );
   }
+  const longest = c.max_prompt_length + c.max_completion_length;
+  if (c.max_tokens_per_microbatch > 0 && c.max_tokens_per_microbatch < longest)
+    add(
+      'max_tokens_per_microbatch',
+      `must be ≥ max_prompt_length + max_completion_length (${c.max_prompt_length} + ${c.max_completion_length} = ${longest}) so the longest sequence fits a micro-batch (got ${c.max_tokens_per_microbatch}); use ${longest} or more, or 0 for per_device_train_batch_size micro-batches`,
+    );
   // the algorithm family's own checks (rl/algorithms/<family>.ts)
   algorithmFor(c.loss_type).check(c, explicit, add);
   if (c.reward_weights !== null && c.reward_weights.length !== c.reward_funcs.length) {

@@ -28,7 +28,7 @@ import { PromptSampler } from '../data/sampler.ts';
 import type { PromptRow } from '../data/dataset.ts';
 import type { NamedReward, RewardFn } from '../rewards/index.ts';
 import { writeFileAtomic, replaceDirAtomic } from '../io/atomic.ts';
-import { packBatch, type PackedBatch } from '../train/batch.ts';
+import { packBatch, planMicroBatches, type PackedBatch } from '../train/batch.ts';
 import { learningRateAt } from '../train/schedule.ts';
 import { makeOptimizer, optimizerStep } from '../train/optimizer.ts';
 import { ConfigError, GpgRlError } from '../errors.ts';
@@ -115,6 +115,9 @@ const RESUMABLE = new Set([
   'logging_dir',
   'run_name',
   'save_total_limit',
+  // memory knobs: the same update (checkpointing bitwise, token-budget micro-batches up to rounding)
+  'gradient_checkpointing',
+  'max_tokens_per_microbatch',
 ]);
 
 export async function train(
@@ -440,19 +443,20 @@ class Run {
           if (this.ref && it === 0) mb.refLp = denseLogps(this.ref, packed, cfg.temperature);
           const res = tidy(() => {
             const { logps, index, entropy } = model.tokenLogps(packed, {
+              checkpoint: cfg.gradient_checkpointing,
               temperature: cfg.temperature,
               select: packed.m,
               entropy: it === 0,
             });
             const lp = denseFinite(logps.toFloat32(), index, B * (T - 1), step + 1, k + 1);
             if (it === 0 && algo.needsOldLogps(cfg)) mb.oldLp = lp.slice();
-            if (it === 0) samplingDiff.add(lp, packed, batch.groups, G, mb.lo);
+            if (it === 0) samplingDiff.add(lp, packed, batch.groups, G, mb.rows);
             const out = algo.loss(cfg, batch, {
               lp,
               oldLp: algo.needsOldLogps(cfg) ? mb.oldLp : undefined,
               refLp: mb.refLp,
               mask: packed.m,
-              advantages: adv.subarray(mb.lo, mb.hi),
+              advantages: Float64Array.from(mb.rows, (r) => adv[r]!),
               B,
               Tm1: T - 1,
               denominators: { tokens, sequences: nSeq },
@@ -695,14 +699,17 @@ async function dryRun(cfg: TrainConfig, s: RunSetup, runDir: string, log: (s: st
 }
 
 interface MicroBatch {
-  lo: number;
-  hi: number;
+  /** The step-batch completions (batch order) it holds. */
+  rows: number[];
   packed: PackedBatch;
   oldLp?: Float64Array;
   refLp?: Float64Array;
 }
 
-/** The step batch packed into micro-batches of per_device_train_batch_size completions. */
+/**
+ * The step batch packed into micro-batches: of per_device_train_batch_size completions in batch
+ * order, or, with max_tokens_per_microbatch, by padded B·T within that budget (planMicroBatches).
+ */
 function microBatches(groups: Group[], G: number, cfg: TrainConfig, padId: number): MicroBatch[] {
   const prompts: number[][] = [];
   const comps: number[][] = [];
@@ -713,18 +720,30 @@ function microBatches(groups: Group[], G: number, cfg: TrainConfig, padId: numbe
       comps.push(g.completions[i]!);
       keep.push(!(cfg.mask_truncated_completions && !g.finished[i]));
     }
-  const out: MicroBatch[] = [];
-  const mb = cfg.per_device_train_batch_size;
-  for (let lo = 0; lo < prompts.length; lo += mb) {
-    const hi = Math.min(prompts.length, lo + mb);
-    out.push({ lo, hi, packed: packBatch(prompts.slice(lo, hi), comps.slice(lo, hi), padId, keep.slice(lo, hi)) });
-  }
-  return out;
+  const plan: number[][] = [];
+  if (cfg.max_tokens_per_microbatch > 0)
+    plan.push(
+      ...planMicroBatches(
+        prompts.map((p, i) => ({ prompt: p.length, completion: comps[i]!.length })),
+        cfg.max_tokens_per_microbatch,
+      ),
+    );
+  else
+    for (let lo = 0; lo < prompts.length; lo += cfg.per_device_train_batch_size)
+      plan.push(
+        Array.from({ length: Math.min(prompts.length - lo, cfg.per_device_train_batch_size) }, (_, j) => lo + j),
+      );
+  const pick = <T>(xs: T[], rows: number[]) => rows.map((r) => xs[r]!);
+  return plan.map((rows) => ({
+    rows,
+    packed: packBatch(pick(prompts, rows), pick(comps, rows), padId, pick(keep, rows)),
+  }));
 }
 
 /**
  * Running mean and max of |lp − sampling log-prob| over the completion tokens of the micro-batches
- * (lp: the first iteration's training-precision log-probs, dense [B·(T−1)]; rows lo… of the step).
+ * (lp: the first iteration's training-precision log-probs, dense [B·(T−1)]; `rows`: the micro-batch's
+ * sequences, by index in the step).
  */
 class LogpDifference {
   private sum = 0;
@@ -735,11 +754,11 @@ class LogpDifference {
     packed: { B: number; T: number; P: number; m: Float64Array },
     groups: Group[],
     G: number,
-    lo: number,
+    rows: readonly number[],
   ): void {
     const { B, T, P } = packed;
     for (let b = 0; b < B; b++) {
-      const seq = lo + b;
+      const seq = rows[b]!;
       const sampled = groups[Math.floor(seq / G)]!.logps[seq % G]!;
       for (let t = 0; t < sampled.length; t++) {
         const j = b * (T - 1) + P + t - 1;

@@ -31,6 +31,8 @@ export const sftSchema = z.strictObject({
   warmup_ratio: z.number().min(0).lt(1).default(0.02),
   weight_decay: z.number().min(0).default(0),
   max_grad_norm: z.number().min(0).default(1.0),
+  /** Activation checkpointing per decoder layer (HF/TRL name): same gradients, less memory, one more forward. */
+  gradient_checkpointing: z.boolean().default(false),
   seed: z.number().int().min(0).default(0),
   threads: z.number().int().min(0).default(0),
   logging_steps: z.number().int().positive().default(25),

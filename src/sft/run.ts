@@ -110,6 +110,7 @@ export async function runSft(
         scheduler: cfg.lr_scheduler_type,
         weightDecay: cfg.weight_decay,
         maxGradNorm: cfg.max_grad_norm,
+        gradientCheckpointing: cfg.gradient_checkpointing,
         seed: cfg.seed,
         padTokenId,
         onStep: (step, loss) => {

@@ -37,6 +37,8 @@ export interface SftOptions {
   /** Stop after this many seconds of training (the ablation's equal-wall-time control). */
   maxSeconds?: number;
   onStep?: (step: number, loss: number) => void;
+  /** Activation checkpointing per decoder layer (same gradients, less memory, one more forward). */
+  gradientCheckpointing?: boolean;
 }
 
 export interface SftResult {
@@ -69,7 +71,7 @@ export async function sftTrain(model: CausalLM, nextPair: (rng: Rng) => SftPair,
       );
       const { B, T } = packed;
       const loss = tidy(() => {
-        const { logps, index } = model.tokenLogps(packed, { select: packed.m });
+        const { logps, index } = model.tokenLogps(packed, { select: packed.m, checkpoint: !!o.gradientCheckpointing });
         const n = index.length;
         const lp = logps.toFloat32();
         let s = 0;

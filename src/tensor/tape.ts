@@ -5,8 +5,10 @@
  * each node's backward with dL/d(output) and accumulating dL/d(input). Leaf tensors
  * (parameters) accumulate into `.grad` ("+=", so micro-batches add up); intermediate gradients
  * are freed as soon as they have been used. `noGrad(fn)` runs without recording.
+ * `checkpoint(fn, inputs)` (activation checkpointing) keeps only a block's inputs and output and
+ * re-runs the block during backward.
  */
-import { Tensor, setScopeEndHook, type TapeNode } from './tensor.ts';
+import { Tensor, setScopeEndHook, tidy, type TapeNode } from './tensor.ts';
 import { TensorOpError } from '../errors.ts';
 
 let gradEnabled = true;
@@ -168,4 +170,67 @@ export function backward(root: Tensor | BackwardRoot[], seed?: Tensor): void {
     for (const n of nodes) n.output.node = null;
     for (const g of grads.values()) g.dispose();
   }
+}
+
+/**
+ * Activation checkpointing (PyTorch `torch.utils.checkpoint`, HF `gradient_checkpointing`):
+ * `y = fn(...inputs)` is computed now, but of everything fn creates only y is kept; the tape gets
+ * one node whose backward re-runs fn with recording on (over fresh leaf views of the inputs),
+ * backpropagates dL/dy through that recomputed graph (parameters that fn reads accumulate into
+ * their `.grad` there, as they would without checkpointing), frees the recomputed activations and
+ * returns dL/d(inputs). Memory: a block's activations exist for one block at a time (in backward)
+ * instead of for every block at once; compute: one more forward of the block.
+ *
+ * fn must be deterministic and read nothing that changes between the forward and the backward
+ * (tensors it closes over, e.g. positions or masks, must stay alive until backward). The forward
+ * records exactly as the recompute does (then drops the record), so both runs take the same kernel
+ * paths and the gradients are bitwise those of the un-checkpointed graph. Outside gradient
+ * recording it is just fn(...inputs).
+ */
+export function checkpoint(fn: (...xs: Tensor[]) => Tensor, inputs: readonly Tensor[]): Tensor {
+  if (!gradEnabled) return fn(...inputs);
+  // (the outer scope keeps the inner one from being outermost, whose end would filter the tape)
+  const y = tidy(() => {
+    const mark = tape.length;
+    try {
+      return tidy(() => fn(...inputs));
+    } finally {
+      // what fn recorded is dropped: its saved tensors were freed with the inner scope (except y)
+      for (const n of tape.splice(mark)) n.output.node = null;
+    }
+  });
+  if (inputs.includes(y))
+    throw new TensorOpError('checkpoint', 'fn returned one of its inputs; it must return a tensor it computes');
+  if (!y.requiresGrad) return y;
+  return record('checkpoint', [...inputs], y, (gy) => {
+    for (const [i, x] of inputs.entries())
+      if (x.disposed) throw new TensorOpError('checkpoint', `input ${i} was disposed before backward`);
+    // fresh leaves over the same storage: the recomputed graph ends at them
+    const leaves = inputs.map((x) => {
+      const l = x.view(x.shape);
+      l.requiresGrad = x.requiresGrad;
+      return l.keep();
+    });
+    const outerTape = tape;
+    const outerGrad = gradEnabled;
+    tape = [];
+    gradEnabled = true;
+    try {
+      tidy(() => {
+        const y2 = fn(...leaves);
+        if (!y2.requiresGrad || !y2.node)
+          throw new TensorOpError('checkpoint', 'the recomputed block does not require grad (fn is not deterministic)');
+        backward(y2, gy);
+      });
+      return leaves.map((l) => l.grad);
+    } finally {
+      clearTape();
+      tape = outerTape;
+      gradEnabled = outerGrad;
+      for (const l of leaves) {
+        l.grad = null;
+        l.dispose();
+      }
+    }
+  });
 }

@@ -70,6 +70,28 @@ describeEachBackend('embedding', () => {
       });
     }
 
+    test('an existing leaf gradient takes the scatter-add in place (+=, untouched rows kept)', () => {
+      const r = rng(9);
+      const V = 400,
+        C = 16,
+        N = 300;
+      const W = randn(V * C, r),
+        R = randn(N * C, r),
+        G0 = randn(V * C, r);
+      const ids = randomIds(N, V, r, 6);
+      tidy(() => {
+        const w = Tensor.fromArray(f32(W), [V, C]);
+        w.requiresGrad = true;
+        const g0 = Tensor.fromArray(f32(G0), [V, C]).keep();
+        w.grad = g0;
+        backward(embedding(w, Tensor.fromArray(ids, [N])), Tensor.fromArray(f32(R), [N, C]));
+        assert.equal(w.grad, g0, 'the same gradient tensor, written in place');
+        const ref = refGrad(ids, R, V, C).map((x, i) => x + G0[i]!);
+        checkTensor('embedding', 'dweight += ', w.grad.toArray(), ref, 1e-6);
+        g0.dispose();
+      });
+    });
+
     test('dweight is bit-identical for 1 and 2 threads', () => {
       const r = rng(3);
       const V = 3000,

@@ -7,6 +7,8 @@
  *    weight for a few rows;
  *  - mixed precision casts fp32 GEMM operands to bf16 here, and keeps the bf16 copy of a weight
  *    until that buffer is next written (every write through this backend bumps its version);
+ *    a weight being trained (`bTrained`) is cast per product instead and its kept copy dropped,
+ *    so the copies (half the fp32 weights' bytes) do not add to the training step's peak;
  *  - generation products (GemmArgs.packed) read a copy of the weight packed for `packed_gemm`
  *    (panels of 16 outputs, fp32 or bf16), kept the same way until releasePackedWeights().
  */
@@ -163,9 +165,10 @@ export class CpuBackend implements Backend {
       const b =
         B.dtype === 'bfloat16'
           ? B
-          : o.bIsWeight && !o.bOff
+          : o.bIsWeight && !o.bOff && !o.bTrained
             ? this.weightBf16(B as CpuBuffer)
             : this.castRegion(B, o.bOff ?? 0, batchB * o.K * o.N);
+      if (o.bTrained) this.dropBf16(B as CpuBuffer);
       const aOff = a === A ? o.aOff : 0;
       const bOff = b === B ? o.bOff : 0;
       try {
@@ -274,6 +277,13 @@ export class CpuBackend implements Backend {
     return copy;
   }
 
+  /** Frees the kept bf16 copy of a weight, if any. */
+  private dropBf16(w: CpuBuffer): void {
+    if (!w.bf16) return;
+    if (!w.bf16.copy.freed) w.bf16.copy.storage.free();
+    w.bf16 = null;
+  }
+
   /** The bf16 copy of a weight, recast only after the weight was written. */
   private weightBf16(w: CpuBuffer): CpuBuffer {
     if (w.bf16 && w.bf16.version === w.version && !w.bf16.copy.freed) return w.bf16.copy;
@@ -295,8 +305,10 @@ export class CpuBackend implements Backend {
     N: number,
     V: number,
     C: number,
+    accumulate: boolean,
   ): void {
-    op('embedding_backward')(s(dweight), s(dout), s(ids), N, V, C);
+    op('embedding_backward')(s(dweight), s(dout), s(ids), N, V, C, accumulate);
+    touch(dweight);
   }
   rmsnormForward(
     y: DeviceBuffer,

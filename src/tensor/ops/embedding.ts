@@ -1,7 +1,9 @@
 /**
  * @module tensor/ops/embedding
  * Token embedding (HF embed_tokens): out[..., :] = weight[ids[...], :]. Backward is a deterministic
- * scatter-add into a fresh [V, C] gradient (repeated ids summed in token order, no float atomics).
+ * scatter-add into a fresh [V, C] gradient (repeated ids summed in token order, no float atomics),
+ * or, when the weight is a parameter that already holds a gradient (a tied lm_head's, an earlier
+ * micro-batch's), into that `.grad` in place: no second [V, C] buffer at the step's peak.
  * An id outside [0, V) raises NativeOpError naming the id, its index and V.
  * Native kernels: native/cpu/embedding.cc.
  */
@@ -24,8 +26,13 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   if (!needsGrad(weight)) return out;
   return record(name, [weight], out, (dout) => {
     check.live(`${name} backward`, ['ids', ids]);
+    const g = weight.grad;
+    if (!weight.node && g && !g.disposed) {
+      be.embeddingBackward(g.deviceBuffer, dout.deviceBuffer, ids.deviceBuffer, N, V, C, true); // leaf .grad += (as the tape would)
+      return [null];
+    }
     const dw = Tensor.empty(weight.shape, 'float32', false, be);
-    be.embeddingBackward(dw.deviceBuffer, dout.deviceBuffer, ids.deviceBuffer, N, V, C);
+    be.embeddingBackward(dw.deviceBuffer, dout.deviceBuffer, ids.deviceBuffer, N, V, C, false);
     return [dw];
   });
 }

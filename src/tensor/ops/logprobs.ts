@@ -6,7 +6,9 @@
  *     lp[n] = log_softmax(h[n] @ Wᵀ / temperature)[targets[n]], computed in row chunks: each chunk's
  *     logits [rows, V] come from one GEMM and are reduced at once (log-sum-exp saved); backward
  *     recomputes each chunk's logits, overwrites them IN PLACE with dz, then dh[rows] = dz @ W and
- *     dW += dzᵀ @ h[rows]. So no float32 [N, V] buffer ever exists, only [chunkRows, V].
+ *     dW += dzᵀ @ h[rows]. So no float32 [N, V] buffer ever exists, only [chunkRows, V]. When W is a
+ *     parameter that already holds a gradient (an earlier micro-batch's), dW accumulates into that
+ *     `.grad` in place (no second [V, C] buffer).
  *   logSoftmaxGather(logits [N,V], targets) -> [N]     tokenEntropy(logits [N,V]) -> [N]
  *     (standalone, explicit logits; used by generation and tests), each with backward.
  *
@@ -101,7 +103,9 @@ export function tokenLogprobs(
   record(name, [h, W], logps, (dlp) => {
     check.live(name, ['h', h], ['W', W], ['targets', targets], ['lse', lse]);
     const dh = h.requiresGrad ? Tensor.empty(h.shape, 'float32', false, be) : null;
-    const dW = W.requiresGrad ? Tensor.empty(W.shape, 'float32', false, be) : null;
+    // a leaf W with a gradient takes dW in place (leaf .grad +=, as the tape would)
+    const into = W.requiresGrad && !W.node && W.grad && !W.grad.disposed ? W.grad : null;
+    const dW = into ?? (W.requiresGrad ? Tensor.empty(W.shape, 'float32', false, be) : null);
     const buf = Tensor.empty([rows0, V], 'float32', false, be); // logits chunk, overwritten in place by its gradient dz
     const dzb = cast ? Tensor.empty([rows0, V], 'bfloat16', false, be) : null; // dz cast once for both products
     const hh = hOperand();
@@ -123,14 +127,22 @@ export function tokenLogprobs(
       const dz = dzb ?? buf;
       if (dh) gemmInto(dh, dz, W, { M: rows, N: C, K: V, cOff: r0 * C, bf16: cast, weight: true }); // dh[rows] = dz @ W
       if (dW)
-        gemmInto(dW, dz, hh, { M: V, N: C, K: rows, transA: true, bOff: r0 * C, beta: r0 === 0 ? 0 : 1, bf16: cast }); // dW += dzᵀ @ h[rows]
+        gemmInto(dW, dz, hh, {
+          M: V,
+          N: C,
+          K: rows,
+          transA: true,
+          bOff: r0 * C,
+          beta: r0 === 0 && !into ? 0 : 1,
+          bf16: cast,
+        }); // dW (+)= dzᵀ @ h[rows]
     }
-    if (dW && N === 0) be.fill(dW.deviceBuffer, 0, dW.size);
+    if (dW && !into && N === 0) be.fill(dW.deviceBuffer, 0, dW.size);
     buf.dispose();
     dzb?.dispose();
     if (hh !== h) hh.dispose();
     lse.dispose();
-    return [dh, dW];
+    return [dh, into ? null : dW];
   });
   return { logps, entropy };
 }

@@ -6,10 +6,11 @@
  * Backward of C = op(A) op(B) is dA = dC op(B)^T, dB = op(A)^T dC: three GEMMs per product.
  *
  * Mixed precision (`setAutocast(true)`): GEMM operands are bf16 (the backend casts them and keeps
- * a weight's copy until it is written), accumulation and outputs stay fp32, as PyTorch autocast does.
+ * a frozen weight's copy until it is written; a weight being trained is cast per product),
+ * accumulation and outputs stay fp32, as PyTorch autocast does.
  */
 import { Tensor, shapeStr } from '../tensor.ts';
-import { needsGrad, record } from '../tape.ts';
+import { isGradEnabled, needsGrad, record } from '../tape.ts';
 import * as check from '../check.ts';
 import type { GemmArgs } from '../../backend/index.ts';
 
@@ -54,13 +55,14 @@ export function isAutocast(): boolean {
 
 /**
  * Raw GEMM on tensors: C[b] = alpha * op(A[b]) op(B[b|0]) (+bias) + beta * C[b], on the backend
- * of C. `weight`: B is a parameter (the backend may cache its converted copy).
+ * of C. `weight`: B is a parameter (the backend may cache its converted copy, unless B is being
+ * trained: requiresGrad while gradients are recorded).
  */
 export function gemmInto(
   C: Tensor,
   A: Tensor,
   B: Tensor,
-  o: Omit<GemmArgs, 'bias' | 'bIsWeight'> & { bias?: Tensor | null; weight?: boolean },
+  o: Omit<GemmArgs, 'bias' | 'bIsWeight' | 'bTrained'> & { bias?: Tensor | null; weight?: boolean },
 ): void {
   const be = check.backend('gemm', ['C', C], ['A', A], ['B', B], ['bias', o.bias]);
   const { bias, weight, ...rest } = o;
@@ -68,6 +70,8 @@ export function gemmInto(
     ...rest,
     bias: bias ? bias.deviceBuffer : null,
     bIsWeight: !!weight,
+    // a weight being trained is rewritten by the next optimizer step: no kept bf16 copy
+    bTrained: !!weight && B.requiresGrad && isGradEnabled(),
   });
 }
 
