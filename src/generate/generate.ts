@@ -51,6 +51,17 @@ export interface GenerateResult {
 }
 
 /** Generates completions for `prompts` (token ids, unpadded). */
+/**
+ * A warning when prompt + completion can run past the model's trained positions
+ * (max_position_embeddings): RoPE still computes them, but the model has never seen such
+ * positions and its output degrades. null when everything fits.
+ */
+export function positionWarning(maxPositions: number, promptTokens: number, maxNewTokens: number): string | null {
+  const total = promptTokens + maxNewTokens;
+  if (total <= maxPositions) return null;
+  return `the longest prompt (${promptTokens} tokens) + ${maxNewTokens} new tokens = ${total} positions, past the model's max_position_embeddings ${maxPositions}; generation past it is unreliable (lower max_completion_length / --max-new-tokens or max_prompt_length)`;
+}
+
 export function generate(model: CausalLM, prompts: number[][], o: GenerateOptions): GenerateResult {
   if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 1)
     throw new GpgRlError(`generate: maxNewTokens must be a positive integer (got ${o.maxNewTokens})`, 'GPG_GENERATE');
