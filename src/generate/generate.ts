@@ -59,7 +59,11 @@ export interface GenerateResult {
 export function positionWarning(maxPositions: number, promptTokens: number, maxNewTokens: number): string | null {
   const total = promptTokens + maxNewTokens;
   if (total <= maxPositions) return null;
-  return `the longest prompt (${promptTokens} tokens) + ${maxNewTokens} new tokens = ${total} positions, past the model's max_position_embeddings ${maxPositions}; generation past it is unreliable (lower max_completion_length / --max-new-tokens or max_prompt_length)`;
+  const what =
+    promptTokens > 0
+      ? `the longest prompt (${promptTokens} tokens) + ${maxNewTokens} new tokens = ${total} positions`
+      : `${maxNewTokens} new tokens (before any prompt)`;
+  return `${what}, past the model's max_position_embeddings ${maxPositions}; generation past it is unreliable (lower max_completion_length / --max-new-tokens or max_prompt_length)`;
 }
 
 export function generate(model: CausalLM, prompts: number[][], o: GenerateOptions): GenerateResult {
