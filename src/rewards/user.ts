@@ -78,7 +78,6 @@ export class IsolatedReward {
       workerData: { file: this.file, exportName: this.exportName },
       resourceLimits: { maxOldGenerationSizeMb: REWARD_WORKER_HEAP_MB },
     });
-    worker.unref(); // never what keeps the process alive
     this.worker = worker;
     let settle: (v: { loadError: string } | { kind: string; exports: string[] }) => void = () => {};
     const first = new Promise<{ loadError: string } | { kind: string; exports: string[] }>((r) => (settle = r));
@@ -101,6 +100,11 @@ export class IsolatedReward {
     };
     worker.on('error', (e) => onDeath(`crashed (${e.name}: ${String(e.message).split('\n', 1)[0]})`));
     worker.on('exit', (code) => onDeath(`exited with code ${code}`));
+    // Held (ref) only while it starts or a call is pending: an idle worker never keeps the process
+    // alive. (unref after the listeners: adding a 'message' listener refs the port again.)
+    void first.then(() => {
+      if (this.pending.size === 0) worker.unref();
+    });
     return first;
   }
 
@@ -127,13 +131,18 @@ export class IsolatedReward {
         };
         if (signal?.aborted) return onAbort();
         signal?.addEventListener('abort', onAbort, { once: true });
+        const idle = () => {
+          signal?.removeEventListener('abort', onAbort);
+          if (this.pending.size === 0) worker.unref();
+        };
+        worker.ref();
         this.pending.set(id, {
           resolve: (v) => {
-            signal?.removeEventListener('abort', onAbort);
+            idle();
             resolve(v);
           },
           reject: (e) => {
-            signal?.removeEventListener('abort', onAbort);
+            idle();
             reject(e);
           },
         });
