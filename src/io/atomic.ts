@@ -4,7 +4,17 @@
  * (fsync, then rename), folders staged beside the target and swapped in with renames. A kill at
  * any moment leaves the old file or folder, or the new one — never half of either.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ensureDir } from './fs.ts';
 

@@ -128,11 +128,14 @@ export function acquireRunLock(dir: string, label: string): RunLock {
         renameSync(path, `${path}.stale-${process.pid}`);
         rmSync(`${path}.stale-${process.pid}`, { force: true });
       } catch (e) {
-        if (fsErrorCode(e) !== 'ENOENT') throw new FileSystemError(fsErrorMessage(e, 'replace the stale lock', path), path);
+        if (fsErrorCode(e) !== 'ENOENT')
+          throw new FileSystemError(fsErrorMessage(e, 'replace the stale lock', path), path);
       }
     } finally {
       rmSync(guard, { force: true });
     }
   }
-  throw new RunLockedError(`output_dir ${label}: could not take the run lock ${path}; another process keeps replacing it`);
+  throw new RunLockedError(
+    `output_dir ${label}: could not take the run lock ${path}; another process keeps replacing it`,
+  );
 }

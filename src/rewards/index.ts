@@ -42,10 +42,7 @@ export interface RewardCallContext {
 }
 
 /** null = not applicable to this row (shown as NaN in per-function scores, 0 in the total). */
-export type RewardFn = (
-  input: RewardInput,
-  ctx?: RewardCallContext,
-) => (number | null)[] | Promise<(number | null)[]>;
+export type RewardFn = (input: RewardInput, ctx?: RewardCallContext) => (number | null)[] | Promise<(number | null)[]>;
 
 export interface NamedReward {
   name: string;

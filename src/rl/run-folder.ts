@@ -45,7 +45,9 @@ function nonEmpty(path: string): boolean {
 /** Whether `dir` was written by gpg-rl train (its config, lock, metrics or a checkpoint). */
 export function isRunFolder(dir: string): boolean {
   const names = readdirSync(dir);
-  return names.some((f) => f === 'trainer_config.json' || f === LOCK_FILE || f === 'metrics.jsonl' || isCheckpointName(f));
+  return names.some(
+    (f) => f === 'trainer_config.json' || f === LOCK_FILE || f === 'metrics.jsonl' || isCheckpointName(f),
+  );
 }
 
 /** Whether `dir` holds anything beyond a run that never completed a step (lock, temp names, empty logs). */

@@ -134,7 +134,9 @@ export async function train(
   // the folder first (before the model, data and verifier workers): lock, refusals, leftovers
   const folder = openRunFolder(runDir, cfg.output_dir, !!opts.resume);
   if (folder.cleaned.length)
-    log(`${cfg.output_dir}: removed ${folder.cleaned.length} leftover(s) of a killed run: ${folder.cleaned.join(', ')}`);
+    log(
+      `${cfg.output_dir}: removed ${folder.cleaned.length} leftover(s) of a killed run: ${folder.cleaned.join(', ')}`,
+    );
   let setup: RunSetup;
   let run: Run;
   try {
@@ -396,7 +398,9 @@ class Run {
     for (const g of byKey.values()) {
       const calls = g.kind === 'partial' ? '' : ` ${g.n}× this step`;
       const more = g.n > 1 && g.kind === 'partial' ? ` (and ${g.n - 1} more call(s))` : '';
-      this.bar.log(`step ${step}: reward ${g.name} ${g.kind === 'partial' ? 'partly failed' : `failed${calls}`} (${g.kind}): ${g.first}${more}`);
+      this.bar.log(
+        `step ${step}: reward ${g.name} ${g.kind === 'partial' ? 'partly failed' : `failed${calls}`} (${g.kind}): ${g.first}${more}`,
+      );
       if (g.kind !== 'partial') parts.push(`reward ${g.name} failed${calls} (${g.first})`);
     }
     for (const [name, n] of Object.entries(this.stats.nanScores)) {
@@ -433,7 +437,9 @@ class Run {
     if (completed === 0 && step === this.startStep && step === 0)
       return new RunStoppedError('interrupted before the first step; nothing was saved', 'GPG_INTERRUPTED');
     this.bar.done?.();
-    const ck = existsSync(join(this.runDir, `checkpoint-${step}`)) ? join(this.runDir, `checkpoint-${step}`) : this.save(null, step);
+    const ck = existsSync(join(this.runDir, `checkpoint-${step}`))
+      ? join(this.runDir, `checkpoint-${step}`)
+      : this.save(null, step);
     writeReport(this.runDir, {
       config: this.cfg as unknown as Record<string, unknown>,
       title: `gpg-rl run: ${this.cfg.output_dir}`,

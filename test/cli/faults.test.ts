@@ -139,10 +139,22 @@ describe('errors: one line, and the process exits', () => {
 
   test('a run that fails in its first step (NaN weights, verifier workers running) exits and leaves no run folder', () => {
     const out = join(dir, 'nan-run');
-    const args = ['--set', `model_name_or_path=${join(dir, 'nan-model')}`, '--set', 'reward_funcs=[accuracy]', '--set', `output_dir=${out}`];
+    const args = [
+      '--set',
+      `model_name_or_path=${join(dir, 'nan-model')}`,
+      '--set',
+      'reward_funcs=[accuracy]',
+      '--set',
+      `output_dir=${out}`,
+    ];
     const r1 = train(args);
     assert.equal(r1.status, 1, `status ${r1.status} signal ${r1.signal}: ${r1.stderr}`);
-    const l1 = oneLine(r1.stderr.split('\n').filter((l) => !l.startsWith('step ')).join('\n'));
+    const l1 = oneLine(
+      r1.stderr
+        .split('\n')
+        .filter((l) => !l.startsWith('step '))
+        .join('\n'),
+    );
     assert.match(l1, /non-finite|no finite/);
     assert.ok(!existsSync(out), `left behind: ${existsSync(out) ? readdirSync(out).join(', ') : ''}`);
     // the same command fails the same way (not "already holds a run")
@@ -162,7 +174,10 @@ describe('errors: one line, and the process exits', () => {
     assert.match(oneLine(r2.stderr), /no usable prompt among 2 rows read \(2 with an empty or null 'prompt'/);
     const r3 = train(['--set', 'max_completion_length=100', '--dry-run']);
     assert.equal(r3.status, 0, r3.stderr);
-    assert.match(r3.stderr, /warning: the longest prompt \(\d+ tokens\) \+ 100 new tokens = \d+ positions, past the model's max_position_embeddings 64/);
+    assert.match(
+      r3.stderr,
+      /warning: the longest prompt \(\d+ tokens\) \+ 100 new tokens = \d+ positions, past the model's max_position_embeddings 64/,
+    );
   });
 });
 
@@ -201,19 +216,43 @@ describe('the run folder', () => {
     const r0 = train(['--set', `output_dir=${out}`, '--set', 'save_steps=1']);
     assert.equal(r0.status, 0, r0.stderr);
     // what a SIGKILL in the middle of a save leaves, from a process that is gone
-    const dead = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
+    const dead = Number(
+      spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout,
+    );
     mkdirSync(join(out, `.checkpoint-4.staging-${dead}-k1ll3d00`));
     writeFileSync(join(out, `.checkpoint-4.staging-${dead}-k1ll3d00`, 'model.safetensors'), 'half');
     mkdirSync(join(out, `.model.staging-${dead}-k1ll3d01`));
     writeFileSync(join(out, `.metrics.jsonl.tmp-${dead}-k1ll3d02`), '');
-    writeFileSync(join(out, '.gpg-rl.lock'), JSON.stringify({ pid: dead, host: require_hostname(), procStart: null, started: 'x', command: 'x' }));
-    const changed = train(['--set', `output_dir=${out}`, '--set', 'max_steps=4', '--set', 'learning_rate=0.002', '--resume']);
+    writeFileSync(
+      join(out, '.gpg-rl.lock'),
+      JSON.stringify({ pid: dead, host: require_hostname(), procStart: null, started: 'x', command: 'x' }),
+    );
+    const changed = train([
+      '--set',
+      `output_dir=${out}`,
+      '--set',
+      'max_steps=4',
+      '--set',
+      'learning_rate=0.002',
+      '--resume',
+    ]);
     assert.equal(changed.status, 1, changed.stderr);
     assert.match(changed.stderr, /removed 3 leftover\(s\) of a killed run/);
-    assert.match(oneLine(changed.stderr.split('\n').filter((l) => !/removed \d+ leftover/.test(l)).join('\n')), /learning_rate \(was 0\.001, now 0\.002\) changed/);
+    assert.match(
+      oneLine(
+        changed.stderr
+          .split('\n')
+          .filter((l) => !/removed \d+ leftover/.test(l))
+          .join('\n'),
+      ),
+      /learning_rate \(was 0\.001, now 0\.002\) changed/,
+    );
     const r = train(['--set', `output_dir=${out}`, '--set', 'max_steps=4', '--resume']);
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(readdirSync(out).filter((f) => f.startsWith('.')), []);
+    assert.deepEqual(
+      readdirSync(out).filter((f) => f.startsWith('.')),
+      [],
+    );
     assert.equal(rows(out).length, 4);
   });
 });
@@ -240,7 +279,10 @@ describe('failing rewards and stopping', () => {
     assert.equal(fails.filter((l) => /^step \d+: /.test(l)).length, 3, r.stderr);
     assert.match(fails[0]!, /^step 1: reward boom failed \d+× this step \(throw\): reward 'boom' threw: boom$/);
     const last = r.stderr.trimEnd().split('\n').at(-1)!;
-    assert.match(last, /^gpg-rl train: steps 1–3: 3 consecutive steps skipped \(max_consecutive_skipped_steps 3\): reward boom failed/);
+    assert.match(
+      last,
+      /^gpg-rl train: steps 1–3: 3 consecutive steps skipped \(max_consecutive_skipped_steps 3\): reward boom failed/,
+    );
     assert.equal(rows(out).length, 3);
   });
 
@@ -259,7 +301,9 @@ describe('failing rewards and stopping', () => {
     const rb = await b.done;
     assert.equal(rb.code, 130, rb.stderr);
     assert.match(rb.stderr, /SIGINT: finishing the current step, then saving a checkpoint/);
-    const m = /interrupted after step (\d+): saved (\S+checkpoint-(\d+)) and report\.html; continue with --resume/.exec(rb.stderr);
+    const m = /interrupted after step (\d+): saved (\S+checkpoint-(\d+)) and report\.html; continue with --resume/.exec(
+      rb.stderr,
+    );
     assert.ok(m, rb.stderr);
     const k = Number(m![1]);
     assert.ok(k >= 2 && k < STEPS, `stopped at ${k}`);
@@ -269,7 +313,11 @@ describe('failing rewards and stopping', () => {
     const rc = train(['--set', `output_dir=${cut}`, '--set', `max_steps=${STEPS}`, '--resume']);
     assert.equal(rc.status, 0, rc.stderr);
     assert.deepEqual(metricsOf(cut), metricsOf(full));
-    assert.ok(readFileSync(join(cut, 'model', 'model.safetensors')).equals(readFileSync(join(full, 'model', 'model.safetensors'))));
+    assert.ok(
+      readFileSync(join(cut, 'model', 'model.safetensors')).equals(
+        readFileSync(join(full, 'model', 'model.safetensors')),
+      ),
+    );
   });
 
   test('a second Ctrl-C stops at once', async () => {

@@ -71,7 +71,13 @@ test('cleanStaleTemps: removes other processes’ temp names, restores a folder 
     mkdirSync(join(dir, 'keep'));
     const done = cleanStaleTemps(dir);
     assert.equal(done.length, 4, done.join(', '));
-    assert.deepEqual(readdirSync(dir).sort(), [`.staging-notes`, `.x.tmp-${process.pid}-mine`, 'checkpoint-2', 'keep', 'model']);
+    assert.deepEqual(readdirSync(dir).sort(), [
+      `.staging-notes`,
+      `.x.tmp-${process.pid}-mine`,
+      'checkpoint-2',
+      'keep',
+      'model',
+    ]);
     assert.equal(readFileSync(join(dir, 'model', 'config.json'), 'utf8'), '{}');
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -92,7 +98,10 @@ test('ensureDir: one line naming the path (file as parent, /proc, /sys); removeC
       assert.throws(
         () => ensureDir(p, `output_dir ${p}`),
         (e: unknown) =>
-          e instanceof FileSystemError && e.message.startsWith(`output_dir ${p}: `) && re.test(e.message) && !e.message.includes('\n'),
+          e instanceof FileSystemError &&
+          e.message.startsWith(`output_dir ${p}: `) &&
+          re.test(e.message) &&
+          !e.message.includes('\n'),
         p,
       );
     const top = ensureDir(join(dir, 'a', 'b', 'c'));

@@ -91,9 +91,7 @@ test('a verifier comparison that never finishes scores only its completion 0, no
     verify: (gold, pred) =>
       pred.includes('((((') ? new Promise(() => {}) : Promise.resolve({ equal: pred.trim() === gold }),
   };
-  const rewards: NamedReward[] = [
-    { name: 'accuracy', fn: accuracyReward({ verifier }), weight: 1, abortable: true },
-  ];
+  const rewards: NamedReward[] = [{ name: 'accuracy', fn: accuracyReward({ verifier }), weight: 1, abortable: true }];
   const r = await scoreCompletions(rewards, input(['7', '((((((((x', '7', '8'], { answer: ['7', '7', '7', '7'] }), {
     timeoutMs: 200,
   });

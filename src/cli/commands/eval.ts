@@ -72,7 +72,10 @@ const FLAGS: Record<string, FlagSpec> = {
   seed: { type: 'string', help: "sampling seed (default: the protocol's)" },
   'batch-size': { type: 'string', help: 'sequences per generation batch (default 16)' },
   'timeout-ms': { type: 'string', help: 'verifier time limit per comparison in ms (default 5000)' },
-  out: { type: 'string', help: 'folder for results.jsonl and summary.json (refused if they exist, unless --overwrite)' },
+  out: {
+    type: 'string',
+    help: 'folder for results.jsonl and summary.json (refused if they exist, unless --overwrite)',
+  },
   overwrite: { type: 'boolean', help: 'replace results.jsonl and summary.json already in --out' },
   completions: {
     type: 'string',

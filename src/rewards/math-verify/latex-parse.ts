@@ -60,7 +60,8 @@ export function checkBrackets(s: string): void {
           i += dm ? dm[0].length : 1;
         } else i++;
       }
-    } else if (c === 40 || c === 91 || c === 123) d = 1; // ( [ {
+    } else if (c === 40 || c === 91 || c === 123)
+      d = 1; // ( [ {
     else if (c === 41 || c === 93 || c === 125) d = -1; // ) ] }
     depth += d;
     if (depth < 0) throw new Error(`unbalanced brackets: a closing bracket at ${i} has no opener`);

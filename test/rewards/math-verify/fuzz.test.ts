@@ -52,8 +52,10 @@ function fuzzStrings(n: number, seed: number): string[] {
       else if (r < 0.5) s += pick(ops);
       else if (r < 0.7) s += pick(open);
       else if (r < 0.85) s += pick(close);
-      else if (r < 0.9) s += '1'.repeat(1 + Math.floor(rnd() * 400)); // long digit runs
-      else if (r < 0.95) s += pick(open).repeat(1 + Math.floor(rnd() * 30)); // deep / unclosed nesting
+      else if (r < 0.9)
+        s += '1'.repeat(1 + Math.floor(rnd() * 400)); // long digit runs
+      else if (r < 0.95)
+        s += pick(open).repeat(1 + Math.floor(rnd() * 30)); // deep / unclosed nesting
       else s += ' ';
     }
     out.push(rnd() < 0.5 ? `\\boxed{${s}}` : s);
