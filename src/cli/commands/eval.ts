@@ -170,14 +170,7 @@ export const command: Command = {
           `--out ${out}: already holds ${there.join(' and ')}; pass --overwrite to replace them, or choose another folder`,
         );
     }
-    const outCreated = out !== undefined ? ensureDir(out, `--out ${out}`) : null;
-    if (out !== undefined) {
-      try {
-        accessSync(out, constants.W_OK);
-      } catch (e) {
-        throw new FileSystemError(`--out ${out}: ${fsErrorMessage(e, 'write to', out)}`, out);
-      }
-    }
+    let outCreated: string | null = null;
 
     let model: CausalLM | null = null;
     let tokenizer: TextTokenizer | null = null;
@@ -190,6 +183,15 @@ export const command: Command = {
       opts.modelName = basename(resolve(modelDir));
     } else opts.modelName = basename(completionsFile!);
     try {
+      // the output folder now, before any generation (removed again if the evaluation fails)
+      if (out !== undefined) {
+        outCreated = ensureDir(out, `--out ${out}`);
+        try {
+          accessSync(out, constants.W_OK);
+        } catch (e) {
+          throw new FileSystemError(`--out ${out}: ${fsErrorMessage(e, 'write to', out)}`, out);
+        }
+      }
       if (completionsFile !== undefined) {
         opts.completions = readCompletionsFile(completionsFile);
       } else {
