@@ -128,3 +128,29 @@ export class FlagError extends UsageError {
     this.name = 'FlagError';
   }
 }
+
+/** A file or folder cannot be created, written or read (read-only mount, a file where a folder should be). */
+export class FileSystemError extends GpgRlError {
+  readonly path: string;
+  constructor(message: string, path: string) {
+    super(message, 'GPG_FS');
+    this.name = 'FileSystemError';
+    this.path = path;
+  }
+}
+
+/** Another process holds the run folder (its run lock). */
+export class RunLockedError extends GpgRlError {
+  constructor(message: string) {
+    super(message, 'GPG_RUN_LOCKED');
+    this.name = 'RunLockedError';
+  }
+}
+
+/** The run stopped on purpose (Ctrl-C / SIGTERM) or because it cannot make progress. */
+export class RunStoppedError extends GpgRlError {
+  constructor(message: string, code = 'GPG_RUN_STOPPED') {
+    super(message, code);
+    this.name = 'RunStoppedError';
+  }
+}

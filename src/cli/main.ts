@@ -10,7 +10,8 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { FlagError, GpgRlError } from '../errors.ts';
+import { FlagError, GpgRlError, UsageError } from '../errors.ts';
+import { fsErrorCode, fsErrorMessage } from '../io/fs.ts';
 
 /** What every `src/cli/commands/<name>.ts` exports as `command`. */
 export interface Command {
@@ -92,13 +93,40 @@ export async function main(argv: string[]): Promise<number> {
     return await cmd.run(args.slice(1));
   } catch (err) {
     const e = err as Error;
-    const msg = e instanceof GpgRlError ? e.message : `${e?.name ?? 'Error'}: ${e?.message ?? String(err)}`;
+    // a Node system error that escaped (ENOSPC mid-write, …) still reads as one line naming the path
+    const msg =
+      e instanceof GpgRlError
+        ? e.message
+        : fsErrorCode(e)
+          ? fsErrorMessage(e, (e as { syscall?: string }).syscall ?? 'access')
+          : `${e?.name ?? 'Error'}: ${e?.message ?? String(err)}`;
     process.stderr.write(`gpg-rl ${name}: ${msg.split('\n')[0]}\n`);
     if (debug) process.stderr.write(`${e?.stack ?? ''}\n`);
-    return e instanceof FlagError ? EXIT_USAGE : 1;
+    if (e instanceof FlagError) return EXIT_USAGE;
+    return e instanceof GpgRlError && e.code === 'GPG_INTERRUPTED' ? 130 : 1;
   }
 }
 
+/**
+ * Ctrl-C / SIGTERM for commands that do not handle them (train does, to save a checkpoint): one
+ * line, exit 130. A command's own listener makes this one stand aside.
+ */
+function onSignal(sig: NodeJS.Signals): void {
+  if (process.listenerCount(sig) > 1) return;
+  process.stderr.write(`gpg-rl ${process.argv[2] ?? ''}: interrupted (${sig})\n`);
+  process.exit(130);
+}
+
 // Run when executed as the CLI entry (bin/gpg-rl.mjs imports this module).
-const code = await main(process.argv.slice(2));
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+const argv = process.argv.slice(2);
+const code = await main(argv);
 process.exitCode = code;
+// Exit within a second even if something still holds the event loop (a worker or timer a
+// library left behind): a CLI that hangs after its answer hangs CI and schedulers.
+setTimeout(() => {
+  if (argv.includes('--debug'))
+    process.stderr.write(`gpg-rl: still open at exit: ${process.getActiveResourcesInfo().join(', ')}\n`);
+  process.exit(code);
+}, 1000).unref();

@@ -9,7 +9,7 @@
  * prompt is dropped and counted too. Structural problems (missing file, bad JSON line, a row
  * without the mapped field, a non-string prompt) fail with a DataError naming file, line and field.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { DataError } from '../errors.ts';
 import { extractHashAnswer, lastBoxed, parseNumber } from './answers.ts';
@@ -63,6 +63,8 @@ export interface LoadOptions {
    * returns false are dropped and counted as unparsableAnswer.
    */
   answerCheck?: (answer: string) => boolean;
+  /** Longest JSONL line accepted, in bytes (default MAX_LINE_BYTES). */
+  maxLineBytes?: number;
 }
 
 /** A raw record and where it came from, for error messages (`file:line` or `file: row i`). */
@@ -82,9 +84,9 @@ export async function loadDataset(spec: DatasetSpec, opts: LoadOptions = {}): Pr
     throw new DataError(`dataset ${source}: limit must be a positive integer (got ${spec.limit})`);
   }
   const format = detectFormat(source, spec.format ?? 'auto');
-  const records =
+  const records: Iterable<RawRecord> =
     format === 'jsonl'
-      ? readJsonl(source)
+      ? readJsonl(source, opts.maxLineBytes)
       : format === 'json'
         ? readJsonArray(source)
         : format === 'dir'
@@ -199,19 +201,70 @@ function readText(file: string): string {
   return readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
 }
 
-function readJsonl(file: string): RawRecord[] {
-  const lines = readText(file).split('\n');
-  const out: RawRecord[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim();
-    if (line === '') continue;
-    try {
-      out.push({ value: JSON.parse(line), where: `${file}:${i + 1}` });
-    } catch (e) {
-      throw new DataError(`${file}:${i + 1}: invalid JSON (${(e as Error).message}); fix or remove that line`);
+/**
+ * Longest JSONL line read (bytes). A prompt row is a few KB; a line this long is a broken or
+ * hostile file (a 100 MB line used to exhaust Node's heap), refused with its file and line.
+ */
+export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * JSON Lines, read streaming in 1 MiB chunks: memory is bounded by one line (≤ maxLineBytes),
+ * and reading stops once `stopAfter` records are out (dataset.limit, on rows that pass later
+ * filters the caller counts — so it asks again through the generator).
+ */
+function* readJsonl(file: string, maxLineBytes = MAX_LINE_BYTES): Generator<RawRecord> {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let parts: Buffer[] = [];
+    let partBytes = 0;
+    let lineNo = 1;
+    let first = true;
+    const emit = (bytes: Buffer): RawRecord | null => {
+      let text = bytes.toString('utf8');
+      if (first) text = text.replace(/^\uFEFF/, '');
+      first = false;
+      const line = text.trim();
+      if (line === '') return null;
+      try {
+        return { value: JSON.parse(line), where: `${file}:${lineNo}` };
+      } catch (e) {
+        throw new DataError(`${file}:${lineNo}: invalid JSON (${(e as Error).message}); fix or remove that line`);
+      }
+    };
+    const tooLong = () =>
+      new DataError(
+        `${file}:${lineNo}: line longer than ${maxLineBytes / 1024 / 1024} MiB; one prompt row per line is expected (is the file one JSON document? use a .json array or fix that line)`,
+      );
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      let start = 0;
+      for (;;) {
+        const nl = buf.indexOf(10, start);
+        if (nl === -1 || nl >= n) break;
+        if (partBytes + nl - start > maxLineBytes) throw tooLong();
+        const line = parts.length ? Buffer.concat([...parts, buf.subarray(start, nl)]) : buf.subarray(start, nl);
+        parts = [];
+        partBytes = 0;
+        const rec = emit(line);
+        if (rec) yield rec;
+        lineNo++;
+        start = nl + 1;
+      }
+      if (start < n) {
+        partBytes += n - start;
+        if (partBytes > maxLineBytes) throw tooLong();
+        parts.push(Buffer.from(buf.subarray(start, n)));
+      }
     }
+    if (partBytes > 0) {
+      const rec = emit(Buffer.concat(parts));
+      if (rec) yield rec;
+    }
+  } finally {
+    closeSync(fd);
   }
-  return out;
 }
 
 function readJsonArray(file: string): RawRecord[] {

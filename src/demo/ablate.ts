@@ -16,7 +16,7 @@
  * Writes ablation.md (mean ± std per arm, wall time, generated tokens), ablation.json and
  * reward_curves.svg (mean reward per step, one line per arm). Every arm/seed is deterministic.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { heldOutSet, trainStream, arithRows } from '../data/arith.ts';
 import { CausalLM } from '../model/decoder.ts';
@@ -33,6 +33,7 @@ import { heldoutAccuracy } from '../builtin/heldout.ts';
 import { arithSftPair } from '../builtin/warmstart.ts';
 import { specialTokens } from '../model/special.ts';
 import { UsageError } from '../errors.ts';
+import { ensureDir } from '../io/fs.ts';
 
 export const ARMS: Record<string, Record<string, unknown>> = {
   grpo: { loss_type: 'grpo' },
@@ -86,7 +87,7 @@ export async function runAblation(
   const steps = o.steps ?? 150;
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const outDir = resolve(o.outDir ?? 'runs/ablation');
-  mkdirSync(outDir, { recursive: true });
+  ensureDir(outDir, `--out ${outDir}`);
   const pool = new VerifierPool({ timeoutMs: 2000 });
   const heldout = heldOutSet(DEMO_LEVEL, o.heldoutN ?? HELDOUT_N);
   const rows: RowResult[] = [];

@@ -15,7 +15,6 @@
  *   r.summary.benchmarks.math500.pass1; r.summary.protocol_settings.temperature; console.log(r.table);
  */
 import { specialTokens } from '../model/special.ts';
-import { mkdirSync } from 'node:fs';
 import { writeFilesAtomic } from '../io/atomic.ts';
 import { join } from 'node:path';
 import type { CausalLM } from '../model/decoder.ts';
@@ -39,6 +38,7 @@ import {
   type ProtocolName,
   type ProtocolSettings,
 } from './protocols.ts';
+import { ensureDir } from '../io/fs.ts';
 
 /** The `default` protocol's system message: Qwen2.5-Math's chain-of-thought instruction (`qwen25-math-cot`). */
 export const DEFAULT_SYSTEM_PROMPT = getProtocol('default').systemPrompt;
@@ -572,7 +572,7 @@ export function writeEvalOutputs(outDir: string, result: EvalResult): { results:
     summary: join(outDir, 'summary.json'),
   };
   try {
-    mkdirSync(outDir, { recursive: true });
+    ensureDir(outDir, `--out ${outDir}`);
     const body = result.records.map((r) => JSON.stringify(r)).join('\n');
     writeFilesAtomic([
       [files.results, body === '' ? '' : body + '\n'],

@@ -138,6 +138,21 @@ class BlockPool {
   }
 }
 
+/**
+ * A warning when prompt + completion can run past the model's trained positions
+ * (max_position_embeddings): RoPE still computes them, but the model has never seen such
+ * positions and its output degrades. null when everything fits.
+ */
+export function positionWarning(maxPositions: number, promptTokens: number, maxNewTokens: number): string | null {
+  const total = promptTokens + maxNewTokens;
+  if (total <= maxPositions) return null;
+  const what =
+    promptTokens > 0
+      ? `the longest prompt (${promptTokens} tokens) + ${maxNewTokens} new tokens = ${total} positions`
+      : `${maxNewTokens} new tokens (before any prompt)`;
+  return `${what}, past the model's max_position_embeddings ${maxPositions}; generation past it is unreliable (lower max_completion_length / --max-new-tokens or max_prompt_length)`;
+}
+
 /** Generates completions for `prompts` (token ids, unpadded); identical prompts share their prefill. */
 export function generate(model: CausalLM, prompts: number[][], o: GenerateOptions): GenerateResult {
   if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 1)

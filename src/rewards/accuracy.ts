@@ -8,7 +8,7 @@
  */
 import { RewardError } from '../errors.ts';
 import { lastBoxed, lastNumber, numbersEqual, parseNumber } from '../data/answers.ts';
-import type { RewardFn, RewardInput } from './index.ts';
+import type { RewardCallContext, RewardFn, RewardInput } from './index.ts';
 
 /**
  * The verifier contract (that of math-verify's `VerifierPool`): `gold` is the dataset's gold answer,
@@ -16,7 +16,7 @@ import type { RewardFn, RewardInput } from './index.ts';
  * `error` (e.g. a timeout) means "could not decide"; the reward then scores 0.
  */
 export interface AnswerVerifier {
-  verify(gold: string, pred: string): Promise<{ equal: boolean; error?: string }>;
+  verify(gold: string, pred: string): Promise<{ equal: boolean; error?: string; timedOut?: boolean }>;
   close?(): Promise<void>;
 }
 
@@ -76,17 +76,37 @@ export async function verifyCompletions(
   verifier: AnswerVerifier,
   golds: unknown[],
   completions: string[],
+  ctx: RewardCallContext = {},
 ): Promise<(boolean | null)[]> {
-  return Promise.all(
+  // At the call's time limit (ctx.signal) the comparisons still running count as not equal, one
+  // completion each: a hostile completion never zeroes the others of its call.
+  const { signal } = ctx;
+  const unfinished = { equal: false, error: 'unfinished at the reward time limit', timedOut: true };
+  const aborted = signal
+    ? new Promise<typeof unfinished>((res) => {
+        if (signal.aborted) res(unfinished);
+        else signal.addEventListener('abort', () => res(unfinished), { once: true });
+      })
+    : null;
+  let timedOut = 0;
+  let cut = 0;
+  const out = await Promise.all(
     completions.map(async (c, i) => {
       const g = golds[i];
       if (g === null || g === undefined) return null;
       const gold = typeof g === 'string' ? g : String(g);
       if (gold.trim() === '') return null;
-      const r = await verifier.verify(gold, c);
+      const r: { equal: boolean; error?: string; timedOut?: boolean } = await (aborted
+        ? Promise.race([verifier.verify(gold, c), aborted])
+        : verifier.verify(gold, c));
+      if (r === unfinished) cut++;
+      else if (r.timedOut) timedOut++;
       return r.error === undefined && r.equal;
     }),
   );
+  if (timedOut) ctx.note?.(`${timedOut} of ${completions.length} comparisons timed out and scored 0`);
+  if (cut) ctx.note?.(`${cut} of ${completions.length} comparisons unfinished at the time limit scored 0`);
+  return out;
 }
 
 export interface AccuracyOptions {
@@ -98,8 +118,8 @@ export interface AccuracyOptions {
 /** The `accuracy` reward: 1 correct, 0 wrong, null without a gold answer. */
 export function accuracyReward(opts: AccuracyOptions): RewardFn {
   const field = opts.answerField ?? 'answer';
-  return async (input) => {
-    const ok = await verifyCompletions(opts.verifier, goldColumn(input, field, 'accuracy'), input.completions);
+  return async (input, ctx) => {
+    const ok = await verifyCompletions(opts.verifier, goldColumn(input, field, 'accuracy'), input.completions, ctx);
     return ok.map((v) => (v === null ? null : v ? 1 : 0));
   };
 }

@@ -75,8 +75,8 @@ export function cosineReward(opts: CosineOptions): RewardFn {
   if (p.lengthUnit !== 'chars' && p.lengthUnit !== 'tokens')
     throw new ConfigError(`cosine_length_unit: must be chars or tokens (got ${String(p.lengthUnit)})`);
   const field = opts.answerField ?? 'answer';
-  return async (input) => {
-    const ok = await verifyCompletions(opts.verifier, goldColumn(input, field, 'cosine'), input.completions);
+  return async (input, ctx) => {
+    const ok = await verifyCompletions(opts.verifier, goldColumn(input, field, 'cosine'), input.completions, ctx);
     return ok.map((correct, i) => {
       if (correct === null) return null;
       const len = p.lengthUnit === 'tokens' ? input.completionIds[i]!.length : charLength(input.completions[i]!);

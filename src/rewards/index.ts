@@ -31,13 +31,36 @@ export interface RewardInput {
   [rowField: string]: unknown[];
 }
 
+/**
+ * What the runner passes a reward beside its input: `signal` aborts at the time limit (a reward
+ * that honours it returns what it has, see NamedReward.abortable), `note` reports a partial
+ * failure (some completions scored 0 because their comparison timed out) for the step's log.
+ */
+export interface RewardCallContext {
+  signal?: AbortSignal;
+  note?: (message: string) => void;
+}
+
 /** null = not applicable to this row (shown as NaN in per-function scores, 0 in the total). */
-export type RewardFn = (input: RewardInput) => (number | null)[] | Promise<(number | null)[]>;
+export type RewardFn = (input: RewardInput, ctx?: RewardCallContext) => (number | null)[] | Promise<(number | null)[]>;
 
 export interface NamedReward {
   name: string;
   fn: RewardFn;
   weight: number;
+  /**
+   * The function settles promptly once `ctx.signal` aborts (user rewards in their worker, the
+   * verifier rewards, which then score only the unfinished completions 0), so the runner waits
+   * for it instead of dropping the whole call at the time limit.
+   */
+  abortable?: boolean;
+  /** Releases what the reward holds (a user reward's worker thread). */
+  close?: () => Promise<void>;
+}
+
+/** Closes every reward that holds something (worker threads); never throws. */
+export async function closeRewards(rewards: readonly NamedReward[]): Promise<void> {
+  await Promise.all(rewards.map((r) => r.close?.().catch(() => undefined)));
 }
 
 export const BUILTIN_REWARDS = ['accuracy', 'format', 'cosine', 'gsm8k'] as const;
@@ -104,19 +127,38 @@ export async function resolveRewards(
   }
   const shared = { ...opts, verifier: opts.verifier ?? new NumericVerifier() };
   const out: NamedReward[] = [];
+  try {
+    await resolveEach(specs, weights, opts, shared, out);
+  } catch (e) {
+    await closeRewards(out); // a later spec failed: stop the workers already started
+    throw e;
+  }
+  return out;
+}
+
+/** Rewards whose functions honour the abort signal (they score unfinished comparisons 0). */
+const ABORTABLE_BUILTINS = new Set(['accuracy', 'cosine']);
+
+async function resolveEach(
+  specs: RewardSpec[],
+  weights: number[] | undefined,
+  opts: RewardOptions,
+  shared: RewardOptions,
+  out: NamedReward[],
+): Promise<void> {
   for (let i = 0; i < specs.length; i++) {
     const spec = specs[i]!;
     const weight = weights?.[i] ?? 1;
     if (typeof spec === 'string') {
-      out.push({ name: spec, fn: builtinReward(spec, shared), weight });
+      out.push({ name: spec, fn: builtinReward(spec, shared), weight, abortable: ABORTABLE_BUILTINS.has(spec) });
     } else {
       if (spec === null || typeof spec !== 'object' || typeof spec.path !== 'string') {
         throw new ConfigError(
           `reward_funcs[${i}]: must be a built-in name or { path, export?, name? } (got ${JSON.stringify(spec)})`,
         );
       }
-      const { name, fn } = await loadUserReward(spec, opts.baseDir);
-      out.push({ name, fn, weight });
+      const { name, fn, close, abortable } = await loadUserReward(spec, opts.baseDir);
+      out.push({ name, fn, weight, close, abortable });
     }
   }
   const seen = new Set<string>();
@@ -127,7 +169,6 @@ export async function resolveRewards(
       );
     seen.add(r.name);
   }
-  return out;
 }
 
 /**
@@ -161,7 +202,8 @@ export function buildRewardInput(
 
 export interface RewardFailure {
   name: string;
-  kind: 'throw' | 'timeout' | 'shape';
+  /** `partial`: the call returned, but some completions scored 0 (their comparison timed out). */
+  kind: 'throw' | 'timeout' | 'shape' | 'partial';
   message: string;
 }
 
@@ -174,35 +216,67 @@ export interface ScoreResult {
   failures: Record<string, number>;
   /** one entry per failure, for the loop's log */
   errors: RewardFailure[];
+  /** per function, how many scores were NaN (treated as not applicable: 0 in the total); every name present */
+  nanScores: Record<string, number>;
 }
 
 class TimeoutSignal {
   constructor(readonly ms: number) {}
 }
 
-/** Runs `fn(input)` with a time limit; resolves the value or rejects (a TimeoutSignal on timeout). */
-async function callWithTimeout(fn: RewardFn, input: RewardInput, timeoutMs: number): Promise<unknown> {
+/** After the abort, how long an abortable reward may take to hand back its partial scores. */
+const ABORT_GRACE_MS = 2000;
+
+/**
+ * Runs `r.fn(input)` with a time limit; resolves the value or rejects (a TimeoutSignal on
+ * timeout). At the limit the call's signal aborts: an abortable reward (a user reward in its
+ * worker, which is then terminated, or a verifier reward, which scores only its unfinished
+ * comparisons 0) settles by itself; any other function is raced against the limit. (A
+ * synchronous infinite loop in a function given in code cannot be cut from the same thread;
+ * recipe rewards run in workers.)
+ */
+async function callWithTimeout(
+  r: NamedReward,
+  input: RewardInput,
+  timeoutMs: number,
+  note: (m: string) => void,
+): Promise<unknown> {
+  const ac = new AbortController();
   let timer: NodeJS.Timeout | undefined;
+  let grace: NodeJS.Timeout | undefined;
   const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutSignal(timeoutMs)), timeoutMs);
+    timer = setTimeout(() => {
+      ac.abort();
+      if (!r.abortable) reject(new TimeoutSignal(timeoutMs));
+      else grace = setTimeout(() => reject(new TimeoutSignal(timeoutMs)), ABORT_GRACE_MS);
+    }, timeoutMs);
   });
   try {
-    // Promise.resolve().then: a synchronous throw becomes a rejection too. (A synchronous
-    // infinite loop cannot be cut from the same thread; the maths verifier runs in workers.)
-    return await Promise.race([Promise.resolve().then(() => fn(input)), limit]);
+    // Promise.resolve().then: a synchronous throw becomes a rejection too.
+    const call = Promise.resolve().then(() => r.fn(input, { signal: ac.signal, note }));
+    return await Promise.race([
+      call.catch((e: unknown) => {
+        throw ac.signal.aborted && !(e instanceof TimeoutSignal) && r.abortable ? new TimeoutSignal(timeoutMs) : e;
+      }),
+      limit,
+    ]);
   } finally {
     clearTimeout(timer);
+    clearTimeout(grace);
   }
 }
 
 /** Checks a reward's return value; returns the scores (NaN for null) or a reason it is unusable. */
-function checkScores(value: unknown, n: number): Float64Array | string {
+function checkScores(value: unknown, n: number, nan: { count: number } = { count: 0 }): Float64Array | string {
   if (!Array.isArray(value)) return `returned ${value === null ? 'null' : typeof value}, not an array`;
   if (value.length !== n) return `returned ${value.length} scores for ${n} completions`;
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const v: unknown = value[i];
-    if (v === null || (typeof v === 'number' && Number.isNaN(v))) out[i] = NaN;
+    if (typeof v === 'number' && Number.isNaN(v)) {
+      out[i] = NaN;
+      nan.count++;
+    } else if (v === null) out[i] = NaN;
     else if (typeof v === 'number' && Number.isFinite(v)) out[i] = v;
     else
       return `score ${i} is ${typeof v === 'number' ? String(v) : (JSON.stringify(v) ?? typeof v)}, not a finite number or null`;
@@ -230,19 +304,26 @@ export async function scoreCompletions(
   const perFn: Record<string, Float64Array> = {};
   const failures: Record<string, number> = {};
   const errors: RewardFailure[] = [];
+  const nanScores: Record<string, number> = {};
   const results = await Promise.all(
     rewards.map(async (r) => {
+      const notes: string[] = [];
       try {
         // Each reward gets its own shallow copy, so one cannot swap a column under another.
-        const value = await callWithTimeout(r.fn, { ...input }, opts.timeoutMs);
-        const scores = checkScores(value, n);
+        const value = await callWithTimeout(r, { ...input }, opts.timeoutMs, (m) => notes.push(m));
+        const nan = { count: 0 };
+        const scores = checkScores(value, n, nan);
+        nanScores[r.name] = nan.count;
         if (typeof scores === 'string')
           return {
             r,
             scores: null,
             failure: { name: r.name, kind: 'shape' as const, message: `reward '${r.name}' ${scores}` },
           };
-        return { r, scores, failure: null };
+        const partial: RewardFailure | null = notes.length
+          ? { name: r.name, kind: 'partial', message: `reward '${r.name}': ${notes.join('; ')}` }
+          : null;
+        return { r, scores, failure: null, partial };
       } catch (e) {
         const failure: RewardFailure =
           e instanceof TimeoutSignal
@@ -256,17 +337,19 @@ export async function scoreCompletions(
                 kind: 'throw',
                 message: `reward '${r.name}' threw: ${e instanceof Error ? e.message : String(e)}`,
               };
-        return { r, scores: null, failure };
+        return { r, scores: null, failure, partial: null };
       }
     }),
   );
   const total = new Float64Array(n);
-  for (const { r, scores, failure } of results) {
+  for (const { r, scores, failure, partial } of results) {
     failures[r.name] = (failures[r.name] ?? 0) + (failure ? 1 : 0);
+    nanScores[r.name] ??= 0;
     if (failure) errors.push(failure);
+    if (partial) errors.push(partial);
     const s = scores ?? new Float64Array(n); // failed call: 0 for every completion of it
     perFn[r.name] = s;
     for (let i = 0; i < n; i++) if (!Number.isNaN(s[i]!)) total[i] = total[i]! + r.weight * s[i]!;
   }
-  return { total, perFn, failures, errors };
+  return { total, perFn, failures, errors, nanScores };
 }

@@ -435,6 +435,12 @@ export const FIELDS = {
     'Optimizer steps to run; −1 = derive from num_train_epochs.',
   ),
   num_train_epochs: f('Optimization', z.number().gt(0), 1, 'Passes over the prompts when max_steps is −1.'),
+  max_consecutive_skipped_steps: f(
+    'Optimization',
+    int().min(0),
+    10,
+    'Fail the run after this many steps in a row were skipped (no usable signal: equal rewards in every group, often a reward that keeps failing), with one line saying why; 0 = never. May change on --resume.',
+  ),
 
   // > Logging and saving
   logging_steps: f(

@@ -36,6 +36,9 @@ export interface RolloutStats {
   rewardSeconds: number;
   rewardFailures: Record<string, number>;
   errors: RewardFailure[];
+  /** NaN scores per reward function (0 in the total) and the completions scored. */
+  nanScores: Record<string, number>;
+  scoredCompletions: number;
 }
 
 export interface RolloutContext {
@@ -105,6 +108,8 @@ export async function rollout(ctx: RolloutContext, rows: TrainRow[], stats: Roll
   stats.rewardSeconds += (performance.now() - t1) / 1000;
   for (const [k, v] of Object.entries(scored.failures)) stats.rewardFailures[k] = (stats.rewardFailures[k] ?? 0) + v;
   stats.errors.push(...scored.errors);
+  for (const [k, v] of Object.entries(scored.nanScores)) stats.nanScores[k] = (stats.nanScores[k] ?? 0) + v;
+  stats.scoredCompletions += texts.length;
   const total = scored.total;
   if (ctx.overlong) {
     for (let i = 0; i < total.length; i++)

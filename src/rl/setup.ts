@@ -113,10 +113,19 @@ export async function prepareRun(cfg: TrainConfig, opts: SetupInputs, log: (s: s
     }
     rows.push({ ...r, text, ids });
   }
-  if (rows.length === 0)
+  if (rows.length === 0) {
+    const read = rawRows.length + (dropped.missingPrompt ?? 0) + (dropped.unparsableAnswer ?? 0);
+    const why = [
+      dropped.missingPrompt ? `${dropped.missingPrompt} with an empty or null '${ds.prompt_field}'` : '',
+      dropped.unparsableAnswer
+        ? `${dropped.unparsableAnswer} whose '${ds.answer_field}' gives no gold answer (answer_extraction ${ds.answer_extraction})`
+        : '',
+      `${tooLong} longer than max_prompt_length ${cfg.max_prompt_length}`,
+    ].filter(Boolean);
     throw new ConfigError(
-      `dataset ${ds.path}: no usable prompt (${rawRows.length} rows, ${tooLong} longer than max_prompt_length ${cfg.max_prompt_length}); raise max_prompt_length or check dataset.prompt_field`,
+      `dataset ${ds.path}: no usable prompt among ${read} rows read (${why.join(', ')}); check dataset.prompt_field / answer_field, or raise max_prompt_length`,
     );
+  }
 
   // rewards (the verifier pool is closed again if they cannot be resolved)
   const needsVerifier = cfg.reward_funcs.some((r) => r === 'accuracy' || r === 'cosine');

@@ -14,7 +14,8 @@
  *           6) metrics.jsonl row, completions.jsonl sample, eval, checkpoint, progress line
  *   end:    final HF model folder in <output_dir>/model, report.html
  */
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Tensor, tidy } from '../tensor/tensor.ts';
 import { backward, noGrad } from '../tensor/tape.ts';
@@ -26,12 +27,12 @@ import type { TextTokenizer } from '../model/tokenizer.ts';
 import { Rng } from '../data/rng.ts';
 import { PromptSampler } from '../data/sampler.ts';
 import type { PromptRow } from '../data/dataset.ts';
-import type { NamedReward, RewardFn } from '../rewards/index.ts';
+import { closeRewards, type NamedReward, type RewardFn } from '../rewards/index.ts';
 import { writeFileAtomic, replaceDirAtomic } from '../io/atomic.ts';
 import { packBatch, planMicroBatches, type PackedBatch } from '../train/batch.ts';
 import { learningRateAt } from '../train/schedule.ts';
 import { makeOptimizer, optimizerStep } from '../train/optimizer.ts';
-import { ConfigError, GpgRlError } from '../errors.ts';
+import { ConfigError, GpgRlError, RunStoppedError } from '../errors.ts';
 import type { TrainConfig } from './config.ts';
 import { validateConfig } from './recipe.ts';
 import { nanMeanStd, rewardStats, stepRewards } from './advantages.ts';
@@ -60,6 +61,8 @@ import {
   type TrainCallbacks,
 } from './callbacks.ts';
 import { prepareRun, type RunSetup } from './setup.ts';
+import { changedSettings, openRunFolder, type RunFolder } from './run-folder.ts';
+import { positionWarning } from '../generate/generate.ts';
 
 export type { CompletionRecord, StepInfo, TrainCallbacks } from './callbacks.ts';
 
@@ -85,6 +88,12 @@ export interface TrainOptions extends TrainCallbacks {
    * included): the ablation gives every arm the same generation budget.
    */
   maxGeneratedCompletions?: number;
+  /**
+   * Stop request (the CLI aborts it on Ctrl-C / SIGTERM): the current step is finished, then
+   * checkpoint-<step> and report.html are saved and train() rejects with a RunStoppedError
+   * (code GPG_INTERRUPTED) naming the checkpoint that `--resume` continues from.
+   */
+  signal?: AbortSignal;
 }
 
 export interface TrainResult {
@@ -118,6 +127,7 @@ const RESUMABLE = new Set([
   // memory knobs: the same update (checkpointing bitwise, token-budget micro-batches up to rounding)
   'gradient_checkpointing',
   'max_tokens_per_microbatch',
+  'max_consecutive_skipped_steps',
 ]);
 
 export async function train(
@@ -131,32 +141,59 @@ export async function train(
     opts,
   );
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  const cores = availableParallelism();
+  if (cfg.threads > cores)
+    throw new ConfigError(
+      `threads: must be at most the ${cores} CPU cores of this machine (got ${cfg.threads}); more threads than cores only slow every step down (0 = all cores)`,
+    );
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   const runDir = resolve(cfg.output_dir);
-  const existing = existsSync(runDir) && readdirSync(runDir).length > 0;
-  if (existing && !opts.resume && !opts.dryRun) {
-    throw new ConfigError(
-      `output_dir ${cfg.output_dir} already holds a run; pass --resume to continue it, or choose another output_dir (--set output_dir=runs/new)`,
-    );
-  }
   const algo = algorithmFor(cfg.loss_type);
-  const setup = await prepareRun(cfg, opts, log);
-  if (opts.dryRun) return dryRun(cfg, setup, runDir, log);
-
-  const run = await Run.open(cfg, algo, setup, runDir, existing, opts, log);
+  if (opts.dryRun) {
+    const setup = await prepareRun(cfg, opts, log);
+    return dryRun(cfg, setup, runDir, log);
+  }
+  // the folder first (before the model, data and verifier workers): lock, refusals, leftovers
+  const folder = openRunFolder(runDir, cfg.output_dir, !!opts.resume);
+  if (folder.cleaned.length)
+    log(
+      `${cfg.output_dir}: removed ${folder.cleaned.length} leftover(s) of a killed run: ${folder.cleaned.join(', ')}`,
+    );
+  let setup: RunSetup;
+  let run: Run;
+  try {
+    setup = await prepareRun(cfg, opts, log);
+  } catch (e) {
+    folder.abandon();
+    throw e;
+  }
+  try {
+    const longest = setup.rows.reduce((m, r) => Math.max(m, r.ids.length), 0);
+    const warn = positionWarning(setup.model.cfg.maxPositionEmbeddings, longest, cfg.max_completion_length);
+    if (warn) log(`warning: ${warn}`);
+    run = await Run.open(cfg, algo, setup, runDir, !folder.fresh, opts, log);
+  } catch (e) {
+    await closeSetup(setup);
+    folder.abandon();
+    throw e;
+  }
   const autocastBefore = setAutocast(cfg.bf16);
+  let completed = 0; // steps completed by this process
   try {
     for (let step = run.startStep; step < run.totalSteps; step++) {
+      if (opts.signal?.aborted) throw run.interrupted(step, completed);
       const t0 = performance.now();
       const batch = await run.collect(step); //                                    1–2
       const update = run.optimize(batch, step); //                                 3–5
       const row = run.record(step, batch, update, (performance.now() - t0) / 1000); // 6
+      completed++;
       let stop = await run.callback('onStep', step + 1, () => opts.onStep?.(row, run.info(step + 1)));
       if (opts.onCompletions) {
         const recs = completionRecords(step + 1, batch.groups, update.advantages);
         stop =
           (await run.callback('onCompletions', step + 1, () => opts.onCompletions!(recs, run.info(step + 1)))) || stop;
       }
+      run.checkSkipped(step, batch);
       if (cfg.eval_steps > 0 && (step + 1) % cfg.eval_steps === 0) stop = (await run.evaluate(step + 1)) || stop;
       const budget =
         opts.maxGeneratedCompletions !== undefined && run.generatedCompletions >= opts.maxGeneratedCompletions;
@@ -172,12 +209,27 @@ export async function train(
         run.lastStep = step + 1;
         break;
       }
+      if (opts.signal?.aborted && step + 1 < run.totalSteps) throw run.interrupted(step + 1, completed);
     }
     return await run.finish();
+  } catch (e) {
+    if (completed === 0) {
+      // nothing completed in this process: a fresh run removes what it wrote (the folder too)
+      await run.close();
+      folder.abandon();
+    }
+    throw e;
   } finally {
     setAutocast(autocastBefore);
     await run.close();
+    folder.release();
   }
+}
+
+/** Releases what prepareRun started (verifier workers, user reward workers). */
+async function closeSetup(s: RunSetup): Promise<void> {
+  await s.verifier?.close();
+  await closeRewards(s.rewards);
 }
 
 /** What one step's update produced (NaN loss / grad norm when the step was skipped). */
@@ -206,6 +258,9 @@ class Run {
   private readonly stats: RolloutStats = newStats();
   private tracking: Tracking | null = null;
   private callbacks: TrainCallbacks = {};
+  private closed = false;
+  /** Why the latest steps were skipped (reward failures), for the consecutive-skip error. */
+  private skipReason = '';
 
   private constructor(
     readonly cfg: TrainConfig,
@@ -269,8 +324,9 @@ class Run {
         }
         if (ck) {
           if (ck.data.state.configHash !== configHash) {
+            const changed = changedSettings(runDir, cfg, RESUMABLE);
             throw new ConfigError(
-              `--resume: ${ck.dir} was written with different settings (only ${[...RESUMABLE].join(', ')} may change); use the original recipe or another output_dir`,
+              `--resume: ${ck.dir} was written with different settings${changed.length ? `: ${changed.join(', ')} changed` : ''} (only ${[...RESUMABLE].join(', ')} may change); use the original recipe or another output_dir`,
             );
           }
           const weights = CausalLM.load(ck.dir);
@@ -295,10 +351,8 @@ class Run {
       // a damaged or foreign checkpoint: report it, and release what was built so the process can exit
       ref?.dispose();
       optimizer.dispose();
-      await setup.verifier?.close();
       throw e;
     }
-    mkdirSync(runDir, { recursive: true });
     writeFileAtomic(join(runDir, 'trainer_config.json'), JSON.stringify(cfg, null, 1) + '\n');
     const keys = metricKeys({ rewardFns: setup.rewards.map((r) => r.name), algorithmKeys: algo.metricKeys(cfg) });
     const metrics = new MetricsWriter(join(runDir, 'metrics.jsonl'), keys);
@@ -401,11 +455,77 @@ class Run {
       rewardNames: setup.rewards.map((r) => r.name),
     });
     setup.model.setRequiresGrad(true);
-    for (const e of this.stats.errors) {
-      this.counters.reward_failures = (this.counters.reward_failures ?? 0) + 1;
-      this.bar.log(`step ${step + 1}: reward ${e.name} failed (${e.kind}): ${e.message}`);
-    }
+    this.skipReason = this.logRewardProblems(step + 1);
     return batch;
+  }
+
+  /**
+   * One log line per reward and kind of failure for the step (`failed 21× (throw): …`, the
+   * resampling rounds included), and one for NaN scores; returns a summary for the skip error.
+   */
+  private logRewardProblems(step: number): string {
+    const byKey = new Map<string, { name: string; kind: string; first: string; n: number }>();
+    for (const e of this.stats.errors) {
+      if (e.kind !== 'partial') this.counters.reward_failures = (this.counters.reward_failures ?? 0) + 1;
+      const k = `${e.name}\u0000${e.kind}`;
+      const g = byKey.get(k);
+      if (g) g.n++;
+      else byKey.set(k, { name: e.name, kind: e.kind, first: e.message, n: 1 });
+    }
+    const parts: string[] = [];
+    for (const g of byKey.values()) {
+      const calls = g.kind === 'partial' ? '' : ` ${g.n}× this step`;
+      const more = g.n > 1 && g.kind === 'partial' ? ` (and ${g.n - 1} more call(s))` : '';
+      this.bar.log(
+        `step ${step}: reward ${g.name} ${g.kind === 'partial' ? 'partly failed' : `failed${calls}`} (${g.kind}): ${g.first}${more}`,
+      );
+      if (g.kind !== 'partial') parts.push(`reward ${g.name} failed${calls} (${g.first})`);
+    }
+    for (const [name, n] of Object.entries(this.stats.nanScores)) {
+      if (n > 0)
+        this.bar.log(
+          `step ${step}: reward ${name} returned NaN for ${n} of ${this.stats.scoredCompletions} completions (scored as not applicable: 0 in the total)`,
+        );
+    }
+    return parts.join('; ');
+  }
+
+  /**
+   * Fails the run after max_consecutive_skipped_steps skipped steps in a row (no usable signal:
+   * every group's rewards equal, often because a reward keeps failing), saying why.
+   */
+  checkSkipped(step: number, batch: StepBatch): void {
+    const c = this.counters;
+    c.consecutive_skipped_steps = batch.skip ? (c.consecutive_skipped_steps ?? 0) + 1 : 0;
+    const limit = this.cfg.max_consecutive_skipped_steps;
+    const n = c.consecutive_skipped_steps;
+    if (limit > 0 && n >= limit) {
+      const why =
+        this.skipReason ||
+        'every group of completions got equal rewards, so there was nothing to learn from (check the reward functions and the gold answers; a model that always fails, or always succeeds, gives no signal)';
+      throw new RunStoppedError(
+        `steps ${step + 2 - n}–${step + 1}: ${n} consecutive steps skipped (max_consecutive_skipped_steps ${limit}): ${why}`,
+        'GPG_SKIPPED_STEPS',
+      );
+    }
+  }
+
+  /** Ctrl-C / SIGTERM: saves checkpoint-<step> and the report, and returns the error to throw. */
+  interrupted(step: number, completed: number): RunStoppedError {
+    if (completed === 0 && step === this.startStep && step === 0)
+      return new RunStoppedError('interrupted before the first step; nothing was saved', 'GPG_INTERRUPTED');
+    this.bar.done?.();
+    const ck = existsSync(join(this.runDir, `checkpoint-${step}`))
+      ? join(this.runDir, `checkpoint-${step}`)
+      : this.save(null, step);
+    writeReport(this.runDir, {
+      config: this.cfg as unknown as Record<string, unknown>,
+      title: `gpg-rl run: ${this.cfg.output_dir}`,
+    });
+    return new RunStoppedError(
+      `interrupted after step ${step}: saved ${ck} and report.html; continue with --resume`,
+      'GPG_INTERRUPTED',
+    );
   }
 
   /** 3–5) Advantages, then the algorithm's loss over micro-batches and one optimizer update per iteration. */
@@ -668,21 +788,34 @@ class Run {
 
   /** Releases everything the run holds (also after an error). */
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     this.metrics.close();
     this.tracking?.close();
     this.setup.model.setRequiresGrad(false);
     this.ref?.dispose();
     this.optimizer.dispose();
-    await this.setup.verifier?.close();
+    await closeSetup(this.setup);
   }
 }
 
 function newStats(): RolloutStats {
-  return { generatedTokens: 0, generationSeconds: 0, rewardSeconds: 0, rewardFailures: {}, errors: [] };
+  return {
+    generatedTokens: 0,
+    generationSeconds: 0,
+    rewardSeconds: 0,
+    rewardFailures: {},
+    errors: [],
+    nanScores: {},
+    scoredCompletions: 0,
+  };
 }
 
 async function dryRun(cfg: TrainConfig, s: RunSetup, runDir: string, log: (s: string) => void): Promise<TrainResult> {
-  await s.verifier?.close();
+  await closeSetup(s);
+  const longest = s.rows.reduce((m, r) => Math.max(m, r.ids.length), 0);
+  const warn = positionWarning(s.model.cfg.maxPositionEmbeddings, longest, cfg.max_completion_length);
+  if (warn) log(`warning: ${warn}`);
   log(
     `dry run: ${cfg.output_dir}: ${s.rows.length} prompts (${s.tooLong} over max_prompt_length, ${JSON.stringify(s.dropped)} dropped at load), ${s.rewards.length} reward function(s) [${s.rewards.map((r) => r.name).join(', ')}], ${s.totalSteps} steps of ${s.promptsPerStep} prompts × ${cfg.num_generations} completions, model ${s.model.cfg.architecture} ${(s.model.numParameters() / 1e6).toFixed(2)}M params`,
   );

@@ -5,7 +5,7 @@
  * curve in <output_dir>/sft_log.jsonl and the HF model folder in <output_dir>/model. A failed
  * run leaves no output folder behind.
  */
-import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '../errors.ts';
 import { CausalLM } from '../model/decoder.ts';
@@ -19,6 +19,7 @@ import { builtinDataset, builtinModel, isBuiltin } from '../builtin/index.ts';
 import { setNumThreads } from '../backend/index.ts';
 import { sftTrain, type SftPair } from './sft.ts';
 import type { SftConfig } from './config.ts';
+import { ensureDir } from '../io/fs.ts';
 
 export interface SftRunSummary {
   output_dir: string;
@@ -91,7 +92,7 @@ export async function runSft(
     completion: [...tokenizer.encode(x.completion, { addSpecialTokens: false }), eos],
   }));
 
-  mkdirSync(out, { recursive: true });
+  ensureDir(out, `output_dir ${out}`); // one clear line for an unwritable folder (never a hang under /proc)
   const logPath = join(out, 'sft_log.jsonl');
   try {
     let cursor = 0;

@@ -126,6 +126,21 @@ describe('gpg-rl eval', () => {
     assert.deepEqual(summary.protocol_overrides, ['grader']);
     assert.deepEqual(summary.coverage, { graded: 3, total: 312 });
     assert.deepEqual(summary.benchmarks['minerva']!.coverage, { graded: 2, total: 272 });
+    // issue 18: results already in --out are not replaced silently, and an unwritable --out fails first
+    const again = run(['--completions', file, '--out', out, '--grader', 'qwen', '--allow-partial']);
+    assert.equal(again.status, 1);
+    assert.match(
+      again.stderr,
+      /^gpg-rl eval: --out .*graded: already holds results\.jsonl and summary\.json; pass --overwrite/,
+    );
+    const over = run(['--completions', file, '--out', out, '--grader', 'qwen', '--allow-partial', '--overwrite']);
+    assert.equal(over.status, 0, over.stderr);
+    const ro = run(['--completions', file, '--out', '/proc/gpg-rl-eval/out', '--grader', 'qwen', '--allow-partial']);
+    assert.equal(ro.status, 1);
+    assert.match(
+      ro.stderr,
+      /^gpg-rl eval: --out \/proc\/gpg-rl-eval\/out: cannot create folder \/proc\/gpg-rl-eval: .*\n$/,
+    );
     // Complete within --limit: no flag needed, the plain table.
     const first = join(dir, 'first.jsonl');
     writeFileSync(first, JSON.stringify({ benchmark: 'amc23', index: 0, completion: '\\boxed{27}' }) + '\n');

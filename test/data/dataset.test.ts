@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { extractGold, loadDataset } from '../../src/data/dataset.ts';
+import { extractGold, loadDataset, MAX_LINE_BYTES } from '../../src/data/dataset.ts';
 import { DataError } from '../../src/errors.ts';
 import { writeTinyParquet } from './tiny-parquet.ts';
 
@@ -142,6 +142,41 @@ describe('formats', () => {
 });
 
 describe('errors: one line, naming file, line and field', () => {
+  test('a JSONL line over MAX_LINE_BYTES is refused with file and line, read streaming (issue 18 §4)', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'gpg-longline-'));
+    try {
+      const f = join(d, 'big.jsonl');
+      const huge = JSON.stringify({ prompt: 'x'.repeat(MAX_LINE_BYTES + 10), answer: '1' });
+      writeFileSync(f, `{"prompt": "1+1", "answer": "2"}\n${huge}\n`);
+      await assert.rejects(
+        loadDataset({ path: f, promptField: 'prompt', answerField: 'answer' }),
+        (e: unknown) =>
+          e instanceof DataError &&
+          e.message.startsWith(`${f}:2: line longer than 16 MiB`) &&
+          !e.message.includes('\n'),
+      );
+      // limit stops reading before the long line; CRLF, a BOM and a last line without newline are fine
+      const ok = await loadDataset({ path: f, promptField: 'prompt', answerField: 'answer', limit: 1 });
+      assert.deepEqual(
+        ok.rows.map((r) => r.prompt),
+        ['1+1'],
+      );
+      const g = join(d, 'crlf.jsonl');
+      writeFileSync(g, '\uFEFF{"prompt": "a", "answer": "1"}\r\n\r\n{"prompt": "b", "answer": "2"}');
+      const r = await loadDataset({ path: g, promptField: 'prompt', answerField: 'answer' });
+      assert.deepEqual(
+        r.rows.map((x) => x.prompt),
+        ['a', 'b'],
+      );
+      await assert.rejects(
+        loadDataset({ path: g, promptField: 'prompt' }, { maxLineBytes: 8 }),
+        (e: unknown) => e instanceof DataError && e.message.startsWith(`${g}:1: line longer than`),
+      );
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
   const oneLine =
     (re: RegExp) =>
     (e: unknown): boolean => {

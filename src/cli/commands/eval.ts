@@ -12,11 +12,13 @@
  * is generated, so bad input is one line on stderr, exit 1, and no output.
  */
 import { specialTokens } from '../../model/special.ts';
-import { existsSync, statSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import type { Command } from '../main.ts';
 import { intFlag, numberFlag, parseFlags, usageText, type FlagSpec } from '../options.ts';
-import { ModelLoadError, UsageError } from '../../errors.ts';
+import { FileSystemError, ModelLoadError, UsageError } from '../../errors.ts';
+import { ensureDir, fsErrorMessage, removeCreatedDir } from '../../io/fs.ts';
+import { positionWarning } from '../../generate/generate.ts';
 import { CausalLM } from '../../model/decoder.ts';
 import { TextTokenizer } from '../../model/tokenizer.ts';
 import { readGenerationConfig, readModelConfig } from '../../model/config.ts';
@@ -70,7 +72,11 @@ const FLAGS: Record<string, FlagSpec> = {
   seed: { type: 'string', help: "sampling seed (default: the protocol's)" },
   'batch-size': { type: 'string', help: 'sequences per generation batch (default 16)' },
   'timeout-ms': { type: 'string', help: 'verifier time limit per comparison in ms (default 5000)' },
-  out: { type: 'string', help: 'folder for results.jsonl and summary.json' },
+  out: {
+    type: 'string',
+    help: 'folder for results.jsonl and summary.json (refused if they exist, unless --overwrite)',
+  },
+  overwrite: { type: 'boolean', help: 'replace results.jsonl and summary.json already in --out' },
   completions: {
     type: 'string',
     help: 'JSONL of {"benchmark","index","completion"[,"sample"]} to grade instead of generating; every problem of the selected benchmarks (and --limit) needs one',
@@ -156,6 +162,15 @@ export const command: Command = {
       throw new UsageError(
         `--out ${out}: exists and is not a folder; give a folder for results.jsonl and summary.json`,
       );
+    // before any generation: an existing result is not replaced silently, an unwritable folder fails now
+    if (out !== undefined && !p.flags['overwrite']) {
+      const there = ['results.jsonl', 'summary.json'].filter((f) => existsSync(join(out, f)));
+      if (there.length)
+        throw new UsageError(
+          `--out ${out}: already holds ${there.join(' and ')}; pass --overwrite to replace them, or choose another folder`,
+        );
+    }
+    let outCreated: string | null = null;
 
     let model: CausalLM | null = null;
     let tokenizer: TextTokenizer | null = null;
@@ -168,6 +183,15 @@ export const command: Command = {
       opts.modelName = basename(resolve(modelDir));
     } else opts.modelName = basename(completionsFile!);
     try {
+      // the output folder now, before any generation (removed again if the evaluation fails)
+      if (out !== undefined) {
+        outCreated = ensureDir(out, `--out ${out}`);
+        try {
+          accessSync(out, constants.W_OK);
+        } catch (e) {
+          throw new FileSystemError(`--out ${out}: ${fsErrorMessage(e, 'write to', out)}`, out);
+        }
+      }
       if (completionsFile !== undefined) {
         opts.completions = readCompletionsFile(completionsFile);
       } else {
@@ -177,6 +201,11 @@ export const command: Command = {
         const special = specialTokens(cfg, tokenizer!, gen, modelDir!);
         opts.eosTokenIds = special.eosTokenIds;
         model = CausalLM.load(modelDir!);
+        const warn =
+          sampling.maxNewTokens !== undefined
+            ? positionWarning(cfg.maxPositionEmbeddings, 0, sampling.maxNewTokens)
+            : null;
+        if (warn) process.stderr.write(`eval: warning: ${warn}\n`);
       }
       const result = await evaluate(model, tokenizer, opts);
       if (out !== undefined) {
@@ -194,6 +223,9 @@ export const command: Command = {
         `eval: protocol ${s.protocol}${over}; ${counts}${partial}; verifier timeouts ${s.verifier.timeouts}, crashes ${s.verifier.crashes}; ${s.time_s.toFixed(1)} s\n`,
       );
       return 0;
+    } catch (e) {
+      if (out !== undefined) removeCreatedDir(outCreated, out);
+      throw e;
     } finally {
       model?.dispose();
     }

@@ -59,7 +59,33 @@ export const command: Command = {
       throw e;
     }
     const { train } = await import('../../rl/trainer.ts');
-    const res = await train(cfg, { baseDir: dirname(resolve(recipe)), resume: !!p.flags.resume, dryRun: dry });
+    // Ctrl-C / SIGTERM: finish the step, save checkpoint-<step> and the report, exit 130 (main.ts);
+    // a second one exits at once.
+    const stop = new AbortController();
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (stop.signal.aborted) {
+        process.stderr.write(`gpg-rl train: ${sig} again: stopping now, without saving\n`);
+        process.exit(130);
+      }
+      process.stderr.write(
+        `gpg-rl train: ${sig}: finishing the current step, then saving a checkpoint (press Ctrl-C again to stop at once)\n`,
+      );
+      stop.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    let res;
+    try {
+      res = await train(cfg, {
+        baseDir: dirname(resolve(recipe)),
+        resume: !!p.flags.resume,
+        dryRun: dry,
+        signal: stop.signal,
+      });
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
     if (!dry)
       process.stdout.write(
         JSON.stringify({
