@@ -572,3 +572,16 @@ export function mergeLoraFolder(
     model.dispose();
   }
 }
+
+/**
+ * Overwrites the attached adapter's tensors with those of a PEFT adapter folder written for the
+ * same settings (resume from a checkpoint); names and shapes must match exactly.
+ */
+export function loadAdapterWeights(model: CausalLM, dir: string): void {
+  const lora = requireAdapter(model, 'loadAdapterWeights');
+  const file = join(dir, ADAPTER_WEIGHTS_FILE);
+  if (!existsSync(file)) throw new ModelLoadError(`${dir}: no ${ADAPTER_WEIGHTS_FILE}; not a LoRA checkpoint`);
+  const host = new Map<string, HostTensor>();
+  for (const [n, t] of readSafetensorsFile(file).tensors) host.set(n, { shape: t.shape.slice(), data: toFloat32(t) });
+  lora.load(host, file);
+}
