@@ -514,7 +514,7 @@ export function loadAdapter(model: CausalLM, dir: string, o: { baseDtype?: 'floa
     if (byName.size > 0) {
       const extra = [...byName.keys()];
       throw new ModelLoadError(
-        `${file}: ${extra.length} tensor(s) match no targeted module of this ${model.cfg.architecture} (${extra.slice(0, 3).join(', ')}${extra.length > 3 ? ', ...' : ''}); the adapter was made for another base model`,
+        `${file}: ${extra.length} tensor(s) match no module that target_modules selects on this ${model.cfg.architecture} (${extra.slice(0, 3).join(', ')}${extra.length > 3 ? ', ...' : ''}); the adapter was made for another base model, or its adapter_config.json does not describe its weights`,
       );
     }
   } catch (e) {
