@@ -23,9 +23,7 @@ inline uint32_t dropout_bits(uint64_t seed, uint64_t i) {
   return static_cast<uint32_t>(z >> 32);
 }
 
-inline uint64_t dropout_threshold(float p) {
-  return static_cast<uint64_t>(std::ldexp(static_cast<double>(p), 32));
-}
+inline uint64_t dropout_threshold(float p) { return static_cast<uint64_t>(std::ldexp(static_cast<double>(p), 32)); }
 
 }  // namespace
 

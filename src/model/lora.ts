@@ -299,22 +299,25 @@ export function castLayerWeights(model: CausalLM, dtype: 'float32' | 'bfloat16')
 }
 
 /**
- * Loads a base model folder with its layer weights stored as `baseDtype` straight away (each
- * host array is released once uploaded), for a bf16 base without an fp32 copy on the device.
+ * Loads a base model folder with its layer weights stored as `baseDtype` straight away, tensor by
+ * tensor (no float32 copy of the whole model on the host, none of a bf16 base on the device).
  */
 export function loadBaseModel(dir: string, baseDtype: 'float32' | 'bfloat16' = 'float32'): CausalLM {
   const cfg = readModelConfig(dir);
-  const host = loadModelTensors(dir, cfg);
   const layerLinear = new Set<string>();
   const mods = layerModules(cfg).filter((m) => m.kind === 'linear');
   for (let i = 0; i < cfg.numLayers; i++) for (const m of mods) layerLinear.add(`model.layers.${i}.${m.module}.weight`);
   const params = new Map<string, Tensor>();
-  for (const name of [...host.keys()]) {
-    const t = host.get(name)!;
-    params.set(name, Tensor.fromArray(t.data, t.shape, layerLinear.has(name) ? baseDtype : 'float32').keep());
-    host.delete(name);
+  try {
+    loadModelTensors(dir, cfg, {
+      onTensor: (name, t) =>
+        params.set(name, Tensor.fromArray(t.data, t.shape, layerLinear.has(name) ? baseDtype : 'float32').keep()),
+    });
+    return new CausalLM(cfg, params);
+  } catch (e) {
+    for (const p of params.values()) p.dispose();
+    throw e;
   }
-  return new CausalLM(cfg, params);
 }
 
 // ---------------------------------------------------------------------------------------------
