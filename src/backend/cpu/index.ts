@@ -6,7 +6,10 @@
  *    weight-streaming kernel `gemv` instead of the packed GEMM, which would repack the whole
  *    weight for a few rows;
  *  - mixed precision casts fp32 GEMM operands to bf16 here, and keeps the bf16 copy of a weight
- *    until that buffer is next written (every write through this backend bumps its version).
+ *    until that buffer is next written (every write through this backend bumps its version);
+ *    where oneDNN has no bf16 matmul (AVX2 CPUs) the rounded operands are widened to fp32;
+ *  - an fp32 product with a bf16 operand (a frozen bf16 LoRA base) widens that operand for the
+ *    one product.
  */
 import { DTYPE_CODE, benchOp, native, op, type NativeStorage } from './addon.ts';
 import type { Backend, BackendBenchmarks, DType, DeviceBuffer, GemmArgs } from '../types.ts';
@@ -158,7 +161,9 @@ export class CpuBackend implements Backend {
       const aOff = a === A ? o.aOff : 0;
       const bOff = b === B ? o.bOff : 0;
       try {
-        this.gemmRaw(C, a, b, { ...o, aOff, bOff, bf16: false });
+        if (this.hasBf16Gemm()) this.gemmRaw(C, a, b, { ...o, aOff, bOff, bf16: false });
+        // no bf16 matmul on this CPU: the bf16-rounded operands widened, fp32 arithmetic (same values)
+        else this.gemm(C, a, b, { ...o, aOff, bOff, bf16: false });
       } finally {
         if (a !== A) this.free(a);
         if (b !== B && b !== (B as CpuBuffer).bf16?.copy) this.free(b);
@@ -181,6 +186,28 @@ export class CpuBackend implements Backend {
     }
     this.gemmRaw(C, A, B, o);
   }
+
+  /**
+   * Whether oneDNN runs bf16 matmuls here (2.6 needs AVX-512: on an AVX2 CPU it has no bf16
+   * implementation and the primitive cannot be created); probed once with a 1×1×1 product.
+   */
+  private hasBf16Gemm(): boolean {
+    if (this.bf16Gemm === null) {
+      const a = this.allocate('bfloat16', 1, true);
+      const c = this.allocate('float32', 1, true);
+      try {
+        op('gemm')(s(c), s(a), s(a), null, 1, 1, 1, 1, 1, false, false, 1, 0, 0, 0, 0);
+        this.bf16Gemm = true;
+      } catch {
+        this.bf16Gemm = false; // a valid 1×1×1 product only fails for want of an implementation
+      } finally {
+        this.free(a);
+        this.free(c);
+      }
+    }
+    return this.bf16Gemm;
+  }
+  private bf16Gemm: boolean | null = null;
 
   /** An fp32 copy of the bf16 x[off, off + n). */
   private widenRegion(x: DeviceBuffer, off: number, n: number): DeviceBuffer {
