@@ -147,17 +147,17 @@ export class LoraAdapter {
 
   /** Overwrites the adapter tensors with host values by PEFT name (resume); names and shapes must match. */
   load(tensors: Map<string, HostTensor>, source: string): void {
+    if (tensors.size !== this.pairs.size * 2)
+      throw new ModelLoadError(
+        `${source}: ${tensors.size} adapter tensors for ${this.pairs.size * 2} expected; the adapter targets other modules`,
+      );
     for (const [n, t] of this.parameters()) {
       const h = tensors.get(n);
       if (!h) throw new ModelLoadError(`${source}: adapter tensor ${n} is missing`);
       if (!sameShape(h.shape, t.shape))
         throw new ModelLoadError(`${source}: adapter tensor ${n} has shape [${h.shape}], the model needs [${t.shape}]`);
-      t.write(h.data);
     }
-    if (tensors.size !== this.pairs.size * 2)
-      throw new ModelLoadError(
-        `${source}: ${tensors.size} adapter tensors for ${this.pairs.size * 2} expected; the adapter targets other modules`,
-      );
+    for (const [n, t] of this.parameters()) t.write(tensors.get(n)!.data);
   }
 
   dispose(): void {
