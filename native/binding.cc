@@ -175,6 +175,66 @@ const OpEntry kOps[] = {
        copy(static_cast<char*>(d->data) + dOff * es, static_cast<const char*>(s->data) + sOff * es, n * es);
        return a.undefined();
      }},
+    // packed_pack_f32 / packed_pack_bf16(panels [ceil(N/16)·16·K], W f32 [N,K], N, K): pack a weight for packed_gemm
+    {"packed_pack_f32",
+     [](const Args& a) {
+       const int64_t N = a.integer(2, "N", 1), K = a.integer(3, "K", 1);
+       packed_pack_f32(a.f32(0, "panels", packed_panels(N) * 16 * K), a.f32(1, "W", N * K), N, K);
+       return a.undefined();
+     }},
+    {"packed_pack_bf16",
+     [](const Args& a) {
+       const int64_t N = a.integer(2, "N", 1), K = a.integer(3, "K", 1);
+       packed_pack_bf16(a.bf16(0, "panels", packed_panels(N) * 16 * K), a.f32(1, "W", N * K), N, K);
+       return a.undefined();
+     }},
+    // packed_gemm(y f32 [M,N], x f32 [M,K], panels f32|bf16, bias f32 [N] | null, M, N, K): y = x·Wᵀ (+ bias)
+    {"packed_gemm",
+     [](const Args& a) {
+       const int64_t M = a.integer(4, "M"), N = a.integer(5, "N", 1), K = a.integer(6, "K", 1);
+       float* y = a.f32(0, "y", M * N);
+       const float* x = a.f32(1, "x", M * K);
+       const float* bias = a.present(3) ? a.f32(3, "bias", N) : nullptr;
+       const int64_t np = packed_panels(N) * 16 * K;
+       if (a.storage(2, "panels")->dtype == DType::BF16)
+         packed_gemm(y, x, a.bf16(2, "panels", np), bias, M, N, K);
+       else
+         packed_gemm(y, x, a.f32(2, "panels", np), bias, M, N, K);
+       return a.undefined();
+     }},
+    // paged_kv_write(kpool [S,row], vpool, k [n,row], v, slots i32 [n], n, S, row): scatter rows into slots
+    {"paged_kv_write",
+     [](const Args& a) {
+       const int64_t n = a.integer(5, "n"), S = a.integer(6, "S", 1), row = a.integer(7, "row", 1);
+       float* kp = a.f32(0, "kpool", S * row);
+       float* vp = a.f32(1, "vpool", S * row);
+       const float* k = a.f32(2, "k", n * row);
+       const float* v = a.f32(3, "v", n * row);
+       const int32_t* slots = a.i32(4, "slots", n);
+       paged_kv_write(kp, vp, k, v, slots, n, S, row);
+       return a.undefined();
+     }},
+    // paged_attention_forward(out [B,Tq,H,D], q, kpool [NB*bs,Hkv,D], vpool, table i32 [B,maxBlocks], ctx i32 [B],
+    //                         B, Tq, H, Hkv, D, bs, maxBlocks, NB, scale)
+    {"paged_attention_forward",
+     [](const Args& a) {
+       const int64_t B = a.integer(6, "B"), Tq = a.integer(7, "Tq", 1);
+       const int64_t H = a.integer(8, "H", 1), Hkv = a.integer(9, "Hkv", 1), D = a.integer(10, "D", 1);
+       const int64_t bs = a.integer(11, "blockSize", 1), mb = a.integer(12, "maxBlocks", 1),
+                     nb = a.integer(13, "numBlocks", 1);
+       const float scale = static_cast<float>(a.number(14, "scale"));
+       REQUIRE(H % Hkv == 0, "H = " << H << " is not a multiple of Hkv = " << Hkv);
+       REQUIRE(std::isfinite(scale), "scale must be finite, got " << scale);
+       const int64_t nq = B * Tq * H * D, np = nb * bs * Hkv * D;
+       float* out = a.f32(0, "out", nq);
+       const float* q = a.f32(1, "q", nq);
+       const float* kp = a.f32(2, "kpool", np);
+       const float* vp = a.f32(3, "vpool", np);
+       const int32_t* table = a.i32(4, "table", B * mb);
+       const int32_t* ctx = a.i32(5, "ctx", B);
+       paged_attention_forward(out, q, kp, vp, table, ctx, B, Tq, H, Hkv, D, bs, mb, nb, scale);
+       return a.undefined();
+     }},
     // copy_rows(dst, src, rows, cols, dstStride, srcStride, dstOff, srcOff): f32 2-D block copy
     {"copy_rows",
      [](const Args& a) {

@@ -15,10 +15,12 @@
 // Primitives are created once per (shape, transposes, dtype, alpha, beta, bias) and cached.
 #include <dnnl.hpp>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "kernels.h"
 
@@ -101,10 +103,26 @@ void gemm(float* C, const float* A, const float* B, const float* bias, int64_t b
   if (!done) onednn_gemm(C, A, B, bias, false, batch, batchB, M, N, K, transA, transB, alpha, beta);
 }
 
-// bf16 operands (uint16_t bit patterns), float32 accumulation and C: oneDNN.
+// bf16 operands (uint16_t bit patterns), float32 accumulation and C: oneDNN where the CPU has bf16
+// matmul kernels (AVX-512 BF16 / AMX); on CPUs without them (AVX2: oneDNN 2.6 cannot create a bf16
+// matmul there) the operands are widened to fp32 (exact) and go through the fp32 GEMM, so the
+// result is the same product of bf16-rounded operands, accumulated in fp32. The first refusal is
+// remembered, so later calls go straight to the fallback.
 void gemm(float* C, const uint16_t* A, const uint16_t* B, const float* bias, int64_t batch, int64_t batchB, int64_t M,
           int64_t N, int64_t K, bool transA, bool transB, float alpha, float beta) {
-  onednn_gemm(C, A, B, bias, true, batch, batchB, M, N, K, transA, transB, alpha, beta);
+  static std::atomic<bool> no_bf16{false};
+  if (!no_bf16.load(std::memory_order_relaxed)) {
+    try {
+      onednn_gemm(C, A, B, bias, true, batch, batchB, M, N, K, transA, transB, alpha, beta);
+      return;
+    } catch (const dnnl::error&) {
+      no_bf16.store(true, std::memory_order_relaxed);
+    }
+  }
+  std::vector<float> a(static_cast<size_t>(batch * M * K)), b(static_cast<size_t>(batchB * K * N));
+  cast_bf16_f32(a.data(), A, batch * M * K);
+  cast_bf16_f32(b.data(), B, batchB * K * N);
+  gemm(C, a.data(), b.data(), bias, batch, batchB, M, N, K, transA, transB, alpha, beta);
 }
 
 int64_t gemm_cache_size() { return static_cast<int64_t>(cache().size()); }

@@ -32,6 +32,20 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 void cast_f32_bf16(uint16_t* out, const float* x, int64_t n);
 void cast_bf16_f32(float* out, const uint16_t* x, int64_t n);
 
+// ---- packed.cc: weight-packed products for generation (panels of 16 outputs, k-major; f32 or bf16)
+int64_t packed_panels(int64_t N);
+void packed_pack_f32(float* panels, const float* W, int64_t N, int64_t K);
+void packed_pack_bf16(uint16_t* panels, const float* W, int64_t N, int64_t K);
+void packed_gemm(float* y, const float* x, const float* panels, const float* bias, int64_t M, int64_t N, int64_t K);
+void packed_gemm(float* y, const float* x, const uint16_t* panels, const float* bias, int64_t M, int64_t N, int64_t K);
+
+// ---- paged.cc: paged KV cache (block tables) for the rollout engine
+void paged_kv_write(float* kpool, float* vpool, const float* k, const float* v, const int32_t* slots, int64_t n,
+                    int64_t S, int64_t row);
+void paged_attention_forward(float* out, const float* q, const float* kpool, const float* vpool, const int32_t* table,
+                             const int32_t* ctx, int64_t B, int64_t Tq, int64_t H, int64_t Hkv, int64_t D, int64_t bs,
+                             int64_t max_blocks, int64_t num_blocks, float scale);
+
 // ---- copy.cc
 void copy(void* dst, const void* src, int64_t nbytes);  // memmove
 void copy_rows(float* dst, const float* src, int64_t rows, int64_t cols, int64_t dstStride, int64_t srcStride);

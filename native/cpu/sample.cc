@@ -57,14 +57,33 @@ void sample_tokens(int32_t* ids, float* lp, const float* logits, const float* u,
           }
         }
       } else {
-        std::vector<int32_t> idx(V);
-        std::iota(idx.begin(), idx.end(), 0);
         auto desc = [&](int32_t x, int32_t y) { return z[x] > z[y] || (z[x] == z[y] && x < y); };
         int64_t k = (top_k > 0 && top_k < V) ? top_k : V;
-        if (k < V)
+        // Candidates: only the tokens within `gap` nats (at this temperature) of the maximum are
+        // sorted. They hold the warped distribution's head whenever there are at least k of them
+        // (top-k) and their mass reaches top_p (top-p: the nucleus is a prefix of the sorted order);
+        // otherwise the gap widens, up to the whole vocabulary. The kept set and its order are those
+        // of sorting everything (top-p alone measures against the total in index order).
+        std::vector<int32_t> idx;
+        for (double gap = 16.0;; gap *= 2) {
+          const double cut = mx - gap * temp;
+          idx.clear();
+          double mass = 0;
+          for (int64_t j = 0; j < V; j++)
+            if (z[j] >= cut) {
+              idx.push_back(static_cast<int32_t>(j));
+              mass += std::exp((z[j] - mx) * inv_t);
+            }
+          const int64_t nc = static_cast<int64_t>(idx.size());
+          if (nc == V || (k < V ? nc >= k : mass >= top_p * sum)) break;
+        }
+        const bool topk = k < V;
+        if (topk)
           std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), desc);
-        else
+        else {
           std::sort(idx.begin(), idx.end(), desc);
+          k = static_cast<int64_t>(idx.size());
+        }
         // probabilities of the k candidates, renormalised after top-k (HF applies top-p to the top-k distribution)
         std::vector<double> p(k);
         double s = 0;
@@ -72,6 +91,7 @@ void sample_tokens(int32_t* ids, float* lp, const float* logits, const float* u,
           p[j] = std::exp((z[idx[j]] - mx) * inv_t);
           s += p[j];
         }
+        if (!topk) s = sum;  // top-p alone: the nucleus is measured against the whole vocabulary
         int64_t keep = k;
         if (top_p < 1.0) {
           double acc = 0;

@@ -44,6 +44,12 @@ export interface GemmArgs {
   bf16?: boolean;
   /** B is a weight: the backend may keep a converted copy until the buffer is next written. */
   bIsWeight?: boolean;
+  /**
+   * Generation: B is a weight [N, K] (transB) read through a copy the backend packs for its
+   * decode kernel in this dtype, kept until the weight is written or releasePackedWeights().
+   * The product's rows are computed independently of each other (batch invariant).
+   */
+  packed?: 'float32' | 'bfloat16';
 }
 
 /** Every kernel, one typed signature each (contracts: src/tensor/ops/<op>.ts and native/cpu/<op>.cc). */
@@ -176,6 +182,39 @@ export interface Kernels {
     D: number,
     scale: number,
   ): void;
+  /** Paged KV cache: kPool/vPool [S, row] rows at `slots` (int32 [n]) = k/v [n, row]. */
+  pagedKvWrite(
+    kPool: DeviceBuffer,
+    vPool: DeviceBuffer,
+    k: DeviceBuffer,
+    v: DeviceBuffer,
+    slots: DeviceBuffer,
+    n: number,
+    S: number,
+    row: number,
+  ): void;
+  /**
+   * Causal GQA of q [B, Tq, H, D] over each row's own keys in the paged pools [numBlocks·blockSize, Hkv, D]:
+   * row b has ctx[b] keys at slots table[b, s / blockSize]·blockSize + s % blockSize; query i sits at
+   * position ctx[b] − Tq + i.
+   */
+  pagedAttentionForward(
+    out: DeviceBuffer,
+    q: DeviceBuffer,
+    kPool: DeviceBuffer,
+    vPool: DeviceBuffer,
+    table: DeviceBuffer,
+    ctx: DeviceBuffer,
+    B: number,
+    Tq: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    blockSize: number,
+    maxBlocks: number,
+    numBlocks: number,
+    scale: number,
+  ): void;
   /** Log-softmax + gather (and/or entropy) of a chunk of logit rows; row r is token rowOff + r. */
   logprobsForward(
     lp: DeviceBuffer | null,
@@ -252,6 +291,8 @@ export interface Backend extends Kernels {
   downloadBytes(buf: DeviceBuffer): Uint8Array;
   /** Bytes held by live buffers (leak tests). */
   liveBytes(): number;
+  /** Frees every packed generation copy of a weight (GemmArgs.packed); they are rebuilt on next use. */
+  releasePackedWeights(): void;
   /** Compute threads (CPU); returns the value in effect. */
   setNumThreads(n: number): number;
   getNumThreads(): number;

@@ -23,13 +23,12 @@ export async function heldoutAccuracy(
   problems: ArithProblem[],
   o: { maxNewTokens?: number; batchSize?: number; pool?: VerifierPool } = {},
 ): Promise<HeldoutResult> {
-  const { eosTokenIds, padTokenId } = specialTokens(model.cfg, tokenizer, null, 'held-out model');
+  const { eosTokenIds } = specialTokens(model.cfg, tokenizer, null, 'held-out model');
   const prompts = problems.map((p) => tokenizer.encode(p.prompt, { addSpecialTokens: false }));
   const gen = generate(model, prompts, {
     maxNewTokens: o.maxNewTokens ?? 48,
     greedy: true,
     eosTokenIds,
-    padTokenId,
     batchSize: o.batchSize ?? 256,
   });
   const texts = gen.tokens.map((t) => tokenizer.decode(t, { skipSpecialTokens: true }));

@@ -93,11 +93,10 @@ export interface EvalOptions {
   dataDir?: string;
   /** Grade these instead of generating (model and tokenizer may then be null). */
   completions?: CompletionLine[];
-  /** Sequences per generation batch (default 16). */
+  /** Most sequences decoded together by the rollout engine (default 64). */
   batchSize?: number;
   /** Eos ids (default: the model config's and the tokenizer's). */
   eosTokenIds?: number[];
-  padTokenId?: number;
   /** A verifier pool to reuse (the trainer's); otherwise one is created and closed. */
   pool?: VerifierPool;
   /** Per-comparison time limit of a fresh pool (default 5000 ms: benchmark answers can be large expressions). */
@@ -431,7 +430,6 @@ function generateFor(
     const id = tokenizer.tokenToId(t);
     if (id !== null && !eos.includes(id)) eos.push(id);
   }
-  const pad = opts.padTokenId ?? special.padTokenId;
   const useChat = chatFor(tokenizer, s);
   const encoded = jobs.map((j) => {
     try {
@@ -459,9 +457,8 @@ function generateFor(
       topP: greedy ? 1 : s.topP,
       topK: s.topK,
       eosTokenIds: eos,
-      padTokenId: pad,
       rng: greedy ? undefined : new Rng(s.seed),
-      batchSize: opts.batchSize ?? 16,
+      batchSize: opts.batchSize ?? 64,
     },
   );
   const texts = new Array<string>(order.length);

@@ -1,21 +1,38 @@
 /**
  * @module generate/generate
- * Batched sampling with a KV cache for left-padded prompt batches: temperature, top-k, top-p or
- * greedy; max new tokens; stops on eos ids and on stop strings; returns token ids, the sampling
- * policy's per-token log-probs (log_softmax(logits / T) over the full vocabulary, DESIGN §4) and,
- * with a decoder, the text. Randomness comes from a seeded Rng, so a run is reproducible and a
- * resumed run continues the same stream.
+ * The rollout engine: sampling with a paged KV cache (vLLM's design, arXiv:2309.06180, on our
+ * kernels), used by training rollouts, evaluation and `gpg-rl generate`.
  *
- * Logits, the KV cache and sampling stay on the model's backend: per step only the B sampled ids
- * are read back (to decide eos / stop strings); their log-probs are gathered into a [B, N]
- * tensor read once at the end.
+ * - Prefix sharing: identical prompts (a GRPO/GPG group's G copies) are prefilled once; their
+ *   completions share the prompt's full KV blocks (the last, partial block is copied per member
+ *   when they fork), so prompt compute and prompt KV memory are divided by G.
+ * - Prefill computes logits only at the last prompt position: [1, V] per group, never [P, V].
+ * - Continuous batching: sequences decode together (one row each, no padding); a finished
+ *   sequence frees its blocks at once and waiting groups are admitted as soon as the KV budget
+ *   (`kvCacheBytes`, in blocks of `blockSize` positions) and `batchSize` allow. A group is admitted
+ *   only when its worst case (prompt + maxNewTokens for every member) fits, so nothing is ever
+ *   preempted or recomputed.
+ * - Every sequence samples from its own seeded stream (seeds drawn from `rng` in prompt order), and
+ *   every kernel on the decode path computes a row independently of the other rows in the call, so a
+ *   sequence's tokens do not depend on the schedule: shared = unshared and continuous = static,
+ *   token for token.
+ * - Sampling: temperature, top-k, top-p or greedy, in one pass over each row's logits on the
+ *   backend; returns the sampling policy's log-probs log_softmax(logits / T)[token] over the full
+ *   vocabulary (DESIGN §4). Stops on eos ids, stop strings or maxNewTokens. Per step only the
+ *   sampled ids and their log-probs (2 numbers per running sequence) are read back.
+ * - Generation weights (`weightsDtype`): the products read a copy of each weight packed for the
+ *   decode kernel, in float32 or bfloat16 (half the bytes streamed; fp32 accumulation), made on
+ *   first use in the call and freed when it returns (so training never holds them).
  */
 import { Tensor, tidy } from '../tensor/tensor.ts';
 import { sampleTokens } from '../tensor/ops/sample.ts';
 import { copyRows } from '../tensor/ops/copy.ts';
-import type { CausalLM } from '../model/decoder.ts';
-import type { Rng } from '../data/rng.ts';
+import { setGenerationWeights, type GenerationDtype } from '../tensor/ops/matmul.ts';
+import type { CausalLM, PagedKV } from '../model/decoder.ts';
+import { Rng } from '../data/rng.ts';
 import { GpgRlError } from '../errors.ts';
+
+export type { GenerationDtype };
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -27,15 +44,22 @@ export interface GenerateOptions {
   topK?: number;
   greedy?: boolean;
   eosTokenIds: number[];
-  padTokenId: number;
   /** Generation ends once the decoded completion contains one of these (kept in the output). */
   stopStrings?: string[];
   /** Token ids -> text; needed for stop strings and `texts`. */
   decode?: (ids: number[]) => string;
-  /** Source of uniforms for sampling (required unless greedy). */
+  /** Source of the per-sequence sampling seeds (required unless greedy). */
   rng?: Rng;
-  /** Sequences per forward pass (memory bound); default all. */
+  /** Most sequences decoded together (vLLM's max_num_seqs); default 256. */
   batchSize?: number;
+  /** KV-cache budget in bytes (all layers, keys and values); default 2 GiB. */
+  kvCacheBytes?: number;
+  /** Positions per KV block; default 16. */
+  blockSize?: number;
+  /** Share the KV of identical prompts (default true; false only to test that sharing changes nothing). */
+  sharePrefix?: boolean;
+  /** Weight copy the products read: 'float32' (default) or 'bfloat16'. */
+  weightsDtype?: GenerationDtype;
   /** Called after every decoding step with the number of new tokens produced in that step. */
   onStep?: (newTokens: number) => void;
 }
@@ -48,108 +72,335 @@ export interface GenerateResult {
   /** True when the sequence ended with eos or a stop string; false when cut at maxNewTokens. */
   finished: boolean[];
   texts: string[] | null;
+  /** What the engine did: prefills, decode steps, peak running sequences, KV blocks. */
+  stats: EngineStats;
 }
 
-/** Generates completions for `prompts` (token ids, unpadded). */
+export interface EngineStats {
+  prefills: number;
+  prefillTokens: number;
+  decodeSteps: number;
+  maxRunning: number;
+  kvBlocks: number;
+  kvBlocksPeak: number;
+}
+
+const DEFAULT_KV_BYTES = 2 * 1024 ** 3;
+
+/** A group: one prompt, prefilled once, and the sequences (members) that continue it. */
+interface Group {
+  prompt: number[];
+  members: number[];
+  /** Worst-case blocks of the whole group (shared full prompt blocks + each member's own). */
+  need: number;
+}
+
+interface Seq {
+  group: number;
+  rng: Rng | null;
+  tokens: number[];
+  logps: number[];
+  blocks: number[];
+  /** KV positions filled (prompt + fed tokens). */
+  ctx: number;
+  done: boolean;
+  finished: boolean;
+  /** Blocks still reserved for this sequence's growth. */
+  reserve: number;
+}
+
+/** Free list + reference counts over the pool's blocks (shared prompt blocks have several owners). */
+class BlockPool {
+  private free: number[];
+  private refs: Int32Array;
+  inUse = 0;
+  peak = 0;
+  constructor(readonly size: number) {
+    this.free = Array.from({ length: size }, (_, i) => size - 1 - i);
+    this.refs = new Int32Array(size);
+  }
+  alloc(): number {
+    const b = this.free.pop();
+    if (b === undefined) throw new GpgRlError('generate: KV block pool exhausted (reservation bug)', 'GPG_GENERATE');
+    this.refs[b] = 1;
+    this.inUse++;
+    this.peak = Math.max(this.peak, this.inUse);
+    return b;
+  }
+  retain(b: number): void {
+    this.refs[b]!++;
+  }
+  release(b: number): void {
+    if (--this.refs[b]! === 0) {
+      this.free.push(b);
+      this.inUse--;
+    }
+  }
+}
+
+/** Generates completions for `prompts` (token ids, unpadded); identical prompts share their prefill. */
 export function generate(model: CausalLM, prompts: number[][], o: GenerateOptions): GenerateResult {
   if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 1)
     throw new GpgRlError(`generate: maxNewTokens must be a positive integer (got ${o.maxNewTokens})`, 'GPG_GENERATE');
   if (!o.greedy && !o.rng) throw new GpgRlError('generate: sampling needs an rng (or greedy: true)', 'GPG_GENERATE');
   if (o.stopStrings?.length && !o.decode)
     throw new GpgRlError('generate: stop strings need a decode function', 'GPG_GENERATE');
-  const bs = Math.max(1, o.batchSize ?? prompts.length);
-  const out: GenerateResult = { tokens: [], logps: [], finished: [], texts: o.decode ? [] : null };
-  for (let i = 0; i < prompts.length; i += bs) {
-    const r = generateBatch(model, prompts.slice(i, i + bs), o);
-    out.tokens.push(...r.tokens);
-    out.logps.push(...r.logps);
-    out.finished.push(...r.finished);
-    if (out.texts && r.texts) out.texts.push(...r.texts);
-  }
-  return out;
-}
-
-function generateBatch(model: CausalLM, prompts: number[][], o: GenerateOptions): GenerateResult {
-  const B = prompts.length;
   const V = model.cfg.vocabSize;
-  const P = Math.max(1, ...prompts.map((p) => p.length));
   for (const [b, p] of prompts.entries()) {
     if (p.length === 0) throw new GpgRlError(`generate: prompt ${b} is empty`, 'GPG_GENERATE');
     for (const id of p)
       if (!Number.isInteger(id) || id < 0 || id >= V)
         throw new GpgRlError(`generate: prompt ${b} has token id ${id} outside the vocabulary (${V})`, 'GPG_GENERATE');
   }
+  const maxSeqs = o.batchSize ?? 256;
+  const bs = o.blockSize ?? 16;
+  for (const [k, v] of [
+    ['batchSize', maxSeqs],
+    ['blockSize', bs],
+  ] as const)
+    if (!Number.isInteger(v) || v < 1)
+      throw new GpgRlError(`generate: ${k} must be a positive integer (got ${v})`, 'GPG_GENERATE');
   const N = o.maxNewTokens;
+  const stats: EngineStats = {
+    prefills: 0,
+    prefillTokens: 0,
+    decodeSteps: 0,
+    maxRunning: 0,
+    kvBlocks: 0,
+    kvBlocksPeak: 0,
+  };
+  const empty: GenerateResult = { tokens: [], logps: [], finished: [], texts: o.decode ? [] : null, stats };
+  if (prompts.length === 0) return empty;
+
+  // groups of identical prompts, in first-appearance order
+  const groups: Group[] = [];
+  const byKey = new Map<string, number>();
+  const seqs: Seq[] = prompts.map((p, i) => {
+    const key = o.sharePrefix === false ? `#${i}` : p.join(',');
+    let g = byKey.get(key);
+    if (g === undefined) {
+      g = groups.length;
+      byKey.set(key, g);
+      groups.push({ prompt: p, members: [], need: 0 });
+    }
+    groups[g]!.members.push(i);
+    return { group: g, rng: null, tokens: [], logps: [], blocks: [], ctx: 0, done: false, finished: false, reserve: 0 };
+  });
+  // one seed per sequence, drawn in prompt order: a sequence's stream does not depend on the schedule
+  if (!o.greedy)
+    for (const s of seqs) s.rng = new Rng((BigInt(o.rng!.nextUint32()) << 32n) | BigInt(o.rng!.nextUint32()));
+  const own = (P: number): number => Math.ceil((P + N - 1) / bs) - Math.floor(P / bs); // blocks per member
+  for (const g of groups) g.need = Math.floor(g.prompt.length / bs) + g.members.length * own(g.prompt.length);
+
+  // the pool: the budget, but never more than everything at once needs
+  const perBlock = model.kvBytesPerBlock(bs);
+  const budget = Math.floor((o.kvCacheBytes ?? DEFAULT_KV_BYTES) / perBlock);
+  const allAtOnce = groups.reduce((a, g) => a + g.need, 0);
+  const numBlocks = Math.min(budget, allAtOnce);
+  const biggest = Math.max(...groups.map((g) => g.need));
+  if (biggest > budget)
+    throw new GpgRlError(
+      `generate: the KV budget of ${((o.kvCacheBytes ?? DEFAULT_KV_BYTES) / 2 ** 20).toFixed(0)} MiB holds ${budget} blocks ` +
+        `of ${bs} positions, but one group (its prompt + ${N} new tokens for each of its members) needs ${biggest} ` +
+        `(${((biggest * perBlock) / 2 ** 20).toFixed(0)} MiB); raise the budget or lower max new tokens`,
+      'GPG_GENERATE',
+    );
+  stats.kvBlocks = numBlocks;
+  const pool = new BlockPool(numBlocks);
+  const cache = model.newPagedCache(numBlocks, bs);
+  const prevWeights = setGenerationWeights(o.weightsDtype ?? 'float32');
   const eos = new Set(o.eosTokenIds);
   const temperature = o.temperature ?? 1;
-  const cache = model.newCache(B, P + N);
-  const tokens: number[][] = prompts.map(() => []);
-  const finished = new Array<boolean>(B).fill(false);
-  const texts: string[] | null = o.decode ? new Array<string>(B).fill('') : null;
-  const lpAll = Tensor.zeros([B, N]).keep(); // sampling log-probs, column = step
+  let outstanding = 0; // blocks promised to running sequences and not yet taken
+  let nextGroup = 0;
+  /** Running sequences; `fresh` ones were just prefilled and sample from their group's prefill logits. */
+  let running: number[] = [];
+  let last: Tensor | null = null; // logits of the previous decode step, rows in `running` order
   try {
-    // prefill: left-padded prompts
-    const ids = new Int32Array(B * P).fill(o.padTokenId);
-    const mask = new Int32Array(B * P);
-    for (let b = 0; b < B; b++) {
-      const p = prompts[b]!;
-      for (let t = 0; t < p.length; t++) {
-        ids[b * P + P - p.length + t] = p[t]!;
-        mask[b * P + P - p.length + t] = 1;
+    while (nextGroup < groups.length || running.length > 0) {
+      // admit whole groups while the worst case fits
+      const fresh: Array<{ group: number; logits: Tensor }> = [];
+      while (nextGroup < groups.length) {
+        const g = groups[nextGroup]!;
+        const count = running.length + fresh.reduce((a, f) => a + groups[f.group]!.members.length, 0);
+        if (count > 0 && (pool.inUse + outstanding + g.need > numBlocks || count + g.members.length > maxSeqs)) break;
+        fresh.push({ group: nextGroup, logits: prefill(model, cache, pool, g, seqs, bs, own(g.prompt.length)) });
+        for (const i of g.members) outstanding += seqs[i]!.reserve;
+        stats.prefills++;
+        stats.prefillTokens += g.prompt.length;
+        nextGroup++;
       }
-    }
-    let logits: Tensor | null = model.decodeStep(cache, ids, mask, P);
-    const next = new Int32Array(B);
-    const nextMask = new Int32Array(B);
-    const u = new Float32Array(B);
-    for (let step = 0; step < N; step++) {
-      if (!o.greedy) for (let b = 0; b < B; b++) u[b] = Math.min(o.rng!.next(), 0.99999994);
-      const lt: Tensor = logits!;
+      // rows to sample: decoded ones first (their logits are `last`), then the fresh groups' members
+      const rows = [...running];
+      for (const f of fresh) rows.push(...groups[f.group]!.members);
+      const B = rows.length;
+      stats.maxRunning = Math.max(stats.maxRunning, B);
+      const u = new Float32Array(B);
+      if (!o.greedy) for (let r = 0; r < B; r++) u[r] = Math.min(seqs[rows[r]!]!.rng!.next(), 0.99999994);
       const sampled = tidy(() => {
-        const r = sampleTokens(lt, Tensor.fromArray(u, [B]), {
+        let logits: Tensor;
+        if (fresh.length === 0) logits = last!;
+        else {
+          logits = Tensor.empty([B, V]);
+          if (last) copyRows(logits, last, { rows: running.length, cols: V, dstStride: V, srcStride: V });
+          let r = running.length;
+          for (const f of fresh)
+            for (let m = 0; m < groups[f.group]!.members.length; m++, r++)
+              copyRows(logits, f.logits, { rows: 1, cols: V, dstStride: V, srcStride: V, dstOff: r * V });
+        }
+        const res = sampleTokens(logits, Tensor.fromArray(u, [B]), {
           temperature,
           topK: o.topK ?? 0,
           topP: o.topP ?? 1,
           greedy: !!o.greedy,
         });
-        copyRows(lpAll, r.logps, { rows: B, cols: 1, dstStride: N, srcStride: 1, dstOff: step });
-        return r.ids.toArray() as Int32Array; // the one host read per step
+        return { ids: res.ids.toArray() as Int32Array, lps: res.logps.toFloat32() };
       });
-      lt.dispose();
-      logits = null;
+      last?.dispose();
+      last = null;
+      for (const f of fresh) f.logits.dispose();
       let produced = 0;
-      for (let b = 0; b < B; b++) {
-        if (finished[b]) {
-          next[b] = o.padTokenId;
-          nextMask[b] = 0;
-          continue;
-        }
-        const tok = sampled[b]!;
-        tokens[b]!.push(tok);
+      const cont: number[] = [];
+      for (let r = 0; r < B; r++) {
+        const i = rows[r]!;
+        const s = seqs[i]!;
+        const tok = sampled.ids[r]!;
+        s.tokens.push(tok);
+        s.logps.push(sampled.lps[r]!);
         produced++;
-        next[b] = tok;
-        nextMask[b] = 1;
-        if (eos.has(tok)) finished[b] = true;
+        if (eos.has(tok)) s.finished = true;
         else if (o.stopStrings?.length) {
-          const text = o.decode!(tokens[b]!);
-          if (o.stopStrings.some((s) => text.includes(s))) finished[b] = true;
+          const text = o.decode!(s.tokens);
+          if (o.stopStrings.some((x) => text.includes(x))) s.finished = true;
         }
+        if (s.finished || s.tokens.length >= N) {
+          s.done = true;
+          for (const b of s.blocks) pool.release(b);
+          outstanding -= s.reserve;
+          s.reserve = 0;
+          s.blocks = [];
+        } else cont.push(i);
       }
       o.onStep?.(produced);
-      if (finished.every(Boolean) || step === N - 1) break;
-      logits = model.decodeStep(cache, next, nextMask, 1);
+      running = cont;
+      if (running.length > 0) {
+        const before = pool.inUse;
+        last = decodeStep(model, cache, pool, seqs, running, bs);
+        outstanding -= pool.inUse - before; // new blocks come out of the sequences' own reserves
+        stats.decodeSteps++;
+      }
     }
-    logits?.dispose();
-  } catch (e) {
-    lpAll.dispose();
-    throw e;
   } finally {
-    model.disposeCache(cache);
+    last?.dispose();
+    setGenerationWeights(prevWeights);
+    model.disposePagedCache(cache);
+    model.lmHeadWeight().backend.releasePackedWeights(); // the generation copies never outlive the call
   }
-  // a row's i-th token was sampled at step i (rows only ever stop early)
-  const lpHost = lpAll.toFloat32();
-  lpAll.dispose();
-  const logps = tokens.map((t, b) => Array.from(lpHost.subarray(b * N, b * N + t.length)));
-  if (texts) for (let b = 0; b < B; b++) texts[b] = o.decode!(tokens[b]!);
-  return { tokens, logps, finished, texts };
+  stats.kvBlocksPeak = pool.peak;
+  const texts = o.decode ? seqs.map((s) => o.decode!(s.tokens)) : null;
+  return {
+    tokens: seqs.map((s) => s.tokens),
+    logps: seqs.map((s) => s.logps),
+    finished: seqs.map((s) => s.finished),
+    texts,
+    stats,
+  };
+}
+
+/**
+ * Prefills a group's prompt once (B 1 × T P) into fresh blocks and forks its members: they share
+ * the full prompt blocks, the first member takes the partial last block and the others get copies
+ * of it. Returns the logits at the last prompt position [1, V].
+ */
+function prefill(
+  model: CausalLM,
+  cache: PagedKV,
+  pool: BlockPool,
+  g: Group,
+  seqs: Seq[],
+  bs: number,
+  own: number,
+): Tensor {
+  const P = g.prompt.length;
+  const nBlocks = Math.ceil(P / bs);
+  const blocks = Array.from({ length: nBlocks }, () => pool.alloc());
+  const slots = new Int32Array(P);
+  for (let t = 0; t < P; t++) slots[t] = blocks[Math.floor(t / bs)]! * bs + (t % bs);
+  const logits = model.pagedStep(cache, {
+    ids: Int32Array.from(g.prompt),
+    pos: Int32Array.from({ length: P }, (_, t) => t),
+    slots,
+    table: Int32Array.from(blocks),
+    ctx: Int32Array.of(P),
+    B: 1,
+    T: P,
+    maxBlocks: nBlocks,
+  });
+  const full = Math.floor(P / bs);
+  const partial = P % bs !== 0 ? blocks[full]! : -1;
+  for (const [m, i] of g.members.entries()) {
+    const s = seqs[i]!;
+    s.ctx = P;
+    s.blocks = blocks.slice(0, full);
+    if (m > 0) for (const b of s.blocks) pool.retain(b);
+    s.reserve = own;
+    if (partial >= 0) {
+      // copy-on-write of the partial block, done at the fork: member 0 keeps the original
+      const b = m === 0 ? partial : pool.alloc();
+      if (m > 0) copyBlock(cache, b, partial, P % bs);
+      s.blocks.push(b);
+      s.reserve--;
+    }
+  }
+  return logits;
+}
+
+/** Copies the first `n` positions of block `src` into block `dst` in every layer's pools. */
+function copyBlock(cache: PagedKV, dst: number, src: number, n: number): void {
+  const row = cache.k[0]!.size / (cache.numBlocks * cache.blockSize);
+  const at = {
+    rows: 1,
+    cols: n * row,
+    dstStride: 0,
+    srcStride: 0,
+    dstOff: dst * cache.blockSize * row,
+    srcOff: src * cache.blockSize * row,
+  };
+  for (let l = 0; l < cache.k.length; l++) {
+    copyRows(cache.k[l]!, cache.k[l]!, at);
+    copyRows(cache.v[l]!, cache.v[l]!, at);
+  }
+}
+
+/** Feeds each running sequence's last token (one row each) and returns the next logits [B, V]. */
+function decodeStep(
+  model: CausalLM,
+  cache: PagedKV,
+  pool: BlockPool,
+  seqs: Seq[],
+  running: number[],
+  bs: number,
+): Tensor {
+  const B = running.length;
+  let maxBlocks = 1;
+  const ids = new Int32Array(B);
+  const pos = new Int32Array(B);
+  const slots = new Int32Array(B);
+  const ctx = new Int32Array(B);
+  for (const [r, i] of running.entries()) {
+    const s = seqs[i]!;
+    if (s.ctx % bs === 0) {
+      s.blocks.push(pool.alloc());
+      s.reserve--;
+    }
+    ids[r] = s.tokens[s.tokens.length - 1]!;
+    pos[r] = s.ctx;
+    slots[r] = s.blocks[Math.floor(s.ctx / bs)]! * bs + (s.ctx % bs);
+    s.ctx++;
+    ctx[r] = s.ctx;
+    maxBlocks = Math.max(maxBlocks, s.blocks.length);
+  }
+  const table = new Int32Array(B * maxBlocks);
+  for (const [r, i] of running.entries()) table.set(seqs[i]!.blocks, r * maxBlocks);
+  return model.pagedStep(cache, { ids, pos, slots, table, ctx, B, T: 1, maxBlocks });
 }

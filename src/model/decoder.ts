@@ -27,7 +27,8 @@ import { rmsnorm } from '../tensor/ops/rmsnorm.ts';
 import { rope } from '../tensor/ops/rope.ts';
 import { swiglu } from '../tensor/ops/swiglu.ts';
 import { embedding } from '../tensor/ops/embedding.ts';
-import { attention, attentionCached } from '../tensor/ops/attention.ts';
+import { attention } from '../tensor/ops/attention.ts';
+import { pagedAttention, pagedKvWrite } from '../tensor/ops/paged.ts';
 import { tokenLogprobs } from '../tensor/ops/logprobs.ts';
 import { copyRows } from '../tensor/ops/copy.ts';
 import { LAYER, parameterNames, readModelConfig, type ModelConfig } from './config.ts';
@@ -35,19 +36,40 @@ import { loadModelTensors } from './folder.ts';
 import { ModelLoadError, TensorOpError } from '../errors.ts';
 import type { LoraAdapter } from './lora.ts';
 
-/** Per-layer key/value cache for decoding: [B, Tmax, Hkv, D] each, plus the key mask [B, Tmax]. */
-export interface KVCache {
-  B: number;
-  Tmax: number;
-  /** Number of positions filled so far (the same for every row; left padding is in the mask). */
-  length: number;
+/**
+ * The paged KV cache of the rollout engine (src/generate/engine.ts owns the block bookkeeping): per
+ * layer one key pool and one value pool [numBlocks · blockSize, Hkv, D]. A sequence's block table
+ * maps its positions to blocks; sequences of one group share the prompt's blocks.
+ */
+export interface PagedKV {
+  blockSize: number;
+  numBlocks: number;
   k: Tensor[];
   v: Tensor[];
-  /** int32 [B, Tmax]: 1 where the cached position is a real token (uploaded from maskHost each step). */
-  mask: Tensor;
-  maskHost: Int32Array;
-  /** Next RoPE position per row (count of real tokens so far). */
-  nextPos: Int32Array;
+}
+
+/**
+ * One engine step on the host: B rows of T new tokens each (T = the prompt at prefill, 1 when
+ * decoding). Row b's tokens sit at positions pos, are written to `slots`, and attend the row's
+ * ctx[b] keys (its earlier tokens and these) through its block table row.
+ */
+export interface PagedStep {
+  ids: Int32Array; // [B·T]
+  pos: Int32Array; // [B·T] RoPE positions
+  slots: Int32Array; // [B·T] pool slot of each new token's key/value
+  table: Int32Array; // [B·maxBlocks]
+  ctx: Int32Array; // [B] keys per row after this step
+  B: number;
+  T: number;
+  maxBlocks: number;
+}
+
+/** Uploaded per step; shared by every layer. */
+interface PagedLayerArgs {
+  cache: PagedKV;
+  slots: Tensor;
+  table: Tensor;
+  ctx: Tensor;
 }
 
 /** A token batch on the host (packBatch's output fits): ids and attention mask, int32 [B, T] row-major. */
@@ -175,10 +197,10 @@ export class CausalLM {
   }
 
   /**
-   * One decoder layer over `x` [B, T, C]. With `cache`, keys/values of these T new tokens are
-   * appended at cache.length and attention reads the cache (no gradient).
+   * One decoder layer over `x` [B, T, C]. With `paged`, keys/values of these T new tokens are
+   * written to their pool slots and attention reads each row's paged keys (no gradient).
    */
-  private layer(i: number, x: Tensor, pos: Tensor, mask: Tensor | null, cache: KVCache | null): Tensor {
+  private layer(i: number, x: Tensor, pos: Tensor, mask: Tensor | null, paged: PagedLayerArgs | null): Tensor {
     const c = this.cfg;
     const [B, T] = x.shape as [number, number, number];
     const H = c.numHeads,
@@ -196,19 +218,10 @@ export class CausalLM {
     q = rope(q, pos, c.ropeTheta);
     k = rope(k, pos, c.ropeTheta);
     let a: Tensor;
-    if (cache) {
-      // append the new keys/values to the cache rows [length, length+T) of every batch item
-      const row = Hkv * D;
-      const at = {
-        rows: B,
-        cols: T * row,
-        dstStride: cache.Tmax * row,
-        srcStride: T * row,
-        dstOff: cache.length * row,
-      };
-      copyRows(cache.k[i]!, k, at);
-      copyRows(cache.v[i]!, v, at);
-      a = attentionCached(q, cache.k[i]!, cache.v[i]!, cache.mask, cache.length + T);
+    if (paged) {
+      const { cache } = paged;
+      pagedKvWrite(cache.k[i]!, cache.v[i]!, k, v, paged.slots);
+      a = pagedAttention(q, cache.k[i]!, cache.v[i]!, paged.table, paged.ctx, cache.blockSize);
     } else {
       a = attention(q, k, v, mask);
     }
@@ -306,59 +319,71 @@ export class CausalLM {
   }
 
   // ------------------------------------------------------------------------------------------
-  // decoding with a KV cache
+  // decoding with the paged KV cache (src/generate/engine.ts schedules the steps)
 
-  newCache(B: number, Tmax: number): KVCache {
+  /** Key and value pools of numBlocks blocks of blockSize positions for every layer. */
+  newPagedCache(numBlocks: number, blockSize: number): PagedKV {
     const c = this.cfg;
     const k: Tensor[] = [];
     const v: Tensor[] = [];
-    for (let i = 0; i < c.numLayers; i++) {
-      k.push(Tensor.zeros([B, Tmax, c.numKvHeads, c.headDim]).keep());
-      v.push(Tensor.zeros([B, Tmax, c.numKvHeads, c.headDim]).keep());
+    try {
+      for (let i = 0; i < c.numLayers; i++) {
+        k.push(Tensor.empty([numBlocks * blockSize, c.numKvHeads, c.headDim]).keep());
+        v.push(Tensor.empty([numBlocks * blockSize, c.numKvHeads, c.headDim]).keep());
+      }
+    } catch (e) {
+      for (const t of [...k, ...v]) t.dispose();
+      throw e;
     }
-    const mask = Tensor.zeros([B, Tmax], 'int32').keep();
-    return { B, Tmax, length: 0, k, v, mask, maskHost: new Int32Array(B * Tmax), nextPos: new Int32Array(B) };
+    return { blockSize, numBlocks, k, v };
+  }
+
+  /** Bytes of KV cache per block (all layers, keys and values). */
+  kvBytesPerBlock(blockSize: number): number {
+    const c = this.cfg;
+    return 2 * c.numLayers * blockSize * c.numKvHeads * c.headDim * 4;
+  }
+
+  disposePagedCache(cache: PagedKV): void {
+    for (const t of [...cache.k, ...cache.v]) t.dispose();
   }
 
   /**
-   * Feeds T new tokens per row (ids int32 host [B*T], newMask host [B*T]) through the model with
-   * the cache; returns the final-position logits [B, V] as a tensor on the model's backend (the
-   * caller disposes it; sampling reads them there). No gradient.
+   * Feeds one engine step (B rows × T new tokens, see PagedStep) through the model with the paged
+   * cache and returns the logits of each row's last position, [B, V], on the model's backend (the
+   * caller disposes them). Only those B rows go through the lm_head — never [B, T, V]. No gradient.
    */
-  decodeStep(cache: KVCache, ids: Int32Array, newMask: Int32Array, T: number): Tensor {
-    const B = cache.B;
-    if (cache.length + T > cache.Tmax)
-      throw new TensorOpError('decodeStep', `cache of ${cache.Tmax} positions is full (${cache.length} + ${T})`);
+  pagedStep(cache: PagedKV, st: PagedStep): Tensor {
+    const { B, T } = st;
+    if (st.ids.length !== B * T || st.pos.length !== B * T || st.slots.length !== B * T || st.ctx.length !== B)
+      throw new TensorOpError('pagedStep', `ids/pos/slots must hold B·T = ${B}·${T} values and ctx ${B}`);
     return noGrad(() =>
       tidy(() => {
-        const pos = new Int32Array(B * T);
-        for (let b = 0; b < B; b++) {
-          for (let t = 0; t < T; t++) {
-            // position = (real tokens so far incl. this one) - 1, clamped at 0 (DESIGN §4)
-            const m = newMask[b * T + t]!;
-            cache.maskHost[b * cache.Tmax + cache.length + t] = m;
-            if (m) cache.nextPos[b] = cache.nextPos[b]! + 1;
-            pos[b * T + t] = Math.max(cache.nextPos[b]! - 1, 0);
-          }
+        const paged: PagedLayerArgs = {
+          cache,
+          slots: Tensor.fromArray(st.slots, [B * T], 'int32'),
+          table: Tensor.fromArray(st.table, [B, st.maxBlocks], 'int32'),
+          ctx: Tensor.fromArray(st.ctx, [B], 'int32'),
+        };
+        const posT = Tensor.fromArray(st.pos, [B, T], 'int32');
+        let x = embedding(this.p('model.embed_tokens.weight'), Tensor.fromArray(st.ids, [B, T], 'int32'));
+        for (let i = 0; i < this.cfg.numLayers; i++) {
+          // one scope per layer: nothing is recorded for backward, so a layer's intermediates go
+          // when it returns (a prefill of T tokens keeps one layer's, not all of them)
+          const prev = x;
+          x = tidy(() => this.layer(i, prev, posT, null, paged));
+          prev.dispose();
         }
-        cache.mask.write(cache.maskHost);
-        const idsT = Tensor.fromArray(ids, [B, T], 'int32');
-        const posT = Tensor.fromArray(pos, [B, T], 'int32');
-        let x = embedding(this.p('model.embed_tokens.weight'), idsT);
-        for (let i = 0; i < this.cfg.numLayers; i++) x = this.layer(i, x, posT, null, cache);
-        cache.length += T;
-        // last position of each row only
         const C = this.cfg.hiddenSize;
-        const last = Tensor.empty([B, C]);
-        copyRows(last, x, { rows: B, cols: C, dstStride: C, srcStride: T * C, srcOff: (T - 1) * C });
-        const hN = rmsnorm(last, this.p('model.norm.weight'), this.cfg.rmsNormEps);
+        let last = x;
+        if (T > 1) {
+          last = Tensor.empty([B, C]);
+          copyRows(last, x, { rows: B, cols: C, dstStride: C, srcStride: T * C, srcOff: (T - 1) * C });
+        }
+        const hN = rmsnorm(reshape(last, [B, C]), this.p('model.norm.weight'), this.cfg.rmsNormEps);
         return linear(hN, this.lmHeadWeight());
       }),
     );
-  }
-
-  disposeCache(cache: KVCache): void {
-    for (const t of [...cache.k, ...cache.v, cache.mask]) t.dispose();
   }
 }
 

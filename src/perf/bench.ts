@@ -125,10 +125,7 @@ export function decodeTokensPerS(model: CausalLM, B: number, P: number, N: numbe
   const V = model.cfg.vocabSize;
   const prompts = Array.from({ length: B }, () => Array.from({ length: P }, () => r.nextInt(V)));
   const s = timeIt(
-    () =>
-      noGrad(() =>
-        generate(model, prompts, { maxNewTokens: N, temperature: 1, eosTokenIds: [], padTokenId: 0, rng: r }),
-      ),
+    () => noGrad(() => generate(model, prompts, { maxNewTokens: N, temperature: 1, eosTokenIds: [], rng: r })),
     reps,
     1,
   );

@@ -239,6 +239,18 @@ export const FIELDS = {
     'Nucleus sampling: keep the smallest token set with this probability mass; 1 = off.',
   ),
   top_k: f('Generation', int().min(0), 0, 'Sample among the k most likely tokens; 0 = off.'),
+  generation_dtype: f(
+    'Generation',
+    z.enum(['float32', 'bfloat16']),
+    'float32',
+    'Weights the rollout engine reads: `float32`, or `bfloat16` (a packed bf16 copy made per generation call and freed after it: half the bytes streamed, fp32 accumulation; the master weights stay fp32). Training recomputes the old log-probs in training precision either way and logs `sampling/sampling_logp_difference/{mean,max}`.',
+  ),
+  generation_kv_cache_gb: f(
+    'Generation',
+    z.number().gt(0),
+    2,
+    "KV-cache budget of the rollout engine in GB (paged blocks of 16 positions; a group's prompt blocks are shared by its G completions). Groups wait until their worst case fits; a group larger than the budget is an error.",
+  ),
   mask_truncated_completions: f(
     'Generation',
     z.boolean(),

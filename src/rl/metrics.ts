@@ -22,6 +22,8 @@ export const METRIC = {
   maxLength: 'completions/max_length',
   clippedRatio: 'completions/clipped_ratio',
   entropy: 'entropy',
+  samplingLogpDiffMean: 'sampling/sampling_logp_difference/mean',
+  samplingLogpDiffMax: 'sampling/sampling_logp_difference/max',
   kl: 'kl',
   clipRatioRegionMean: 'clip_ratio/region_mean',
   inverseAlpha: 'gpg/inverse_alpha',
@@ -50,6 +52,7 @@ export function metricKeys(o: MetricKeyOptions): string[] {
   const keys: string[] = [m.step, m.loss, m.gradNorm, m.learningRate, m.reward, m.rewardStd];
   for (const fn of o.rewardFns) keys.push(rewardMeanKey(fn), rewardStdKey(fn));
   keys.push(m.fracRewardZeroStd, m.meanLength, m.minLength, m.maxLength, m.clippedRatio, m.entropy);
+  keys.push(m.samplingLogpDiffMean, m.samplingLogpDiffMax);
   keys.push(...o.algorithmKeys);
   keys.push(m.tokensPerSGeneration, m.tokensPerSTraining, m.timeS);
   if (new Set(keys).size !== keys.length)

@@ -52,8 +52,11 @@ export interface RolloutContext {
   rewards: NamedReward[];
   rewardTimeoutMs: number;
   overlong: { max_len: number; cache: number } | null;
-  /** Sequences per generation forward pass. */
+  /** Most sequences the rollout engine decodes together. */
   genBatch: number;
+  /** The engine's generation weights and KV budget (bytes). */
+  weightsDtype: 'float32' | 'bfloat16';
+  kvCacheBytes: number;
   onTokens?: (n: number) => void;
 }
 
@@ -82,9 +85,10 @@ export async function rollout(ctx: RolloutContext, rows: TrainRow[], stats: Roll
     topP: ctx.topP,
     topK: ctx.topK,
     eosTokenIds: ctx.eosTokenIds,
-    padTokenId: ctx.padTokenId,
     rng: ctx.rng,
     batchSize: ctx.genBatch,
+    weightsDtype: ctx.weightsDtype,
+    kvCacheBytes: ctx.kvCacheBytes,
     onStep: ctx.onTokens,
   });
   stats.generationSeconds += (performance.now() - t0) / 1000;

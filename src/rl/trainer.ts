@@ -157,6 +157,8 @@ interface StepUpdate {
   tokens: number;
   trainTokens: number;
   trainSeconds: number;
+  /** |training-precision log-prob − sampling log-prob| over completion tokens (TRL's sampling/sampling_logp_difference). */
+  samplingDiff: { mean: number; max: number };
   stats: RolloutStats;
 }
 
@@ -314,6 +316,8 @@ class Run {
       rewardTimeoutMs: cfg.reward_timeout_s * 1000,
       overlong: cfg.overlong_penalty,
       genBatch: cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps,
+      weightsDtype: cfg.generation_dtype,
+      kvCacheBytes: cfg.generation_kv_cache_gb * 1e9,
     };
     const sample = (n: number) => {
       this.generatedCompletions += n * cfg.num_generations;
@@ -351,6 +355,7 @@ class Run {
     let entropySum = 0;
     let entropyCount = 0;
     let trainTokens = 0;
+    const samplingDiff = new LogpDifference();
     const tTrain = performance.now();
     const lrAt = (k: number) =>
       learningRateAt(k, this.totalSteps * iterations, {
@@ -379,6 +384,7 @@ class Run {
             });
             const lp = denseFinite(logps.toFloat32(), index, B * (T - 1), step + 1, k + 1);
             if (it === 0 && algo.needsOldLogps(cfg)) mb.oldLp = lp.slice();
+            if (it === 0) samplingDiff.add(lp, packed, batch.groups, G, mb.lo);
             const out = algo.loss(cfg, batch, {
               lp,
               oldLp: algo.needsOldLogps(cfg) ? mb.oldLp : undefined,
@@ -422,6 +428,7 @@ class Run {
       tokens,
       trainTokens,
       trainSeconds: (performance.now() - tTrain) / 1000,
+      samplingDiff: samplingDiff.result(),
       stats: { ...this.stats },
     };
   }
@@ -448,6 +455,8 @@ class Run {
       [METRIC.maxLength]: lens.length ? Math.max(...lens) : NaN,
       [METRIC.clippedRatio]: mean(truncated),
       [METRIC.entropy]: u.entropy,
+      [METRIC.samplingLogpDiffMean]: u.samplingDiff.mean,
+      [METRIC.samplingLogpDiffMax]: u.samplingDiff.max,
       ...this.algo.metrics(cfg, batch, u.sums, {
         tokens: u.tokens,
         iterations: this.algo.iterations(cfg),
@@ -496,7 +505,6 @@ class Run {
       limit: cfg.eval_limit,
       maxNewTokens: cfg.max_completion_length,
       eosTokenIds: setup.eosTokenIds,
-      padTokenId: setup.padTokenId,
       pool: setup.verifier ?? undefined,
     });
     setup.model.setRequiresGrad(true);
@@ -632,6 +640,40 @@ function microBatches(groups: Group[], G: number, cfg: TrainConfig, padId: numbe
     out.push({ lo, hi, packed: packBatch(prompts.slice(lo, hi), comps.slice(lo, hi), padId, keep.slice(lo, hi)) });
   }
   return out;
+}
+
+/**
+ * Running mean and max of |lp − sampling log-prob| over the completion tokens of the micro-batches
+ * (lp: the first iteration's training-precision log-probs, dense [B·(T−1)]; rows lo… of the step).
+ */
+class LogpDifference {
+  private sum = 0;
+  private n = 0;
+  private max = 0;
+  add(
+    lp: Float64Array,
+    packed: { B: number; T: number; P: number; m: Float64Array },
+    groups: Group[],
+    G: number,
+    lo: number,
+  ): void {
+    const { B, T, P } = packed;
+    for (let b = 0; b < B; b++) {
+      const seq = lo + b;
+      const sampled = groups[Math.floor(seq / G)]!.logps[seq % G]!;
+      for (let t = 0; t < sampled.length; t++) {
+        const j = b * (T - 1) + P + t - 1;
+        if (!packed.m[j]) continue;
+        const d = Math.abs(lp[j]! - sampled[t]!);
+        this.sum += d;
+        this.n++;
+        if (d > this.max) this.max = d;
+      }
+    }
+  }
+  result(): { mean: number; max: number } {
+    return this.n ? { mean: this.sum / this.n, max: this.max } : { mean: NaN, max: NaN };
+  }
 }
 
 /** Compact log-probs spread to a dense [B*(T-1)] array; a non-finite one is a clear error. */

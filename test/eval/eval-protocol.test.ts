@@ -215,7 +215,6 @@ describe('evaluate by protocol', () => {
         limit: 1,
         maxNewTokens: 4,
         eosTokenIds: [tok.eosTokenId!],
-        padTokenId: tok.padTokenId ?? 0,
         pool,
       });
       assert.equal(t.summary.protocol, 'default');

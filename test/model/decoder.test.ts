@@ -91,7 +91,7 @@ for (const kind of KINDS) {
         for (let t = 0; t < P; t++) if (pMask[b * P + t]) p.push(pIds[b * P + t]!);
         prompts.push(p);
       }
-      const out = generate(model, prompts, { maxNewTokens: N, greedy: true, eosTokenIds: [], padTokenId: 0 });
+      const out = generate(model, prompts, { maxNewTokens: N, greedy: true, eosTokenIds: [] });
       for (let b = 0; b < Bp; b++)
         assert.deepEqual(out.tokens[b], Array.from(want.subarray(b * N, (b + 1) * N)), `${kind} row ${b}`);
       // log-probs of the greedy tokens equal the teacher-forced log-probs of the same sequence

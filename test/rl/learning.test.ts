@@ -87,7 +87,6 @@ describe('GPG learns', () => {
       maxNewTokens: 8,
       temperature: 1,
       eosTokenIds: eos,
-      padTokenId: pad,
       rng: new Rng(21, 1),
     });
     const rewards = Float64Array.from(gen.tokens.map((t) => lenReward(tok.decode(t, { skipSpecialTokens: true }))));

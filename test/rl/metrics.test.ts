@@ -28,6 +28,9 @@ const FIXED = [
   'completions/max_length',
   'completions/clipped_ratio',
   'entropy',
+  // TRL's names (trl/trainer/grpo_trainer.py) for |training − sampling log-prob| over completion tokens
+  'sampling/sampling_logp_difference/mean',
+  'sampling/sampling_logp_difference/max',
   'gpg/inverse_alpha',
   'gpg/valid_groups',
   'gpg/resample_rounds',

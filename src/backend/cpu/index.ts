@@ -7,9 +7,10 @@
  *    weight for a few rows;
  *  - mixed precision casts fp32 GEMM operands to bf16 here, and keeps the bf16 copy of a weight
  *    until that buffer is next written (every write through this backend bumps its version);
- *    where oneDNN has no bf16 matmul (AVX2 CPUs) the rounded operands are widened to fp32;
  *  - an fp32 product with a bf16 operand (a frozen bf16 LoRA base) widens that operand for the
- *    one product.
+ *    one product;
+ *  - generation products (GemmArgs.packed) read a copy of the weight packed for `packed_gemm`
+ *    (panels of 16 outputs, fp32 or bf16), kept the same way until releasePackedWeights().
  */
 import { DTYPE_CODE, benchOp, native, op, type NativeStorage } from './addon.ts';
 import type { Backend, BackendBenchmarks, DType, DeviceBuffer, GemmArgs } from '../types.ts';
@@ -22,6 +23,8 @@ class CpuBuffer implements DeviceBuffer {
   version = 0;
   /** bf16 copy of this (weight) buffer and the version it was made from. */
   bf16: { version: number; copy: CpuBuffer } | null = null;
+  /** Generation copy packed for packed_gemm (GemmArgs.packed) and the version it was made from. */
+  packed: { version: number; dtype: DType; copy: CpuBuffer } | null = null;
   constructor(
     readonly backend: CpuBackend,
     readonly storage: NativeStorage,
@@ -52,9 +55,25 @@ export class CpuBackend implements Backend {
   allocate(dtype: DType, numel: number, zero = false): DeviceBuffer {
     return new CpuBuffer(this, new native.Storage(DTYPE_CODE[dtype], numel, zero), dtype);
   }
+  /** Weights that hold a packed generation copy. */
+  private packedOwners = new Set<CpuBuffer>();
+
+  releasePackedWeights(): void {
+    for (const w of this.packedOwners) {
+      w.packed?.copy.storage.free();
+      w.packed = null;
+    }
+    this.packedOwners.clear();
+  }
+
   free(buf: DeviceBuffer): void {
     const b = buf as CpuBuffer;
     b.storage.free();
+    if (b.packed) {
+      b.packed.copy.storage.free();
+      b.packed = null;
+      this.packedOwners.delete(b);
+    }
     if (b.bf16) {
       b.bf16.copy.storage.free();
       b.bf16 = null;
@@ -161,9 +180,7 @@ export class CpuBackend implements Backend {
       const aOff = a === A ? o.aOff : 0;
       const bOff = b === B ? o.bOff : 0;
       try {
-        if (this.hasBf16Gemm()) this.gemmRaw(C, a, b, { ...o, aOff, bOff, bf16: false });
-        // no bf16 matmul on this CPU: the bf16-rounded operands widened, fp32 arithmetic (same values)
-        else this.gemm(C, a, b, { ...o, aOff, bOff, bf16: false });
+        this.gemmRaw(C, a, b, { ...o, aOff, bOff, bf16: false });
       } finally {
         if (a !== A) this.free(a);
         if (b !== B && b !== (B as CpuBuffer).bf16?.copy) this.free(b);
@@ -172,8 +189,8 @@ export class CpuBackend implements Backend {
     }
     if (A.dtype === 'bfloat16' || B.dtype === 'bfloat16') {
       // an fp32 product with a bf16 operand (frozen bf16 weights, e.g. a LoRA base): widened to
-      // fp32 one operand at a time, so only one weight's fp32 scratch exists at once (oneDNN 2.6
-      // has no bf16 matmul without AVX-512, and widening costs ≈ 10% at training shapes here)
+      // fp32 one operand at a time, so only one weight's fp32 scratch exists at once (widening
+      // costs ≈ 10% at training shapes on this AVX2 machine, where no bf16 matmul exists)
       const a = A.dtype === 'bfloat16' ? this.widenRegion(A, o.aOff ?? 0, batch * o.M * o.K) : A;
       const b = B.dtype === 'bfloat16' ? this.widenRegion(B, o.bOff ?? 0, batchB * o.K * o.N) : B;
       try {
@@ -186,28 +203,6 @@ export class CpuBackend implements Backend {
     }
     this.gemmRaw(C, A, B, o);
   }
-
-  /**
-   * Whether oneDNN runs bf16 matmuls here (2.6 needs AVX-512: on an AVX2 CPU it has no bf16
-   * implementation and the primitive cannot be created); probed once with a 1×1×1 product.
-   */
-  private hasBf16Gemm(): boolean {
-    if (this.bf16Gemm === null) {
-      const a = this.allocate('bfloat16', 1, true);
-      const c = this.allocate('float32', 1, true);
-      try {
-        op('gemm')(s(c), s(a), s(a), null, 1, 1, 1, 1, 1, false, false, 1, 0, 0, 0, 0);
-        this.bf16Gemm = true;
-      } catch {
-        this.bf16Gemm = false; // a valid 1×1×1 product only fails for want of an implementation
-      } finally {
-        this.free(a);
-        this.free(c);
-      }
-    }
-    return this.bf16Gemm;
-  }
-  private bf16Gemm: boolean | null = null;
 
   /** An fp32 copy of the bf16 x[off, off + n). */
   private widenRegion(x: DeviceBuffer, off: number, n: number): DeviceBuffer {
@@ -228,6 +223,33 @@ export class CpuBackend implements Backend {
   private gemmRaw(C: DeviceBuffer, A: DeviceBuffer, B: DeviceBuffer, o: GemmArgs): void {
     const batch = o.batch ?? 1;
     const batchB = o.batchB ?? 1;
+    // Generation: the weight's packed copy and the batch-invariant decode kernel.
+    if (
+      o.packed &&
+      o.bIsWeight &&
+      o.transB &&
+      !o.transA &&
+      batch === 1 &&
+      batchB === 1 &&
+      (o.alpha ?? 1) === 1 &&
+      (o.beta ?? 0) === 0 &&
+      !o.aOff &&
+      !o.bOff &&
+      !o.cOff &&
+      A.dtype === 'float32' &&
+      B.dtype === 'float32'
+    ) {
+      op('packed_gemm')(
+        s(C),
+        s(A),
+        this.weightPacked(B as CpuBuffer, o.packed, o.N, o.K).storage,
+        s(o.bias),
+        o.M,
+        o.N,
+        o.K,
+      );
+      return;
+    }
     // Decode-shaped Linear (a few rows times [N, K] weights): the weight-streaming kernel.
     if (
       o.M <= SMALL_M &&
@@ -279,6 +301,18 @@ export class CpuBackend implements Backend {
       }
     }
     return out;
+  }
+
+  /** The packed generation copy of a weight [N, K], repacked only after the weight was written. */
+  private weightPacked(w: CpuBuffer, dtype: DType, N: number, K: number): CpuBuffer {
+    if (w.packed && w.packed.version === w.version && w.packed.dtype === dtype && !w.packed.copy.freed)
+      return w.packed.copy;
+    if (w.packed) w.packed.copy.storage.free();
+    const copy = this.allocate(dtype, Math.ceil(N / 16) * 16 * K) as CpuBuffer;
+    op(dtype === 'bfloat16' ? 'packed_pack_bf16' : 'packed_pack_f32')(copy.storage, w.storage, N, K);
+    w.packed = { version: w.version, dtype, copy };
+    this.packedOwners.add(w);
+    return copy;
   }
 
   /** The bf16 copy of a weight, recast only after the weight was written. */
@@ -364,6 +398,55 @@ export class CpuBackend implements Backend {
     n: number,
   ): void {
     op('swiglu_backward')(s(dgate), s(dup), s(dout), s(gate), s(up), n);
+  }
+  pagedKvWrite(
+    kPool: DeviceBuffer,
+    vPool: DeviceBuffer,
+    k: DeviceBuffer,
+    v: DeviceBuffer,
+    slots: DeviceBuffer,
+    n: number,
+    S: number,
+    row: number,
+  ): void {
+    op('paged_kv_write')(s(kPool), s(vPool), s(k), s(v), s(slots), n, S, row);
+    touch(kPool);
+    touch(vPool);
+  }
+  pagedAttentionForward(
+    out: DeviceBuffer,
+    q: DeviceBuffer,
+    kPool: DeviceBuffer,
+    vPool: DeviceBuffer,
+    table: DeviceBuffer,
+    ctx: DeviceBuffer,
+    B: number,
+    Tq: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    blockSize: number,
+    maxBlocks: number,
+    numBlocks: number,
+    scale: number,
+  ): void {
+    op('paged_attention_forward')(
+      s(out),
+      s(q),
+      s(kPool),
+      s(vPool),
+      s(table),
+      s(ctx),
+      B,
+      Tq,
+      H,
+      Hkv,
+      D,
+      blockSize,
+      maxBlocks,
+      numBlocks,
+      scale,
+    );
   }
   attentionForward(
     out: DeviceBuffer,

@@ -176,7 +176,6 @@ export const command: Command = {
         Object.assign(opts, sampling, { batchSize });
         const special = specialTokens(cfg, tokenizer!, gen, modelDir!);
         opts.eosTokenIds = special.eosTokenIds;
-        opts.padTokenId = special.padTokenId;
         model = CausalLM.load(modelDir!);
       }
       const result = await evaluate(model, tokenizer, opts);

@@ -60,7 +60,6 @@ export const command: Command = {
       topP: numberFlag(p, 'top-p', 1),
       topK: intFlag(p, 'top-k', 0),
       eosTokenIds,
-      padTokenId: pad,
       rng: new Rng(intFlag(p, 'seed', 0)),
     });
     const outIds = new Int32Array(B * N).fill(pad);

@@ -15,6 +15,22 @@ import type { GemmArgs } from '../../backend/index.ts';
 
 let autocast = false;
 
+/** The weight copy that products read during generation (see setGenerationWeights). */
+export type GenerationDtype = 'float32' | 'bfloat16';
+let generationWeights: GenerationDtype | null = null;
+
+/**
+ * Inside generation: weight products (`linear` without gradient) read a copy of the weight that the
+ * backend packs for its decode kernel, in `dtype` (bfloat16 halves the bytes streamed; accumulation
+ * stays fp32); null outside generation. Returns the previous setting. The copies are kept until the
+ * weight is written or releaseGenerationWeights() frees them.
+ */
+export function setGenerationWeights(dtype: GenerationDtype | null): GenerationDtype | null {
+  const prev = generationWeights;
+  generationWeights = dtype;
+  return prev;
+}
+
 /** A bf16 copy of t (an operand used by several products is cast once). */
 export function toBf16(t: Tensor): Tensor {
   const out = Tensor.empty(t.shape, 'bfloat16', false, t.backend);
@@ -88,8 +104,13 @@ export function linear(x: Tensor, W: Tensor, b: Tensor | null = null): Tensor {
     check.fail(name, `bias ${shapeStr(b.shape)} vs weight ${shapeStr(W.shape)}: expected [${N}]`);
   const M = x.size / K;
   const y = Tensor.empty([...x.shape.slice(0, -1), N], 'float32', false, x.backend);
+  const grad = needsGrad(x, W, b);
+  if (!grad && generationWeights) {
+    gemmInto(y, x, W, { M, N, K, transB: true, bias: b, weight: true, packed: generationWeights });
+    return y;
+  }
   gemmInto(y, x, W, { M, N, K, transB: true, bias: b, bf16: autocast, weight: true });
-  if (!needsGrad(x, W, b)) return y;
+  if (!grad) return y;
   return record(name, [x, W, b], y, (dy) => {
     let dx: Tensor | null = null;
     let dW: Tensor | null = null;
