@@ -247,6 +247,26 @@ const OpEntry kOps[] = {
        copy_rows(d + dOff, s + sOff, rows, cols, ds, ss);
        return a.undefined();
      }},
+    // dropout_forward(out [n], x [n], n, p, seed) / dropout_backward(dx [n], dy [n], n, p, seed): "=", may alias;
+    // seed an integer < 2^53 (the mask of element i is a function of seed and i only)
+    {"dropout_forward",
+     [](const Args& a) {
+       const int64_t n = a.integer(2, "n");
+       const double p = a.number(3, "p");
+       REQUIRE(p >= 0 && p < 1, "p must be in [0, 1), got " << p);
+       const uint64_t seed = static_cast<uint64_t>(a.integer(4, "seed"));
+       dropout_forward(a.f32(0, "out", n), a.f32(1, "x", n), n, static_cast<float>(p), seed);
+       return a.undefined();
+     }},
+    {"dropout_backward",
+     [](const Args& a) {
+       const int64_t n = a.integer(2, "n");
+       const double p = a.number(3, "p");
+       REQUIRE(p >= 0 && p < 1, "p must be in [0, 1), got " << p);
+       const uint64_t seed = static_cast<uint64_t>(a.integer(4, "seed"));
+       dropout_backward(a.f32(0, "dx", n), a.f32(1, "dy", n), n, static_cast<float>(p), seed);
+       return a.undefined();
+     }},
     // embedding_forward(out [N,C], weight [V,C], ids i32 [N], N, V, C)
     {"embedding_forward",
      [](const Args& a) {

@@ -39,6 +39,16 @@ export { CausalLM } from './model/decoder.ts';
 export { readModelConfig, type ModelConfig } from './model/config.ts';
 export { TextTokenizer } from './model/tokenizer.ts';
 export { saveModelFolder, loadModelTensors } from './model/folder.ts';
+export {
+  applyLora,
+  loadAdapter,
+  saveAdapter,
+  mergedWeights,
+  mergeLoraFolder,
+  loadBaseModel,
+  LoraAdapter,
+  type ApplyLoraOptions,
+} from './model/lora.ts';
 export { generate, type GenerateOptions, type GenerateResult } from './generate/generate.ts';
 
 // Engine

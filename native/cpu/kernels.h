@@ -57,6 +57,10 @@ void axpy(float* y, const float* x, float alpha, int64_t n);                  //
 void scale(float* x, float s, int64_t n);                                     // x *= s
 void sum_rows(float* out, const float* x, int64_t M, int64_t N, float beta);  // out [N] = beta out + Σ rows of x [M,N]
 
+// ---- dropout.cc: inverted dropout, mask a pure function of (seed, i); backward recomputes it ("=", may alias)
+void dropout_forward(float* out, const float* x, int64_t n, float p, uint64_t seed);
+void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed);
+
 // ---- embedding.cc: gather rows of weight [V,C] by ids [N]; backward scatter-adds ("=" into dweight)
 void embedding_forward(float* out, const float* weight, const int32_t* ids, int64_t N, int64_t V, int64_t C);
 void embedding_backward(float* dweight, const float* dout, const int32_t* ids, int64_t N, int64_t V, int64_t C,

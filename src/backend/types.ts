@@ -86,6 +86,13 @@ export interface Kernels {
   sumRows(out: DeviceBuffer, x: DeviceBuffer, M: number, N: number, beta: number): void;
   /** Σ x² in double (deterministic order). */
   gradnormSumsq(x: DeviceBuffer, n: number): number;
+  /**
+   * Inverted dropout: out = mask ⊙ x / (1 − p), p in [0, 1); the mask of element i is a function
+   * of (seed, i) only (seed an integer < 2^53), so backward recomputes it. out may be x.
+   */
+  dropoutForward(out: DeviceBuffer, x: DeviceBuffer, n: number, p: number, seed: number): void;
+  /** dx = mask ⊙ dy / (1 − p) with the forward's mask for this seed; dx may be dy. */
+  dropoutBackward(dx: DeviceBuffer, dy: DeviceBuffer, n: number, p: number, seed: number): void;
   // ---- products
   gemm(C: DeviceBuffer, A: DeviceBuffer, B: DeviceBuffer, o: GemmArgs): void;
   // ---- layers

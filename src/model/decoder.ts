@@ -34,6 +34,7 @@ import { copyRows } from '../tensor/ops/copy.ts';
 import { LAYER, parameterNames, readModelConfig, type ModelConfig } from './config.ts';
 import { loadModelTensors } from './folder.ts';
 import { ModelLoadError, TensorOpError } from '../errors.ts';
+import type { LoraAdapter } from './lora.ts';
 
 /**
  * The paged KV cache of the rollout engine (src/generate/engine.ts owns the block bookkeeping): per
@@ -103,6 +104,8 @@ export class CausalLM {
    * `hidden()` / `tokenLogps()` take `{ checkpoint }` to override it per call.
    */
   gradientCheckpointing = false;
+  /** LoRA adapters (model/lora.ts applyLora / loadAdapter): when set, the only trainable tensors. */
+  lora: LoraAdapter | null = null;
 
   constructor(cfg: ModelConfig, params: Map<string, Tensor>) {
     this.cfg = cfg;
@@ -143,9 +146,10 @@ export class CausalLM {
 
   /**
    * The parameters the optimizer updates and checkpoints save, by HF name, in a stable (HF) order.
-   * Today every parameter; with adapters (LoRA) only theirs.
+   * Every parameter; with adapters (LoRA) only theirs, by PEFT name.
    */
   trainableParameters(): Array<[string, Tensor]> {
+    if (this.lora) return this.lora.parameters();
     return parameterNames(this.cfg).map(({ name }) => [name, this.params.get(name)!]);
   }
 
@@ -164,7 +168,9 @@ export class CausalLM {
    * `module` (e.g. `model.layers.0.self_attn.q_proj`). Adapters attach here.
    */
   project(module: string, x: Tensor): Tensor {
-    return linear(x, this.p(`${module}.weight`), this.pOpt(`${module}.bias`));
+    const W = this.p(`${module}.weight`);
+    const b = this.pOpt(`${module}.bias`);
+    return this.lora?.project(module, x, W, b) ?? linear(x, W, b);
   }
 
   numParameters(): number {
@@ -189,6 +195,8 @@ export class CausalLM {
   }
 
   dispose(): void {
+    this.lora?.dispose();
+    this.lora = null;
     for (const p of this.params.values()) {
       p.grad?.dispose();
       p.dispose();

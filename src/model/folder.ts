@@ -106,11 +106,18 @@ function weightFiles(dir: string): Array<{ file: string; names: string[] | null 
 
 /**
  * Loads every parameter of `cfg` from the folder as float32 (F32/BF16/F16/F64 on disk).
- * Errors name the missing, mis-shaped or unexpected tensor.
+ * Errors name the missing, mis-shaped or unexpected tensor. With `onTensor`, each tensor is
+ * handed over as soon as it is read and not kept (the returned map stays empty), so at most one
+ * shard's file and one tensor's float32 copy are in memory at once.
  */
-export function loadModelTensors(dir: string, cfg: ModelConfig): Map<string, HostTensor> {
+export function loadModelTensors(
+  dir: string,
+  cfg: ModelConfig,
+  opts: { onTensor?: (name: string, t: HostTensor) => void } = {},
+): Map<string, HostTensor> {
   const expected = new Map(parameterNames(cfg).map((p) => [p.name, p.shape]));
   const out = new Map<string, HostTensor>();
+  const seen = new Set<string>();
   const unexpected: string[] = [];
   for (const { file, names } of weightFiles(dir)) {
     if (!existsSync(file)) throw new ModelLoadError(`${file}: shard listed in model.safetensors.index.json is missing`);
@@ -128,7 +135,7 @@ export function loadModelTensors(dir: string, cfg: ModelConfig): Map<string, Hos
         if (!isIgnorable(name, cfg)) unexpected.push(name);
         continue;
       }
-      if (out.has(name)) throw new ModelLoadError(`${file}: tensor "${name}" appears in more than one shard`);
+      if (seen.has(name)) throw new ModelLoadError(`${file}: tensor "${name}" appears in more than one shard`);
       if (!sameShape(t.shape, shape)) {
         throw new ModelLoadError(
           `${file}: tensor "${name}" has shape [${t.shape.join(', ')}] but config.json implies [${shape.join(', ')}]`,
@@ -139,7 +146,9 @@ export function loadModelTensors(dir: string, cfg: ModelConfig): Map<string, Hos
           `${file}: tensor "${name}" has dtype ${t.dtype}; weights must be F32, BF16, F16 or F64 (quantized checkpoints are not supported)`,
         );
       }
-      out.set(name, { shape: t.shape.slice(), data: toFloat32(t) });
+      seen.add(name);
+      if (opts.onTensor) opts.onTensor(name, { shape: t.shape.slice(), data: toFloat32(t) });
+      else out.set(name, { shape: t.shape.slice(), data: toFloat32(t) });
     }
   }
   if (unexpected.length) {
@@ -148,7 +157,7 @@ export function loadModelTensors(dir: string, cfg: ModelConfig): Map<string, Hos
     );
   }
   for (const name of expected.keys()) {
-    if (!out.has(name))
+    if (!seen.has(name))
       throw new ModelLoadError(
         `${dir}: missing tensor "${name}" required by config.json (${cfg.architecture}, ${cfg.numLayers} layers${cfg.tieWordEmbeddings ? ', tied' : ', untied'} embeddings)`,
       );

@@ -62,17 +62,21 @@ export function checkpointDir(outputDir: string, step: number): string {
   return join(outputDir, `checkpoint-${step}`);
 }
 
-/** Writes a complete checkpoint atomically. */
+/**
+ * Writes a complete checkpoint atomically. `weights`: the model's tensors (an HF model folder is
+ * written), or a function that writes the model files into the staging folder (a LoRA adapter).
+ */
 export function saveCheckpoint(
   outputDir: string,
   cfg: ModelConfig,
-  weights: Map<string, HostTensor>,
+  weights: Map<string, HostTensor> | ((stage: string) => void),
   data: CheckpointData,
   opts: { generation?: GenerationDefaults; tokenizerFrom?: string; extraFiles?: Record<string, string> } = {},
 ): string {
   const final = checkpointDir(outputDir, data.state.step);
   replaceDirAtomic(final, (stage) => {
-    saveModelFolder(stage, cfg, weights, opts);
+    if (typeof weights === 'function') weights(stage);
+    else saveModelFolder(stage, cfg, weights, opts);
     const opt = new Map<string, StTensor>();
     for (const [name, a] of data.m) opt.set(`m.${name}`, fromFloat32(a, [a.length], 'F32'));
     for (const [name, a] of data.v) opt.set(`v.${name}`, fromFloat32(a, [a.length], 'F32'));

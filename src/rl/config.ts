@@ -171,6 +171,49 @@ const scaleRewardsSchema = z
   .transform((v) => v === true || v === 'group');
 
 // ---------------------------------------------------------------------------------------------
+// LoRA: shared with the SFT config (src/sft/config.ts spreads the same table)
+
+export const LORA_FIELDS = {
+  use_peft: f(
+    'LoRA',
+    z.boolean(),
+    false,
+    'Train LoRA adapters (Hu et al., arXiv 2106.09685) instead of the whole model: the base is frozen, only the adapters and their AdamW state are trained and checkpointed, `<output_dir>/model/` holds a PEFT adapter (adapter_config.json + adapter_model.safetensors, loadable by PEFT, transformers and vLLM), and with beta > 0 the reference model is the base with adapters off. `gpg-rl merge-lora` folds an adapter into a full model folder.',
+  ),
+  lora_r: f('LoRA', posInt(), 16, 'LoRA rank r (PEFT `r`).'),
+  lora_alpha: f(
+    'LoRA',
+    z.number().gt(0),
+    32,
+    'LoRA scaling numerator: the update B·A is scaled by lora_alpha / lora_r (PEFT `lora_alpha`).',
+  ),
+  lora_dropout: f(
+    'LoRA',
+    z.number().min(0).lt(1),
+    0.05,
+    'Dropout probability on the adapter input, in the training forward only (seeded; PEFT `lora_dropout`).',
+  ),
+  lora_target_modules: f(
+    'LoRA',
+    z.union([z.array(z.string().min(1)).min(1), z.string().min(1)]).nullable(),
+    null,
+    'Modules that get adapters (PEFT `target_modules`): names matched against the end of module paths (e.g. [q_proj, v_proj]), `all-linear`, or one regular expression over whole paths (model.layers.0.self_attn.q_proj); null = every attention and MLP projection (q/k/v/o_proj, gate/up/down_proj). A name matching no layer is an error.',
+  ),
+  use_rslora: f(
+    'LoRA',
+    z.boolean(),
+    false,
+    'rsLoRA (arXiv 2312.03732): scale by lora_alpha / √lora_r instead of lora_alpha / lora_r (PEFT `use_rslora`).',
+  ),
+  lora_base_dtype: f(
+    'LoRA',
+    z.enum(['float32', 'bfloat16']),
+    'float32',
+    'Storage of the frozen base weights of the decoder layers: bfloat16 halves their memory (each product widens one weight to float32 on the fly on CPUs without native bf16); adapters, embeddings and norms stay float32.',
+  ),
+} satisfies Record<string, Field>;
+
+// ---------------------------------------------------------------------------------------------
 // the table: grouped by topic as in TRL's GRPOConfig
 
 export const FIELDS = {
@@ -201,6 +244,9 @@ export const FIELDS = {
     false,
     'Mixed precision: bf16 GEMM operands with fp32 accumulation, fp32 master weights, optimizer state and reductions (as PyTorch autocast).',
   ),
+
+  // > LoRA (TRL ModelConfig / PEFT LoraConfig names; model/lora.ts)
+  ...LORA_FIELDS,
 
   // > Parameters that control the data and generation
   max_prompt_length: f(

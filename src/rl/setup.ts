@@ -6,6 +6,7 @@
  * the verifier's worker pool when a built-in maths reward needs it) and the step counts.
  */
 import { CausalLM } from '../model/decoder.ts';
+import { applyLora, loadBaseModel } from '../model/lora.ts';
 import { readGenerationConfig, type GenerationDefaults } from '../model/config.ts';
 import { TextTokenizer } from '../model/tokenizer.ts';
 import { specialTokens } from '../model/special.ts';
@@ -74,9 +75,20 @@ export async function prepareRun(cfg: TrainConfig, opts: SetupInputs, log: (s: s
     modelSourceDir = b.dir ?? null;
   } else {
     modelSourceDir = cfg.model_name_or_path;
-    model = CausalLM.load(modelSourceDir);
+    // a LoRA run loads the frozen base straight into its storage dtype (no fp32 copy of a bf16 base)
+    model = cfg.use_peft ? loadBaseModel(modelSourceDir, cfg.lora_base_dtype) : CausalLM.load(modelSourceDir);
     tokenizer = TextTokenizer.fromDir(modelSourceDir);
   }
+  if (cfg.use_peft)
+    applyLora(model, {
+      r: cfg.lora_r,
+      alpha: cfg.lora_alpha,
+      dropout: cfg.lora_dropout,
+      targetModules: cfg.lora_target_modules ?? undefined,
+      useRslora: cfg.use_rslora,
+      seed: cfg.seed,
+      baseDtype: cfg.lora_base_dtype,
+    });
   const generation = modelSourceDir ? readGenerationConfig(modelSourceDir, model.cfg) : null;
   const { eosTokenIds, padTokenId } = specialTokens(model.cfg, tokenizer, generation, cfg.model_name_or_path);
 

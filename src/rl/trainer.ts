@@ -23,6 +23,7 @@ import { setAutocast } from '../tensor/ops/matmul.ts';
 import type { AdamW } from '../tensor/optim.ts';
 import { setNumThreads } from '../backend/index.ts';
 import { CausalLM } from '../model/decoder.ts';
+import { loadAdapterWeights, writeAdapterFiles } from '../model/lora.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 import { Rng } from '../data/rng.ts';
 import { PromptSampler } from '../data/sampler.ts';
@@ -313,7 +314,8 @@ class Run {
     const counters: Record<string, number> = { skipped_steps: 0, reward_failures: 0 };
     // The frozen reference (k3 KL) is the initial policy, copied before a resume overwrites the
     // weights with the checkpoint's (also right for built-in or in-memory models with no folder).
-    const ref = algo.usesReference(cfg) ? CausalLM.fromHost(model.cfg, model.toHost()) : null;
+    // With LoRA it is no copy: the same model with its adapters switched off (refLogps).
+    const ref = algo.usesReference(cfg) && !model.lora ? CausalLM.fromHost(model.cfg, model.toHost()) : null;
     try {
       if (opts.resume) {
         const ck = latestCheckpoint(runDir);
@@ -329,9 +331,12 @@ class Run {
               `--resume: ${ck.dir} was written with different settings${changed.length ? `: ${changed.join(', ')} changed` : ''} (only ${[...RESUMABLE].join(', ')} may change); use the original recipe or another output_dir`,
             );
           }
-          const weights = CausalLM.load(ck.dir);
-          for (const [name, p] of model.params) p.copyFrom(weights.params.get(name)!);
-          weights.dispose();
+          if (model.lora) loadAdapterWeights(model, ck.dir);
+          else {
+            const weights = CausalLM.load(ck.dir);
+            for (const [name, p] of model.params) p.copyFrom(weights.params.get(name)!);
+            weights.dispose();
+          }
           startStep = ck.data.state.step;
           optimizerStep = ck.data.state.optimizerStep;
           sampler = PromptSampler.restore(setup.rows, ck.data.state.sampler);
@@ -556,11 +561,16 @@ class Run {
     let lr = lrAt(this.optimizerStep_);
     if (batch.skip) this.counters.skipped_steps = (this.counters.skipped_steps ?? 0) + 1;
     else {
+      const usesRef = algo.usesReference(cfg);
       for (let it = 0; it < iterations; it++) {
+        model.lora?.reseed(this.optimizerStep_); // dropout masks: a function of the optimizer step
         for (const [k, mb] of micro.entries()) {
           const { packed } = mb;
           const { B, T } = packed;
-          if (this.ref && it === 0) mb.refLp = denseLogps(this.ref, packed, cfg.temperature);
+          if (usesRef && it === 0)
+            mb.refLp = this.ref
+              ? denseLogps(this.ref, packed, cfg.temperature)
+              : model.lora!.disabled(() => denseLogps(model, packed, cfg.temperature));
           const res = tidy(() => {
             const { logps, index, entropy } = model.tokenLogps(packed, {
               checkpoint: cfg.gradient_checkpointing,
@@ -745,7 +755,16 @@ class Run {
       data.m.set(n, st.m[i]!);
       data.v.set(n, st.v[i]!);
     });
-    const ck = saveCheckpoint(this.runDir, model.cfg, model.toHost(), data, {
+    // LoRA: the checkpoint's model files are the PEFT adapter (the base never changes)
+    const weights = model.lora
+      ? (stage: string) =>
+          writeAdapterFiles(stage, model, {
+            baseModelNameOrPath: setup.modelSourceDir ? resolve(setup.modelSourceDir) : this.cfg.model_name_or_path,
+            tokenizerFrom: tokenizerDir ?? undefined,
+            extraFiles: tokenizerDir ? undefined : setup.tokenizerFiles,
+          })
+      : model.toHost();
+    const ck = saveCheckpoint(this.runDir, model.cfg, weights, data, {
       generation: setup.generation ?? undefined,
       tokenizerFrom: tokenizerDir ?? undefined,
       extraFiles: tokenizerDir ? undefined : setup.tokenizerFiles,

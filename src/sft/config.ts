@@ -9,6 +9,12 @@ import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.ts';
 import { parseSet } from '../rl/recipe.ts';
+import { LORA_FIELDS } from '../rl/config.ts';
+
+/** The trainer's LoRA fields (use_peft, lora_r, ...), same types, defaults and docs (rl/config.ts). */
+const loraShape = Object.fromEntries(
+  Object.entries(LORA_FIELDS).map(([k, f]) => [k, (f.schema as z.ZodType).default(f.default as never)]),
+) as { [K in keyof typeof LORA_FIELDS]: z.ZodDefault<(typeof LORA_FIELDS)[K]['schema']> };
 
 export const sftSchema = z.strictObject({
   /** HF model folder, or `builtin:tiny` / `builtin:demo` (a fresh character-level model of that shape). */
@@ -36,6 +42,8 @@ export const sftSchema = z.strictObject({
   seed: z.number().int().min(0).default(0),
   threads: z.number().int().min(0).default(0),
   logging_steps: z.number().int().positive().default(25),
+  /** LoRA instead of full fine-tuning: <output_dir>/model is then a PEFT adapter folder. */
+  ...loraShape,
 });
 export type SftConfig = z.output<typeof sftSchema>;
 

@@ -9,6 +9,7 @@ import { appendFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '../errors.ts';
 import { CausalLM } from '../model/decoder.ts';
+import { applyLora, loadBaseModel, saveAdapter } from '../model/lora.ts';
 import { TextTokenizer } from '../model/tokenizer.ts';
 import { saveModelFolder } from '../model/folder.ts';
 import { readGenerationConfig, type GenerationDefaults } from '../model/config.ts';
@@ -57,11 +58,23 @@ export async function runSft(
     ({ model, tokenizer, generation } = b);
     extraFiles = b.tokenizerFiles;
   } else {
-    model = CausalLM.load(cfg.model_name_or_path);
+    model = cfg.use_peft
+      ? loadBaseModel(cfg.model_name_or_path, cfg.lora_base_dtype)
+      : CausalLM.load(cfg.model_name_or_path);
     tokenizer = TextTokenizer.fromDir(cfg.model_name_or_path);
     tokenizerFrom = cfg.model_name_or_path;
     generation = readGenerationConfig(cfg.model_name_or_path, model.cfg);
   }
+  if (cfg.use_peft)
+    applyLora(model, {
+      r: cfg.lora_r,
+      alpha: cfg.lora_alpha,
+      dropout: cfg.lora_dropout,
+      targetModules: cfg.lora_target_modules ?? undefined,
+      useRslora: cfg.use_rslora,
+      seed: cfg.seed,
+      baseDtype: cfg.lora_base_dtype,
+    });
   const { eosTokenId: eos, padTokenId } = specialTokens(model.cfg, tokenizer, generation, cfg.model_name_or_path);
 
   // data: (prompt, completion) text pairs → token ids
@@ -121,11 +134,18 @@ export async function runSft(
         },
       },
     );
-    saveModelFolder(join(out, 'model'), model.cfg, model.toHost(), {
-      generation: generation ?? undefined,
-      tokenizerFrom,
-      extraFiles,
-    });
+    if (model.lora)
+      saveAdapter(join(out, 'model'), model, {
+        baseModelNameOrPath: cfg.model_name_or_path,
+        tokenizerFrom,
+        extraFiles,
+      });
+    else
+      saveModelFolder(join(out, 'model'), model.cfg, model.toHost(), {
+        generation: generation ?? undefined,
+        tokenizerFrom,
+        extraFiles,
+      });
     return {
       output_dir: out,
       model_dir: join(out, 'model'),

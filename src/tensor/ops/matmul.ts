@@ -75,13 +75,29 @@ export function gemmInto(
   });
 }
 
-/** y = x @ W^T + b. x [..., K] float32, W [N, K], b [N] or null. */
+/**
+ * A bfloat16 weight is a frozen one (a LoRA base kept in bf16 to halve its memory): it never
+ * receives a gradient, since master weights that train stay float32.
+ */
+export function frozenIfBf16(op: string, W: Tensor): void {
+  if (W.dtype === 'bfloat16' && W.requiresGrad)
+    check.fail(
+      op,
+      `weight ${shapeStr(W.shape)}${W.name ? ` (${W.name})` : ''} is bfloat16 and requires grad; only frozen weights may be bfloat16 (trained ones stay float32)`,
+    );
+}
+
+/**
+ * y = x @ W^T + b. x [..., K] float32, W [N, K] (float32, or bfloat16 when frozen: the backend
+ * widens it per product), b [N] or null. No dW product when W is frozen (requiresGrad false).
+ */
 export function linear(x: Tensor, W: Tensor, b: Tensor | null = null): Tensor {
   const name = 'linear';
   check.live(name, ['x', x], ['weight', W], ['bias', b]);
   check.dtype(name, 'x', x, 'float32');
-  check.dtype(name, 'weight', W, 'float32');
+  check.dtype(name, 'weight', W, 'float32', 'bfloat16');
   check.rank(name, 'weight', W, 2);
+  frozenIfBf16(name, W);
   const [N, K] = W.shape as [number, number];
   if (x.shape[x.shape.length - 1] !== K)
     check.fail(
