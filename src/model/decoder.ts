@@ -337,7 +337,13 @@ export class CausalLM {
         const idsT = Tensor.fromArray(ids, [B, T], 'int32');
         const posT = Tensor.fromArray(pos, [B, T], 'int32');
         let x = embedding(this.p('model.embed_tokens.weight'), idsT);
-        for (let i = 0; i < this.cfg.numLayers; i++) x = this.layer(i, x, posT, null, cache);
+        for (let i = 0; i < this.cfg.numLayers; i++) {
+          // one scope per layer: nothing is recorded for backward, so a layer's intermediates go
+          // when it returns (a prefill of B·T tokens keeps one layer's, not all of them)
+          const prev = x;
+          x = tidy(() => this.layer(i, prev, posT, null, cache));
+          prev.dispose();
+        }
         cache.length += T;
         // last position of each row only
         const C = this.cfg.hiddenSize;
