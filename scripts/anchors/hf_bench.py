@@ -52,7 +52,8 @@ def main():
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="at most this many timed runs ...")
+    ap.add_argument("--budget", type=float, default=120, help="... and no new one after this many seconds")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -71,7 +72,6 @@ def main():
         mode=a.mode,
         dtype=a.dtype,
         params=sum(p.numel() for p in model.parameters()),
-        repeats=a.repeats,
     )
     if a.mode == "train":
         model.train()
@@ -93,12 +93,15 @@ def main():
 
         step()  # warm-up
         ts = []
-        for _ in range(a.repeats):
+        t0 = time.perf_counter()
+        while len(ts) < max(1, a.repeats):
             t = time.perf_counter()
             step()
             ts.append(time.perf_counter() - t)
+            if time.perf_counter() - t0 >= a.budget:
+                break
         s = median(ts)
-        out.update(batch=B, seq=T, seconds=s, tokens_per_s=B * T / s)
+        out.update(batch=B, seq=T, seconds=s, runs=len(ts), tokens_per_s=B * T / s)
     else:
         model.eval()
         G = a.group
@@ -127,13 +130,16 @@ def main():
         gen(2)  # warm-up
         ts = []
         tokens = 0
-        for _ in range(a.repeats):
+        t0 = time.perf_counter()
+        while len(ts) < max(1, a.repeats):
             t = time.perf_counter()
             o = gen(a.new)
             ts.append(time.perf_counter() - t)
             tokens = (o.shape[1] - a.prompt) * o.shape[0]
+            if time.perf_counter() - t0 >= a.budget:
+                break
         s = median(ts)
-        out.update(batch=a.batch, prompt=a.prompt, new=a.new, group=G, seconds=s, tokens=tokens, tokens_per_s=tokens / s)
+        out.update(batch=a.batch, prompt=a.prompt, new=a.new, group=G, seconds=s, runs=len(ts), tokens=tokens, tokens_per_s=tokens / s)
     print(json.dumps(out))
 
 

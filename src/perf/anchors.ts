@@ -84,17 +84,26 @@ function lastJson(stdout: string, what: string): HfResult {
 }
 
 /** HF transformers: forward + backward of the GPG loss on B × T (fp32 or autocast bf16). */
-export function hfTrain(o: AnchorsOptions, dir: string, B: number, T: number, bf16: boolean, reps: number): HfResult {
+export interface Timing {
+  /** At most this many timed runs ... */
+  maxReps: number;
+  /** ... and no new one started after this many seconds. */
+  budgetS: number;
+}
+
+const timingArgs = (t: Timing) => ['--repeats', String(t.maxReps), '--budget', String(t.budgetS)];
+
+export function hfTrain(o: AnchorsOptions, dir: string, B: number, T: number, bf16: boolean, t: Timing): HfResult {
   const args = ['python3', HF_SCRIPT, '--model', dir, '--mode', 'train', '--batch', String(B), '--seq', String(T)];
-  args.push('--dtype', bf16 ? 'bfloat16' : 'float32', '--threads', String(o.threads), '--repeats', String(reps));
+  args.push('--dtype', bf16 ? 'bfloat16' : 'float32', '--threads', String(o.threads), ...timingArgs(t));
   return lastJson(inChroot(o, args, `hf_bench.py train${bf16 ? ' bf16' : ''}`), 'hf_bench.py train');
 }
 
 /** HF transformers `generate`: B sequences (B/G prompts × G), P prompt tokens, N new tokens. */
-export function hfDecode(o: AnchorsOptions, dir: string, B: number, P: number, N: number, G: number, reps: number) {
+export function hfDecode(o: AnchorsOptions, dir: string, B: number, P: number, N: number, G: number, t: Timing) {
   const args = ['python3', HF_SCRIPT, '--model', dir, '--mode', 'decode', '--batch', String(B)];
   args.push('--prompt', String(P), '--new', String(N), '--group', String(G));
-  args.push('--threads', String(o.threads), '--repeats', String(reps));
+  args.push('--threads', String(o.threads), ...timingArgs(t));
   return lastJson(inChroot(o, args, `hf_bench.py decode batch ${B}`), 'hf_bench.py decode');
 }
 

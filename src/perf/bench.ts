@@ -47,6 +47,27 @@ function samples(fn: () => void, reps: number, warmup = 1): number[] {
 
 const timeIt = (fn: () => void, reps: number, warmup = 1): number => median(samples(fn, reps, warmup));
 
+/**
+ * Median seconds per call: `warmup` untimed calls, then timed calls until `maxReps` are done or
+ * `budgetS` seconds are spent (at least one). A loaded machine or a big model gets fewer runs,
+ * never a figure from nothing.
+ */
+export function timeWithin(fn: () => void, maxReps: number, budgetS: number, warmup = 1): number {
+  for (let i = 0; i < warmup; i++) fn();
+  const ts: number[] = [];
+  const t0 = performance.now();
+  while (ts.length < Math.max(1, maxReps)) {
+    const t = performance.now();
+    fn();
+    ts.push((performance.now() - t) / 1000);
+    if ((performance.now() - t0) / 1000 >= budgetS) break;
+  }
+  return median(ts);
+}
+
+/** Per measurement: at most 3 timed runs, no new one started after 120 s. */
+export const TIMING = { maxReps: 3, budgetS: 120 } as const;
+
 /** One run of the register-only AVX-512 FMA loop on all cores (~0.1 s), GFLOP/s. */
 export function measurePeak(): number {
   return benchmarks().fmaPeakGflops(4e7);
@@ -90,7 +111,14 @@ export function gemmAndPeak(shapes: GemmShape[], rounds = 5): { peak: number; pe
 }
 
 /** Forward+backward of the GPG loss −Σ(lp·A·m)/Σm on the standard shape, tokens/s (B×T per step). */
-export function trainTokensPerS(model: CausalLM, B: number, T: number, bf16: boolean, reps = 3): number {
+export function trainTokensPerS(
+  model: CausalLM,
+  B: number,
+  T: number,
+  bf16: boolean,
+  reps: number = TIMING.maxReps,
+  budgetS: number = TIMING.budgetS,
+): number {
   const V = model.cfg.vocabSize;
   const r = new Rng(0);
   const ids = Int32Array.from({ length: B * T }, () => r.nextInt(V));
@@ -114,7 +142,7 @@ export function trainTokensPerS(model: CausalLM, B: number, T: number, bf16: boo
           p.grad = null;
         }
       });
-    const s = timeIt(step, reps, 1);
+    const s = timeWithin(step, reps, budgetS, 1);
     return (B * T) / s;
   } finally {
     setAutocast(prev);
@@ -126,14 +154,14 @@ export function trainTokensPerS(model: CausalLM, B: number, T: number, bf16: boo
  * Batched sampling through the public `generate()`: B sequences = B/G distinct prompts of P random
  * ids, each given G times (a GPG group; prefix sharing applies wherever the engine has it), N new
  * tokens each (no eos), prefill included; generated tokens per second. `warmup: 'short'` warms
- * up with 2 new tokens instead of a whole run (big models).
+ * up with 2 new tokens at the same batch (the same kernels and shapes) instead of a whole run.
  */
 export function decodeTokensPerS(
   model: CausalLM,
   B: number,
   P: number,
   N: number,
-  opts: { G?: number; reps?: number; warmup?: 'full' | 'short' } = {},
+  opts: { G?: number; reps?: number; budgetS?: number; warmup?: 'full' | 'short' } = {},
 ): number {
   const G = opts.G ?? 1;
   if (!Number.isInteger(B / G)) throw new BenchError(`decode batch ${B} is not a multiple of the group size ${G}`);
@@ -148,7 +176,12 @@ export function decodeTokensPerS(
       tokens = g.tokens.reduce((s, t) => s + t.length, 0);
     });
   if (opts.warmup === 'short') run(2);
-  const s = timeIt(() => run(N), opts.reps ?? 3, opts.warmup === 'short' ? 0 : 1);
+  const s = timeWithin(
+    () => run(N),
+    opts.reps ?? TIMING.maxReps,
+    opts.budgetS ?? TIMING.budgetS,
+    opts.warmup === 'short' ? 0 : 1,
+  );
   return tokens / s;
 }
 
@@ -191,8 +224,6 @@ export const DECODE = { prompt: 128, new: 256, group: 8 } as const;
 export const DEFAULT_BATCHES = [16, 64, 256];
 /** One full GPG step for step_peak_rss_gb: G 8 × 4 prompts, 256 + 256 tokens. */
 export const STEP = { prompts: 4, G: 8, promptTokens: 256, completionTokens: 256 } as const;
-/** Models above this many parameters get fewer timed repetitions (a decode run of the 0.5B takes minutes). */
-const BIG_MODEL = 2e8;
 
 /** The training batch of a shape: B 2 × T 512 for vocabularies above 100k (real tokenizers), else B 4 × T 256. */
 export function trainShape(vocabSize: number): { B: number; T: number } {
@@ -241,7 +272,7 @@ const byBatch = (batches: number[], f: (b: number) => number | null): Record<str
   Object.fromEntries(batches.map((b) => [String(b), f(b)]));
 
 /** The whole benchmark; `log` receives progress lines (stderr in the CLI). */
-export function runBench(log: (s: string) => void = () => {}, opts: BenchOptions = {}): BenchResult {
+export async function runBench(log: (s: string) => void = () => {}, opts: BenchOptions = {}): Promise<BenchResult> {
   const t0 = performance.now();
   const shapePath = opts.shape ?? STANDARD_SHAPE;
   const shape = readShape(shapePath);
@@ -250,6 +281,18 @@ export function runBench(log: (s: string) => void = () => {}, opts: BenchOptions
   let versions: ReturnType<typeof checkAnchors> | null = null;
   if (anchorOpts) versions = checkAnchors(anchorOpts); // before minutes of measurements
   const notes: Record<string, string> = {};
+  // a reference or the step that fails (missing tokenizer, out of memory, a crash in the chroot)
+  // becomes a null figure and a note, not the loss of everything measured before it
+  const attempt = async <R>(key: string, fn: () => R | Promise<R>): Promise<R | null> => {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!(e instanceof BenchError)) throw e;
+      notes[key] = e.message;
+      log(`${key}: ${e.message}`);
+      return null;
+    }
+  };
   const out: BenchResult = {
     threads: getNumThreads(),
     cpu: cpuInfo(),
@@ -284,7 +327,6 @@ export function runBench(log: (s: string) => void = () => {}, opts: BenchOptions
     return CausalLM.fromHost(w.cfg, w.tensors);
   })();
   const params = model.numParameters();
-  const big = params > BIG_MODEL;
   const { B, T } = trainShape(shape.cfg.vocabSize);
   out.model = { shape: basename(shapePath), params, vocab_size: shape.cfg.vocabSize, layers: shape.cfg.numLayers };
   out.train_batch = { B, T };
@@ -313,7 +355,7 @@ export function runBench(log: (s: string) => void = () => {}, opts: BenchOptions
     log(
       `decode: batch ${b} (${b / G} prompts × G ${G}), prompt ${P}, ${N} new tokens (sampling, prefill included) ...`,
     );
-    dec[String(b)] = decodeTokensPerS(model, b, P, N, { G, reps: big ? 1 : 3, warmup: big ? 'short' : 'full' });
+    dec[String(b)] = decodeTokensPerS(model, b, P, N, { G, warmup: 'short' });
   }
   out.decode_tokens_per_s = byBatch(batches, (b) => round(dec[String(b)]!));
   const bw = benchmarks().memoryBandwidthGBs(512 << 20, 5);
@@ -331,9 +373,11 @@ export function runBench(log: (s: string) => void = () => {}, opts: BenchOptions
     log(
       `one full GPG step in a fresh process (G ${STEP.G} × ${STEP.prompts} prompts, ${STEP.promptTokens} + ${STEP.completionTokens} tokens, AdamW) ...`,
     );
-    const step = measureStepInChild({ shape: shapePath, ...STEP, microBatch: STEP.G, threads: getNumThreads() });
-    out.step_peak_rss_gb = step.peak_rss_gb;
-    out.step = { ...step, micro_batch: STEP.G };
+    // micro-batch = G: the trainer's per_device_train_batch_size counts completions and must be a multiple of G
+    const spec = { shape: shapePath, ...STEP, microBatch: STEP.G, threads: getNumThreads() };
+    const step = await attempt('step_peak_rss_gb', () => measureStepInChild(spec));
+    out.step_peak_rss_gb = step ? step.peak_rss_gb : null;
+    out.step = step ? { ...step, micro_batch: STEP.G } : null;
   }
 
   // plain PyTorch (torch_reference.py) where /usr/bin/python3 has torch
@@ -365,7 +409,6 @@ export function runBench(log: (s: string) => void = () => {}, opts: BenchOptions
             String(P),
             '--new',
             String(N),
-            ...(big ? ['--repeats', '1'] : []),
           ])?.tokens_per_s ?? null;
     } else notes.torch = 'PyTorch not available (/usr/bin/python3 with torch): torch_* fields are null';
   }
@@ -382,35 +425,32 @@ export function runBench(log: (s: string) => void = () => {}, opts: BenchOptions
     log(
       `HF transformers ${versions.transformers} (torch ${versions.torch}): train fwd+bwd, batch ${B} × ${T}, fp32 ...`,
     );
-    const hfT = hfTrain(anchorOpts, f.dir, B, T, false, 3);
+    const hfT = await attempt('hf_train_tokens_per_s', () => hfTrain(anchorOpts, f.dir, B, T, false, TIMING));
     log('HF transformers: train fwd+bwd, autocast bf16 ...');
-    const hfB = hfTrain(anchorOpts, f.dir, B, T, true, 3);
-    const hfD: Record<string, number> = {};
+    const hfB = await attempt('hf_train_bf16_tokens_per_s', () => hfTrain(anchorOpts, f.dir, B, T, true, TIMING));
+    const hfD: Record<string, number | null> = {};
     for (const b of batches) {
       log(`HF transformers: generate, batch ${b} (${b / G} prompts × num_return_sequences ${G}) ...`);
-      hfD[String(b)] = hfDecode(anchorOpts, f.dir, b, P, N, G, big ? 1 : 3).tokens_per_s;
+      hfD[String(b)] =
+        (await attempt(`hf_decode_tokens_per_s.${b}`, () => hfDecode(anchorOpts, f.dir, b, P, N, G, TIMING)))
+          ?.tokens_per_s ?? null;
     }
-    out.hf_train_tokens_per_s = round(hfT.tokens_per_s);
-    out.hf_train_bf16_tokens_per_s = round(hfB.tokens_per_s);
-    out.hf_decode_tokens_per_s = byBatch(batches, (b) => round(hfD[String(b)]!));
-    out.hf_blas = hfT['blas'] ?? null;
-    out.train_ratio_vs_hf = round(train / hfT.tokens_per_s, 3);
-    out.train_bf16_ratio_vs_hf = trainBf16 === null ? null : ratio(trainBf16, hfB.tokens_per_s);
-    out.decode_ratio_vs_hf = byBatch(batches, (b) => ratio(dec[String(b)]!, hfD[String(b)]!));
-    let llama: Record<string, number> | null = null;
-    try {
+    out.hf_train_tokens_per_s = hfT ? round(hfT.tokens_per_s) : null;
+    out.hf_train_bf16_tokens_per_s = hfB ? round(hfB.tokens_per_s) : null;
+    out.hf_decode_tokens_per_s = byBatch(batches, (b) => nullableRound(hfD[String(b)] ?? null));
+    out.hf_blas = hfT?.['blas'] ?? null;
+    out.train_ratio_vs_hf = ratio(train, hfT?.tokens_per_s ?? null);
+    out.train_bf16_ratio_vs_hf = trainBf16 === null ? null : ratio(trainBf16, hfB?.tokens_per_s ?? null);
+    out.decode_ratio_vs_hf = byBatch(batches, (b) => ratio(dec[String(b)]!, hfD[String(b)] ?? null));
+    const llama = await attempt('llamacpp_decode_tokens_per_s', () => {
       const gguf = ensureGguf(anchorOpts, f);
       log(
-        `llama.cpp ${versions.llamacpp}: llama-batched-bench -npp ${P} -ntg ${N} -npl ${batches.join(',')} (bf16 GGUF) ...`,
+        `llama.cpp ${versions!.llamacpp}: llama-batched-bench -npp ${P} -ntg ${N} -npl ${batches.join(',')} (bf16 GGUF) ...`,
       );
-      llama = llamaDecode(anchorOpts, gguf, batches, P, N).byBatch;
-    } catch (e) {
-      if (!(e instanceof BenchError)) throw e;
-      notes.llamacpp = e.message;
-      log(`llama.cpp skipped: ${e.message}`);
-    }
-    out.llamacpp_decode_tokens_per_s = llama ? byBatch(batches, (b) => round(llama![String(b)]!)) : null;
-    out.decode_ratio_vs_llamacpp = llama ? byBatch(batches, (b) => ratio(dec[String(b)]!, llama![String(b)]!)) : null;
+      return llamaDecode(anchorOpts, gguf, batches, P, N).byBatch;
+    });
+    out.llamacpp_decode_tokens_per_s = llama ? byBatch(batches, (b) => round(llama[String(b)]!)) : null;
+    out.decode_ratio_vs_llamacpp = llama ? byBatch(batches, (b) => ratio(dec[String(b)]!, llama[String(b)]!)) : null;
   } else {
     notes.anchors = 'not measured (pass --anchors)';
   }

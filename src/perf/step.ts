@@ -8,7 +8,7 @@
  * copied to the host) is not counted. `measureStepInChild` spawns `step-entry.mjs`, which calls
  * `stepMain`.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -155,16 +155,71 @@ export async function stepMain(argv: string[]): Promise<void> {
   }
 }
 
-/** Runs one GPG step in a fresh Node process (so its VmHWM is that step's alone). */
-export function measureStepInChild(spec: StepSpec, timeoutMs = 3_600_000): StepReport {
+/** MemAvailable of /proc/meminfo in bytes (null where there is none). */
+export function memAvailable(): number | null {
+  try {
+    const m = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+function childRss(pid: number): number | null {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null; // exited
+  }
+}
+
+/**
+ * Runs one GPG step in a fresh Node process (so its VmHWM is that step's alone). A watchdog reads
+ * the child's VmRSS every 200 ms and stops it above `maxRssBytes` (default: 90% of MemAvailable
+ * at the start): on a shared machine a step that cannot fit is reported, not left to the OOM killer.
+ */
+export async function measureStepInChild(
+  spec: StepSpec,
+  opts: { maxRssBytes?: number; timeoutMs?: number } = {},
+): Promise<StepReport> {
   const entry = fileURLToPath(new URL('./step-entry.mjs', import.meta.url));
-  const r = spawnSync(process.execPath, ['--expose-gc', entry, JSON.stringify(spec)], {
-    encoding: 'utf8',
-    timeout: timeoutMs,
-    maxBuffer: 64 << 20,
+  const avail = memAvailable();
+  const limit = opts.maxRssBytes ?? (avail !== null ? 0.9 * avail : Infinity);
+  const child = spawn(process.execPath, ['--expose-gc', entry, JSON.stringify(spec)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  if (r.error) throw new BenchError(`bench step child: ${r.error.message}`);
-  const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+  let stopped: string | null = null;
+  let maxSeen = 0;
+  const watch = setInterval(() => {
+    const rss = child.pid !== undefined ? childRss(child.pid) : null;
+    if (rss === null) return;
+    maxSeen = Math.max(maxSeen, rss);
+    if (rss > limit && !stopped) {
+      stopped = `stopped at ${(rss / 1e9).toFixed(1)} GB resident, over the limit of ${(limit / 1e9).toFixed(1)} GB (90% of the memory available when it started)`;
+      child.kill('SIGKILL');
+    }
+  }, 200);
+  const timer = setTimeout(
+    () => {
+      stopped = `stopped after ${(opts.timeoutMs ?? 0) / 1000} s`;
+      child.kill('SIGKILL');
+    },
+    opts.timeoutMs ?? 4 * 3600_000,
+  );
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((res, rej) => {
+    child.on('error', (e) => rej(new BenchError(`bench step child: ${e.message}`)));
+    child.on('close', (c, sig) => res([c, sig]));
+  }).finally(() => {
+    clearInterval(watch);
+    clearTimeout(timer);
+  });
+  if (stopped) throw new BenchError(`bench step (fresh process): ${stopped}`);
+  const line = stdout.trim().split('\n').pop() ?? '';
   let out: (StepReport & { error?: undefined }) | { error: string } | null = null;
   try {
     out = JSON.parse(line) as StepReport | { error: string };
@@ -172,10 +227,10 @@ export function measureStepInChild(spec: StepSpec, timeoutMs = 3_600_000): StepR
     out = null;
   }
   if (out?.error !== undefined) throw new BenchError(`bench step (fresh process): ${out.error}`);
-  if (r.status !== 0 || !out) {
-    const last = (r.stderr || '').trim().split('\n').slice(-2).join(' | ');
+  if (code !== 0 || !out) {
+    const last = stderr.trim().split('\n').slice(-2).join(' | ');
     throw new BenchError(
-      `bench step child exited with ${r.status ?? r.signal}${r.signal === 'SIGKILL' ? ' (killed: out of memory?)' : ''}: ${last}`,
+      `bench step child exited with ${code ?? signal}${signal === 'SIGKILL' ? ` (killed at ≥ ${(maxSeen / 1e9).toFixed(1)} GB: out of memory?)` : ''}: ${last}`,
     );
   }
   return out;

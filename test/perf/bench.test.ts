@@ -169,8 +169,8 @@ test('machine facts: CPU model and this process memory', () => {
   assert.ok(m.hwm >= m.rss && m.rss > 0, `VmHWM ${m.hwm} ≥ VmRSS ${m.rss}`);
 });
 
-test('step_peak_rss_gb: one GPG step through the trainer in a fresh process reports its VmHWM', () => {
-  const r = measureStepInChild({
+test('step_peak_rss_gb: one GPG step through the trainer in a fresh process reports its VmHWM', async () => {
+  const spec = {
     shape: tinyPath,
     prompts: 2,
     G: 8,
@@ -178,7 +178,8 @@ test('step_peak_rss_gb: one GPG step through the trainer in a fresh process repo
     completionTokens: 8,
     microBatch: 8,
     threads: 0,
-  });
+  };
+  const r = await measureStepInChild(spec);
   assert.ok(r.peak_rss_gb >= r.build_peak_rss_gb && r.build_peak_rss_gb > 0, JSON.stringify(r));
   const init = initModel(TINY, { seed: 0 });
   assert.equal(
@@ -188,7 +189,7 @@ test('step_peak_rss_gb: one GPG step through the trainer in a fresh process repo
   assert.ok(r.generated_tokens > 0 && r.generated_tokens <= 2 * 8 * 8, `generated ${r.generated_tokens}`);
   assert.ok(r.train_tokens_per_s > 0 && r.generation_tokens_per_s > 0);
   // a bad spec comes back as one error line from the child
-  assert.throws(
+  await assert.rejects(
     () =>
       measureStepInChild({
         shape: join(dir, 'missing.json'),
@@ -200,6 +201,11 @@ test('step_peak_rss_gb: one GPG step through the trainer in a fresh process repo
         threads: 0,
       }),
     (e) => e instanceof BenchError && /fresh process\): bench --shape .*missing\.json: file not found/.test(e.message),
+  );
+  // the memory watchdog stops a child that grows past its limit instead of leaving it to the OOM killer
+  await assert.rejects(
+    () => measureStepInChild(spec, { maxRssBytes: 1 }),
+    (e) => e instanceof BenchError && /stopped at [\d.]+ GB resident, over the limit of 0\.0 GB/.test(e.message),
   );
 });
 

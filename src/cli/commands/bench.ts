@@ -53,7 +53,7 @@ export const command: Command = {
     const root = typeof p.flags['anchors-root'] === 'string' ? p.flags['anchors-root'] : undefined;
     const { runBench } = await import('../../perf/bench.ts');
     const quiet = !!p.flags.json;
-    const res = runBench(
+    const res = await runBench(
       (s) => {
         if (!quiet) process.stderr.write(`bench: ${s}\n`);
       },
