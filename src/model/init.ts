@@ -115,6 +115,14 @@ function withDefaults(shape: Record<string, unknown>, opts: InitOptions): Record
   return j;
 }
 
+/** The config a shape file gives (defaults filled in, every field checked), without drawing weights. */
+export function shapeConfig(shape: Record<string, unknown>, opts: Omit<InitOptions, 'seed'> = {}): ModelConfig {
+  const source = opts.source ?? 'shape config';
+  if (shape === null || typeof shape !== 'object' || Array.isArray(shape))
+    throw new ModelLoadError(`${source}: must be a JSON object of HF config fields`);
+  return parseModelConfig(withDefaults(shape, { ...opts, seed: 0 }), source);
+}
+
 /** Builds config, random weights and (optionally) a character-level tokenizer. */
 export function initModel(shape: Record<string, unknown>, opts: InitOptions): InitModelResult {
   const source = opts.source ?? 'shape config';
