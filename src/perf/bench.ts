@@ -20,6 +20,7 @@ import { backward, noGrad } from '../tensor/tape.ts';
 import { gemmInto, setAutocast } from '../tensor/ops/matmul.ts';
 import { defaultBackend, getNumThreads } from '../backend/index.ts';
 import { CausalLM } from '../model/decoder.ts';
+import { applyLora } from '../model/lora.ts';
 import { NativeOpError } from '../errors.ts';
 import { generate } from '../generate/generate.ts';
 import { Rng } from '../data/rng.ts';
@@ -345,8 +346,16 @@ export async function runBench(log: (s: string) => void = () => {}, opts: BenchO
     log(`bf16 skipped: ${e.message}`);
   }
   out.train_bf16_tokens_per_s = trainBf16 === null ? null : round(trainBf16);
-  out.train_lora_tokens_per_s = null;
-  notes.train_lora_tokens_per_s = 'LoRA not available in this build';
+  log('train fwd+bwd, LoRA r 16 / alpha 32 on every attention and MLP projection (fp32 base, frozen) ...');
+  const lora = applyLora(model, { r: 16, alpha: 32 });
+  try {
+    const t = trainTokensPerS(model, B, T, false);
+    out.train_lora_tokens_per_s = round(t);
+    out.train_lora_speedup_vs_full = round(t / train, 2);
+  } finally {
+    lora.dispose();
+    model.lora = null;
+  }
 
   const { prompt: P, new: N, group: G } = DECODE;
   out.decode_setting = { prompt: P, new_tokens: N, group: G, batches, sampling: 'temperature 1, full vocabulary' };

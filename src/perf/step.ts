@@ -61,12 +61,6 @@ export function procMemory(): { hwm: number; rss: number } {
   return { hwm: kb('VmHWM'), rss: kb('VmRSS') };
 }
 
-class StepDone extends Error {
-  constructor(readonly row: MetricsRow) {
-    super('step done');
-  }
-}
-
 /** Builds the model and runs one GPG step in this process (the child's body). */
 export async function runGpgStep(spec: StepSpec): Promise<StepReport> {
   const shape = readShape(spec.shape);
@@ -100,12 +94,15 @@ export async function runGpgStep(spec: StepSpec): Promise<StepReport> {
       logging_steps: 1,
       log_completions: false,
       threads: spec.threads,
+      // the issue-12 step: activation checkpointing per layer (micro-batches of per_device_train_batch_size)
+      gradient_checkpointing: true,
     },
     'bench step',
     { checkModel: false, checkPaths: false },
   );
   const t0 = performance.now();
   let row: MetricsRow | null = null;
+  let peak = 0;
   try {
     await train(cfg, {
       model,
@@ -115,17 +112,17 @@ export async function runGpgStep(spec: StepSpec): Promise<StepReport> {
       // resampling round runs and the step is one generation pass + one update
       rewardFns: { ids_hash: ({ completionIds }) => completionIds.map(idsHash) },
       log: () => {},
+      // the peak is read when the step's metrics row is written (generation + training + AdamW),
+      // before the run saves its model (whose host copies are not part of the step)
       onStep: (r) => {
-        throw new StepDone(r);
+        row = r;
+        peak = procMemory().hwm;
+        return 'stop';
       },
     });
-  } catch (e) {
-    if (!(e instanceof StepDone)) throw e;
-    row = e.row;
   } finally {
     rmSync(outDir, { recursive: true, force: true });
   }
-  const peak = procMemory().hwm;
   if (!row) throw new BenchError('bench step: train() finished without reporting its step');
   if (!Number.isFinite(Number(row[METRIC.loss])))
     throw new BenchError(
