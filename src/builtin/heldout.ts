@@ -31,7 +31,7 @@ export async function heldoutAccuracy(
     eosTokenIds,
     batchSize: o.batchSize ?? 256,
   });
-  const texts = gen.tokens.map((t) => tokenizer.decode(t, { skipSpecialTokens: true }));
+  const texts = gen.tokens.map((t) => tokenizer.decode(t, { skipSpecialTokens: true, dropUnknown: true }));
   const pool = o.pool ?? new VerifierPool({ timeoutMs: 2000 });
   try {
     const res = await pool.verifyMany(problems.map((p, i) => ({ gold: p.answer, pred: texts[i]! })));

@@ -464,7 +464,7 @@ function generateFor(
   const texts = new Array<string>(order.length);
   const finished = new Array<boolean>(order.length);
   order.forEach((s, i) => {
-    texts[s] = tokenizer.decode(res.tokens[i]!, { skipSpecialTokens: true });
+    texts[s] = tokenizer.decode(res.tokens[i]!, { skipSpecialTokens: true, dropUnknown: true });
     finished[s] = res.finished[i]!;
   });
   const out: Omit<SampleRecord, 'extracted' | 'correct'>[] = [];

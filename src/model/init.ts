@@ -180,9 +180,14 @@ export function tokenizerFiles(tok: { tokenizerJson: object; tokenizerConfig: ob
   };
 }
 
-export function writeInitModel(outDir: string, shape: Record<string, unknown>, opts: InitOptions): InitModelResult {
+export function writeInitModel(
+  outDir: string,
+  shape: Record<string, unknown>,
+  opts: InitOptions,
+  files: Record<string, string> = {},
+): InitModelResult {
   const r = initModel(shape, opts);
-  const extraFiles: Record<string, string> = {};
+  const extraFiles: Record<string, string> = { ...files };
   if (r.tokenizer) {
     Object.assign(extraFiles, tokenizerFiles(r.tokenizer));
   }

@@ -166,8 +166,15 @@ export class TextTokenizer {
   }
 
   /** Text for `ids`; ids outside the vocabulary are an error. */
-  decode(ids: number[], opts: { skipSpecialTokens?: boolean } = {}): string {
+  /**
+   * Token ids → text. An id the tokenizer lacks is an error, unless `dropUnknown`: then it is left
+   * out, as Hugging Face tokenizers' decode does — a model's embedding may have more rows than its
+   * tokenizer has tokens (Qwen2.5: 151,936 rows, 151,665 tokens), and sampling can reach them.
+   */
+  decode(ids: number[], opts: { skipSpecialTokens?: boolean; dropUnknown?: boolean } = {}): string {
     if (ids.length === 0) return '';
+    if (opts.dropUnknown)
+      ids = ids.filter((id) => !Number.isInteger(id) || id < 0 || this.tok.id_to_token(id) !== undefined);
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || this.tok.id_to_token(id) === undefined) {
         throw new TokenizerError(

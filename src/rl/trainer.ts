@@ -439,7 +439,7 @@ class Run {
       topK: cfg.top_k,
       eosTokenIds: setup.eosTokenIds,
       padTokenId: setup.padTokenId,
-      decode: (ids: number[]) => setup.tokenizer.decode(ids, { skipSpecialTokens: true }),
+      decode: (ids: number[]) => setup.tokenizer.decode(ids, { skipSpecialTokens: true, dropUnknown: true }),
       rewards: setup.rewards,
       rewardTimeoutMs: cfg.reward_timeout_s * 1000,
       overlong: cfg.overlong_penalty,

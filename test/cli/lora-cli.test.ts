@@ -78,7 +78,7 @@ test('bad input: one line, exit code 1, nothing written', () => {
   );
   assert.equal(existsSync(out), false);
   r = cli(['merge-lora', '--base', join(FIX, 'base'), '--out', out]);
-  assert.equal(r.status, 1);
+  assert.equal(r.status, 2, 'a missing flag is a usage error (exit 2)');
   assert.match(r.stderr, /^gpg-rl merge-lora: .*--adapter/);
   r = cli([
     'logprobs',

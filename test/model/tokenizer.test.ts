@@ -40,6 +40,8 @@ describe('TextTokenizer with the real Qwen3 tokenizer', () => {
       () => tok.decode([10_000_000]),
       (e: unknown) => e instanceof TokenizerError && /cannot decode token id 10000000/.test(e.message),
     );
+    // generated ids past the tokenizer (an embedding with more rows than tokens) are left out, as HF does
+    assert.equal(tok.decode([...tok.encode('ab'), 10_000_000], { dropUnknown: true }), 'ab');
   });
 
   test('chat template with add_generation_prompt', () => {

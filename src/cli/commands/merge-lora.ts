@@ -8,7 +8,7 @@
 import type { Command } from '../main.ts';
 import { parseFlags, requireFlag, usageText, type FlagSpec } from '../options.ts';
 import { mergeLoraFolder } from '../../model/lora.ts';
-import { UsageError } from '../../errors.ts';
+import { FlagError } from '../../errors.ts';
 
 const flags: Record<string, FlagSpec> = {
   base: { type: 'string', help: 'base model folder (config.json + *.safetensors) the adapter was trained on' },
@@ -22,7 +22,7 @@ export const command: Command = {
   async run(argv) {
     const p = parseFlags('merge-lora', argv, flags);
     if (p.positionals.length)
-      throw new UsageError(`\`gpg-rl merge-lora\` takes no positional arguments (got ${p.positionals.join(' ')})`);
+      throw new FlagError(`\`gpg-rl merge-lora\` takes no positional arguments (got ${p.positionals.join(' ')})`);
     const base = requireFlag('merge-lora', p, 'base');
     const adapter = requireFlag('merge-lora', p, 'adapter');
     const out = requireFlag('merge-lora', p, 'out');
