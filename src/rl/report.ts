@@ -48,13 +48,16 @@ export function escapeHtml(s: string): string {
 
 /** About 5 "nice" tick values covering [lo, hi]. */
 export function niceTicks(lo: number, hi: number, count = 5): number[] {
-  if (!(hi > lo)) return [lo];
+  // a flat series (or one that differs only by rounding, e.g. a smoothed constant): one tick. A
+  // span below ~1e-9 of the values' size would need tick indices past 2^53, where i++ stops counting.
+  if (!(hi > lo) || hi - lo <= 1e-9 * Math.max(Math.abs(lo), Math.abs(hi))) return [lo];
   const raw = (hi - lo) / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((k) => k * mag).find((s) => s >= raw) ?? 10 * mag;
   const out: number[] = [];
   const first = Math.ceil(lo / step - 1e-9);
-  for (let i = first; i * step <= hi + step * 1e-9; i++) out.push(Number((i * step).toPrecision(12)) + 0); // + 0: no -0
+  for (let i = first; i * step <= hi + step * 1e-9 && out.length <= 4 * count; i++)
+    out.push(Number((i * step).toPrecision(12)) + 0); // + 0: no -0
   return out;
 }
 

@@ -106,6 +106,8 @@ test('svgLinePlot: several series, a gap, a constant series, no data', () => {
 
 test('niceTicks', () => {
   assert.deepEqual(niceTicks(0, 1), [0, 0.2, 0.4, 0.6, 0.8, 1]);
+  // a smoothed constant differs from itself by rounding only: one tick, never a runaway loop
+  assert.deepEqual(niceTicks(1e-3, 1e-3 * (1 + 2 ** -52)), [1e-3]);
   assert.deepEqual(niceTicks(-0.05, 0.12), [-0.05, 0, 0.05, 0.1]);
   assert.deepEqual(niceTicks(3, 3), [3]);
 });
