@@ -103,7 +103,6 @@ interface Seq {
   blocks: number[];
   /** KV positions filled (prompt + fed tokens). */
   ctx: number;
-  done: boolean;
   finished: boolean;
   /** Blocks still reserved for this sequence's growth. */
   reserve: number;
@@ -199,7 +198,7 @@ export function generate(model: CausalLM, prompts: number[][], o: GenerateOption
       groups.push({ prompt: p, members: [], need: 0 });
     }
     groups[g]!.members.push(i);
-    return { group: g, rng: null, tokens: [], logps: [], blocks: [], ctx: 0, done: false, finished: false, reserve: 0 };
+    return { group: g, rng: null, tokens: [], logps: [], blocks: [], ctx: 0, finished: false, reserve: 0 };
   });
   // one seed per sequence, drawn in prompt order: a sequence's stream does not depend on the schedule
   if (!o.greedy)
@@ -289,7 +288,6 @@ export function generate(model: CausalLM, prompts: number[][], o: GenerateOption
           if (o.stopStrings.some((x) => text.includes(x))) s.finished = true;
         }
         if (s.finished || s.tokens.length >= N) {
-          s.done = true;
           for (const b of s.blocks) pool.release(b);
           outstanding -= s.reserve;
           s.reserve = 0;

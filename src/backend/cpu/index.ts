@@ -61,21 +61,21 @@ export class CpuBackend implements Backend {
   private packedOwners = new Set<CpuBuffer>();
 
   releasePackedWeights(): void {
-    for (const w of this.packedOwners) {
-      w.packed?.copy.storage.free();
-      w.packed = null;
-    }
-    this.packedOwners.clear();
+    for (const w of [...this.packedOwners]) this.dropPacked(w);
+  }
+
+  /** Frees the packed generation copy of a weight, if any. */
+  private dropPacked(w: CpuBuffer): void {
+    if (!w.packed) return;
+    if (!w.packed.copy.freed) w.packed.copy.storage.free();
+    w.packed = null;
+    this.packedOwners.delete(w);
   }
 
   free(buf: DeviceBuffer): void {
     const b = buf as CpuBuffer;
     b.storage.free();
-    if (b.packed) {
-      b.packed.copy.storage.free();
-      b.packed = null;
-      this.packedOwners.delete(b);
-    }
+    this.dropPacked(b);
     if (b.bf16) {
       b.bf16.copy.storage.free();
       b.bf16 = null;
@@ -310,7 +310,7 @@ export class CpuBackend implements Backend {
   private weightPacked(w: CpuBuffer, dtype: DType, N: number, K: number): CpuBuffer {
     if (w.packed && w.packed.version === w.version && w.packed.dtype === dtype && !w.packed.copy.freed)
       return w.packed.copy;
-    if (w.packed) w.packed.copy.storage.free();
+    this.dropPacked(w);
     const copy = this.allocate(dtype, Math.ceil(N / 16) * 16 * K) as CpuBuffer;
     op(dtype === 'bfloat16' ? 'packed_pack_bf16' : 'packed_pack_f32')(copy.storage, w.storage, N, K);
     w.packed = { version: w.version, dtype, copy };
