@@ -175,7 +175,8 @@ const OpEntry kOps[] = {
        copy(static_cast<char*>(d->data) + dOff * es, static_cast<const char*>(s->data) + sOff * es, n * es);
        return a.undefined();
      }},
-    // packed_pack_f32 / packed_pack_bf16(panels [ceil(N/16)·16·K], W f32 [N,K], N, K): pack a weight for packed_gemm
+    // packed_pack_f32 / packed_pack_bf16(panels f32 [ceil(N/16)·16·K] | bf16 [ceil(N/16)·16·2·ceil(K/2)], W f32 [N,K],
+    // N, K): pack a weight for packed_gemm
     {"packed_pack_f32",
      [](const Args& a) {
        const int64_t N = a.integer(2, "N", 1), K = a.integer(3, "K", 1);
@@ -185,7 +186,7 @@ const OpEntry kOps[] = {
     {"packed_pack_bf16",
      [](const Args& a) {
        const int64_t N = a.integer(2, "N", 1), K = a.integer(3, "K", 1);
-       packed_pack_bf16(a.bf16(0, "panels", packed_panels(N) * 16 * K), a.f32(1, "W", N * K), N, K);
+       packed_pack_bf16(a.bf16(0, "panels", packed_bf16_elems(N, K)), a.f32(1, "W", N * K), N, K);
        return a.undefined();
      }},
     // packed_gemm(y f32 [M,N], x f32 [M,K], panels f32|bf16, bias f32 [N] | null, M, N, K): y = x·Wᵀ (+ bias)
@@ -195,11 +196,10 @@ const OpEntry kOps[] = {
        float* y = a.f32(0, "y", M * N);
        const float* x = a.f32(1, "x", M * K);
        const float* bias = a.present(3) ? a.f32(3, "bias", N) : nullptr;
-       const int64_t np = packed_panels(N) * 16 * K;
        if (a.storage(2, "panels")->dtype == DType::BF16)
-         packed_gemm(y, x, a.bf16(2, "panels", np), bias, M, N, K);
+         packed_gemm(y, x, a.bf16(2, "panels", packed_bf16_elems(N, K)), bias, M, N, K);
        else
-         packed_gemm(y, x, a.f32(2, "panels", np), bias, M, N, K);
+         packed_gemm(y, x, a.f32(2, "panels", packed_panels(N) * 16 * K), bias, M, N, K);
        return a.undefined();
      }},
     // paged_kv_write(kpool [S,row], vpool, k [n,row], v, slots i32 [n], n, S, row): scatter rows into slots
@@ -498,6 +498,8 @@ const OpEntry kBench[] = {
        o.Set("lanes", r.lanes);
        return o.As<Napi::Value>();
      }},
+    // kernel_isa() -> the instruction set this build's kernels use (e.g. "avx512 + avx512_bf16")
+    {"kernel_isa", [](const Args& a) { return Napi::String::New(a.env(), packed_isa()).As<Napi::Value>(); }},
     // mem_bandwidth(bytes, reps) -> GB/s, best of reps
     {"mem_bandwidth",
      [](const Args& a) {

@@ -34,6 +34,10 @@ void cast_bf16_f32(float* out, const uint16_t* x, int64_t n);
 
 // ---- packed.cc: weight-packed products for generation (panels of 16 outputs, k-major; f32 or bf16)
 int64_t packed_panels(int64_t N);
+// bf16 panels hold K padded to even (k-pairs): packed_panels(N)·16·2·ceil(K/2) values
+int64_t packed_bf16_elems(int64_t N, int64_t K);
+// the micro-kernel this build runs ("avx512 + avx512_bf16", "avx512", "avx2", "scalar")
+const char* packed_isa();
 void packed_pack_f32(float* panels, const float* W, int64_t N, int64_t K);
 void packed_pack_bf16(uint16_t* panels, const float* W, int64_t N, int64_t K);
 void packed_gemm(float* y, const float* x, const float* panels, const float* bias, int64_t M, int64_t N, int64_t K);

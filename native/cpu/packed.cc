@@ -2,25 +2,36 @@
 // W [N, K] in the nn.Linear layout, for any M (1 … 512+ rows: one per running sequence, or a prompt).
 //
 // The weight is packed once per weight version (the CPU backend keeps the copy until the weight is
-// written): panels of NR = 16 outputs, k-major (panel[k·16 + j] = W[16p + j, k]), zero-padded to a
-// multiple of 16 outputs, in float32 or bfloat16 (half the bytes streamed; widened to fp32 in
-// registers: bf16 is the top half of an fp32). The micro-kernel is the BLIS Haswell shape: 6 rows
-// of x × 16 outputs, 12 ymm accumulators, per k two panel vectors and six broadcasts of x — FMA-bound
-// from L2 (the panel, ≤ 16·K floats, stays in L2 while every row block of x passes over it).
-// Threads take contiguous runs of panels, so each streams its part of W once per call.
+// written), in panels of NR = 16 outputs, zero-padded to a multiple of 16 outputs:
+//   float32:  panel[k·16 + j]            = W[16p + j, k]                 (k-major)
+//   bfloat16: panel[(k/2)·32 + 2j + k%2] = bf16(W[16p + j, k])           (k-pairs interleaved, K padded
+//             to even with zeros: the layout of AVX512-BF16's vdpbf16ps, one dword = a k-pair)
+// Float32 products are x · W in fp32 (fma over k = 0 … K−1 in order). Bfloat16 products are bf16 ×
+// bf16 with fp32 accumulation, as llama.cpp's and PyTorch's bf16 CPU products: each row of x is
+// rounded to bf16 (nearest even) and every k-pair is accumulated odd element first, then even —
+// vdpbf16ps's order (products of bf16 values are exact in fp32, so each step is one rounding, as an
+// fma); where the CPU lacks AVX512-BF16 the same sequence runs as two fmas on widened values
+// (identical up to vdpbf16ps flushing denormals).
 //
-// Batch invariance: y[m, n] is one accumulator lane, fma over k = 0 … K−1 in order, then + bias —
-// the same sequence of roundings whatever M, the row's place in the call, the tile or the thread
+// Micro-kernels (BLIS style, FMA-bound from L2: the panel, ≤ 16·K values, stays in L2 while every
+// row block of x passes over it):
+//   AVX-512: 12 rows × 32 outputs (two panels), 24 zmm accumulators, x broadcast from memory;
+//   AVX2 + FMA: 6 rows × 16 outputs, 12 ymm accumulators; otherwise scalar fmas.
+// Threads take contiguous runs of panel pairs, so each streams its part of W once per call.
+//
+// Batch invariance: y[m, n] is one accumulator lane, the same sequence of roundings over k in
+// order, then + bias — whatever M, the row's place in the call, the tile, the ISA path or the thread
 // count. A sequence's logits therefore do not depend on which other sequences share its decode step
 // (continuous batching and prefix sharing give the same tokens as one sequence alone).
 // No backward: generation runs without gradients; nothing is saved. y is written with "=".
-// Legend: M rows of x, N outputs, K inner dimension, P = ceil(N / 16) panels.
+// Legend: M rows of x, N outputs, K inner dimension, P = ceil(N / 16) panels, Kh = ceil(K / 2).
 #include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "common.h"
 #include "kernels.h"
@@ -28,9 +39,9 @@
 namespace gpg {
 
 constexpr int64_t PNR = 16;  // outputs per panel
-constexpr int PMR = 6;       // rows of x per micro-tile
 
 int64_t packed_panels(int64_t N) { return (N + PNR - 1) / PNR; }
+int64_t packed_bf16_elems(int64_t N, int64_t K) { return packed_panels(N) * PNR * ((K + 1) / 2) * 2; }
 
 // panels f32 [P, K, 16] from W [N, K]
 void packed_pack_f32(float* panels, const float* W, int64_t N, int64_t K) {
@@ -48,41 +59,124 @@ void packed_pack_f32(float* panels, const float* W, int64_t N, int64_t K) {
   }
 }
 
-// panels bf16 [P, K, 16] (round to nearest even) from W [N, K]
+// panels bf16 [P, Kh, 16, 2] (round to nearest even) from W [N, K]
 void packed_pack_bf16(uint16_t* panels, const float* W, int64_t N, int64_t K) {
-  const int64_t P = packed_panels(N);
+  const int64_t P = packed_panels(N), Kh = (K + 1) / 2;
 #pragma omp parallel for schedule(static)
   for (int64_t p = 0; p < P; p++) {
-    uint16_t* dst = panels + p * K * PNR;
+    uint16_t* dst = panels + p * Kh * PNR * 2;
     for (int64_t j = 0; j < PNR; j++) {
       const int64_t n = p * PNR + j;
-      for (int64_t k = 0; k < K; k++) dst[k * PNR + j] = n < N ? f32_to_bf16(W[n * K + k]) : 0;
+      for (int64_t k = 0; k < 2 * Kh; k++)
+        dst[(k / 2) * PNR * 2 + 2 * j + (k % 2)] = (n < N && k < K) ? f32_to_bf16(W[n * K + k]) : 0;
     }
   }
 }
 
+const char* packed_isa() {
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+  return "avx512 + avx512_bf16";
+#elif defined(__AVX512F__)
+  return "avx512";
+#elif defined(__AVX2__) && defined(__FMA__)
+  return "avx2";
+#else
+  return "scalar";
+#endif
+}
+
 namespace {
 
-#if defined(__AVX2__) && defined(__FMA__)
-inline void load16(const float* p, __m256& b0, __m256& b1) {
-  b0 = _mm256_loadu_ps(p);
-  b1 = _mm256_loadu_ps(p + 8);
-}
-inline void load16(const uint16_t* p, __m256& b0, __m256& b1) {
-  const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  b0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(w)), 16));
-  b1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(w, 1)), 16));
+// Operand views. F32: x fp32 [M, K], panels fp32. BF16: x as bf16 k-pairs (dword [M, Kh]: low half
+// x[2kk], high half x[2kk+1]) and as the same values widened to fp32 [M, 2·Kh] (for the fma paths).
+struct Bf16X {
+  const uint32_t* pairs;  // [M, Kh]
+  const float* wide;      // [M, 2·Kh]
+};
+
+#if defined(__AVX512F__)
+// y[ROWS, nr] = x[ROWS, K] · (panels p, p+1), NP = 1 or 2 panels (nr ≤ 16·NP)
+template <int ROWS, int NP>
+inline void micro_f32(float* y, int64_t ldy, const float* x, int64_t K, const float* p0, const float* p1,
+                      const float* bias, int nr) {
+  __m512 c[ROWS][NP];
+#pragma GCC unroll 12
+  for (int i = 0; i < ROWS; i++)
+    for (int q = 0; q < NP; q++) c[i][q] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; k++) {
+    const __m512 b0 = _mm512_loadu_ps(p0 + k * PNR);
+    const __m512 b1 = NP == 2 ? _mm512_loadu_ps(p1 + k * PNR) : b0;
+#pragma GCC unroll 12
+    for (int i = 0; i < ROWS; i++) {
+      const __m512 a = _mm512_set1_ps(x[i * K + k]);
+      c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+      if (NP == 2) c[i][NP - 1] = _mm512_fmadd_ps(a, b1, c[i][NP - 1]);
+    }
+  }
+  alignas(64) float tmp[ROWS * NP * PNR];
+#pragma GCC unroll 12
+  for (int i = 0; i < ROWS; i++)
+    for (int q = 0; q < NP; q++) _mm512_store_ps(tmp + (i * NP + q) * PNR, c[i][q]);
+  for (int i = 0; i < ROWS; i++)
+    for (int j = 0; j < nr; j++) y[i * ldy + j] = tmp[i * NP * PNR + j] + (bias ? bias[j] : 0.f);
 }
 
-// y[ROWS, nr ≤ 16] = x[ROWS, K] · panel
-template <int ROWS, typename T>
-inline void micro(float* y, int64_t ldy, const float* x, int64_t K, const T* panel, const float* bias, int nr) {
+template <int ROWS, int NP>
+inline void micro_bf16(float* y, int64_t ldy, const Bf16X& x, int64_t m0, int64_t Kh, const uint16_t* p0,
+                       const uint16_t* p1, const float* bias, int nr) {
+  __m512 c[ROWS][NP];
+#pragma GCC unroll 12
+  for (int i = 0; i < ROWS; i++)
+    for (int q = 0; q < NP; q++) c[i][q] = _mm512_setzero_ps();
+#if defined(__AVX512BF16__)
+  const uint32_t* xp = x.pairs + m0 * Kh;
+  for (int64_t kk = 0; kk < Kh; kk++) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(p0 + kk * 2 * PNR);
+    const __m512bh b1 = NP == 2 ? (__m512bh)_mm512_loadu_si512(p1 + kk * 2 * PNR) : b0;
+#pragma GCC unroll 12
+    for (int i = 0; i < ROWS; i++) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(xp[i * Kh + kk]));
+      c[i][0] = _mm512_dpbf16_ps(c[i][0], a, b0);
+      if (NP == 2) c[i][NP - 1] = _mm512_dpbf16_ps(c[i][NP - 1], a, b1);
+    }
+  }
+#else
+  const float* xw = x.wide + m0 * 2 * Kh;
+  const __m512i hi = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  for (int64_t kk = 0; kk < Kh; kk++) {
+    const __m512i w0 = _mm512_loadu_si512(p0 + kk * 2 * PNR);
+    const __m512i w1 = NP == 2 ? _mm512_loadu_si512(p1 + kk * 2 * PNR) : w0;
+    const __m512 e0 = _mm512_castsi512_ps(_mm512_slli_epi32(w0, 16)),
+                 o0 = _mm512_castsi512_ps(_mm512_and_si512(w0, hi));
+    const __m512 e1 = _mm512_castsi512_ps(_mm512_slli_epi32(w1, 16)),
+                 o1 = _mm512_castsi512_ps(_mm512_and_si512(w1, hi));
+#pragma GCC unroll 12
+    for (int i = 0; i < ROWS; i++) {
+      const __m512 ae = _mm512_set1_ps(xw[i * 2 * Kh + 2 * kk]), ao = _mm512_set1_ps(xw[i * 2 * Kh + 2 * kk + 1]);
+      c[i][0] = _mm512_fmadd_ps(ae, e0, _mm512_fmadd_ps(ao, o0, c[i][0]));
+      if (NP == 2) c[i][NP - 1] = _mm512_fmadd_ps(ae, e1, _mm512_fmadd_ps(ao, o1, c[i][NP - 1]));
+    }
+  }
+#endif
+  alignas(64) float tmp[ROWS * NP * PNR];
+#pragma GCC unroll 12
+  for (int i = 0; i < ROWS; i++)
+    for (int q = 0; q < NP; q++) _mm512_store_ps(tmp + (i * NP + q) * PNR, c[i][q]);
+  for (int i = 0; i < ROWS; i++)
+    for (int j = 0; j < nr; j++) y[i * ldy + j] = tmp[i * NP * PNR + j] + (bias ? bias[j] : 0.f);
+}
+constexpr int PMR = 12;  // rows of x per micro-tile
+constexpr int PNP = 2;   // panels per micro-tile
+
+#elif defined(__AVX2__) && defined(__FMA__)
+template <int ROWS, int NP>
+inline void micro_f32(float* y, int64_t ldy, const float* x, int64_t K, const float* p0, const float*,
+                      const float* bias, int nr) {
   __m256 c0[ROWS], c1[ROWS];
 #pragma GCC unroll 6
   for (int i = 0; i < ROWS; i++) c0[i] = c1[i] = _mm256_setzero_ps();
   for (int64_t k = 0; k < K; k++) {
-    __m256 b0, b1;
-    load16(panel + k * PNR, b0, b1);
+    const __m256 b0 = _mm256_loadu_ps(p0 + k * PNR), b1 = _mm256_loadu_ps(p0 + k * PNR + 8);
 #pragma GCC unroll 6
     for (int i = 0; i < ROWS; i++) {
       const __m256 a = _mm256_broadcast_ss(x + i * K + k);
@@ -100,63 +194,142 @@ inline void micro(float* y, int64_t ldy, const float* x, int64_t K, const T* pan
   for (int i = 0; i < ROWS; i++)
     for (int j = 0; j < nr; j++) y[i * ldy + j] = tmp[i * PNR + j] + (bias ? bias[j] : 0.f);
 }
+
+template <int ROWS, int NP>
+inline void micro_bf16(float* y, int64_t ldy, const Bf16X& x, int64_t m0, int64_t Kh, const uint16_t* p0,
+                       const uint16_t*, const float* bias, int nr) {
+  __m256 c0[ROWS], c1[ROWS];
+#pragma GCC unroll 6
+  for (int i = 0; i < ROWS; i++) c0[i] = c1[i] = _mm256_setzero_ps();
+  const float* xw = x.wide + m0 * 2 * Kh;
+  const __m256i hi = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
+  for (int64_t kk = 0; kk < Kh; kk++) {
+    // dwords j = 0…7 and 8…15: output j's (k even, k odd) pair
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p0 + kk * 2 * PNR));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p0 + kk * 2 * PNR + 16));
+    const __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(w0, 16)),
+                 o0 = _mm256_castsi256_ps(_mm256_and_si256(w0, hi));
+    const __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(w1, 16)),
+                 o1 = _mm256_castsi256_ps(_mm256_and_si256(w1, hi));
+#pragma GCC unroll 6
+    for (int i = 0; i < ROWS; i++) {
+      const __m256 ae = _mm256_broadcast_ss(xw + i * 2 * Kh + 2 * kk),
+                   ao = _mm256_broadcast_ss(xw + i * 2 * Kh + 2 * kk + 1);
+      c0[i] = _mm256_fmadd_ps(ae, e0, _mm256_fmadd_ps(ao, o0, c0[i]));
+      c1[i] = _mm256_fmadd_ps(ae, e1, _mm256_fmadd_ps(ao, o1, c1[i]));
+    }
+  }
+  alignas(32) float tmp[ROWS * PNR];
+#pragma GCC unroll 6
+  for (int i = 0; i < ROWS; i++) {
+    _mm256_store_ps(tmp + i * PNR, c0[i]);
+    _mm256_store_ps(tmp + i * PNR + 8, c1[i]);
+  }
+  for (int i = 0; i < ROWS; i++)
+    for (int j = 0; j < nr; j++) y[i * ldy + j] = tmp[i * PNR + j] + (bias ? bias[j] : 0.f);
+}
+constexpr int PMR = 6;
+constexpr int PNP = 1;
+
 #else
-template <int ROWS, typename T>
-inline void micro(float* y, int64_t ldy, const float* x, int64_t K, const T* panel, const float* bias, int nr) {
+template <int ROWS, int NP>
+inline void micro_f32(float* y, int64_t ldy, const float* x, int64_t K, const float* p0, const float*,
+                      const float* bias, int nr) {
   float acc[ROWS][PNR] = {};
   for (int64_t k = 0; k < K; k++)
     for (int i = 0; i < ROWS; i++)
+      for (int j = 0; j < PNR; j++) acc[i][j] = std::fma(x[i * K + k], p0[k * PNR + j], acc[i][j]);
+  for (int i = 0; i < ROWS; i++)
+    for (int j = 0; j < nr; j++) y[i * ldy + j] = acc[i][j] + (bias ? bias[j] : 0.f);
+}
+template <int ROWS, int NP>
+inline void micro_bf16(float* y, int64_t ldy, const Bf16X& x, int64_t m0, int64_t Kh, const uint16_t* p0,
+                       const uint16_t*, const float* bias, int nr) {
+  float acc[ROWS][PNR] = {};
+  const float* xw = x.wide + m0 * 2 * Kh;
+  for (int64_t kk = 0; kk < Kh; kk++)
+    for (int i = 0; i < ROWS; i++)
       for (int j = 0; j < PNR; j++) {
-        if constexpr (sizeof(T) == 2)
-          acc[i][j] = std::fma(x[i * K + k], bf16_to_f32(panel[k * PNR + j]), acc[i][j]);
-        else
-          acc[i][j] = std::fma(x[i * K + k], panel[k * PNR + j], acc[i][j]);
+        const float* xr = xw + i * 2 * Kh + 2 * kk;
+        acc[i][j] = std::fma(xr[1], bf16_to_f32(p0[kk * 2 * PNR + 2 * j + 1]), acc[i][j]);
+        acc[i][j] = std::fma(xr[0], bf16_to_f32(p0[kk * 2 * PNR + 2 * j]), acc[i][j]);
       }
   for (int i = 0; i < ROWS; i++)
     for (int j = 0; j < nr; j++) y[i * ldy + j] = acc[i][j] + (bias ? bias[j] : 0.f);
 }
+constexpr int PMR = 6;
+constexpr int PNP = 1;
 #endif
 
-template <typename T>
-void run(float* y, const float* x, const T* panels, const float* bias, int64_t M, int64_t N, int64_t K) {
-  const int64_t P = packed_panels(N);
+// One tile: rows m … m+ROWS−1 of panels p … p+np−1 (np ≤ PNP).
+template <int ROWS>
+inline void tile(float* y, const float* x, const Bf16X* xb, const float* pf, const uint16_t* pb, const float* bias,
+                 int64_t m, int64_t p, int np, int64_t N, int64_t K) {
+  const int64_t n0 = p * PNR;
+  const int nr = static_cast<int>(std::min<int64_t>(PNR * np, N - n0));
+  const float* bp = bias ? bias + n0 : nullptr;
+  float* yt = y + m * N + n0;
+  if (xb) {
+    const int64_t Kh = (K + 1) / 2, ps = Kh * 2 * PNR;
+    if (np == 2)
+      micro_bf16<ROWS, 2>(yt, N, *xb, m, Kh, pb + p * ps, pb + (p + 1) * ps, bp, nr);
+    else
+      micro_bf16<ROWS, 1>(yt, N, *xb, m, Kh, pb + p * ps, nullptr, bp, nr);
+  } else {
+    const int64_t ps = K * PNR;
+    if (np == 2)
+      micro_f32<ROWS, 2>(yt, N, x + m * K, K, pf + p * ps, pf + (p + 1) * ps, bp, nr);
+    else
+      micro_f32<ROWS, 1>(yt, N, x + m * K, K, pf + p * ps, nullptr, bp, nr);
+  }
+}
+
+template <int R>
+inline void tail(int64_t rows, float* y, const float* x, const Bf16X* xb, const float* pf, const uint16_t* pb,
+                 const float* bias, int64_t m, int64_t p, int np, int64_t N, int64_t K) {
+  if constexpr (R > 0) {
+    if (rows == R)
+      tile<R>(y, x, xb, pf, pb, bias, m, p, np, N, K);
+    else
+      tail<R - 1>(rows, y, x, xb, pf, pb, bias, m, p, np, N, K);
+  }
+}
+
+void run(float* y, const float* x, const Bf16X* xb, const float* pf, const uint16_t* pb, const float* bias, int64_t M,
+         int64_t N, int64_t K) {
+  const int64_t P = packed_panels(N), G = (P + PNP - 1) / PNP;
 #pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < P; p++) {
-    const T* panel = panels + p * K * PNR;
-    const int64_t n0 = p * PNR;
-    const int nr = static_cast<int>(std::min<int64_t>(PNR, N - n0));
-    const float* bp = bias ? bias + n0 : nullptr;
+  for (int64_t g = 0; g < G; g++) {
+    const int64_t p = g * PNP;
+    const int np = static_cast<int>(std::min<int64_t>(PNP, P - p));
     int64_t m = 0;
-    for (; m + PMR <= M; m += PMR) micro<PMR>(y + m * N + n0, N, x + m * K, K, panel, bp, nr);
-    switch (M - m) {
-      case 5:
-        micro<5>(y + m * N + n0, N, x + m * K, K, panel, bp, nr);
-        break;
-      case 4:
-        micro<4>(y + m * N + n0, N, x + m * K, K, panel, bp, nr);
-        break;
-      case 3:
-        micro<3>(y + m * N + n0, N, x + m * K, K, panel, bp, nr);
-        break;
-      case 2:
-        micro<2>(y + m * N + n0, N, x + m * K, K, panel, bp, nr);
-        break;
-      case 1:
-        micro<1>(y + m * N + n0, N, x + m * K, K, panel, bp, nr);
-        break;
-      default:
-        break;
-    }
+    for (; m + PMR <= M; m += PMR) tile<PMR>(y, x, xb, pf, pb, bias, m, p, np, N, K);
+    if (m < M) tail<PMR - 1>(M - m, y, x, xb, pf, pb, bias, m, p, np, N, K);
   }
 }
 
 }  // namespace
 
 void packed_gemm(float* y, const float* x, const float* panels, const float* bias, int64_t M, int64_t N, int64_t K) {
-  run(y, x, panels, bias, M, N, K);
+  run(y, x, nullptr, panels, nullptr, bias, M, N, K);
 }
+
 void packed_gemm(float* y, const float* x, const uint16_t* panels, const float* bias, int64_t M, int64_t N, int64_t K) {
-  run(y, x, panels, bias, M, N, K);
+  // x rounded to bf16 once per call: as k-pairs (vdpbf16ps) and widened back (fma paths)
+  const int64_t Kh = (K + 1) / 2;
+  std::vector<uint32_t> pairs(static_cast<size_t>(M * Kh));
+  std::vector<float> wide(static_cast<size_t>(M * 2 * Kh));
+#pragma omp parallel for schedule(static)
+  for (int64_t m = 0; m < M; m++)
+    for (int64_t kk = 0; kk < Kh; kk++) {
+      const uint16_t lo = f32_to_bf16(x[m * K + 2 * kk]);
+      const uint16_t hi = 2 * kk + 1 < K ? f32_to_bf16(x[m * K + 2 * kk + 1]) : 0;
+      pairs[m * Kh + kk] = static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
+      wide[m * 2 * Kh + 2 * kk] = bf16_to_f32(lo);
+      wide[m * 2 * Kh + 2 * kk + 1] = bf16_to_f32(hi);
+    }
+  const Bf16X xb{pairs.data(), wide.data()};
+  run(y, x, &xb, nullptr, panels, bias, M, N, K);
 }
 
 }  // namespace gpg

@@ -1,7 +1,8 @@
 /**
  * The generation products (GemmArgs.packed → native/cpu/packed.cc): y = x·Wᵀ + bias through a
- * packed fp32 or bf16 copy of the weight, against a float64 reference, for row counts that cross
- * the 6-row micro-tile and output counts that cross the 16-output panel; batch invariance (a row
+ * packed fp32 or bf16 copy of the weight (bf16: x rounded to bf16 too, fp32 accumulation), against a
+ * float64 reference, for row counts that cross the 12- and 6-row micro-tiles, output counts that
+ * cross the 16-output panel and its pairs, odd K (bf16 k-pairs padded); batch invariance (a row
  * alone = the same row inside any batch, bit for bit) and thread invariance; the copy follows
  * writes to the weight; no gradient path uses it.
  */
@@ -36,13 +37,17 @@ describeEachBackend('packed generation gemm', (be) => {
       [7, 17, 64],
       [13, 40, 96],
       [64, 33, 130],
+      [25, 70, 33],
+      [12, 32, 8],
     ] as const)
       test(`${dtype}: M ${M} N ${N} K ${K}, with and without bias`, () => {
         const r = rng(M * 1000 + N * 10 + K);
         const x = f32(randn(M * K, r));
         const W = f32(randn(N * K, r));
         const bias = randn(N, r);
+        // bf16 products: both operands rounded to bf16 (x per call), fp32 accumulation
         const Wref = dtype === 'bfloat16' ? roundBf16(W) : W;
+        const xref = dtype === 'bfloat16' ? roundBf16(x) : x;
         tidy(() => {
           const xt = Tensor.fromArray(x, [M, K]);
           const Wt = Tensor.fromArray(W, [N, K]);
@@ -50,7 +55,7 @@ describeEachBackend('packed generation gemm', (be) => {
             const y = Tensor.empty([M, N]);
             const bt = b ? Tensor.fromArray(f32(b), [N]) : null;
             gemmInto(y, xt, Wt, { M, N, K, transB: true, bias: bt, weight: true, packed: dtype });
-            const want = ref(Float64Array.from(x), Wref, b ? Float64Array.from(f32(b)) : null, M, N, K);
+            const want = ref(Float64Array.from(xref), Wref, b ? Float64Array.from(f32(b)) : null, M, N, K);
             checkTensor('packed gemm', `y (${dtype}${b ? ', bias' : ''})`, y.toArray(), want, 1e-5);
           }
         });

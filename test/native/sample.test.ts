@@ -103,6 +103,46 @@ describeEachBackend('sampleTokens', () => {
       });
     });
 
+  test('a large vocabulary (several partial-sum blocks, every bucket kind): ids and log-probs equal the reference', () => {
+    // rows that put the cuts in busy buckets (flat), in the overflow bucket (a far tail), on ties
+    // spread over blocks, and past -inf logits; many uniforms per row
+    const W = 20_011;
+    const r = rng(77);
+    const flat = Float32Array.from(randn(W, r), (x) => x * 0.3);
+    const far = Float32Array.from(randn(W, r), (x) => x - 60);
+    for (let j = 0; j < 40; j++) far[Math.floor(r() * W)] = 5 + r();
+    const ties = new Float32Array(W).fill(-1);
+    for (const j of [3, 2047, 2048, 9000, 20_010]) ties[j] = 2;
+    const masked = Float32Array.from(randn(W, r), (x) => (x > 0.5 ? -Infinity : x));
+    const zs = [flat, far, ties, masked];
+    for (const [T, topK, topP] of [
+      [1, 0, 1],
+      [1, 0, 0.9],
+      [0.8, 3000, 1],
+      [1.2, 3000, 0.7],
+      [1, 4, 0.99],
+      [0.5, 0, 0.999],
+    ] as const)
+      tidy(() => {
+        const rows = zs.flatMap((z) => Array.from({ length: 4 }, () => z));
+        const us = rows.map(() => Math.min(r(), 0.99999994));
+        const logits = new Float32Array(rows.length * W);
+        rows.forEach((z, b) => logits.set(z, b * W));
+        const res = sampleTokens(
+          Tensor.fromArray(logits, [rows.length, W]),
+          Tensor.fromArray(Float32Array.from(us), [rows.length]),
+          { temperature: T, topK, topP, greedy: false },
+        );
+        const ids = res.ids.toArray();
+        const lps = res.logps.toArray();
+        rows.forEach((z, b) => {
+          const want = reference(z, Math.fround(us[b]!), T, topK, topP);
+          assert.equal(ids[b], want.id, `T ${T} top_k ${topK} top_p ${topP} row ${b}`);
+          assert.ok(Math.abs(lps[b]! - want.lp) < 1e-4, `row ${b}: log-prob ${lps[b]} vs ${want.lp}`);
+        });
+      });
+  });
+
   test('greedy takes the first maximum; a row without a finite maximum is one clear error', () => {
     tidy(() => {
       const z = new Float32Array(2 * 8).fill(0);

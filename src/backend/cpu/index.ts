@@ -52,6 +52,7 @@ export class CpuBackend implements Backend {
   readonly benchmarks: BackendBenchmarks = {
     fmaPeakGflops: (iterations) => (benchOp('fma_peak')(iterations) as { gflops: number }).gflops,
     memoryBandwidthGBs: (bytes, reps) => benchOp('mem_bandwidth')(bytes, reps) as number,
+    kernelIsa: () => benchOp('kernel_isa')() as string,
   };
 
   allocate(dtype: DType, numel: number, zero = false): DeviceBuffer {
@@ -311,7 +312,9 @@ export class CpuBackend implements Backend {
     if (w.packed && w.packed.version === w.version && w.packed.dtype === dtype && !w.packed.copy.freed)
       return w.packed.copy;
     this.dropPacked(w);
-    const copy = this.allocate(dtype, Math.ceil(N / 16) * 16 * K) as CpuBuffer;
+    // bf16 panels: K padded to even (k-pairs, native/cpu/packed.cc)
+    const numel = Math.ceil(N / 16) * 16 * (dtype === 'bfloat16' ? 2 * Math.ceil(K / 2) : K);
+    const copy = this.allocate(dtype, numel) as CpuBuffer;
     op(dtype === 'bfloat16' ? 'packed_pack_bf16' : 'packed_pack_f32')(copy.storage, w.storage, N, K);
     w.packed = { version: w.version, dtype, copy };
     this.packedOwners.add(w);
