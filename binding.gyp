@@ -9,7 +9,7 @@
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NAPI_VERSION=8"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-O3", "-march=native", "-fopenmp", "-fexceptions", "-fvisibility=hidden", "-Wall", "-Wno-unused-parameter", "-Wno-unknown-pragmas"],
+      "cflags_cc": ["-std=c++17", "-O3", "<!@(node -p \"process.env.GPG_RL_ISA_FLAGS || '-march=native'\")", "-fopenmp", "-fexceptions", "-fvisibility=hidden", "-Wall", "-Wno-unused-parameter", "-Wno-unknown-pragmas"],
       "ldflags": ["-fopenmp"],
       "libraries": ["-ldnnl", "-lgomp"]
     }

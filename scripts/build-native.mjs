@@ -2,7 +2,8 @@
 // Builds the native addon (node-gyp) during `npm ci` / `npm install`.
 // oneDNN (Debian: libdnnl-dev) must be present; when it is missing and we run as root on a
 // Debian-like system, it is installed with apt-get; otherwise the build stops with one clear line.
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,23 +51,76 @@ if (!gyp || !existsSync(gyp))
   fail('node-gyp not found; run `npm ci` (it is a dev dependency) or `npm install -g node-gyp`.');
 const jobs = String(Math.max(1, (await import('node:os')).cpus().length));
 // Build against the local Node headers (no header download): npm's nodedir, else the system's.
-const gypArgs = [gyp, 'rebuild', '-j', jobs];
 const nodedir =
   process.env.npm_config_nodedir ||
   (existsSync(join(dirname(process.execPath), '..', 'include', 'node', 'node_api.h'))
     ? join(dirname(process.execPath), '..')
     : '');
-if (nodedir) gypArgs.push(`--nodedir=${nodedir}`);
-const r = spawnSync(process.execPath, gypArgs, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
-if (r.status !== 0) {
-  const out = `${r.stdout}\n${r.stderr}`;
-  const errs = out
-    .split('\n')
-    .filter((l) => /error/i.test(l))
-    .slice(0, 8);
-  console.error(errs.join('\n'));
-  fail(
-    `native build failed (node-gyp exit ${r.status}); the first errors are above. Needs g++ (C++17), make, python3 and libdnnl-dev.`,
+
+// One build per instruction-set level of native/isa.json (a binary made on one CPU runs on any
+// other: the loader picks the best level the machine has); GPG_RL_NATIVE_ISA=native builds for
+// this CPU only, GPG_RL_NATIVE_ISA=NAME[,NAME] the named levels.
+const table = JSON.parse(readFileSync(join(root, 'native', 'isa.json'), 'utf8'));
+const levels = table[process.arch];
+const want = process.env.GPG_RL_NATIVE_ISA?.trim();
+let variants;
+if (want === 'native') variants = [{ name: 'native', flags: '-march=native' }];
+else if (!levels) {
+  console.error(
+    `gpg-rl: no instruction-set table for ${process.arch} in native/isa.json; building for this CPU (-march=native)`,
   );
+  variants = [{ name: 'native', flags: '-march=native' }];
+} else if (want) {
+  const names = want.split(',').map((x) => x.trim());
+  const bad = names.filter((n) => !levels.some((l) => l.name === n));
+  if (bad.length)
+    fail(
+      `GPG_RL_NATIVE_ISA: unknown level ${bad.join(', ')} for ${process.arch} (native/isa.json has ${levels.map((l) => l.name).join(', ')}, or native)`,
+    );
+  variants = levels.filter((l) => names.includes(l.name));
+} else variants = levels;
+
+const out = join(root, 'build', 'isa');
+const stage = mkdtempSync(join(tmpdir(), 'gpg-rl-native-'));
+try {
+  for (const v of variants) {
+    const t0 = Date.now();
+    // rebuild: a clean build per level (the flags differ for every object file)
+    const gypArgs = [gyp, 'rebuild', '-j', jobs];
+    if (nodedir) gypArgs.push(`--nodedir=${nodedir}`);
+    const r = spawnSync(process.execPath, gypArgs, {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      encoding: 'utf8',
+      env: { ...process.env, GPG_RL_ISA_FLAGS: v.flags },
+    });
+    if (r.status !== 0) {
+      const log = `${r.stdout}\n${r.stderr}`;
+      const errs = log
+        .split('\n')
+        .filter((l) => /error/i.test(l))
+        .slice(0, 8);
+      console.error(errs.join('\n'));
+      fail(
+        `native build for ${v.name} (${v.flags}) failed (node-gyp exit ${r.status}); the first errors are above. Needs g++ (C++17), make, python3 and libdnnl-dev.`,
+      );
+    }
+    copyFileSync(join(root, 'build', 'Release', 'gpg_native.node'), join(stage, `gpg_native-${v.name}.node`));
+    console.error(`gpg-rl: native addon built for ${v.name} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  }
+  rmSync(join(root, 'build', 'Release', 'gpg_native.node'), { force: true });
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+  for (const v of variants)
+    copyFileSync(join(stage, `gpg_native-${v.name}.node`), join(out, `gpg_native-${v.name}.node`));
+  writeFileSync(
+    join(out, 'variants.json'),
+    JSON.stringify(
+      variants.map((v) => ({ name: v.name, flags: v.flags })),
+      null,
+      1,
+    ) + '\n',
+  );
+} finally {
+  rmSync(stage, { recursive: true, force: true });
 }
-console.error('gpg-rl: native addon built');

@@ -1,11 +1,12 @@
 /**
  * @module backend/cpu/addon
- * Loads the C++ addon (build/Release/gpg_native.node). Only the CPU backend (backend/cpu/index.ts)
+ * Loads the C++ addon (build/isa/gpg_native-<level>.node, the best instruction-set level of
+ * native/isa.json this CPU has). Only the CPU backend (backend/cpu/index.ts)
  * imports this file; it checks shapes and dtypes first (in the tensor layer), so native errors
  * are a second line of defence (they still arrive as NativeOpError naming the op, never a crash).
  */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GpgRlError, NativeOpError } from '../../errors.ts';
@@ -41,18 +42,85 @@ export interface NativeAddon {
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
-function load(): NativeAddon {
-  const candidates = [
-    join(root, 'build', 'Release', 'gpg_native.node'),
-    join(root, 'build', 'Debug', 'gpg_native.node'),
-  ];
-  const file = candidates.find((f) => existsSync(f));
-  if (!file) {
+interface IsaLevel {
+  name: string;
+  flags: string;
+  cpu: string[];
+}
+
+/** CPU feature flags as /proc/cpuinfo names them (Linux); null where unknown. */
+function cpuFlags(): Set<string> | null {
+  try {
+    const m = /^(?:flags|Features)\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    return m ? new Set(m[1]!.trim().split(/\s+/)) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The addon build to load: build/isa/ holds one per instruction-set level (native/isa.json, best
+ * first); the first level whose CPU flags this machine has, or GPG_RL_NATIVE_ISA=NAME. Where the
+ * flags can't be read (not Linux), the lowest level built. Exported for tests and `bench`.
+ */
+export function chooseNativeBuild(
+  built: string[],
+  levels: IsaLevel[],
+  flags: Set<string> | null,
+  force: string | undefined,
+): { name: string; reason: string } {
+  if (force) {
+    if (!built.includes(force))
+      throw new GpgRlError(
+        `GPG_RL_NATIVE_ISA=${force}: no such build in build/isa (built: ${built.join(', ') || 'none'}); rebuild with GPG_RL_NATIVE_ISA=${force} npm run build:native`,
+        'GPG_NATIVE_MISSING',
+      );
+    return { name: force, reason: 'GPG_RL_NATIVE_ISA' };
+  }
+  if (built.includes('native')) return { name: 'native', reason: 'built for this CPU (-march=native)' };
+  const usable = levels.filter((l) => built.includes(l.name));
+  if (!flags) {
+    const low = usable[usable.length - 1];
+    if (!low)
+      throw new GpgRlError(`no native addon build in build/isa: run \`npm run build:native\``, 'GPG_NATIVE_MISSING');
+    return { name: low.name, reason: 'CPU flags unknown (no /proc/cpuinfo): the lowest level' };
+  }
+  const fit = usable.find((l) => l.cpu.every((f) => flags.has(f)));
+  if (!fit) {
+    const need = levels.map((l) => `${l.name} (${l.cpu.join(' ')})`).join('; ');
     throw new GpgRlError(
-      'native addon not built (build/Release/gpg_native.node missing): run `npm ci` or `npm run build:native` (needs libdnnl-dev)',
+      `this CPU has none of the instruction sets the native addon is built for: ${need}`,
+      'GPG_NATIVE_UNSUPPORTED',
+    );
+  }
+  return { name: fit.name, reason: 'best level this CPU has' };
+}
+
+/** Which addon build was loaded and why (bench and trainer_config.json record it). */
+export let nativeBuild = { name: '', reason: '', file: '' };
+
+function load(): NativeAddon {
+  const dir = join(root, 'build', 'isa');
+  const built = existsSync(dir)
+    ? readdirSync(dir)
+        .map((f) => /^gpg_native-(.+)\.node$/.exec(f)?.[1])
+        .filter((x): x is string => !!x)
+    : [];
+  if (!built.length) {
+    throw new GpgRlError(
+      'native addon not built (build/isa/gpg_native-*.node missing): run `npm ci` or `npm run build:native` (needs libdnnl-dev)',
       'GPG_NATIVE_MISSING',
     );
   }
+  const table = JSON.parse(readFileSync(join(root, 'native', 'isa.json'), 'utf8')) as Record<string, IsaLevel[]>;
+  const pick = chooseNativeBuild(
+    built,
+    table[process.arch] ?? [],
+    cpuFlags(),
+    process.env.GPG_RL_NATIVE_ISA?.trim() || undefined,
+  );
+  const file = join(dir, `gpg_native-${pick.name}.node`);
+  nativeBuild = { ...pick, file };
   // libgomp reads its settings when the addon loads it. Its default busy-wait (300k spins at
   // every barrier) collapses throughput as soon as another process wants the cores (measured
   // 5x slower steps at load 7 on 2 cores); a short spin keeps the quiet-machine speed.
