@@ -313,6 +313,6 @@ export interface BackendBenchmarks {
   fmaPeakGflops(iterations: number): number;
   /** Stream-read bandwidth over a buffer of `bytes`, best of `reps`, in GB/s. */
   memoryBandwidthGBs(bytes: number, reps: number): number;
-  /** The instruction set the generation kernels were built for (e.g. "avx512 + avx512_bf16"). */
-  kernelIsa(): string;
+  /** The build loaded (e.g. the instruction-set level and why) and the kernels' instruction set. */
+  build(): { name: string; reason: string; kernels: string };
 }

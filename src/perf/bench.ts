@@ -13,7 +13,6 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { nativeBuild } from '../backend/cpu/addon.ts';
 import { availableParallelism, loadavg } from 'node:os';
 import { basename, join } from 'node:path';
 import { Tensor, tidy } from '../tensor/tensor.ts';
@@ -298,7 +297,7 @@ export async function runBench(log: (s: string) => void = () => {}, opts: BenchO
   const out: BenchResult = {
     threads: getNumThreads(),
     cpu: cpuInfo(),
-    native_build: { ...nativeBuild, kernels: benchmarks().kernelIsa() },
+    native_build: benchmarks().build(),
     load_average_start: loadavg().map((x) => round(x, 2)),
   };
   log('fp32 FMA peak, in alternation with GEMM 1024³, 2048³ and decode 8×1024×4096 ...');

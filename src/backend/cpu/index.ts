@@ -14,7 +14,7 @@
  *  - generation products (GemmArgs.packed) read a copy of the weight packed for `packed_gemm`
  *    (panels of 16 outputs, fp32 or bf16), kept the same way until releasePackedWeights().
  */
-import { DTYPE_CODE, benchOp, native, op, type NativeStorage } from './addon.ts';
+import { DTYPE_CODE, benchOp, native, nativeBuild, op, type NativeStorage } from './addon.ts';
 import type { Backend, BackendBenchmarks, DType, DeviceBuffer, GemmArgs } from '../types.ts';
 
 /** Row count up to which products with [N, K] weights use the weight-streaming kernel. */
@@ -52,7 +52,7 @@ export class CpuBackend implements Backend {
   readonly benchmarks: BackendBenchmarks = {
     fmaPeakGflops: (iterations) => (benchOp('fma_peak')(iterations) as { gflops: number }).gflops,
     memoryBandwidthGBs: (bytes, reps) => benchOp('mem_bandwidth')(bytes, reps) as number,
-    kernelIsa: () => benchOp('kernel_isa')() as string,
+    build: () => ({ name: nativeBuild.name, reason: nativeBuild.reason, kernels: benchOp('kernel_isa')() as string }),
   };
 
   allocate(dtype: DType, numel: number, zero = false): DeviceBuffer {
