@@ -87,6 +87,13 @@ const char* packed_isa() {
 
 namespace {
 
+// y[i, j] = tmp[i·ld + j] + bias[j] for the tile's ROWS rows and its first nr outputs
+template <int ROWS>
+inline void write_tile(float* y, int64_t ldy, const float* tmp, int ld, const float* bias, int nr) {
+  for (int i = 0; i < ROWS; i++)
+    for (int j = 0; j < nr; j++) y[i * ldy + j] = tmp[i * ld + j] + (bias ? bias[j] : 0.f);
+}
+
 // Operand views. F32: x fp32 [M, K], panels fp32. BF16: x as bf16 k-pairs (dword [M, Kh]: low half
 // x[2kk], high half x[2kk+1]) and as the same values widened to fp32 [M, 2·Kh] (for the fma paths).
 struct Bf16X {
@@ -95,6 +102,16 @@ struct Bf16X {
 };
 
 #if defined(__AVX512F__)
+// stores with constant indices only, so the accumulators stay in registers through the k loop
+template <int ROWS, int NP>
+inline void finish(float* y, int64_t ldy, const __m512 (&c)[ROWS][NP], const float* bias, int nr) {
+  alignas(64) float tmp[ROWS * NP * PNR];
+#pragma GCC unroll 12
+  for (int i = 0; i < ROWS; i++)
+    for (int q = 0; q < NP; q++) _mm512_store_ps(tmp + (i * NP + q) * PNR, c[i][q]);
+  write_tile<ROWS>(y, ldy, tmp, NP * PNR, bias, nr);
+}
+
 // y[ROWS, nr] = x[ROWS, K] · (panels p, p+1), NP = 1 or 2 panels (nr ≤ 16·NP)
 template <int ROWS, int NP>
 inline void micro_f32(float* y, int64_t ldy, const float* x, int64_t K, const float* p0, const float* p1,
@@ -113,12 +130,7 @@ inline void micro_f32(float* y, int64_t ldy, const float* x, int64_t K, const fl
       if (NP == 2) c[i][NP - 1] = _mm512_fmadd_ps(a, b1, c[i][NP - 1]);
     }
   }
-  alignas(64) float tmp[ROWS * NP * PNR];
-#pragma GCC unroll 12
-  for (int i = 0; i < ROWS; i++)
-    for (int q = 0; q < NP; q++) _mm512_store_ps(tmp + (i * NP + q) * PNR, c[i][q]);
-  for (int i = 0; i < ROWS; i++)
-    for (int j = 0; j < nr; j++) y[i * ldy + j] = tmp[i * NP * PNR + j] + (bias ? bias[j] : 0.f);
+  finish(y, ldy, c, bias, nr);
 }
 
 template <int ROWS, int NP>
@@ -158,17 +170,25 @@ inline void micro_bf16(float* y, int64_t ldy, const Bf16X& x, int64_t m0, int64_
     }
   }
 #endif
-  alignas(64) float tmp[ROWS * NP * PNR];
-#pragma GCC unroll 12
-  for (int i = 0; i < ROWS; i++)
-    for (int q = 0; q < NP; q++) _mm512_store_ps(tmp + (i * NP + q) * PNR, c[i][q]);
-  for (int i = 0; i < ROWS; i++)
-    for (int j = 0; j < nr; j++) y[i * ldy + j] = tmp[i * NP * PNR + j] + (bias ? bias[j] : 0.f);
+  finish(y, ldy, c, bias, nr);
 }
 constexpr int PMR = 12;  // rows of x per micro-tile
 constexpr int PNP = 2;   // panels per micro-tile
 
 #elif defined(__AVX2__) && defined(__FMA__)
+// stores with constant indices only, so the accumulators stay in registers through the k loop
+template <int ROWS>
+inline void finish(float* y, int64_t ldy, const __m256 (&c0)[ROWS], const __m256 (&c1)[ROWS], const float* bias,
+                   int nr) {
+  alignas(32) float tmp[ROWS * PNR];
+#pragma GCC unroll 6
+  for (int i = 0; i < ROWS; i++) {
+    _mm256_store_ps(tmp + i * PNR, c0[i]);
+    _mm256_store_ps(tmp + i * PNR + 8, c1[i]);
+  }
+  write_tile<ROWS>(y, ldy, tmp, PNR, bias, nr);
+}
+
 template <int ROWS, int NP>
 inline void micro_f32(float* y, int64_t ldy, const float* x, int64_t K, const float* p0, const float*,
                       const float* bias, int nr) {
@@ -184,15 +204,7 @@ inline void micro_f32(float* y, int64_t ldy, const float* x, int64_t K, const fl
       c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
     }
   }
-  // stores with constant indices only, so the accumulators stay in registers through the k loop
-  alignas(32) float tmp[ROWS * PNR];
-#pragma GCC unroll 6
-  for (int i = 0; i < ROWS; i++) {
-    _mm256_store_ps(tmp + i * PNR, c0[i]);
-    _mm256_store_ps(tmp + i * PNR + 8, c1[i]);
-  }
-  for (int i = 0; i < ROWS; i++)
-    for (int j = 0; j < nr; j++) y[i * ldy + j] = tmp[i * PNR + j] + (bias ? bias[j] : 0.f);
+  finish(y, ldy, c0, c1, bias, nr);
 }
 
 template <int ROWS, int NP>
@@ -219,14 +231,7 @@ inline void micro_bf16(float* y, int64_t ldy, const Bf16X& x, int64_t m0, int64_
       c1[i] = _mm256_fmadd_ps(ae, e1, _mm256_fmadd_ps(ao, o1, c1[i]));
     }
   }
-  alignas(32) float tmp[ROWS * PNR];
-#pragma GCC unroll 6
-  for (int i = 0; i < ROWS; i++) {
-    _mm256_store_ps(tmp + i * PNR, c0[i]);
-    _mm256_store_ps(tmp + i * PNR + 8, c1[i]);
-  }
-  for (int i = 0; i < ROWS; i++)
-    for (int j = 0; j < nr; j++) y[i * ldy + j] = tmp[i * PNR + j] + (bias ? bias[j] : 0.f);
+  finish(y, ldy, c0, c1, bias, nr);
 }
 constexpr int PMR = 6;
 constexpr int PNP = 1;
@@ -239,8 +244,7 @@ inline void micro_f32(float* y, int64_t ldy, const float* x, int64_t K, const fl
   for (int64_t k = 0; k < K; k++)
     for (int i = 0; i < ROWS; i++)
       for (int j = 0; j < PNR; j++) acc[i][j] = std::fma(x[i * K + k], p0[k * PNR + j], acc[i][j]);
-  for (int i = 0; i < ROWS; i++)
-    for (int j = 0; j < nr; j++) y[i * ldy + j] = acc[i][j] + (bias ? bias[j] : 0.f);
+  write_tile<ROWS>(y, ldy, &acc[0][0], PNR, bias, nr);
 }
 template <int ROWS, int NP>
 inline void micro_bf16(float* y, int64_t ldy, const Bf16X& x, int64_t m0, int64_t Kh, const uint16_t* p0,
@@ -254,8 +258,7 @@ inline void micro_bf16(float* y, int64_t ldy, const Bf16X& x, int64_t m0, int64_
         acc[i][j] = std::fma(xr[1], bf16_to_f32(p0[kk * 2 * PNR + 2 * j + 1]), acc[i][j]);
         acc[i][j] = std::fma(xr[0], bf16_to_f32(p0[kk * 2 * PNR + 2 * j]), acc[i][j]);
       }
-  for (int i = 0; i < ROWS; i++)
-    for (int j = 0; j < nr; j++) y[i * ldy + j] = acc[i][j] + (bias ? bias[j] : 0.f);
+  write_tile<ROWS>(y, ldy, &acc[0][0], PNR, bias, nr);
 }
 constexpr int PMR = 6;
 constexpr int PNP = 1;
@@ -315,18 +318,28 @@ void packed_gemm(float* y, const float* x, const float* panels, const float* bia
 }
 
 void packed_gemm(float* y, const float* x, const uint16_t* panels, const float* bias, int64_t M, int64_t N, int64_t K) {
-  // x rounded to bf16 once per call: as k-pairs (vdpbf16ps) and widened back (fma paths)
+  // x rounded to bf16 once per call, in the form this build's kernel reads: k-pairs (vdpbf16ps)
+  // or the rounded values widened back to fp32 (the fma paths)
   const int64_t Kh = (K + 1) / 2;
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
   std::vector<uint32_t> pairs(static_cast<size_t>(M * Kh));
+  std::vector<float> wide;
+#else
+  std::vector<uint32_t> pairs;
   std::vector<float> wide(static_cast<size_t>(M * 2 * Kh));
+#endif
+  const bool as_pairs = !pairs.empty();
 #pragma omp parallel for schedule(static)
   for (int64_t m = 0; m < M; m++)
     for (int64_t kk = 0; kk < Kh; kk++) {
       const uint16_t lo = f32_to_bf16(x[m * K + 2 * kk]);
       const uint16_t hi = 2 * kk + 1 < K ? f32_to_bf16(x[m * K + 2 * kk + 1]) : 0;
-      pairs[m * Kh + kk] = static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
-      wide[m * 2 * Kh + 2 * kk] = bf16_to_f32(lo);
-      wide[m * 2 * Kh + 2 * kk + 1] = bf16_to_f32(hi);
+      if (as_pairs)
+        pairs[m * Kh + kk] = static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
+      else {
+        wide[m * 2 * Kh + 2 * kk] = bf16_to_f32(lo);
+        wide[m * 2 * Kh + 2 * kk + 1] = bf16_to_f32(hi);
+      }
     }
   const Bf16X xb{pairs.data(), wide.data()};
   run(y, x, &xb, nullptr, panels, bias, M, N, K);

@@ -19,7 +19,6 @@
 // Legend: B rows (sequences), V vocabulary. Outputs are written with "=".
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <vector>
 
 #include "common.h"
