@@ -160,25 +160,16 @@ void sample_tokens(int32_t* ids, float* lp, const float* logits, const float* u,
         for (int64_t i = 0; i < rk; i++) m += pm[i];
         s = m;  // HF applies top-p to the renormalised top-k distribution
       }
-      // the bucket's mass within the top-k set
-      auto kept_mass = [&](int q) {
-        if (q < ck) return mass[q];
-        members(q);
-        double m = 0;
-        for (int64_t i = 0; i < rk; i++) m += pm[i];
-        return m;
-      };
       // top-p: the nucleus = buckets [0, cq) whole and the first rq members of bucket cq
       int cq = ck;
       int64_t rq = rk;
       if (top_p < 1.0) {
         double acc = 0;
         for (int q = 0; q <= ck; q++) {
-          const double mq = kept_mass(q);
           const int64_t nq = q < ck ? count[q] : rk;
           if (nq == 0) continue;
-          if (q < ck && acc + mq / s < top_p && q < NBK) {
-            acc += mq / s;
+          if (q < ck && acc + mass[q] / s < top_p) {
+            acc += mass[q] / s;
             continue;
           }
           members(q);
@@ -196,7 +187,7 @@ void sample_tokens(int32_t* ids, float* lp, const float* logits, const float* u,
       }
       // inverse CDF over the kept set in sorted order
       double s2 = 0;
-      for (int q = 0; q < cq; q++) s2 += q < ck ? mass[q] : 0;
+      for (int q = 0; q < cq; q++) s2 += mass[q];  // cq ≤ ck: whole buckets
       members(cq);
       for (int64_t i = 0; i < rq; i++) s2 += pm[i];
       const double goal = static_cast<double>(u[b]) * s2;

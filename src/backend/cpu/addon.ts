@@ -61,7 +61,7 @@ function cpuFlags(): Set<string> | null {
 /**
  * The addon build to load: build/isa/ holds one per instruction-set level (native/isa.json, best
  * first); the first level whose CPU flags this machine has, or GPG_RL_NATIVE_ISA=NAME. Where the
- * flags can't be read (not Linux), the lowest level built. Exported for tests and `bench`.
+ * flags can't be read (not Linux), the lowest level built. Exported for tests.
  */
 export function chooseNativeBuild(
   built: string[],
@@ -96,10 +96,7 @@ export function chooseNativeBuild(
   return { name: fit.name, reason: 'best level this CPU has' };
 }
 
-/** Which addon build was loaded and why (bench and trainer_config.json record it). */
-export let nativeBuild = { name: '', reason: '', file: '' };
-
-function load(): NativeAddon {
+function load(): { addon: NativeAddon; build: { name: string; reason: string; file: string } } {
   const dir = join(root, 'build', 'isa');
   const built = existsSync(dir)
     ? readdirSync(dir)
@@ -120,7 +117,6 @@ function load(): NativeAddon {
     process.env.GPG_RL_NATIVE_ISA?.trim() || undefined,
   );
   const file = join(dir, `gpg_native-${pick.name}.node`);
-  nativeBuild = { ...pick, file };
   // libgomp reads its settings when the addon loads it. Its default busy-wait (300k spins at
   // every barrier) collapses throughput as soon as another process wants the cores (measured
   // 5x slower steps at load 7 on 2 cores); a short spin keeps the quiet-machine speed.
@@ -131,10 +127,13 @@ function load(): NativeAddon {
   addon.init(NativeOpError);
   const threads = Number(process.env.GPG_RL_THREADS ?? process.env.OMP_NUM_THREADS ?? 0);
   if (threads > 0) addon.setNumThreads(threads);
-  return addon;
+  return { addon, build: { ...pick, file } };
 }
 
-export const native: NativeAddon = load();
+const loaded = load();
+export const native: NativeAddon = loaded.addon;
+/** Which addon build was loaded and why (`gpg-rl bench` records it). */
+export const nativeBuild = loaded.build;
 
 /** A production op by name; a missing op is a clear error, not `undefined is not a function`. */
 export function op(name: string): NativeFn {
