@@ -321,6 +321,21 @@ export async function runBench(log: (s: string) => void = () => {}, opts: BenchO
   };
   out.gemm_gflops_nn = { 1024: round(n1024), 2048: round(n2048) };
 
+  // first, while this process holds no model: the child's memory limit comes from MemAvailable
+  if (opts.skipStep) {
+    out.step_peak_rss_gb = null;
+    notes.step_peak_rss_gb = 'skipped (--no-step)';
+  } else {
+    log(
+      `one full GPG step in a fresh process (G ${STEP.G} × ${STEP.prompts} prompts, ${STEP.promptTokens} + ${STEP.completionTokens} tokens, AdamW) ...`,
+    );
+    // micro-batch = G: the trainer's per_device_train_batch_size counts completions and must be a multiple of G
+    const spec = { shape: shapePath, ...STEP, microBatch: STEP.G, threads: getNumThreads() };
+    const step = await attempt('step_peak_rss_gb', () => measureStepInChild(spec));
+    out.step_peak_rss_gb = step ? step.peak_rss_gb : null;
+    out.step = step ? { ...step, micro_batch: STEP.G } : null;
+  }
+
   log(`${shape.name}: random weights (seed 0) ...`);
   let folder: AnchorFolder | null = null;
   const model = (() => {
@@ -375,20 +390,6 @@ export async function runBench(log: (s: string) => void = () => {}, opts: BenchO
   out.decode_bound_tokens_per_s = byBatch(batches, (b) => round((b * bw * 1e9) / weightBytes));
   out.decode_fraction_of_bound = byBatch(batches, (b) => round(dec[String(b)]! / ((b * bw * 1e9) / weightBytes), 3));
   model.dispose();
-
-  if (opts.skipStep) {
-    out.step_peak_rss_gb = null;
-    notes.step_peak_rss_gb = 'skipped (--no-step)';
-  } else {
-    log(
-      `one full GPG step in a fresh process (G ${STEP.G} × ${STEP.prompts} prompts, ${STEP.promptTokens} + ${STEP.completionTokens} tokens, AdamW) ...`,
-    );
-    // micro-batch = G: the trainer's per_device_train_batch_size counts completions and must be a multiple of G
-    const spec = { shape: shapePath, ...STEP, microBatch: STEP.G, threads: getNumThreads() };
-    const step = await attempt('step_peak_rss_gb', () => measureStepInChild(spec));
-    out.step_peak_rss_gb = step ? step.peak_rss_gb : null;
-    out.step = step ? { ...step, micro_batch: STEP.G } : null;
-  }
 
   // plain PyTorch (torch_reference.py) where /usr/bin/python3 has torch
   let tTrain: { tokens_per_s: number } | null = null;
