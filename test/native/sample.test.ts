@@ -56,6 +56,27 @@ function reference(z: Float32Array, u: number, T: number, topK: number, topP: nu
   return { id, lp: z[id]! / T - lse };
 }
 
+/** Samples every row with its uniform; ids equal the reference's, log-probs within 1e-4. */
+function expectReference(zs: Float32Array[], us: number[], T: number, topK: number, topP: number): void {
+  const V = zs[0]!.length;
+  tidy(() => {
+    const logits = new Float32Array(zs.length * V);
+    zs.forEach((z, b) => logits.set(z, b * V));
+    const res = sampleTokens(
+      Tensor.fromArray(logits, [zs.length, V]),
+      Tensor.fromArray(Float32Array.from(us), [zs.length]),
+      { temperature: T, topK, topP, greedy: false },
+    );
+    const ids = res.ids.toArray();
+    const lps = res.logps.toArray();
+    zs.forEach((z, b) => {
+      const want = reference(z, Math.fround(us[b]!), T, topK, topP);
+      assert.equal(ids[b], want.id, `V ${V} T ${T} top_k ${topK} top_p ${topP} row ${b}`);
+      assert.ok(Math.abs(lps[b]! - want.lp) < 1e-4, `row ${b}: log-prob ${lps[b]} vs ${want.lp}`);
+    });
+  });
+}
+
 describeEachBackend('sampleTokens', () => {
   const V = 3000;
   function rows(r: () => number): Float32Array[] {
@@ -80,27 +101,7 @@ describeEachBackend('sampleTokens', () => {
       const r = rng(Math.round(T * 100) + topK + Math.round(topP * 1000));
       const zs = rows(r);
       const us = zs.map(() => Math.min(r(), 0.99999994));
-      tidy(() => {
-        const logits = new Float32Array(zs.length * V);
-        zs.forEach((z, b) => logits.set(z, b * V));
-        const res = sampleTokens(
-          Tensor.fromArray(logits, [zs.length, V]),
-          Tensor.fromArray(Float32Array.from(us), [zs.length]),
-          {
-            temperature: T,
-            topK,
-            topP,
-            greedy: false,
-          },
-        );
-        const ids = res.ids.toArray();
-        const lps = res.logps.toArray();
-        zs.forEach((z, b) => {
-          const want = reference(z, Math.fround(us[b]!), T, topK, topP);
-          assert.equal(ids[b], want.id, `row ${b}`);
-          assert.ok(Math.abs(lps[b]! - want.lp) < 1e-4, `row ${b}: log-prob ${lps[b]} vs ${want.lp}`);
-        });
-      });
+      expectReference(zs, us, T, topK, topP);
     });
 
   test('a large vocabulary (several partial-sum blocks, every bucket kind): ids and log-probs equal the reference', () => {
@@ -122,25 +123,16 @@ describeEachBackend('sampleTokens', () => {
       [1.2, 3000, 0.7],
       [1, 4, 0.99],
       [0.5, 0, 0.999],
-    ] as const)
-      tidy(() => {
-        const rows = zs.flatMap((z) => Array.from({ length: 4 }, () => z));
-        const us = rows.map(() => Math.min(r(), 0.99999994));
-        const logits = new Float32Array(rows.length * W);
-        rows.forEach((z, b) => logits.set(z, b * W));
-        const res = sampleTokens(
-          Tensor.fromArray(logits, [rows.length, W]),
-          Tensor.fromArray(Float32Array.from(us), [rows.length]),
-          { temperature: T, topK, topP, greedy: false },
-        );
-        const ids = res.ids.toArray();
-        const lps = res.logps.toArray();
-        rows.forEach((z, b) => {
-          const want = reference(z, Math.fround(us[b]!), T, topK, topP);
-          assert.equal(ids[b], want.id, `T ${T} top_k ${topK} top_p ${topP} row ${b}`);
-          assert.ok(Math.abs(lps[b]! - want.lp) < 1e-4, `row ${b}: log-prob ${lps[b]} vs ${want.lp}`);
-        });
-      });
+    ] as const) {
+      const rows = zs.flatMap((z) => Array.from({ length: 4 }, () => z));
+      expectReference(
+        rows,
+        rows.map(() => Math.min(r(), 0.99999994)),
+        T,
+        topK,
+        topP,
+      );
+    }
   });
 
   test('greedy takes the first maximum; a row without a finite maximum is one clear error', () => {
