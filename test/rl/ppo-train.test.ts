@@ -18,6 +18,7 @@ import { ValueModel } from '../../src/model/value.ts';
 import { loadCheckpoint } from '../../src/rl/checkpoint.ts';
 import { ConfigError } from '../../src/errors.ts';
 import type { MetricsRow } from '../../src/rl/metrics.ts';
+import { algorithmFor } from '../../src/rl/algorithms/index.ts';
 
 const SHAPE = {
   hidden_size: 32,
@@ -156,6 +157,28 @@ describe('train() with loss_type ppo', () => {
         ),
         `${sub}/model.safetensors differs between the resumed and the uninterrupted run`,
       );
+  });
+
+  test('updates: num_ppo_epochs passes, each covering every micro-batch once in num_mini_batches runs, reproducibly', () => {
+    const cfg = validateConfig(
+      base('u', { gradient_accumulation_steps: 4, num_mini_batches: 2, num_ppo_epochs: 3 }),
+      'r',
+    );
+    const algo = algorithmFor('ppo');
+    const plan = algo.updates!(cfg, 4, 7);
+    assert.equal(plan.length, algo.iterations(cfg));
+    assert.equal(plan.length, 6);
+    for (let e = 0; e < 3; e++) {
+      const pass = plan.slice(2 * e, 2 * e + 2);
+      assert.deepEqual(
+        pass.map((u) => u.length),
+        [2, 2],
+      );
+      assert.deepEqual(pass.flat().sort(), [0, 1, 2, 3], `epoch ${e} covers every micro-batch once`);
+    }
+    assert.deepEqual(algo.updates!(cfg, 4, 7), plan, 'the same step shuffles the same way (resume)');
+    const steps = Array.from({ length: 8 }, (_, st) => JSON.stringify(algo.updates!(cfg, 4, st)));
+    assert.ok(new Set(steps).size > 1, 'the shuffle differs between steps');
   });
 
   test('PPO fields are config errors under another loss_type; bad combinations name the field', () => {
