@@ -176,6 +176,7 @@ export class TextTokenizer {
     if (ids.length === 0) return '';
     if (opts.dropUnknown)
       ids = ids.filter((id) => !Number.isInteger(id) || id < 0 || this.tok.id_to_token(id) !== undefined);
+    if (ids.length === 0) return ''; // (every id dropped: the library refuses an empty list)
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || this.tok.id_to_token(id) === undefined) {
         throw new TokenizerError(

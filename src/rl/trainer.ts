@@ -759,7 +759,7 @@ class Run {
     const weights = model.lora
       ? (stage: string) =>
           writeAdapterFiles(stage, model, {
-            baseModelNameOrPath: setup.modelSourceDir ? resolve(setup.modelSourceDir) : this.cfg.model_name_or_path,
+            baseModelNameOrPath: setup.baseModelName ?? this.cfg.model_name_or_path,
             tokenizerFrom: tokenizerDir ?? undefined,
             extraFiles: tokenizerDir ? undefined : setup.tokenizerFiles,
           })

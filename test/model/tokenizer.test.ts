@@ -127,6 +127,9 @@ describe('character-level tokenizer', () => {
     const all = PRINTABLE_ASCII + '  double  spaces \n\n end';
     assert.equal(tok.decode(tok.encode(all)), all);
     assert.deepEqual(tok.encode('a<|im_end|>'), [tok.tokenToId('a'), 2]);
+    // ids past the tokenizer (a model's embedding may be larger) are dropped on request, even all of them
+    assert.equal(tok.decode([tok.tokenToId('a')!, 500], { dropUnknown: true }), 'a');
+    assert.equal(tok.decode([500, 501], { dropUnknown: true }), '');
   });
 
   test('ChatML template', () => {
