@@ -5,6 +5,7 @@
  * curve in <output_dir>/sft_log.jsonl and the HF model folder in <output_dir>/model. A failed
  * run leaves no output folder behind.
  */
+import { Pace, timingText } from '../io/progress.ts';
 import { resolveModelPath } from '../model/hub.ts';
 import { appendFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -110,6 +111,7 @@ export async function runSft(
   try {
     let cursor = 0;
     const order = tok.map((_, i) => i);
+    const pace = new Pace(cfg.max_steps);
     const res = await sftTrain(
       model,
       (rng) => {
@@ -130,7 +132,7 @@ export async function runSft(
         onStep: (step, loss) => {
           appendFileSync(logPath, JSON.stringify({ step, loss }) + '\n');
           if (step % cfg.logging_steps === 0 || step === cfg.max_steps)
-            log(`sft step ${step}/${cfg.max_steps}: loss ${loss.toFixed(4)}`);
+            log(`sft step ${step}/${cfg.max_steps}: loss ${loss.toFixed(4)}, ${timingText(pace.at(step))}`);
         },
       },
     );
