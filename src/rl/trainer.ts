@@ -53,6 +53,7 @@ import { writeReport } from './report.ts';
 import { rollout, type Group, type RolloutContext, type RolloutStats, type TrainRow } from './rollout.ts';
 import { hashConfig, latestCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.ts';
 import { Tracking } from './tracking.ts';
+import { Pace } from '../io/progress.ts';
 import {
   CallbackError,
   ROWS_PREFIX,
@@ -258,6 +259,7 @@ class Run {
   lastStep: number;
   private readonly rows: MetricsRow[] = [];
   private readonly t0 = performance.now();
+  private readonly pace: Pace;
   private readonly stats: RolloutStats = newStats();
   private tracking: Tracking | null = null;
   private callbacks: TrainCallbacks = {};
@@ -284,6 +286,7 @@ class Run {
     private readonly log: (s: string) => void,
   ) {
     this.lastStep = setup.totalSteps;
+    this.pace = new Pace(setup.totalSteps, startStep);
   }
 
   get totalSteps(): number {
@@ -407,9 +410,7 @@ class Run {
 
   /** Elapsed time and ETA at the end of `step` (the ETA from this session's pace). */
   info(step: number): StepInfo {
-    const elapsedS = (performance.now() - this.t0) / 1000;
-    const done = step - this.startStep;
-    const etaS = done > 0 ? (elapsedS / done) * (this.totalSteps - step) : NaN;
+    const { elapsedS, etaS } = this.pace.at(step);
     return { step, totalSteps: this.totalSteps, elapsedS, etaS, runDir: this.runDir };
   }
 
@@ -813,7 +814,7 @@ class Run {
     const weights = model.lora
       ? (stage: string) =>
           writeAdapterFiles(stage, model, {
-            baseModelNameOrPath: setup.modelSourceDir ? resolve(setup.modelSourceDir) : this.cfg.model_name_or_path,
+            baseModelNameOrPath: setup.baseModelName ?? this.cfg.model_name_or_path,
             tokenizerFrom: tokenizerDir ?? undefined,
             extraFiles: tokenizerDir ? undefined : setup.tokenizerFiles,
           })
