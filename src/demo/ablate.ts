@@ -36,7 +36,7 @@ import { CausalLM } from '../model/decoder.ts';
 import { TextTokenizer } from '../model/tokenizer.ts';
 import { VerifierPool } from '../rewards/math-verify/pool.ts';
 import { validateConfig } from '../rl/recipe.ts';
-import { train } from '../rl/trainer.ts';
+import { train, type TrainOptions } from '../rl/trainer.ts';
 import { svgLinePlot } from '../rl/report.ts';
 import { sftTrain } from '../sft/sft.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
@@ -157,6 +157,11 @@ export interface AblateOptions {
   heldoutN?: number;
   /** Overrides of the warm-start settings (toy-size tests). */
   warmstart?: Partial<typeof WARMSTART>;
+  /**
+   * Training rewards replacing `accuracy` (toy-size tests, where a barely trained warm start earns
+   * no reward, every group is invalid and every step skipped); held-out accuracy is scored as always.
+   */
+  rewardFns?: TrainOptions['rewardFns'];
   log?: (s: string) => void;
 }
 
@@ -285,6 +290,7 @@ export async function runAblation(
             modelDir: ws.dir,
             rows: arithRows(Array.from({ length: 20000 }, trainStream(seed, DEMO_LEVEL))),
             maxGeneratedCompletions: budget,
+            rewardFns: o.rewardFns,
             log: () => {},
           });
           const p = res.parameters;

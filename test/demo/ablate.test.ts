@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ARMS, ARM_ORDER, runAblation, type Components } from '../../src/demo/ablate.ts';
 import { LOSS_TYPES } from '../../src/rl/algorithms/index.ts';
+import type { RewardInput } from '../../src/rewards/index.ts';
 
 const TOY = { maxSteps: 6, evalEvery: 3, evalProblems: 10, maxSeconds: 60 };
 
@@ -31,6 +32,8 @@ test('components table at toy size: every arm, the right ✓/✗, positive measu
       cacheDir: join(dir, 'cache'),
       heldoutN: 4,
       warmstart: TOY,
+      // length parity: the toy warm start earns no accuracy reward, so every step would be skipped
+      rewardFns: { parity: ({ completions }: RewardInput) => completions.map((c) => c.length % 2) },
       log: () => {},
     };
     const res = await runAblation(o);
