@@ -283,11 +283,12 @@ export function renderReport(runDir: string, opts: ReportOptions = {}): string {
         .map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td><code>${escapeHtml(v)}</code></td></tr>`)
         .join('')}</table>`
     : '<p>(no trainer_config.json in the run folder)</p>';
-  // every logged completion across steps, newest first: one row each (the browser's find searches it)
+  // every logged completion across steps, newest first: one row each, filtered by the search box
+  // (every word must occur in the row's text; `#q=words` in the address sets it, so a link can)
   const fnNames = [...new Set(comps.flatMap((c) => Object.keys((c.rewards as object) ?? {})))];
   const num = (v: unknown) => (typeof v === 'number' ? String(Number(v.toPrecision(4))) : '–');
   const compHtml = comps.length
-    ? `<p>${comps.length} completions (the last ${opts.maxCompletions ?? 500} of completions.jsonl), newest first.</p><table class="comps"><tr><th>step</th><th>prompt</th><th>completion</th><th>gold answer</th>${fnNames.map((n) => `<th>${escapeHtml(n)}</th>`).join('')}<th>reward</th><th>advantage</th><th>ended</th></tr>${[
+    ? `<p>${comps.length} completions (the last ${opts.maxCompletions ?? 500} of completions.jsonl), newest first.</p><p><input id="q" type="search" size="50" placeholder="search step, prompt, completion, gold answer…"> <span id="qn"></span></p><table class="comps" id="comps"><tr><th>step</th><th>prompt</th><th>completion</th><th>gold answer</th>${fnNames.map((n) => `<th>${escapeHtml(n)}</th>`).join('')}<th>reward</th><th>advantage</th><th>ended</th></tr>${[
         ...comps,
       ]
         .reverse()
@@ -312,9 +313,17 @@ table.comps pre{max-width:36em;max-height:12em;overflow:auto}th{background:#f0f0
 <h2>Curves</h2><div class="grid">${plots.join('\n') || '<p>(no metrics.jsonl)</p>'}</div>
 <h2>Config</h2>${cfgTable}
 <h2>Completions</h2>${compHtml}
+<script>${SEARCH_SCRIPT}</script>
 </body></html>
 `;
 }
+
+/** The completions search: hides rows lacking any word of the query (case-insensitive); no network, no library. */
+const SEARCH_SCRIPT = `(function(){var q=document.getElementById('q'),t=document.getElementById('comps'),n=document.getElementById('qn');if(!q||!t)return;
+var rows=[].slice.call(t.rows,1);function run(){var w=q.value.toLowerCase().split(/\\s+/).filter(Boolean),k=0;
+rows.forEach(function(r){var s=r.textContent.toLowerCase(),ok=w.every(function(x){return s.indexOf(x)>=0});r.style.display=ok?'':'none';if(ok)k++});
+n.textContent=w.length?k+' of '+rows.length+' shown':'';}
+var h=/[#&]q=([^&]*)/.exec(location.hash);if(h)q.value=decodeURIComponent(h[1].replace(/\\+/g,' '));q.addEventListener('input',run);run();})();`;
 
 /** Writes `<runDir>/report.html` atomically (temp file + rename); returns its path. */
 export function writeReport(runDir: string, opts: ReportOptions = {}): string {
