@@ -76,7 +76,7 @@ function rotl(x: number, k: number): number {
 }
 
 /** Fills `out` with normal(0, std) values (Box–Muller, both outputs used). */
-function fillNormal(out: Float32Array, std: number, rng: () => number): void {
+export function fillNormal(out: Float32Array, std: number, rng: () => number): void {
   for (let i = 0; i < out.length; i += 2) {
     const u1 = 1 - rng(); // (0, 1]: log is finite
     const u2 = rng();

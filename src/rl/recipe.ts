@@ -334,6 +334,7 @@ function absPath(p: unknown, base: string): unknown {
 function resolvePaths(o: Record<string, unknown>, base: string): void {
   o.model_name_or_path = modelPath(o.model_name_or_path, base);
   if (o.model_name_or_path === undefined) delete o.model_name_or_path;
+  if (typeof o.value_model_path === 'string') o.value_model_path = absPath(o.value_model_path, base);
   if (isPlainObject(o.dataset) && o.dataset.path !== undefined) o.dataset.path = absPath(o.dataset.path, base);
   if (Array.isArray(o.reward_funcs)) {
     for (const r of o.reward_funcs) if (isPlainObject(r) && r.path !== undefined) r.path = absPath(r.path, base);
@@ -345,7 +346,8 @@ function resolveSetPath(key: string[], value: unknown): unknown {
   const k = key.join('.');
   const cwd = process.cwd();
   if (k === 'model_name_or_path') return modelPath(value, cwd);
-  if (k === 'dataset.path' || /^reward_funcs\.\d+\.path$/.test(k)) return absPath(value, cwd);
+  if (k === 'value_model_path' || k === 'dataset.path' || /^reward_funcs\.\d+\.path$/.test(k))
+    return absPath(value, cwd);
   if (k === 'dataset' && isPlainObject(value)) return { ...value, path: absPath(value.path, cwd) };
   if (k === 'reward_funcs' && Array.isArray(value))
     return value.map((r) => (isPlainObject(r) ? { ...r, path: absPath(r.path, cwd) } : r));
