@@ -14,7 +14,7 @@
  *           6) metrics.jsonl row, completions.jsonl sample, eval, checkpoint, progress line
  *   end:    final HF model folder in <output_dir>/model, report.html
  */
-import { appendFileSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Tensor, tidy } from '../tensor/tensor.ts';
@@ -842,7 +842,7 @@ class Run {
       replaceDirAtomic(dir, (stage) => {
         for (const f of readdirSync(ck))
           if (f !== 'optimizer.safetensors' && f !== 'trainer_state.json' && !statSync(join(ck, f)).isDirectory())
-            writeFileAtomic(join(stage, f), readFileSync(join(ck, f)));
+            copyFileSync(join(ck, f), join(stage, f)); // (the stage is swapped in whole; files past 2 GiB copy too)
       });
       // the companion's model beside it (PPO: <output_dir>/value_model, an HF …ForTokenClassification folder)
       if (companion)
