@@ -222,7 +222,7 @@ export const FIELDS = {
     'Model and run',
     z.string().min(1),
     REQUIRED,
-    "Hugging Face model folder (config.json, *.safetensors, tokenizer.json), relative to the recipe's folder; `builtin:tiny` is a tiny model made by `gpg-rl init-model`.",
+    "Hugging Face model folder (config.json, *.safetensors, tokenizer.json), relative to the recipe's folder, or a repo id (`Qwen/Qwen2.5-0.5B-Instruct`) found in the local hub cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub; never downloaded); `builtin:tiny` is a tiny model made by `gpg-rl init-model`.",
   ),
   dataset: f('Model and run', datasetSchema, REQUIRED, 'The training prompts; see the `dataset.*` fields.'),
   output_dir: f(

@@ -27,7 +27,7 @@ import { loadAdapterWeights, writeAdapterFiles } from '../model/lora.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 import { Rng } from '../data/rng.ts';
 import { PromptSampler } from '../data/sampler.ts';
-import type { PromptRow } from '../data/dataset.ts';
+import { rowsFromCode, rowsSource, type PromptRow, type RowInput } from '../data/dataset.ts';
 import { closeRewards, type NamedReward, type RewardFn } from '../rewards/index.ts';
 import { writeFileAtomic, replaceDirAtomic } from '../io/atomic.ts';
 import { packBatch, planMicroBatches, type PackedBatch } from '../train/batch.ts';
@@ -53,6 +53,7 @@ import { writeReport } from './report.ts';
 import { rollout, type Group, type RolloutContext, type RolloutStats, type TrainRow } from './rollout.ts';
 import { hashConfig, latestCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.ts';
 import { Tracking } from './tracking.ts';
+import { Pace } from '../io/progress.ts';
 import {
   CallbackError,
   ROWS_PREFIX,
@@ -80,8 +81,12 @@ export interface TrainOptions extends TrainCallbacks {
   model?: CausalLM;
   tokenizer?: TextTokenizer;
   modelDir?: string;
-  /** Prompt rows given in code: `dataset` may then be left out (the run records `dataset.path: rows:<n>`). */
-  rows?: PromptRow[];
+  /**
+   * Prompt rows given in code (`{ prompt, answer? }`): `dataset` may then be left out; its other
+   * fields (prompt_template, system_prompt, …) still apply. The run records
+   * `dataset.path: rows:<n>:<hash>` (data/dataset.ts `rowsSource`).
+   */
+  rows?: readonly RowInput[];
   /** Validate everything and stop before creating the run folder. */
   dryRun?: boolean;
   /**
@@ -133,8 +138,9 @@ const RESUMABLE = new Set([
 
 export async function train(
   configIn: TrainConfig | Record<string, unknown>,
-  opts: TrainOptions = {},
+  optsIn: TrainOptions = {},
 ): Promise<TrainResult> {
+  const opts = { ...optsIn, rows: optsIn.rows ? rowsFromCode(optsIn.rows) : undefined };
   const cfg = withRowsSource(
     isResolved(configIn)
       ? configIn
@@ -258,6 +264,7 @@ class Run {
   lastStep: number;
   private readonly rows: MetricsRow[] = [];
   private readonly t0 = performance.now();
+  private readonly pace: Pace;
   private readonly stats: RolloutStats = newStats();
   private tracking: Tracking | null = null;
   private callbacks: TrainCallbacks = {};
@@ -284,6 +291,7 @@ class Run {
     private readonly log: (s: string) => void,
   ) {
     this.lastStep = setup.totalSteps;
+    this.pace = new Pace(setup.totalSteps, startStep);
   }
 
   get totalSteps(): number {
@@ -407,9 +415,7 @@ class Run {
 
   /** Elapsed time and ETA at the end of `step` (the ETA from this session's pace). */
   info(step: number): StepInfo {
-    const elapsedS = (performance.now() - this.t0) / 1000;
-    const done = step - this.startStep;
-    const etaS = done > 0 ? (elapsedS / done) * (this.totalSteps - step) : NaN;
+    const { elapsedS, etaS } = this.pace.at(step);
     return { step, totalSteps: this.totalSteps, elapsedS, etaS, runDir: this.runDir };
   }
 
@@ -813,7 +819,7 @@ class Run {
     const weights = model.lora
       ? (stage: string) =>
           writeAdapterFiles(stage, model, {
-            baseModelNameOrPath: setup.modelSourceDir ? resolve(setup.modelSourceDir) : this.cfg.model_name_or_path,
+            baseModelNameOrPath: setup.baseModelName ?? this.cfg.model_name_or_path,
             tokenizerFrom: tokenizerDir ?? undefined,
             extraFiles: tokenizerDir ? undefined : setup.tokenizerFiles,
           })
@@ -1063,13 +1069,13 @@ function completionRecords(step: number, groups: Group[], adv: Float64Array): Co
 
 /**
  * Rows given in code are the run's data: `dataset` may be left out, and whatever it says, the run
- * records `dataset.path: rows:<n>` (not a file it never read).
+ * records `dataset.path: rows:<n>:<hash>` (not a file it never read).
  */
-function withRowsSource<T extends TrainConfig | Record<string, unknown>>(c: T, opts: TrainOptions): T {
+function withRowsSource<T extends TrainConfig | Record<string, unknown>>(c: T, opts: { rows?: PromptRow[] }): T {
   if (!opts.rows) return c;
   const ds = (c as { dataset?: unknown }).dataset;
   const base = typeof ds === 'object' && ds !== null ? (ds as Record<string, unknown>) : {};
-  return { ...c, dataset: { ...base, path: `${ROWS_PREFIX}${opts.rows.length}` } };
+  return { ...c, dataset: { ...base, path: rowsSource(ROWS_PREFIX, opts.rows) } };
 }
 
 function logCompletions(path: string, step: number, groups: Group[], adv: Float64Array, n: number): void {
