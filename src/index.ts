@@ -31,7 +31,7 @@ export {
 export { verify, VerifierPool } from './rewards/math-verify/index.ts';
 
 // Data and evaluation
-export { loadDataset, type PromptRow } from './data/dataset.ts';
+export { loadDataset, type PromptRow, type RowInput } from './data/dataset.ts';
 export { evaluate } from './eval/evaluate.ts';
 
 // Models, tokenizers, generation
@@ -41,6 +41,7 @@ export { ValueModel } from './model/value.ts';
 export { Critic, valueLoss } from './rl/critic.ts';
 export { readModelConfig, type ModelConfig } from './model/config.ts';
 export { TextTokenizer } from './model/tokenizer.ts';
+export { resolveModelPath, findInHubCache } from './model/hub.ts';
 export { saveModelFolder, loadModelTensors } from './model/folder.ts';
 export {
   applyLora,

@@ -9,7 +9,18 @@
  * reported (CheckpointError), never silently loaded.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { CheckpointError } from '../errors.ts';
 import type { ModelConfig, GenerationDefaults } from '../model/config.ts';
@@ -48,8 +59,21 @@ export interface CheckpointData {
   v: Map<string, Float32Array>;
 }
 
-function sha256File(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
+/** sha256 of a file, read in 16 MiB pieces (a 0.5B model's optimizer state is ~4 GB: past readFileSync's 2 GiB). */
+export function sha256File(path: string): string {
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(16 << 20);
+  const fd = openSync(path, 'r');
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
 }
 
 /** Every file of a checkpoint but trainer_state.json, with paths relative to it (sub-folders included). */

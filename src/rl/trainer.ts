@@ -14,7 +14,7 @@
  *           6) metrics.jsonl row, completions.jsonl sample, eval, checkpoint, progress line
  *   end:    final HF model folder in <output_dir>/model, report.html
  */
-import { appendFileSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Tensor, tidy } from '../tensor/tensor.ts';
@@ -27,7 +27,7 @@ import { loadAdapterWeights, writeAdapterFiles } from '../model/lora.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 import { Rng } from '../data/rng.ts';
 import { PromptSampler } from '../data/sampler.ts';
-import type { PromptRow } from '../data/dataset.ts';
+import { rowsFromCode, rowsSource, type PromptRow, type RowInput } from '../data/dataset.ts';
 import { closeRewards, type NamedReward, type RewardFn } from '../rewards/index.ts';
 import { writeFileAtomic, replaceDirAtomic } from '../io/atomic.ts';
 import { packBatch, planMicroBatches, type PackedBatch } from '../train/batch.ts';
@@ -81,8 +81,12 @@ export interface TrainOptions extends TrainCallbacks {
   model?: CausalLM;
   tokenizer?: TextTokenizer;
   modelDir?: string;
-  /** Prompt rows given in code: `dataset` may then be left out (the run records `dataset.path: rows:<n>`). */
-  rows?: PromptRow[];
+  /**
+   * Prompt rows given in code (`{ prompt, answer? }`): `dataset` may then be left out; its other
+   * fields (prompt_template, system_prompt, …) still apply. The run records
+   * `dataset.path: rows:<n>:<hash>` (data/dataset.ts `rowsSource`).
+   */
+  rows?: readonly RowInput[];
   /** Validate everything and stop before creating the run folder. */
   dryRun?: boolean;
   /**
@@ -140,8 +144,9 @@ const RESUMABLE = new Set([
 
 export async function train(
   configIn: TrainConfig | Record<string, unknown>,
-  opts: TrainOptions = {},
+  optsIn: TrainOptions = {},
 ): Promise<TrainResult> {
+  const opts = { ...optsIn, rows: optsIn.rows ? rowsFromCode(optsIn.rows) : undefined };
   const cfg = withRowsSource(
     isResolved(configIn)
       ? configIn
@@ -843,7 +848,7 @@ class Run {
       replaceDirAtomic(dir, (stage) => {
         for (const f of readdirSync(ck))
           if (f !== 'optimizer.safetensors' && f !== 'trainer_state.json' && !statSync(join(ck, f)).isDirectory())
-            writeFileAtomic(join(stage, f), readFileSync(join(ck, f)));
+            copyFileSync(join(ck, f), join(stage, f)); // (the stage is swapped in whole; files past 2 GiB copy too)
       });
       // the companion's model beside it (PPO: <output_dir>/value_model, an HF …ForTokenClassification folder)
       if (companion)
@@ -1077,13 +1082,13 @@ function completionRecords(step: number, groups: Group[], adv: Float64Array): Co
 
 /**
  * Rows given in code are the run's data: `dataset` may be left out, and whatever it says, the run
- * records `dataset.path: rows:<n>` (not a file it never read).
+ * records `dataset.path: rows:<n>:<hash>` (not a file it never read).
  */
-function withRowsSource<T extends TrainConfig | Record<string, unknown>>(c: T, opts: TrainOptions): T {
+function withRowsSource<T extends TrainConfig | Record<string, unknown>>(c: T, opts: { rows?: PromptRow[] }): T {
   if (!opts.rows) return c;
   const ds = (c as { dataset?: unknown }).dataset;
   const base = typeof ds === 'object' && ds !== null ? (ds as Record<string, unknown>) : {};
-  return { ...c, dataset: { ...base, path: `${ROWS_PREFIX}${opts.rows.length}` } };
+  return { ...c, dataset: { ...base, path: rowsSource(ROWS_PREFIX, opts.rows) } };
 }
 
 function logCompletions(path: string, step: number, groups: Group[], adv: Float64Array, n: number): void {
