@@ -6,15 +6,24 @@
  */
 import { GpgRlError } from '../../errors.ts';
 import { GROUP_LOSS_TYPES, groupAlgorithms } from './group.ts';
+import { TRPO_LOSS_TYPES, trpoAlgorithm } from './trpo.ts';
 import type { Algorithm } from './types.ts';
 
-export type { Algorithm, AlgoConfig, CollectContext, LossResult, MicroBatchLoss, StepBatch } from './types.ts';
+export type {
+  Algorithm,
+  AlgoConfig,
+  CollectContext,
+  LossResult,
+  MicroBatchLoss,
+  StepBatch,
+  UpdateOutcome,
+} from './types.ts';
 
 /** Every family, in the order their loss types are listed. */
-const ALGORITHMS: readonly Algorithm[] = [groupAlgorithms];
+const ALGORITHMS: readonly Algorithm[] = [groupAlgorithms, trpoAlgorithm];
 
 /** Every `loss_type` value (the config's enum): each family's list, spread here in ALGORITHMS order. */
-export const LOSS_TYPES = [...GROUP_LOSS_TYPES] as const;
+export const LOSS_TYPES = [...GROUP_LOSS_TYPES, ...TRPO_LOSS_TYPES] as const;
 
 const byLossType = new Map<string, Algorithm>();
 for (const a of ALGORITHMS) {
