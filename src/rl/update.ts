@@ -156,16 +156,14 @@ export class PolicyUpdate implements UpdateContext {
     for (const [k, mb] of this.o.micro.entries()) {
       const { B, T } = mb.packed;
       const res = tidy(() => {
-        const { logps, index, entropy } = model.tokenLogps(mb.packed, {
-          checkpoint,
-          temperature,
-          select: mb.packed.m,
-          entropy: first,
-        });
+        const { h, targets, index } = model.selectedHidden(mb.packed, { checkpoint, select: mb.packed.m });
+        const { logps, entropy } = tokenLogprobs(h, this.lmHead, targets, { temperature, entropy: first });
         const lp = dense(logps.toFloat32(), index, B * (T - 1), this.step, k + 1);
         if (first) {
+          // π_old at θ_old: its log-probs (ratios) and selected hidden states (evaluate()'s KL)
           old.lp.push(lp.slice());
-          this.o.onFirstPass?.(k, lp, entropy, mb);
+          old.h.push(noGrad(() => h.clone()).keep());
+          this.o.onFirstPass?.(k, lp, entropy ? entropy.toFloat32() : null, mb);
         }
         const out = this.microLoss(loss, k, mb, lp);
         if (index.length > 0) {
@@ -178,12 +176,7 @@ export class PolicyUpdate implements UpdateContext {
       total += res.loss;
       for (const [key, v] of Object.entries(res.sums)) sums[key] = (sums[key] ?? 0) + v;
     }
-    if (first) {
-      // π_old's selected hidden states, for the KL of evaluate() (one more forward, no gradient)
-      for (const mb of this.o.micro)
-        old.h.push(noGrad(() => tidy(() => model.selectedHidden(mb.packed, { select: mb.packed.m }).h.keep())));
-      this.old = old;
-    }
+    if (first) this.old = old;
     return { grad: this.takeGrads(), loss: total, sums };
   }
 
