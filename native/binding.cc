@@ -587,14 +587,31 @@ static Napi::Value LiveBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(live_bytes()));
 }
 
+// allocStats() -> { cachedBytes, mappedBytes, hits, misses, capBytes } of the large-buffer cache
+static Napi::Value AllocStatsJs(const Napi::CallbackInfo& info) {
+  AllocStats a = block_stats();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("cachedBytes", static_cast<double>(a.cached));
+  o.Set("mappedBytes", static_cast<double>(a.mapped));
+  o.Set("hits", static_cast<double>(a.hits));
+  o.Set("misses", static_cast<double>(a.misses));
+  o.Set("capBytes", static_cast<double>(a.cap));
+  return o;
+}
+static Napi::Value ReleaseCacheJs(const Napi::CallbackInfo& info) {
+  block_release_cache();
+  return info.Env().Undefined();
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  // Training allocates and frees the same activation sizes every step. Keep freed blocks in the
-  // heap instead of returning them to the OS (glibc would mmap/munmap each large block, and every
-  // fresh page costs a fault and a kernel zero-fill): measured ~40% of op time on small models.
-  mallopt(M_MMAP_THRESHOLD, 512 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  // Buffers of 1 MiB and more are mmap'd regions cached by size (native/alloc.cc); malloc keeps
+  // the small ones, in its heap (no per-block mmap, a bounded free tail).
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
   exports.Set("Storage", Storage::Init(env));
   exports.Set("init", Napi::Function::New(env, InitErrors, "init"));
+  exports.Set("allocStats", Napi::Function::New(env, AllocStatsJs, "allocStats"));
+  exports.Set("releaseCache", Napi::Function::New(env, ReleaseCacheJs, "releaseCache"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("liveBytes", Napi::Function::New(env, LiveBytes, "liveBytes"));

@@ -33,6 +33,7 @@ class Storage : public Napi::ObjectWrap<Storage> {
   ~Storage() override;
 
   void* data = nullptr;
+  size_t reserved = 0;  // bytes held by data (block_alloc)
   size_t numel = 0;
   DType dtype = DType::F32;
   bool freed() const { return data == nullptr; }
@@ -52,6 +53,18 @@ class Storage : public Napi::ObjectWrap<Storage> {
 };
 
 uint64_t live_bytes();
+
+// native/alloc.cc: Storage's allocator (large regions mmap'd and cached by size). `reserved`
+// receives the bytes actually held (pass it back to block_free); `zeroed` whether they read as 0.
+void* block_alloc(size_t bytes, size_t* reserved, bool* zeroed);
+void block_free(void* ptr, size_t reserved);
+void block_release_cache();
+struct AllocStats {
+  size_t cached, mapped;
+  uint64_t hits, misses;
+  size_t cap;
+};
+AllocStats block_stats();
 
 // Argument access with one-line errors ("rmsnorm_forward: argument 2 (weight) ..."). fail() and
 // every failed check throw gpg::OpError, which the binding's trampoline turns into NativeOpError.

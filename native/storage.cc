@@ -85,22 +85,21 @@ Storage::Storage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Storage>(inf
   dtype = static_cast<DType>(d);
   numel = static_cast<size_t>(n);
   size_t bytes = nbytes();
-  size_t alloc = ((bytes + 63) / 64) * 64;
-  if (alloc == 0) alloc = 64;
-  data = std::aligned_alloc(64, alloc);
+  bool zeroed = false;
+  data = block_alloc(bytes, &reserved, &zeroed);
   if (!data) {
     throw_op_error(env, "Storage", "out of memory allocating " + std::to_string(bytes) + " bytes");
     return;
   }
   bool zero = info.Length() < 3 || info[2].ToBoolean().Value();
-  if (zero) std::memset(data, 0, alloc);
+  if (zero && !zeroed) std::memset(data, 0, reserved);
   g_live_bytes += bytes;
   Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(bytes));
 }
 
 void Storage::Release() {
   if (data) {
-    std::free(data);
+    block_free(data, reserved);
     data = nullptr;
     g_live_bytes -= nbytes();
   }

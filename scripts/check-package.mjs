@@ -3,14 +3,16 @@
 //   1. `npm pack` (prepare builds dist/), and the tarball holds dist/ but not src/, test/, .ci/, docs/
 //   2. install the tarball into a fresh folder (its install script builds the native addon there)
 //   3. a plain .mjs script imports { train } from 'gpg-rl' and runs 2 training steps with a custom
-//      reward; `gpg-rl/verify` works; the CLI answers --version and exits 2 on a usage error
+//      reward; the README's code example runs as written; `gpg-rl/verify` works; the CLI answers
+//      --version and exits 2 on a usage error
 //   4. a TypeScript consumer with a standard `nodenext` tsconfig type-checks against the .d.ts
 // Dependencies come from the npm cache when it has them (--prefer-offline). Exit 1 with one line on failure.
-import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readmeExample } from './readme-example.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
@@ -104,6 +106,13 @@ console.log(JSON.stringify({ steps: res.steps, reward: res.metrics.at(-1).reward
     if (!runFiles.includes(want)) fail(`the run folder lacks ${want} (has ${runFiles.join(', ')})`);
   if (!runFiles.some((f) => f.startsWith('events.out.tfevents.')))
     fail('the run folder has no events.out.tfevents.* file');
+
+  // the README's code example, exactly as written there
+  writeFileSync(join(app, 'readme-example.mjs'), readmeExample(root));
+  const ex = run(process.execPath, ['readme-example.mjs'], app, "the README's code example (plain .mjs)");
+  if (ex.stdout.trim().split('\n').at(-1) !== join(app, 'runs', 'mine'))
+    fail(`the README example printed ${JSON.stringify(ex.stdout.trim())}, expected its run folder`);
+  if (!existsSync(join(app, 'runs', 'mine', 'metrics.csv'))) fail('the README example wrote no runs/mine/metrics.csv');
 
   const bin = join(app, 'node_modules', '.bin', 'gpg-rl');
   const v = run(bin, ['--version'], app, 'gpg-rl --version');

@@ -31,13 +31,17 @@ export {
 export { verify, VerifierPool } from './rewards/math-verify/index.ts';
 
 // Data and evaluation
-export { loadDataset, type PromptRow } from './data/dataset.ts';
+export { loadDataset, type PromptRow, type RowInput } from './data/dataset.ts';
 export { evaluate } from './eval/evaluate.ts';
 
 // Models, tokenizers, generation
 export { CausalLM } from './model/decoder.ts';
+// a value model (HF …ForTokenClassification, one label) and a critic over it (PPO's; any learned baseline)
+export { ValueModel } from './model/value.ts';
+export { Critic, valueLoss } from './rl/critic.ts';
 export { readModelConfig, type ModelConfig } from './model/config.ts';
 export { TextTokenizer } from './model/tokenizer.ts';
+export { resolveModelPath, findInHubCache } from './model/hub.ts';
 export { saveModelFolder, loadModelTensors } from './model/folder.ts';
 export {
   applyLora,

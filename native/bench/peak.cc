@@ -1,9 +1,11 @@
-// The machine's fp32 FMA peak: every OpenMP thread runs a register-only AVX-512 (or AVX2) FMA loop
+// The machine's fp32 FMA peak: every OpenMP thread runs a register-only AVX-512 (AVX2, or portable) FMA loop
 // with enough independent accumulators to hide FMA latency. No memory traffic, so the result is
 // cores x clock x FMA width x 2, which `gpg-rl bench` uses as the denominator for MFU and GEMM ratios.
 // And the memory bandwidth: all threads stream-read a buffer far larger than the caches, the bound
 // for weight-streaming decode. Benchmark-only (addon.bench); no tensors, nothing saved.
-#include <immintrin.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>  // (x86 only: the portable paths need no intrinsics, e.g. on arm64)
+#endif
 #include <omp.h>
 
 #include <algorithm>
@@ -42,7 +44,7 @@ __attribute__((noinline)) static float fma_loop(int64_t iters) {
   return _mm512_reduce_add_ps(s);
 }
 static constexpr int kLanes = 16;
-#else
+#elif defined(__AVX2__) && defined(__FMA__)
 __attribute__((noinline)) static float fma_loop(int64_t iters) {
   __m256 a0 = _mm256_set1_ps(1.00f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f), a3 = _mm256_set1_ps(1.03f),
          a4 = _mm256_set1_ps(1.04f), a5 = _mm256_set1_ps(1.05f), a6 = _mm256_set1_ps(1.06f), a7 = _mm256_set1_ps(1.07f),
@@ -71,6 +73,22 @@ __attribute__((noinline)) static float fma_loop(int64_t iters) {
   return o[0] + o[1] + o[2] + o[3] + o[4] + o[5] + o[6] + o[7];
 }
 static constexpr int kLanes = 8;
+#else
+// Portable (arm64 NEON, any other target): GCC vector extensions, 4 lanes, 12 accumulators; the
+// compiler contracts a * m + c into one FMA per lane (fmla on arm64).
+typedef float v4f __attribute__((vector_size(16)));
+__attribute__((noinline)) static float fma_loop(int64_t iters) {
+  v4f a[12];
+  for (int j = 0; j < 12; j++) a[j] = v4f{} + (1.0f + 0.01f * j);
+  const v4f m = v4f{} + 0.999999f, c = v4f{} + 1e-7f;
+  for (int64_t i = 0; i < iters; i++)
+#pragma GCC unroll 12
+    for (int j = 0; j < 12; j++) a[j] = a[j] * m + c;
+  v4f s = v4f{};
+  for (int j = 0; j < 12; j++) s += a[j];
+  return s[0] + s[1] + s[2] + s[3];
+}
+static constexpr int kLanes = 4;
 #endif
 
 // { gflops, threads, lanes } of `iters` iterations per thread

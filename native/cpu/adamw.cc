@@ -8,7 +8,9 @@
 // float32. Legend: n = elements of the parameter tensor; p, g, m (exp_avg), v (exp_avg_sq) are
 // float32 [n]. Updates p, m, v in place ("=" of the new values); no gradient, nothing saved.
 // Scalar arguments are checked by the binding (native/binding.cc) before this runs.
-#include <immintrin.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>  // (x86 only: the portable paths need no intrinsics, e.g. on arm64)
+#endif
 
 #include <cmath>
 

@@ -9,7 +9,9 @@
 // without gradients (training products go through gemm.cc), so nothing is saved. y is written with
 // "=" (beta = 0: y is not read) or "+=" scaled (beta·y + x·Wᵀ).
 // Legend: M rows of x (≤ 64, checked by the binding), N outputs, K inner dimension.
-#include <immintrin.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>  // (x86 only: the portable paths need no intrinsics, e.g. on arm64)
+#endif
 #include <omp.h>
 
 #include <algorithm>

@@ -25,7 +25,9 @@
 // (continuous batching and prefix sharing give the same tokens as one sequence alone).
 // No backward: generation runs without gradients; nothing is saved. y is written with "=".
 // Legend: M rows of x, N outputs, K inner dimension, P = ceil(N / 16) panels, Kh = ceil(K / 2).
-#include <immintrin.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>  // (x86 only: the portable paths need no intrinsics, e.g. on arm64)
+#endif
 #include <omp.h>
 
 #include <algorithm>

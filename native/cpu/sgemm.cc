@@ -23,7 +23,9 @@
 // Threads share out the row blocks (or, for short wide products, the columns) of C; each C element
 // is computed by one thread in a fixed k order, so results are bitwise identical for any thread
 // count and any schedule.
-#include <immintrin.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>  // (x86 only: the portable paths need no intrinsics, e.g. on arm64)
+#endif
 #include <omp.h>
 
 #include <algorithm>

@@ -291,6 +291,18 @@ export interface Kernels {
   ): void;
 }
 
+export interface AllocatorStats {
+  /** Bytes of freed buffers held for reuse. */
+  cachedBytes: number;
+  /** Bytes the cache's regions span, live and cached. */
+  mappedBytes: number;
+  /** Allocations served from / not found in the cache. */
+  hits: number;
+  misses: number;
+  /** Most bytes the cache holds (GPG_RL_ALLOC_CACHE_MB). */
+  capBytes: number;
+}
+
 export interface Backend extends Kernels {
   readonly name: string;
   allocate(dtype: DType, numel: number, zero?: boolean): DeviceBuffer;
@@ -303,6 +315,13 @@ export interface Backend extends Kernels {
   downloadBytes(buf: DeviceBuffer): Uint8Array;
   /** Bytes held by live buffers (leak tests). */
   liveBytes(): number;
+  /**
+   * The allocator's cache of freed buffers kept for reuse (its bytes count in the process's
+   * resident memory, not in liveBytes); absent on backends without one.
+   */
+  allocatorStats?(): AllocatorStats;
+  /** Returns every cached free buffer to the system (PyTorch's empty_cache). */
+  releaseCache?(): void;
   /** Frees every packed generation copy of a weight (GemmArgs.packed); they are rebuilt on next use. */
   releasePackedWeights(): void;
   /** Compute threads (CPU); returns the value in effect. */

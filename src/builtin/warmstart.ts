@@ -5,6 +5,7 @@
  * (issue 6), cached in ~/.cache/gpg-rl (outside node_modules, so later runs and `npm ci` keep it).
  * Used by `gpg-rl demo`, the ablation and `model_name_or_path: builtin:demo-warmstart`.
  */
+import { Pace, timingText } from '../io/progress.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -96,7 +97,7 @@ export async function warmStart(
   const stream = trainStream(seed + 1000, DEMO_LEVEL);
   const evalSet = heldOutSet(DEMO_LEVEL, o.warm.evalProblems);
   let acc = 0;
-  const t0 = performance.now();
+  const pace = new Pace(o.warm.maxSteps);
   const res = await sftTrain(model, () => arithSftPair(tokenizer, stream(), eos), {
     learningRate: o.warm.learningRate,
     batchSize: o.warm.batchSize,
@@ -107,8 +108,9 @@ export async function warmStart(
     padTokenId,
     evalEvery: o.warm.evalEvery,
     onStep: (s, loss) => {
+      // the ETA is for max_steps; the warm start may end sooner (target accuracy or its time limit)
       if (s % 25 === 0)
-        o.log(`warm start: step ${s}, loss ${loss.toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+        o.log(`warm start: step ${s}/${o.warm.maxSteps}, loss ${loss.toFixed(4)}, ${timingText(pace.at(s))}`);
     },
     onEval: async (s) => {
       acc = (await heldoutAccuracy(model, tokenizer, evalSet, { pool: o.pool })).accuracy;

@@ -9,6 +9,7 @@
  * prompt is dropped and counted too. Structural problems (missing file, bad JSON line, a row
  * without the mapped field, a non-string prompt) fail with a DataError naming file, line and field.
  */
+import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { DataError } from '../errors.ts';
@@ -39,6 +40,49 @@ export interface PromptRow {
   answer: string | null;
   /** every field of the source row (bigints made numbers where safe), for user rewards */
   fields: Record<string, unknown>;
+}
+
+/** A prompt row given in code (`train({ rows })`): `answer` and `fields` may be left out. */
+export interface RowInput {
+  prompt: string;
+  /** The gold answer for accuracy rewards (a number is taken as its decimal text); none: null. */
+  answer?: string | number | null;
+  /** Passed to user rewards; default: the row object itself. */
+  fields?: Record<string, unknown>;
+}
+
+/** Rows given in code → PromptRows; a bad row is one DataError naming its index and field. */
+export function rowsFromCode(rows: readonly unknown[]): PromptRow[] {
+  if (!Array.isArray(rows) || rows.length === 0)
+    throw new DataError(`rows: must be a non-empty array of { prompt, answer? } (got ${describe(rows)})`);
+  return rows.map((r, i) => {
+    if (r === null || typeof r !== 'object' || Array.isArray(r))
+      throw new DataError(`rows[${i}]: expected an object { prompt, answer? } (got ${describe(r)})`);
+    const o = r as Record<string, unknown>;
+    if (typeof o['prompt'] !== 'string')
+      throw new DataError(`rows[${i}]: prompt must be a string (got ${describe(o['prompt'])})`);
+    const a = o['answer'];
+    if (a !== undefined && a !== null && typeof a !== 'string' && !(typeof a === 'number' && Number.isFinite(a)))
+      throw new DataError(`rows[${i}]: answer must be a string, a number or null (got ${describe(a)})`);
+    const f = o['fields'];
+    if (f !== undefined && (f === null || typeof f !== 'object' || Array.isArray(f)))
+      throw new DataError(`rows[${i}]: fields must be an object (got ${describe(f)})`);
+    return {
+      prompt: o['prompt'],
+      answer: a === undefined || a === null ? null : String(a),
+      fields: (f as Record<string, unknown> | undefined) ?? { ...o },
+    };
+  });
+}
+
+/**
+ * The provenance a run records for rows given in code (`dataset.path`): `rows:<n>:<sha256 of
+ * the prompts and answers, 16 hex>`, so `--resume` with other rows names `dataset` as changed.
+ */
+export function rowsSource(prefix: string, rows: readonly PromptRow[]): string {
+  const h = createHash('sha256');
+  for (const r of rows) h.update(JSON.stringify([r.prompt, r.answer]) + '\n');
+  return `${prefix}${rows.length}:${h.digest('hex').slice(0, 16)}`;
 }
 
 export interface DroppedCounts {

@@ -39,6 +39,7 @@ import {
   type ProtocolSettings,
 } from './protocols.ts';
 import { ensureDir } from '../io/fs.ts';
+import { Pace, progressText, Ticker } from '../io/progress.ts';
 
 /** The `default` protocol's system message: Qwen2.5-Math's chain-of-thought instruction (`qwen25-math-cot`). */
 export const DEFAULT_SYSTEM_PROMPT = getProtocol('default').systemPrompt;
@@ -103,7 +104,12 @@ export interface EvalOptions {
   timeoutMs?: number;
   /** Names the model in the table and summary. */
   modelName?: string;
+  /**
+   * Progress lines: the protocol, then per benchmark `eval: math500: completions 12/500, elapsed
+   * 1m05s, eta 8m00s` at most every `progressIntervalMs` (default 10 s) and when it is done.
+   */
   onProgress?: (message: string) => void;
+  progressIntervalMs?: number;
 }
 
 /** One line of results.jsonl: one problem, one sample. */
@@ -287,7 +293,13 @@ export async function evaluate(
       progress(
         `eval: ${id}: generating ${jobs.length} problems × ${k} sample${k > 1 ? 's' : ''}${temperature === 0 ? ' (greedy)' : ` (T=${temperature})`}`,
       );
-      records.push(...generateFor(model, tokenizer, jobs, k, settings, opts));
+      const pace = new Pace(jobs.length * k); // (greedy: one completion per problem; `total` says)
+      const ticker = new Ticker(opts.progressIntervalMs ?? 10_000);
+      const report = (done: number, total: number) => {
+        if (ticker.due(done, total))
+          progress(`eval: ${id}: completions ${progressText(done, total, pace.at(done, total))}`);
+      };
+      records.push(...generateFor(model, tokenizer, jobs, k, settings, opts, report));
     }
   }
 
@@ -421,6 +433,7 @@ function generateFor(
   k: number,
   s: ProtocolSettings,
   opts: EvalOptions,
+  report: (done: number, total: number) => void = () => {},
 ): Omit<SampleRecord, 'extracted' | 'correct'>[] {
   const temperature = s.temperature;
   const greedy = temperature === 0;
@@ -459,6 +472,7 @@ function generateFor(
       eosTokenIds: eos,
       rng: greedy ? undefined : new Rng(s.seed),
       batchSize: opts.batchSize ?? 64,
+      onStep: (_tokens, done) => report(done, order.length),
     },
   );
   const texts = new Array<string>(order.length);

@@ -60,8 +60,11 @@ export interface GenerateOptions {
   sharePrefix?: boolean;
   /** Weight copy the products read: 'float32' (default) or 'bfloat16'. */
   weightsDtype?: GenerationDtype;
-  /** Called after every decoding step with the number of new tokens produced in that step. */
-  onStep?: (newTokens: number) => void;
+  /**
+   * Called after every decoding step with the number of new tokens produced in that step and the
+   * number of sequences finished so far (eos, a stop string or the token limit).
+   */
+  onStep?: (newTokens: number, finishedSequences: number) => void;
 }
 
 export interface GenerateResult {
@@ -229,6 +232,7 @@ export function generate(model: CausalLM, prompts: number[][], o: GenerateOption
   let nextGroup = 0;
   /** Running sequences; `fresh` ones were just prefilled and sample from their group's prefill logits. */
   let running: number[] = [];
+  let ended = 0; // sequences finished so far (progress for onStep)
   let last: Tensor | null = null; // logits of the previous decode step, rows in `running` order
   try {
     while (nextGroup < groups.length || running.length > 0) {
@@ -288,13 +292,14 @@ export function generate(model: CausalLM, prompts: number[][], o: GenerateOption
           if (o.stopStrings.some((x) => text.includes(x))) s.finished = true;
         }
         if (s.finished || s.tokens.length >= N) {
+          ended++;
           for (const b of s.blocks) pool.release(b);
           outstanding -= s.reserve;
           s.reserve = 0;
           s.blocks = [];
         } else cont.push(i);
       }
-      o.onStep?.(produced);
+      o.onStep?.(produced, ended);
       running = cont;
       if (running.length > 0) {
         const before = pool.inUse;

@@ -60,7 +60,7 @@ function isIgnorable(name: string, cfg: ModelConfig): boolean {
   return name.endsWith('rotary_emb.inv_freq') || (cfg.tieWordEmbeddings && name === 'lm_head.weight');
 }
 
-function sameShape(a: number[], b: number[]): boolean {
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
@@ -113,9 +113,15 @@ function weightFiles(dir: string): Array<{ file: string; names: string[] | null 
 export function loadModelTensors(
   dir: string,
   cfg: ModelConfig,
-  opts: { onTensor?: (name: string, t: HostTensor) => void } = {},
+  opts: {
+    onTensor?: (name: string, t: HostTensor) => void;
+    /** Tensors beyond the decoder's that may be present (name → shape; e.g. a value head's `score.weight`). */
+    optional?: Readonly<Record<string, readonly number[]>>;
+  } = {},
 ): Map<string, HostTensor> {
-  const expected = new Map(parameterNames(cfg).map((p) => [p.name, p.shape]));
+  const optional = new Map(Object.entries(opts.optional ?? {}));
+  const expected = new Map<string, readonly number[]>(parameterNames(cfg).map((p) => [p.name, p.shape]));
+  for (const [name, shape] of optional) expected.set(name, shape);
   const out = new Map<string, HostTensor>();
   const seen = new Set<string>();
   const unexpected: string[] = [];
@@ -157,7 +163,7 @@ export function loadModelTensors(
     );
   }
   for (const name of expected.keys()) {
-    if (!seen.has(name))
+    if (!seen.has(name) && !optional.has(name))
       throw new ModelLoadError(
         `${dir}: missing tensor "${name}" required by config.json (${cfg.architecture}, ${cfg.numLayers} layers${cfg.tieWordEmbeddings ? ', tied' : ', untied'} embeddings)`,
       );

@@ -5,7 +5,7 @@
  * decoders — Linear and Embedding weights ~ normal(0, initializer_range = 0.02), biases 0, RMSNorm
  * weights 1, the padding_idx embedding row 0 — drawn from a seeded PRNG (xoshiro128**), so the
  * same seed gives the same bytes. With `charVocab` a character-level tokenizer is built and the
- * vocab size and pad/eos ids follow it. `gpg-rl init-model` wraps `writeInitModel`.
+ * vocab size and pad/eos ids follow it; with a copied tokenizer its eos/pad ids fill unset fields. `gpg-rl init-model` wraps `writeInitModel`.
  */
 import { ModelLoadError } from '../errors.ts';
 import { parameterNames, parseModelConfig, type GenerationDefaults, type ModelConfig } from './config.ts';
@@ -26,6 +26,13 @@ export interface InitOptions {
   charVocab?: boolean;
   /** Override the architecture of the shape file. */
   arch?: InitArch;
+  /**
+   * eos / pad ids of a tokenizer copied beside the model (`--tokenizer DIR`): written into
+   * config.json and generation_config.json where the shape file leaves them unset, so HF
+   * `generate` stops at the tokenizer's eos.
+   */
+  eosTokenId?: number | null;
+  padTokenId?: number | null;
   /** Names the shape file in errors. */
   source?: string;
 }
@@ -69,7 +76,7 @@ function rotl(x: number, k: number): number {
 }
 
 /** Fills `out` with normal(0, std) values (Box–Muller, both outputs used). */
-function fillNormal(out: Float32Array, std: number, rng: () => number): void {
+export function fillNormal(out: Float32Array, std: number, rng: () => number): void {
   for (let i = 0; i < out.length; i += 2) {
     const u1 = 1 - rng(); // (0, 1]: log is finite
     const u2 = rng();
@@ -139,6 +146,9 @@ export function initModel(shape: Record<string, unknown>, opts: InitOptions): In
     j['pad_token_id'] = vocab['<|endoftext|>'];
     j['eos_token_id'] = vocab['<|im_end|>'];
     j['bos_token_id'] = null;
+  } else {
+    if (opts.eosTokenId != null && j['eos_token_id'] == null) j['eos_token_id'] = opts.eosTokenId;
+    if (opts.padTokenId != null && j['pad_token_id'] == null) j['pad_token_id'] = opts.padTokenId;
   }
   const cfg = parseModelConfig(j, source);
   const std = typeof j['initializer_range'] === 'number' ? j['initializer_range'] : 0.02;

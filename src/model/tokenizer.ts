@@ -4,9 +4,10 @@
  * prompts from the `chat_template` in `tokenizer_config.json` or `chat_template.jinja` (via
  * `@huggingface/jinja`, rendered with the same variables transformers' `apply_chat_template`
  * passes: messages, add_generation_prompt, bos_token, eos_token, ...).
- * Also builds a small character-level tokenizer in the standard format (BPE with an empty merge
- * list over single characters, a pre-tokenizer that isolates every character, a Fuse decoder),
- * loadable here and by HF `tokenizers` in Python; `gpg-rl init-model --char-vocab` writes it.
+ * Also builds a small character-level tokenizer in the standard byte-level format (GPT-2's
+ * `bytes_to_unicode` token strings, BPE with an empty merge list, so every character is one token),
+ * loadable here, by HF `tokenizers` and by transformers' byte-level `Qwen2Tokenizer`;
+ * `gpg-rl init-model --char-vocab` writes it.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -175,6 +176,7 @@ export class TextTokenizer {
     if (ids.length === 0) return '';
     if (opts.dropUnknown)
       ids = ids.filter((id) => !Number.isInteger(id) || id < 0 || this.tok.id_to_token(id) !== undefined);
+    if (ids.length === 0) return ''; // (every id dropped: the library refuses an empty list)
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || this.tok.id_to_token(id) === undefined) {
         throw new TokenizerError(
@@ -249,11 +251,29 @@ export interface CharTokenizerOptions {
 }
 
 /**
- * A character-level tokenizer in the standard tokenizer.json format: special tokens get ids
- * 0..S-1 (also listed as added tokens), then one id per character of `chars` in order. Model:
- * BPE with no merges, so each character is one token; pre-tokenizer: Split on every character
- * (`[\s\S]`, Isolated); decoder: Fuse (concatenate). Defaults: pad `<|endoftext|>` (id 0),
- * eos `<|im_end|>` (id 2), no bos.
+ * GPT-2's `bytes_to_unicode` (openai/gpt-2 encoder.py, also transformers' `bytes_to_unicode`):
+ * every byte gets a printable character — `!`..`~`, `¡`..`¬`, `®`..`ÿ` stand for themselves, the
+ * other 68 bytes take U+0100 onwards in byte order (space 0x20 → `Ġ` U+0120, newline 0x0A → `Ċ`
+ * U+010A, tab → `ĉ`). Byte-level BPE vocabularies (GPT-2, Qwen2) spell their tokens this way.
+ */
+export function bytesToUnicode(): string[] {
+  const keep = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  const out: string[] = [];
+  let n = 0;
+  for (let b = 0; b < 256; b++) out.push(String.fromCharCode(keep(b) ? b : 256 + n++));
+  return out;
+}
+
+/**
+ * A character-level tokenizer in the standard byte-level tokenizer.json format: special tokens get
+ * ids 0..S-1 (also listed as added tokens), then one id per character of `chars` in order, each
+ * spelled as its byte's `bytesToUnicode` character (space is `Ġ`, newline `Ċ`). Model: BPE with no
+ * merges, so each character is one token; pre-tokenizer: Split on every character (`[\s\S]`,
+ * Isolated) then ByteLevel (no prefix space, no regex); decoder: ByteLevel. Because the tokens are
+ * byte-level, transformers 5's `Qwen2Tokenizer` (which re-splits with Qwen2's pattern and maps
+ * bytes the same way for `model_type: qwen2`) gives the same ids and keeps spaces and newlines.
+ * Characters must be single bytes (ASCII), since there are no merges to join multi-byte ones.
+ * Defaults: pad `<|endoftext|>` (id 0), eos `<|im_end|>` (id 2), no bos.
  */
 export function charLevelTokenizerFiles(
   chars: string = PRINTABLE_ASCII,
@@ -262,6 +282,7 @@ export function charLevelTokenizerFiles(
   const specials = opts.specialTokens ?? ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
   const pad = opts.padToken ?? '<|endoftext|>';
   const eos = opts.eosToken ?? '<|im_end|>';
+  const byteChar = bytesToUnicode();
   const vocab: Record<string, number> = {};
   let next = 0;
   for (const s of specials) {
@@ -269,8 +290,14 @@ export function charLevelTokenizerFiles(
     vocab[s] = next++;
   }
   for (const ch of Array.from(chars)) {
-    if (ch in vocab) continue; // repeated characters keep their first id
-    vocab[ch] = next++;
+    const code = ch.codePointAt(0)!;
+    if (code > 0x7f)
+      throw new TokenizerError(
+        `charLevelTokenizerFiles: character ${JSON.stringify(ch)} (U+${code.toString(16).toUpperCase().padStart(4, '0')}) is not ASCII; a byte-level vocabulary without merges holds single-byte characters only`,
+      );
+    const t = byteChar[code]!;
+    if (t in vocab) continue; // repeated characters keep their first id
+    vocab[t] = next++;
   }
   for (const [field, t] of [
     ['pad', pad],
@@ -296,9 +323,15 @@ export function charLevelTokenizerFiles(
     padding: null,
     added_tokens: added,
     normalizer: null,
-    pre_tokenizer: { type: 'Split', pattern: { Regex: '[\\s\\S]' }, behavior: 'Isolated', invert: false },
+    pre_tokenizer: {
+      type: 'Sequence',
+      pretokenizers: [
+        { type: 'Split', pattern: { Regex: '[\\s\\S]' }, behavior: 'Isolated', invert: false },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+      ],
+    },
     post_processor: null,
-    decoder: { type: 'Fuse' },
+    decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
     model: {
       type: 'BPE',
       dropout: null,

@@ -83,14 +83,5 @@ export async function runCallback(fn: () => unknown): Promise<boolean> {
   return (await fn()) === 'stop';
 }
 
-/** `1h02m`, `3m05s`, `12s`: elapsed time and ETA in progress lines. */
-export function formatDuration(s: number): string {
-  if (!Number.isFinite(s) || s < 0) return '–';
-  const t = Math.round(s);
-  const h = Math.floor(t / 3600);
-  const m = Math.floor((t % 3600) / 60);
-  const sec = t % 60;
-  if (h > 0) return `${h}h${String(m).padStart(2, '0')}m`;
-  if (m > 0) return `${m}m${String(sec).padStart(2, '0')}s`;
-  return `${sec}s`;
-}
+/** (formatDuration lives in io/progress.ts, shared by every command's progress lines.) */
+export { formatDuration } from '../io/progress.ts';

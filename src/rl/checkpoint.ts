@@ -9,7 +9,18 @@
  * reported (CheckpointError), never silently loaded.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { CheckpointError } from '../errors.ts';
 import type { ModelConfig, GenerationDefaults } from '../model/config.ts';
@@ -48,14 +59,33 @@ export interface CheckpointData {
   v: Map<string, Float32Array>;
 }
 
-function sha256File(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
+/** sha256 of a file, read in 16 MiB pieces (a 0.5B model's optimizer state is ~4 GB: past readFileSync's 2 GiB). */
+export function sha256File(path: string): string {
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(16 << 20);
+  const fd = openSync(path, 'r');
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
 }
 
-function listFiles(dir: string): string[] {
-  return readdirSync(dir)
-    .filter((f) => statSync(join(dir, f)).isFile() && f !== STATE_FILE)
-    .sort();
+/** Every file of a checkpoint but trainer_state.json, with paths relative to it (sub-folders included). */
+function listFiles(dir: string, prefix = ''): string[] {
+  const out: string[] = [];
+  for (const f of readdirSync(join(dir, prefix)).sort()) {
+    const rel = prefix ? `${prefix}/${f}` : f;
+    const st = statSync(join(dir, rel));
+    if (st.isDirectory()) out.push(...listFiles(dir, rel));
+    else if (st.isFile() && rel !== STATE_FILE) out.push(rel);
+  }
+  return out;
 }
 
 export function checkpointDir(outputDir: string, step: number): string {
@@ -71,12 +101,22 @@ export function saveCheckpoint(
   cfg: ModelConfig,
   weights: Map<string, HostTensor> | ((stage: string) => void),
   data: CheckpointData,
-  opts: { generation?: GenerationDefaults; tokenizerFrom?: string; extraFiles?: Record<string, string> } = {},
+  opts: {
+    generation?: GenerationDefaults;
+    tokenizerFrom?: string;
+    extraFiles?: Record<string, string>;
+    /** Sub-folders beside the model (name → writes it; e.g. PPO's `value_model`), covered by the checksums. */
+    extraDirs?: Record<string, (dir: string) => void>;
+  } = {},
 ): string {
   const final = checkpointDir(outputDir, data.state.step);
   replaceDirAtomic(final, (stage) => {
     if (typeof weights === 'function') weights(stage);
     else saveModelFolder(stage, cfg, weights, opts);
+    for (const [name, write] of Object.entries(opts.extraDirs ?? {})) {
+      mkdirSync(join(stage, name));
+      write(join(stage, name));
+    }
     const opt = new Map<string, StTensor>();
     for (const [name, a] of data.m) opt.set(`m.${name}`, fromFloat32(a, [a.length], 'F32'));
     for (const [name, a] of data.v) opt.set(`v.${name}`, fromFloat32(a, [a.length], 'F32'));

@@ -10,7 +10,7 @@
  * (arXiv 2503.14476), Dr. GRPO (arXiv 2503.20783).
  */
 import { z } from 'zod';
-import { LOSS_TYPES, algorithmFor, lossDefaults } from './algorithms/index.ts';
+import { LOSS_TYPES, algorithmFor, foreignFields, lossDefaults } from './algorithms/index.ts';
 import { GpgRlError } from '../errors.ts';
 
 export { LOSS_TYPES };
@@ -222,7 +222,7 @@ export const FIELDS = {
     'Model and run',
     z.string().min(1),
     REQUIRED,
-    "Hugging Face model folder (config.json, *.safetensors, tokenizer.json), relative to the recipe's folder; `builtin:tiny` is a tiny model made by `gpg-rl init-model`.",
+    "Hugging Face model folder (config.json, *.safetensors, tokenizer.json), relative to the recipe's folder, or a repo id (`Qwen/Qwen2.5-0.5B-Instruct`) found in the local hub cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub; never downloaded); `builtin:tiny` is a tiny model made by `gpg-rl init-model`.",
   ),
   dataset: f('Model and run', datasetSchema, REQUIRED, 'The training prompts; see the `dataset.*` fields.'),
   output_dir: f(
@@ -360,7 +360,7 @@ export const FIELDS = {
     'Loss',
     z.enum(LOSS_TYPES),
     'gpg',
-    'Policy loss: `gpg` (GPG, arXiv 2504.02546: −lp·A, token mean, ÷ inverse_alpha), `grpo` (clipped ratio + β·KL, per-sequence mean; arXiv 2402.03300), `dapo` (clip-higher, token mean; arXiv 2503.14476), `dr_grpo` (unscaled advantages, ÷ B·max_completion_length; arXiv 2503.20783), `trpo` (natural-gradient step on the surrogate in a KL trust region, no optimizer; arXiv 1502.05477; fields under TRPO). Sets the defaults of the fields marked "per loss_type".',
+    'Policy loss: `gpg` (GPG, arXiv 2504.02546: −lp·A, token mean, ÷ inverse_alpha), `grpo` (clipped ratio + β·KL, per-sequence mean; arXiv 2402.03300), `dapo` (clip-higher, token mean; arXiv 2503.14476), `dr_grpo` (unscaled advantages, ÷ B·max_completion_length; arXiv 2503.20783), `ppo` (PPO with a critic: KL in the per-token reward, GAE, clipped policy and value losses; arXiv 1707.06347, 2203.02155; see the PPO fields). `trpo` (natural-gradient step on the surrogate in a KL trust region, no optimizer; arXiv 1502.05477; fields under TRPO). Sets the defaults of the fields marked "per loss_type".',
   ),
   scale_rewards: f(
     'Loss',
@@ -423,6 +423,58 @@ export const FIELDS = {
     'μ: optimizer steps per generated batch (old log-probs kept, so ratios differ from 1 and clipping matters). gpg requires 1.',
   ),
 
+  // > PPO with a critic (loss_type ppo; TRL PPOConfig names; rl/algorithms/ppo.ts, rl/critic.ts)
+  kl_coef: f(
+    'PPO',
+    nonNeg(),
+    0.05,
+    'KL coefficient in the per-token reward: r_t = −kl_coef·KL(π‖π_ref)_t, plus the sequence reward on the last completion token (InstructGPT; TRL PPOConfig `kl_coef`). The reference is a frozen copy of the initial policy; 0 = no reference model. ppo only.',
+  ),
+  kl_estimator: f(
+    'PPO',
+    z.enum(['k1', 'k3']),
+    'k1',
+    'Estimator of the per-token KL in the reward (Schulman 2020; TRL `kl_estimator`): k1 = log π − log π_ref (unbiased, can be negative), k3 = (r − 1) − log r with r = π_ref/π (unbiased, ≥ 0, lower variance). ppo only.',
+  ),
+  vf_coef: f(
+    'PPO',
+    nonNeg(),
+    0.1,
+    "Weight of the value loss (TRL `vf_coef`): the critic's gradient is vf_coef · d(value loss); the logged `loss` is policy loss + vf_coef · value loss. ppo only.",
+  ),
+  cliprange_value: f(
+    'PPO',
+    z.number().gt(0).nullable(),
+    0.2,
+    'Clip range of the value loss (TRL `cliprange_value`): the loss is 0.5·max((V − R)², (clamp(V, V_old ± cliprange_value) − R)²); null = plain 0.5·(V − R)². ppo only.',
+  ),
+  gamma: f('PPO', prob(), 1.0, 'Discount factor γ of GAE (TRL `gamma`). ppo only.'),
+  lam: f('PPO', prob(), 0.95, 'GAE λ (Schulman et al., arXiv 1506.02438; TRL `lam`). ppo only.'),
+  num_ppo_epochs: f(
+    'PPO',
+    posInt(),
+    4,
+    'Passes over each generated batch (TRL `num_ppo_epochs`); each pass makes num_mini_batches optimizer updates of the policy and the critic. ppo only.',
+  ),
+  num_mini_batches: f(
+    'PPO',
+    posInt(),
+    1,
+    "Mini-batches per pass (TRL `num_mini_batches`): the step's micro-batches, shuffled each pass, in this many runs, one optimizer update each. Must divide gradient_accumulation_steps. Unlike TRL, the generated batch stays per_device_train_batch_size × gradient_accumulation_steps completions (TRL multiplies it by num_mini_batches). ppo only.",
+  ),
+  whiten_rewards: f(
+    'PPO',
+    z.boolean(),
+    false,
+    'Whiten the per-token rewards over the step batch before GAE, keeping their mean (TRL `whiten_rewards`). ppo only.',
+  ),
+  value_model_path: f(
+    'PPO',
+    z.string().min(1).nullable(),
+    null,
+    "Folder the critic starts from (TRL `value_model_path`), relative to the recipe's folder: a Hugging Face …ForTokenClassification or …ForSequenceClassification folder with one label (e.g. a reward model), or a …ForCausalLM folder (new value head); null = a copy of the policy with a new value head. Checkpoints hold the critic as `value_model/` (…ForTokenClassification, plus its AdamW state); the run ends with `<output_dir>/value_model`. ppo only.",
+  ),
+
   // > TRPO (loss_type trpo; Schulman et al., arXiv 1502.05477)
   max_kl: f(
     'TRPO',
@@ -464,7 +516,7 @@ export const FIELDS = {
     'TRPO',
     z.enum(['group', 'value']),
     'group',
-    'Advantage baseline of TRPO: `group` = the group mean reward (GRPO-style, A = r − mean_g, ÷ std with scale_rewards), `value` = a learned critic (as in the TRPO paper; needs the value model of loss_type ppo). trpo only.',
+    'Advantage baseline of TRPO: `group` = the group mean reward (GRPO-style, A = r − mean_g, ÷ std with scale_rewards), `value` = a learned critic (as in the TRPO paper; not wired into TRPO yet, refused; needs the value model of loss_type ppo). trpo only.',
   ),
 
   // > Optimisation
@@ -658,6 +710,9 @@ export function crossFieldChecks(c: TrainConfig, explicit: ReadonlySet<string>):
     );
   // the algorithm family's own checks (rl/algorithms/<family>.ts)
   algorithmFor(c.loss_type).check(c, explicit, add);
+  for (const [field, types] of foreignFields(c.loss_type))
+    if (explicit.has(field))
+      add(field, `applies only to loss_type ${types.join('|')} (got loss_type ${c.loss_type}); remove ${field}`);
   if (c.reward_weights !== null && c.reward_weights.length !== c.reward_funcs.length) {
     add(
       'reward_weights',

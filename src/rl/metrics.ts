@@ -7,7 +7,9 @@
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { GpgRlError } from '../errors.ts';
-import { formatDuration } from './callbacks.ts';
+import { timingText } from '../io/progress.ts';
+
+export { ProgressBar } from '../io/progress.ts';
 
 /** Fixed metric names (DESIGN §8), verbatim. */
 export const METRIC = {
@@ -162,53 +164,6 @@ export function formatProgress(
   );
   const skipped = row[m.skippedSteps];
   if (skipped) parts.push(`skipped ${skipped}`);
-  if (timing) parts.push(`elapsed ${formatDuration(timing.elapsedS)}, eta ${formatDuration(timing.etaS)}`);
+  if (timing) parts.push(timingText(timing));
   return `step ${row[m.step]}${totalSteps ? `/${totalSteps}` : ''}: ${parts.join(', ')}`;
-}
-
-interface Out {
-  write(s: string): unknown;
-  isTTY?: boolean;
-  columns?: number;
-}
-
-/**
- * On a TTY, one line redrawn in place: `[#####.....] 3/100 <line>`; otherwise each update prints
- * the line plainly (logs and CI stay readable).
- */
-export class ProgressBar {
-  private readonly total: number;
-  private readonly out: Out;
-  private drawn = false;
-
-  constructor(total: number, out: Out = process.stderr) {
-    this.total = total;
-    this.out = out;
-  }
-
-  update(step: number, line: string): void {
-    if (!this.out.isTTY) {
-      this.out.write(line + '\n');
-      return;
-    }
-    const width = 20;
-    const filled = this.total > 0 ? Math.min(width, Math.round((step / this.total) * width)) : 0;
-    let text = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${step}/${this.total} ${line}`;
-    const cols = this.out.columns ?? 120;
-    if (text.length > cols - 1) text = text.slice(0, cols - 2) + '…';
-    this.out.write(`\r\x1b[2K${text}`);
-    this.drawn = true;
-  }
-
-  /** A message that must not be overwritten (warnings, resampling notes). */
-  log(line: string): void {
-    if (this.out.isTTY && this.drawn) this.out.write('\r\x1b[2K');
-    this.out.write(line + '\n');
-    this.drawn = false;
-  }
-
-  done(): void {
-    if (this.out.isTTY && this.drawn) this.out.write('\n');
-    this.drawn = false;
-  }
 }

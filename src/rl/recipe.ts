@@ -7,14 +7,17 @@
  * Path rule: paths written in a recipe are relative to the recipe's folder; paths given with
  * `--set` (or to `validateConfig` without `baseDir`) are relative to the working directory.
  * `output_dir` is always relative to the working directory (like TRL / nanoGPT). Values starting
- * with `builtin:` name embedded assets and are not checked on disk. The model folder is checked
- * unless `checkModel: false` (for `--dry-run` on a machine without the weights).
+ * with `builtin:` name embedded assets and are not checked on disk. `model_name_or_path` may also
+ * be a Hugging Face repo id (`Org/Name`) found in the local hub cache (model/hub.ts; never
+ * downloaded): it is kept as written. The model is checked unless `checkModel: false` (for
+ * `--dry-run` on a machine without the weights).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { parseDocument, parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { ConfigError } from '../errors.ts';
+import { ConfigError, ModelLoadError } from '../errors.ts';
+import { isRepoId, resolveModelPath } from '../model/hub.ts';
 import {
   BUILTIN_PREFIX,
   DATASET_FIELDS,
@@ -222,12 +225,12 @@ function pathChecks(c: TrainConfig, opts: ValidateOptions): ConfigIssue[] {
     });
   }
   if (opts.checkModel !== false && !c.model_name_or_path.startsWith(BUILTIN_PREFIX)) {
-    const m = c.model_name_or_path;
-    if (!existsSync(m) || !statSync(m).isDirectory()) {
-      out.push({
-        path: 'model_name_or_path',
-        message: `model folder not found: ${m} (a Hugging Face folder with config.json, *.safetensors and tokenizer.json; models are not downloaded — fetch it elsewhere and point model_name_or_path at it)`,
-      });
+    // a folder, or a repo id in the Hugging Face hub cache (never downloaded)
+    try {
+      resolveModelPath(c.model_name_or_path);
+    } catch (e) {
+      if (!(e instanceof ModelLoadError)) throw e;
+      out.push({ path: 'model_name_or_path', message: e.message });
     }
   }
   return out;
@@ -308,6 +311,15 @@ export function editDistance(a: string, b: string): number {
 // ---------------------------------------------------------------------------------------------
 // paths and helpers
 
+/**
+ * model_name_or_path: a relative folder resolves against `base`, except a repo id (`Org/Name`)
+ * with no such folder there, which stays as written and is looked up in the hub cache at load.
+ */
+function modelPath(p: unknown, base: string): unknown {
+  const abs = absPath(p, base);
+  return typeof p === 'string' && abs !== p && isRepoId(p) && !existsSync(abs as string) ? p : abs;
+}
+
 function absPath(p: unknown, base: string): unknown {
   return typeof p === 'string' &&
     p !== '' &&
@@ -320,8 +332,9 @@ function absPath(p: unknown, base: string): unknown {
 
 /** Resolves the file-valued fields of a raw (unvalidated) config against `base`, in place. */
 function resolvePaths(o: Record<string, unknown>, base: string): void {
-  o.model_name_or_path = absPath(o.model_name_or_path, base);
+  o.model_name_or_path = modelPath(o.model_name_or_path, base);
   if (o.model_name_or_path === undefined) delete o.model_name_or_path;
+  if (typeof o.value_model_path === 'string') o.value_model_path = absPath(o.value_model_path, base);
   if (isPlainObject(o.dataset) && o.dataset.path !== undefined) o.dataset.path = absPath(o.dataset.path, base);
   if (Array.isArray(o.reward_funcs)) {
     for (const r of o.reward_funcs) if (isPlainObject(r) && r.path !== undefined) r.path = absPath(r.path, base);
@@ -332,7 +345,8 @@ function resolvePaths(o: Record<string, unknown>, base: string): void {
 function resolveSetPath(key: string[], value: unknown): unknown {
   const k = key.join('.');
   const cwd = process.cwd();
-  if (k === 'model_name_or_path' || k === 'dataset.path' || /^reward_funcs\.\d+\.path$/.test(k))
+  if (k === 'model_name_or_path') return modelPath(value, cwd);
+  if (k === 'value_model_path' || k === 'dataset.path' || /^reward_funcs\.\d+\.path$/.test(k))
     return absPath(value, cwd);
   if (k === 'dataset' && isPlainObject(value)) return { ...value, path: absPath(value.path, cwd) };
   if (k === 'reward_funcs' && Array.isArray(value))

@@ -92,13 +92,33 @@ export function smooth(points: readonly [number, number][], w: number): [number,
 export function svgLinePlot(series: readonly Series[], opts: PlotOptions = {}): string {
   const W = opts.width ?? 420,
     H = opts.height ?? 260;
-  // several series: the legend goes in a row under the plot, never over the data
-  const legendRows = series.length > 1 ? Math.ceil(series.length / 3) : 0;
+  const pts = series.flatMap((s) => s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)));
+  // y range and ticks first: the left margin fits the longest tick label beside the axis name
+  let [y0, y1] = pts.length ? [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))] : [0, 1];
+  // a constant series (up to rounding, e.g. a smoothed constant) gets a span around its value,
+  // never a range of 1e-17 that would magnify the rounding into spikes
+  if (y1 - y0 <= 1e-9 * Math.max(Math.abs(y0), Math.abs(y1))) {
+    const c = (y0 + y1) / 2;
+    const d = Math.abs(c) * 0.1 || 1;
+    [y0, y1] = [c - d, c + d];
+  }
+  const pad = (y1 - y0) * 0.05;
+  [y0, y1] = [y0 - pad, y1 + pad];
+  const yt = niceTicks(y0, y1);
+  const yl = tickLabels(yt);
+  const labelW = Math.max(...yl.map((l) => l.length), 1) * 6.5;
+  // several series: the legend goes in rows under the plot, never over the data (2 per row for long names)
+  const perRow = series.some((s) => s.name.length > 16) ? 2 : 3;
+  const legendRows = series.length > 1 ? Math.ceil(series.length / perRow) : 0;
   const H2 = H + legendRows * 14;
-  const m = { l: 62, r: 12, t: opts.title ? 26 : 10, b: (opts.xLabel ? 40 : 26) + legendRows * 14 };
+  const m = {
+    l: Math.max(50, Math.ceil(labelW) + 28),
+    r: 12,
+    t: opts.title ? 26 : 10,
+    b: (opts.xLabel ? 40 : 26) + legendRows * 14,
+  };
   const pw = W - m.l - m.r,
     ph = H - m.t - m.b;
-  const pts = series.flatMap((s) => s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)));
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H2}" viewBox="0 0 ${W} ${H2}" font-family="sans-serif" font-size="11">`,
   ];
@@ -112,19 +132,10 @@ export function svgLinePlot(series: readonly Series[], opts: PlotOptions = {}): 
     return out.join('');
   }
   let [x0, x1] = [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0]))];
-  let [y0, y1] = [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))];
   if (x1 === x0) [x0, x1] = [x0 - 1, x1 + 1];
-  if (y1 === y0) {
-    const d = Math.abs(y0) * 0.1 || 1;
-    [y0, y1] = [y0 - d, y1 + d];
-  }
-  const pad = (y1 - y0) * 0.05;
-  [y0, y1] = [y0 - pad, y1 + pad];
   const sx = (x: number) => m.l + ((x - x0) / (x1 - x0)) * pw;
   const sy = (y: number) => m.t + ph - ((y - y0) / (y1 - y0)) * ph;
   const r = (v: number) => v.toFixed(1);
-  const yt = niceTicks(y0, y1);
-  const yl = tickLabels(yt);
   yt.forEach((t, i) => {
     out.push(`<line x1="${m.l}" x2="${m.l + pw}" y1="${r(sy(t))}" y2="${r(sy(t))}" stroke="#eee"/>`);
     out.push(`<text x="${m.l - 4}" y="${r(sy(t) + 4)}" text-anchor="end">${yl[i]}</text>`);
@@ -157,8 +168,8 @@ export function svgLinePlot(series: readonly Series[], opts: PlotOptions = {}): 
     }
     flush();
     if (series.length > 1) {
-      const ly = H2 - legendRows * 14 + Math.floor(i / 3) * 14 + 4;
-      const lx = m.l + (i % 3) * Math.floor(pw / 3);
+      const ly = H2 - legendRows * 14 + Math.floor(i / perRow) * 14 + 4;
+      const lx = m.l + (i % perRow) * Math.floor(pw / perRow);
       out.push(
         `<line x1="${lx}" x2="${lx + 16}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"/><text x="${lx + 20}" y="${ly}">${escapeHtml(s.name)}</text>`,
       );
@@ -283,11 +294,12 @@ export function renderReport(runDir: string, opts: ReportOptions = {}): string {
         .map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td><code>${escapeHtml(v)}</code></td></tr>`)
         .join('')}</table>`
     : '<p>(no trainer_config.json in the run folder)</p>';
-  // every logged completion across steps, newest first: one row each (the browser's find searches it)
+  // every logged completion across steps, newest first: one row each, filtered by the search box
+  // (every word must occur in the row's text; `#q=words` in the address sets it, so a link can)
   const fnNames = [...new Set(comps.flatMap((c) => Object.keys((c.rewards as object) ?? {})))];
   const num = (v: unknown) => (typeof v === 'number' ? String(Number(v.toPrecision(4))) : '–');
   const compHtml = comps.length
-    ? `<p>${comps.length} completions (the last ${opts.maxCompletions ?? 500} of completions.jsonl), newest first.</p><table class="comps"><tr><th>step</th><th>prompt</th><th>completion</th><th>gold answer</th>${fnNames.map((n) => `<th>${escapeHtml(n)}</th>`).join('')}<th>reward</th><th>advantage</th><th>ended</th></tr>${[
+    ? `<p>${comps.length} completions (the last ${opts.maxCompletions ?? 500} of completions.jsonl), newest first.</p><p><input id="q" type="search" size="50" placeholder="search step, prompt, completion, gold answer…"> <span id="qn"></span></p><table class="comps" id="comps"><tr><th>step</th><th>prompt</th><th>completion</th><th>gold answer</th>${fnNames.map((n) => `<th>${escapeHtml(n)}</th>`).join('')}<th>reward</th><th>advantage</th><th>ended</th></tr>${[
         ...comps,
       ]
         .reverse()
@@ -312,9 +324,17 @@ table.comps pre{max-width:36em;max-height:12em;overflow:auto}th{background:#f0f0
 <h2>Curves</h2><div class="grid">${plots.join('\n') || '<p>(no metrics.jsonl)</p>'}</div>
 <h2>Config</h2>${cfgTable}
 <h2>Completions</h2>${compHtml}
+<script>${SEARCH_SCRIPT}</script>
 </body></html>
 `;
 }
+
+/** The completions search: hides rows lacking any word of the query (case-insensitive); no network, no library. */
+const SEARCH_SCRIPT = `(function(){var q=document.getElementById('q'),t=document.getElementById('comps'),n=document.getElementById('qn');if(!q||!t)return;
+var rows=[].slice.call(t.rows,1);function run(){var w=q.value.toLowerCase().split(/\\s+/).filter(Boolean),k=0;
+rows.forEach(function(r){var s=r.textContent.toLowerCase(),ok=w.every(function(x){return s.indexOf(x)>=0});r.style.display=ok?'':'none';if(ok)k++});
+n.textContent=w.length?k+' of '+rows.length+' shown':'';}
+var h=/[#&]q=([^&]*)/.exec(location.hash);if(h)q.value=decodeURIComponent(h[1].replace(/\\+/g,' '));q.addEventListener('input',run);run();})();`;
 
 /** Writes `<runDir>/report.html` atomically (temp file + rename); returns its path. */
 export function writeReport(runDir: string, opts: ReportOptions = {}): string {

@@ -5,6 +5,8 @@
  * eos / pad rule, the prompts (rendered, tokenized, length-filtered), the reward functions (with
  * the verifier's worker pool when a built-in maths reward needs it) and the step counts.
  */
+import { resolve } from 'node:path';
+import { resolveModelPath } from '../model/hub.ts';
 import { CausalLM } from '../model/decoder.ts';
 import { applyLora, loadBaseModel } from '../model/lora.ts';
 import { readGenerationConfig, type GenerationDefaults } from '../model/config.ts';
@@ -35,6 +37,8 @@ export interface RunSetup {
   tokenizer: TextTokenizer;
   /** The HF folder the model came from (tokenizer and generation config are copied from it), if any. */
   modelSourceDir: string | null;
+  /** The name a saved adapter records as its base: the hub repo id when the model came from the hub cache, else the folder. */
+  baseModelName: string | null;
   /** Tokenizer files to write into saved models when there is no source folder (built-in models). */
   tokenizerFiles: Record<string, string> | undefined;
   generation: GenerationDefaults | null;
@@ -60,6 +64,7 @@ export async function prepareRun(cfg: TrainConfig, opts: SetupInputs, log: (s: s
   let model: CausalLM;
   let tokenizer: TextTokenizer;
   let modelSourceDir: string | null = null;
+  let fromHub = false; // model_name_or_path is a repo id found in the hub cache
   let tokenizerFiles: Record<string, string> | undefined;
   if (opts.model && opts.tokenizer) {
     model = opts.model;
@@ -74,7 +79,8 @@ export async function prepareRun(cfg: TrainConfig, opts: SetupInputs, log: (s: s
     tokenizerFiles = b.dir ? undefined : b.tokenizerFiles;
     modelSourceDir = b.dir ?? null;
   } else {
-    modelSourceDir = cfg.model_name_or_path;
+    modelSourceDir = resolveModelPath(cfg.model_name_or_path, { what: 'model_name_or_path' });
+    fromHub = modelSourceDir !== cfg.model_name_or_path;
     // a LoRA run loads the frozen base straight into its storage dtype (no fp32 copy of a bf16 base)
     model = cfg.use_peft ? loadBaseModel(modelSourceDir, cfg.lora_base_dtype) : CausalLM.load(modelSourceDir);
     tokenizer = TextTokenizer.fromDir(modelSourceDir);
@@ -155,6 +161,7 @@ export async function prepareRun(cfg: TrainConfig, opts: SetupInputs, log: (s: s
     model,
     tokenizer,
     modelSourceDir,
+    baseModelName: fromHub ? cfg.model_name_or_path : modelSourceDir !== null ? resolve(modelSourceDir) : null,
     tokenizerFiles,
     generation,
     eosTokenIds,

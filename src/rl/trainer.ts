@@ -14,9 +14,9 @@
  *           6) metrics.jsonl row, completions.jsonl sample, eval, checkpoint, progress line
  *   end:    final HF model folder in <output_dir>/model, report.html
  */
-import { appendFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Tensor, tidy } from '../tensor/tensor.ts';
 import { backward, noGrad } from '../tensor/tape.ts';
 import { setAutocast } from '../tensor/ops/matmul.ts';
@@ -27,7 +27,7 @@ import { loadAdapterWeights, writeAdapterFiles } from '../model/lora.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 import { Rng } from '../data/rng.ts';
 import { PromptSampler } from '../data/sampler.ts';
-import type { PromptRow } from '../data/dataset.ts';
+import { rowsFromCode, rowsSource, type PromptRow, type RowInput } from '../data/dataset.ts';
 import { closeRewards, type NamedReward, type RewardFn } from '../rewards/index.ts';
 import { writeFileAtomic, replaceDirAtomic } from '../io/atomic.ts';
 import { packBatch, planMicroBatches, type PackedBatch } from '../train/batch.ts';
@@ -37,7 +37,7 @@ import { ConfigError, GpgRlError, RunStoppedError } from '../errors.ts';
 import type { TrainConfig } from './config.ts';
 import { validateConfig } from './recipe.ts';
 import { nanMeanStd, rewardStats, stepRewards } from './advantages.ts';
-import { algorithmFor, type Algorithm, type StepBatch } from './algorithms/index.ts';
+import { algorithmFor, type Algorithm, type Companion, type StepBatch } from './algorithms/index.ts';
 import {
   METRIC,
   MetricsWriter,
@@ -53,6 +53,7 @@ import { writeReport } from './report.ts';
 import { rollout, type Group, type RolloutContext, type RolloutStats, type TrainRow } from './rollout.ts';
 import { hashConfig, latestCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.ts';
 import { Tracking } from './tracking.ts';
+import { Pace } from '../io/progress.ts';
 import {
   CallbackError,
   ROWS_PREFIX,
@@ -81,8 +82,12 @@ export interface TrainOptions extends TrainCallbacks {
   model?: CausalLM;
   tokenizer?: TextTokenizer;
   modelDir?: string;
-  /** Prompt rows given in code: `dataset` may then be left out (the run records `dataset.path: rows:<n>`). */
-  rows?: PromptRow[];
+  /**
+   * Prompt rows given in code (`{ prompt, answer? }`): `dataset` may then be left out; its other
+   * fields (prompt_template, system_prompt, …) still apply. The run records
+   * `dataset.path: rows:<n>:<hash>` (data/dataset.ts `rowsSource`).
+   */
+  rows?: readonly RowInput[];
   /** Validate everything and stop before creating the run folder. */
   dryRun?: boolean;
   /**
@@ -134,8 +139,9 @@ const RESUMABLE = new Set([
 
 export async function train(
   configIn: TrainConfig | Record<string, unknown>,
-  opts: TrainOptions = {},
+  optsIn: TrainOptions = {},
 ): Promise<TrainResult> {
+  const opts = { ...optsIn, rows: optsIn.rows ? rowsFromCode(optsIn.rows) : undefined };
   const cfg = withRowsSource(
     isResolved(configIn)
       ? configIn
@@ -243,6 +249,8 @@ interface StepUpdate {
   entropy: number;
   sums: Record<string, number>;
   tokens: number;
+  /** Optimizer updates made (the algorithm's iterations, or its updates() plan). */
+  updates: number;
   trainTokens: number;
   trainSeconds: number;
   /** |training-precision log-prob − sampling log-prob| over completion tokens (TRL's sampling/sampling_logp_difference). */
@@ -257,6 +265,7 @@ class Run {
   lastStep: number;
   private readonly rows: MetricsRow[] = [];
   private readonly t0 = performance.now();
+  private readonly pace: Pace;
   private readonly stats: RolloutStats = newStats();
   private tracking: Tracking | null = null;
   private callbacks: TrainCallbacks = {};
@@ -276,12 +285,14 @@ class Run {
     private readonly optimizer: AdamW,
     private readonly counters: Record<string, number>,
     private readonly ref: CausalLM | null,
+    private readonly companion: Companion | null,
     private readonly configHash: string,
     private readonly metrics: MetricsWriter,
     private readonly bar: ProgressBar,
     private readonly log: (s: string) => void,
   ) {
     this.lastStep = setup.totalSteps;
+    this.pace = new Pace(setup.totalSteps, startStep);
   }
 
   get totalSteps(): number {
@@ -317,7 +328,10 @@ class Run {
     // weights with the checkpoint's (also right for built-in or in-memory models with no folder).
     // With LoRA it is no copy: the same model with its adapters switched off (refLogps).
     const ref = algo.usesReference(cfg) && !model.lora ? CausalLM.fromHost(model.cfg, model.toHost()) : null;
+    // what the family trains beside the policy (PPO's critic), also from the initial policy
+    let companion: Companion | null = null;
     try {
+      companion = algo.companion?.(cfg, { policy: model, seed: cfg.seed, log }) ?? null;
       if (opts.resume) {
         const ck = latestCheckpoint(runDir);
         if (!ck && existing) {
@@ -340,6 +354,7 @@ class Run {
           }
           startStep = ck.data.state.step;
           optimizerStep = ck.data.state.optimizerStep;
+          companion?.load(join(ck.dir, companion.dirName));
           sampler = PromptSampler.restore(setup.rows, ck.data.state.sampler);
           rng.setState(ck.data.state.rng);
           Object.assign(counters, ck.data.state.counters);
@@ -356,6 +371,7 @@ class Run {
     } catch (e) {
       // a damaged or foreign checkpoint: report it, and release what was built so the process can exit
       ref?.dispose();
+      companion?.dispose();
       optimizer.dispose();
       throw e;
     }
@@ -379,6 +395,7 @@ class Run {
       optimizer,
       counters,
       ref,
+      companion,
       configHash,
       metrics,
       bar,
@@ -399,9 +416,7 @@ class Run {
 
   /** Elapsed time and ETA at the end of `step` (the ETA from this session's pace). */
   info(step: number): StepInfo {
-    const elapsedS = (performance.now() - this.t0) / 1000;
-    const done = step - this.startStep;
-    const etaS = done > 0 ? (elapsedS / done) * (this.totalSteps - step) : NaN;
+    const { elapsedS, etaS } = this.pace.at(step);
     return { step, totalSteps: this.totalSteps, elapsedS, etaS, runDir: this.runDir };
   }
 
@@ -534,17 +549,25 @@ class Run {
     );
   }
 
-  /** 3–5) Advantages, then the algorithm's loss over micro-batches and one optimizer update per iteration. */
+  /**
+   * 3–5) The step's micro-batches, the companion's preparation (PPO: values, GAE), advantages, then
+   * the algorithm's updates: for each, the loss over its micro-batches and one optimizer step.
+   */
   optimize(batch: StepBatch, step: number): StepUpdate {
-    const { cfg, algo } = this;
+    const { cfg, algo, companion } = this;
     const { model } = this.setup;
     const G = cfg.num_generations;
-    const adv = algo.advantages(cfg, batch);
     const micro = microBatches(batch.groups, G, cfg, this.setup.padTokenId);
-    const tokens = micro.reduce((s, m) => s + m.packed.m.reduce((a, x) => a + x, 0), 0);
-    const nSeq = batch.groups.length * G;
+    const tokensOf = (mb: MicroBatch) => mb.packed.m.reduce((a, x) => a + x, 0);
+    const tokens = micro.reduce((s, m) => s + tokensOf(m), 0);
+    const updates =
+      algo.updates?.(cfg, micro.length, step) ??
+      Array.from({ length: algo.iterations(cfg) }, () => micro.map((_, k) => k));
     const iterations = algo.iterations(cfg);
     const sums: Record<string, number> = {};
+    const addSums = (o: Record<string, number>) => {
+      for (const [key, v] of Object.entries(o)) sums[key] = (sums[key] ?? 0) + v;
+    };
     let lossSum = 0;
     let gradNorm = NaN;
     let entropySum = 0;
@@ -560,6 +583,26 @@ class Run {
         scheduler: cfg.lr_scheduler_type,
       });
     let lr = lrAt(this.optimizerStep_);
+    const usesRef = algo.usesReference(cfg);
+    const refLogps = (packed: PackedBatch) =>
+      this.ref
+        ? denseLogps(this.ref, packed, cfg.temperature)
+        : model.lora!.disabled(() => denseLogps(model, packed, cfg.temperature));
+    if (!batch.skip && companion) {
+      // before any update: the sampling policy's and the reference's log-probs, then the companion's passes
+      for (const mb of micro) {
+        if (usesRef) mb.refLp = refLogps(mb.packed);
+        mb.oldLp = denseLogps(model, mb.packed, cfg.temperature);
+        samplingDiff.add(mb.oldLp, mb.packed, batch.groups, G, mb.rows);
+      }
+      companion.prepare(
+        cfg,
+        batch,
+        micro.map((mb) => ({ rows: mb.rows, packed: mb.packed, oldLp: mb.oldLp!, refLp: mb.refLp })),
+      );
+    }
+    const adv = algo.advantages(cfg, batch);
+    const seen = new Set<number>();
     if (batch.skip) this.counters.skipped_steps = (this.counters.skipped_steps ?? 0) + 1;
     else if (algo.update) {
       // the algorithm owns the update (TRPO): it gets gradients, evaluations and Fisher products
@@ -568,7 +611,7 @@ class Run {
         micro,
         pack: (rows) => microBatches(batch.groups, G, cfg, this.setup.padTokenId, rows),
         advantages: adv,
-        denominators: { tokens, sequences: nSeq },
+        denominators: { tokens, sequences: batch.groups.length * G },
         temperature: cfg.temperature,
         checkpoint: cfg.gradient_checkpointing,
         step: step + 1,
@@ -591,26 +634,29 @@ class Run {
       }
       this.optimizerStep_++;
     } else {
-      const usesRef = algo.usesReference(cfg);
-      for (let it = 0; it < iterations; it++) {
+      for (const update of updates) {
         model.lora?.reseed(this.optimizerStep_); // dropout masks: a function of the optimizer step
-        for (const [k, mb] of micro.entries()) {
+        const den = {
+          tokens: update.reduce((s, k) => s + tokensOf(micro[k]!), 0),
+          sequences: update.reduce((s, k) => s + micro[k]!.rows.length, 0),
+        };
+        for (const k of update) {
+          const mb = micro[k]!;
           const { packed } = mb;
           const { B, T } = packed;
-          if (usesRef && it === 0)
-            mb.refLp = this.ref
-              ? denseLogps(this.ref, packed, cfg.temperature)
-              : model.lora!.disabled(() => denseLogps(model, packed, cfg.temperature));
+          const first = !seen.has(k);
+          seen.add(k);
+          if (usesRef && !mb.refLp) mb.refLp = refLogps(packed);
           const res = tidy(() => {
             const { logps, index, entropy } = model.tokenLogps(packed, {
               checkpoint: cfg.gradient_checkpointing,
               temperature: cfg.temperature,
               select: packed.m,
-              entropy: it === 0,
+              entropy: first,
             });
             const lp = denseFinite(logps.toFloat32(), index, B * (T - 1), step + 1, k + 1);
-            if (it === 0 && algo.needsOldLogps(cfg)) mb.oldLp = lp.slice();
-            if (it === 0) samplingDiff.add(lp, packed, batch.groups, G, mb.rows);
+            if (first && !mb.oldLp && algo.needsOldLogps(cfg)) mb.oldLp = lp.slice();
+            if (first && !companion) samplingDiff.add(lp, packed, batch.groups, G, mb.rows);
             const out = algo.loss(cfg, batch, {
               lp,
               oldLp: algo.needsOldLogps(cfg) ? mb.oldLp : undefined,
@@ -619,7 +665,8 @@ class Run {
               advantages: Float64Array.from(mb.rows, (r) => adv[r]!),
               B,
               Tm1: T - 1,
-              denominators: { tokens, sequences: nSeq },
+              denominators: den,
+              micro: k,
             });
             if (index.length > 0) {
               const seed = new Float32Array(index.length);
@@ -634,24 +681,37 @@ class Run {
             return out;
           });
           lossSum += res.loss;
-          for (const [key, v] of Object.entries(res.sums)) sums[key] = (sums[key] ?? 0) + v;
+          addSums(res.sums);
           trainTokens += B * T;
+          if (companion) {
+            const c = companion.backward(
+              cfg,
+              batch,
+              { rows: mb.rows, packed, oldLp: mb.oldLp!, refLp: mb.refLp },
+              k,
+              den,
+            );
+            lossSum += c.loss;
+            addSums(c.sums);
+          }
         }
         lr = lrAt(this.optimizerStep_);
         const o = optimizerStep(this.optimizer, model.parameters(), { lr, maxGradNorm: cfg.max_grad_norm });
         gradNorm = o.gradNorm;
         if (!o.stepped) this.bar.log(`step ${step + 1}: non-finite gradient norm; update skipped`);
+        if (companion) addSums(companion.step(cfg, lr));
         this.optimizerStep_++;
       }
     }
     return {
-      loss: batch.skip ? NaN : lossSum / iterations,
+      loss: batch.skip ? NaN : lossSum / Math.max(1, updates.length),
       gradNorm,
       lr,
       advantages: adv,
       entropy: entropyCount ? entropySum / entropyCount : NaN,
       sums,
       tokens,
+      updates: updates.length,
       trainTokens,
       trainSeconds: (performance.now() - tTrain) / 1000,
       samplingDiff: samplingDiff.result(),
@@ -685,7 +745,7 @@ class Run {
       [METRIC.samplingLogpDiffMax]: u.samplingDiff.max,
       ...this.algo.metrics(cfg, batch, u.sums, {
         tokens: u.tokens,
-        iterations: this.algo.iterations(cfg),
+        iterations: u.updates,
         skippedSteps: this.counters.skipped_steps ?? 0,
       }),
       [METRIC.tokensPerSGeneration]: genSeconds > 0 ? u.stats.generatedTokens / genSeconds : NaN,
@@ -789,24 +849,36 @@ class Run {
     const weights = model.lora
       ? (stage: string) =>
           writeAdapterFiles(stage, model, {
-            baseModelNameOrPath: setup.modelSourceDir ? resolve(setup.modelSourceDir) : this.cfg.model_name_or_path,
+            baseModelNameOrPath: setup.baseModelName ?? this.cfg.model_name_or_path,
             tokenizerFrom: tokenizerDir ?? undefined,
             extraFiles: tokenizerDir ? undefined : setup.tokenizerFiles,
           })
       : model.toHost();
+    const companion = this.companion;
     const ck = saveCheckpoint(this.runDir, model.cfg, weights, data, {
       generation: setup.generation ?? undefined,
       tokenizerFrom: tokenizerDir ?? undefined,
       extraFiles: tokenizerDir ? undefined : setup.tokenizerFiles,
+      extraDirs: companion
+        ? {
+            [companion.dirName]: (d) =>
+              companion.save(d, { weightsOnly: false, tokenizerFrom: tokenizerDir ?? undefined }),
+          }
+        : undefined,
     });
     if (this.cfg.save_total_limit !== null) pruneCheckpoints(this.runDir, this.cfg.save_total_limit, ck);
     if (dir) {
       // a kill never leaves a half-written <output_dir>/model
       replaceDirAtomic(dir, (stage) => {
         for (const f of readdirSync(ck))
-          if (f !== 'optimizer.safetensors' && f !== 'trainer_state.json')
-            writeFileAtomic(join(stage, f), readFileSync(join(ck, f)));
+          if (f !== 'optimizer.safetensors' && f !== 'trainer_state.json' && !statSync(join(ck, f)).isDirectory())
+            copyFileSync(join(ck, f), join(stage, f)); // (the stage is swapped in whole; files past 2 GiB copy too)
       });
+      // the companion's model beside it (PPO: <output_dir>/value_model, an HF …ForTokenClassification folder)
+      if (companion)
+        replaceDirAtomic(join(dirname(dir), companion.dirName), (stage) =>
+          companion.save(stage, { weightsOnly: true, tokenizerFrom: tokenizerDir ?? undefined }),
+        );
     }
     return ck;
   }
@@ -843,6 +915,7 @@ class Run {
     this.tracking?.close();
     this.setup.model.setRequiresGrad(false);
     this.ref?.dispose();
+    this.companion?.dispose();
     this.optimizer.dispose();
     await closeSetup(this.setup);
   }
@@ -1036,13 +1109,13 @@ function completionRecords(step: number, groups: Group[], adv: Float64Array): Co
 
 /**
  * Rows given in code are the run's data: `dataset` may be left out, and whatever it says, the run
- * records `dataset.path: rows:<n>` (not a file it never read).
+ * records `dataset.path: rows:<n>:<hash>` (not a file it never read).
  */
-function withRowsSource<T extends TrainConfig | Record<string, unknown>>(c: T, opts: TrainOptions): T {
+function withRowsSource<T extends TrainConfig | Record<string, unknown>>(c: T, opts: { rows?: PromptRow[] }): T {
   if (!opts.rows) return c;
   const ds = (c as { dataset?: unknown }).dataset;
   const base = typeof ds === 'object' && ds !== null ? (ds as Record<string, unknown>) : {};
-  return { ...c, dataset: { ...base, path: `${ROWS_PREFIX}${opts.rows.length}` } };
+  return { ...c, dataset: { ...base, path: rowsSource(ROWS_PREFIX, opts.rows) } };
 }
 
 function logCompletions(path: string, step: number, groups: Group[], adv: Float64Array, n: number): void {

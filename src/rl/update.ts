@@ -140,6 +140,7 @@ export class PolicyUpdate implements UpdateContext {
       B,
       Tm1: T - 1,
       denominators: this.o.denominators,
+      micro: k,
     });
   }
 

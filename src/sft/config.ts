@@ -7,7 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError } from '../errors.ts';
+import { ConfigError, ModelLoadError } from '../errors.ts';
+import { isRepoId, resolveModelPath } from '../model/hub.ts';
 import { parseSet } from '../rl/recipe.ts';
 import { LORA_FIELDS } from '../rl/config.ts';
 
@@ -17,7 +18,7 @@ const loraShape = Object.fromEntries(
 ) as { [K in keyof typeof LORA_FIELDS]: z.ZodDefault<(typeof LORA_FIELDS)[K]['schema']> };
 
 export const sftSchema = z.strictObject({
-  /** HF model folder, or `builtin:tiny` / `builtin:demo` (a fresh character-level model of that shape). */
+  /** HF model folder, a repo id in the local hub cache (model/hub.ts), or `builtin:tiny` / `builtin:demo` (a fresh character-level model of that shape). */
   model_name_or_path: z.string().min(1),
   dataset: z.strictObject({
     /** JSONL / JSON / Parquet file, or `builtin:arithmetic[-<level>]`. */
@@ -82,10 +83,19 @@ export function loadSftRecipe(path: string, sets: string[] = []): SftConfig {
   const cfg = r.data;
   const base = dirname(resolve(path));
   const fix = (p: string) => (p.startsWith('builtin:') || isAbsolute(p) ? p : resolve(base, p));
-  cfg.model_name_or_path = fix(cfg.model_name_or_path);
+  const model = fix(cfg.model_name_or_path);
+  // a relative folder is relative to the recipe; a repo id with no such folder stays as written (hub cache)
+  if (!(model !== cfg.model_name_or_path && isRepoId(cfg.model_name_or_path) && !existsSync(model)))
+    cfg.model_name_or_path = model;
   cfg.dataset.path = fix(cfg.dataset.path);
-  if (!cfg.model_name_or_path.startsWith('builtin:') && !existsSync(cfg.model_name_or_path))
-    throw new ConfigError(`${path}: model_name_or_path: folder ${cfg.model_name_or_path} does not exist`);
+  if (!cfg.model_name_or_path.startsWith('builtin:')) {
+    try {
+      resolveModelPath(cfg.model_name_or_path);
+    } catch (e) {
+      if (e instanceof ModelLoadError) throw new ConfigError(`${path}: model_name_or_path: ${e.message}`);
+      throw e;
+    }
+  }
   if (!cfg.dataset.path.startsWith('builtin:') && !existsSync(cfg.dataset.path))
     throw new ConfigError(`${path}: dataset.path: file ${cfg.dataset.path} does not exist`);
   return cfg;

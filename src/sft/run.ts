@@ -5,6 +5,8 @@
  * curve in <output_dir>/sft_log.jsonl and the HF model folder in <output_dir>/model. A failed
  * run leaves no output folder behind.
  */
+import { Pace, timingText } from '../io/progress.ts';
+import { resolveModelPath } from '../model/hub.ts';
 import { appendFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '../errors.ts';
@@ -58,12 +60,11 @@ export async function runSft(
     ({ model, tokenizer, generation } = b);
     extraFiles = b.tokenizerFiles;
   } else {
-    model = cfg.use_peft
-      ? loadBaseModel(cfg.model_name_or_path, cfg.lora_base_dtype)
-      : CausalLM.load(cfg.model_name_or_path);
-    tokenizer = TextTokenizer.fromDir(cfg.model_name_or_path);
-    tokenizerFrom = cfg.model_name_or_path;
-    generation = readGenerationConfig(cfg.model_name_or_path, model.cfg);
+    const dir = resolveModelPath(cfg.model_name_or_path, { what: 'model_name_or_path' }); // folder or hub cache
+    model = cfg.use_peft ? loadBaseModel(dir, cfg.lora_base_dtype) : CausalLM.load(dir);
+    tokenizer = TextTokenizer.fromDir(dir);
+    tokenizerFrom = dir;
+    generation = readGenerationConfig(dir, model.cfg);
   }
   if (cfg.use_peft)
     applyLora(model, {
@@ -110,6 +111,7 @@ export async function runSft(
   try {
     let cursor = 0;
     const order = tok.map((_, i) => i);
+    const pace = new Pace(cfg.max_steps);
     const res = await sftTrain(
       model,
       (rng) => {
@@ -130,7 +132,7 @@ export async function runSft(
         onStep: (step, loss) => {
           appendFileSync(logPath, JSON.stringify({ step, loss }) + '\n');
           if (step % cfg.logging_steps === 0 || step === cfg.max_steps)
-            log(`sft step ${step}/${cfg.max_steps}: loss ${loss.toFixed(4)}`);
+            log(`sft step ${step}/${cfg.max_steps}: loss ${loss.toFixed(4)}, ${timingText(pace.at(step))}`);
         },
       },
     );

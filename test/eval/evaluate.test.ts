@@ -190,8 +190,23 @@ describe('evaluate', () => {
     const model = (writeInitModel(join(dir, 'm'), TINY, { seed: 3, charVocab: true }), CausalLM.load(join(dir, 'm')));
     const tok = TextTokenizer.fromDir(join(dir, 'm'));
     try {
-      const g = await evaluate(model, tok, { pool, limit: 2, maxNewTokens: 6, samples: 2, modelName: 'tiny' });
+      const progressLines: string[] = [];
+      const g = await evaluate(model, tok, {
+        pool,
+        limit: 2,
+        maxNewTokens: 6,
+        samples: 2,
+        modelName: 'tiny',
+        onProgress: (m) => void progressLines.push(m),
+      });
       assert.equal(g.records.length, 5 * 2 * 2);
+      // progress per benchmark with elapsed time and ETA; the last update of each always prints
+      // (greedy: one completion per problem)
+      for (const b of BENCHMARKS)
+        assert.ok(
+          progressLines.some((l) => new RegExp(`^eval: ${b.id}: completions 2/2, elapsed \\d+s, eta 0s$`).test(l)),
+          `${b.id}: ${progressLines.join(' | ')}`,
+        );
       for (const b of BENCHMARKS) assert.equal(g.summary.benchmarks[b.id]!.problems, 2);
       const first = g.records[0]!;
       assert.ok(

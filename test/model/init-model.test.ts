@@ -91,6 +91,33 @@ describe('gpg-rl init-model', () => {
       assert.ok(!existsSync(join(out3, 'tokenizer.json')));
     }));
 
+  test('eos_token_id / pad_token_id in config.json and generation_config.json (HF generate stops at <|im_end|>)', () =>
+    withTmp(async (tmp) => {
+      const shape = join(tmp, 'shape.json');
+      const json = (p: string) => JSON.parse(readFileSync(p, 'utf8'));
+      writeFileSync(shape, JSON.stringify(TINY));
+      const char = join(tmp, 'char');
+      await quiet(() => command.run(['--config', shape, '--out', char, '--char-vocab']));
+      for (const f of ['config.json', 'generation_config.json']) {
+        assert.equal(json(join(char, f)).eos_token_id, 2, f); // <|im_end|>
+        assert.equal(json(join(char, f)).pad_token_id, 0, f); // <|endoftext|>
+      }
+      // --tokenizer DIR: the copied tokenizer's eos/pad tokens fill the unset ids
+      writeFileSync(shape, JSON.stringify({ ...TINY, vocab_size: 99 }));
+      const copied = join(tmp, 'copied');
+      await quiet(() => command.run(['--config', shape, '--out', copied, '--tokenizer', char]));
+      for (const f of ['config.json', 'generation_config.json']) {
+        assert.equal(json(join(copied, f)).eos_token_id, 2, f);
+        assert.equal(json(join(copied, f)).pad_token_id, 0, f);
+      }
+      // ids the shape file sets win
+      writeFileSync(shape, JSON.stringify({ ...TINY, vocab_size: 99, eos_token_id: 5 }));
+      const own = join(tmp, 'own');
+      await quiet(() => command.run(['--config', shape, '--out', own, '--tokenizer', char]));
+      assert.equal(json(join(own, 'config.json')).eos_token_id, 5);
+      assert.equal(json(join(own, 'config.json')).pad_token_id, 0);
+    }));
+
   test('bad config → one-line error, exit 1, no output folder', () =>
     withTmp((tmp) => {
       const cases: Array<[unknown, RegExp]> = [

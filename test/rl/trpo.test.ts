@@ -407,13 +407,14 @@ describe('trpo config errors', () => {
       (e: unknown) => e instanceof ConfigError && re.test((e as Error).message),
     );
   test('each names its field', () => {
-    fails({ trpo_baseline: 'value' }, /trpo_baseline: value needs a critic/);
+    fails({ trpo_baseline: 'value' }, /trpo_baseline: value \(a learned critic.*not wired into TRPO yet/);
     fails({ beta: 0.04 }, /beta: must be 0 for loss_type trpo/);
     fails({ num_iterations: 2 }, /num_iterations: must be 1 for loss_type trpo/);
     fails({ bf16: true }, /bf16: must be false for loss_type trpo/);
     fails({ max_kl: 0 }, /max_kl/);
     fails({ cg_subsample: 1.5 }, /cg_subsample/);
     fails({ line_search_backtrack_ratio: 1 }, /line_search_backtrack_ratio/);
+    fails({ loss_type: 'gpg', max_kl: 0.01 }, /max_kl/);
     assert.equal(trpoCfg().max_kl, 0.001);
   });
 });

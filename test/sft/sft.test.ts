@@ -29,6 +29,7 @@ test('sft on the built-in arithmetic task: loss decreases, model folder loads', 
       'per_device_train_batch_size=16',
     ]);
     assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /^sft step 40\/40: loss \d+\.\d+, elapsed \d+(m\d+)?s, eta 0s$/m);
     const summary = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { first_loss: number; final_loss: number };
     const losses = readFileSync(join(out, 'sft_log.jsonl'), 'utf8')
       .trim()

@@ -34,6 +34,8 @@ export interface NativeAddon {
   setNumThreads(n: number): number;
   getNumThreads(): number;
   liveBytes(): number;
+  allocStats(): { cachedBytes: number; mappedBytes: number; hits: number; misses: number; capBytes: number };
+  releaseCache(): void;
   /** The production kernels of native/binding.cc's table (gemm, rmsnorm_forward, ...). */
   ops: Record<string, NativeFn>;
   /** Benchmark-only kernels (fma_peak, mem_bandwidth): not part of the op table. */

@@ -15,7 +15,7 @@
  *    (panels of 16 outputs, fp32 or bf16), kept the same way until releasePackedWeights().
  */
 import { DTYPE_CODE, benchOp, native, nativeBuild, op, type NativeStorage } from './addon.ts';
-import type { Backend, BackendBenchmarks, DType, DeviceBuffer, GemmArgs } from '../types.ts';
+import type { AllocatorStats, Backend, BackendBenchmarks, DType, DeviceBuffer, GemmArgs } from '../types.ts';
 
 /** Row count up to which products with [N, K] weights use the weight-streaming kernel. */
 const SMALL_M = 32;
@@ -98,6 +98,12 @@ export class CpuBackend implements Backend {
   }
   liveBytes(): number {
     return native.liveBytes();
+  }
+  allocatorStats(): AllocatorStats {
+    return native.allocStats();
+  }
+  releaseCache(): void {
+    native.releaseCache();
   }
   setNumThreads(n: number): number {
     return native.setNumThreads(n);

@@ -16,9 +16,10 @@ import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Command } from '../main.ts';
 import { intFlag, numberFlag, parseFlags, usageText, type FlagSpec } from '../options.ts';
-import { FileSystemError, ModelLoadError, UsageError } from '../../errors.ts';
+import { FileSystemError, UsageError } from '../../errors.ts';
 import { ensureDir, fsErrorMessage, removeCreatedDir } from '../../io/fs.ts';
 import { positionWarning } from '../../generate/generate.ts';
+import { resolveModelPath } from '../../model/hub.ts';
 import { CausalLM } from '../../model/decoder.ts';
 import { TextTokenizer } from '../../model/tokenizer.ts';
 import { readGenerationConfig, readModelConfig } from '../../model/config.ts';
@@ -30,7 +31,7 @@ import { PROTOCOL_NAMES, parseProtocolName } from '../../eval/protocols.ts';
 const FLAGS: Record<string, FlagSpec> = {
   model: {
     type: 'string',
-    help: 'model folder (config.json, *.safetensors, tokenizer.json); optional with --completions',
+    help: 'model folder (config.json, *.safetensors, tokenizer.json) or a Hugging Face repo id in the local hub cache; optional with --completions',
   },
   protocol: {
     type: 'string',
@@ -100,7 +101,9 @@ export const command: Command = {
     if (p.positionals.length)
       throw new UsageError(`unexpected argument "${p.positionals[0]}" for \`gpg-rl eval\`; see \`gpg-rl eval --help\``);
     const str = (k: string): string | undefined => p.flags[k] as string | undefined;
-    const modelDir = str('model');
+    const modelArg = str('model');
+    // a folder, or a Hugging Face repo id in the local hub cache (never downloaded)
+    const modelDir = modelArg === undefined ? undefined : resolveModelPath(modelArg, { what: '--model' });
     const completionsFile = str('completions');
     if (!completionsFile && !modelDir)
       throw new UsageError('`gpg-rl eval` needs --model DIR (or --completions FILE to grade given completions)');
@@ -175,12 +178,8 @@ export const command: Command = {
     let model: CausalLM | null = null;
     let tokenizer: TextTokenizer | null = null;
     if (modelDir !== undefined) {
-      if (!existsSync(modelDir) || !statSync(modelDir).isDirectory())
-        throw new ModelLoadError(
-          `--model ${modelDir}: no such folder; give a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)`,
-        );
       tokenizer = TextTokenizer.fromDir(modelDir);
-      opts.modelName = basename(resolve(modelDir));
+      opts.modelName = modelDir === modelArg ? basename(resolve(modelDir)) : modelArg!;
     } else opts.modelName = basename(completionsFile!);
     try {
       // the output folder now, before any generation (removed again if the evaluation fails)

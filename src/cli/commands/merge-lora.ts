@@ -8,10 +8,14 @@
 import type { Command } from '../main.ts';
 import { parseFlags, requireFlag, usageText, type FlagSpec } from '../options.ts';
 import { mergeLoraFolder } from '../../model/lora.ts';
+import { resolveModelPath } from '../../model/hub.ts';
 import { FlagError } from '../../errors.ts';
 
 const flags: Record<string, FlagSpec> = {
-  base: { type: 'string', help: 'base model folder (config.json + *.safetensors) the adapter was trained on' },
+  base: {
+    type: 'string',
+    help: 'base model folder (config.json + *.safetensors) the adapter was trained on, or its Hugging Face repo id in the local hub cache',
+  },
   adapter: { type: 'string', help: 'PEFT adapter folder (adapter_config.json + adapter_model.safetensors)' },
   out: { type: 'string', help: 'output model folder (replaced atomically when it exists)' },
 };
@@ -23,7 +27,7 @@ export const command: Command = {
     const p = parseFlags('merge-lora', argv, flags);
     if (p.positionals.length)
       throw new FlagError(`\`gpg-rl merge-lora\` takes no positional arguments (got ${p.positionals.join(' ')})`);
-    const base = requireFlag('merge-lora', p, 'base');
+    const base = resolveModelPath(requireFlag('merge-lora', p, 'base'), { what: '--base' });
     const adapter = requireFlag('merge-lora', p, 'adapter');
     const out = requireFlag('merge-lora', p, 'out');
     const r = mergeLoraFolder(base, adapter, out);

@@ -6,6 +6,7 @@
  */
 import { GpgRlError } from '../../errors.ts';
 import { GROUP_LOSS_TYPES, groupAlgorithms } from './group.ts';
+import { PPO_LOSS_TYPES, ppoAlgorithm } from './ppo.ts';
 import { TRPO_LOSS_TYPES, trpoAlgorithm } from './trpo.ts';
 import type { Algorithm } from './types.ts';
 
@@ -13,17 +14,19 @@ export type {
   Algorithm,
   AlgoConfig,
   CollectContext,
+  Companion,
   LossResult,
   MicroBatchLoss,
+  PreparedMicroBatch,
   StepBatch,
   UpdateOutcome,
 } from './types.ts';
 
 /** Every family, in the order their loss types are listed. */
-const ALGORITHMS: readonly Algorithm[] = [groupAlgorithms, trpoAlgorithm];
+const ALGORITHMS: readonly Algorithm[] = [groupAlgorithms, ppoAlgorithm, trpoAlgorithm];
 
 /** Every `loss_type` value (the config's enum): each family's list, spread here in ALGORITHMS order. */
-export const LOSS_TYPES = [...GROUP_LOSS_TYPES, ...TRPO_LOSS_TYPES] as const;
+export const LOSS_TYPES = [...GROUP_LOSS_TYPES, ...PPO_LOSS_TYPES, ...TRPO_LOSS_TYPES] as const;
 
 const byLossType = new Map<string, Algorithm>();
 for (const a of ALGORITHMS) {
@@ -63,6 +66,18 @@ export function algorithmFor(lossType: string): Algorithm {
   if (!a)
     throw new GpgRlError(`Unknown loss type: ${lossType} (expected ${LOSS_TYPES.join('|')})`, 'GPG_CONFIG_INVALID');
   return a;
+}
+
+/**
+ * Config fields some family owns (Algorithm.ownFields) that `lossType`'s family does not read:
+ * field → the loss types that read it (setting one under another loss_type is a config error).
+ */
+export function foreignFields(lossType: string): Map<string, string[]> {
+  const own = algorithmFor(lossType);
+  const out = new Map<string, string[]>();
+  for (const a of ALGORITHMS)
+    if (a !== own) for (const f of a.ownFields ?? []) out.set(f, [...(out.get(f) ?? []), ...a.lossTypes]);
+  return out;
 }
 
 /** The per-loss_type default of a config field: loss_type → value (DESIGN §5 table). */

@@ -109,6 +109,16 @@ export const trpoAlgorithm: Algorithm = {
   family: 'TRPO (natural gradient in a KL trust region)',
   lossTypes: TRPO_LOSS_TYPES,
   defaults: DEFAULTS,
+  // set under another loss_type, these are config errors (algorithms/index.ts)
+  ownFields: [
+    'max_kl',
+    'cg_iters',
+    'cg_damping',
+    'cg_subsample',
+    'line_search_steps',
+    'line_search_backtrack_ratio',
+    'trpo_baseline',
+  ],
 
   check(c, _explicit, add) {
     if (c.beta > 0)
@@ -132,7 +142,7 @@ export const trpoAlgorithm: Algorithm = {
     if (c.trpo_baseline === 'value')
       add(
         'trpo_baseline',
-        `value needs a critic (the value model of loss_type ppo), which this build does not have yet; use trpo_baseline: group`,
+        `value (a learned critic as the baseline, from loss_type ppo's value model) is not wired into TRPO yet; use trpo_baseline: group`,
       );
   },
 

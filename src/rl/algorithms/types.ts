@@ -16,12 +16,24 @@
  * weights); `loss()` is what it passes to ctx.gradient / ctx.evaluate.
  *
  * plus the static parts: its loss_type names, per-loss_type config defaults, cross-field checks
- * and metric keys. Adding an algorithm = one file implementing `Algorithm` + one line in
+ * and metric keys. Optional hooks, for families that need more than one advantage per completion
+ * (PPO: a critic, per-token advantages from GAE, mini-batch epochs):
+ *
+ *   companion(cfg, ctx)          → what it trains beside the policy (its own model and optimizer)
+ *   companion.prepare(…)         after collection, before the updates: forward passes without
+ *                                gradient over every micro-batch (old and reference log-probs given)
+ *   updates(cfg, n, step)        which micro-batches each optimizer update uses (default: every
+ *                                one, iterations() times)
+ *   companion.backward / step    inside each update, beside the policy's loss and step
+ *   ownFields                    config fields that only this family reads (set under another
+ *                                loss_type they are an error) Adding an algorithm = one file implementing `Algorithm` + one line in
  * algorithms/index.ts (docs/architecture.md, "Add an algorithm").
  */
 import type { TrainConfig } from '../config.ts';
 import type { Group } from '../rollout.ts';
 import type { UpdateContext } from '../update.ts';
+import type { CausalLM } from '../../model/decoder.ts';
+import type { PackedBatch } from '../../train/batch.ts';
 
 /** Resolved config as an algorithm sees it. */
 export type AlgoConfig = TrainConfig;
@@ -46,6 +58,12 @@ export interface StepBatch {
   skip: boolean;
   /** Family-specific values from collection (GPG: inverse_alpha, resample rounds). */
   state: Record<string, number>;
+  /**
+   * Per-token experience a companion's prepare() computes, one record per micro-batch (in step
+   * order): the completions it holds and named arrays, dense [B*Tm1] like `lp` (PPO: advantages,
+   * returns, old values, mask).
+   */
+  tokens?: Array<{ rows: readonly number[]; arrays: Record<string, Float64Array> }>;
 }
 
 /** One micro-batch of the step as the loss sees it (host arrays, [B*Tm1] row-major). */
@@ -62,8 +80,56 @@ export interface MicroBatchLoss {
   advantages: Float64Array;
   B: number;
   Tm1: number;
-  /** Whole-step-batch counts (DESIGN §5): completion tokens and completions. */
+  /** Counts over the whole optimizer update (DESIGN §5): completion tokens and completions. */
   denominators: { tokens: number; sequences: number };
+  /** Index of this micro-batch in the step (batch.tokens[micro] is its per-token experience). */
+  micro: number;
+}
+
+/** One micro-batch of the step as a companion sees it: the packed host batch and dense [B*Tm1] log-probs. */
+export interface PreparedMicroBatch {
+  /** The step-batch completions (batch order) it holds. */
+  rows: readonly number[];
+  packed: PackedBatch;
+  /** Log-probs of the policy that sampled the batch (training precision). */
+  oldLp: Float64Array;
+  /** Reference-model log-probs (when usesReference). */
+  refLp?: Float64Array;
+}
+
+/** What the companion needs to start: the policy (before a resume loads its checkpoint), the seed. */
+export interface CompanionContext {
+  policy: CausalLM;
+  seed: number;
+  log: (line: string) => void;
+}
+
+/**
+ * What a family trains beside the policy, with its own optimizer (PPO: the critic). Saved in every
+ * checkpoint as the folder `dirName` (an HF model folder plus its optimizer state) and at the end
+ * beside `<output_dir>/model` (weights only).
+ */
+export interface Companion {
+  readonly dirName: string;
+  /** Parameters it holds (reports and the components table). */
+  numParameters(): number;
+  /** After collection, before the updates: forward passes without gradient; sets batch.tokens. */
+  prepare(cfg: AlgoConfig, batch: StepBatch, micro: readonly PreparedMicroBatch[]): void;
+  /** One micro-batch of an update: its own loss, forward and backward (gradients add up until step). */
+  backward(
+    cfg: AlgoConfig,
+    batch: StepBatch,
+    micro: PreparedMicroBatch,
+    k: number,
+    denominators: { tokens: number; sequences: number },
+  ): { loss: number; sums: Record<string, number> };
+  /** After an update's micro-batches: its optimizer step; returns metric sums (e.g. its grad norm). */
+  step(cfg: AlgoConfig, lr: number): Record<string, number>;
+  /** Writes its folder into `dir` (exists, empty); `weightsOnly` leaves out the optimizer state. */
+  save(dir: string, o: { weightsOnly: boolean; tokenizerFrom?: string }): void;
+  /** Restores what save() wrote (resume). */
+  load(dir: string): void;
+  dispose(): void;
 }
 
 export interface LossResult {
@@ -101,6 +167,15 @@ export interface Algorithm {
   iterations(cfg: AlgoConfig): number;
   /** This family's metrics.jsonl columns, in order. */
   metricKeys(cfg: Pick<AlgoConfig, 'loss_type' | 'beta' | 'num_iterations'>): string[];
+  /** Config fields only this family reads (an error when set under another family's loss_type). */
+  readonly ownFields?: readonly string[];
+  /** What it trains beside the policy (created once per run; null = nothing). */
+  companion?(cfg: AlgoConfig, ctx: CompanionContext): Companion | null;
+  /**
+   * The optimizer updates of one step: for each, the micro-batch indices it runs (in order), given
+   * `n` micro-batches; `step` is 0-based (for a deterministic shuffle). Default: iterations() × all.
+   */
+  updates?(cfg: AlgoConfig, n: number, step: number): number[][];
   collect(cfg: AlgoConfig, ctx: CollectContext): Promise<StepBatch>;
   /** One advantage per completion of the step batch (batch order). */
   advantages(cfg: AlgoConfig, batch: StepBatch): Float64Array;
