@@ -18,6 +18,7 @@
  * saving are name-for-name. Shapes: B batch, T tokens, C hidden, H heads, Hkv kv heads, D head dim,
  * I intermediate, V vocab.
  */
+import { countForward } from '../tensor/passes.ts';
 import { Tensor, tidy } from '../tensor/tensor.ts';
 import { checkpoint, noGrad } from '../tensor/tape.ts';
 import { linear } from '../tensor/ops/matmul.ts';
@@ -264,7 +265,9 @@ export class CausalLM {
     const ckpt = opts.checkpoint ?? this.gradientCheckpointing;
     for (let i = 0; i < this.cfg.numLayers; i++)
       x = ckpt ? checkpoint((xi) => this.layer(i, xi, pos, mask, null), [x]) : this.layer(i, x, pos, mask, null);
-    return rmsnorm(x, this.p('model.norm.weight'), this.cfg.rmsNormEps);
+    const out = rmsnorm(x, this.p('model.norm.weight'), this.cfg.rmsNormEps);
+    countForward(B, out.requiresGrad);
+    return out;
   }
 
   /** Full logits [B, T, V] (tests, small batches; training uses tokenLogps, which never stores them). */

@@ -113,6 +113,12 @@ export interface TrainResult {
   modelDir: string | null;
   metrics: MetricsRow[];
   model: CausalLM;
+  /**
+   * Parameters the run held in memory, counted from its models: the policy, the frozen reference
+   * copy (0 without one, and with LoRA, whose reference is the policy with adapters off) and what
+   * the family trains beside the policy (PPO's critic; 0 without).
+   */
+  parameters: { policy: number; reference: number; companion: number };
 }
 
 /** Fields that may change between a run and its --resume. */
@@ -904,6 +910,11 @@ class Run {
       modelDir,
       metrics: this.rows,
       model: this.setup.model,
+      parameters: {
+        policy: this.setup.model.numParameters(),
+        reference: this.ref?.numParameters() ?? 0,
+        companion: this.companion?.numParameters() ?? 0,
+      },
     };
   }
 
@@ -950,6 +961,8 @@ async function dryRun(cfg: TrainConfig, s: RunSetup, runDir: string, log: (s: st
     modelDir: null,
     metrics: [],
     model: s.model,
+    // nothing is built beside the policy in a dry run
+    parameters: { policy: s.model.numParameters(), reference: 0, companion: 0 },
   };
 }
 

@@ -8,6 +8,7 @@
  * `checkpoint(fn, inputs)` (activation checkpointing) keeps only a block's inputs and output and
  * re-runs the block during backward.
  */
+import { countBackward } from './passes.ts';
 import { Tensor, setScopeEndHook, tidy, type TapeNode } from './tensor.ts';
 import { TensorOpError } from '../errors.ts';
 
@@ -100,6 +101,7 @@ export interface BackwardRoot {
  */
 export function backward(root: Tensor | BackwardRoot[], seed?: Tensor): void {
   const roots: BackwardRoot[] = Array.isArray(root) ? root : [{ root, seed }];
+  countBackward();
   if (roots.length === 0) {
     clearTape();
     throw new TensorOpError('backward', 'no root given');

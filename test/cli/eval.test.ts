@@ -232,7 +232,7 @@ describe('gpg-rl eval', () => {
       ],
       [
         ['--model', join(dir, 'no-such-model'), '--out', out],
-        /^gpg-rl eval: --model .*no-such-model: no such folder; give a Hugging Face model folder/,
+        /^gpg-rl eval: --model: model folder not found: .*no-such-model \(a Hugging Face folder with config\.json/,
       ],
       [['--out', out], /^gpg-rl eval: `gpg-rl eval` needs --model DIR \(or --completions FILE/],
       [['--model', modelDir, '--grader', 'sympy', '--out', out], /--grader must be math-verify or qwen \(got sympy\)/],

@@ -1,7 +1,8 @@
 /**
  * @module cli/commands/ablate
  * `gpg-rl ablate [--arms a,b] [--seeds 0,1,2] [--steps N] [--out DIR]`: the paper's Table 1
- * ablation at small scale (see src/demo/ablate.ts). Prints the markdown table.
+ * ablation at small scale (see src/demo/ablate.ts). Prints the markdown table, then the components
+ * table (components.md).
  */
 import type { Command } from '../main.ts';
 import { intFlag, parseFlags, usageText, type FlagSpec } from '../options.ts';
@@ -10,7 +11,7 @@ import { UsageError } from '../../errors.ts';
 const flags: Record<string, FlagSpec> = {
   arms: {
     type: 'string',
-    help: 'comma-separated subset of grpo,dr_grpo,dapo,gpg_std,gpg_no_age,gpg,gpg_beta_th,sft_more (default all)',
+    help: 'comma-separated subset of grpo,dr_grpo,dapo,gpg_std,gpg_no_age,gpg,gpg_beta_th,ppo,trpo (once loss_type trpo exists),sft_more (default all)',
   },
   seeds: { type: 'string', help: 'comma-separated seeds (default 0,1,2)' },
   steps: { type: 'string', help: 'budget in steps of 16 prompts × 8 completions (default 150)' },
@@ -19,7 +20,8 @@ const flags: Record<string, FlagSpec> = {
 };
 
 export const command: Command = {
-  summary: "the GPG paper's ablation (GRPO, Dr. GRPO, DAPO, F_norm, AGE, β_th) at small scale",
+  summary:
+    "the GPG paper's ablation (GRPO, Dr. GRPO, DAPO, F_norm, AGE, β_th, PPO, TRPO) at small scale, with the measured components table",
   usage: usageText('ablate', '[--arms a,b] [--seeds 0,1,2] [--steps N] [--out DIR]', flags),
   async run(argv) {
     const p = parseFlags('ablate', argv, flags);
@@ -45,7 +47,7 @@ export const command: Command = {
       outDir: p.flags.out as string | undefined,
       cacheDir: p.flags['cache-dir'] as string | undefined,
     });
-    process.stdout.write(res.table);
+    process.stdout.write(res.table + '\n' + res.componentsTable);
     return 0;
   },
 };
