@@ -356,6 +356,30 @@ const OpEntry kOps[] = {
        const float* x = a.f32(0, "x", n);
        return Napi::Number::New(a.env(), gradnorm_sumsq(x, n)).As<Napi::Value>();
      }},
+    // kl_forward(out [N], p_logits [N, V], q_logits [N, V], N, V, temperature): KL(p ‖ q) per row
+    {"kl_forward",
+     [](const Args& a) {
+       const int64_t N = a.integer(3, "N"), V = a.integer(4, "V");
+       const double temp = a.number(5, "temperature");
+       if (!(temp > 0)) a.fail("temperature must be > 0, got " + std::to_string(temp));
+       float* out = a.f32(0, "out", N);
+       const float* p = a.f32(1, "p_logits", N * V);
+       const float* q = a.f32(2, "q_logits", N * V);
+       kl_forward(out, p, q, N, V, static_cast<float>(temp));
+       return a.undefined();
+     }},
+    // kl_hvp(out [N, V], logits [N, V], u [N, V], N, V, temperature): out = (diag(p) − p pᵀ) u per row
+    {"kl_hvp",
+     [](const Args& a) {
+       const int64_t N = a.integer(3, "N"), V = a.integer(4, "V");
+       const double temp = a.number(5, "temperature");
+       if (!(temp > 0)) a.fail("temperature must be > 0, got " + std::to_string(temp));
+       float* out = a.f32(0, "out", N * V);
+       const float* x = a.f32(1, "logits", N * V);
+       const float* u = a.f32(2, "u", N * V);
+       kl_hvp(out, x, u, N, V, static_cast<float>(temp));
+       return a.undefined();
+     }},
     // logprobs_forward(lp [N] | null, lse [N], entropy [N] | null, logits [rows, V], targets int32 [N] | null,
     //                  rows, V, temperature, rowOff = 0)
     {"logprobs_forward",

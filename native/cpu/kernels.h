@@ -89,6 +89,10 @@ void gemv(float* y, const float* x, const float* W, const float* bias, int64_t M
 // ---- gradnorm.cc: Σ x^2 in double, deterministic for any thread count
 double gradnorm_sumsq(const float* x, int64_t n);
 
+// ---- kl.cc: per-row KL(softmax(p/τ) ‖ softmax(q/τ)) and the softmax Fisher (diag(p) − p pᵀ) u (TRPO)
+void kl_forward(float* out, const float* p_logits, const float* q_logits, int64_t N, int64_t V, float temperature);
+void kl_hvp(float* out, const float* logits, const float* u, int64_t N, int64_t V, float temperature);
+
 // ---- logprobs.cc: log-softmax + gather of token log-probs and token entropy over `rows` logit rows
 // (rows rowOff.. of the [N] outputs); backward kernels write "=" and dlogits may alias logits.
 void logprobs_forward(float* lp, float* lse, float* entropy, const float* logits, const int32_t* targets, int64_t rows,

@@ -223,6 +223,10 @@ export interface Kernels {
     numBlocks: number,
     scale: number,
   ): void;
+  /** out[N] = KL(softmax(p/τ) ‖ softmax(q/τ)) per row of p, q [N, V] (TRPO's trust region; no gradient). */
+  klForward(out: DeviceBuffer, p: DeviceBuffer, q: DeviceBuffer, N: number, V: number, temperature: number): void;
+  /** out[N, V] = (diag(p) − p pᵀ) u per row, p = softmax(logits/τ): the softmax Fisher times u (TRPO). */
+  klHvp(out: DeviceBuffer, logits: DeviceBuffer, u: DeviceBuffer, N: number, V: number, temperature: number): void;
   /** Log-softmax + gather (and/or entropy) of a chunk of logit rows; row r is token rowOff + r. */
   logprobsForward(
     lp: DeviceBuffer | null,

@@ -288,6 +288,24 @@ export class CausalLM {
     batch: TokenBatch,
     opts: { temperature?: number; select?: ArrayLike<number>; entropy?: boolean; checkpoint?: boolean } = {},
   ): { logps: Tensor; entropy: Float32Array | null; index: Int32Array } {
+    const { h, targets, index } = this.selectedHidden(batch, opts);
+    const { logps, entropy } = tokenLogprobs(h, this.lmHeadWeight(), targets, {
+      temperature: opts.temperature ?? 1,
+      entropy: !!opts.entropy,
+    });
+    return { logps, entropy: entropy ? entropy.toFloat32() : null, index };
+  }
+
+  /**
+   * The final hidden states [N, C] of the positions tokenLogps selects (the context of each
+   * target token; same `select` rule), the targets int32 [N] and each one's flat position in
+   * [B, T-1]. The logits of those tokens are `h @ lmHeadWeight()ᵀ` (TRPO's KL and Fisher-vector
+   * products need them explicitly, src/rl/update.ts). Gradient flows to the parameters.
+   */
+  selectedHidden(
+    batch: TokenBatch,
+    opts: { select?: ArrayLike<number>; checkpoint?: boolean } = {},
+  ): { h: Tensor; targets: Tensor; index: Int32Array } {
     const { ids: idsH, mask: maskH, B, T } = batch;
     if (idsH.length !== B * T || maskH.length !== B * T)
       throw new TensorOpError(
@@ -318,16 +336,11 @@ export class CausalLM {
     const h = this.hidden(ids, mask, pos, { checkpoint: opts.checkpoint });
     const C = this.cfg.hiddenSize;
     const hSel = embedding(reshape(h, [B * T, C]), Tensor.fromArray(Int32Array.from(rows), [rows.length], 'int32'));
-    const { logps, entropy } = tokenLogprobs(
-      hSel,
-      this.lmHeadWeight(),
-      Tensor.fromArray(Int32Array.from(targets), [targets.length], 'int32'),
-      {
-        temperature: opts.temperature ?? 1,
-        entropy: !!opts.entropy,
-      },
-    );
-    return { logps, entropy: entropy ? entropy.toFloat32() : null, index: Int32Array.from(index) };
+    return {
+      h: hSel,
+      targets: Tensor.fromArray(Int32Array.from(targets), [targets.length], 'int32'),
+      index: Int32Array.from(index),
+    };
   }
 
   // ------------------------------------------------------------------------------------------

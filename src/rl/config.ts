@@ -360,7 +360,7 @@ export const FIELDS = {
     'Loss',
     z.enum(LOSS_TYPES),
     'gpg',
-    'Policy loss: `gpg` (GPG, arXiv 2504.02546: −lp·A, token mean, ÷ inverse_alpha), `grpo` (clipped ratio + β·KL, per-sequence mean; arXiv 2402.03300), `dapo` (clip-higher, token mean; arXiv 2503.14476), `dr_grpo` (unscaled advantages, ÷ B·max_completion_length; arXiv 2503.20783), `ppo` (PPO with a critic: KL in the per-token reward, GAE, clipped policy and value losses; arXiv 1707.06347, 2203.02155; see the PPO fields). Sets the defaults of the fields marked "per loss_type".',
+    'Policy loss: `gpg` (GPG, arXiv 2504.02546: −lp·A, token mean, ÷ inverse_alpha), `grpo` (clipped ratio + β·KL, per-sequence mean; arXiv 2402.03300), `dapo` (clip-higher, token mean; arXiv 2503.14476), `dr_grpo` (unscaled advantages, ÷ B·max_completion_length; arXiv 2503.20783), `ppo` (PPO with a critic: KL in the per-token reward, GAE, clipped policy and value losses; arXiv 1707.06347, 2203.02155; see the PPO fields). `trpo` (natural-gradient step on the surrogate in a KL trust region, no optimizer; arXiv 1502.05477; fields under TRPO). Sets the defaults of the fields marked "per loss_type".',
   ),
   scale_rewards: f(
     'Loss',
@@ -473,6 +473,50 @@ export const FIELDS = {
     z.string().min(1).nullable(),
     null,
     "Folder the critic starts from (TRL `value_model_path`), relative to the recipe's folder: a Hugging Face …ForTokenClassification or …ForSequenceClassification folder with one label (e.g. a reward model), or a …ForCausalLM folder (new value head); null = a copy of the policy with a new value head. Checkpoints hold the critic as `value_model/` (…ForTokenClassification, plus its AdamW state); the run ends with `<output_dir>/value_model`. ppo only.",
+  ),
+
+  // > TRPO (loss_type trpo; Schulman et al., arXiv 1502.05477)
+  max_kl: f(
+    'TRPO',
+    z.number().gt(0),
+    0.001,
+    "TRPO's trust region δ: every accepted step keeps the mean KL(π_old ‖ π_θ) over the step's completion tokens (full-vocabulary KL per token) ≤ max_kl. The natural-gradient step is scaled to reach δ in the quadratic model, then the line search backs off. Recorded in trainer_config.json; trpo/kl logs the applied step's KL. trpo only.",
+  ),
+  cg_iters: f(
+    'TRPO',
+    posInt(),
+    10,
+    'Conjugate-gradient iterations for the natural gradient F⁻¹g (one Fisher-vector product each). trpo only.',
+  ),
+  cg_damping: f(
+    'TRPO',
+    nonNeg(),
+    0.1,
+    'Damping λ: CG solves (F + λI) s = g, which keeps directions the sampled tokens say nothing about from exploding (baselines trpo_mpi uses 0.1). trpo only.',
+  ),
+  cg_subsample: f(
+    'TRPO',
+    z.number().gt(0).max(1),
+    0.2,
+    "Fraction of the step's completions (with all their tokens) whose Fisher the CG uses, drawn afresh each step from the seed (TRPO's Fisher subsampling, arXiv 1502.05477 §6); the gradient, the KL and the line search always use every completion. 1 = all. trpo only.",
+  ),
+  line_search_steps: f(
+    'TRPO',
+    posInt(),
+    10,
+    'Backtracking line-search tries: step fractions 1, r, r², … (r = line_search_backtrack_ratio); the first with surrogate improvement and KL ≤ max_kl is taken, and if none is the weights stay unchanged. trpo only.',
+  ),
+  line_search_backtrack_ratio: f(
+    'TRPO',
+    z.number().gt(0).lt(1),
+    0.5,
+    'Factor r by which each line-search try shrinks the step. trpo only.',
+  ),
+  trpo_baseline: f(
+    'TRPO',
+    z.enum(['group', 'value']),
+    'group',
+    'Advantage baseline of TRPO: `group` = the group mean reward (GRPO-style, A = r − mean_g, ÷ std with scale_rewards), `value` = a learned critic (as in the TRPO paper; not wired into TRPO yet, refused; needs the value model of loss_type ppo). trpo only.',
   ),
 
   // > Optimisation

@@ -63,6 +63,7 @@ import {
   type TrainCallbacks,
 } from './callbacks.ts';
 import { prepareRun, type RunSetup } from './setup.ts';
+import { PolicyUpdate } from './update.ts';
 import { changedSettings, openRunFolder, type RunFolder } from './run-folder.ts';
 import { positionWarning } from '../generate/generate.ts';
 
@@ -609,7 +610,36 @@ class Run {
     const adv = algo.advantages(cfg, batch);
     const seen = new Set<number>();
     if (batch.skip) this.counters.skipped_steps = (this.counters.skipped_steps ?? 0) + 1;
-    else {
+    else if (algo.update) {
+      // the algorithm owns the update (TRPO): it gets gradients, evaluations and Fisher products
+      const ctx = new PolicyUpdate({
+        model,
+        micro,
+        pack: (rows) => microBatches(batch.groups, G, cfg, this.setup.padTokenId, rows),
+        advantages: adv,
+        denominators: { tokens, sequences: batch.groups.length * G },
+        temperature: cfg.temperature,
+        checkpoint: cfg.gradient_checkpointing,
+        step: step + 1,
+        onFirstPass: (_k, lp, entropy, mb) => {
+          samplingDiff.add(lp, mb.packed, batch.groups, G, mb.rows);
+          for (const e of entropy ?? []) {
+            entropySum += e;
+            entropyCount++;
+          }
+          trainTokens += mb.packed.B * mb.packed.T;
+        },
+      });
+      try {
+        const out = algo.update(cfg, batch, ctx);
+        lossSum = out.loss;
+        gradNorm = out.gradNorm;
+        Object.assign(sums, out.sums);
+      } finally {
+        ctx.dispose();
+      }
+      this.optimizerStep_++;
+    } else {
       for (const update of updates) {
         model.lora?.reseed(this.optimizerStep_); // dropout masks: a function of the optimizer step
         const den = {
@@ -948,7 +978,7 @@ interface MicroBatch {
  * The step batch packed into micro-batches: of per_device_train_batch_size completions in batch
  * order, or, with max_tokens_per_microbatch, by padded B·T within that budget (planMicroBatches).
  */
-function microBatches(groups: Group[], G: number, cfg: TrainConfig, padId: number): MicroBatch[] {
+function microBatches(groups: Group[], G: number, cfg: TrainConfig, padId: number, only?: number[]): MicroBatch[] {
   const prompts: number[][] = [];
   const comps: number[][] = [];
   const keep: boolean[] = [];
@@ -958,6 +988,16 @@ function microBatches(groups: Group[], G: number, cfg: TrainConfig, padId: numbe
       comps.push(g.completions[i]!);
       keep.push(!(cfg.mask_truncated_completions && !g.finished[i]));
     }
+  if (only) {
+    // a subset of the completions (TRPO's Fisher subsample) in per_device_train_batch_size chunks
+    const out: MicroBatch[] = [];
+    for (let lo = 0; lo < only.length; lo += cfg.per_device_train_batch_size) {
+      const rows = only.slice(lo, lo + cfg.per_device_train_batch_size);
+      const pickRows = <T>(xs: T[]) => rows.map((r) => xs[r]!);
+      out.push({ rows, packed: packBatch(pickRows(prompts), pickRows(comps), padId, pickRows(keep)) });
+    }
+    return out;
+  }
   const plan: number[][] = [];
   if (cfg.max_tokens_per_microbatch > 0)
     plan.push(

@@ -550,6 +550,14 @@ export class CpuBackend implements Backend {
   ): void {
     op('logprobs_backward')(s(dlogits), s(logits), s(dlp), s(lse), s(targets), rows, V, temperature, rowOff);
   }
+  klForward(out: DeviceBuffer, p: DeviceBuffer, q: DeviceBuffer, N: number, V: number, temperature: number): void {
+    op('kl_forward')(s(out), s(p), s(q), N, V, temperature);
+    touch(out);
+  }
+  klHvp(out: DeviceBuffer, logits: DeviceBuffer, u: DeviceBuffer, N: number, V: number, temperature: number): void {
+    op('kl_hvp')(s(out), s(logits), s(u), N, V, temperature);
+    touch(out);
+  }
   logprobsEntropyBackward(
     dlogits: DeviceBuffer,
     logits: DeviceBuffer,

@@ -7,6 +7,7 @@
 import { GpgRlError } from '../../errors.ts';
 import { GROUP_LOSS_TYPES, groupAlgorithms } from './group.ts';
 import { PPO_LOSS_TYPES, ppoAlgorithm } from './ppo.ts';
+import { TRPO_LOSS_TYPES, trpoAlgorithm } from './trpo.ts';
 import type { Algorithm } from './types.ts';
 
 export type {
@@ -18,13 +19,14 @@ export type {
   MicroBatchLoss,
   PreparedMicroBatch,
   StepBatch,
+  UpdateOutcome,
 } from './types.ts';
 
 /** Every family, in the order their loss types are listed. */
-const ALGORITHMS: readonly Algorithm[] = [groupAlgorithms, ppoAlgorithm];
+const ALGORITHMS: readonly Algorithm[] = [groupAlgorithms, ppoAlgorithm, trpoAlgorithm];
 
 /** Every `loss_type` value (the config's enum): each family's list, spread here in ALGORITHMS order. */
-export const LOSS_TYPES = [...GROUP_LOSS_TYPES, ...PPO_LOSS_TYPES] as const;
+export const LOSS_TYPES = [...GROUP_LOSS_TYPES, ...PPO_LOSS_TYPES, ...TRPO_LOSS_TYPES] as const;
 
 const byLossType = new Map<string, Algorithm>();
 for (const a of ALGORITHMS) {

@@ -10,6 +10,11 @@
  *     loss(cfg, batch, micro)    → loss value, dLoss/dlp over the micro-batch's tokens, metric sums
  *   metrics(cfg, batch, sums, …) → the family's metric columns (metricKeys)
  *
+ * A family that owns its parameter update (TRPO: CG, step size, line search) implements
+ * `update(cfg, batch, ctx)` instead: the trainer then skips its loss → backward → AdamW loop and
+ * hands it an UpdateContext (src/rl/update.ts: gradients, evaluations, Fisher-vector products,
+ * weights); `loss()` is what it passes to ctx.gradient / ctx.evaluate.
+ *
  * plus the static parts: its loss_type names, per-loss_type config defaults, cross-field checks
  * and metric keys. Optional hooks, for families that need more than one advantage per completion
  * (PPO: a critic, per-token advantages from GAE, mini-batch epochs):
@@ -26,6 +31,7 @@
  */
 import type { TrainConfig } from '../config.ts';
 import type { Group } from '../rollout.ts';
+import type { UpdateContext } from '../update.ts';
 import type { CausalLM } from '../../model/decoder.ts';
 import type { PackedBatch } from '../../train/batch.ts';
 
@@ -134,6 +140,16 @@ export interface LossResult {
   sums: Record<string, number>;
 }
 
+/** What an algorithm's own update() reports to the trainer. */
+export interface UpdateOutcome {
+  /** The loss at the weights the step started from. */
+  loss: number;
+  /** ‖∇ loss‖ at those weights. */
+  gradNorm: number;
+  /** Metric sums for metrics(). */
+  sums: Record<string, number>;
+}
+
 export interface Algorithm {
   /** Family name (docs, errors). */
   readonly family: string;
@@ -164,6 +180,12 @@ export interface Algorithm {
   /** One advantage per completion of the step batch (batch order). */
   advantages(cfg: AlgoConfig, batch: StepBatch): Float64Array;
   loss(cfg: AlgoConfig, batch: StepBatch, micro: MicroBatchLoss): LossResult;
+  /**
+   * Optional: the family's own update of the weights for the step (replaces the trainer's
+   * micro-batch loss → backward → AdamW step). Returns the loss and gradient norm for the
+   * metrics row and the sums metrics() reads.
+   */
+  update?(cfg: AlgoConfig, batch: StepBatch, ctx: UpdateContext): UpdateOutcome;
   /** The family's metric columns for the step (keys = metricKeys). */
   metrics(
     cfg: AlgoConfig,

@@ -1,0 +1,187 @@
+/**
+ * @module rl/algorithms/trpo
+ * TRPO (Schulman et al., arXiv 1502.05477; the step of OpenAI baselines' trpo_mpi) on LLM
+ * completions, `loss_type: trpo`. No optimizer, no reference model, no clipping: each step
+ *
+ *   1) g = ∇θ L(θ_old), the surrogate L(θ) = Σ_t ratio_t·A_t·m_t / N over the step's completion
+ *      tokens (ratio = π_θ/π_old per token; N = completion tokens of the whole step batch, as in
+ *      dapo/gpg; A = r − mean_g, the group baseline, ÷ std_g with scale_rewards)
+ *   2) s ≈ F⁻¹ g by conjugate gradient (cg_iters, damping cg_damping) on Fisher-vector products of
+ *      the mean token KL(π_old ‖ π_θ) (src/rl/update.ts, over a cg_subsample of the completions)
+ *   3) the full step β·s with β = sqrt(2δ / sᵀ(F + λI)s): the quadratic model's KL equals δ = max_kl
+ *   4) backtracking line search over β·s·rᵏ (k < line_search_steps): the first point whose
+ *      surrogate improves on L(θ_old) and whose exact mean KL is ≤ max_kl is taken; if none is,
+ *      the weights are put back bit for bit (trpo/kl = 0).
+ *
+ * The natural-gradient direction does not depend on the scale of A or of L, and the trust region
+ * fixes the size, so every accepted step moves the policy by at most max_kl per token.
+ */
+import { advantages, isGroupValid, stepRewards } from '../advantages.ts';
+import { collectDynamic } from '../alpha.ts';
+import { conjugateGradient } from './cg.ts';
+import { dot, norm, type UpdateContext } from '../update.ts';
+import { Rng } from '../../data/rng.ts';
+import type { Algorithm, AlgoConfig, LossResult, MicroBatchLoss, StepBatch, UpdateOutcome } from './types.ts';
+
+export const TRPO_LOSS_TYPES = ['trpo'] as const;
+
+/** The per-loss_type fields TRPO fixes (DESIGN §5 table): no AGE, no β_th, no reference, no clip. */
+const DEFAULTS = {
+  trpo: {
+    scale_rewards: false,
+    adjust_gd: false,
+    min_inverse_alpha: null,
+    dynamic_sampling: false,
+    beta: 0,
+    epsilon_high: null,
+  },
+};
+
+/** Stream of the Fisher-subsample RNG (mixed with the seed and the step, so resume is exact). */
+const SUBSAMPLE_STREAM = 0x7290;
+
+/** −L(θ): minus the token-mean surrogate Σ ratio·A·m / N, and its gradient in lp. */
+export function surrogateLoss(m: MicroBatchLoss): LossResult {
+  const { lp, oldLp, mask, advantages: adv, B, Tm1 } = m;
+  const N = Math.max(1, m.denominators.tokens);
+  const dlp = new Float64Array(B * Tm1);
+  let loss = 0;
+  for (let b = 0; b < B; b++) {
+    const A = adv[b]!;
+    for (let t = 0; t < Tm1; t++) {
+      const i = b * Tm1 + t;
+      if (!mask[i]) continue;
+      const ratio = oldLp ? Math.exp(lp[i]! - oldLp[i]!) : 1;
+      loss -= (ratio * A * mask[i]!) / N;
+      dlp[i] = -(ratio * A * mask[i]!) / N;
+    }
+  }
+  return { loss, dlp, sums: {} };
+}
+
+/** cg_subsample of the step's completions (at least one), a seeded function of (seed, step). */
+export function fisherRows(c: Pick<AlgoConfig, 'seed' | 'cg_subsample'>, step: number, sequences: number): number[] {
+  const k = Math.min(sequences, Math.max(1, Math.round(c.cg_subsample * sequences)));
+  if (k === sequences) return Array.from({ length: sequences }, (_, i) => i);
+  const rng = new Rng(c.seed, SUBSAMPLE_STREAM + step);
+  const idx = Array.from({ length: sequences }, (_, i) => i);
+  for (let i = 0; i < k; i++) {
+    const j = i + rng.nextInt(sequences - i);
+    [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+  }
+  return idx.slice(0, k).sort((a, b) => a - b);
+}
+
+/** One TRPO step on the UpdateContext: CG, step size, line search (module header). */
+export function trpoStep(c: AlgoConfig, ctx: UpdateContext): UpdateOutcome {
+  const g0 = ctx.gradient(surrogateLoss);
+  const loss0 = g0.loss; // −L(θ_old)
+  const g = g0.grad.map((x) => -x); // ascent direction of L
+  const gradNorm = norm(g);
+  const sums = { kl: 0, stepSize: 0, lineSearchSteps: 0, improvement: 0 };
+  if (!(gradNorm > 0)) return { loss: loss0, gradNorm, sums };
+  const Fv = ctx.fisher(fisherRows(c, ctx.step, ctx.sequences));
+  const cg = conjugateGradient(Fv, g, { iters: c.cg_iters, damping: c.cg_damping });
+  const sFs = dot(cg.x, cg.Ax); // sᵀ(F + λI)s from the CG's own products
+  if (!(sFs > 0)) return { loss: loss0, gradNorm, sums };
+  const beta = Math.sqrt((2 * c.max_kl) / sFs);
+  const theta = new Float64Array(ctx.size);
+  let frac = 1;
+  for (let k = 0; k < c.line_search_steps; k++, frac *= c.line_search_backtrack_ratio) {
+    const a = beta * frac;
+    for (let i = 0; i < theta.length; i++) theta[i] = ctx.theta0[i]! + a * cg.x[i]!;
+    ctx.moveTo(theta);
+    const e = ctx.evaluate(surrogateLoss);
+    sums.lineSearchSteps = k + 1;
+    const improvement = loss0 - e.loss;
+    if (e.kl <= c.max_kl && improvement > 0 && Number.isFinite(e.loss)) {
+      sums.kl = e.kl;
+      sums.stepSize = a;
+      sums.improvement = improvement;
+      return { loss: loss0, gradNorm, sums };
+    }
+  }
+  ctx.restore(); // rejected: θ_old bit for bit
+  return { loss: loss0, gradNorm, sums };
+}
+
+export const trpoAlgorithm: Algorithm = {
+  family: 'TRPO (natural gradient in a KL trust region)',
+  lossTypes: TRPO_LOSS_TYPES,
+  defaults: DEFAULTS,
+  // set under another loss_type, these are config errors (algorithms/index.ts)
+  ownFields: [
+    'max_kl',
+    'cg_iters',
+    'cg_damping',
+    'cg_subsample',
+    'line_search_steps',
+    'line_search_backtrack_ratio',
+    'trpo_baseline',
+  ],
+
+  check(c, _explicit, add) {
+    if (c.beta > 0)
+      add(
+        'beta',
+        `must be 0 for loss_type trpo (got ${c.beta}): TRPO has no reference model; its KL trust region is max_kl`,
+      );
+    if (c.num_iterations > 1)
+      add(
+        'num_iterations',
+        `must be 1 for loss_type trpo (got ${c.num_iterations}): TRPO makes one constrained step per batch`,
+      );
+    if (c.adjust_gd) add('adjust_gd', `is GPG's α and applies only to loss_type gpg; remove adjust_gd`);
+    if (c.min_inverse_alpha !== null)
+      add('min_inverse_alpha', `is GPG's β_th and applies only to loss_type gpg; remove min_inverse_alpha`);
+    if (c.bf16)
+      add(
+        'bf16',
+        `must be false for loss_type trpo: its Fisher-vector products take finite differences of the model's outputs, which bf16 products round away`,
+      );
+    if (c.trpo_baseline === 'value')
+      add(
+        'trpo_baseline',
+        `value (a learned critic as the baseline, from loss_type ppo's value model) is not wired into TRPO yet; use trpo_baseline: group`,
+      );
+  },
+
+  usesReference: () => false,
+  needsOldLogps: () => false,
+  iterations: () => 1,
+
+  metricKeys: () => ['trpo/kl', 'trpo/step_size', 'trpo/line_search_steps', 'trpo/improvement'],
+
+  async collect(c, ctx) {
+    const isValid = (g: { rewards: Float64Array }) => isGroupValid(g.rewards);
+    if (c.dynamic_sampling) {
+      const r = await collectDynamic(ctx.sample, isValid, {
+        groupsPerStep: ctx.groupsPerStep,
+        maxRounds: c.max_resample_rounds,
+      });
+      return { groups: r.groups, skip: r.skip, state: { rounds: r.rounds } };
+    }
+    const groups = await ctx.sample(ctx.groupsPerStep, 0);
+    // no group with differing rewards: every advantage is 0, so is the gradient
+    return { groups, skip: !groups.some(isValid), state: { rounds: 0 } };
+  },
+
+  advantages(c, batch) {
+    const G = c.num_generations;
+    return advantages(stepRewards(batch.groups, G), G, { scaleRewards: c.scale_rewards });
+  },
+
+  loss: (_c, _batch, m) => surrogateLoss(m),
+
+  update: (c, _batch: StepBatch, ctx) => trpoStep(c, ctx),
+
+  metrics(_c, batch, sums) {
+    const v = (k: string) => (batch.skip ? 0 : (sums[k] ?? 0));
+    return {
+      'trpo/kl': v('kl'),
+      'trpo/step_size': v('stepSize'),
+      'trpo/line_search_steps': v('lineSearchSteps'),
+      'trpo/improvement': v('improvement'),
+    };
+  },
+};
