@@ -84,10 +84,11 @@ test(`chaos: ${KILLS} SIGKILLs at random moments of a ${STEPS}-step demo run, re
   assert.equal(rows(full).length, STEPS);
 
   const chaos = join(dir, 'chaos');
-  // seeded kill points: a step to reach (spread over the run), then 0–400 ms into the next one
+  // seeded kill points: a step to reach (spread over the first STEPS − 10 steps), then 0–400 ms
+  // more; the 10 steps of room keep a fast machine from finishing the run before the last kill
   let seed = 18;
   const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-  const targets = Array.from({ length: KILLS }, (_, i) => Math.floor((i + rnd()) * ((STEPS - 2) / KILLS)) + 1);
+  const targets = Array.from({ length: KILLS }, (_, i) => Math.floor((i + rnd()) * ((STEPS - 10) / KILLS)) + 1);
   let kills = 0;
   for (const target of targets) {
     const child = spawn(process.execPath, [BIN, ...args(chaos), ...(isRun(chaos) ? ['--resume'] : [])], {
