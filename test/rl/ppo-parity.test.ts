@@ -76,6 +76,27 @@ const close = (ours: ArrayLike<number>, want: ArrayLike<number>, tol: number, wh
   const e = relErr(ours, want);
   assert.ok(e <= tol, `${what}: relative error ${e.toExponential(3)} > ${tol}`);
 };
+/** A scalar within tol relative of PyTorch's. */
+const closeScalar = (ours: number, want: number, tol: number, what: string) =>
+  assert.ok(Math.abs(ours - want) <= tol * Math.abs(want), `${what} ${ours} vs ${want}`);
+/** Every fixture gradient `grad.<prefix>.<name>` against ours (rel ≤ 1e-4); returns how many were compared. */
+function compareGrads(
+  fx: Map<string, StTensor>,
+  keys: string[],
+  prefix: string,
+  params: Map<string, Tensor>,
+  label: string,
+): number {
+  let n = 0;
+  for (const key of keys.filter((k) => k.startsWith(`grad.${prefix}.`))) {
+    const name = key.slice(`grad.${prefix}.`.length);
+    const p = params.get(name);
+    assert.ok(p?.grad, `${name} has no gradient`);
+    close(p.grad.toFloat32(), toFloat32(fx.get(key)!), 1e-4, `${label} grad ${name}`);
+    n++;
+  }
+  return n;
+}
 
 for (const kind of KINDS) {
   describe(`PPO parity with PyTorch: ${kind}`, () => {
@@ -118,10 +139,7 @@ for (const kind of KINDS) {
         epsilonHigh: meta.cliprange,
         tokens: meta.tokens,
       });
-      assert.ok(
-        Math.abs(p.loss - meta.loss_policy) <= 1e-12 * Math.abs(meta.loss_policy),
-        `policy ${p.loss} vs ${meta.loss_policy}`,
-      );
+      closeScalar(p.loss, meta.loss_policy, 1e-12, 'policy');
       close(p.dlp, s.a('dlp'), 1e-12, 'dLoss/dlp');
       assert.equal(p.clippedTokens, meta.policy_clipped);
       const v = valueLoss({
@@ -132,10 +150,7 @@ for (const kind of KINDS) {
         cliprangeValue: meta.cliprange_value,
         tokens: meta.tokens,
       });
-      assert.ok(
-        Math.abs(v.loss - meta.loss_value) <= 1e-12 * Math.abs(meta.loss_value),
-        `value ${v.loss} vs ${meta.loss_value}`,
-      );
+      closeScalar(v.loss, meta.loss_value, 1e-12, 'value');
       close(v.dvalues, s.a('dvalues'), 1e-12, 'dLoss/dV');
       assert.equal(v.clippedTokens, meta.value_clipped);
     });
@@ -172,16 +187,9 @@ for (const kind of KINDS) {
         );
         return o;
       });
-      assert.ok(Math.abs(out.loss - meta.loss_policy) <= 1e-5 * Math.abs(meta.loss_policy), `loss ${out.loss}`);
+      closeScalar(out.loss, meta.loss_policy, 1e-5, 'loss');
       assert.equal(out.clippedTokens, meta.policy_clipped);
-      let n = 0;
-      for (const key of meta.grad_params.filter((k) => k.startsWith('grad.policy.'))) {
-        const name = key.slice('grad.policy.'.length);
-        const p = model.params.get(name);
-        assert.ok(p?.grad, `${name} has no gradient`);
-        close(p.grad.toFloat32(), toFloat32(s.fx.get(key)!), 1e-4, `${kind} policy grad ${name}`);
-        n++;
-      }
+      const n = compareGrads(s.fx, meta.grad_params, 'policy', model.params, `${kind} policy`);
       assert.ok(n >= 5, `only ${n} gradients compared`);
       model.dispose();
     });
@@ -199,17 +207,10 @@ for (const kind of KINDS) {
         { oldValues: s.oldValues, returns: s.a('ret_k3') },
         { cliprangeValue: meta.cliprange_value, tokens: meta.tokens, coef: 1 },
       );
-      assert.ok(Math.abs(out.loss - meta.loss_value) <= 1e-5 * Math.abs(meta.loss_value), `loss ${out.loss}`);
+      closeScalar(out.loss, meta.loss_value, 1e-5, 'loss');
       assert.equal(out.clippedTokens, meta.value_clipped);
       const params = new Map(critic.model.trainableParameters());
-      let n = 0;
-      for (const key of meta.grad_params.filter((k) => k.startsWith('grad.value.'))) {
-        const name = key.slice('grad.value.'.length);
-        const p = params.get(name);
-        assert.ok(p?.grad, `${name} has no gradient`);
-        close(p.grad.toFloat32(), toFloat32(s.fx.get(key)!), 1e-4, `${kind} value grad ${name}`);
-        n++;
-      }
+      const n = compareGrads(s.fx, meta.grad_params, 'value', params, `${kind} value`);
       assert.ok(n >= 5 && params.has('score.bias'), `only ${n} gradients compared`);
       critic.dispose();
     });
