@@ -15,7 +15,10 @@
  * seeded streams (`seed`, drawn per sequence as `generate` draws them from `new Rng(seed)`), and
  * the engine computes each row independently, so a request's completions do not depend on which
  * requests share its call: `seed` S and n = G on prompt p give what
- * `generate(model, G × [p], { rng: new Rng(S) })` gives locally.
+ * `generate(model, G × [p], { rng: new Rng(S) })` gives locally. The gpg-rl extension
+ * `sequence_seeds` (n × prompts unsigned 64-bit seeds, decimal strings) gives each choice its own
+ * stream, `new Rng(seed)`, so a trainer reproduces its local engine's draws exactly (vLLM ignores
+ * the field and uses `seed`).
  *
  * Log-probs are the engine's log_softmax(logits / T)[token] over the full vocabulary (the
  * sampling policy before top-k/top-p truncation; T = 1 for greedy, temperature 0), vLLM's
@@ -84,6 +87,8 @@ interface CompletionRequest {
   topP: number;
   topK: number;
   seed: bigint | null;
+  /** gpg-rl extension `sequence_seeds`: one 64-bit seed per choice (prompt-major), overriding `seed`. */
+  sequenceSeeds: bigint[] | null;
   stop: string[];
   logprobs: number | null;
   tokensAsIds: boolean;
@@ -316,6 +321,25 @@ export class CompletionServer {
       if (typeof s !== 'number' || !Number.isSafeInteger(s)) throw bad('seed', `must be an integer (got ${show(s)})`);
       seed = BigInt.asUintN(64, BigInt(s));
     }
+    let sequenceSeeds: bigint[] | null = null;
+    const ss = b['sequence_seeds'];
+    if (ss !== undefined && ss !== null) {
+      const want = prompts.length * n;
+      if (!Array.isArray(ss) || ss.length !== want)
+        throw bad('sequence_seeds', `must be a list of ${want} seeds (n × prompts; got ${show(ss)})`);
+      sequenceSeeds = ss.map((x, i) => {
+        const ok =
+          (typeof x === 'string' && /^\d{1,20}$/.test(x)) ||
+          (typeof x === 'number' && Number.isSafeInteger(x) && x >= 0);
+        const v = ok ? BigInt(x as string | number) : -1n;
+        if (v < 0n || v >= 1n << 64n)
+          throw bad(
+            'sequence_seeds',
+            `entry ${i} must be an unsigned 64-bit integer (a decimal string; got ${show(x)})`,
+          );
+        return v;
+      });
+    }
     let stop: string[] = [];
     const st = b['stop'];
     if (typeof st === 'string') stop = [st];
@@ -338,7 +362,21 @@ export class CompletionServer {
           'max_tokens',
           `prompt ${i} (${p.ids.length} tokens) + max_tokens ${maxTokens} is past the model's maximum context length ${maxPos}`,
         );
-    return { model, adapter, prompts, n, maxTokens, temperature, topP, topK, seed, stop, logprobs, tokensAsIds };
+    return {
+      model,
+      adapter,
+      prompts,
+      n,
+      maxTokens,
+      temperature,
+      topP,
+      topK,
+      seed,
+      sequenceSeeds,
+      stop,
+      logprobs,
+      tokensAsIds,
+    };
   }
 
   private parsePrompts(p: unknown, V: number): Array<{ ids: number[] }> {
@@ -412,10 +450,11 @@ export class CompletionServer {
     const seeds: bigint[] = [];
     for (const r of reqs) {
       const rng = new Rng(r.seed ?? BigInt('0x' + randomBytes(8).toString('hex')));
+      let c = 0;
       for (const p of r.prompts)
-        for (let j = 0; j < r.n; j++) {
+        for (let j = 0; j < r.n; j++, c++) {
           prompts.push(p.ids);
-          seeds.push((BigInt(rng.nextUint32()) << 32n) | BigInt(rng.nextUint32()));
+          seeds.push(r.sequenceSeeds?.[c] ?? (BigInt(rng.nextUint32()) << 32n) | BigInt(rng.nextUint32()));
         }
     }
     const decode = (ids: number[]) => this.tokenizer?.decode(ids, { skipSpecialTokens: true, dropUnknown: true }) ?? '';
