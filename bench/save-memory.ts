@@ -14,6 +14,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { defaultBackend } from '../src/backend/index.ts';
+import type { Tensor } from '../src/tensor/tensor.ts';
 import { CausalLM } from '../src/model/decoder.ts';
 import { initModel } from '../src/model/init.ts';
 import { makeOptimizer } from '../src/train/optimizer.ts';
@@ -37,12 +38,10 @@ const named = model.trainableParameters();
 const opt = makeOptimizer(named, { learningRate: 1e-6, weightDecay: 0.1 });
 // moments as after a step: every page resident (zero-filled pages may not be)
 const be = defaultBackend();
-const st0 = opt.state();
-st0.m.forEach((m) => m.fill(1e-3));
-st0.v.forEach((v) => v.fill(1e-6));
-opt.loadState({ step: 1, m: st0.m, v: st0.v });
-st0.m.length = 0;
-st0.v.length = 0;
+for (const { m, v } of (opt as unknown as { slots: Array<{ m: Tensor; v: Tensor }> }).slots) {
+  be.fill(m.deviceBuffer, 1e-3, m.size);
+  be.fill(v.deviceBuffer, 1e-6, v.size);
+}
 gc();
 be.releaseCache?.();
 
