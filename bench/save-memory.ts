@@ -6,7 +6,10 @@
  * Prints one JSON line: resident memory before the save, the peak during it (VmHWM, reset just
  * before the save through /proc/self/clear_refs), their difference, and the seconds.
  *
- *   node --expose-gc --import tsx bench/save-memory.ts --shape bench/qwen2.5-0.5b.json --out /tmp/ck
+ *   node --expose-gc --import tsx bench/save-memory.ts --shape bench/qwen2.5-0.5b.json --out /tmp/ck [--host]
+ *
+ * --host hands saveCheckpoint host copies of the weights and moments instead (model.toHost(),
+ * AdamW.state()), as Trainer.save did before saves streamed.
  *
  * Measure one configuration per process (the peak is the process's). Needs RAM for the weights
  * and the moments (0.5B: ~2 GB + ~4 GB native) plus what the save holds on the host.
@@ -19,11 +22,13 @@ import { CausalLM } from '../src/model/decoder.ts';
 import { initModel } from '../src/model/init.ts';
 import { makeOptimizer } from '../src/train/optimizer.ts';
 import { saveCheckpoint } from '../src/rl/checkpoint.ts';
+import { streamed } from '../src/model/folder.ts';
 
 const { values: a } = parseArgs({
   options: {
     shape: { type: 'string' },
     out: { type: 'string', default: '/tmp/gpg-rl-save-memory' },
+    host: { type: 'boolean', default: false },
   },
 });
 if (!a.shape) throw new Error('--shape <HF config.json> is required');
@@ -49,8 +54,10 @@ rmSync(a.out, { recursive: true, force: true });
 writeFileSync('/proc/self/clear_refs', '5'); // VmHWM := VmRSS
 const rssBefore = status('VmRSS');
 const t0 = performance.now();
-// what Trainer.save hands to saveCheckpoint
-const st = opt.state();
+// what Trainer.save hands to saveCheckpoint: the weights and moments streamed from the backend;
+// --host: host copies of both (model.toHost(), AdamW.state(): what it handed before)
+const st = a.host ? opt.state() : opt.moments();
+const moment = (t: Tensor | Float32Array) => (t instanceof Float32Array ? t : streamed(t));
 const data = {
   state: {
     step: 1,
@@ -60,16 +67,17 @@ const data = {
     counters: {},
     configHash: 'bench',
   },
-  m: new Map(named.map(([n], i) => [n, st.m[i]!])),
-  v: new Map(named.map(([n], i) => [n, st.v[i]!])),
+  m: new Map(named.map(([n], i) => [n, moment(st.m[i]!)])),
+  v: new Map(named.map(([n], i) => [n, moment(st.v[i]!)])),
 };
-saveCheckpoint(a.out, model.cfg, model.toHost(), data);
+saveCheckpoint(a.out, model.cfg, a.host ? model.toHost() : model.streamed(), data);
 const seconds = (performance.now() - t0) / 1000;
 const peak = status('VmHWM');
 const GB = (x: number) => Math.round((x / 2 ** 30) * 1000) / 1000;
 console.log(
   JSON.stringify({
     shape: a.shape,
+    host: !!a.host,
     params: model.numParameters(),
     rss_before_save_gib: GB(rssBefore),
     peak_rss_during_save_gib: GB(peak),
