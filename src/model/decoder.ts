@@ -33,7 +33,7 @@ import { pagedAttention, pagedKvWrite } from '../tensor/ops/paged.ts';
 import { tokenLogprobs } from '../tensor/ops/logprobs.ts';
 import { copyRows } from '../tensor/ops/copy.ts';
 import { LAYER, parameterNames, readModelConfig, type ModelConfig } from './config.ts';
-import { loadModelTensors } from './folder.ts';
+import { loadModelTensors, streamed, type StreamedTensor } from './folder.ts';
 import { ModelLoadError, TensorOpError } from '../errors.ts';
 import type { LoraAdapter } from './lora.ts';
 
@@ -138,10 +138,24 @@ export class CausalLM {
     return CausalLM.fromHost(cfg, loadModelTensors(dir, cfg));
   }
 
+  /** A copy of the weights on the same backend (no host copy; the frozen reference model). */
+  clone(): CausalLM {
+    const params = new Map<string, Tensor>();
+    for (const [name, p] of this.params) params.set(name, p.clone().keep());
+    return new CausalLM(this.cfg, params);
+  }
+
   /** Host copies of every parameter, HF names (for saving / checkpoints). */
   toHost(): Map<string, { shape: number[]; data: Float32Array }> {
     const out = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const [name, p] of this.params) out.set(name, { shape: [...p.shape], data: p.toFloat32() });
+    return out;
+  }
+
+  /** Every parameter by HF name, read from its backend buffer a piece at a time when saved (no host copy). */
+  streamed(): Map<string, StreamedTensor> {
+    const out = new Map<string, StreamedTensor>();
+    for (const [name, p] of this.params) out.set(name, streamed(p));
     return out;
   }
 
