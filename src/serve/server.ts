@@ -230,7 +230,7 @@ export class CompletionServer {
     if (name === this.modelName) throw bad('lora_name', `must differ from the base model's name ${name}`);
     if (!existsSync(join(path, ADAPTER_CONFIG_FILE)))
       throw bad('lora_path', `${path} holds no ${ADAPTER_CONFIG_FILE} (not a PEFT adapter folder)`);
-    if (this.adapters.has(name) && b['load_inplace'] !== true && b['load_inplace'] !== undefined)
+    if (this.adapters.has(name) && b['load_inplace'] !== true)
       throw bad('lora_name', `adapter ${name} is already loaded; unload it first or pass load_inplace: true`);
     this.attach(name, path); // read now, so a bad adapter is this request's error
     this.adapters.set(name, path);
