@@ -16,6 +16,7 @@ import { train, type TrainResult } from '../../src/rl/trainer.ts';
 import type { MetricsRow } from '../../src/rl/metrics.ts';
 import { RolloutServersError } from '../../src/generate/remote.ts';
 import { serve, type Served } from '../serve/spawn.ts';
+import { loadRecipe } from '../../src/rl/recipe.ts';
 
 const SHAPE = {
   hidden_size: 32,
@@ -116,6 +117,24 @@ describe('rollout_servers', () => {
     await b!.kill();
   });
 
+  test('LoRA: the adapter reaches the servers through /v1/load_lora_adapter after every step', async () => {
+    const lora = { use_peft: true, lora_r: 2, lora_alpha: 4 };
+    const localLora = await train(config('lora-local', lora), { rewardFns: { len }, log: () => {} });
+    const [a, b] = await fleet(2);
+    const res = await train(config('lora-served', { ...lora, rollout_servers: [a!.url, b!.url] }), {
+      rewardFns: { len },
+      log: () => {},
+    });
+    sameRun(localLora, res, 'served LoRA vs local LoRA');
+    for (const s of [a!, b!]) {
+      assert.equal(s.stderr().match(/POST \/v1\/load_lora_adapter 200/g)?.length, 3, s.stderr());
+      assert.doesNotMatch(s.stderr(), /update_weights_from_disk/);
+    }
+    assert.ok(existsSync(join(dir, 'lora-served', 'rollout_weights', 'adapter_config.json')));
+    await a!.kill();
+    await b!.kill();
+  });
+
   test('killing one server mid-run degrades to the other with a warning, same result', async () => {
     const [a, b] = await fleet(2);
     const lines: string[] = [];
@@ -159,6 +178,17 @@ describe('rollout_servers', () => {
     assert.equal(resumed.steps, 3);
     // the resumed process holds steps 2–3; the weights and those rows equal the uninterrupted local run
     sameRun({ ...local, metrics: local.metrics.slice(1) }, resumed, 'resumed vs local');
+  });
+
+  test('--set rollout_servers takes a list of URLs', () => {
+    const recipe = new URL('../../recipes/demo.yaml', import.meta.url).pathname;
+    const c = loadRecipe(recipe, ['rollout_servers=[http://10.0.0.1:8000, http://gpu2:8000/]']);
+    assert.deepEqual(c.rollout_servers, ['http://10.0.0.1:8000', 'http://gpu2:8000/']);
+    assert.equal(c.max_staleness, 0);
+    assert.throws(
+      () => loadRecipe(recipe, ['rollout_servers=[gpu1:8000]']),
+      /rollout_servers\.0: must be an http\(s\) URL such as http:\/\/host:8000 \(got "gpu1:8000"\)/,
+    );
   });
 
   test('max_staleness other than 0 is refused in one line', async () => {
