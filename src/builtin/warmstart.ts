@@ -7,8 +7,8 @@
  */
 import { Pace, timingText } from '../io/progress.ts';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CausalLM } from '../model/decoder.ts';
 import { initModel, tokenizerFiles } from '../model/init.ts';
@@ -21,8 +21,12 @@ import type { VerifierPool } from '../rewards/math-verify/pool.ts';
 import { replaceDirAtomic, writeFileAtomic } from '../io/atomic.ts';
 import { specialTokens } from '../model/special.ts';
 
-/** Bump when the warm-start recipe changes, so stale caches are not reused. */
-const WARMSTART_VERSION = 1;
+/**
+ * Bump when the warm-start recipe changes, so stale caches are not reused.
+ * v2: no default time limit (v1 stopped after 300 s and cached whatever it had reached: a loaded
+ * machine cached a 5% model, so the demo's starting point depended on machine load).
+ */
+const WARMSTART_VERSION = 2;
 
 export const DEMO_SHAPE = {
   architectures: ['Qwen2ForCausalLM'],
@@ -41,11 +45,22 @@ export const DEMO_SHAPE = {
 export const DEMO_LEVEL = 2;
 export const HELDOUT_N = 500;
 
-export const WARMSTART = {
+export const WARMSTART: {
+  learningRate: number;
+  batchSize: number;
+  maxSteps: number;
+  /**
+   * Optional wall-time limit (toy-size tests). A run it cuts short below `targetAccuracy` is used
+   * but never cached, so the cached warm start depends only on the seed, never on machine load.
+   */
+  maxSeconds?: number;
+  evalEvery: number;
+  evalProblems: number;
+  targetAccuracy: number;
+} = {
   learningRate: 2e-3,
   batchSize: 64,
   maxSteps: 4000,
-  maxSeconds: 300,
   evalEvery: 50,
   evalProblems: 200,
   /** Stop SFT once greedy accuracy on the eval subset reaches this (issue 6: ≥ 30% leaves room and enough valid groups). */
@@ -97,6 +112,7 @@ export async function warmStart(
   const stream = trainStream(seed + 1000, DEMO_LEVEL);
   const evalSet = heldOutSet(DEMO_LEVEL, o.warm.evalProblems);
   let acc = 0;
+  let reached = false;
   const pace = new Pace(o.warm.maxSteps);
   const res = await sftTrain(model, () => arithSftPair(tokenizer, stream(), eos), {
     learningRate: o.warm.learningRate,
@@ -115,9 +131,21 @@ export async function warmStart(
     onEval: async (s) => {
       acc = (await heldoutAccuracy(model, tokenizer, evalSet, { pool: o.pool })).accuracy;
       o.log(`warm start: step ${s}, greedy accuracy ${(acc * 100).toFixed(1)}% on ${evalSet.length} problems`);
-      return acc >= o.warm.targetAccuracy;
+      reached = acc >= o.warm.targetAccuracy;
+      return reached;
     },
   });
+  if (!reached && res.steps < o.warm.maxSteps) {
+    // cut short by the time limit: usable for this run, but a cache must not depend on the clock
+    o.log(
+      `warm start: stopped by its ${o.warm.maxSeconds} s limit at step ${res.steps} with accuracy ${(acc * 100).toFixed(1)}% ` +
+        `(target ${(o.warm.targetAccuracy * 100).toFixed(0)}%); not cached`,
+    );
+    const tmp = mkdtempSync(join(tmpdir(), 'gpg-rl-warmstart-'));
+    process.once('exit', () => rmSync(tmp, { recursive: true, force: true }));
+    saveModelFolder(tmp, model.cfg, model.toHost(), { generation: init.generation, extraFiles: tokenizerFiles(tok) });
+    return { dir: tmp, model, tokenizer, accuracy: acc, cached: false };
+  }
   mkdirSync(join(o.cacheDir, 'demo'), { recursive: true });
   replaceDirAtomic(dir, (tmp) => {
     saveModelFolder(tmp, model.cfg, model.toHost(), { generation: init.generation, extraFiles: tokenizerFiles(tok) });

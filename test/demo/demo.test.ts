@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runDemo } from '../../src/demo/demo.ts';
 import { runAblation } from '../../src/demo/ablate.ts';
+import { WARMSTART, warmStart } from '../../src/builtin/warmstart.ts';
+import { VerifierPool } from '../../src/rewards/math-verify/pool.ts';
 
 const TOY = { maxSteps: 6, evalEvery: 3, evalProblems: 10, maxSeconds: 60 };
 
@@ -48,6 +50,35 @@ test('demo at toy size: warm start (cached), before/after accuracy, run folder',
       logs.join('\n'),
     );
     assert.equal(r2.heldout_accuracy_before, r.heldout_accuracy_before);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a warm start cut short by its time limit below target is used but not cached', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gpg-warm-'));
+  try {
+    const pool = new VerifierPool({ workers: 1 });
+    try {
+      const logs: string[] = [];
+      const o = {
+        cacheDir: join(dir, 'cache'),
+        warm: { ...WARMSTART, maxSteps: 50, evalEvery: 50, evalProblems: 4, maxSeconds: 0 },
+        log: (s: string) => logs.push(s),
+        pool,
+      };
+      const w = await warmStart(5, o);
+      assert.equal(w.cached, false);
+      assert.ok(existsSync(join(w.dir, 'model.safetensors')), 'the truncated model is still handed over as a folder');
+      assert.ok(!w.dir.startsWith(o.cacheDir), w.dir);
+      assert.ok(!existsSync(join(o.cacheDir, 'demo')) || readdirSync(join(o.cacheDir, 'demo')).length === 0);
+      assert.ok(
+        logs.some((l) => l.includes('not cached')),
+        logs.join('\n'),
+      );
+    } finally {
+      await pool.close();
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
