@@ -1,0 +1,587 @@
+/**
+ * @module backend/webgpu
+ * The WebGPU backend (Dawn through the `webgpu` package; in CI Mesa's lavapipe): buffers are
+ * pooled GPU storage buffers, kernels are WGSL compute shaders queued in batches on the device
+ * worker (device.ts), and the host blocks only when it reads (download, gradnormSumsq).
+ *  - Pool: a freed buffer goes back to a free list per size class (four classes per power of two),
+ *    so a training step reuses the same GPU buffers instead of creating and destroying them per op;
+ *    queue order makes reuse safe (a later kernel cannot overtake an earlier one). Cached bytes are
+ *    capped (GPG_RL_ALLOC_CACHE_MB, default 1024); releaseCache() destroys them.
+ *  - Kernels present: see KERNELS below; any other op throws UnsupportedOpError naming it.
+ *  - Adapter features: `shader-f16` and `subgroups` are enabled when present (AdapterInfo.features);
+ *    no kernel depends on them yet (every kernel is fp32 WGSL, so any adapter runs them).
+ */
+import type { AllocatorStats, Backend, DType, DeviceBuffer, GemmArgs, Kernels } from '../types.ts';
+import { NativeOpError, UnsupportedOpError } from '../../errors.ts';
+import { GpuDevice, type AdapterInfo } from './device.ts';
+import { grid1d, uniforms } from './wgsl.ts';
+import * as ew from './kernels/elementwise.ts';
+import { TILE, gemm, gemmKey, type GemmVariant } from './kernels/gemm.ts';
+import * as norm from './kernels/rmsnorm.ts';
+
+export type { AdapterInfo } from './device.ts';
+
+const ELEM_BYTES: Record<DType, number> = { float32: 4, int32: 4, bfloat16: 2 };
+
+class GpuBuffer implements DeviceBuffer {
+  freed = false;
+  constructor(
+    readonly backend: WebGpuBackend,
+    /** GPU buffer id (pooled: reused by a later allocation once this one is freed). */
+    readonly id: number,
+    /** Size class of the GPU buffer (≥ the bytes this buffer uses). */
+    readonly capacity: number,
+    readonly dtype: DType,
+    readonly numel: number,
+  ) {}
+  get bytes(): number {
+    return this.numel * ELEM_BYTES[this.dtype];
+  }
+}
+
+const g = (b: DeviceBuffer): GpuBuffer => {
+  const x = b as GpuBuffer;
+  if (x.freed) throw new Error(`webgpu: use of a freed ${x.dtype}[${x.numel}] buffer`);
+  return x;
+};
+
+/**
+ * The size re-check native/cpu does (a GPU kernel would clamp an out-of-range index and be silently
+ * wrong): `op: name holds n elements, needs m`, a NativeOpError as on CPU. Returns the buffer.
+ */
+function need(op: string, name: string, b: DeviceBuffer | null | undefined, n: number, dtype?: DType): void {
+  if (!b) return;
+  if (b.freed) throw new NativeOpError(`${op}: ${name} was freed`, op);
+  if (b.numel < n) throw new NativeOpError(`${op}: ${name} holds ${b.numel} elements, needs ${n}`, op);
+  if (dtype && b.dtype !== dtype) throw new NativeOpError(`${op}: ${name} must be ${dtype}, got ${b.dtype}`, op);
+}
+
+/** The bytes a pooled GPU buffer has for a request: 256-byte steps up to 4 KiB, then four classes per power of two. */
+export function sizeClass(bytes: number): number {
+  const b = Math.max(4, bytes);
+  if (b <= 4096) return Math.ceil(b / 256) * 256;
+  const step = 2 ** (Math.floor(Math.log2(b - 1)) - 2);
+  return Math.ceil(b / step) * step;
+}
+
+/** Round-to-nearest-even float32 → bfloat16 bits (as native/cpu and the WGSL cast do). */
+function toBf16Bits(x: Float32Array): Uint16Array {
+  const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  const out = new Uint16Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const b = u[i]!;
+    out[i] = (b & 0x7fffffff) > 0x7f800000 ? (b >>> 16) | 0x40 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}
+
+/** The ops with a WGSL kernel; the rest of Kernels throws UnsupportedOpError. */
+export const KERNELS: ReadonlySet<keyof Kernels> = new Set<keyof Kernels>([
+  'fill',
+  'copy',
+  'copyRows',
+  'castF32Bf16',
+  'castBf16F32',
+  'addForward',
+  'axpy',
+  'scale',
+  'sumRows',
+  'gemm',
+  'swigluForward',
+  'swigluBackward',
+  'rmsnormForward',
+  'rmsnormBackward',
+]);
+
+export class WebGpuBackend implements Backend {
+  readonly name = 'webgpu';
+  private live = 0;
+  private pool = new Map<number, number[]>();
+  private cached = 0;
+  private mapped = 0;
+  private hits = 0;
+  private misses = 0;
+  private readonly cap = Number(process.env.GPG_RL_ALLOC_CACHE_MB ?? 1024) * 2 ** 20;
+  private readonly dummies: number[] = [];
+
+  constructor(readonly device: GpuDevice) {}
+
+  /** Adapter name, vendor, features and limits (for logs, trainer_config.json and bench). */
+  get adapter(): AdapterInfo {
+    return this.device.adapter;
+  }
+
+  /** True when `op` has a WGSL kernel here. */
+  supports(op: keyof Kernels): boolean {
+    return KERNELS.has(op);
+  }
+
+  // ---- memory
+  allocate(dtype: DType, numel: number, zero = false): DeviceBuffer {
+    const bytes = numel * ELEM_BYTES[dtype];
+    const cls = sizeClass(bytes);
+    let id = this.pool.get(cls)?.pop();
+    if (id !== undefined) {
+      this.hits++;
+      this.cached -= cls;
+    } else {
+      this.misses++;
+      id = this.device.create(cls);
+      this.mapped += cls;
+    }
+    this.live += bytes;
+    if (zero) this.device.clear(id, 0, cls);
+    return new GpuBuffer(this, id, cls, dtype, numel);
+  }
+
+  free(buf: DeviceBuffer): void {
+    const b = buf as GpuBuffer;
+    if (b.freed) return;
+    b.freed = true;
+    this.live -= b.bytes;
+    if (this.cached + b.capacity > this.cap) {
+      this.device.destroy(b.id);
+      this.mapped -= b.capacity;
+      return;
+    }
+    let list = this.pool.get(b.capacity);
+    if (!list) this.pool.set(b.capacity, (list = []));
+    list.push(b.id);
+    this.cached += b.capacity;
+  }
+
+  liveBytes(): number {
+    return this.live;
+  }
+  allocatorStats(): AllocatorStats {
+    return {
+      cachedBytes: this.cached,
+      mappedBytes: this.mapped,
+      hits: this.hits,
+      misses: this.misses,
+      capBytes: this.cap,
+    };
+  }
+  releaseCache(): void {
+    for (const ids of this.pool.values()) for (const id of ids) this.device.destroy(id);
+    this.mapped -= this.cached;
+    this.cached = 0;
+    this.pool.clear();
+    this.device.sync();
+  }
+  releasePackedWeights(): void {
+    // no packed copies: generation products read the weight itself
+  }
+  setNumThreads(_n: number): number {
+    return 1;
+  }
+  getNumThreads(): number {
+    return 1;
+  }
+
+  upload(buf: DeviceBuffer, data: Float32Array | Int32Array, offset = 0): void {
+    const b = g(buf);
+    if (offset < 0 || offset + data.length > b.numel)
+      throw new RangeError(`webgpu upload: ${data.length} elements at ${offset} into ${b.dtype}[${b.numel}]`);
+    if (b.dtype !== 'bfloat16') {
+      this.device.write(b.id, offset * 4, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      return;
+    }
+    const f = data instanceof Float32Array ? data : Float32Array.from(data);
+    const halves = toBf16Bits(f);
+    const w0 = offset >> 1;
+    const w1 = (offset + f.length + 1) >> 1;
+    const words = new Uint16Array((w1 - w0) * 2);
+    if (offset % 2 === 1 || (offset + f.length) % 2 === 1)
+      words.set(new Uint16Array(this.device.read(b.id, w0 * 4, (w1 - w0) * 4).buffer));
+    words.set(halves, offset - 2 * w0);
+    this.device.write(b.id, w0 * 4, new Uint8Array(words.buffer));
+  }
+
+  download(buf: DeviceBuffer, offset = 0, count?: number): Float32Array | Int32Array {
+    const b = g(buf);
+    const n = count ?? b.numel - offset;
+    if (offset < 0 || n < 0 || offset + n > b.numel)
+      throw new RangeError(`webgpu download: ${n} elements at ${offset} from ${b.dtype}[${b.numel}]`);
+    if (b.dtype !== 'bfloat16') {
+      const bytes = this.device.read(b.id, offset * 4, n * 4);
+      return b.dtype === 'int32' ? new Int32Array(bytes.buffer) : new Float32Array(bytes.buffer);
+    }
+    const w0 = offset >> 1;
+    const w1 = (offset + n + 1) >> 1;
+    const halves = new Uint16Array(this.device.read(b.id, w0 * 4, (w1 - w0) * 4).buffer);
+    const out = new Float32Array(n);
+    const u = new Uint32Array(out.buffer);
+    for (let i = 0; i < n; i++) u[i] = halves[offset - 2 * w0 + i]! << 16;
+    return out;
+  }
+
+  uploadBytes(buf: DeviceBuffer, bytes: Uint8Array): void {
+    const b = g(buf);
+    if (bytes.length !== b.bytes) throw new RangeError(`webgpu uploadBytes: ${bytes.length} bytes into ${b.bytes}`);
+    if (bytes.length % 4 === 0) return this.device.write(b.id, 0, bytes);
+    const padded = new Uint8Array(Math.ceil(bytes.length / 4) * 4);
+    padded.set(bytes);
+    this.device.write(b.id, 0, padded);
+  }
+
+  downloadBytes(buf: DeviceBuffer): Uint8Array {
+    const b = g(buf);
+    return this.device.read(b.id, 0, Math.ceil(b.bytes / 4) * 4).subarray(0, b.bytes);
+  }
+
+  /** Runs everything queued and waits (errors of queued kernels surface here). */
+  sync(): void {
+    this.device.sync();
+  }
+
+  /**
+   * Queues one kernel; `bufs` are outputs first (`outputs` of them), null for an absent optional
+   * buffer. An input that is also an output is read from a copy (Dawn rejects writable aliasing).
+   */
+  private run(
+    key: string,
+    wgsl: () => string,
+    op: string,
+    outputs: number,
+    bufs: (DeviceBuffer | null)[],
+    u: Uint32Array,
+    wg: [number, number, number],
+  ): void {
+    const ids = bufs.map((x, k) => (x ? g(x).id : this.dummy(k)));
+    const temps: DeviceBuffer[] = [];
+    for (let k = outputs; k < ids.length; k++) {
+      if (!ids.slice(0, outputs).includes(ids[k]!)) continue;
+      const src = g(bufs[k]!);
+      const t = this.allocate(src.dtype, src.numel) as GpuBuffer;
+      this.device.copy(src.id, 0, t.id, 0, Math.ceil(src.bytes / 4) * 4);
+      ids[k] = t.id;
+      temps.push(t);
+    }
+    this.device.dispatch(key, wgsl, op, ids, u, wg);
+    // queue order: a later allocation reusing a temp runs after this kernel
+    for (const t of temps) this.free(t);
+  }
+
+  /** A zeroed 256-byte buffer for binding k where an optional buffer is absent (one per slot: outputs must not alias). */
+  private dummy(k: number): number {
+    while (this.dummies.length <= k) {
+      const id = this.device.create(256);
+      this.device.clear(id, 0, 256);
+      this.dummies.push(id);
+    }
+    return this.dummies[k]!;
+  }
+
+  // ---- memory kernels
+  fill(x: DeviceBuffer, value: number, n: number): void {
+    need('fill', 'x', x, n);
+    const b = g(x);
+    let pattern: number;
+    if (b.dtype === 'int32') pattern = value | 0;
+    else {
+      const bits = new Uint32Array(new Float32Array([value]).buffer)[0]!;
+      if (b.dtype === 'float32') pattern = bits;
+      else {
+        const h = toBf16Bits(new Float32Array([value]))[0]!;
+        pattern = (h | (h << 16)) >>> 0;
+      }
+    }
+    const words = b.dtype === 'bfloat16' ? Math.ceil(n / 2) : n;
+    const halfLast = b.dtype === 'bfloat16' && n % 2 === 1 ? 1 : 0;
+    if (words) this.run('fill', ew.fillWords, 'fill', 1, [x], uniforms('uuu', words, pattern, halfLast), grid1d(words));
+  }
+
+  copy(dst: DeviceBuffer, dstOff: number, src: DeviceBuffer, srcOff: number, n: number): void {
+    need('copy', 'dst', dst, dstOff + n);
+    need('copy', 'src', src, srcOff + n, dst.dtype);
+    const d = g(dst);
+    const s = g(src);
+    if (n <= 0) return;
+    if (d.dtype === 'bfloat16') {
+      const firstWord = dstOff >> 1;
+      const words = ((dstOff + n + 1) >> 1) - firstWord;
+      this.run(
+        'copy_bf16',
+        ew.copyBf16,
+        'copy',
+        1,
+        [dst, src],
+        uniforms('uuuuu', n, dstOff, srcOff, firstWord, words),
+        grid1d(words),
+      );
+    } else if (d.id !== s.id) this.device.copy(s.id, srcOff * 4, d.id, dstOff * 4, n * 4);
+    else this.run('copy32', ew.copy32, 'copy', 1, [dst, src], uniforms('uuu', n, dstOff, srcOff), grid1d(n));
+  }
+
+  copyRows(
+    dst: DeviceBuffer,
+    src: DeviceBuffer,
+    rows: number,
+    cols: number,
+    dstStride: number,
+    srcStride: number,
+    dstOff: number,
+    srcOff: number,
+  ): void {
+    if (rows * cols === 0) return;
+    need('copy_rows', 'dst', dst, dstOff + (rows - 1) * dstStride + cols, 'float32');
+    need('copy_rows', 'src', src, srcOff + (rows - 1) * srcStride + cols, 'float32');
+    this.run(
+      'copy_rows',
+      ew.copyRows,
+      'copyRows',
+      1,
+      [dst, src],
+      uniforms('uuuuuu', rows, cols, dstStride, srcStride, dstOff, srcOff),
+      grid1d(rows * cols),
+    );
+  }
+  castF32Bf16(out: DeviceBuffer, x: DeviceBuffer, n: number): void {
+    need('cast_f32_bf16', 'out', out, n, 'bfloat16');
+    need('cast_f32_bf16', 'x', x, n, 'float32');
+    if (n)
+      this.run('cast_f32_bf16', ew.castF32Bf16, 'castF32Bf16', 1, [out, x], uniforms('u', n), grid1d(Math.ceil(n / 2)));
+  }
+  castBf16F32(out: DeviceBuffer, x: DeviceBuffer, n: number): void {
+    need('cast_bf16_f32', 'out', out, n, 'float32');
+    need('cast_bf16_f32', 'x', x, n, 'bfloat16');
+    if (n) this.run('cast_bf16_f32', ew.castBf16F32, 'castBf16F32', 1, [out, x], uniforms('u', n), grid1d(n));
+  }
+
+  // ---- elementwise and reductions
+  addForward(out: DeviceBuffer, a: DeviceBuffer, b: DeviceBuffer, n: number): void {
+    need('add_forward', 'out', out, n, 'float32');
+    need('add_forward', 'a', a, n, 'float32');
+    need('add_forward', 'b', b, n, 'float32');
+    if (n) this.run('add', ew.add, 'addForward', 1, [out, a, b], uniforms('u', n), grid1d(n));
+  }
+  axpy(y: DeviceBuffer, x: DeviceBuffer, alpha: number, n: number): void {
+    need('axpy', 'y', y, n, 'float32');
+    need('axpy', 'x', x, n, 'float32');
+    if (n) this.run('axpy', ew.axpy, 'axpy', 1, [y, x], uniforms('uf', n, alpha), grid1d(n));
+  }
+  scale(x: DeviceBuffer, s: number, n: number): void {
+    need('scale', 'x', x, n, 'float32');
+    if (n) this.run('scale', ew.scale, 'scale', 1, [x], uniforms('uf', n, s), grid1d(n));
+  }
+  sumRows(out: DeviceBuffer, x: DeviceBuffer, M: number, N: number, beta: number): void {
+    need('sum_rows', 'out', out, N, 'float32');
+    need('sum_rows', 'x', x, M * N, 'float32');
+    if (N) this.run('sum_rows', ew.sumRows, 'sumRows', 1, [out, x], uniforms('uuf', M, N, beta), grid1d(N));
+  }
+
+  // ---- products
+  gemm(C: DeviceBuffer, A: DeviceBuffer, B: DeviceBuffer, o: GemmArgs): void {
+    const batch = o.batch ?? 1;
+    const bRound = !!o.bf16 || o.packed === 'bfloat16';
+    const v: GemmVariant = {
+      aBf16: A.dtype === 'bfloat16',
+      bBf16: B.dtype === 'bfloat16',
+      roundA: !!o.bf16,
+      roundB: bRound,
+      bias: !!o.bias,
+    };
+    if (o.M * o.N * batch === 0) return;
+    const batchB = o.batchB ?? 1;
+    if (batchB !== batch && batchB !== 1)
+      throw new NativeOpError(`gemm: batchB must equal batch or 1, got ${batchB}`, 'gemm');
+    if (A.dtype === 'int32' || B.dtype === 'int32')
+      throw new NativeOpError('gemm: int32 operands are not supported', 'gemm');
+    need('gemm', 'A', A, (o.aOff ?? 0) + batch * o.M * o.K);
+    need('gemm', 'B', B, (o.bOff ?? 0) + batchB * o.K * o.N);
+    need('gemm', 'C', C, (o.cOff ?? 0) + batch * o.M * o.N, 'float32');
+    need('gemm', 'bias', o.bias, o.N, 'float32');
+    if (o.bias && (o.alpha ?? 1) !== 1) throw new NativeOpError('gemm: bias with alpha != 1 is not supported', 'gemm');
+    this.run(
+      gemmKey(v),
+      gemm(v),
+      'gemm',
+      1,
+      [C, A, B, o.bias ?? null],
+      uniforms(
+        'uuuuuuuuuff',
+        o.M,
+        o.N,
+        o.K,
+        o.transA ? 1 : 0,
+        o.transB ? 1 : 0,
+        o.batchB ?? 1,
+        o.aOff ?? 0,
+        o.bOff ?? 0,
+        o.cOff ?? 0,
+        o.alpha ?? 1,
+        o.beta ?? 0,
+      ),
+      [Math.ceil(o.N / TILE), Math.ceil(o.M / TILE), batch],
+    );
+  }
+
+  // ---- layers
+  swigluForward(out: DeviceBuffer, gate: DeviceBuffer, up: DeviceBuffer, n: number): void {
+    for (const [name, b] of [
+      ['out', out],
+      ['gate', gate],
+      ['up', up],
+    ] as const)
+      need('swiglu_forward', name, b, n, 'float32');
+    if (n) this.run('swiglu_fwd', ew.swigluForward, 'swigluForward', 1, [out, gate, up], uniforms('u', n), grid1d(n));
+  }
+  swigluBackward(
+    dgate: DeviceBuffer | null,
+    dup: DeviceBuffer | null,
+    dout: DeviceBuffer,
+    gate: DeviceBuffer,
+    up: DeviceBuffer,
+    n: number,
+  ): void {
+    for (const [name, b] of [
+      ['dgate', dgate],
+      ['dup', dup],
+      ['dout', dout],
+      ['gate', gate],
+      ['up', up],
+    ] as const)
+      need('swiglu_backward', name, b, n, 'float32');
+    const which = (dgate ? 1 : 0) | (dup ? 2 : 0);
+    if (n && which)
+      this.run(
+        'swiglu_bwd',
+        ew.swigluBackward,
+        'swigluBackward',
+        2,
+        [dgate, dup, dout, gate, up],
+        uniforms('uu', n, which),
+        grid1d(n),
+      );
+  }
+  rmsnormForward(
+    y: DeviceBuffer,
+    rstd: DeviceBuffer,
+    x: DeviceBuffer,
+    w: DeviceBuffer,
+    N: number,
+    C: number,
+    eps: number,
+  ): void {
+    for (const [name, b, n] of [
+      ['y', y, N * C],
+      ['rstd', rstd, N],
+      ['x', x, N * C],
+      ['w', w, C],
+    ] as const)
+      need('rmsnorm_forward', name, b, n, 'float32');
+    if (N)
+      this.run(
+        'rmsnorm_fwd',
+        norm.rmsnormForward,
+        'rmsnormForward',
+        2,
+        [y, rstd, x, w],
+        uniforms('uuf', N, C, eps),
+        norm.rows(N),
+      );
+  }
+  rmsnormBackward(
+    dx: DeviceBuffer | null,
+    dw: DeviceBuffer | null,
+    dy: DeviceBuffer,
+    x: DeviceBuffer,
+    w: DeviceBuffer,
+    rstd: DeviceBuffer,
+    N: number,
+    C: number,
+  ): void {
+    for (const [name, b, n] of [
+      ['dx', dx, N * C],
+      ['dw', dw, C],
+      ['dy', dy, N * C],
+      ['x', x, N * C],
+      ['w', w, C],
+      ['rstd', rstd, N],
+    ] as const)
+      need('rmsnorm_backward', name, b, n, 'float32');
+    if (!N) return;
+    if (dx)
+      this.run(
+        'rmsnorm_bwd_dx',
+        norm.rmsnormBackwardDx,
+        'rmsnormBackward',
+        1,
+        [dx, dy, x, w, rstd],
+        uniforms('uu', N, C),
+        norm.rows(N),
+      );
+    if (dw)
+      this.run(
+        'rmsnorm_bwd_dw',
+        norm.rmsnormBackwardDw,
+        'rmsnormBackward',
+        1,
+        [dw, dy, x, rstd],
+        uniforms('uu', N, C),
+        grid1d(C),
+      );
+  }
+
+  // ---- not yet on WebGPU (each throws UnsupportedOpError naming the op)
+  gradnormSumsq(): number {
+    throw new UnsupportedOpError('webgpu', 'gradnormSumsq');
+  }
+  dropoutForward(): void {
+    throw new UnsupportedOpError('webgpu', 'dropoutForward');
+  }
+  dropoutBackward(): void {
+    throw new UnsupportedOpError('webgpu', 'dropoutBackward');
+  }
+  embeddingForward(): void {
+    throw new UnsupportedOpError('webgpu', 'embeddingForward');
+  }
+  embeddingBackward(): void {
+    throw new UnsupportedOpError('webgpu', 'embeddingBackward');
+  }
+  ropeForward(): void {
+    throw new UnsupportedOpError('webgpu', 'ropeForward');
+  }
+  ropeBackward(): void {
+    throw new UnsupportedOpError('webgpu', 'ropeBackward');
+  }
+  attentionForward(): void {
+    throw new UnsupportedOpError('webgpu', 'attentionForward');
+  }
+  attentionBackward(): void {
+    throw new UnsupportedOpError('webgpu', 'attentionBackward');
+  }
+  pagedKvWrite(): void {
+    throw new UnsupportedOpError('webgpu', 'pagedKvWrite');
+  }
+  pagedAttentionForward(): void {
+    throw new UnsupportedOpError('webgpu', 'pagedAttentionForward');
+  }
+  klForward(): void {
+    throw new UnsupportedOpError('webgpu', 'klForward');
+  }
+  klHvp(): void {
+    throw new UnsupportedOpError('webgpu', 'klHvp');
+  }
+  logprobsForward(): void {
+    throw new UnsupportedOpError('webgpu', 'logprobsForward');
+  }
+  logprobsBackward(): void {
+    throw new UnsupportedOpError('webgpu', 'logprobsBackward');
+  }
+  logprobsEntropyBackward(): void {
+    throw new UnsupportedOpError('webgpu', 'logprobsEntropyBackward');
+  }
+  adamwStep(): void {
+    throw new UnsupportedOpError('webgpu', 'adamwStep');
+  }
+  sampleTokens(): void {
+    throw new UnsupportedOpError('webgpu', 'sampleTokens');
+  }
+}
+
+/** Acquires the adapter and device (WebGpuUnavailableError, one line naming what to install, when there is none). */
+export async function createWebGpuBackend(): Promise<WebGpuBackend> {
+  return new WebGpuBackend(await GpuDevice.acquire());
+}
