@@ -47,7 +47,7 @@ import { arithSftPair } from '../builtin/warmstart.ts';
 import { specialTokens } from '../model/special.ts';
 import { UsageError } from '../errors.ts';
 import { ensureDir } from '../io/fs.ts';
-import { LOSS_TYPES, algorithmFor } from '../rl/algorithms/index.ts';
+import { algorithmFor } from '../rl/algorithms/index.ts';
 import type { TrainConfig } from '../rl/config.ts';
 import { defaultBackend } from '../backend/index.ts';
 import { passCounts, passDelta } from '../tensor/passes.ts';
@@ -61,8 +61,7 @@ export const ARMS: Record<string, Record<string, unknown>> = {
   gpg: { loss_type: 'gpg', adjust_gd: true, min_inverse_alpha: null },
   gpg_beta_th: { loss_type: 'gpg', adjust_gd: true, min_inverse_alpha: 0.6 },
   ppo: { loss_type: 'ppo' },
-  // TRPO lands from its own branch: the arm exists as soon as the loss type does
-  ...((LOSS_TYPES as readonly string[]).includes('trpo') ? { trpo: { loss_type: 'trpo' } } : {}),
+  trpo: { loss_type: 'trpo' },
   sft_more: {},
 };
 export const ARM_ORDER = [
@@ -74,7 +73,7 @@ export const ARM_ORDER = [
   'gpg',
   'gpg_beta_th',
   'ppo',
-  ...('trpo' in ARMS ? ['trpo'] : []),
+  'trpo',
   'sft_more',
 ];
 

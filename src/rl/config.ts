@@ -440,16 +440,21 @@ export const FIELDS = {
     'PPO',
     nonNeg(),
     0.1,
-    "Weight of the value loss (TRL `vf_coef`): the critic's gradient is vf_coef · d(value loss); the logged `loss` is policy loss + vf_coef · value loss. ppo only.",
+    "Weight of the value loss (TRL `vf_coef`): the critic's gradient is vf_coef · d(value loss); the logged `loss` is policy loss + vf_coef · value loss. ppo, and trpo with trpo_baseline: value.",
   ),
   cliprange_value: f(
     'PPO',
     z.number().gt(0).nullable(),
     0.2,
-    'Clip range of the value loss (TRL `cliprange_value`): the loss is 0.5·max((V − R)², (clamp(V, V_old ± cliprange_value) − R)²); null = plain 0.5·(V − R)². ppo only.',
+    'Clip range of the value loss (TRL `cliprange_value`): the loss is 0.5·max((V − R)², (clamp(V, V_old ± cliprange_value) − R)²); null = plain 0.5·(V − R)². ppo, and trpo with trpo_baseline: value.',
   ),
-  gamma: f('PPO', prob(), 1.0, 'Discount factor γ of GAE (TRL `gamma`). ppo only.'),
-  lam: f('PPO', prob(), 0.95, 'GAE λ (Schulman et al., arXiv 1506.02438; TRL `lam`). ppo only.'),
+  gamma: f('PPO', prob(), 1.0, 'Discount factor γ of GAE (TRL `gamma`). ppo, and trpo with trpo_baseline: value.'),
+  lam: f(
+    'PPO',
+    prob(),
+    0.95,
+    'GAE λ (Schulman et al., arXiv 1506.02438; TRL `lam`). ppo, and trpo with trpo_baseline: value.',
+  ),
   num_ppo_epochs: f(
     'PPO',
     posInt(),
@@ -466,13 +471,13 @@ export const FIELDS = {
     'PPO',
     z.boolean(),
     false,
-    'Whiten the per-token rewards over the step batch before GAE, keeping their mean (TRL `whiten_rewards`). ppo only.',
+    'Whiten the per-token rewards over the step batch before GAE, keeping their mean (TRL `whiten_rewards`). ppo, and trpo with trpo_baseline: value.',
   ),
   value_model_path: f(
     'PPO',
     z.string().min(1).nullable(),
     null,
-    "Folder the critic starts from (TRL `value_model_path`), relative to the recipe's folder: a Hugging Face …ForTokenClassification or …ForSequenceClassification folder with one label (e.g. a reward model), or a …ForCausalLM folder (new value head); null = a copy of the policy with a new value head. Checkpoints hold the critic as `value_model/` (…ForTokenClassification, plus its AdamW state); the run ends with `<output_dir>/value_model`. ppo only.",
+    "Folder the critic starts from (TRL `value_model_path`), relative to the recipe's folder: a Hugging Face …ForTokenClassification or …ForSequenceClassification folder with one label (e.g. a reward model), or a …ForCausalLM folder (new value head); null = a copy of the policy with a new value head. Checkpoints hold the critic as `value_model/` (…ForTokenClassification, plus its AdamW state); the run ends with `<output_dir>/value_model`. ppo, and trpo with trpo_baseline: value.",
   ),
 
   // > TRPO (loss_type trpo; Schulman et al., arXiv 1502.05477)
@@ -516,7 +521,7 @@ export const FIELDS = {
     'TRPO',
     z.enum(['group', 'value']),
     'group',
-    'Advantage baseline of TRPO: `group` = the group mean reward (GRPO-style, A = r − mean_g, ÷ std with scale_rewards), `value` = a learned critic (as in the TRPO paper; not wired into TRPO yet, refused; needs the value model of loss_type ppo). trpo only.',
+    'Advantage baseline of TRPO: `group` = the group mean reward (GRPO-style, A = r − mean_g, ÷ std with scale_rewards), `value` = per-token GAE advantages on a learned critic (as in the TRPO paper and baselines trpo_mpi): the value model of loss_type ppo (value_model_path, gamma, lam, cliprange_value, vf_coef, whiten_rewards), fitted once per step after the policy step with its own AdamW at learning_rate. trpo only.',
   ),
 
   // > Optimisation

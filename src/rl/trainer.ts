@@ -638,6 +638,23 @@ class Run {
       } finally {
         ctx.dispose();
       }
+      if (companion) {
+        // the companion's fit on the step's experience (TRPO's critic: regression on the returns)
+        lr = lrAt(this.optimizerStep_);
+        for (const update of updates) {
+          const den = {
+            tokens: update.reduce((s, k) => s + tokensOf(micro[k]!), 0),
+            sequences: update.reduce((s, k) => s + micro[k]!.rows.length, 0),
+          };
+          for (const k of update) {
+            const mb = micro[k]!;
+            addSums(
+              companion.backward(cfg, batch, { rows: mb.rows, packed: mb.packed, oldLp: mb.oldLp! }, k, den).sums,
+            );
+          }
+          addSums(companion.step(cfg, lr));
+        }
+      }
       this.optimizerStep_++;
     } else {
       for (const update of updates) {

@@ -398,6 +398,43 @@ describe('train() with loss_type trpo', () => {
     for (const [name, t] of resumed.model.toHost())
       assert.ok(Buffer.from(t.data.buffer).equals(Buffer.from(a.get(name)!.data.buffer)), `${name} differs`);
   });
+
+  test('trpo_baseline value: per-token GAE on its own critic, fitted each step; saved; resume bit for bit', async () => {
+    // constant lr: the split run's max_steps 2 must not change the critic's schedule
+    const v = { trpo_baseline: 'value', save_steps: 1, lam: 0.9, learning_rate: 1e-3, lr_scheduler_type: 'constant' };
+    const res = await train(cfg('value', v), quiet);
+    assert.equal(res.metrics.length, 4);
+    let accepted = 0;
+    for (const row of res.metrics) {
+      // a critic's baseline is informative even when a group's rewards are equal: no skipped steps
+      assert.ok(row['trpo/line_search_steps']! >= 1, `step ${row.step} skipped`);
+      assert.ok(row['trpo/kl']! >= 0 && row['trpo/kl']! <= 0.02, `step ${row.step}: trpo/kl ${row['trpo/kl']}`);
+      if (row['trpo/kl']! > 0) accepted++;
+      for (const k of ['loss/value_avg', 'trpo/value_mean', 'trpo/returns_mean', 'trpo/value_grad_norm'])
+        assert.ok(Number.isFinite(row[k]), `step ${row.step}: ${k} = ${row[k]}`);
+      assert.ok(row['trpo/value_grad_norm']! > 0);
+    }
+    assert.ok(accepted >= 1, 'no step was accepted');
+    // the critic moved between the first checkpoint and the end
+    const h1 = readFileSync(join(dir, 'value', 'checkpoint-1', 'value_model', 'model.safetensors'));
+    const h4 = readFileSync(join(dir, 'value', 'value_model', 'model.safetensors'));
+    assert.ok(!h1.equals(h4), 'the critic did not change between step 1 and the end');
+    const c = JSON.parse(readFileSync(join(dir, 'value', 'value_model', 'config.json'), 'utf8')) as {
+      architectures: string[];
+      num_labels?: number;
+    };
+    assert.match(c.architectures[0]!, /ForTokenClassification$/);
+    // resume after 2 of 4 steps: the critic and its AdamW state come back exactly
+    await train(cfg('value-split', { ...v, max_steps: 2 }), quiet);
+    const resumed = await train(cfg('value-split', v), { ...quiet, resume: true });
+    const strip = (r: Record<string, number>) =>
+      Object.fromEntries(Object.entries(r).filter(([k]) => k !== 'time_s' && !k.startsWith('tokens_per_s/')));
+    assert.deepEqual(resumed.metrics.map(strip), res.metrics.slice(2).map(strip));
+    assert.ok(
+      readFileSync(join(dir, 'value-split', 'value_model', 'model.safetensors')).equals(h4),
+      'resumed critic differs',
+    );
+  });
 });
 
 describe('trpo config errors', () => {
@@ -407,7 +444,11 @@ describe('trpo config errors', () => {
       (e: unknown) => e instanceof ConfigError && re.test((e as Error).message),
     );
   test('each names its field', () => {
-    fails({ trpo_baseline: 'value' }, /trpo_baseline: value \(a learned critic.*not wired into TRPO yet/);
+    fails({ gamma: 0.99 }, /gamma: configures the critic, which loss_type trpo has only with trpo_baseline: value/);
+    fails({ trpo_baseline: 'value', use_peft: true }, /use_peft: is not supported with trpo_baseline: value/);
+    fails({ trpo_baseline: 'value', dynamic_sampling: true }, /dynamic_sampling: filters groups/);
+    fails({ loss_type: 'gpg', lam: 0.9 }, /lam/);
+    assert.equal(trpoCfg({ trpo_baseline: 'value', gamma: 0.99 }).gamma, 0.99);
     fails({ beta: 0.04 }, /beta: must be 0 for loss_type trpo/);
     fails({ num_iterations: 2 }, /num_iterations: must be 1 for loss_type trpo/);
     fails({ bf16: true }, /bf16: must be false for loss_type trpo/);

@@ -11,7 +11,7 @@ import { UsageError } from '../../errors.ts';
 const flags: Record<string, FlagSpec> = {
   arms: {
     type: 'string',
-    help: 'comma-separated subset of grpo,dr_grpo,dapo,gpg_std,gpg_no_age,gpg,gpg_beta_th,ppo,trpo (once loss_type trpo exists),sft_more (default all)',
+    help: 'comma-separated subset of grpo,dr_grpo,dapo,gpg_std,gpg_no_age,gpg,gpg_beta_th,ppo,trpo,sft_more (default all)',
   },
   seeds: { type: 'string', help: 'comma-separated seeds (default 0,1,2)' },
   steps: { type: 'string', help: 'budget in steps of 16 prompts × 8 completions (default 150)' },

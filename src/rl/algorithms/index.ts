@@ -76,7 +76,9 @@ export function foreignFields(lossType: string): Map<string, string[]> {
   const own = algorithmFor(lossType);
   const out = new Map<string, string[]>();
   for (const a of ALGORITHMS)
-    if (a !== own) for (const f of a.ownFields ?? []) out.set(f, [...(out.get(f) ?? []), ...a.lossTypes]);
+    if (a !== own)
+      for (const f of a.ownFields ?? [])
+        if (!own.ownFields?.includes(f)) out.set(f, [...(out.get(f) ?? []), ...a.lossTypes]);
   return out;
 }
 

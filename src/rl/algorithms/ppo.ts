@@ -25,23 +25,22 @@ import { Rng } from '../../data/rng.ts';
 import { InvalidArgumentError } from '../../errors.ts';
 import { Critic } from '../critic.ts';
 import { gae, klPerToken, tokenRewards, whiten } from './gae.ts';
-import type { Algorithm, AlgoConfig, Companion, PreparedMicroBatch, StepBatch } from './types.ts';
+import type { Algorithm, AlgoConfig, Companion, CompanionContext, PreparedMicroBatch, StepBatch } from './types.ts';
 
 export const PPO_LOSS_TYPES = ['ppo'] as const;
 
-/** Config fields only PPO reads (config.ts documents them; set under another loss_type they are an error). */
-export const PPO_FIELDS = [
-  'kl_coef',
-  'kl_estimator',
+/** Config fields of the critic (GaeCritic): PPO reads them, and TRPO with trpo_baseline: value. */
+export const CRITIC_FIELDS = [
   'vf_coef',
   'cliprange_value',
   'gamma',
   'lam',
-  'num_ppo_epochs',
-  'num_mini_batches',
   'whiten_rewards',
   'value_model_path',
 ] as const;
+
+/** Config fields only PPO reads (config.ts documents them; set under another loss_type they are an error). */
+export const PPO_FIELDS = ['kl_coef', 'kl_estimator', ...CRITIC_FIELDS, 'num_ppo_epochs', 'num_mini_batches'] as const;
 
 export interface PolicyLossInput {
   lp: Float64Array;
@@ -141,8 +140,11 @@ const ADV = 'advantages',
   VAL = 'values',
   MASK = 'mask';
 
-/** PPO's companion: the critic, and the per-token experience of each step. */
-class PpoCritic implements Companion {
+/**
+ * PPO's companion (and TRPO's with trpo_baseline: value): the critic, and the per-token experience
+ * of each step (GAE advantages whitened over the step, returns, old values).
+ */
+export class GaeCritic implements Companion {
   readonly dirName = 'value_model';
   constructor(readonly critic: Critic) {}
 
@@ -248,6 +250,11 @@ class PpoCritic implements Companion {
   }
 }
 
+/** Micro-batch k's per-token GAE advantages [B*Tm1] (prepare() must have run). */
+export function tokenAdvantages(batch: StepBatch, k: number): Float64Array {
+  return experience(batch, k)[ADV]!;
+}
+
 function experience(batch: StepBatch, k: number): Record<string, Float64Array> {
   const e = batch.tokens?.[k]?.arrays;
   if (!e) throw new InvalidArgumentError(`ppo: micro-batch ${k} has no prepared experience (prepare() did not run)`);
@@ -267,6 +274,51 @@ function concat(xs: Float64Array[]): Float64Array {
 function split(x: Float64Array, like: ReadonlyArray<{ mask: Float64Array }>): Float64Array[] {
   let o = 0;
   return like.map((l) => x.slice(o, (o += l.mask.length)));
+}
+
+/** The critic of a run: from value_model_path, or the policy with a new value head. */
+export function makeCritic(c: AlgoConfig, ctx: CompanionContext, family: string): GaeCritic {
+  const settings = {
+    learningRate: c.learning_rate,
+    weightDecay: c.weight_decay,
+    beta1: c.adam_beta1,
+    beta2: c.adam_beta2,
+    eps: c.adam_epsilon,
+    gradientCheckpointing: c.gradient_checkpointing,
+  };
+  const critic =
+    c.value_model_path !== null
+      ? Critic.load(c.value_model_path, c.seed, settings)
+      : Critic.fromPolicy(ctx.policy, c.seed, settings);
+  if (critic.model.cfg.vocabSize !== ctx.policy.cfg.vocabSize) {
+    critic.dispose();
+    throw new InvalidArgumentError(
+      `value_model_path: ${c.value_model_path} has a vocabulary of ${critic.model.cfg.vocabSize} tokens, the policy ${ctx.policy.cfg.vocabSize}; the critic reads the policy's token ids, so use a value model with the policy's tokenizer`,
+    );
+  }
+  ctx.log(
+    `${family}: critic ${critic.model.architecture} ${(critic.numParameters() / 1e6).toFixed(2)}M params, from ${c.value_model_path ?? 'the policy (new value head)'}`,
+  );
+  return new GaeCritic(critic);
+}
+
+/** One number per completion for completions.jsonl: the whitened GAE advantage of its first token. */
+export function firstTokenAdvantages(batch: StepBatch): Float64Array {
+  const n = batch.groups.reduce((s, g) => s + g.completions.length, 0);
+  const out = new Float64Array(n).fill(NaN);
+  for (const t of batch.tokens ?? []) {
+    const adv = t.arrays[ADV]!,
+      mask = t.arrays[MASK]!;
+    const Tm1 = mask.length / t.rows.length;
+    t.rows.forEach((row, b) => {
+      for (let j = 0; j < Tm1; j++)
+        if (mask[b * Tm1 + j]) {
+          out[row] = adv[b * Tm1 + j]!;
+          break;
+        }
+    });
+  }
+  return out;
 }
 
 export const ppoAlgorithm: Algorithm = {
@@ -339,30 +391,7 @@ export const ppoAlgorithm: Algorithm = {
     'ppo/value_grad_norm',
   ],
 
-  companion(c, ctx) {
-    const settings = {
-      learningRate: c.learning_rate,
-      weightDecay: c.weight_decay,
-      beta1: c.adam_beta1,
-      beta2: c.adam_beta2,
-      eps: c.adam_epsilon,
-      gradientCheckpointing: c.gradient_checkpointing,
-    };
-    const critic =
-      c.value_model_path !== null
-        ? Critic.load(c.value_model_path, c.seed, settings)
-        : Critic.fromPolicy(ctx.policy, c.seed, settings);
-    if (critic.model.cfg.vocabSize !== ctx.policy.cfg.vocabSize) {
-      critic.dispose();
-      throw new InvalidArgumentError(
-        `value_model_path: ${c.value_model_path} has a vocabulary of ${critic.model.cfg.vocabSize} tokens, the policy ${ctx.policy.cfg.vocabSize}; the critic reads the policy's token ids, so use a value model with the policy's tokenizer`,
-      );
-    }
-    ctx.log(
-      `ppo: critic ${critic.model.architecture} ${(critic.numParameters() / 1e6).toFixed(2)}M params, from ${c.value_model_path ?? 'the policy (new value head)'}`,
-    );
-    return new PpoCritic(critic);
-  },
+  companion: (c, ctx) => makeCritic(c, ctx, 'ppo'),
 
   updates(c, n, step) {
     const out: number[][] = [];
@@ -378,24 +407,7 @@ export const ppoAlgorithm: Algorithm = {
     return { groups: await ctx.sample(ctx.groupsPerStep, 0), skip: false, state: {} };
   },
 
-  advantages(_c, batch) {
-    // one number per completion for completions.jsonl: the whitened advantage of its first token
-    const n = batch.groups.reduce((s, g) => s + g.completions.length, 0);
-    const out = new Float64Array(n).fill(NaN);
-    for (const t of batch.tokens ?? []) {
-      const adv = t.arrays[ADV]!,
-        mask = t.arrays[MASK]!;
-      const Tm1 = mask.length / t.rows.length;
-      t.rows.forEach((row, b) => {
-        for (let j = 0; j < Tm1; j++)
-          if (mask[b * Tm1 + j]) {
-            out[row] = adv[b * Tm1 + j]!;
-            break;
-          }
-      });
-    }
-    return out;
-  },
+  advantages: (_c, batch) => firstTokenAdvantages(batch),
 
   loss(c, batch, m) {
     if (!m.oldLp) throw new InvalidArgumentError('ppo: the loss needs old log-probs (needsOldLogps)');

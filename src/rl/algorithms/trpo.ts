@@ -13,6 +13,11 @@
  *      surrogate improves on L(θ_old) and whose exact mean KL is ≤ max_kl is taken; if none is,
  *      the weights are put back bit for bit (trpo/kl = 0).
  *
+ * trpo_baseline: value replaces A = r − mean_g by per-token GAE advantages on a critic V (its own
+ * value model, the GaeCritic of ppo.ts: gamma, lam, whitened over the step), as the TRPO paper and
+ * baselines' trpo_mpi do; after the policy step the trainer fits V once over the step's
+ * micro-batches (clipped value loss, its own AdamW at learning_rate).
+ *
  * The natural-gradient direction does not depend on the scale of A or of L, and the trust region
  * fixes the size, so every accepted step moves the policy by at most max_kl per token.
  */
@@ -21,9 +26,22 @@ import { collectDynamic } from '../alpha.ts';
 import { conjugateGradient } from './cg.ts';
 import { dot, norm, type UpdateContext } from '../update.ts';
 import { Rng } from '../../data/rng.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { CRITIC_FIELDS, firstTokenAdvantages, makeCritic, tokenAdvantages } from './ppo.ts';
 import type { Algorithm, AlgoConfig, LossResult, MicroBatchLoss, StepBatch, UpdateOutcome } from './types.ts';
 
 export const TRPO_LOSS_TYPES = ['trpo'] as const;
+
+/** Metric columns of the critic with trpo_baseline: value (TRL PPO's names where they exist). */
+const VALUE_KEYS = [
+  'loss/value_avg',
+  'val/clipfrac_avg',
+  'trpo/value_mean',
+  'trpo/returns_mean',
+  'trpo/explained_variance',
+  'trpo/value_grad_norm',
+];
 
 /** The per-loss_type fields TRPO fixes (DESIGN §5 table): no AGE, no β_th, no reference, no clip. */
 const DEFAULTS = {
@@ -40,17 +58,21 @@ const DEFAULTS = {
 /** Stream of the Fisher-subsample RNG (mixed with the seed and the step, so resume is exact). */
 const SUBSAMPLE_STREAM = 0x7290;
 
-/** −L(θ): minus the token-mean surrogate Σ ratio·A·m / N, and its gradient in lp. */
-export function surrogateLoss(m: MicroBatchLoss): LossResult {
+/**
+ * −L(θ): minus the token-mean surrogate Σ ratio·A·m / N, and its gradient in lp. A is one number
+ * per completion (m.advantages, the group baseline) or, given `tokenAdv` [B*Tm1], per token (GAE
+ * with the critic's values, trpo_baseline: value).
+ */
+export function surrogateLoss(m: MicroBatchLoss, tokenAdv?: Float64Array): LossResult {
   const { lp, oldLp, mask, advantages: adv, B, Tm1 } = m;
   const N = Math.max(1, m.denominators.tokens);
   const dlp = new Float64Array(B * Tm1);
   let loss = 0;
   for (let b = 0; b < B; b++) {
-    const A = adv[b]!;
     for (let t = 0; t < Tm1; t++) {
       const i = b * Tm1 + t;
       if (!mask[i]) continue;
+      const A = tokenAdv ? tokenAdv[i]! : adv[b]!;
       const ratio = oldLp ? Math.exp(lp[i]! - oldLp[i]!) : 1;
       loss -= (ratio * A * mask[i]!) / N;
       dlp[i] = -(ratio * A * mask[i]!) / N;
@@ -73,8 +95,12 @@ export function fisherRows(c: Pick<AlgoConfig, 'seed' | 'cg_subsample'>, step: n
 }
 
 /** One TRPO step on the UpdateContext: CG, step size, line search (module header). */
-export function trpoStep(c: AlgoConfig, ctx: UpdateContext): UpdateOutcome {
-  const g0 = ctx.gradient(surrogateLoss);
+export function trpoStep(
+  c: AlgoConfig,
+  ctx: UpdateContext,
+  surrogate: (m: MicroBatchLoss) => LossResult = (m) => surrogateLoss(m),
+): UpdateOutcome {
+  const g0 = ctx.gradient(surrogate);
   const loss0 = g0.loss; // −L(θ_old)
   const g = g0.grad.map((x) => -x); // ascent direction of L
   const gradNorm = norm(g);
@@ -91,7 +117,7 @@ export function trpoStep(c: AlgoConfig, ctx: UpdateContext): UpdateOutcome {
     const a = beta * frac;
     for (let i = 0; i < theta.length; i++) theta[i] = ctx.theta0[i]! + a * cg.x[i]!;
     ctx.moveTo(theta);
-    const e = ctx.evaluate(surrogateLoss);
+    const e = ctx.evaluate(surrogate);
     sums.lineSearchSteps = k + 1;
     const improvement = loss0 - e.loss;
     if (e.kl <= c.max_kl && improvement > 0 && Number.isFinite(e.loss)) {
@@ -118,9 +144,10 @@ export const trpoAlgorithm: Algorithm = {
     'line_search_steps',
     'line_search_backtrack_ratio',
     'trpo_baseline',
+    ...CRITIC_FIELDS, // with trpo_baseline: value (check() refuses them with group)
   ],
 
-  check(c, _explicit, add) {
+  check(c, explicit, add) {
     if (c.beta > 0)
       add(
         'beta',
@@ -139,18 +166,46 @@ export const trpoAlgorithm: Algorithm = {
         'bf16',
         `must be false for loss_type trpo: its Fisher-vector products take finite differences of the model's outputs, which bf16 products round away`,
       );
-    if (c.trpo_baseline === 'value')
-      add(
-        'trpo_baseline',
-        `value (a learned critic as the baseline, from loss_type ppo's value model) is not wired into TRPO yet; use trpo_baseline: group`,
-      );
+    if (c.trpo_baseline === 'group')
+      for (const f of CRITIC_FIELDS)
+        if (explicit.has(f))
+          add(f, `configures the critic, which loss_type trpo has only with trpo_baseline: value; remove ${f}`);
+    if (c.trpo_baseline === 'value') {
+      if (c.use_peft)
+        add(
+          'use_peft',
+          `is not supported with trpo_baseline: value yet: the critic would be a full trainable copy of the base model beside the adapters; use trpo_baseline: group`,
+        );
+      if (c.value_model_path !== null && !existsSync(join(c.value_model_path, 'config.json')))
+        add(
+          'value_model_path',
+          `no config.json in ${c.value_model_path} (a Hugging Face …ForTokenClassification, …ForSequenceClassification or …ForCausalLM folder); null = initialise the critic from the policy`,
+        );
+      if (c.scale_rewards && explicit.has('scale_rewards'))
+        add(
+          'scale_rewards',
+          `does not apply with trpo_baseline: value: the advantages come from GAE and are whitened over the batch; remove scale_rewards`,
+        );
+      if (c.dynamic_sampling)
+        add('dynamic_sampling', `filters groups by their rewards, which trpo_baseline: value does not use; remove it`);
+    }
   },
+
+  // with trpo_baseline: value, TRPO's own critic (baselines trpo_mpi: GAE on a learned V, fitted by
+  // regression on the returns); the trainer fits it once over the step's micro-batches after the step
+  companion: (c, ctx) => (c.trpo_baseline === 'value' ? makeCritic(c, ctx, 'trpo') : null),
 
   usesReference: () => false,
   needsOldLogps: () => false,
   iterations: () => 1,
 
-  metricKeys: () => ['trpo/kl', 'trpo/step_size', 'trpo/line_search_steps', 'trpo/improvement'],
+  metricKeys: (c) => [
+    'trpo/kl',
+    'trpo/step_size',
+    'trpo/line_search_steps',
+    'trpo/improvement',
+    ...(c.trpo_baseline === 'value' ? VALUE_KEYS : []),
+  ],
 
   async collect(c, ctx) {
     const isValid = (g: { rewards: Float64Array }) => isGroupValid(g.rewards);
@@ -162,26 +217,41 @@ export const trpoAlgorithm: Algorithm = {
       return { groups: r.groups, skip: r.skip, state: { rounds: r.rounds } };
     }
     const groups = await ctx.sample(ctx.groupsPerStep, 0);
-    // no group with differing rewards: every advantage is 0, so is the gradient
-    return { groups, skip: !groups.some(isValid), state: { rounds: 0 } };
+    // group baseline: no group with differing rewards means every advantage is 0, so is the
+    // gradient; a critic's baseline r − V is informative whatever the groups are
+    return { groups, skip: c.trpo_baseline === 'group' && !groups.some(isValid), state: { rounds: 0 } };
   },
 
   advantages(c, batch) {
+    if (c.trpo_baseline === 'value') return firstTokenAdvantages(batch);
     const G = c.num_generations;
     return advantages(stepRewards(batch.groups, G), G, { scaleRewards: c.scale_rewards });
   },
 
-  loss: (_c, _batch, m) => surrogateLoss(m),
+  loss: (c, batch, m) => surrogateLoss(m, c.trpo_baseline === 'value' ? tokenAdvantages(batch, m.micro) : undefined),
 
-  update: (c, _batch: StepBatch, ctx) => trpoStep(c, ctx),
+  update: (c, batch: StepBatch, ctx) =>
+    trpoStep(c, ctx, (m) =>
+      surrogateLoss(m, c.trpo_baseline === 'value' ? tokenAdvantages(batch, m.micro) : undefined),
+    ),
 
-  metrics(_c, batch, sums) {
+  metrics(c, batch, sums, t) {
     const v = (k: string) => (batch.skip ? 0 : (sums[k] ?? 0));
-    return {
+    const out: Record<string, number> = {
       'trpo/kl': v('kl'),
       'trpo/step_size': v('stepSize'),
       'trpo/line_search_steps': v('lineSearchSteps'),
       'trpo/improvement': v('improvement'),
     };
+    if (c.trpo_baseline === 'value') {
+      const perUpdate = (k: string) => (t.iterations > 0 && !batch.skip ? (sums[k] ?? 0) / t.iterations : NaN);
+      out['loss/value_avg'] = perUpdate('vfLoss');
+      out['val/clipfrac_avg'] = t.tokens > 0 && !batch.skip ? (sums.vfClipped ?? 0) / (t.tokens * t.iterations) : NaN;
+      out['trpo/value_mean'] = batch.state['ppo/value_mean'] ?? NaN;
+      out['trpo/returns_mean'] = batch.state['ppo/returns_mean'] ?? NaN;
+      out['trpo/explained_variance'] = batch.state['ppo/explained_variance'] ?? NaN;
+      out['trpo/value_grad_norm'] = perUpdate('valueGradNorm');
+    }
+    return out;
   },
 };

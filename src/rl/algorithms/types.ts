@@ -13,7 +13,8 @@
  * A family that owns its parameter update (TRPO: CG, step size, line search) implements
  * `update(cfg, batch, ctx)` instead: the trainer then skips its loss → backward → AdamW loop and
  * hands it an UpdateContext (src/rl/update.ts: gradients, evaluations, Fisher-vector products,
- * weights); `loss()` is what it passes to ctx.gradient / ctx.evaluate.
+ * weights); `loss()` is what it passes to ctx.gradient / ctx.evaluate. A companion of such a
+ * family is fitted after update(): backward over each update's micro-batches, then its step.
  *
  * plus the static parts: its loss_type names, per-loss_type config defaults, cross-field checks
  * and metric keys. Optional hooks, for families that need more than one advantage per completion
@@ -166,7 +167,9 @@ export interface Algorithm {
   /** Optimizer updates per generated batch (μ). */
   iterations(cfg: AlgoConfig): number;
   /** This family's metrics.jsonl columns, in order. */
-  metricKeys(cfg: Pick<AlgoConfig, 'loss_type' | 'beta' | 'num_iterations'>): string[];
+  metricKeys(
+    cfg: Pick<AlgoConfig, 'loss_type' | 'beta' | 'num_iterations'> & Partial<Pick<AlgoConfig, 'trpo_baseline'>>,
+  ): string[];
   /** Config fields only this family reads (an error when set under another family's loss_type). */
   readonly ownFields?: readonly string[];
   /** What it trains beside the policy (created once per run; null = nothing). */
