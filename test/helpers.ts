@@ -171,7 +171,7 @@ export function assertSameAcrossThreads<T>(compute: () => T): void {
 const TEST_BACKENDS = process.env.GPG_RL_TEST_BACKENDS?.split(',').filter(Boolean) ?? backendNames();
 
 /** A backend that reports which kernels it has (the CPU backend has them all). */
-type Partial = Backend & { supports?(op: keyof Kernels): boolean };
+type MaybePartial = Backend & { supports?(op: keyof Kernels): boolean };
 
 /**
  * Runs a kernel suite once per registered backend (`<title> [cpu]`, `<title> [webgpu]`, ...), with
@@ -183,7 +183,7 @@ type Partial = Backend & { supports?(op: keyof Kernels): boolean };
 export function describeEachBackend(title: string, ops: (keyof Kernels)[], body: (backend: Backend) => void): void {
   for (const name of TEST_BACKENDS) {
     describe(`${title} [${name}]`, async () => {
-      let be: Partial;
+      let be: MaybePartial;
       try {
         be = await loadBackend(name);
       } catch (e) {

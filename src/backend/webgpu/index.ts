@@ -18,13 +18,31 @@ import { grid1d, uniforms } from './wgsl.ts';
 import * as ew from './kernels/elementwise.ts';
 import { TILE, gemm, gemmKey, type GemmVariant } from './kernels/gemm.ts';
 import * as norm from './kernels/rmsnorm.ts';
+import * as lay from './kernels/layers.ts';
 
 export type { AdapterInfo } from './device.ts';
+
+/** RoPE positions are exact in float32 below 2^24 (native/cpu/rope.cc). */
+const MAX_POS = 1 << 24;
+
+/** ids in [0, V) or the CPU's one-line error. */
+function checkIds(op: string, ids: Int32Array, N: number, V: number): void {
+  for (let i = 0; i < N; i++) {
+    const v = ids[i]!;
+    if (v < 0 || v >= V)
+      throw new NativeOpError(
+        `${op}: ids[${i}] = ${v} is out of range for vocabulary size V = ${V} (valid ids are 0..${V - 1})`,
+        op,
+      );
+  }
+}
 
 const ELEM_BYTES: Record<DType, number> = { float32: 4, int32: 4, bfloat16: 2 };
 
 class GpuBuffer implements DeviceBuffer {
   freed = false;
+  /** int32 buffers: the host's copy of what was uploaded, dropped when a kernel or copy writes the buffer. */
+  host: Int32Array | null = null;
   constructor(
     readonly backend: WebGpuBackend,
     /** GPU buffer id (pooled: reused by a later allocation once this one is freed). */
@@ -91,6 +109,14 @@ export const KERNELS: ReadonlySet<keyof Kernels> = new Set<keyof Kernels>([
   'swigluBackward',
   'rmsnormForward',
   'rmsnormBackward',
+  'gradnormSumsq',
+  'dropoutForward',
+  'dropoutBackward',
+  'embeddingForward',
+  'embeddingBackward',
+  'ropeForward',
+  'ropeBackward',
+  'adamwStep',
 ]);
 
 export class WebGpuBackend implements Backend {
@@ -131,7 +157,9 @@ export class WebGpuBackend implements Backend {
     }
     this.live += bytes;
     if (zero) this.device.clear(id, 0, cls);
-    return new GpuBuffer(this, id, cls, dtype, numel);
+    const buf = new GpuBuffer(this, id, cls, dtype, numel);
+    if (zero && dtype === 'int32') buf.host = new Int32Array(numel);
+    return buf;
   }
 
   free(buf: DeviceBuffer): void {
@@ -185,6 +213,10 @@ export class WebGpuBackend implements Backend {
       throw new RangeError(`webgpu upload: ${data.length} elements at ${offset} into ${b.dtype}[${b.numel}]`);
     if (b.dtype !== 'bfloat16') {
       this.device.write(b.id, offset * 4, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      if (b.dtype === 'int32' && data instanceof Int32Array) {
+        if (offset === 0 && data.length === b.numel) b.host = data.slice();
+        else if (b.host) b.host.set(data, offset);
+      } else b.host = null;
       return;
     }
     const f = data instanceof Float32Array ? data : Float32Array.from(data);
@@ -219,6 +251,7 @@ export class WebGpuBackend implements Backend {
   uploadBytes(buf: DeviceBuffer, bytes: Uint8Array): void {
     const b = g(buf);
     if (bytes.length !== b.bytes) throw new RangeError(`webgpu uploadBytes: ${bytes.length} bytes into ${b.bytes}`);
+    b.host = null;
     if (bytes.length % 4 === 0) return this.device.write(b.id, 0, bytes);
     const padded = new Uint8Array(Math.ceil(bytes.length / 4) * 4);
     padded.set(bytes);
@@ -249,6 +282,7 @@ export class WebGpuBackend implements Backend {
     wg: [number, number, number],
   ): void {
     const ids = bufs.map((x, k) => (x ? g(x).id : this.dummy(k)));
+    for (let k = 0; k < outputs; k++) if (bufs[k]) (bufs[k] as GpuBuffer).host = null;
     const temps: DeviceBuffer[] = [];
     for (let k = outputs; k < ids.length; k++) {
       if (!ids.slice(0, outputs).includes(ids[k]!)) continue;
@@ -298,6 +332,7 @@ export class WebGpuBackend implements Backend {
     const d = g(dst);
     const s = g(src);
     if (n <= 0) return;
+    d.host = null;
     if (d.dtype === 'bfloat16') {
       const firstWord = dstOff >> 1;
       const words = ((dstOff + n + 1) >> 1) - firstWord;
@@ -378,7 +413,7 @@ export class WebGpuBackend implements Backend {
     const v: GemmVariant = {
       aBf16: A.dtype === 'bfloat16',
       bBf16: B.dtype === 'bfloat16',
-      roundA: !!o.bf16,
+      roundA: !!o.bf16 || o.packed === 'bfloat16',
       roundB: bRound,
       bias: !!o.bias,
     };
@@ -525,27 +560,273 @@ export class WebGpuBackend implements Backend {
   }
 
   // ---- not yet on WebGPU (each throws UnsupportedOpError naming the op)
-  gradnormSumsq(): number {
-    throw new UnsupportedOpError('webgpu', 'gradnormSumsq');
+  /**
+   * Σ x² in double, summed on the host over the downloaded values in native/cpu's fixed blocks
+   * (deterministic; the CPU's vectorised order inside a block may differ in the last bits). A GPU partial sum in double-float reached only ≈ 1e-10 relative on lavapipe
+   * (its shader compiler folds the error-free transformations), short of the 1e-12 the seam holds.
+   */
+  gradnormSumsq(x: DeviceBuffer, n: number): number {
+    need('gradnorm_sumsq', 'x', x, n, 'float32');
+    if (n === 0) return 0;
+    const v = this.download(x, 0, n) as Float32Array;
+    const BLOCK = 1 << 14;
+    let total = 0;
+    for (let b = 0; b < n; b += BLOCK) {
+      let part = 0;
+      const e = Math.min(n, b + BLOCK);
+      for (let i = b; i < e; i++) part += v[i]! * v[i]!;
+      total += part;
+    }
+    return total;
   }
-  dropoutForward(): void {
-    throw new UnsupportedOpError('webgpu', 'dropoutForward');
+
+  dropoutForward(out: DeviceBuffer, x: DeviceBuffer, n: number, p: number, seed: number): void {
+    this.dropout('dropout_forward', 'out', 'x', out, x, n, p, seed);
   }
-  dropoutBackward(): void {
-    throw new UnsupportedOpError('webgpu', 'dropoutBackward');
+  dropoutBackward(dx: DeviceBuffer, dy: DeviceBuffer, n: number, p: number, seed: number): void {
+    this.dropout('dropout_backward', 'dx', 'dy', dx, dy, n, p, seed);
   }
-  embeddingForward(): void {
-    throw new UnsupportedOpError('webgpu', 'embeddingForward');
+  private dropout(
+    op: string,
+    on: string,
+    xn: string,
+    out: DeviceBuffer,
+    x: DeviceBuffer,
+    n: number,
+    p: number,
+    seed: number,
+  ): void {
+    need(op, on, out, n, 'float32');
+    need(op, xn, x, n, 'float32');
+    if (!(p >= 0 && p < 1)) throw new NativeOpError(`${op}: p must be in [0, 1), got ${p}`, op);
+    if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 53)
+      throw new NativeOpError(`${op}: seed must be an integer in [0, 2^53), got ${seed}`, op);
+    if (n === 0) return;
+    const pf = Math.fround(p);
+    const thr = Math.floor(pf * 2 ** 32);
+    const keep = Math.fround(1 / Math.fround(1 - pf));
+    const lo = seed % 2 ** 32;
+    const hi = Math.floor(seed / 2 ** 32);
+    this.run('dropout', lay.dropout, op, 1, [out, x], uniforms('uuuuf', n, lo, hi, thr, keep), grid1d(n));
   }
-  embeddingBackward(): void {
-    throw new UnsupportedOpError('webgpu', 'embeddingBackward');
+
+  /** Host copy of an int32 buffer (ids, positions: kept from upload, else read back). */
+  private hostInts(b: DeviceBuffer, n: number): Int32Array {
+    const x = g(b);
+    if (x.host && x.host.length >= n) return x.host;
+    return this.download(b, 0, n) as Int32Array;
   }
-  ropeForward(): void {
-    throw new UnsupportedOpError('webgpu', 'ropeForward');
+
+  embeddingForward(out: DeviceBuffer, weight: DeviceBuffer, ids: DeviceBuffer, N: number, V: number, C: number): void {
+    need('embedding_forward', 'out', out, N * C, 'float32');
+    need('embedding_forward', 'weight', weight, V * C, 'float32');
+    need('embedding_forward', 'ids', ids, N, 'int32');
+    checkIds('embedding_forward', this.hostInts(ids, N), N, V);
+    if (N * C)
+      this.run(
+        'embedding_fwd',
+        lay.embeddingForward,
+        'embeddingForward',
+        1,
+        [out, weight, ids],
+        uniforms('uu', N, C),
+        grid1d(N * C),
+      );
   }
-  ropeBackward(): void {
-    throw new UnsupportedOpError('webgpu', 'ropeBackward');
+
+  embeddingBackward(
+    dweight: DeviceBuffer,
+    dout: DeviceBuffer,
+    ids: DeviceBuffer,
+    N: number,
+    V: number,
+    C: number,
+    accumulate: boolean,
+  ): void {
+    need('embedding_backward', 'dweight', dweight, V * C, 'float32');
+    need('embedding_backward', 'dout', dout, N * C, 'float32');
+    need('embedding_backward', 'ids', ids, N, 'int32');
+    const host = this.hostInts(ids, N);
+    checkIds('embedding_backward', host, N, V);
+    if (V * C === 0) return;
+    // counting sort by id (stable): start[v]..start[v+1] lists v's tokens ascending, as native/cpu
+    const start = new Int32Array(V + 1);
+    for (let i = 0; i < N; i++) start[host[i]! + 1]!++;
+    for (let v = 0; v < V; v++) start[v + 1]! += start[v]!;
+    const order = new Int32Array(Math.max(1, N));
+    const fill = start.slice(0, V);
+    for (let i = 0; i < N; i++) order[fill[host[i]!]!++] = i;
+    const sb = this.allocate('int32', V + 1);
+    const ob = this.allocate('int32', order.length);
+    this.upload(sb, start);
+    this.upload(ob, order);
+    this.run(
+      'embedding_bwd',
+      lay.embeddingBackward,
+      'embeddingBackward',
+      1,
+      [dweight, dout, sb, ob],
+      uniforms('uuu', V, C, accumulate ? 1 : 0),
+      grid1d(V * C),
+    );
+    this.free(sb);
+    this.free(ob);
   }
+
+  ropeForward(
+    y: DeviceBuffer,
+    x: DeviceBuffer,
+    positions: DeviceBuffer,
+    B: number,
+    T: number,
+    H: number,
+    D: number,
+    theta: number,
+  ): void {
+    this.rope('rope_forward', 'y', 'x', y, x, positions, B, T, H, D, theta, 1);
+  }
+  ropeBackward(
+    dx: DeviceBuffer,
+    dy: DeviceBuffer,
+    positions: DeviceBuffer,
+    B: number,
+    T: number,
+    H: number,
+    D: number,
+    theta: number,
+  ): void {
+    this.rope('rope_backward', 'dx', 'dy', dx, dy, positions, B, T, H, D, theta, -1);
+  }
+  private rope(
+    op: string,
+    yn: string,
+    xn: string,
+    y: DeviceBuffer,
+    x: DeviceBuffer,
+    positions: DeviceBuffer,
+    B: number,
+    T: number,
+    H: number,
+    D: number,
+    theta: number,
+    sign: number,
+  ): void {
+    if (D % 2 !== 0) throw new NativeOpError(`${op}: D must be even, got ${D}`, op);
+    if (!(theta > 0)) throw new NativeOpError(`${op}: theta must be > 0, got ${theta}`, op);
+    need(op, yn, y, B * T * H * D, 'float32');
+    need(op, xn, x, B * T * H * D, 'float32');
+    need(op, 'positions', positions, B * T, 'int32');
+    const pos = this.hostInts(positions, B * T);
+    let maxPos = 0;
+    for (let i = 0; i < B * T; i++) {
+      const v = pos[i]!;
+      if (v < 0 || v >= MAX_POS)
+        throw new NativeOpError(
+          `${op}: positions[${i}] = ${v} is out of range [0, ${MAX_POS}); position ids count real tokens from 0`,
+          op,
+        );
+      if (v > maxPos) maxPos = v;
+    }
+    if (B * T * H * D === 0) return;
+    const tab = this.ropeTable(D, theta, maxPos + 1);
+    this.run(
+      'rope',
+      lay.rope,
+      op,
+      1,
+      [y, x, positions, tab.cs, tab.sn],
+      uniforms('uuuf', B * T, H, D, sign),
+      grid1d((B * T * H * D) / 2),
+    );
+  }
+
+  /** cos/sin [npos, D/2] of the float32 angles pos·inv_freq, in double then rounded (native/cpu/rope.cc); grown by doubling. */
+  private ropeTable(D: number, theta: number, npos: number): { cs: DeviceBuffer; sn: DeviceBuffer } {
+    const t = this.rope_;
+    if (t && t.D === D && t.theta === theta && t.npos >= npos) return t;
+    if (t) {
+      this.free(t.cs);
+      this.free(t.sn);
+    }
+    const h2 = D / 2;
+    const size = Math.max(npos, 2 * (t && t.D === D && t.theta === theta ? t.npos : 0), 64);
+    const base = Math.fround(theta);
+    const invf = new Float32Array(h2);
+    for (let i = 0; i < h2; i++)
+      invf[i] = Math.fround(1 / Math.fround(Math.pow(base, Math.fround(Math.fround(2 * i) / Math.fround(D)))));
+    const cs = new Float32Array(size * h2);
+    const sn = new Float32Array(size * h2);
+    for (let q = 0; q < size; q++)
+      for (let i = 0; i < h2; i++) {
+        const ang = Math.fround(q * invf[i]!);
+        cs[q * h2 + i] = Math.cos(ang);
+        sn[q * h2 + i] = Math.sin(ang);
+      }
+    const out = {
+      D,
+      theta,
+      npos: size,
+      cs: this.allocate('float32', cs.length),
+      sn: this.allocate('float32', sn.length),
+    };
+    this.upload(out.cs, cs);
+    this.upload(out.sn, sn);
+    this.rope_ = out;
+    return out;
+  }
+  private rope_: { D: number; theta: number; npos: number; cs: DeviceBuffer; sn: DeviceBuffer } | null = null;
+
+  adamwStep(
+    param: DeviceBuffer,
+    grad: DeviceBuffer,
+    m: DeviceBuffer,
+    v: DeviceBuffer,
+    n: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    step: number,
+  ): void {
+    const op = 'adamw_step';
+    if (!Number.isInteger(step) || step < 1) throw new NativeOpError(`${op}: step must be >= 1, got ${step}`, op);
+    if (!(Number.isFinite(lr) && lr >= 0)) throw new NativeOpError(`${op}: lr must be finite and >= 0, got ${lr}`, op);
+    if (!(beta1 >= 0 && beta1 < 1)) throw new NativeOpError(`${op}: beta1 must be in [0, 1), got ${beta1}`, op);
+    if (!(beta2 >= 0 && beta2 < 1)) throw new NativeOpError(`${op}: beta2 must be in [0, 1), got ${beta2}`, op);
+    if (!(Number.isFinite(eps) && eps >= 0))
+      throw new NativeOpError(`${op}: eps must be finite and >= 0, got ${eps}`, op);
+    if (!(Number.isFinite(weightDecay) && weightDecay >= 0))
+      throw new NativeOpError(`${op}: weight_decay must be finite and >= 0, got ${weightDecay}`, op);
+    need(op, 'param', param, n, 'float32');
+    need(op, 'grad', grad, n, 'float32');
+    need(op, 'exp_avg', m, n, 'float32');
+    need(op, 'exp_avg_sq', v, n, 'float32');
+    if (n === 0) return;
+    const bc1 = 1 - Math.pow(beta1, step);
+    const bc2 = 1 - Math.pow(beta2, step);
+    this.run(
+      'adamw',
+      lay.adamw,
+      'adamwStep',
+      3,
+      [param, m, v, grad],
+      uniforms(
+        'ufffffff' + 'f',
+        n,
+        1 - lr * weightDecay,
+        beta1,
+        1 - beta1,
+        beta2,
+        1 - beta2,
+        lr / bc1,
+        Math.sqrt(bc2),
+        eps,
+      ),
+      grid1d(n),
+    );
+  }
+
   attentionForward(): void {
     throw new UnsupportedOpError('webgpu', 'attentionForward');
   }
@@ -572,9 +853,6 @@ export class WebGpuBackend implements Backend {
   }
   logprobsEntropyBackward(): void {
     throw new UnsupportedOpError('webgpu', 'logprobsEntropyBackward');
-  }
-  adamwStep(): void {
-    throw new UnsupportedOpError('webgpu', 'adamwStep');
   }
   sampleTokens(): void {
     throw new UnsupportedOpError('webgpu', 'sampleTokens');
