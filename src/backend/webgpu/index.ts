@@ -14,11 +14,12 @@
 import type { AllocatorStats, Backend, DType, DeviceBuffer, GemmArgs, Kernels } from '../types.ts';
 import { NativeOpError, UnsupportedOpError } from '../../errors.ts';
 import { GpuDevice, type AdapterInfo } from './device.ts';
-import { grid1d, uniforms } from './wgsl.ts';
+import { grid1d, rows as rowGrid, uniforms } from './wgsl.ts';
 import * as ew from './kernels/elementwise.ts';
 import { TILE, gemm, gemmKey, type GemmVariant } from './kernels/gemm.ts';
 import * as norm from './kernels/rmsnorm.ts';
 import * as lay from './kernels/layers.ts';
+import * as sm from './kernels/softmax.ts';
 
 export type { AdapterInfo } from './device.ts';
 
@@ -34,6 +35,21 @@ function checkIds(op: string, ids: Int32Array, N: number, V: number): void {
         `${op}: ids[${i}] = ${v} is out of range for vocabulary size V = ${V} (valid ids are 0..${V - 1})`,
         op,
       );
+  }
+}
+
+function positiveTemperature(op: string, t: number): void {
+  if (!(t > 0)) throw new NativeOpError(`${op}: temperature must be > 0, got ${t}`, op);
+}
+/** 1/τ rounded to float32, as native/cpu forms it. */
+const invT = (t: number): number => Math.fround(1 / t);
+
+/** targets[rowOff, rowOff + rows) < V (negative ids mean "ignore"), or the CPU's one-line error. */
+function checkTargets(op: string, tg: Int32Array, rowOff: number, rows: number, V: number): void {
+  for (let r = 0; r < rows; r++) {
+    const t = tg[rowOff + r]!;
+    if (t >= V)
+      throw new NativeOpError(`${op}: target ${t} at row ${rowOff + r} is out of range for vocabulary size ${V}`, op);
   }
 }
 
@@ -117,6 +133,11 @@ export const KERNELS: ReadonlySet<keyof Kernels> = new Set<keyof Kernels>([
   'ropeForward',
   'ropeBackward',
   'adamwStep',
+  'klForward',
+  'klHvp',
+  'logprobsForward',
+  'logprobsBackward',
+  'logprobsEntropyBackward',
 ]);
 
 export class WebGpuBackend implements Backend {
@@ -514,7 +535,7 @@ export class WebGpuBackend implements Backend {
         2,
         [y, rstd, x, w],
         uniforms('uuf', N, C, eps),
-        norm.rows(N),
+        rowGrid(N),
       );
   }
   rmsnormBackward(
@@ -545,7 +566,7 @@ export class WebGpuBackend implements Backend {
         1,
         [dx, dy, x, w, rstd],
         uniforms('uu', N, C),
-        norm.rows(N),
+        rowGrid(N),
       );
     if (dw)
       this.run(
@@ -827,6 +848,135 @@ export class WebGpuBackend implements Backend {
     );
   }
 
+  // ---- softmax family (kernels/softmax.ts)
+  klForward(out: DeviceBuffer, p: DeviceBuffer, q: DeviceBuffer, N: number, V: number, temperature: number): void {
+    const op = 'kl_forward';
+    positiveTemperature(op, temperature);
+    need(op, 'out', out, N, 'float32');
+    need(op, 'p_logits', p, N * V, 'float32');
+    need(op, 'q_logits', q, N * V, 'float32');
+    if (N * V)
+      this.run(
+        'kl_fwd',
+        sm.klForward,
+        'klForward',
+        1,
+        [out, p, q],
+        uniforms('uuf', N, V, invT(temperature)),
+        rowGrid(N),
+      );
+  }
+  klHvp(out: DeviceBuffer, logits: DeviceBuffer, u: DeviceBuffer, N: number, V: number, temperature: number): void {
+    const op = 'kl_hvp';
+    positiveTemperature(op, temperature);
+    need(op, 'out', out, N * V, 'float32');
+    need(op, 'logits', logits, N * V, 'float32');
+    need(op, 'u', u, N * V, 'float32');
+    if (N * V === 0) return;
+    const inplace = g(out).id === g(u).id;
+    this.run(
+      inplace ? 'kl_hvp_inplace' : 'kl_hvp',
+      sm.klHvp(inplace),
+      'klHvp',
+      1,
+      inplace ? [out, logits] : [out, logits, u],
+      uniforms('uuf', N, V, invT(temperature)),
+      rowGrid(N),
+    );
+  }
+  logprobsForward(
+    lp: DeviceBuffer | null,
+    lse: DeviceBuffer,
+    entropy: DeviceBuffer | null,
+    logits: DeviceBuffer,
+    targets: DeviceBuffer | null,
+    rows: number,
+    V: number,
+    temperature: number,
+    rowOff: number,
+  ): void {
+    const op = 'logprobs_forward';
+    positiveTemperature(op, temperature);
+    if (!lp !== !targets) throw new NativeOpError(`${op}: lp and targets must be given together`, op);
+    need(op, 'lp', lp, rowOff + rows, 'float32');
+    need(op, 'lse', lse, rowOff + rows, 'float32');
+    need(op, 'entropy', entropy, rowOff + rows, 'float32');
+    need(op, 'logits', logits, rows * V, 'float32');
+    need(op, 'targets', targets, rowOff + rows, 'int32');
+    if (targets) checkTargets(op, this.hostInts(targets, rowOff + rows), rowOff, rows, V);
+    if (rows === 0) return;
+    this.run(
+      'logprobs_fwd',
+      sm.logprobsForward,
+      'logprobsForward',
+      3,
+      [lp, lse, entropy, logits, targets],
+      uniforms('uufuu', rows, V, invT(temperature), rowOff, (lp ? 1 : 0) | (entropy ? 2 : 0)),
+      rowGrid(rows),
+    );
+  }
+  logprobsBackward(
+    dlogits: DeviceBuffer,
+    logits: DeviceBuffer,
+    dlp: DeviceBuffer,
+    lse: DeviceBuffer,
+    targets: DeviceBuffer,
+    rows: number,
+    V: number,
+    temperature: number,
+    rowOff: number,
+  ): void {
+    const op = 'logprobs_backward';
+    positiveTemperature(op, temperature);
+    need(op, 'dlogits', dlogits, rows * V, 'float32');
+    need(op, 'logits', logits, rows * V, 'float32');
+    need(op, 'dlp', dlp, rowOff + rows, 'float32');
+    need(op, 'lse', lse, rowOff + rows, 'float32');
+    need(op, 'targets', targets, rowOff + rows, 'int32');
+    checkTargets(op, this.hostInts(targets, rowOff + rows), rowOff, rows, V);
+    if (rows * V === 0) return;
+    const inplace = g(dlogits).id === g(logits).id;
+    this.run(
+      inplace ? 'logprobs_bwd_inplace' : 'logprobs_bwd',
+      sm.logprobsBackward(inplace),
+      'logprobsBackward',
+      1,
+      inplace ? [dlogits, dlp, lse, targets] : [dlogits, logits, dlp, lse, targets],
+      uniforms('uufu', rows, V, invT(temperature), rowOff),
+      grid1d(rows * V),
+    );
+  }
+  logprobsEntropyBackward(
+    dlogits: DeviceBuffer,
+    logits: DeviceBuffer,
+    dH: DeviceBuffer,
+    lse: DeviceBuffer,
+    entropy: DeviceBuffer,
+    rows: number,
+    V: number,
+    temperature: number,
+    rowOff: number,
+  ): void {
+    const op = 'logprobs_entropy_backward';
+    positiveTemperature(op, temperature);
+    need(op, 'dlogits', dlogits, rows * V, 'float32');
+    need(op, 'logits', logits, rows * V, 'float32');
+    need(op, 'dH', dH, rowOff + rows, 'float32');
+    need(op, 'lse', lse, rowOff + rows, 'float32');
+    need(op, 'entropy', entropy, rowOff + rows, 'float32');
+    if (rows * V === 0) return;
+    const inplace = g(dlogits).id === g(logits).id;
+    this.run(
+      inplace ? 'logprobs_ent_bwd_inplace' : 'logprobs_ent_bwd',
+      sm.logprobsEntropyBackward(inplace),
+      'logprobsEntropyBackward',
+      1,
+      inplace ? [dlogits, dH, lse, entropy] : [dlogits, logits, dH, lse, entropy],
+      uniforms('uufu', rows, V, invT(temperature), rowOff),
+      grid1d(rows * V),
+    );
+  }
+
   attentionForward(): void {
     throw new UnsupportedOpError('webgpu', 'attentionForward');
   }
@@ -838,21 +988,6 @@ export class WebGpuBackend implements Backend {
   }
   pagedAttentionForward(): void {
     throw new UnsupportedOpError('webgpu', 'pagedAttentionForward');
-  }
-  klForward(): void {
-    throw new UnsupportedOpError('webgpu', 'klForward');
-  }
-  klHvp(): void {
-    throw new UnsupportedOpError('webgpu', 'klHvp');
-  }
-  logprobsForward(): void {
-    throw new UnsupportedOpError('webgpu', 'logprobsForward');
-  }
-  logprobsBackward(): void {
-    throw new UnsupportedOpError('webgpu', 'logprobsBackward');
-  }
-  logprobsEntropyBackward(): void {
-    throw new UnsupportedOpError('webgpu', 'logprobsEntropyBackward');
   }
   sampleTokens(): void {
     throw new UnsupportedOpError('webgpu', 'sampleTokens');

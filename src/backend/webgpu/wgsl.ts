@@ -27,6 +27,46 @@ export const INDEX = `let i = gid.x + gid.y * nwg.x * ${WG}u;`;
 export const ENTRY_1D = `@compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)`;
 
+/** Workgroup counts for one workgroup per row (rows beyond N return at once). */
+export function rows(N: number): [number, number, number] {
+  if (N <= 65535) return [Math.max(1, N), 1, 1];
+  const y = Math.ceil(N / 65535);
+  return [Math.ceil(N / y), y, 1];
+}
+
+/** Entry point of a row kernel: WG invocations per row; `let r` is the row, `let t` the invocation. */
+export const ROW_ENTRY = `@compute @workgroup_size(${WG})
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+)`;
+
+/** Tree sum / max over the WG invocations of a workgroup (every invocation gets the result; fixed order). */
+export const REDUCE = `var<workgroup> red: array<f32, ${WG}>;
+fn wg_sum(v: f32, t: u32) -> f32 {
+  red[t] = v;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (t < s) { red[t] += red[t + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}
+fn wg_max(v: f32, t: u32) -> f32 {
+  red[t] = v;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (t < s) { red[t] = max(red[t], red[t + s]); }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}`;
+
 /** bf16 bit helpers: widen a half, round an f32 to bf16 bits (nearest even), read element e of a packed array. */
 export const BF16 = `
 fn bf16_to_f32(h: u32) -> f32 { return bitcast<f32>(h << 16u); }

@@ -1,39 +1,11 @@
 /**
  * @module backend/webgpu/kernels/rmsnorm
  * RMSNorm over rows x [N, C] with weight w [C]: y = w ⊙ x · rstd, rstd = 1/√(mean(x²) + eps).
- * Forward saves rstd [N] for backward. One workgroup (256) per row (grid rows(N)); row sums are a fixed tree in
+ * Forward saves rstd [N] for backward. One workgroup (256) per row (wgsl.ts rows(N)); row sums are a fixed tree in
  * workgroup memory, so results do not depend on scheduling. dw is one invocation per column summing
  * rows in order. Gradients are written with "=".
  */
-import { ENTRY_1D, INDEX, bindings } from '../wgsl.ts';
-
-/** Workgroup counts for one workgroup per row. */
-export function rows(N: number): [number, number, number] {
-  if (N <= 65535) return [N, 1, 1];
-  const y = Math.ceil(N / 65535);
-  return [Math.ceil(N / y), y, 1];
-}
-
-/** Tree sum of `v` over the 256 invocations of the workgroup (every invocation gets the total). */
-const REDUCE = `var<workgroup> red: array<f32, 256>;
-fn wg_sum(v: f32, t: u32) -> f32 {
-  red[t] = v;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (t < s) { red[t] += red[t + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}`;
-
-const ROW_ENTRY = `@compute @workgroup_size(256)
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(local_invocation_id) lid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-)`;
+import { ENTRY_1D, INDEX, REDUCE, ROW_ENTRY, bindings } from '../wgsl.ts';
 
 export const rmsnormForward =
   () => `${bindings('N: u32, C: u32, eps: f32', 2, ['y', 'f32'], ['rstd', 'f32'], ['x', 'f32'], ['w', 'f32'])}
