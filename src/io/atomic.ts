@@ -54,11 +54,14 @@ export function cleanStaleTemps(dir: string): string[] {
   return done;
 }
 
-/** Writes `content` (text, bytes or chunks) to `path` atomically: temp file in the same folder, fsync, rename. */
-export function writeFileAtomic(path: string, content: Uint8Array | string | Uint8Array[]): void {
+/**
+ * Writes `content` (text, bytes, or chunks — an array or a generator, each chunk written before
+ * the next is asked for) to `path` atomically: temp file in the same folder, fsync, rename.
+ */
+export function writeFileAtomic(path: string, content: Uint8Array | string | Iterable<Uint8Array>): void {
   const tmp = tempPathBeside(path);
-  const chunks =
-    typeof content === 'string' ? [Buffer.from(content, 'utf8')] : Array.isArray(content) ? content : [content];
+  const chunks: Iterable<Uint8Array> =
+    typeof content === 'string' ? [Buffer.from(content, 'utf8')] : content instanceof Uint8Array ? [content] : content;
   try {
     const fd = openSync(tmp, 'w');
     try {

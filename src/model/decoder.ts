@@ -33,7 +33,7 @@ import { pagedAttention, pagedKvWrite } from '../tensor/ops/paged.ts';
 import { tokenLogprobs } from '../tensor/ops/logprobs.ts';
 import { copyRows } from '../tensor/ops/copy.ts';
 import { LAYER, parameterNames, readModelConfig, type ModelConfig } from './config.ts';
-import { loadModelTensors } from './folder.ts';
+import { loadModelTensors, streamed, type StreamedTensor } from './folder.ts';
 import { ModelLoadError, TensorOpError } from '../errors.ts';
 import type { LoraAdapter } from './lora.ts';
 
@@ -142,6 +142,13 @@ export class CausalLM {
   toHost(): Map<string, { shape: number[]; data: Float32Array }> {
     const out = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const [name, p] of this.params) out.set(name, { shape: [...p.shape], data: p.toFloat32() });
+    return out;
+  }
+
+  /** Every parameter by HF name, read from its backend buffer a piece at a time when saved (no host copy). */
+  streamed(): Map<string, StreamedTensor> {
+    const out = new Map<string, StreamedTensor>();
+    for (const [name, p] of this.params) out.set(name, streamed(p));
     return out;
   }
 

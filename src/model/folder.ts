@@ -6,18 +6,20 @@
  * the layout of transformers' `save_pretrained`). Loading checks every `parameterNames(cfg)`
  * entry is present with the right shape; saving writes config.json, generation_config.json,
  * weights and tokenizer files into a temp folder beside the target and renames it into place.
+ * Saving streams: each tensor goes to disk a piece at a time, from host values or straight from a
+ * backend tensor (StreamedTensor), so a save never holds a second copy of the model on the host.
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ModelLoadError, SafetensorsError } from '../errors.ts';
 import { modelConfigToJson, parameterNames, type GenerationDefaults, type ModelConfig } from './config.ts';
 import {
-  fromFloat32,
   readSafetensorsFile,
+  streamFloat32,
   toFloat32,
   writeSafetensorsFile,
   ST_ITEMSIZE,
-  type StTensor,
+  type StSource,
 } from './safetensors.ts';
 import { replaceDirAtomic, writeFileAtomic } from '../io/atomic.ts';
 
@@ -25,6 +27,45 @@ import { replaceDirAtomic, writeFileAtomic } from '../io/atomic.ts';
 export interface HostTensor {
   shape: number[];
   data: Float32Array;
+}
+
+/**
+ * A parameter read a range at a time (a backend tensor: `Tensor.readFloat32`), so that saving
+ * streams it to disk through a small host buffer instead of copying it whole to the host.
+ */
+export interface StreamedTensor {
+  shape: number[];
+  read(offset: number, count: number): Float32Array;
+}
+
+/** What the savers take per tensor: host values, or a tensor read piece by piece. */
+export type SaveTensor = HostTensor | StreamedTensor;
+
+/** What streams from a backend: a Tensor's shape and ranged reads. */
+export interface ReadableTensor {
+  readonly shape: readonly number[];
+  readFloat32(offset: number, count: number): Float32Array;
+}
+
+/** A Tensor as a StreamedTensor. */
+export function streamed(t: ReadableTensor): StreamedTensor {
+  return { shape: [...t.shape], read: (offset, count) => t.readFloat32(offset, count) };
+}
+
+/** A Tensor as a safetensors entry written a piece at a time (F32 unless `dtype`). */
+export function tensorSource(t: ReadableTensor, dtype: 'F32' | 'BF16' | 'F16' = 'F32'): StSource {
+  return streamFloat32((offset, count) => t.readFloat32(offset, count), [...t.shape], dtype);
+}
+
+/** The values of a SaveTensor, `[offset, offset + count)` (a host tensor's is a view, no copy). */
+export function readRange(t: SaveTensor): (offset: number, count: number) => Float32Array {
+  if ('data' in t) return (offset, count) => t.data.subarray(offset, offset + count);
+  return (offset, count) => t.read(offset, count);
+}
+
+/** The number of values of a SaveTensor. */
+function sizeOf(t: SaveTensor): number {
+  return 'data' in t ? t.data.length : t.shape.reduce((a, b) => a * b, 1);
 }
 
 export interface SaveOptions {
@@ -200,7 +241,7 @@ function json(v: unknown): string {
 export function saveModelFolder(
   dir: string,
   cfg: ModelConfig,
-  tensors: Map<string, HostTensor>,
+  tensors: Map<string, SaveTensor>,
   opts: SaveOptions = {},
 ): void {
   const dtype = opts.dtype ?? 'F32';
@@ -219,9 +260,9 @@ export function saveModelFolder(
     const t = tensors.get(name);
     if (!t) throw new ModelLoadError(`saveModelFolder: missing tensor "${name}"`);
     const n = shape.reduce((a, b) => a * b, 1);
-    if (!sameShape(t.shape, shape) || t.data.length !== n)
+    if (!sameShape(t.shape, shape) || sizeOf(t) !== n)
       throw new ModelLoadError(
-        `saveModelFolder: tensor "${name}" has shape [${t.shape.join(', ')}] (${t.data.length} values) but the config needs [${shape.join(', ')}]`,
+        `saveModelFolder: tensor "${name}" has shape [${t.shape.join(', ')}] (${sizeOf(t)} values) but the config needs [${shape.join(', ')}]`,
       );
   }
   for (const f of Object.keys(opts.extraFiles ?? {})) {
@@ -249,8 +290,9 @@ export function saveModelFolder(
         cur += bytes;
         total += bytes;
       }
-      const encode = (list: Array<{ name: string; shape: number[] }>): Map<string, StTensor> =>
-        new Map(list.map(({ name, shape }) => [name, fromFloat32(tensors.get(name)!.data, shape, dtype)]));
+      // each tensor streamed to its shard a piece at a time: no shard-sized host buffer
+      const encode = (list: Array<{ name: string; shape: number[] }>): Map<string, StSource> =>
+        new Map(list.map(({ name, shape }) => [name, streamFloat32(readRange(tensors.get(name)!), shape, dtype)]));
       if (shards.length === 1) {
         writeSafetensorsFile(join(tmp, 'model.safetensors'), encode(shards[0]!));
       } else {

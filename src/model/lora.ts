@@ -31,8 +31,8 @@ import { ModelLoadError } from '../errors.ts';
 import { replaceDirAtomic, writeFileAtomic } from '../io/atomic.ts';
 import { CausalLM } from './decoder.ts';
 import { layerModules, readModelConfig, readGenerationConfig, type ModelConfig } from './config.ts';
-import { loadModelTensors, saveModelFolder, TOKENIZER_FILES, type HostTensor } from './folder.ts';
-import { fromFloat32, readSafetensorsFile, toFloat32, writeSafetensorsFile, type StTensor } from './safetensors.ts';
+import { loadModelTensors, saveModelFolder, tensorSource, TOKENIZER_FILES, type HostTensor } from './folder.ts';
+import { readSafetensorsFile, toFloat32, writeSafetensorsFile, type StSource, type StTensor } from './safetensors.ts';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -384,8 +384,8 @@ export interface SaveAdapterOptions {
 /** Writes adapter_config.json, adapter_model.safetensors and tokenizer files into an existing (staging) folder. */
 export function writeAdapterFiles(dir: string, model: CausalLM, o: SaveAdapterOptions): void {
   const lora = requireAdapter(model, 'writeAdapterFiles');
-  const tensors = new Map<string, StTensor>();
-  for (const [n, t] of lora.toHost()) tensors.set(n, fromFloat32(t.data, t.shape, 'F32'));
+  const tensors = new Map<string, StSource>();
+  for (const [n, t] of lora.parameters()) tensors.set(n, tensorSource(t)); // streamed from the backend
   writeSafetensorsFile(join(dir, ADAPTER_WEIGHTS_FILE), tensors, { format: 'pt' });
   writeFileAtomic(
     join(dir, ADAPTER_CONFIG_FILE),

@@ -65,6 +65,18 @@ export interface StTensor {
   data: Uint8Array;
 }
 
+/**
+ * A tensor whose bytes are produced on demand, piece by piece (a backend buffer read a range at a
+ * time): the writer asks for the next piece only after the previous one is on disk, so a file
+ * of any size is written through a few MiB of host memory.
+ */
+export interface StSource {
+  dtype: StDtype;
+  shape: number[];
+  /** The tensor's bytes in order (their total must be the shape × dtype size). */
+  pieces(): Iterable<Uint8Array>;
+}
+
 export interface StFile {
   tensors: Map<string, StTensor>;
   metadata: Record<string, string>;
@@ -421,12 +433,18 @@ function checkShape(op: string, len: number, shape: number[]): void {
 /** Float32 values → an F32, BF16 (round-nearest-even) or F16 tensor with fresh bytes. */
 export function fromFloat32(data: Float32Array, shape: number[], dtype: 'F32' | 'BF16' | 'F16'): StTensor {
   checkShape('fromFloat32', data.length, shape);
-  const n = data.length;
   if (dtype === 'F32') {
-    const out = new Float32Array(n);
+    const out = new Float32Array(data.length);
     out.set(data);
     return { dtype, shape: shape.slice(), data: new Uint8Array(out.buffer) };
   }
+  return { dtype, shape: shape.slice(), data: encodeFloat32(data, dtype) };
+}
+
+/** The bytes of float32 values as F32 (a view, no copy), BF16 (round-nearest-even) or F16. */
+function encodeFloat32(data: Float32Array, dtype: 'F32' | 'BF16' | 'F16'): Uint8Array {
+  const n = data.length;
+  if (dtype === 'F32') return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const out = new Uint16Array(n);
   if (dtype === 'BF16') {
     const bits = new Uint32Array(data.buffer, data.byteOffset, n);
@@ -436,7 +454,41 @@ export function fromFloat32(data: Float32Array, shape: number[], dtype: 'F32' | 
   } else {
     throw new SafetensorsError(`fromFloat32: dtype ${String(dtype)} is not one of F32, BF16, F16`);
   }
-  return { dtype, shape: shape.slice(), data: new Uint8Array(out.buffer) };
+  return new Uint8Array(out.buffer);
+}
+
+/** Float32 values read per piece of `pieceValues` (default 4 Mi: 16 MiB) by `read(offset, count)`. */
+export const STREAM_PIECE_VALUES = 1 << 22;
+
+/**
+ * An F32, BF16 or F16 tensor streamed from float32 values that `read(offset, count)` returns a
+ * range at a time (a backend buffer's download, or a host array's subarray): the same bytes as
+ * fromFloat32, never more than one piece on the host.
+ */
+export function streamFloat32(
+  read: (offset: number, count: number) => Float32Array,
+  shape: number[],
+  dtype: 'F32' | 'BF16' | 'F16',
+  pieceValues = STREAM_PIECE_VALUES,
+): StSource {
+  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+    throw new SafetensorsError(`streamFloat32: shape [${shape.join(', ')}] is not a list of sizes`);
+  if (dtype !== 'F32' && dtype !== 'BF16' && dtype !== 'F16')
+    throw new SafetensorsError(`streamFloat32: dtype ${String(dtype)} is not one of F32, BF16, F16`);
+  const n = numel(shape);
+  return {
+    dtype,
+    shape: shape.slice(),
+    *pieces() {
+      for (let off = 0; off < n; off += pieceValues) {
+        const count = Math.min(pieceValues, n - off);
+        const values = read(off, count);
+        if (values.length !== count)
+          throw new SafetensorsError(`streamFloat32: read(${off}, ${count}) returned ${values.length} values`);
+        yield encodeFloat32(values, dtype);
+      }
+    },
+  };
 }
 
 /** Int32 values → an I32 tensor with fresh bytes. */
@@ -450,15 +502,17 @@ export function fromInt32(data: Int32Array, shape: number[]): StTensor {
 // ---------------------------------------------------------------------------------------------
 // writer
 
+type StEntry = StTensor | StSource;
+
 /** The header bytes (padded) and tensor order of a serialization, without copying tensor data. */
 function layout(
-  tensors: Map<string, StTensor> | Record<string, StTensor>,
+  tensors: Map<string, StEntry> | Record<string, StEntry>,
   metadata: Record<string, string>,
-): { header: Uint8Array; order: StTensor[]; dataBytes: number } {
+): { header: Uint8Array; order: Array<{ name: string; t: StEntry; bytes: number }>; dataBytes: number } {
   const map = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
   const names = [...map.keys()].sort();
   const header: Record<string, unknown> = { __metadata__: { format: 'pt', ...metadata } };
-  const order: StTensor[] = [];
+  const order: Array<{ name: string; t: StEntry; bytes: number }> = [];
   let pos = 0;
   for (const name of names) {
     if (name === '__metadata__')
@@ -467,13 +521,14 @@ function layout(
     if (!isDtype(t.dtype))
       throw new SafetensorsError(`serializeSafetensors: tensor "${name}": unsupported dtype ${String(t.dtype)}`);
     const need = numel(t.shape) * ST_ITEMSIZE[t.dtype];
-    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0) || need !== t.data.byteLength) {
+    const have = 'data' in t ? t.data.byteLength : need; // a source's bytes are counted as they are written
+    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0) || need !== have) {
       throw new SafetensorsError(
-        `serializeSafetensors: tensor "${name}": shape [${t.shape.join(', ')}] x ${t.dtype} needs ${need} bytes, data has ${t.data.byteLength}`,
+        `serializeSafetensors: tensor "${name}": shape [${t.shape.join(', ')}] x ${t.dtype} needs ${need} bytes, data has ${have}`,
       );
     }
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [pos, pos + need] };
-    order.push(t);
+    order.push({ name, t, bytes: need });
     pos += need;
   }
   let json = Buffer.from(JSON.stringify(header), 'utf8');
@@ -485,35 +540,63 @@ function layout(
   return { header: prefixed, order, dataBytes: pos };
 }
 
+/** A tensor's bytes: its data, or a source's pieces checked to add up to what the header says. */
+function* bytesOf(e: { name: string; t: StEntry; bytes: number }): Generator<Uint8Array> {
+  if ('data' in e.t) {
+    yield e.t.data;
+    return;
+  }
+  let got = 0;
+  for (const piece of e.t.pieces()) {
+    got += piece.byteLength;
+    if (got > e.bytes) break;
+    yield piece;
+  }
+  if (got !== e.bytes)
+    throw new SafetensorsError(
+      `serializeSafetensors: tensor "${e.name}": its source gave ${got > e.bytes ? 'more than' : got} of the ${e.bytes} bytes of [${e.t.shape.join(', ')}] x ${e.t.dtype}`,
+    );
+}
+
 /**
  * Serializes tensors as HF does: `__metadata__` (always with `"format": "pt"`) first, tensors
  * sorted by name and packed back to back, header padded with spaces to a multiple of 8 bytes.
  */
 export function serializeSafetensors(
-  tensors: Map<string, StTensor> | Record<string, StTensor>,
+  tensors: Map<string, StEntry> | Record<string, StEntry>,
   metadata: Record<string, string> = {},
 ): Uint8Array {
   const { header, order, dataBytes } = layout(tensors, metadata);
   const out = new Uint8Array(header.length + dataBytes);
   out.set(header, 0);
   let off = header.length;
-  for (const t of order) {
-    out.set(t.data, off);
-    off += t.data.byteLength;
-  }
+  for (const e of order)
+    for (const piece of bytesOf(e)) {
+      out.set(piece, off);
+      off += piece.byteLength;
+    }
   return out;
 }
 
-/** Same bytes as serializeSafetensors, written tensor by tensor (no whole-file buffer), atomically. */
+/**
+ * Same bytes as serializeSafetensors, written atomically tensor by tensor (no whole-file
+ * buffer): the header first (offsets follow from shapes and dtypes), then each tensor's data, a
+ * source's one piece at a time.
+ */
 export function writeSafetensorsFile(
   path: string,
-  tensors: Map<string, StTensor> | Record<string, StTensor>,
+  tensors: Map<string, StEntry> | Record<string, StEntry>,
   metadata: Record<string, string> = {},
 ): void {
   const { header, order } = layout(tensors, metadata);
+  function* chunks(): Generator<Uint8Array> {
+    yield header;
+    for (const e of order) yield* bytesOf(e);
+  }
   try {
-    writeFileAtomic(path, [header, ...order.map((t) => t.data)]);
+    writeFileAtomic(path, chunks());
   } catch (e) {
+    if (e instanceof SafetensorsError) throw e;
     throw new SafetensorsError(`${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
 }

@@ -26,8 +26,8 @@ import { reshape } from '../tensor/ops/reshape.ts';
 import { embedding } from '../tensor/ops/embedding.ts';
 import { CausalLM, positionIds, type TokenBatch } from './decoder.ts';
 import { modelConfigToJson, parameterNames, parseModelConfig, type ModelConfig } from './config.ts';
-import { loadModelTensors, TOKENIZER_FILES, type HostTensor } from './folder.ts';
-import { fromFloat32, writeSafetensorsFile, type StTensor } from './safetensors.ts';
+import { loadModelTensors, tensorSource, TOKENIZER_FILES, type HostTensor } from './folder.ts';
+import { writeSafetensorsFile, type StSource } from './safetensors.ts';
 import { fillNormal, makeRng } from './init.ts';
 import { replaceDirAtomic, writeFileAtomic } from '../io/atomic.ts';
 import { ModelLoadError, TensorOpError } from '../errors.ts';
@@ -243,8 +243,9 @@ export class ValueModel {
 
   /** save() into an existing (staging) folder. */
   writeInto(stage: string, opts: { tokenizerFrom?: string; extraFiles?: Record<string, string> } = {}): void {
-    const tensors = new Map<string, StTensor>();
-    for (const [name, t] of this.toHost()) tensors.set(name, fromFloat32(t.data, t.shape, 'F32'));
+    // streamed from the backend a piece at a time (no host copy of the model)
+    const tensors = new Map<string, StSource>();
+    for (const [name, p] of this.trainableParameters()) tensors.set(name, tensorSource(p));
     writeSafetensorsFile(join(stage, 'model.safetensors'), tensors, { format: 'pt' });
     writeFileAtomic(join(stage, 'config.json'), JSON.stringify(this.configJson(), null, 2) + '\n');
     if (opts.tokenizerFrom)

@@ -24,13 +24,13 @@ import {
 import { join } from 'node:path';
 import { CheckpointError } from '../errors.ts';
 import type { ModelConfig, GenerationDefaults } from '../model/config.ts';
-import { saveModelFolder, type HostTensor } from '../model/folder.ts';
+import { readRange, saveModelFolder, type SaveTensor, type StreamedTensor } from '../model/folder.ts';
 import {
-  fromFloat32,
   readSafetensorsFile,
+  streamFloat32,
   toFloat32,
   writeSafetensorsFile,
-  type StTensor,
+  type StSource,
 } from '../model/safetensors.ts';
 import { replaceDirAtomic, writeFileAtomic } from '../io/atomic.ts';
 import type { RngState } from '../data/rng.ts';
@@ -57,6 +57,20 @@ export interface CheckpointData {
   /** HF name → AdamW first/second moments. */
   m: Map<string, Float32Array>;
   v: Map<string, Float32Array>;
+}
+
+/** What saveCheckpoint writes: moments as host arrays or streamed from the optimizer's tensors (AdamW.moments). */
+export interface CheckpointSaveData {
+  state: TrainerState;
+  m: Map<string, Float32Array | StreamedTensor>;
+  v: Map<string, Float32Array | StreamedTensor>;
+}
+
+/** A moment as a streamed F32 tensor of shape [numel]: one piece at a time on the host. */
+function momentSource(a: Float32Array | StreamedTensor): StSource {
+  if (a instanceof Float32Array) return streamFloat32((o, c) => a.subarray(o, o + c), [a.length], 'F32');
+  const n = a.shape.reduce((x, y) => x * y, 1);
+  return streamFloat32(readRange(a), [n], 'F32');
 }
 
 /** sha256 of a file, read in 16 MiB pieces (a 0.5B model's optimizer state is ~4 GB: past readFileSync's 2 GiB). */
@@ -95,12 +109,14 @@ export function checkpointDir(outputDir: string, step: number): string {
 /**
  * Writes a complete checkpoint atomically. `weights`: the model's tensors (an HF model folder is
  * written), or a function that writes the model files into the staging folder (a LoRA adapter).
+ * Weights and moments given as StreamedTensor (CausalLM.streamed, AdamW.moments) go from the
+ * backend to disk a piece at a time: the save holds a few MiB on the host, not a copy of both.
  */
 export function saveCheckpoint(
   outputDir: string,
   cfg: ModelConfig,
-  weights: Map<string, HostTensor> | ((stage: string) => void),
-  data: CheckpointData,
+  weights: Map<string, SaveTensor> | ((stage: string) => void),
+  data: CheckpointSaveData,
   opts: {
     generation?: GenerationDefaults;
     tokenizerFrom?: string;
@@ -117,9 +133,9 @@ export function saveCheckpoint(
       mkdirSync(join(stage, name));
       write(join(stage, name));
     }
-    const opt = new Map<string, StTensor>();
-    for (const [name, a] of data.m) opt.set(`m.${name}`, fromFloat32(a, [a.length], 'F32'));
-    for (const [name, a] of data.v) opt.set(`v.${name}`, fromFloat32(a, [a.length], 'F32'));
+    const opt = new Map<string, StSource>();
+    for (const [name, a] of data.m) opt.set(`m.${name}`, momentSource(a));
+    for (const [name, a] of data.v) opt.set(`v.${name}`, momentSource(a));
     writeSafetensorsFile(join(stage, OPTIMIZER_FILE), opt, { format: 'pt' });
     const files = Object.fromEntries(listFiles(stage).map((f) => [f, sha256File(join(stage, f))]));
     writeFileAtomic(join(stage, STATE_FILE), JSON.stringify({ format: FORMAT, ...data.state, files }, null, 1) + '\n');

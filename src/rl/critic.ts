@@ -27,13 +27,8 @@ import { backward, noGrad } from '../tensor/tape.ts';
 import type { AdamW } from '../tensor/optim.ts';
 import type { CausalLM, TokenBatch } from '../model/decoder.ts';
 import { ValueModel } from '../model/value.ts';
-import {
-  fromFloat32,
-  readSafetensorsFile,
-  toFloat32,
-  writeSafetensorsFile,
-  type StTensor,
-} from '../model/safetensors.ts';
+import { tensorSource } from '../model/folder.ts';
+import { readSafetensorsFile, toFloat32, writeSafetensorsFile, type StSource } from '../model/safetensors.ts';
 import { makeOptimizer, optimizerStep, type OptimizerSettings, type StepOutcome } from '../train/optimizer.ts';
 import { replaceDirAtomic } from '../io/atomic.ts';
 import { CheckpointError, InvalidArgumentError } from '../errors.ts';
@@ -197,11 +192,12 @@ export class Critic {
     const write = (stage: string) => {
       this.model.writeInto(stage, { tokenizerFrom: o.tokenizerFrom });
       if (o.weightsOnly) return;
-      const st = this.optimizer.state();
-      const t = new Map<string, StTensor>();
+      // the moments streamed from the backend a piece at a time (no host copy)
+      const st = this.optimizer.moments();
+      const t = new Map<string, StSource>();
       this.named.forEach(([name], i) => {
-        t.set(`m.${name}`, fromFloat32(st.m[i]!, [st.m[i]!.length], 'F32'));
-        t.set(`v.${name}`, fromFloat32(st.v[i]!, [st.v[i]!.length], 'F32'));
+        t.set(`m.${name}`, tensorSource(st.m[i]!)); // moments are [numel], as the file has them
+        t.set(`v.${name}`, tensorSource(st.v[i]!));
       });
       writeSafetensorsFile(join(stage, CRITIC_OPTIMIZER_FILE), t, { format: 'pt', step: String(st.step) });
     };

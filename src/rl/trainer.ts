@@ -24,6 +24,7 @@ import type { AdamW } from '../tensor/optim.ts';
 import { setNumThreads } from '../backend/index.ts';
 import { CausalLM } from '../model/decoder.ts';
 import { loadAdapterWeights, writeAdapterFiles } from '../model/lora.ts';
+import { streamed, type StreamedTensor } from '../model/folder.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 import { Rng } from '../data/rng.ts';
 import { PromptSampler } from '../data/sampler.ts';
@@ -860,13 +861,14 @@ class Run {
         counters: { ...this.counters },
         configHash: this.configHash,
       },
-      m: new Map<string, Float32Array>(),
-      v: new Map<string, Float32Array>(),
+      m: new Map<string, StreamedTensor>(),
+      v: new Map<string, StreamedTensor>(),
     };
-    const st = this.optimizer.state();
+    // weights and moments go from the backend to disk a piece at a time (no host copy of either)
+    const st = this.optimizer.moments();
     model.trainableParameters().forEach(([n], i) => {
-      data.m.set(n, st.m[i]!);
-      data.v.set(n, st.v[i]!);
+      data.m.set(n, streamed(st.m[i]!));
+      data.v.set(n, streamed(st.v[i]!));
     });
     // LoRA: the checkpoint's model files are the PEFT adapter (the base never changes)
     const weights = model.lora
@@ -876,7 +878,7 @@ class Run {
             tokenizerFrom: tokenizerDir ?? undefined,
             extraFiles: tokenizerDir ? undefined : setup.tokenizerFiles,
           })
-      : model.toHost();
+      : model.streamed();
     const companion = this.companion;
     const ck = saveCheckpoint(this.runDir, model.cfg, weights, data, {
       generation: setup.generation ?? undefined,

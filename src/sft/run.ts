@@ -143,7 +143,7 @@ export async function runSft(
         extraFiles,
       });
     else
-      saveModelFolder(join(out, 'model'), model.cfg, model.toHost(), {
+      saveModelFolder(join(out, 'model'), model.cfg, model.streamed(), {
         generation: generation ?? undefined,
         tokenizerFrom,
         extraFiles,

@@ -145,6 +145,15 @@ export class AdamW {
     return { step: this.step_, m: this.slots.map((s) => s.m.toFloat32()), v: this.slots.map((s) => s.v.toFloat32()) };
   }
 
+  /**
+   * The live moment tensors (not copies; do not dispose or write them), for saves that stream
+   * them to disk a piece at a time; m[i], v[i] follow the constructor's order.
+   */
+  moments(): { step: number; m: readonly Tensor[]; v: readonly Tensor[] } {
+    this.alive('moments');
+    return { step: this.step_, m: this.slots.map((s) => s.m), v: this.slots.map((s) => s.v) };
+  }
+
   /** Restores state() output; lengths must match the parameters exactly. */
   loadState(st: { step: number; m: Float32Array[]; v: Float32Array[] }): void {
     this.alive('loadState');

@@ -173,6 +173,26 @@ export class Tensor {
     return a instanceof Float32Array ? a : Float32Array.from(a);
   }
 
+  /**
+   * Copy of elements [offset, offset + count) as float32 (bfloat16 widened): a large tensor read a
+   * range at a time (streamed saves) never needs a whole host copy.
+   */
+  readFloat32(offset: number, count: number): Float32Array {
+    if (this.dtype === 'int32') throw new TensorOpError('Tensor.readFloat32', `int32 tensor ${shapeStr(this.shape)}`);
+    if (
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(count) ||
+      offset < 0 ||
+      count < 0 ||
+      offset + count > this.size
+    )
+      throw new TensorOpError(
+        'Tensor.readFloat32',
+        `elements [${offset}, ${offset + count}) are not within ${shapeStr(this.shape)} (${this.size} elements)`,
+      );
+    return this.backend.download(this.deviceBuffer, offset, count) as Float32Array;
+  }
+
   item(): number {
     if (this.size !== 1) throw new TensorOpError('item', `tensor of shape ${shapeStr(this.shape)} is not a scalar`);
     return this.toArray()[0]!;
