@@ -20,6 +20,7 @@ import { TILE, gemm, gemmKey, type GemmVariant } from './kernels/gemm.ts';
 import * as norm from './kernels/rmsnorm.ts';
 import * as lay from './kernels/layers.ts';
 import * as sm from './kernels/softmax.ts';
+import * as at from './kernels/attention.ts';
 
 export type { AdapterInfo } from './device.ts';
 
@@ -52,6 +53,9 @@ function checkTargets(op: string, tg: Int32Array, rowOff: number, rows: number, 
       throw new NativeOpError(`${op}: target ${t} at row ${rowOff + r} is out of range for vocabulary size ${V}`, op);
   }
 }
+
+/** Attention pipelines per head-dim bucket (D rounded up to 32). */
+const dmax = (D: number): number => Math.ceil(D / 32) * 32;
 
 const ELEM_BYTES: Record<DType, number> = { float32: 4, int32: 4, bfloat16: 2 };
 
@@ -138,6 +142,8 @@ export const KERNELS: ReadonlySet<keyof Kernels> = new Set<keyof Kernels>([
   'logprobsForward',
   'logprobsBackward',
   'logprobsEntropyBackward',
+  'attentionForward',
+  'attentionBackward',
 ]);
 
 export class WebGpuBackend implements Backend {
@@ -977,12 +983,116 @@ export class WebGpuBackend implements Backend {
     );
   }
 
-  attentionForward(): void {
-    throw new UnsupportedOpError('webgpu', 'attentionForward');
+  // ---- attention (kernels/attention.ts)
+  attentionForward(
+    out: DeviceBuffer,
+    lse: DeviceBuffer | null,
+    q: DeviceBuffer,
+    k: DeviceBuffer,
+    v: DeviceBuffer,
+    keyMask: DeviceBuffer | null,
+    B: number,
+    Tq: number,
+    Tk: number,
+    Tkmax: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    scale: number,
+  ): void {
+    const op = 'attention_forward';
+    if (H % Hkv !== 0) throw new NativeOpError(`${op}: H = ${H} is not a multiple of Hkv = ${Hkv}`, op);
+    if (!(Tq <= Tk && Tk <= Tkmax))
+      throw new NativeOpError(`${op}: need Tq <= Tk <= Tkmax, got Tq = ${Tq}, Tk = ${Tk}, Tkmax = ${Tkmax}`, op);
+    if (!Number.isFinite(scale)) throw new NativeOpError(`${op}: scale must be finite, got ${scale}`, op);
+    const nqe = B * Tq * H * D;
+    const nkv = B * Tkmax * Hkv * D;
+    need(op, 'out', out, nqe, 'float32');
+    need(op, 'lse', lse, B * H * Tq, 'float32');
+    need(op, 'q', q, nqe, 'float32');
+    need(op, 'k', k, nkv, 'float32');
+    need(op, 'v', v, nkv, 'float32');
+    need(op, 'mask', keyMask, B * Tkmax, 'int32');
+    if (nqe === 0) return;
+    this.run(
+      `attn_fwd:${dmax(D)}`,
+      at.attentionForward(dmax(D)),
+      'attentionForward',
+      2,
+      [out, lse, q, k, v, keyMask],
+      uniforms('uuuuufuufu', Tq, Tk, Tkmax, H, Hkv, scale, keyMask ? 1 : 0, lse ? 1 : 0, Infinity, D),
+      [Math.ceil(Tq / 64), H, B],
+    );
   }
-  attentionBackward(): void {
-    throw new UnsupportedOpError('webgpu', 'attentionBackward');
+
+  attentionBackward(
+    dq: DeviceBuffer,
+    dk: DeviceBuffer,
+    dv: DeviceBuffer,
+    dout: DeviceBuffer,
+    q: DeviceBuffer,
+    k: DeviceBuffer,
+    v: DeviceBuffer,
+    out: DeviceBuffer,
+    lse: DeviceBuffer,
+    keyMask: DeviceBuffer | null,
+    B: number,
+    T: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    scale: number,
+  ): void {
+    const op = 'attention_backward';
+    if (H % Hkv !== 0) throw new NativeOpError(`${op}: H = ${H} is not a multiple of Hkv = ${Hkv}`, op);
+    const nqe = B * T * H * D;
+    const nkv = B * T * Hkv * D;
+    for (const [name, b, n] of [
+      ['dq', dq, nqe],
+      ['dk', dk, nkv],
+      ['dv', dv, nkv],
+      ['dout', dout, nqe],
+      ['q', q, nqe],
+      ['k', k, nkv],
+      ['v', v, nkv],
+      ['out', out, nqe],
+      ['lse', lse, B * H * T],
+    ] as const)
+      need(op, name, b, n, 'float32');
+    need(op, 'mask', keyMask, B * T, 'int32');
+    if (nqe === 0) return;
+    const delta = this.allocate('float32', B * H * T);
+    const u = uniforms('uuufuu', T, H, Hkv, scale, keyMask ? 1 : 0, D);
+    this.run(
+      'attn_delta',
+      at.attentionDelta,
+      'attentionBackward',
+      1,
+      [delta, dout, out],
+      uniforms('uuuu', B, T, H, D),
+      grid1d(B * T * H),
+    );
+    this.run(
+      `attn_dq:${dmax(D)}`,
+      at.attentionBackwardDq(dmax(D)),
+      'attentionBackward',
+      1,
+      [dq, dout, q, k, v, lse, delta, keyMask],
+      u,
+      [Math.ceil(T / 64), H, B],
+    );
+    this.run(
+      `attn_dkv:${dmax(D)}`,
+      at.attentionBackwardDkv(dmax(D)),
+      'attentionBackward',
+      2,
+      [dk, dv, dout, q, k, v, lse, delta, keyMask],
+      u,
+      [Math.ceil(T / 64), Hkv, B],
+    );
+    this.free(delta);
   }
+
   pagedKvWrite(): void {
     throw new UnsupportedOpError('webgpu', 'pagedKvWrite');
   }
