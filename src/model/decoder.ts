@@ -138,6 +138,13 @@ export class CausalLM {
     return CausalLM.fromHost(cfg, loadModelTensors(dir, cfg));
   }
 
+  /** A copy of the weights on the same backend (no host copy; the frozen reference model). */
+  clone(): CausalLM {
+    const params = new Map<string, Tensor>();
+    for (const [name, p] of this.params) params.set(name, p.clone().keep());
+    return new CausalLM(this.cfg, params);
+  }
+
   /** Host copies of every parameter, HF names (for saving / checkpoints). */
   toHost(): Map<string, { shape: number[]; data: Float32Array }> {
     const out = new Map<string, { shape: number[]; data: Float32Array }>();

@@ -334,7 +334,7 @@ class Run {
     // The frozen reference (k3 KL) is the initial policy, copied before a resume overwrites the
     // weights with the checkpoint's (also right for built-in or in-memory models with no folder).
     // With LoRA it is no copy: the same model with its adapters switched off (refLogps).
-    const ref = algo.usesReference(cfg) && !model.lora ? CausalLM.fromHost(model.cfg, model.toHost()) : null;
+    const ref = algo.usesReference(cfg) && !model.lora ? model.clone() : null;
     // what the family trains beside the policy (PPO's critic), also from the initial policy
     let companion: Companion | null = null;
     try {

@@ -119,5 +119,19 @@ for (const kind of KINDS) {
         rmSync(dir, { recursive: true, force: true });
       }
     });
+
+    test('clone() copies every tensor on the backend, bit for bit, and owns its buffers', () => {
+      const c = model.clone();
+      try {
+        const a = model.toHost();
+        for (const [name, t] of c.toHost())
+          assert.ok(Buffer.from(t.data.buffer).equals(Buffer.from(a.get(name)!.data.buffer)), `${name} differs`);
+        const p = c.params.get('model.norm.weight')!;
+        p.write(new Float32Array(p.size).fill(7));
+        assert.notEqual(model.params.get('model.norm.weight')!.toFloat32()[0], 7, 'the clone shares a buffer');
+      } finally {
+        for (const t of c.params.values()) t.dispose();
+      }
+    });
   });
 }
