@@ -21,6 +21,7 @@ import * as norm from './kernels/rmsnorm.ts';
 import * as lay from './kernels/layers.ts';
 import * as sm from './kernels/softmax.ts';
 import * as at from './kernels/attention.ts';
+import * as pg from './kernels/paged.ts';
 
 export type { AdapterInfo } from './device.ts';
 
@@ -144,6 +145,8 @@ export const KERNELS: ReadonlySet<keyof Kernels> = new Set<keyof Kernels>([
   'logprobsEntropyBackward',
   'attentionForward',
   'attentionBackward',
+  'pagedKvWrite',
+  'pagedAttentionForward',
 ]);
 
 export class WebGpuBackend implements Backend {
@@ -1093,12 +1096,97 @@ export class WebGpuBackend implements Backend {
     this.free(delta);
   }
 
-  pagedKvWrite(): void {
-    throw new UnsupportedOpError('webgpu', 'pagedKvWrite');
+  // ---- paged KV cache (kernels/paged.ts)
+  pagedKvWrite(
+    kPool: DeviceBuffer,
+    vPool: DeviceBuffer,
+    k: DeviceBuffer,
+    v: DeviceBuffer,
+    slots: DeviceBuffer,
+    n: number,
+    S: number,
+    row: number,
+  ): void {
+    const op = 'paged_kv_write';
+    need(op, 'kpool', kPool, S * row, 'float32');
+    need(op, 'vpool', vPool, S * row, 'float32');
+    need(op, 'k', k, n * row, 'float32');
+    need(op, 'v', v, n * row, 'float32');
+    need(op, 'slots', slots, n, 'int32');
+    const sl = this.hostInts(slots, n);
+    for (let i = 0; i < n; i++)
+      if (sl[i]! < 0 || sl[i]! >= S)
+        throw new NativeOpError(`${op}: slot ${sl[i]} of row ${i} is outside the pool of ${S} slots`, op);
+    if (n * row)
+      this.run(
+        'paged_kv_write',
+        pg.pagedKvWrite,
+        'pagedKvWrite',
+        2,
+        [kPool, vPool, k, v, slots],
+        uniforms('uu', n, row),
+        grid1d(n * row),
+      );
   }
-  pagedAttentionForward(): void {
-    throw new UnsupportedOpError('webgpu', 'pagedAttentionForward');
+
+  pagedAttentionForward(
+    out: DeviceBuffer,
+    q: DeviceBuffer,
+    kPool: DeviceBuffer,
+    vPool: DeviceBuffer,
+    table: DeviceBuffer,
+    ctx: DeviceBuffer,
+    B: number,
+    Tq: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    blockSize: number,
+    maxBlocks: number,
+    numBlocks: number,
+    scale: number,
+  ): void {
+    const op = 'paged_attention_forward';
+    if (H % Hkv !== 0) throw new NativeOpError(`${op}: H = ${H} is not a multiple of Hkv = ${Hkv}`, op);
+    if (!Number.isFinite(scale)) throw new NativeOpError(`${op}: scale must be finite, got ${scale}`, op);
+    const nq = B * Tq * H * D;
+    const np = numBlocks * blockSize * Hkv * D;
+    need(op, 'out', out, nq, 'float32');
+    need(op, 'q', q, nq, 'float32');
+    need(op, 'kpool', kPool, np, 'float32');
+    need(op, 'vpool', vPool, np, 'float32');
+    need(op, 'table', table, B * maxBlocks, 'int32');
+    need(op, 'ctx', ctx, B, 'int32');
+    const c = this.hostInts(ctx, B);
+    const tb = this.hostInts(table, B * maxBlocks);
+    for (let b = 0; b < B; b++) {
+      if (c[b]! < Tq || c[b]! > maxBlocks * blockSize)
+        throw new NativeOpError(
+          `${op}: row ${b} has ${c[b]} keys; need ${Tq} <= keys <= max_blocks·block_size = ${maxBlocks * blockSize}`,
+          op,
+        );
+      const used = Math.ceil(c[b]! / blockSize);
+      for (let j = 0; j < used; j++) {
+        const blk = tb[b * maxBlocks + j]!;
+        if (blk < 0 || blk >= numBlocks)
+          throw new NativeOpError(
+            `${op}: block table row ${b} entry ${j} = ${blk} is outside the pool of ${numBlocks} blocks`,
+            op,
+          );
+      }
+    }
+    if (nq === 0) return;
+    this.run(
+      `paged_attn:${dmax(D)}`,
+      pg.pagedAttention(dmax(D)),
+      'pagedAttentionForward',
+      1,
+      [out, q, kPool, vPool, table, ctx],
+      uniforms('uuuuuuuf', B, Tq, H, Hkv, D, blockSize, maxBlocks, scale),
+      grid1d(B * Tq * H),
+    );
   }
+
   sampleTokens(): void {
     throw new UnsupportedOpError('webgpu', 'sampleTokens');
   }
