@@ -47,6 +47,8 @@ export class GpuDevice {
   private lastOps = new Set<string>();
   private ctrl = new SharedArrayBuffer(8);
   private err = new SharedArrayBuffer(4096);
+  /** Counters since acquire: kernels queued, batches posted to the worker, blocking round trips. */
+  readonly stats = { dispatches: 0, batches: 0, syncs: 0 };
   private constructor(
     private readonly worker: Worker,
     readonly adapter: AdapterInfo,
@@ -113,6 +115,7 @@ export class GpuDevice {
       this.compiled.add(key);
       this.push(['pipeline', key, wgsl()]);
     }
+    this.stats.dispatches++;
     this.push(['dispatch', key, op, ids, uniforms, wg[0], wg[1], wg[2]]);
   }
   /** Runs everything queued, then returns `bytes` (a multiple of 4) of buffer `id` from byteOff. */
@@ -141,11 +144,13 @@ export class GpuDevice {
     const transfer = this.transfer;
     this.queued = [];
     this.transfer = [];
+    this.stats.batches++;
     if (!wait) {
       this.worker.postMessage({ cmds, read: null, result: null, ctrl: null, err: null }, transfer);
       return;
     }
     const ctrl = new Int32Array(this.ctrl);
+    this.stats.syncs++;
     Atomics.store(ctrl, 0, 0);
     this.worker.postMessage({ cmds, read, result, ctrl: this.ctrl, err: this.err }, transfer);
     if (Atomics.wait(ctrl, 0, 0, SYNC_TIMEOUT_MS) === 'timed-out')
