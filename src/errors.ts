@@ -154,3 +154,21 @@ export class RunStoppedError extends GpgRlError {
     this.name = 'RunStoppedError';
   }
 }
+
+/** No WebGPU adapter here (the `webgpu` package, a Vulkan/Metal/D3D12 driver); the message says what to install. */
+export class WebGpuUnavailableError extends GpgRlError {
+  constructor(message: string) {
+    super(message, 'GPG_WEBGPU_UNAVAILABLE');
+    this.name = 'WebGpuUnavailableError';
+  }
+}
+
+/** A backend has no kernel for an op yet; the message names the op and the backend. */
+export class UnsupportedOpError extends GpgRlError {
+  readonly op: string;
+  constructor(backend: string, op: string) {
+    super(`${op}: no ${backend} kernel yet (run this op on --device cpu)`, 'GPG_BACKEND_UNSUPPORTED_OP');
+    this.name = 'UnsupportedOpError';
+    this.op = op;
+  }
+}

@@ -14,6 +14,7 @@ export type { Backend, BackendBenchmarks, DeviceBuffer, DType, GemmArgs, Kernels
 /** name → factory (loaded lazily, so a backend whose runtime is absent costs nothing). */
 const FACTORIES: Record<string, () => Promise<Backend>> = {
   cpu: async () => (await import('./cpu/index.ts')).createCpuBackend(),
+  webgpu: async () => (await import('./webgpu/index.ts')).createWebGpuBackend(),
 };
 
 const loaded = new Map<string, Backend>();

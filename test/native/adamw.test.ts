@@ -13,7 +13,7 @@ import { defaultBackend } from '../../src/backend/index.ts';
 import { checkTensor, matmulRef, randn, rng, transpose, describeEachBackend } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 
-describeEachBackend('adamw', () => {
+describeEachBackend('adamw', ['adamwStep'], () => {
   const f32 = (a: Float64Array) => Float32Array.from(a);
 
   /** torch.optim.AdamW (amsgrad=False) in float64. */

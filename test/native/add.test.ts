@@ -10,7 +10,7 @@ import { add } from '../../src/tensor/ops/add.ts';
 import { TensorOpError } from '../../src/errors.ts';
 import { checkFiniteDiff, checkTensor, randn, rng, describeEachBackend } from '../helpers.ts';
 
-describeEachBackend('add', () => {
+describeEachBackend('add', ['addForward'], () => {
   test('add: forward and backward', () => {
     const r = rng(12);
     const n = 4 * 37;

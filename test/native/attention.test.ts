@@ -14,7 +14,7 @@ import { checkFiniteDiff, checkTensor, randn, rng, describeEachBackend } from '.
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 import { defaultBackend } from '../../src/backend/index.ts';
 
-describeEachBackend('attention', () => {
+describeEachBackend('attention', ['attentionForward', 'attentionBackward'], () => {
   const f32 = (a: Float64Array) => Float32Array.from(a);
 
   interface Shape {

@@ -12,7 +12,7 @@ import { dropout } from '../../src/tensor/ops/dropout.ts';
 import { TensorOpError } from '../../src/errors.ts';
 import { assertSameAcrossThreads, checkTensor, describeEachBackend, randn, rng } from '../helpers.ts';
 
-describeEachBackend('dropout', () => {
+describeEachBackend('dropout', ['dropoutForward', 'dropoutBackward'], () => {
   const n = 200_003; // odd, above the kernel's parallel threshold
   const X = Float32Array.from(randn(n, rng(3)));
 

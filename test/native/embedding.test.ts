@@ -11,7 +11,7 @@ import { embedding } from '../../src/tensor/ops/embedding.ts';
 import { checkFiniteDiff, checkTensor, randn, rng, assertSameAcrossThreads, describeEachBackend } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 
-describeEachBackend('embedding', () => {
+describeEachBackend('embedding', ['embeddingForward', 'embeddingBackward'], () => {
   const f32 = (a: Float64Array) => Float32Array.from(a);
 
   function randomIds(n: number, V: number, r: () => number, hot = 0): Int32Array {

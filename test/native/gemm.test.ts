@@ -23,7 +23,7 @@ import {
 } from '../helpers.ts';
 import { TensorOpError, NativeOpError } from '../../src/errors.ts';
 
-describeEachBackend('gemm', () => {
+describeEachBackend('gemm', ['gemm'], () => {
   const f32 = (a: Float64Array) => Float32Array.from(a);
 
   describe('gemm forward', () => {

@@ -11,7 +11,7 @@ import { defaultBackend } from '../../src/backend/index.ts';
 import { checkTensor, randn, rng, assertSameAcrossThreads, describeEachBackend } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 
-describeEachBackend('gradnorm', () => {
+describeEachBackend('gradnorm', ['gradnormSumsq'], () => {
   const f32 = (a: Float64Array) => Float32Array.from(a);
 
   function withGrads(sizes: number[], seed: number, scale = 1): { params: Tensor[]; G: Float64Array[] } {

@@ -14,7 +14,7 @@ import { checkFiniteDiff, checkTensor, matmulRef, randn, rng, transpose, describ
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 import { defaultBackend } from '../../src/backend/index.ts';
 
-describeEachBackend('logprobs', () => {
+describeEachBackend('logprobs', ['logprobsForward', 'logprobsBackward', 'logprobsEntropyBackward'], () => {
   const f32 = (a: Float64Array) => Float32Array.from(a);
 
   /** Float64 log-softmax pieces of logits z [N, V] / temp: lp (0 where target < 0), entropy, probs. */

@@ -77,7 +77,7 @@ function ref(
   return { y, loss, dA, dB, dx };
 }
 
-describeEachBackend('lora_linear', () => {
+describeEachBackend('lora_linear', ['gemm'], () => {
   const shapes = [
     { label: 'M 6 (decode-sized rows), K 40, N 24, r 4', M: 6, K: 40, N: 24, r: 4 },
     { label: 'M 70, K 96, N 48, r 8', M: 70, K: 96, N: 48, r: 8 },

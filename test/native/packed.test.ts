@@ -21,7 +21,7 @@ import {
   describeEachBackend,
 } from '../helpers.ts';
 
-describeEachBackend('packed generation gemm', (be) => {
+describeEachBackend('packed generation gemm', ['gemm'], (be) => {
   const f32 = (a: Float64Array) => Float32Array.from(a);
   const ref = (x: Float64Array, W: ArrayLike<number>, bias: Float64Array | null, M: number, N: number, K: number) => {
     const y = matmulRef(x, transpose(W, N, K), M, K, N);

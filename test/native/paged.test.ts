@@ -11,7 +11,7 @@ import { pagedAttention, pagedKvWrite } from '../../src/tensor/ops/paged.ts';
 import { assertSameAcrossThreads, checkTensor, randn, rng, describeEachBackend } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 
-describeEachBackend('paged attention', () => {
+describeEachBackend('paged attention', ['pagedKvWrite', 'pagedAttentionForward'], () => {
   const f32 = (a: Float64Array) => Float32Array.from(a);
   const Hkv = 2,
     H = 4,

@@ -12,7 +12,7 @@ import { defaultBackend } from '../../src/backend/index.ts';
 import { checkFiniteDiff, checkTensor, randn, rng, assertSameAcrossThreads, describeEachBackend } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 
-describeEachBackend('rmsnorm', () => {
+describeEachBackend('rmsnorm', ['rmsnormForward', 'rmsnormBackward'], () => {
   const f32 = (a: Float64Array) => Float32Array.from(a);
 
   function refForward(x: ArrayLike<number>, w: ArrayLike<number>, N: number, C: number, eps: number): Float64Array {

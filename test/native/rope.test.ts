@@ -11,7 +11,7 @@ import { rope } from '../../src/tensor/ops/rope.ts';
 import { checkFiniteDiff, checkTensor, randn, rng, describeEachBackend } from '../helpers.ts';
 import { NativeOpError, TensorOpError } from '../../src/errors.ts';
 
-describeEachBackend('rope', () => {
+describeEachBackend('rope', ['ropeForward', 'ropeBackward'], () => {
   const f32 = (a: Float64Array) => Float32Array.from(a);
   const fr = Math.fround;
 

@@ -77,7 +77,7 @@ function expectReference(zs: Float32Array[], us: number[], T: number, topK: numb
   });
 }
 
-describeEachBackend('sampleTokens', () => {
+describeEachBackend('sampleTokens', ['sampleTokens'], () => {
   const V = 3000;
   function rows(r: () => number): Float32Array[] {
     const peaked = Float32Array.from(randn(V, r), (x) => x * 0.5);

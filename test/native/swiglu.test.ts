@@ -11,7 +11,7 @@ import { swiglu } from '../../src/tensor/ops/swiglu.ts';
 import { checkFiniteDiff, checkTensor, maxDiff, randn, rng, describeEachBackend } from '../helpers.ts';
 import { TensorOpError } from '../../src/errors.ts';
 
-describeEachBackend('swiglu', () => {
+describeEachBackend('swiglu', ['swigluForward', 'swigluBackward'], () => {
   const f32 = (a: Float64Array) => Float32Array.from(a);
   const sig = (g: number) => 1 / (1 + Math.exp(-g));
 

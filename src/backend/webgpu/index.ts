@@ -1,0 +1,1198 @@
+/**
+ * @module backend/webgpu
+ * The WebGPU backend (Dawn through the `webgpu` package; in CI Mesa's lavapipe): buffers are
+ * pooled GPU storage buffers, kernels are WGSL compute shaders queued in batches on the device
+ * worker (device.ts), and the host blocks only when it reads (download, gradnormSumsq).
+ *  - Pool: a freed buffer goes back to a free list per size class (four classes per power of two),
+ *    so a training step reuses the same GPU buffers instead of creating and destroying them per op;
+ *    queue order makes reuse safe (a later kernel cannot overtake an earlier one). Cached bytes are
+ *    capped (GPG_RL_ALLOC_CACHE_MB, default 1024); releaseCache() destroys them.
+ *  - Kernels present: see KERNELS below; any other op throws UnsupportedOpError naming it.
+ *  - Adapter features: `shader-f16` and `subgroups` are enabled when present (AdapterInfo.features);
+ *    no kernel depends on them yet (every kernel is fp32 WGSL, so any adapter runs them).
+ */
+import type { AllocatorStats, Backend, DType, DeviceBuffer, GemmArgs, Kernels } from '../types.ts';
+import { NativeOpError, UnsupportedOpError } from '../../errors.ts';
+import { GpuDevice, type AdapterInfo } from './device.ts';
+import { grid1d, rows as rowGrid, uniforms } from './wgsl.ts';
+import * as ew from './kernels/elementwise.ts';
+import { TILE, gemm, gemmKey, type GemmVariant } from './kernels/gemm.ts';
+import * as norm from './kernels/rmsnorm.ts';
+import * as lay from './kernels/layers.ts';
+import * as sm from './kernels/softmax.ts';
+import * as at from './kernels/attention.ts';
+import * as pg from './kernels/paged.ts';
+
+export type { AdapterInfo } from './device.ts';
+
+/** RoPE positions are exact in float32 below 2^24 (native/cpu/rope.cc). */
+const MAX_POS = 1 << 24;
+
+/** ids in [0, V) or the CPU's one-line error. */
+function checkIds(op: string, ids: Int32Array, N: number, V: number): void {
+  for (let i = 0; i < N; i++) {
+    const v = ids[i]!;
+    if (v < 0 || v >= V)
+      throw new NativeOpError(
+        `${op}: ids[${i}] = ${v} is out of range for vocabulary size V = ${V} (valid ids are 0..${V - 1})`,
+        op,
+      );
+  }
+}
+
+function positiveTemperature(op: string, t: number): void {
+  if (!(t > 0)) throw new NativeOpError(`${op}: temperature must be > 0, got ${t}`, op);
+}
+/** 1/τ rounded to float32, as native/cpu forms it. */
+const invT = (t: number): number => Math.fround(1 / t);
+
+/** targets[rowOff, rowOff + rows) < V (negative ids mean "ignore"), or the CPU's one-line error. */
+function checkTargets(op: string, tg: Int32Array, rowOff: number, rows: number, V: number): void {
+  for (let r = 0; r < rows; r++) {
+    const t = tg[rowOff + r]!;
+    if (t >= V)
+      throw new NativeOpError(`${op}: target ${t} at row ${rowOff + r} is out of range for vocabulary size ${V}`, op);
+  }
+}
+
+/** Attention pipelines per head-dim bucket (D rounded up to 32). */
+const dmax = (D: number): number => Math.ceil(D / 32) * 32;
+
+const ELEM_BYTES: Record<DType, number> = { float32: 4, int32: 4, bfloat16: 2 };
+
+class GpuBuffer implements DeviceBuffer {
+  freed = false;
+  /** int32 buffers: the host's copy of what was uploaded, dropped when a kernel or copy writes the buffer. */
+  host: Int32Array | null = null;
+  constructor(
+    readonly backend: WebGpuBackend,
+    /** GPU buffer id (pooled: reused by a later allocation once this one is freed). */
+    readonly id: number,
+    /** Size class of the GPU buffer (≥ the bytes this buffer uses). */
+    readonly capacity: number,
+    readonly dtype: DType,
+    readonly numel: number,
+  ) {}
+  get bytes(): number {
+    return this.numel * ELEM_BYTES[this.dtype];
+  }
+}
+
+const g = (b: DeviceBuffer): GpuBuffer => {
+  const x = b as GpuBuffer;
+  if (x.freed) throw new Error(`webgpu: use of a freed ${x.dtype}[${x.numel}] buffer`);
+  return x;
+};
+
+/**
+ * The size re-check native/cpu does (a GPU kernel would clamp an out-of-range index and be silently
+ * wrong): `op: name holds n elements, needs m`, a NativeOpError as on CPU. Returns the buffer.
+ */
+function need(op: string, name: string, b: DeviceBuffer | null | undefined, n: number, dtype?: DType): void {
+  if (!b) return;
+  if (b.freed) throw new NativeOpError(`${op}: ${name} was freed`, op);
+  if (b.numel < n) throw new NativeOpError(`${op}: ${name} holds ${b.numel} elements, needs ${n}`, op);
+  if (dtype && b.dtype !== dtype) throw new NativeOpError(`${op}: ${name} must be ${dtype}, got ${b.dtype}`, op);
+}
+
+/** The bytes a pooled GPU buffer has for a request: 256-byte steps up to 4 KiB, then four classes per power of two. */
+export function sizeClass(bytes: number): number {
+  const b = Math.max(4, bytes);
+  if (b <= 4096) return Math.ceil(b / 256) * 256;
+  const step = 2 ** (Math.floor(Math.log2(b - 1)) - 2);
+  return Math.ceil(b / step) * step;
+}
+
+/** Round-to-nearest-even float32 → bfloat16 bits (as native/cpu and the WGSL cast do). */
+function toBf16Bits(x: Float32Array): Uint16Array {
+  const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  const out = new Uint16Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const b = u[i]!;
+    out[i] = (b & 0x7fffffff) > 0x7f800000 ? (b >>> 16) | 0x40 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}
+
+/** The ops with a WGSL kernel; the rest of Kernels throws UnsupportedOpError. */
+export const KERNELS: ReadonlySet<keyof Kernels> = new Set<keyof Kernels>([
+  'fill',
+  'copy',
+  'copyRows',
+  'castF32Bf16',
+  'castBf16F32',
+  'addForward',
+  'axpy',
+  'scale',
+  'sumRows',
+  'gemm',
+  'swigluForward',
+  'swigluBackward',
+  'rmsnormForward',
+  'rmsnormBackward',
+  'gradnormSumsq',
+  'dropoutForward',
+  'dropoutBackward',
+  'embeddingForward',
+  'embeddingBackward',
+  'ropeForward',
+  'ropeBackward',
+  'adamwStep',
+  'klForward',
+  'klHvp',
+  'logprobsForward',
+  'logprobsBackward',
+  'logprobsEntropyBackward',
+  'attentionForward',
+  'attentionBackward',
+  'pagedKvWrite',
+  'pagedAttentionForward',
+]);
+
+export class WebGpuBackend implements Backend {
+  readonly name = 'webgpu';
+  private live = 0;
+  private pool = new Map<number, number[]>();
+  private cached = 0;
+  private mapped = 0;
+  private hits = 0;
+  private misses = 0;
+  private readonly cap = Number(process.env.GPG_RL_ALLOC_CACHE_MB ?? 1024) * 2 ** 20;
+  private readonly dummies: number[] = [];
+
+  constructor(readonly device: GpuDevice) {}
+
+  /** Adapter name, vendor, features and limits (for logs, trainer_config.json and bench). */
+  get adapter(): AdapterInfo {
+    return this.device.adapter;
+  }
+
+  /** True when `op` has a WGSL kernel here. */
+  supports(op: keyof Kernels): boolean {
+    return KERNELS.has(op);
+  }
+
+  // ---- memory
+  allocate(dtype: DType, numel: number, zero = false): DeviceBuffer {
+    const bytes = numel * ELEM_BYTES[dtype];
+    const cls = sizeClass(bytes);
+    let id = this.pool.get(cls)?.pop();
+    if (id !== undefined) {
+      this.hits++;
+      this.cached -= cls;
+    } else {
+      this.misses++;
+      id = this.device.create(cls);
+      this.mapped += cls;
+    }
+    this.live += bytes;
+    if (zero) this.device.clear(id, 0, cls);
+    const buf = new GpuBuffer(this, id, cls, dtype, numel);
+    if (zero && dtype === 'int32') buf.host = new Int32Array(numel);
+    return buf;
+  }
+
+  free(buf: DeviceBuffer): void {
+    const b = buf as GpuBuffer;
+    if (b.freed) return;
+    b.freed = true;
+    this.live -= b.bytes;
+    if (this.cached + b.capacity > this.cap) {
+      this.device.destroy(b.id);
+      this.mapped -= b.capacity;
+      return;
+    }
+    let list = this.pool.get(b.capacity);
+    if (!list) this.pool.set(b.capacity, (list = []));
+    list.push(b.id);
+    this.cached += b.capacity;
+  }
+
+  liveBytes(): number {
+    return this.live;
+  }
+  allocatorStats(): AllocatorStats {
+    return {
+      cachedBytes: this.cached,
+      mappedBytes: this.mapped,
+      hits: this.hits,
+      misses: this.misses,
+      capBytes: this.cap,
+    };
+  }
+  releaseCache(): void {
+    for (const ids of this.pool.values()) for (const id of ids) this.device.destroy(id);
+    this.mapped -= this.cached;
+    this.cached = 0;
+    this.pool.clear();
+    this.device.sync();
+  }
+  releasePackedWeights(): void {
+    // no packed copies: generation products read the weight itself
+  }
+  setNumThreads(_n: number): number {
+    return 1;
+  }
+  getNumThreads(): number {
+    return 1;
+  }
+
+  upload(buf: DeviceBuffer, data: Float32Array | Int32Array, offset = 0): void {
+    const b = g(buf);
+    if (offset < 0 || offset + data.length > b.numel)
+      throw new RangeError(`webgpu upload: ${data.length} elements at ${offset} into ${b.dtype}[${b.numel}]`);
+    if (b.dtype !== 'bfloat16') {
+      this.device.write(b.id, offset * 4, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      if (b.dtype === 'int32' && data instanceof Int32Array) {
+        if (offset === 0 && data.length === b.numel) b.host = data.slice();
+        else if (b.host) b.host.set(data, offset);
+      } else b.host = null;
+      return;
+    }
+    const f = data instanceof Float32Array ? data : Float32Array.from(data);
+    const halves = toBf16Bits(f);
+    const w0 = offset >> 1;
+    const w1 = (offset + f.length + 1) >> 1;
+    const words = new Uint16Array((w1 - w0) * 2);
+    if (offset % 2 === 1 || (offset + f.length) % 2 === 1)
+      words.set(new Uint16Array(this.device.read(b.id, w0 * 4, (w1 - w0) * 4).buffer));
+    words.set(halves, offset - 2 * w0);
+    this.device.write(b.id, w0 * 4, new Uint8Array(words.buffer));
+  }
+
+  download(buf: DeviceBuffer, offset = 0, count?: number): Float32Array | Int32Array {
+    const b = g(buf);
+    const n = count ?? b.numel - offset;
+    if (offset < 0 || n < 0 || offset + n > b.numel)
+      throw new RangeError(`webgpu download: ${n} elements at ${offset} from ${b.dtype}[${b.numel}]`);
+    if (b.dtype !== 'bfloat16') {
+      const bytes = this.device.read(b.id, offset * 4, n * 4);
+      return b.dtype === 'int32' ? new Int32Array(bytes.buffer) : new Float32Array(bytes.buffer);
+    }
+    const w0 = offset >> 1;
+    const w1 = (offset + n + 1) >> 1;
+    const halves = new Uint16Array(this.device.read(b.id, w0 * 4, (w1 - w0) * 4).buffer);
+    const out = new Float32Array(n);
+    const u = new Uint32Array(out.buffer);
+    for (let i = 0; i < n; i++) u[i] = halves[offset - 2 * w0 + i]! << 16;
+    return out;
+  }
+
+  uploadBytes(buf: DeviceBuffer, bytes: Uint8Array): void {
+    const b = g(buf);
+    if (bytes.length !== b.bytes) throw new RangeError(`webgpu uploadBytes: ${bytes.length} bytes into ${b.bytes}`);
+    b.host = null;
+    if (bytes.length % 4 === 0) return this.device.write(b.id, 0, bytes);
+    const padded = new Uint8Array(Math.ceil(bytes.length / 4) * 4);
+    padded.set(bytes);
+    this.device.write(b.id, 0, padded);
+  }
+
+  downloadBytes(buf: DeviceBuffer): Uint8Array {
+    const b = g(buf);
+    return this.device.read(b.id, 0, Math.ceil(b.bytes / 4) * 4).subarray(0, b.bytes);
+  }
+
+  /** Runs everything queued and waits (errors of queued kernels surface here). */
+  sync(): void {
+    this.device.sync();
+  }
+
+  /**
+   * Queues one kernel; `bufs` are outputs first (`outputs` of them), null for an absent optional
+   * buffer. An input that is also an output is read from a copy (Dawn rejects writable aliasing).
+   */
+  private run(
+    key: string,
+    wgsl: () => string,
+    op: string,
+    outputs: number,
+    bufs: (DeviceBuffer | null)[],
+    u: Uint32Array,
+    wg: [number, number, number],
+  ): void {
+    const ids = bufs.map((x, k) => (x ? g(x).id : this.dummy(k)));
+    for (let k = 0; k < outputs; k++) if (bufs[k]) (bufs[k] as GpuBuffer).host = null;
+    const temps: DeviceBuffer[] = [];
+    for (let k = outputs; k < ids.length; k++) {
+      if (!ids.slice(0, outputs).includes(ids[k]!)) continue;
+      const src = g(bufs[k]!);
+      const t = this.allocate(src.dtype, src.numel) as GpuBuffer;
+      this.device.copy(src.id, 0, t.id, 0, Math.ceil(src.bytes / 4) * 4);
+      ids[k] = t.id;
+      temps.push(t);
+    }
+    this.device.dispatch(key, wgsl, op, ids, u, wg);
+    // queue order: a later allocation reusing a temp runs after this kernel
+    for (const t of temps) this.free(t);
+  }
+
+  /** A zeroed 256-byte buffer for binding k where an optional buffer is absent (one per slot: outputs must not alias). */
+  private dummy(k: number): number {
+    while (this.dummies.length <= k) {
+      const id = this.device.create(256);
+      this.device.clear(id, 0, 256);
+      this.dummies.push(id);
+    }
+    return this.dummies[k]!;
+  }
+
+  // ---- memory kernels
+  fill(x: DeviceBuffer, value: number, n: number): void {
+    need('fill', 'x', x, n);
+    const b = g(x);
+    let pattern: number;
+    if (b.dtype === 'int32') pattern = value | 0;
+    else {
+      const bits = new Uint32Array(new Float32Array([value]).buffer)[0]!;
+      if (b.dtype === 'float32') pattern = bits;
+      else {
+        const h = toBf16Bits(new Float32Array([value]))[0]!;
+        pattern = (h | (h << 16)) >>> 0;
+      }
+    }
+    const words = b.dtype === 'bfloat16' ? Math.ceil(n / 2) : n;
+    const halfLast = b.dtype === 'bfloat16' && n % 2 === 1 ? 1 : 0;
+    if (words) this.run('fill', ew.fillWords, 'fill', 1, [x], uniforms('uuu', words, pattern, halfLast), grid1d(words));
+  }
+
+  copy(dst: DeviceBuffer, dstOff: number, src: DeviceBuffer, srcOff: number, n: number): void {
+    need('copy', 'dst', dst, dstOff + n);
+    need('copy', 'src', src, srcOff + n, dst.dtype);
+    const d = g(dst);
+    const s = g(src);
+    if (n <= 0) return;
+    d.host = null;
+    if (d.dtype === 'bfloat16') {
+      const firstWord = dstOff >> 1;
+      const words = ((dstOff + n + 1) >> 1) - firstWord;
+      this.run(
+        'copy_bf16',
+        ew.copyBf16,
+        'copy',
+        1,
+        [dst, src],
+        uniforms('uuuuu', n, dstOff, srcOff, firstWord, words),
+        grid1d(words),
+      );
+    } else if (d.id !== s.id) this.device.copy(s.id, srcOff * 4, d.id, dstOff * 4, n * 4);
+    else this.run('copy32', ew.copy32, 'copy', 1, [dst, src], uniforms('uuu', n, dstOff, srcOff), grid1d(n));
+  }
+
+  copyRows(
+    dst: DeviceBuffer,
+    src: DeviceBuffer,
+    rows: number,
+    cols: number,
+    dstStride: number,
+    srcStride: number,
+    dstOff: number,
+    srcOff: number,
+  ): void {
+    if (rows * cols === 0) return;
+    need('copy_rows', 'dst', dst, dstOff + (rows - 1) * dstStride + cols, 'float32');
+    need('copy_rows', 'src', src, srcOff + (rows - 1) * srcStride + cols, 'float32');
+    this.run(
+      'copy_rows',
+      ew.copyRows,
+      'copyRows',
+      1,
+      [dst, src],
+      uniforms('uuuuuu', rows, cols, dstStride, srcStride, dstOff, srcOff),
+      grid1d(rows * cols),
+    );
+  }
+  castF32Bf16(out: DeviceBuffer, x: DeviceBuffer, n: number): void {
+    need('cast_f32_bf16', 'out', out, n, 'bfloat16');
+    need('cast_f32_bf16', 'x', x, n, 'float32');
+    if (n)
+      this.run('cast_f32_bf16', ew.castF32Bf16, 'castF32Bf16', 1, [out, x], uniforms('u', n), grid1d(Math.ceil(n / 2)));
+  }
+  castBf16F32(out: DeviceBuffer, x: DeviceBuffer, n: number): void {
+    need('cast_bf16_f32', 'out', out, n, 'float32');
+    need('cast_bf16_f32', 'x', x, n, 'bfloat16');
+    if (n) this.run('cast_bf16_f32', ew.castBf16F32, 'castBf16F32', 1, [out, x], uniforms('u', n), grid1d(n));
+  }
+
+  // ---- elementwise and reductions
+  addForward(out: DeviceBuffer, a: DeviceBuffer, b: DeviceBuffer, n: number): void {
+    need('add_forward', 'out', out, n, 'float32');
+    need('add_forward', 'a', a, n, 'float32');
+    need('add_forward', 'b', b, n, 'float32');
+    if (n) this.run('add', ew.add, 'addForward', 1, [out, a, b], uniforms('u', n), grid1d(n));
+  }
+  axpy(y: DeviceBuffer, x: DeviceBuffer, alpha: number, n: number): void {
+    need('axpy', 'y', y, n, 'float32');
+    need('axpy', 'x', x, n, 'float32');
+    if (n) this.run('axpy', ew.axpy, 'axpy', 1, [y, x], uniforms('uf', n, alpha), grid1d(n));
+  }
+  scale(x: DeviceBuffer, s: number, n: number): void {
+    need('scale', 'x', x, n, 'float32');
+    if (n) this.run('scale', ew.scale, 'scale', 1, [x], uniforms('uf', n, s), grid1d(n));
+  }
+  sumRows(out: DeviceBuffer, x: DeviceBuffer, M: number, N: number, beta: number): void {
+    need('sum_rows', 'out', out, N, 'float32');
+    need('sum_rows', 'x', x, M * N, 'float32');
+    if (N) this.run('sum_rows', ew.sumRows, 'sumRows', 1, [out, x], uniforms('uuf', M, N, beta), grid1d(N));
+  }
+
+  // ---- products
+  gemm(C: DeviceBuffer, A: DeviceBuffer, B: DeviceBuffer, o: GemmArgs): void {
+    const batch = o.batch ?? 1;
+    const bRound = !!o.bf16 || o.packed === 'bfloat16';
+    const v: GemmVariant = {
+      aBf16: A.dtype === 'bfloat16',
+      bBf16: B.dtype === 'bfloat16',
+      roundA: !!o.bf16 || o.packed === 'bfloat16',
+      roundB: bRound,
+      bias: !!o.bias,
+    };
+    if (o.M * o.N * batch === 0) return;
+    const batchB = o.batchB ?? 1;
+    if (batchB !== batch && batchB !== 1)
+      throw new NativeOpError(`gemm: batchB must equal batch or 1, got ${batchB}`, 'gemm');
+    if (A.dtype === 'int32' || B.dtype === 'int32')
+      throw new NativeOpError('gemm: int32 operands are not supported', 'gemm');
+    need('gemm', 'A', A, (o.aOff ?? 0) + batch * o.M * o.K);
+    need('gemm', 'B', B, (o.bOff ?? 0) + batchB * o.K * o.N);
+    need('gemm', 'C', C, (o.cOff ?? 0) + batch * o.M * o.N, 'float32');
+    need('gemm', 'bias', o.bias, o.N, 'float32');
+    if (o.bias && (o.alpha ?? 1) !== 1) throw new NativeOpError('gemm: bias with alpha != 1 is not supported', 'gemm');
+    this.run(
+      gemmKey(v),
+      gemm(v),
+      'gemm',
+      1,
+      [C, A, B, o.bias ?? null],
+      uniforms(
+        'uuuuuuuuuff',
+        o.M,
+        o.N,
+        o.K,
+        o.transA ? 1 : 0,
+        o.transB ? 1 : 0,
+        o.batchB ?? 1,
+        o.aOff ?? 0,
+        o.bOff ?? 0,
+        o.cOff ?? 0,
+        o.alpha ?? 1,
+        o.beta ?? 0,
+      ),
+      [Math.ceil(o.N / TILE), Math.ceil(o.M / TILE), batch],
+    );
+  }
+
+  // ---- layers
+  swigluForward(out: DeviceBuffer, gate: DeviceBuffer, up: DeviceBuffer, n: number): void {
+    for (const [name, b] of [
+      ['out', out],
+      ['gate', gate],
+      ['up', up],
+    ] as const)
+      need('swiglu_forward', name, b, n, 'float32');
+    if (n) this.run('swiglu_fwd', ew.swigluForward, 'swigluForward', 1, [out, gate, up], uniforms('u', n), grid1d(n));
+  }
+  swigluBackward(
+    dgate: DeviceBuffer | null,
+    dup: DeviceBuffer | null,
+    dout: DeviceBuffer,
+    gate: DeviceBuffer,
+    up: DeviceBuffer,
+    n: number,
+  ): void {
+    for (const [name, b] of [
+      ['dgate', dgate],
+      ['dup', dup],
+      ['dout', dout],
+      ['gate', gate],
+      ['up', up],
+    ] as const)
+      need('swiglu_backward', name, b, n, 'float32');
+    const which = (dgate ? 1 : 0) | (dup ? 2 : 0);
+    if (n && which)
+      this.run(
+        'swiglu_bwd',
+        ew.swigluBackward,
+        'swigluBackward',
+        2,
+        [dgate, dup, dout, gate, up],
+        uniforms('uu', n, which),
+        grid1d(n),
+      );
+  }
+  rmsnormForward(
+    y: DeviceBuffer,
+    rstd: DeviceBuffer,
+    x: DeviceBuffer,
+    w: DeviceBuffer,
+    N: number,
+    C: number,
+    eps: number,
+  ): void {
+    for (const [name, b, n] of [
+      ['y', y, N * C],
+      ['rstd', rstd, N],
+      ['x', x, N * C],
+      ['w', w, C],
+    ] as const)
+      need('rmsnorm_forward', name, b, n, 'float32');
+    if (N)
+      this.run(
+        'rmsnorm_fwd',
+        norm.rmsnormForward,
+        'rmsnormForward',
+        2,
+        [y, rstd, x, w],
+        uniforms('uuf', N, C, eps),
+        rowGrid(N),
+      );
+  }
+  rmsnormBackward(
+    dx: DeviceBuffer | null,
+    dw: DeviceBuffer | null,
+    dy: DeviceBuffer,
+    x: DeviceBuffer,
+    w: DeviceBuffer,
+    rstd: DeviceBuffer,
+    N: number,
+    C: number,
+  ): void {
+    for (const [name, b, n] of [
+      ['dx', dx, N * C],
+      ['dw', dw, C],
+      ['dy', dy, N * C],
+      ['x', x, N * C],
+      ['w', w, C],
+      ['rstd', rstd, N],
+    ] as const)
+      need('rmsnorm_backward', name, b, n, 'float32');
+    if (!N) return;
+    if (dx)
+      this.run(
+        'rmsnorm_bwd_dx',
+        norm.rmsnormBackwardDx,
+        'rmsnormBackward',
+        1,
+        [dx, dy, x, w, rstd],
+        uniforms('uu', N, C),
+        rowGrid(N),
+      );
+    if (dw)
+      this.run(
+        'rmsnorm_bwd_dw',
+        norm.rmsnormBackwardDw,
+        'rmsnormBackward',
+        1,
+        [dw, dy, x, rstd],
+        uniforms('uu', N, C),
+        grid1d(C),
+      );
+  }
+
+  // ---- not yet on WebGPU (each throws UnsupportedOpError naming the op)
+  /**
+   * Σ x² in double, summed on the host over the downloaded values in native/cpu's fixed blocks
+   * (deterministic; the CPU's vectorised order inside a block may differ in the last bits). A GPU partial sum in double-float reached only ≈ 1e-10 relative on lavapipe
+   * (its shader compiler folds the error-free transformations), short of the 1e-12 the seam holds.
+   */
+  gradnormSumsq(x: DeviceBuffer, n: number): number {
+    need('gradnorm_sumsq', 'x', x, n, 'float32');
+    if (n === 0) return 0;
+    const v = this.download(x, 0, n) as Float32Array;
+    const BLOCK = 1 << 14;
+    let total = 0;
+    for (let b = 0; b < n; b += BLOCK) {
+      let part = 0;
+      const e = Math.min(n, b + BLOCK);
+      for (let i = b; i < e; i++) part += v[i]! * v[i]!;
+      total += part;
+    }
+    return total;
+  }
+
+  dropoutForward(out: DeviceBuffer, x: DeviceBuffer, n: number, p: number, seed: number): void {
+    this.dropout('dropout_forward', 'out', 'x', out, x, n, p, seed);
+  }
+  dropoutBackward(dx: DeviceBuffer, dy: DeviceBuffer, n: number, p: number, seed: number): void {
+    this.dropout('dropout_backward', 'dx', 'dy', dx, dy, n, p, seed);
+  }
+  private dropout(
+    op: string,
+    on: string,
+    xn: string,
+    out: DeviceBuffer,
+    x: DeviceBuffer,
+    n: number,
+    p: number,
+    seed: number,
+  ): void {
+    need(op, on, out, n, 'float32');
+    need(op, xn, x, n, 'float32');
+    if (!(p >= 0 && p < 1)) throw new NativeOpError(`${op}: p must be in [0, 1), got ${p}`, op);
+    if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 53)
+      throw new NativeOpError(`${op}: seed must be an integer in [0, 2^53), got ${seed}`, op);
+    if (n === 0) return;
+    const pf = Math.fround(p);
+    const thr = Math.floor(pf * 2 ** 32);
+    const keep = Math.fround(1 / Math.fround(1 - pf));
+    const lo = seed % 2 ** 32;
+    const hi = Math.floor(seed / 2 ** 32);
+    this.run('dropout', lay.dropout, op, 1, [out, x], uniforms('uuuuf', n, lo, hi, thr, keep), grid1d(n));
+  }
+
+  /** Host copy of an int32 buffer (ids, positions: kept from upload, else read back). */
+  private hostInts(b: DeviceBuffer, n: number): Int32Array {
+    const x = g(b);
+    if (x.host && x.host.length >= n) return x.host;
+    return this.download(b, 0, n) as Int32Array;
+  }
+
+  embeddingForward(out: DeviceBuffer, weight: DeviceBuffer, ids: DeviceBuffer, N: number, V: number, C: number): void {
+    need('embedding_forward', 'out', out, N * C, 'float32');
+    need('embedding_forward', 'weight', weight, V * C, 'float32');
+    need('embedding_forward', 'ids', ids, N, 'int32');
+    checkIds('embedding_forward', this.hostInts(ids, N), N, V);
+    if (N * C)
+      this.run(
+        'embedding_fwd',
+        lay.embeddingForward,
+        'embeddingForward',
+        1,
+        [out, weight, ids],
+        uniforms('uu', N, C),
+        grid1d(N * C),
+      );
+  }
+
+  embeddingBackward(
+    dweight: DeviceBuffer,
+    dout: DeviceBuffer,
+    ids: DeviceBuffer,
+    N: number,
+    V: number,
+    C: number,
+    accumulate: boolean,
+  ): void {
+    need('embedding_backward', 'dweight', dweight, V * C, 'float32');
+    need('embedding_backward', 'dout', dout, N * C, 'float32');
+    need('embedding_backward', 'ids', ids, N, 'int32');
+    const host = this.hostInts(ids, N);
+    checkIds('embedding_backward', host, N, V);
+    if (V * C === 0) return;
+    // counting sort by id (stable): start[v]..start[v+1] lists v's tokens ascending, as native/cpu
+    const start = new Int32Array(V + 1);
+    for (let i = 0; i < N; i++) start[host[i]! + 1]!++;
+    for (let v = 0; v < V; v++) start[v + 1]! += start[v]!;
+    const order = new Int32Array(Math.max(1, N));
+    const fill = start.slice(0, V);
+    for (let i = 0; i < N; i++) order[fill[host[i]!]!++] = i;
+    const sb = this.allocate('int32', V + 1);
+    const ob = this.allocate('int32', order.length);
+    this.upload(sb, start);
+    this.upload(ob, order);
+    this.run(
+      'embedding_bwd',
+      lay.embeddingBackward,
+      'embeddingBackward',
+      1,
+      [dweight, dout, sb, ob],
+      uniforms('uuu', V, C, accumulate ? 1 : 0),
+      grid1d(V * C),
+    );
+    this.free(sb);
+    this.free(ob);
+  }
+
+  ropeForward(
+    y: DeviceBuffer,
+    x: DeviceBuffer,
+    positions: DeviceBuffer,
+    B: number,
+    T: number,
+    H: number,
+    D: number,
+    theta: number,
+  ): void {
+    this.rope('rope_forward', 'y', 'x', y, x, positions, B, T, H, D, theta, 1);
+  }
+  ropeBackward(
+    dx: DeviceBuffer,
+    dy: DeviceBuffer,
+    positions: DeviceBuffer,
+    B: number,
+    T: number,
+    H: number,
+    D: number,
+    theta: number,
+  ): void {
+    this.rope('rope_backward', 'dx', 'dy', dx, dy, positions, B, T, H, D, theta, -1);
+  }
+  private rope(
+    op: string,
+    yn: string,
+    xn: string,
+    y: DeviceBuffer,
+    x: DeviceBuffer,
+    positions: DeviceBuffer,
+    B: number,
+    T: number,
+    H: number,
+    D: number,
+    theta: number,
+    sign: number,
+  ): void {
+    if (D % 2 !== 0) throw new NativeOpError(`${op}: D must be even, got ${D}`, op);
+    if (!(theta > 0)) throw new NativeOpError(`${op}: theta must be > 0, got ${theta}`, op);
+    need(op, yn, y, B * T * H * D, 'float32');
+    need(op, xn, x, B * T * H * D, 'float32');
+    need(op, 'positions', positions, B * T, 'int32');
+    const pos = this.hostInts(positions, B * T);
+    let maxPos = 0;
+    for (let i = 0; i < B * T; i++) {
+      const v = pos[i]!;
+      if (v < 0 || v >= MAX_POS)
+        throw new NativeOpError(
+          `${op}: positions[${i}] = ${v} is out of range [0, ${MAX_POS}); position ids count real tokens from 0`,
+          op,
+        );
+      if (v > maxPos) maxPos = v;
+    }
+    if (B * T * H * D === 0) return;
+    const tab = this.ropeTable(D, theta, maxPos + 1);
+    this.run(
+      'rope',
+      lay.rope,
+      op,
+      1,
+      [y, x, positions, tab.cs, tab.sn],
+      uniforms('uuuf', B * T, H, D, sign),
+      grid1d((B * T * H * D) / 2),
+    );
+  }
+
+  /** cos/sin [npos, D/2] of the float32 angles pos·inv_freq, in double then rounded (native/cpu/rope.cc); grown by doubling. */
+  private ropeTable(D: number, theta: number, npos: number): { cs: DeviceBuffer; sn: DeviceBuffer } {
+    const t = this.rope_;
+    if (t && t.D === D && t.theta === theta && t.npos >= npos) return t;
+    if (t) {
+      this.free(t.cs);
+      this.free(t.sn);
+    }
+    const h2 = D / 2;
+    const size = Math.max(npos, 2 * (t && t.D === D && t.theta === theta ? t.npos : 0), 64);
+    const base = Math.fround(theta);
+    const invf = new Float32Array(h2);
+    for (let i = 0; i < h2; i++)
+      invf[i] = Math.fround(1 / Math.fround(Math.pow(base, Math.fround(Math.fround(2 * i) / Math.fround(D)))));
+    const cs = new Float32Array(size * h2);
+    const sn = new Float32Array(size * h2);
+    for (let q = 0; q < size; q++)
+      for (let i = 0; i < h2; i++) {
+        const ang = Math.fround(q * invf[i]!);
+        cs[q * h2 + i] = Math.cos(ang);
+        sn[q * h2 + i] = Math.sin(ang);
+      }
+    const out = {
+      D,
+      theta,
+      npos: size,
+      cs: this.allocate('float32', cs.length),
+      sn: this.allocate('float32', sn.length),
+    };
+    this.upload(out.cs, cs);
+    this.upload(out.sn, sn);
+    this.rope_ = out;
+    return out;
+  }
+  private rope_: { D: number; theta: number; npos: number; cs: DeviceBuffer; sn: DeviceBuffer } | null = null;
+
+  adamwStep(
+    param: DeviceBuffer,
+    grad: DeviceBuffer,
+    m: DeviceBuffer,
+    v: DeviceBuffer,
+    n: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    step: number,
+  ): void {
+    const op = 'adamw_step';
+    if (!Number.isInteger(step) || step < 1) throw new NativeOpError(`${op}: step must be >= 1, got ${step}`, op);
+    if (!(Number.isFinite(lr) && lr >= 0)) throw new NativeOpError(`${op}: lr must be finite and >= 0, got ${lr}`, op);
+    if (!(beta1 >= 0 && beta1 < 1)) throw new NativeOpError(`${op}: beta1 must be in [0, 1), got ${beta1}`, op);
+    if (!(beta2 >= 0 && beta2 < 1)) throw new NativeOpError(`${op}: beta2 must be in [0, 1), got ${beta2}`, op);
+    if (!(Number.isFinite(eps) && eps >= 0))
+      throw new NativeOpError(`${op}: eps must be finite and >= 0, got ${eps}`, op);
+    if (!(Number.isFinite(weightDecay) && weightDecay >= 0))
+      throw new NativeOpError(`${op}: weight_decay must be finite and >= 0, got ${weightDecay}`, op);
+    need(op, 'param', param, n, 'float32');
+    need(op, 'grad', grad, n, 'float32');
+    need(op, 'exp_avg', m, n, 'float32');
+    need(op, 'exp_avg_sq', v, n, 'float32');
+    if (n === 0) return;
+    const bc1 = 1 - Math.pow(beta1, step);
+    const bc2 = 1 - Math.pow(beta2, step);
+    this.run(
+      'adamw',
+      lay.adamw,
+      'adamwStep',
+      3,
+      [param, m, v, grad],
+      uniforms(
+        'ufffffff' + 'f',
+        n,
+        1 - lr * weightDecay,
+        beta1,
+        1 - beta1,
+        beta2,
+        1 - beta2,
+        lr / bc1,
+        Math.sqrt(bc2),
+        eps,
+      ),
+      grid1d(n),
+    );
+  }
+
+  // ---- softmax family (kernels/softmax.ts)
+  klForward(out: DeviceBuffer, p: DeviceBuffer, q: DeviceBuffer, N: number, V: number, temperature: number): void {
+    const op = 'kl_forward';
+    positiveTemperature(op, temperature);
+    need(op, 'out', out, N, 'float32');
+    need(op, 'p_logits', p, N * V, 'float32');
+    need(op, 'q_logits', q, N * V, 'float32');
+    if (N * V)
+      this.run(
+        'kl_fwd',
+        sm.klForward,
+        'klForward',
+        1,
+        [out, p, q],
+        uniforms('uuf', N, V, invT(temperature)),
+        rowGrid(N),
+      );
+  }
+  klHvp(out: DeviceBuffer, logits: DeviceBuffer, u: DeviceBuffer, N: number, V: number, temperature: number): void {
+    const op = 'kl_hvp';
+    positiveTemperature(op, temperature);
+    need(op, 'out', out, N * V, 'float32');
+    need(op, 'logits', logits, N * V, 'float32');
+    need(op, 'u', u, N * V, 'float32');
+    if (N * V === 0) return;
+    const inplace = g(out).id === g(u).id;
+    this.run(
+      inplace ? 'kl_hvp_inplace' : 'kl_hvp',
+      sm.klHvp(inplace),
+      'klHvp',
+      1,
+      inplace ? [out, logits] : [out, logits, u],
+      uniforms('uuf', N, V, invT(temperature)),
+      rowGrid(N),
+    );
+  }
+  logprobsForward(
+    lp: DeviceBuffer | null,
+    lse: DeviceBuffer,
+    entropy: DeviceBuffer | null,
+    logits: DeviceBuffer,
+    targets: DeviceBuffer | null,
+    rows: number,
+    V: number,
+    temperature: number,
+    rowOff: number,
+  ): void {
+    const op = 'logprobs_forward';
+    positiveTemperature(op, temperature);
+    if (!lp !== !targets) throw new NativeOpError(`${op}: lp and targets must be given together`, op);
+    need(op, 'lp', lp, rowOff + rows, 'float32');
+    need(op, 'lse', lse, rowOff + rows, 'float32');
+    need(op, 'entropy', entropy, rowOff + rows, 'float32');
+    need(op, 'logits', logits, rows * V, 'float32');
+    need(op, 'targets', targets, rowOff + rows, 'int32');
+    if (targets) checkTargets(op, this.hostInts(targets, rowOff + rows), rowOff, rows, V);
+    if (rows === 0) return;
+    this.run(
+      'logprobs_fwd',
+      sm.logprobsForward,
+      'logprobsForward',
+      3,
+      [lp, lse, entropy, logits, targets],
+      uniforms('uufuu', rows, V, invT(temperature), rowOff, (lp ? 1 : 0) | (entropy ? 2 : 0)),
+      rowGrid(rows),
+    );
+  }
+  logprobsBackward(
+    dlogits: DeviceBuffer,
+    logits: DeviceBuffer,
+    dlp: DeviceBuffer,
+    lse: DeviceBuffer,
+    targets: DeviceBuffer,
+    rows: number,
+    V: number,
+    temperature: number,
+    rowOff: number,
+  ): void {
+    const op = 'logprobs_backward';
+    positiveTemperature(op, temperature);
+    need(op, 'dlogits', dlogits, rows * V, 'float32');
+    need(op, 'logits', logits, rows * V, 'float32');
+    need(op, 'dlp', dlp, rowOff + rows, 'float32');
+    need(op, 'lse', lse, rowOff + rows, 'float32');
+    need(op, 'targets', targets, rowOff + rows, 'int32');
+    checkTargets(op, this.hostInts(targets, rowOff + rows), rowOff, rows, V);
+    if (rows * V === 0) return;
+    const inplace = g(dlogits).id === g(logits).id;
+    this.run(
+      inplace ? 'logprobs_bwd_inplace' : 'logprobs_bwd',
+      sm.logprobsBackward(inplace),
+      'logprobsBackward',
+      1,
+      inplace ? [dlogits, dlp, lse, targets] : [dlogits, logits, dlp, lse, targets],
+      uniforms('uufu', rows, V, invT(temperature), rowOff),
+      grid1d(rows * V),
+    );
+  }
+  logprobsEntropyBackward(
+    dlogits: DeviceBuffer,
+    logits: DeviceBuffer,
+    dH: DeviceBuffer,
+    lse: DeviceBuffer,
+    entropy: DeviceBuffer,
+    rows: number,
+    V: number,
+    temperature: number,
+    rowOff: number,
+  ): void {
+    const op = 'logprobs_entropy_backward';
+    positiveTemperature(op, temperature);
+    need(op, 'dlogits', dlogits, rows * V, 'float32');
+    need(op, 'logits', logits, rows * V, 'float32');
+    need(op, 'dH', dH, rowOff + rows, 'float32');
+    need(op, 'lse', lse, rowOff + rows, 'float32');
+    need(op, 'entropy', entropy, rowOff + rows, 'float32');
+    if (rows * V === 0) return;
+    const inplace = g(dlogits).id === g(logits).id;
+    this.run(
+      inplace ? 'logprobs_ent_bwd_inplace' : 'logprobs_ent_bwd',
+      sm.logprobsEntropyBackward(inplace),
+      'logprobsEntropyBackward',
+      1,
+      inplace ? [dlogits, dH, lse, entropy] : [dlogits, logits, dH, lse, entropy],
+      uniforms('uufu', rows, V, invT(temperature), rowOff),
+      grid1d(rows * V),
+    );
+  }
+
+  // ---- attention (kernels/attention.ts)
+  attentionForward(
+    out: DeviceBuffer,
+    lse: DeviceBuffer | null,
+    q: DeviceBuffer,
+    k: DeviceBuffer,
+    v: DeviceBuffer,
+    keyMask: DeviceBuffer | null,
+    B: number,
+    Tq: number,
+    Tk: number,
+    Tkmax: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    scale: number,
+  ): void {
+    const op = 'attention_forward';
+    if (H % Hkv !== 0) throw new NativeOpError(`${op}: H = ${H} is not a multiple of Hkv = ${Hkv}`, op);
+    if (!(Tq <= Tk && Tk <= Tkmax))
+      throw new NativeOpError(`${op}: need Tq <= Tk <= Tkmax, got Tq = ${Tq}, Tk = ${Tk}, Tkmax = ${Tkmax}`, op);
+    if (!Number.isFinite(scale)) throw new NativeOpError(`${op}: scale must be finite, got ${scale}`, op);
+    const nqe = B * Tq * H * D;
+    const nkv = B * Tkmax * Hkv * D;
+    need(op, 'out', out, nqe, 'float32');
+    need(op, 'lse', lse, B * H * Tq, 'float32');
+    need(op, 'q', q, nqe, 'float32');
+    need(op, 'k', k, nkv, 'float32');
+    need(op, 'v', v, nkv, 'float32');
+    need(op, 'mask', keyMask, B * Tkmax, 'int32');
+    if (nqe === 0) return;
+    this.run(
+      `attn_fwd:${dmax(D)}`,
+      at.attentionForward(dmax(D)),
+      'attentionForward',
+      2,
+      [out, lse, q, k, v, keyMask],
+      uniforms('uuuuufuufu', Tq, Tk, Tkmax, H, Hkv, scale, keyMask ? 1 : 0, lse ? 1 : 0, Infinity, D),
+      [Math.ceil(Tq / 64), H, B],
+    );
+  }
+
+  attentionBackward(
+    dq: DeviceBuffer,
+    dk: DeviceBuffer,
+    dv: DeviceBuffer,
+    dout: DeviceBuffer,
+    q: DeviceBuffer,
+    k: DeviceBuffer,
+    v: DeviceBuffer,
+    out: DeviceBuffer,
+    lse: DeviceBuffer,
+    keyMask: DeviceBuffer | null,
+    B: number,
+    T: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    scale: number,
+  ): void {
+    const op = 'attention_backward';
+    if (H % Hkv !== 0) throw new NativeOpError(`${op}: H = ${H} is not a multiple of Hkv = ${Hkv}`, op);
+    const nqe = B * T * H * D;
+    const nkv = B * T * Hkv * D;
+    for (const [name, b, n] of [
+      ['dq', dq, nqe],
+      ['dk', dk, nkv],
+      ['dv', dv, nkv],
+      ['dout', dout, nqe],
+      ['q', q, nqe],
+      ['k', k, nkv],
+      ['v', v, nkv],
+      ['out', out, nqe],
+      ['lse', lse, B * H * T],
+    ] as const)
+      need(op, name, b, n, 'float32');
+    need(op, 'mask', keyMask, B * T, 'int32');
+    if (nqe === 0) return;
+    const delta = this.allocate('float32', B * H * T);
+    const u = uniforms('uuufuu', T, H, Hkv, scale, keyMask ? 1 : 0, D);
+    this.run(
+      'attn_delta',
+      at.attentionDelta,
+      'attentionBackward',
+      1,
+      [delta, dout, out],
+      uniforms('uuuu', B, T, H, D),
+      grid1d(B * T * H),
+    );
+    this.run(
+      `attn_dq:${dmax(D)}`,
+      at.attentionBackwardDq(dmax(D)),
+      'attentionBackward',
+      1,
+      [dq, dout, q, k, v, lse, delta, keyMask],
+      u,
+      [Math.ceil(T / 64), H, B],
+    );
+    this.run(
+      `attn_dkv:${dmax(D)}`,
+      at.attentionBackwardDkv(dmax(D)),
+      'attentionBackward',
+      2,
+      [dk, dv, dout, q, k, v, lse, delta, keyMask],
+      u,
+      [Math.ceil(T / 64), Hkv, B],
+    );
+    this.free(delta);
+  }
+
+  // ---- paged KV cache (kernels/paged.ts)
+  pagedKvWrite(
+    kPool: DeviceBuffer,
+    vPool: DeviceBuffer,
+    k: DeviceBuffer,
+    v: DeviceBuffer,
+    slots: DeviceBuffer,
+    n: number,
+    S: number,
+    row: number,
+  ): void {
+    const op = 'paged_kv_write';
+    need(op, 'kpool', kPool, S * row, 'float32');
+    need(op, 'vpool', vPool, S * row, 'float32');
+    need(op, 'k', k, n * row, 'float32');
+    need(op, 'v', v, n * row, 'float32');
+    need(op, 'slots', slots, n, 'int32');
+    const sl = this.hostInts(slots, n);
+    for (let i = 0; i < n; i++)
+      if (sl[i]! < 0 || sl[i]! >= S)
+        throw new NativeOpError(`${op}: slot ${sl[i]} of row ${i} is outside the pool of ${S} slots`, op);
+    if (n * row)
+      this.run(
+        'paged_kv_write',
+        pg.pagedKvWrite,
+        'pagedKvWrite',
+        2,
+        [kPool, vPool, k, v, slots],
+        uniforms('uu', n, row),
+        grid1d(n * row),
+      );
+  }
+
+  pagedAttentionForward(
+    out: DeviceBuffer,
+    q: DeviceBuffer,
+    kPool: DeviceBuffer,
+    vPool: DeviceBuffer,
+    table: DeviceBuffer,
+    ctx: DeviceBuffer,
+    B: number,
+    Tq: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    blockSize: number,
+    maxBlocks: number,
+    numBlocks: number,
+    scale: number,
+  ): void {
+    const op = 'paged_attention_forward';
+    if (H % Hkv !== 0) throw new NativeOpError(`${op}: H = ${H} is not a multiple of Hkv = ${Hkv}`, op);
+    if (!Number.isFinite(scale)) throw new NativeOpError(`${op}: scale must be finite, got ${scale}`, op);
+    const nq = B * Tq * H * D;
+    const np = numBlocks * blockSize * Hkv * D;
+    need(op, 'out', out, nq, 'float32');
+    need(op, 'q', q, nq, 'float32');
+    need(op, 'kpool', kPool, np, 'float32');
+    need(op, 'vpool', vPool, np, 'float32');
+    need(op, 'table', table, B * maxBlocks, 'int32');
+    need(op, 'ctx', ctx, B, 'int32');
+    const c = this.hostInts(ctx, B);
+    const tb = this.hostInts(table, B * maxBlocks);
+    for (let b = 0; b < B; b++) {
+      if (c[b]! < Tq || c[b]! > maxBlocks * blockSize)
+        throw new NativeOpError(
+          `${op}: row ${b} has ${c[b]} keys; need ${Tq} <= keys <= max_blocks·block_size = ${maxBlocks * blockSize}`,
+          op,
+        );
+      const used = Math.ceil(c[b]! / blockSize);
+      for (let j = 0; j < used; j++) {
+        const blk = tb[b * maxBlocks + j]!;
+        if (blk < 0 || blk >= numBlocks)
+          throw new NativeOpError(
+            `${op}: block table row ${b} entry ${j} = ${blk} is outside the pool of ${numBlocks} blocks`,
+            op,
+          );
+      }
+    }
+    if (nq === 0) return;
+    this.run(
+      `paged_attn:${dmax(D)}`,
+      pg.pagedAttention(dmax(D)),
+      'pagedAttentionForward',
+      1,
+      [out, q, kPool, vPool, table, ctx],
+      uniforms('uuuuuuuf', B, Tq, H, Hkv, D, blockSize, maxBlocks, scale),
+      grid1d(B * Tq * H),
+    );
+  }
+
+  sampleTokens(): void {
+    throw new UnsupportedOpError('webgpu', 'sampleTokens');
+  }
+}
+
+/** Acquires the adapter and device (WebGpuUnavailableError, one line naming what to install, when there is none). */
+export async function createWebGpuBackend(): Promise<WebGpuBackend> {
+  return new WebGpuBackend(await GpuDevice.acquire());
+}

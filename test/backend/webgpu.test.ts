@@ -1,0 +1,255 @@
+/**
+ * The WebGPU backend as a whole (its kernels are checked one by one by the suites of test/native,
+ * which run on every backend): the adapter it reports, the one-line error without an adapter, the
+ * buffer pool, command batching (kernels queue; only reads block), the op without a kernel, the
+ * three HF fixture models' logits and token log-probs (≤ 1e-4, as on CPU), and one GPG policy
+ * gradient step whose loss and gradients equal the CPU backend's (loss within max(1e-3·|loss|,
+ * 1e-5), each gradient within 1e-3 relative L2). Skips with one line when no adapter loads.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { loadBackend, setDefaultBackend, type Backend } from '../../src/backend/index.ts';
+import type { WebGpuBackend } from '../../src/backend/webgpu/index.ts';
+import { UnsupportedOpError } from '../../src/errors.ts';
+import { CausalLM, expandRows } from '../../src/model/decoder.ts';
+import { readSafetensorsFile, toFloat32, toInt32 } from '../../src/model/safetensors.ts';
+import { Tensor, tidy } from '../../src/tensor/tensor.ts';
+import { backward, noGrad } from '../../src/tensor/tape.ts';
+
+const FIXTURES = new URL('../../../shared/fixtures/hf-reference/', import.meta.url).pathname;
+const KINDS = ['qwen2-tiny', 'llama-tiny', 'qwen3-tiny'] as const;
+const root = new URL('../..', import.meta.url).pathname;
+
+let gpu: WebGpuBackend | null = null;
+let why = '';
+try {
+  gpu = (await loadBackend('webgpu')) as WebGpuBackend;
+} catch (e) {
+  why = (e as Error).message;
+}
+const cpu = await loadBackend('cpu');
+
+/** Runs `f` with `be` as the default backend (tensors it creates live there). */
+function on<T>(be: Backend, f: () => T): T {
+  const prev = setDefaultBackend(be);
+  try {
+    return f();
+  } finally {
+    if (prev) setDefaultBackend(prev);
+  }
+}
+
+function reference(kind: string) {
+  const ref = readSafetensorsFile(join(FIXTURES, kind, 'reference.safetensors')).tensors;
+  return {
+    f32: (n: string) => toFloat32(ref.get(n)!),
+    i32: (n: string) => toInt32(ref.get(n)!),
+    shape: (n: string) => ref.get(n)!.shape as number[],
+  };
+}
+
+describe('webgpu backend', { skip: gpu ? false : why }, () => {
+  const be = gpu!;
+
+  test('reports its adapter: vendor, device, features, limits', () => {
+    const a = be.adapter;
+    assert.equal(typeof a.vendor, 'string');
+    assert.equal(typeof a.description, 'string');
+    assert.ok(Array.isArray(a.features));
+    assert.ok(a.limits.maxStorageBufferBindingSize! >= 128 * 2 ** 20, JSON.stringify(a.limits));
+    console.log(`webgpu adapter: ${a.vendor} ${a.device} (${a.description}); features ${a.features.join(', ')}`);
+  });
+
+  test('a freed buffer is reused for the next allocation of its size class (no per-op churn)', () => {
+    const s0 = be.allocatorStats();
+    const a = be.allocate('float32', 1000);
+    be.free(a);
+    const b = be.allocate('float32', 990);
+    const s1 = be.allocatorStats();
+    assert.equal(s1.hits - s0.hits, 1, 'the second allocation came from the pool');
+    be.upload(
+      b,
+      Float32Array.from({ length: 990 }, (_, i) => i),
+    );
+    assert.equal((be.download(b, 989, 1) as Float32Array)[0], 989);
+    be.free(b);
+    const z = be.allocate('float32', 990, true);
+    assert.deepEqual(
+      [...(be.download(z, 985) as Float32Array)],
+      [0, 0, 0, 0, 0],
+      'zeroed when asked, whatever it held',
+    );
+    be.free(z);
+  });
+
+  test('bf16 and int32 buffers round-trip at odd offsets; bytes round-trip', () => {
+    const h = be.allocate('bfloat16', 7);
+    be.upload(h, Float32Array.from([1, 2, 3, 4, 5, 6, 7]));
+    be.upload(h, Float32Array.from([1.00390625, -9]), 3); // 1 + 2^-8 rounds to 1 (ties to even)
+    assert.deepEqual([...(be.download(h) as Float32Array)], [1, 2, 3, 1, -9, 6, 7]);
+    assert.deepEqual([...(be.download(h, 1, 3) as Float32Array)], [2, 3, 1]);
+    const bytes = be.downloadBytes(h);
+    assert.equal(bytes.length, 14);
+    const h2 = be.allocate('bfloat16', 7);
+    be.uploadBytes(h2, bytes);
+    assert.deepEqual([...(be.download(h2) as Float32Array)], [1, 2, 3, 1, -9, 6, 7]);
+    const n = be.allocate('int32', 3);
+    be.upload(n, Int32Array.from([-5, 2 ** 31 - 1, 7]));
+    assert.deepEqual([...(be.download(n) as Int32Array)], [-5, 2 ** 31 - 1, 7]);
+    for (const x of [h, h2, n]) be.free(x);
+  });
+
+  test('kernels queue in batches: a forward pass of many kernels blocks only when read', () => {
+    const model = on(be, () => CausalLM.load(join(FIXTURES, 'qwen2-tiny')));
+    const R = reference('qwen2-tiny');
+    const [B, T] = R.shape('input_ids') as [number, number];
+    const before = { ...be.device.stats };
+    on(be, () =>
+      noGrad(() =>
+        tidy(() => {
+          const y = model.logits(
+            Tensor.fromArray(R.i32('input_ids'), [B, T], 'int32'),
+            Tensor.fromArray(R.i32('attention_mask'), [B, T], 'int32'),
+          );
+          const queued = be.device.stats.syncs - before.syncs;
+          y.toFloat32();
+          const d = be.device.stats;
+          assert.ok(d.dispatches - before.dispatches >= 20, `${d.dispatches - before.dispatches} kernels`);
+          assert.ok(queued <= 2, `${queued} blocking round trips before the read`);
+        }),
+      ),
+    );
+    on(be, () => model.dispose());
+  });
+
+  test('an op without a WebGPU kernel throws UnsupportedOpError naming it', () => {
+    assert.throws(
+      () => (be as Backend).sampleTokens(null!, null!, null!, null!, 1, 1, 1, 0, 1, true),
+      (e: unknown) =>
+        e instanceof UnsupportedOpError &&
+        e.op === 'sampleTokens' &&
+        /^sampleTokens: no webgpu kernel yet/.test(e.message),
+    );
+    assert.equal(be.supports('sampleTokens'), false);
+    assert.equal(be.supports('attentionBackward'), true);
+  });
+
+  for (const kind of KINDS)
+    test(`${kind}: logits and token log-probs equal the transformers fixtures (max abs ≤ 1e-4)`, () => {
+      const R = reference(kind);
+      const [B, T] = R.shape('input_ids') as [number, number];
+      const ids = R.i32('input_ids');
+      const mask = R.i32('attention_mask');
+      const model = on(be, () => CausalLM.load(join(FIXTURES, kind)));
+      try {
+        const { logits, lp, index } = on(be, () =>
+          noGrad(() =>
+            tidy(() => {
+              const logits = model
+                .logits(Tensor.fromArray(ids, [B, T], 'int32'), Tensor.fromArray(mask, [B, T], 'int32'))
+                .toFloat32();
+              const r = model.tokenLogps({ ids: Int32Array.from(ids), mask: Int32Array.from(mask), B, T });
+              return { logits, lp: r.logps.toFloat32(), index: r.index };
+            }),
+          ),
+        );
+        const refLogits = R.f32('logits');
+        const V = model.cfg.vocabSize;
+        let worst = 0;
+        for (let b = 0; b < B; b++)
+          for (let t = 0; t < T; t++)
+            if (mask[b * T + t])
+              for (let v = 0; v < V; v++)
+                worst = Math.max(worst, Math.abs(logits[(b * T + t) * V + v]! - refLogits[(b * T + t) * V + v]!));
+        assert.ok(worst <= 1e-4, `${kind}: max abs logits error ${worst}`);
+        const dense = expandRows(lp, index, B * (T - 1));
+        const refLp = R.f32('token_logps');
+        worst = 0;
+        for (let b = 0; b < B; b++)
+          for (let t = 1; t < T; t++)
+            if (mask[b * T + t] && mask[b * T + t - 1])
+              worst = Math.max(worst, Math.abs(dense[b * (T - 1) + t - 1]! - refLp[b * (T - 1) + t - 1]!));
+        assert.ok(worst <= 1e-4, `${kind}: max abs token_logps error ${worst}`);
+      } finally {
+        on(be, () => model.dispose());
+      }
+    });
+
+  test('one GPG policy-gradient step: loss and every gradient equal the CPU backend', () => {
+    // the fixture's rows as 2 groups of B/2 completions, rewards per row; GPG (gpg_no_age):
+    // A = r − mean_group, loss = −Σ lp·A·m / Σ m over completion tokens (here: every real target)
+    const kind = 'qwen2-tiny';
+    const R = reference(kind);
+    const [B, T] = R.shape('input_ids') as [number, number];
+    const ids = Int32Array.from(R.i32('input_ids'));
+    const mask = Int32Array.from(R.i32('attention_mask'));
+    const G = B / 2;
+    const rewards = Array.from({ length: B }, (_, b) => (b * 7) % 3);
+    const adv = rewards.map((r, b) => {
+      const g0 = Math.floor(b / G) * G;
+      let mean = 0;
+      for (let j = g0; j < g0 + G; j++) mean += rewards[j]! / G;
+      return r - mean;
+    });
+    const step = (be: Backend) =>
+      on(be, () => {
+        const model = CausalLM.load(join(FIXTURES, kind));
+        try {
+          model.setRequiresGrad(true);
+          return tidy(() => {
+            const { logps, index } = model.tokenLogps({ ids, mask, B, T });
+            const w = new Float32Array(index.length);
+            for (let i = 0; i < index.length; i++) w[i] = -adv[Math.floor(index[i]! / (T - 1))]! / index.length;
+            const lp = logps.toFloat32();
+            let loss = 0;
+            for (let i = 0; i < lp.length; i++) loss += w[i]! * lp[i]!;
+            backward(logps, Tensor.fromArray(w, [w.length]));
+            const grads = new Map<string, Float32Array>();
+            for (const [n, p] of model.trainableParameters()) grads.set(n, p.grad!.toFloat32());
+            return { loss, grads };
+          });
+        } finally {
+          model.dispose();
+        }
+      });
+    const want = step(cpu);
+    const got = step(be);
+    assert.ok(
+      Math.abs(got.loss - want.loss) <= Math.max(1e-3 * Math.abs(want.loss), 1e-5),
+      `loss ${got.loss} vs cpu ${want.loss}`,
+    );
+    assert.equal(got.grads.size, want.grads.size);
+    assert.ok(Math.abs(want.loss) > 1e-6, `a loss that tests something (${want.loss})`);
+    let nonzero = 0;
+    for (const [n, g] of want.grads) {
+      const o = got.grads.get(n)!;
+      let num = 0,
+        den = 0;
+      for (let i = 0; i < g.length; i++) {
+        num += (o[i]! - g[i]!) ** 2;
+        den += g[i]! ** 2;
+      }
+      const rel = Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
+      if (den > 0) nonzero++;
+      assert.ok(rel <= 1e-3 || Math.sqrt(den) < 1e-12, `${n}: gradient relative L2 error ${rel.toExponential(3)}`);
+    }
+    assert.equal(nonzero, want.grads.size, 'every parameter has a non-zero gradient');
+  });
+});
+
+test('without an adapter, loading the webgpu backend is one line naming what to install', () => {
+  const code = `import('./src/backend/index.ts').then((m) => m.loadBackend('webgpu')).then(() => console.log('LOADED'), (e) => console.log(e.name + ': ' + e.message))`;
+  const r = spawnSync(process.execPath, ['--conditions=gpg-rl-source', '--import', 'tsx', '-e', code], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, VK_ICD_FILENAMES: '/nonexistent.json', VK_DRIVER_FILES: '/nonexistent.json' },
+    timeout: 60_000,
+  });
+  const line = r.stdout.trim().split('\n').pop()!;
+  assert.match(
+    line,
+    /^WebGpuUnavailableError: webgpu backend: (no WebGPU adapter \(.*\); on Debian 12: apt-get install -t bookworm-backports mesa-vulkan-drivers|the `webgpu` npm package)/,
+  );
+});
