@@ -29,6 +29,8 @@ export interface RemoteSampling {
   topP: number;
   /** 0 = off (sent as -1, vLLM's "off"). */
   topK: number;
+  /** The policy's vocabulary: an answer with other ids comes from another model. */
+  vocabSize: number;
 }
 
 export interface RemoteResult {
@@ -145,7 +147,19 @@ export class RolloutServers {
             skip_special_tokens: false,
           }),
         );
-        return parseCompletion(s.url, body, G);
+        const r = parseCompletion(s.url, body, G);
+        for (const t of r.tokens) {
+          const bad = t.find((id) => id >= sampling.vocabSize);
+          if (bad !== undefined)
+            throw new RolloutServersError(
+              `rollout server ${s.url}: token id ${bad} is outside the policy's vocabulary (${sampling.vocabSize}); is it serving another model?`,
+            );
+          if (t.length > sampling.maxTokens)
+            throw new RolloutServersError(
+              `rollout server ${s.url}: a completion of ${t.length} tokens, over max_tokens ${sampling.maxTokens}`,
+            );
+        }
+        return r;
       } catch (e) {
         if (e instanceof RolloutServersError && e.message.startsWith('rollout server ')) throw e; // a malformed answer
         this.markDown(s, e, 'its prompts go to another server');

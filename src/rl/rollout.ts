@@ -89,7 +89,13 @@ export async function rollout(ctx: RolloutContext, rows: TrainRow[], stats: Roll
     ? await ctx.servers.generate(
         rows.map((r) => r.ids),
         G,
-        { maxTokens: ctx.maxNewTokens, temperature: ctx.temperature, topP: ctx.topP, topK: ctx.topK },
+        {
+          maxTokens: ctx.maxNewTokens,
+          temperature: ctx.temperature,
+          topP: ctx.topP,
+          topK: ctx.topK,
+          vocabSize: ctx.model.cfg.vocabSize,
+        },
         // the local engine's draws (a 64-bit seed per completion, in prompt order), so served rollouts
         // sample exactly what local ones would on gpg-rl serve, and the RNG state checkpoints the same
         rows.map(() =>
