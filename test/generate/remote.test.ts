@@ -43,12 +43,21 @@ const choice = (ids: number[], stop = true) => ({
   logprobs: { tokens: ids.map((i) => `token_id:${i}`), token_logprobs: ids.map(() => -1), top_logprobs: null },
   finish_reason: stop ? 'stop' : 'length',
 });
+/** Answers n choices per prompt of the request. */
 const ok =
   (n: number): Handler =>
-  (path) =>
+  (path, body) =>
     path === '/v1/models'
       ? { status: 200, body: { data: [{ id: 'base', parent: null }] } }
-      : { status: 200, body: { choices: Array.from({ length: n }, (_, i) => ({ ...choice([1, 2, i]), index: i })) } };
+      : {
+          status: 200,
+          body: {
+            choices: Array.from({ length: n * (body?.prompt?.length ?? 1) }, (_, i) => ({
+              ...choice([1, 2, i]),
+              index: i,
+            })),
+          },
+        };
 const S = { maxTokens: 4, temperature: 1, topP: 1, topK: 0, vocabSize: 10 };
 const opts = (log: string[], retries = 1) => ({
   retries,
@@ -74,7 +83,7 @@ describe('RolloutServers', () => {
     const req = a.seen.find((x) => x.path === '/v1/completions')!.body;
     assert.deepEqual(req, {
       model: 'base',
-      prompt: [4, 5],
+      prompt: [[4, 5]],
       n: 2,
       max_tokens: 4,
       temperature: 1,
@@ -104,7 +113,16 @@ describe('RolloutServers', () => {
     await rs.syncFull('/w');
     const r = await rs.generate([[1], [2], [3]], 1, S, [[1n], [2n], [3n]]);
     assert.equal(r.tokens.length, 3);
-    assert.equal(fails, 6, 'prompts 1 and 3 (round-robin) tried 3 times each (retries 2), then the server is down');
+    assert.equal(
+      fails,
+      3,
+      'its request (prompts 1 and 3, round-robin) tried 3 times (retries 2), then the server is down',
+    );
+    // the good server got prompt 2, then prompts 1 and 3 in one request
+    assert.deepEqual(
+      good.seen.filter((x) => x.path === '/v1/completions').map((x) => x.body.prompt),
+      [[[2]], [[1], [3]]],
+    );
     assert.deepEqual(rs.live, [good.url]);
     assert.equal(log.length, 1);
     assert.match(
