@@ -62,7 +62,7 @@ export interface RolloutContext {
   weightsDtype: 'float32' | 'bfloat16';
   kvCacheBytes: number;
   onTokens?: (n: number) => void;
-  /** rollout_servers: generate there instead (one request per prompt, its seeds drawn from `rng`). */
+  /** rollout_servers: generate there instead (the prompts' seeds drawn from `rng` as the local engine draws them). */
   servers?: RolloutServers;
 }
 
