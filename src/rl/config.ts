@@ -303,7 +303,7 @@ export const FIELDS = {
     'Generation',
     z.number().gt(0),
     600,
-    "Seconds a rollout-server request (one prompt's G completions, or a weight reload) may take before it counts as failed.",
+    "Seconds a rollout-server request (one server's share of a rollout round, or a weight reload) may take before it counts as failed.",
   ),
   max_staleness: f(
     'Generation',
