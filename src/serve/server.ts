@@ -473,41 +473,46 @@ export class CompletionServer {
         kvCacheBytes: this.o.kvCacheBytes,
         weightsDtype: this.o.weightsDtype,
       });
-    const gen = r0.adapter === null && this.model.lora ? this.model.lora.disabled(run) : run();
+    // a request for the base model while an adapter is attached: adapters off (generation and scoring)
+    const asRequested = <T>(fn: () => T): T =>
+      r0.adapter === null && this.model.lora ? this.model.lora.disabled(fn) : fn();
+    const gen = asRequested(run);
     let at = 0;
-    return reqs.map((r) => {
-      const choices: unknown[] = [];
-      let completionTokens = 0;
-      for (const p of r.prompts)
-        for (let j = 0; j < r.n; j++, at++) {
-          const tokens = gen.tokens[at]!;
-          completionTokens += tokens.length;
-          let text = decode(tokens);
-          // OpenAI: the matched stop string is not part of the text
-          const cut = Math.min(...r.stop.map((s) => text.indexOf(s)).filter((i) => i >= 0));
-          if (Number.isFinite(cut)) text = text.slice(0, cut);
-          choices.push({
-            index: choices.length,
-            text,
-            logprobs: r.logprobs === null ? null : this.logprobsOf(r, p.ids, tokens, gen.logps[at]!, greedy),
-            finish_reason: gen.finished[at] ? 'stop' : 'length',
-            stop_reason: null,
-          });
-        }
-      const promptTokens = r.prompts.reduce((a, p) => a + p.ids.length, 0);
-      return {
-        id: `cmpl-${randomBytes(12).toString('hex')}`,
-        object: 'text_completion',
-        created: Math.floor(Date.now() / 1000),
-        model: r.model,
-        choices,
-        usage: {
-          prompt_tokens: promptTokens,
-          completion_tokens: completionTokens,
-          total_tokens: promptTokens + completionTokens,
-        },
-      };
-    });
+    return asRequested(() =>
+      reqs.map((r) => {
+        const choices: unknown[] = [];
+        let completionTokens = 0;
+        for (const p of r.prompts)
+          for (let j = 0; j < r.n; j++, at++) {
+            const tokens = gen.tokens[at]!;
+            completionTokens += tokens.length;
+            let text = decode(tokens);
+            // OpenAI: the matched stop string is not part of the text
+            const cut = Math.min(...r.stop.map((s) => text.indexOf(s)).filter((i) => i >= 0));
+            if (Number.isFinite(cut)) text = text.slice(0, cut);
+            choices.push({
+              index: choices.length,
+              text,
+              logprobs: r.logprobs === null ? null : this.logprobsOf(r, p.ids, tokens, gen.logps[at]!, greedy),
+              finish_reason: gen.finished[at] ? 'stop' : 'length',
+              stop_reason: null,
+            });
+          }
+        const promptTokens = r.prompts.reduce((a, p) => a + p.ids.length, 0);
+        return {
+          id: `cmpl-${randomBytes(12).toString('hex')}`,
+          object: 'text_completion',
+          created: Math.floor(Date.now() / 1000),
+          model: r.model,
+          choices,
+          usage: {
+            prompt_tokens: promptTokens,
+            completion_tokens: completionTokens,
+            total_tokens: promptTokens + completionTokens,
+          },
+        };
+      }),
+    );
   }
 
   /** OpenAI / vLLM completion log-probs: tokens, token_logprobs, top_logprobs, text_offset. */

@@ -253,6 +253,7 @@ describe('gpg-rl serve', () => {
     assert.equal(u.json.success, true);
     const other = CausalLM.load(otherDir);
     assert.deepEqual(ids((await post('/v1/completions', req())).json.choices[0]), localGreedy(other));
+    const baseTop = (await post('/v1/completions', { ...req('tiny'), logprobs: 3 })).json.choices[0].logprobs;
     // a LoRA adapter on top (vLLM): requests naming it use it, the base name does not
     const lora = applyLora(other, { r: 2, alpha: 4, seed: 1 });
     for (const { B } of lora.pairs.values()) {
@@ -280,6 +281,13 @@ describe('gpg-rl serve', () => {
     assert.notDeepEqual(withAdapter, base, 'the adapter changes greedy tokens');
     assert.deepEqual(ids((await post('/v1/completions', req('pol'))).json.choices[0]), withAdapter);
     assert.deepEqual(ids((await post('/v1/completions', req('tiny'))).json.choices[0]), base);
+    // the base's top log-probs too (the scoring pass runs with the adapter off)
+    const top = (await post('/v1/completions', { ...req('tiny'), logprobs: 3 })).json.choices[0].logprobs;
+    assert.deepEqual(top.tokens, baseTop.tokens);
+    top.top_logprobs.forEach((d: Record<string, number>, t: number) => {
+      assert.deepEqual(Object.keys(d).sort(), Object.keys(baseTop.top_logprobs[t]).sort());
+      for (const k of Object.keys(d)) assert.ok(Math.abs(d[k]! - baseTop.top_logprobs[t][k]) <= 1e-5, `${t} ${k}`);
+    });
     const again = await post('/v1/load_lora_adapter', { lora_name: 'pol', lora_path: adapterDir });
     assert.equal(again.status, 400);
     assert.match(again.json.error.message, /^lora_name: adapter pol is already loaded/);
