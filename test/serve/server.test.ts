@@ -121,6 +121,36 @@ describe('gpg-rl serve', () => {
         assert.equal(best, c.logprobs.tokens[t]);
         assert.ok(Math.abs(top[best] - c.logprobs.token_logprobs[t]) <= 1e-4);
       }
+      // the top 3 are the 3 largest of the local log-softmax over the vocabulary, with its values
+      const seq = [...(i < 2 ? P1 : P2), ...ids(c)];
+      const T = seq.length;
+      const V = model.cfg.vocabSize;
+      const logits = noGrad(() =>
+        tidy(() =>
+          model
+            .logits(
+              Tensor.fromArray(Int32Array.from(seq), [1, T], 'int32'),
+              Tensor.fromArray(new Int32Array(T).fill(1), [1, T], 'int32'),
+            )
+            .toFloat32(),
+        ),
+      );
+      const P = T - ids(c).length;
+      for (let t = 0; t < ids(c).length; t++) {
+        const row = Array.from(logits.subarray((P - 1 + t) * V, (P + t) * V));
+        const lse = Math.log(row.reduce((a, x) => a + Math.exp(x - Math.max(...row)), 0)) + Math.max(...row);
+        const top3 = row
+          .map((x, v) => [x - lse, v] as const)
+          .sort((a, b) => b[0] - a[0])
+          .slice(0, 3);
+        for (const [lp, v] of top3) {
+          const got = c.logprobs.top_logprobs[t][`token_id:${v}`];
+          assert.ok(
+            got !== undefined && Math.abs(got - lp) <= 1e-4,
+            `choice ${i} position ${t} token ${v}: ${got} vs ${lp}`,
+          );
+        }
+      }
       assert.deepEqual(
         c.logprobs.text_offset,
         c.logprobs.text_offset.map((_: number, k: number) => k),
