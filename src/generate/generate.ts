@@ -102,6 +102,8 @@ interface Group {
   members: number[];
   /** Worst-case blocks of the whole group (shared full prompt blocks + each member's own). */
   need: number;
+  /** Token limit of its members. */
+  maxNew: number;
 }
 
 interface Seq {
@@ -115,6 +117,8 @@ interface Seq {
   finished: boolean;
   /** Blocks still reserved for this sequence's growth. */
   reserve: number;
+  /** Stopped (finished or cut at its token limit); its blocks are freed. */
+  done?: boolean;
 }
 
 /** Free list + reference counts over the pool's blocks (shared prompt blocks have several owners). */
@@ -172,102 +176,251 @@ export function generate(model: CausalLM, prompts: number[][], o: GenerateOption
       `generate: seeds has ${o.seeds.length} entries for ${prompts.length} prompts; give one per prompt`,
       'GPG_GENERATE',
     );
+  const empty = (stats: EngineStats): GenerateResult => ({
+    tokens: [],
+    logps: [],
+    finished: [],
+    texts: o.decode ? [] : null,
+    stats,
+  });
+  if (prompts.length === 0) {
+    checkEngineOptions(o);
+    return empty({ prefills: 0, prefillTokens: 0, decodeSteps: 0, maxRunning: 0, kvBlocks: 0, kvBlocksPeak: 0 });
+  }
+  // one seed per sequence, drawn in prompt order: a sequence's stream does not depend on the schedule
+  const seeds = o.greedy
+    ? undefined
+    : (o.seeds ?? prompts.map(() => (BigInt(o.rng!.nextUint32()) << 32n) | BigInt(o.rng!.nextUint32())));
+  // the pool: the budget, but never more than everything at once needs
+  const engine = new Engine(model, o, Engine.blocksFor(model, prompts, o.maxNewTokens, o));
+  try {
+    const ids = engine.add(prompts, { maxNewTokens: o.maxNewTokens, seeds });
+    let ended = 0;
+    while (!engine.idle) {
+      const r = engine.step();
+      ended += r.finished.length;
+      o.onStep?.(r.newTokens, ended);
+    }
+    const out = ids.map((i) => engine.sequence(i));
+    const stats = engine.close();
+    return {
+      tokens: out.map((s) => s.tokens),
+      logps: out.map((s) => s.logps),
+      finished: out.map((s) => s.finished),
+      texts: o.decode ? out.map((s) => o.decode!(s.tokens)) : null,
+      stats,
+    };
+  } finally {
+    engine.close();
+  }
+}
+
+/** The engine's fixed settings: sampling, stops and capacities (GenerateOptions less the per-request ones). */
+export type EngineOptions = Omit<GenerateOptions, 'maxNewTokens' | 'rng' | 'seeds' | 'onStep'>;
+
+/** One decoding step of an Engine: tokens produced, and the sequences that ended in it. */
+export interface EngineStep {
+  newTokens: number;
+  finished: number[];
+}
+
+function checkEngineOptions(o: EngineOptions): void {
   if (o.stopStrings?.length && !o.decode)
     throw new GpgRlError('generate: stop strings need a decode function', 'GPG_GENERATE');
-  const V = model.cfg.vocabSize;
-  for (const [b, p] of prompts.entries()) {
-    if (p.length === 0) throw new GpgRlError(`generate: prompt ${b} is empty`, 'GPG_GENERATE');
-    for (const id of p)
-      if (!Number.isInteger(id) || id < 0 || id >= V)
-        throw new GpgRlError(`generate: prompt ${b} has token id ${id} outside the vocabulary (${V})`, 'GPG_GENERATE');
-  }
-  const maxSeqs = o.batchSize ?? 256;
-  const bs = o.blockSize ?? 16;
   for (const [k, v] of [
-    ['batchSize', maxSeqs],
-    ['blockSize', bs],
+    ['batchSize', o.batchSize ?? 256],
+    ['blockSize', o.blockSize ?? 16],
   ] as const)
     if (!Number.isInteger(v) || v < 1)
       throw new GpgRlError(`generate: ${k} must be a positive integer (got ${v})`, 'GPG_GENERATE');
-  const N = o.maxNewTokens;
-  const stats: EngineStats = {
-    prefills: 0,
-    prefillTokens: 0,
-    decodeSteps: 0,
-    maxRunning: 0,
-    kvBlocks: 0,
-    kvBlocksPeak: 0,
-  };
-  const empty: GenerateResult = { tokens: [], logps: [], finished: [], texts: o.decode ? [] : null, stats };
-  if (prompts.length === 0) return empty;
+}
 
-  // groups of identical prompts, in first-appearance order
-  const groups: Group[] = [];
-  const byKey = new Map<string, number>();
-  const seqs: Seq[] = prompts.map((p, i) => {
-    const key = o.sharePrefix === false ? `#${i}` : p.join(',');
-    let g = byKey.get(key);
-    if (g === undefined) {
-      g = groups.length;
-      byKey.set(key, g);
-      groups.push({ prompt: p, members: [], need: 0 });
+/**
+ * The rollout engine as an object that admits work between decoding steps (continuous batching
+ * across callers, as `gpg-rl serve` uses it): `add` queues prompts (each with its own seeds and
+ * token limit) at any time, `step` runs one admission + sampling + decode step, `sequence(i)`
+ * reads a sequence's tokens. A sequence's tokens do not depend on when it was added or what it
+ * shares steps with (own seeded stream, row-independent kernels). The KV pool holds `numBlocks`
+ * blocks (default: the `kvCacheBytes` budget); `close` frees it and the generation weight copies.
+ */
+export class Engine {
+  readonly stats: EngineStats;
+  readonly numBlocks: number;
+  private readonly groups: Group[] = [];
+  private readonly seqs: Seq[] = [];
+  private readonly pool: BlockPool;
+  private readonly cache: PagedKV;
+  private readonly eos: Set<number>;
+  private readonly bs: number;
+  private readonly maxSeqs: number;
+  private readonly budget: number;
+  private outstanding = 0; // blocks promised to running sequences and not yet taken
+  private nextGroup = 0;
+  private running: number[] = [];
+  private last: Tensor | null = null; // logits of the previous decode step, rows in `running` order
+  private closed = false;
+
+  /** KV blocks that `prompts` need all at once (capped by the budget): the pool of a one-shot call. */
+  static blocksFor(model: CausalLM, prompts: number[][], maxNewTokens: number, o: EngineOptions): number {
+    const bs = o.blockSize ?? 16;
+    const budget = Math.floor((o.kvCacheBytes ?? DEFAULT_KV_BYTES) / model.kvBytesPerBlock(bs));
+    const counts = new Map<string, number>();
+    for (const [i, p] of prompts.entries()) {
+      const key = o.sharePrefix === false ? `#${i}` : p.join(',');
+      counts.set(key, (counts.get(key) ?? 0) + 1);
     }
-    groups[g]!.members.push(i);
-    return { group: g, rng: null, tokens: [], logps: [], blocks: [], ctx: 0, finished: false, reserve: 0 };
-  });
-  // one seed per sequence, drawn in prompt order: a sequence's stream does not depend on the schedule
-  if (!o.greedy)
-    for (const [i, s] of seqs.entries())
-      s.rng = new Rng(o.seeds ? o.seeds[i]! : (BigInt(o.rng!.nextUint32()) << 32n) | BigInt(o.rng!.nextUint32()));
-  const own = (P: number): number => Math.ceil((P + N - 1) / bs) - Math.floor(P / bs); // blocks per member
-  for (const g of groups) g.need = Math.floor(g.prompt.length / bs) + g.members.length * own(g.prompt.length);
+    let all = 0;
+    for (const [key, m] of counts) {
+      const P = o.sharePrefix === false ? prompts[Number(key.slice(1))]!.length : key.split(',').length;
+      all += groupNeed(P, m, maxNewTokens, bs);
+    }
+    return Math.max(1, Math.min(budget, all));
+  }
 
-  // the pool: the budget, but never more than everything at once needs
-  const perBlock = model.kvBytesPerBlock(bs);
-  const budget = Math.floor((o.kvCacheBytes ?? DEFAULT_KV_BYTES) / perBlock);
-  const allAtOnce = groups.reduce((a, g) => a + g.need, 0);
-  const numBlocks = Math.min(budget, allAtOnce);
-  const biggest = Math.max(...groups.map((g) => g.need));
-  if (biggest > budget)
-    throw new GpgRlError(
-      `generate: the KV budget of ${((o.kvCacheBytes ?? DEFAULT_KV_BYTES) / 2 ** 20).toFixed(0)} MiB holds ${budget} blocks ` +
-        `of ${bs} positions, but one group (its prompt + ${N} new tokens for each of its members) needs ${biggest} ` +
-        `(${((biggest * perBlock) / 2 ** 20).toFixed(0)} MiB); raise the budget or lower max new tokens`,
-      'GPG_GENERATE',
-    );
-  stats.kvBlocks = numBlocks;
-  const pool = new BlockPool(numBlocks);
-  const cache = model.newPagedCache(numBlocks, bs);
-  const prevWeights = setGenerationWeights(o.weightsDtype ?? 'float32');
-  const eos = new Set(o.eosTokenIds);
-  const temperature = o.temperature ?? 1;
-  let outstanding = 0; // blocks promised to running sequences and not yet taken
-  let nextGroup = 0;
-  /** Running sequences; `fresh` ones were just prefilled and sample from their group's prefill logits. */
-  let running: number[] = [];
-  let ended = 0; // sequences finished so far (progress for onStep)
-  let last: Tensor | null = null; // logits of the previous decode step, rows in `running` order
-  try {
-    while (nextGroup < groups.length || running.length > 0) {
+  constructor(
+    private readonly model: CausalLM,
+    private readonly o: EngineOptions,
+    numBlocks?: number,
+  ) {
+    checkEngineOptions(o);
+    this.bs = o.blockSize ?? 16;
+    this.maxSeqs = o.batchSize ?? 256;
+    this.budget = Math.floor((o.kvCacheBytes ?? DEFAULT_KV_BYTES) / model.kvBytesPerBlock(this.bs));
+    this.numBlocks = Math.min(numBlocks ?? this.budget, this.budget);
+    this.stats = {
+      prefills: 0,
+      prefillTokens: 0,
+      decodeSteps: 0,
+      maxRunning: 0,
+      kvBlocks: this.numBlocks,
+      kvBlocksPeak: 0,
+    };
+    this.eos = new Set(o.eosTokenIds);
+    this.pool = new BlockPool(this.numBlocks);
+    this.cache = model.newPagedCache(this.numBlocks, this.bs);
+  }
+
+  /** No sequence running or waiting. */
+  get idle(): boolean {
+    return this.nextGroup >= this.groups.length && this.running.length === 0;
+  }
+
+  /** Sequences running or waiting. */
+  get pending(): number {
+    let n = this.running.length;
+    for (let g = this.nextGroup; g < this.groups.length; g++) n += this.groups[g]!.members.length;
+    return n;
+  }
+
+  /** Whether a group of `members` copies of a `promptLength`-token prompt can ever fit the pool. */
+  fits(promptLength: number, members: number, maxNewTokens: number): boolean {
+    return groupNeed(promptLength, members, maxNewTokens, this.bs) <= this.numBlocks;
+  }
+
+  /**
+   * Queues prompts (identical ones in this call share a prefill); returns their sequence ids.
+   * `seeds`: one per prompt (required unless greedy).
+   */
+  add(prompts: number[][], r: { maxNewTokens: number; seeds?: bigint[] }): number[] {
+    const N = r.maxNewTokens;
+    if (!Number.isInteger(N) || N < 1)
+      throw new GpgRlError(`generate: maxNewTokens must be a positive integer (got ${N})`, 'GPG_GENERATE');
+    if (!this.o.greedy && (!r.seeds || r.seeds.length !== prompts.length))
+      throw new GpgRlError('generate: sampling needs one seed per prompt (or greedy: true)', 'GPG_GENERATE');
+    const V = this.model.cfg.vocabSize;
+    for (const [b, p] of prompts.entries()) {
+      if (p.length === 0) throw new GpgRlError(`generate: prompt ${b} is empty`, 'GPG_GENERATE');
+      for (const id of p)
+        if (!Number.isInteger(id) || id < 0 || id >= V)
+          throw new GpgRlError(
+            `generate: prompt ${b} has token id ${id} outside the vocabulary (${V})`,
+            'GPG_GENERATE',
+          );
+    }
+    const first = this.groups.length;
+    const byKey = new Map<string, number>();
+    const ids = prompts.map((p, i) => {
+      const key = this.o.sharePrefix === false ? `#${i}` : p.join(',');
+      let g = byKey.get(key);
+      if (g === undefined) {
+        g = this.groups.length;
+        byKey.set(key, g);
+        this.groups.push({ prompt: p, members: [], need: 0, maxNew: N });
+      }
+      const id = this.seqs.length;
+      this.groups[g]!.members.push(id);
+      this.seqs.push({
+        group: g,
+        rng: this.o.greedy ? null : new Rng(r.seeds![i]!),
+        tokens: [],
+        logps: [],
+        blocks: [],
+        ctx: 0,
+        finished: false,
+        reserve: 0,
+      });
+      return id;
+    });
+    let biggest = 0;
+    for (let g = first; g < this.groups.length; g++) {
+      const G = this.groups[g]!;
+      G.need = groupNeed(G.prompt.length, G.members.length, N, this.bs);
+      biggest = Math.max(biggest, G.need);
+    }
+    if (biggest > this.numBlocks) {
+      this.groups.length = first;
+      this.seqs.length = ids[0]!;
+      const perBlock = this.model.kvBytesPerBlock(this.bs);
+      throw new GpgRlError(
+        `generate: the KV budget of ${((this.o.kvCacheBytes ?? DEFAULT_KV_BYTES) / 2 ** 20).toFixed(0)} MiB holds ${this.budget} blocks ` +
+          `of ${this.bs} positions, but one group (its prompt + ${N} new tokens for each of its members) needs ${biggest} ` +
+          `(${((biggest * perBlock) / 2 ** 20).toFixed(0)} MiB); raise the budget or lower max new tokens`,
+        'GPG_GENERATE',
+      );
+    }
+    return ids;
+  }
+
+  /** A sequence's generated ids, log-probs and whether it ended (eos / stop string); `done` once it stopped. */
+  sequence(i: number): { tokens: number[]; logps: number[]; finished: boolean; done: boolean } {
+    const s = this.seqs[i]!;
+    return { tokens: s.tokens, logps: s.logps, finished: s.finished, done: s.done === true };
+  }
+
+  /** Admits waiting groups that fit, samples one token for every running sequence, decodes the survivors. */
+  step(): EngineStep {
+    if (this.closed) throw new GpgRlError('generate: the engine is closed', 'GPG_GENERATE');
+    const { model, cache, pool, seqs, groups, bs, o } = this;
+    const V = model.cfg.vocabSize;
+    const prevWeights = setGenerationWeights(o.weightsDtype ?? 'float32');
+    try {
       // admit whole groups while the worst case fits
       const fresh: Array<{ group: number; logits: Tensor }> = [];
-      while (nextGroup < groups.length) {
-        const g = groups[nextGroup]!;
-        const count = running.length + fresh.reduce((a, f) => a + groups[f.group]!.members.length, 0);
-        if (count > 0 && (pool.inUse + outstanding + g.need > numBlocks || count + g.members.length > maxSeqs)) break;
-        fresh.push({ group: nextGroup, logits: prefill(model, cache, pool, g, seqs, bs, own(g.prompt.length)) });
-        for (const i of g.members) outstanding += seqs[i]!.reserve;
-        stats.prefills++;
-        stats.prefillTokens += g.prompt.length;
-        nextGroup++;
+      while (this.nextGroup < groups.length) {
+        const g = groups[this.nextGroup]!;
+        const count = this.running.length + fresh.reduce((a, f) => a + groups[f.group]!.members.length, 0);
+        if (
+          count > 0 &&
+          (pool.inUse + this.outstanding + g.need > this.numBlocks || count + g.members.length > this.maxSeqs)
+        )
+          break;
+        const own = ownBlocks(g.prompt.length, g.maxNew, bs);
+        fresh.push({ group: this.nextGroup, logits: prefill(model, cache, pool, g, seqs, bs, own) });
+        for (const i of g.members) this.outstanding += seqs[i]!.reserve;
+        this.stats.prefills++;
+        this.stats.prefillTokens += g.prompt.length;
+        this.nextGroup++;
       }
       // rows to sample: decoded ones first (their logits are `last`), then the fresh groups' members
+      const running = this.running;
       const rows = [...running];
       for (const f of fresh) rows.push(...groups[f.group]!.members);
       const B = rows.length;
-      stats.maxRunning = Math.max(stats.maxRunning, B);
+      if (B === 0) return { newTokens: 0, finished: [] };
+      this.stats.maxRunning = Math.max(this.stats.maxRunning, B);
       const u = new Float32Array(B);
       if (!o.greedy) for (let r = 0; r < B; r++) u[r] = Math.min(seqs[rows[r]!]!.rng!.next(), 0.99999994);
+      const last = this.last;
       const sampled = tidy(() => {
         let logits: Tensor;
         if (fresh.length === 0) logits = last!;
@@ -280,17 +433,17 @@ export function generate(model: CausalLM, prompts: number[][], o: GenerateOption
               copyRows(logits, f.logits, { rows: 1, cols: V, dstStride: V, srcStride: V, dstOff: r * V });
         }
         const res = sampleTokens(logits, Tensor.fromArray(u, [B]), {
-          temperature,
+          temperature: o.temperature ?? 1,
           topK: o.topK ?? 0,
           topP: o.topP ?? 1,
           greedy: !!o.greedy,
         });
         return { ids: res.ids.toArray() as Int32Array, lps: res.logps.toFloat32() };
       });
-      last?.dispose();
-      last = null;
+      this.last?.dispose();
+      this.last = null;
       for (const f of fresh) f.logits.dispose();
-      let produced = 0;
+      const finished: number[] = [];
       const cont: number[] = [];
       for (let r = 0; r < B; r++) {
         const i = rows[r]!;
@@ -298,44 +451,55 @@ export function generate(model: CausalLM, prompts: number[][], o: GenerateOption
         const tok = sampled.ids[r]!;
         s.tokens.push(tok);
         s.logps.push(sampled.lps[r]!);
-        produced++;
-        if (eos.has(tok)) s.finished = true;
+        if (this.eos.has(tok)) s.finished = true;
         else if (o.stopStrings?.length) {
           const text = o.decode!(s.tokens);
           if (o.stopStrings.some((x) => text.includes(x))) s.finished = true;
         }
-        if (s.finished || s.tokens.length >= N) {
-          ended++;
+        if (s.finished || s.tokens.length >= groups[s.group]!.maxNew) {
+          finished.push(i);
+          s.done = true;
           for (const b of s.blocks) pool.release(b);
-          outstanding -= s.reserve;
+          this.outstanding -= s.reserve;
           s.reserve = 0;
           s.blocks = [];
         } else cont.push(i);
       }
-      o.onStep?.(produced, ended);
-      running = cont;
-      if (running.length > 0) {
+      this.running = cont;
+      if (cont.length > 0) {
         const before = pool.inUse;
-        last = decodeStep(model, cache, pool, seqs, running, bs);
-        outstanding -= pool.inUse - before; // new blocks come out of the sequences' own reserves
-        stats.decodeSteps++;
+        this.last = decodeStep(model, cache, pool, seqs, cont, bs);
+        this.outstanding -= pool.inUse - before; // new blocks come out of the sequences' own reserves
+        this.stats.decodeSteps++;
       }
+      return { newTokens: B, finished };
+    } finally {
+      setGenerationWeights(prevWeights);
     }
-  } finally {
-    last?.dispose();
-    setGenerationWeights(prevWeights);
-    model.disposePagedCache(cache);
-    model.lmHeadWeight().backend.releasePackedWeights(); // the generation copies never outlive the call
   }
-  stats.kvBlocksPeak = pool.peak;
-  const texts = o.decode ? seqs.map((s) => o.decode!(s.tokens)) : null;
-  return {
-    tokens: seqs.map((s) => s.tokens),
-    logps: seqs.map((s) => s.logps),
-    finished: seqs.map((s) => s.finished),
-    texts,
-    stats,
-  };
+
+  /** Frees the KV pool and the generation weight copies (idempotent); returns the stats. */
+  close(): EngineStats {
+    if (!this.closed) {
+      this.closed = true;
+      this.last?.dispose();
+      this.last = null;
+      this.model.disposePagedCache(this.cache);
+      this.model.lmHeadWeight().backend.releasePackedWeights(); // the generation copies never outlive the engine
+      this.stats.kvBlocksPeak = this.pool.peak;
+    }
+    return this.stats;
+  }
+}
+
+/** Blocks one member owns beyond the shared full prompt blocks (its partial block and its growth). */
+function ownBlocks(P: number, N: number, bs: number): number {
+  return Math.ceil((P + N - 1) / bs) - Math.floor(P / bs);
+}
+
+/** Worst-case blocks of a group: shared full prompt blocks + each member's own. */
+function groupNeed(P: number, members: number, N: number, bs: number): number {
+  return Math.floor(P / bs) + members * ownBlocks(P, N, bs);
 }
 
 /**
