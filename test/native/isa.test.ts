@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { chooseNativeBuild, nativeBuild } from '../../src/backend/cpu/addon.ts';
 import { GpgRlError } from '../../src/errors.ts';
 
@@ -33,7 +34,9 @@ test('the best level the CPU flags allow; forced by name; unknown flags take the
   );
 });
 
-test('this process loaded a build from build/isa and says why', () => {
-  assert.match(nativeBuild.file, /build[/\\]isa[/\\]gpg_native-.+\.node$/);
+test('this process loaded a build from build/isa (or a prebuild, or GPG_RL_NATIVE_DIR) and says why', () => {
+  const dir = process.env.GPG_RL_NATIVE_DIR;
+  if (dir) assert.ok(nativeBuild.file.startsWith(resolve(dir)), nativeBuild.file);
+  else assert.match(nativeBuild.file, /(build[/\\]isa|prebuilds[/\\][a-z0-9]+-[a-z0-9]+)[/\\]gpg_native-.+\.node$/);
   assert.ok(nativeBuild.reason.length > 0);
 });
