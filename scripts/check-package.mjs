@@ -7,10 +7,13 @@
 //   3. a plain .mjs script imports { train } from 'gpg-rl' and runs 2 training steps with a custom
 //      reward; the README's code example runs as written; `gpg-rl/verify` works; the CLI answers
 //      --version and exits 2 on a usage error
+//      and, when the tarball has prebuilds/linux-arm64, the same folder under qemu-aarch64 with an arm64
+//      Node loads the arm64 prebuild (its bundled oneDNN) and runs the same 2 steps
 //   4. a TypeScript consumer with a standard `nodenext` tsconfig type-checks against the .d.ts
 // Dependencies come from the npm cache when it has them (--prefer-offline). Exit 1 with one line on failure.
 import {
   chmodSync,
+  copyFileSync,
   existsSync,
   mkdtempSync,
   mkdirSync,
@@ -113,13 +116,12 @@ try {
     noCc,
   );
   const installed = join(app, 'node_modules', 'gpg-rl');
-  if (prebuilt) {
-    if (!/using the prebuilt native addon/.test(`${inst.stdout}\n${inst.stderr}`))
-      fail('the install script did not say it used the prebuilt addon');
-    if (existsSync(join(installed, 'build'))) fail('the install compiled the addon (node_modules/gpg-rl/build exists)');
+  // the installed package loads prebuilds/PLAT/gpg_native-*.node and its bundled libdnnl.so.2 (NODE: argv that runs node)
+  const checkLoads = (node, plat) => {
     const probe = run(
-      process.execPath,
+      node[0],
       [
+        ...node.slice(1),
         '-e',
         `import(${JSON.stringify(join(installed, 'dist', 'backend', 'cpu', 'addon.js'))}).then((m) => {
   const maps = require('fs').readFileSync('/proc/self/maps', 'utf8');
@@ -128,7 +130,7 @@ try {
 })`,
       ],
       app,
-      'load the installed addon',
+      `load the installed addon (${plat})`,
     );
     const got = JSON.parse(probe.stdout.trim().split('\n').at(-1));
     const dir = join(installed, 'prebuilds', plat);
@@ -138,6 +140,12 @@ try {
     console.error(
       `check-package: loads ${got.file.slice(installed.length + 1)} (${got.reason}), oneDNN from the package`,
     );
+  };
+  if (prebuilt) {
+    if (!/using the prebuilt native addon/.test(`${inst.stdout}\n${inst.stderr}`))
+      fail('the install script did not say it used the prebuilt addon');
+    if (existsSync(join(installed, 'build'))) fail('the install compiled the addon (node_modules/gpg-rl/build exists)');
+    checkLoads([process.execPath], plat);
   }
 
   // 3. plain JavaScript: 2 steps with a custom reward
@@ -173,6 +181,25 @@ console.log(JSON.stringify({ steps: res.steps, reward: res.metrics.at(-1).reward
   );
   const js = run(process.execPath, ['two-steps.mjs'], app, 'plain .mjs: import { train } from "gpg-rl", 2 steps');
   if (!/"steps":2/.test(js.stdout)) fail(`two-steps.mjs printed ${js.stdout.trim()}`);
+  // linux-arm64: the same installed folder under qemu-user with an arm64 Node (scripts/cross-arm64.mjs):
+  // the arm64 prebuild loads and trains the same 2 steps (the install script itself is not run on arm64)
+  if (arm.length) {
+    const { SYSROOT, arm64Runner } = await import('./cross-arm64.mjs');
+    const emu = arm64Runner();
+    if (emu.skip) console.error(`check-package: linux-arm64 prebuild not run: ${emu.skip}`);
+    else {
+      const node = [emu.qemu, '-L', SYSROOT, emu.node];
+      checkLoads(node, 'linux-arm64');
+      // its own folder (output_dir 'run' of the x64 run exists); 'gpg-rl' resolves from app/node_modules
+      const armApp = join(app, 'arm64');
+      mkdirSync(armApp);
+      copyFileSync(join(app, 'two-steps.mjs'), join(armApp, 'two-steps.mjs'));
+      const a = run(node[0], [...node.slice(1), 'two-steps.mjs'], armApp, `linux-arm64 under ${emu.qemu}: 2 steps`, {
+        GPG_RL_NATIVE_DIR: '',
+      });
+      if (!/"steps":2/.test(a.stdout)) fail(`two-steps.mjs on arm64 printed ${a.stdout.trim()}`);
+    }
+  }
   const runFiles = readdirSync(join(app, 'run'));
   for (const want of ['metrics.jsonl', 'metrics.csv', 'report.html', 'model'])
     if (!runFiles.includes(want)) fail(`the run folder lacks ${want} (has ${runFiles.join(', ')})`);

