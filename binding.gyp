@@ -23,8 +23,9 @@
         ],
         [
           "OS=='mac'",
+          # untested: Apple clang with Homebrew's onednn and libomp (brew install onednn libomp);
+          # HOMEBREW_PREFIX, else /opt/homebrew (Apple silicon) or /usr/local (Intel)
           {
-            "//": "Untested: Apple clang with Homebrew's onednn and libomp (brew install onednn libomp); HOMEBREW_PREFIX, else /opt/homebrew (Apple silicon) or /usr/local (Intel)",
             "include_dirs": ["<(brew)/include", "<(brew)/opt/libomp/include"],
             "libraries": ["-L<(brew)/lib", "-L<(brew)/opt/libomp/lib", "-ldnnl", "-lomp", "-Wl,-rpath,<(brew)/lib", "-Wl,-rpath,<(brew)/opt/libomp/lib"],
             "xcode_settings": {
