@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { loadBackend, setDefaultBackend, type Backend } from '../../src/backend/index.ts';
 import type { WebGpuBackend } from '../../src/backend/webgpu/index.ts';
-import { UnsupportedOpError } from '../../src/errors.ts';
+import { WebGpuOpError } from '../../src/backend/webgpu/device.ts';
 import { CausalLM, expandRows } from '../../src/model/decoder.ts';
 import { readSafetensorsFile, toFloat32, toInt32 } from '../../src/model/safetensors.ts';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
@@ -124,16 +124,18 @@ describe('webgpu backend', { skip: gpu ? false : why }, () => {
     on(be, () => model.dispose());
   });
 
-  test('an op without a WebGPU kernel throws UnsupportedOpError naming it', () => {
+  test('every op of the seam has a kernel; a buffer over the binding limit is one clear error', () => {
+    for (const op of ['gemm', 'attentionBackward', 'sampleTokens', 'pagedAttentionForward', 'adamwStep'] as const)
+      assert.equal(be.supports(op), true, op);
+    const limit = be.adapter.limits.maxStorageBufferBindingSize!;
     assert.throws(
-      () => (be as Backend).sampleTokens(null!, null!, null!, null!, 1, 1, 1, 0, 1, true),
+      () => be.allocate('float32', limit / 4 + 1),
       (e: unknown) =>
-        e instanceof UnsupportedOpError &&
-        e.op === 'sampleTokens' &&
-        /^sampleTokens: no webgpu kernel yet/.test(e.message),
+        e instanceof WebGpuOpError &&
+        /^webgpu: allocate float32\[\d+\] \(.* MiB\) exceeds this adapter's maxStorageBufferBindingSize/.test(
+          e.message,
+        ),
     );
-    assert.equal(be.supports('sampleTokens'), false);
-    assert.equal(be.supports('attentionBackward'), true);
   });
 
   for (const kind of KINDS)
