@@ -48,8 +48,14 @@ export interface GenerateOptions {
   stopStrings?: string[];
   /** Token ids -> text; needed for stop strings and `texts`. */
   decode?: (ids: number[]) => string;
-  /** Source of the per-sequence sampling seeds (required unless greedy). */
+  /** Source of the per-sequence sampling seeds (required unless greedy or `seeds`). */
   rng?: Rng;
+  /**
+   * One sampling seed per prompt (overrides `rng`): sequence i samples from `new Rng(seeds[i])`.
+   * `gpg-rl serve` draws them per request, so a request's completions do not depend on which
+   * other requests share its engine call.
+   */
+  seeds?: bigint[];
   /** Most sequences decoded together (vLLM's max_num_seqs); default 256. */
   batchSize?: number;
   /** KV-cache budget in bytes (all layers, keys and values); default 2 GiB. */
@@ -159,7 +165,13 @@ export function positionWarning(maxPositions: number, promptTokens: number, maxN
 export function generate(model: CausalLM, prompts: number[][], o: GenerateOptions): GenerateResult {
   if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 1)
     throw new GpgRlError(`generate: maxNewTokens must be a positive integer (got ${o.maxNewTokens})`, 'GPG_GENERATE');
-  if (!o.greedy && !o.rng) throw new GpgRlError('generate: sampling needs an rng (or greedy: true)', 'GPG_GENERATE');
+  if (!o.greedy && !o.rng && !o.seeds)
+    throw new GpgRlError('generate: sampling needs an rng or seeds (or greedy: true)', 'GPG_GENERATE');
+  if (o.seeds && o.seeds.length !== prompts.length)
+    throw new GpgRlError(
+      `generate: seeds has ${o.seeds.length} entries for ${prompts.length} prompts; give one per prompt`,
+      'GPG_GENERATE',
+    );
   if (o.stopStrings?.length && !o.decode)
     throw new GpgRlError('generate: stop strings need a decode function', 'GPG_GENERATE');
   const V = model.cfg.vocabSize;
@@ -205,7 +217,8 @@ export function generate(model: CausalLM, prompts: number[][], o: GenerateOption
   });
   // one seed per sequence, drawn in prompt order: a sequence's stream does not depend on the schedule
   if (!o.greedy)
-    for (const s of seqs) s.rng = new Rng((BigInt(o.rng!.nextUint32()) << 32n) | BigInt(o.rng!.nextUint32()));
+    for (const [i, s] of seqs.entries())
+      s.rng = new Rng(o.seeds ? o.seeds[i]! : (BigInt(o.rng!.nextUint32()) << 32n) | BigInt(o.rng!.nextUint32()));
   const own = (P: number): number => Math.ceil((P + N - 1) / bs) - Math.floor(P / bs); // blocks per member
   for (const g of groups) g.need = Math.floor(g.prompt.length / bs) + g.members.length * own(g.prompt.length);
 

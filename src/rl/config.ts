@@ -287,6 +287,30 @@ export const FIELDS = {
     2,
     "KV-cache budget of the rollout engine in GB (paged blocks of 16 positions; a group's prompt blocks are shared by its G completions). Groups wait until their worst case fits; a group larger than the budget is an error.",
   ),
+  rollout_servers: f(
+    'Generation',
+    z.array(z.string().regex(/^https?:\/\/[^\s/]+/, 'must be an http(s) URL such as http://host:8000')),
+    [],
+    "OpenAI-compatible completions servers that generate the rollouts instead of the local engine (vLLM, SGLang, `gpg-rl serve`; base URLs such as http://gpu1:8000). Each prompt's G completions are one `/v1/completions` request (token-id prompt, n = G, the sampling settings, a per-prompt seed, logprobs, return_tokens_as_token_ids); prompts go round-robin over the servers; a failing request is retried (rollout_server_retries), then moved to another server with a warning; when every server fails the step fails and a checkpoint of the last completed step is saved for --resume. Old log-probs are recomputed locally (sampling/sampling_logp_difference compares the servers'). Before the first rollout and after each optimizer step the policy is saved to <output_dir>/rollout_weights (a full HF folder, or the PEFT adapter with use_peft) and each server reloads it (SGLang's /update_weights_from_disk, or vLLM's /v1/load_lora_adapter), so the folder must be on storage the servers see. [] = local rollouts.",
+  ),
+  rollout_server_retries: f(
+    'Generation',
+    int().min(0),
+    2,
+    'Retries of a failed rollout-server request on the same server before it is marked down and its prompts go to another one.',
+  ),
+  rollout_server_timeout_s: f(
+    'Generation',
+    z.number().gt(0),
+    600,
+    "Seconds a rollout-server request (one prompt's G completions, or a weight reload) may take before it counts as failed.",
+  ),
+  max_staleness: f(
+    'Generation',
+    int().min(0),
+    0,
+    "Optimizer steps the rollout servers' weights may lag behind the policy. Only 0 (on-policy: every rollout uses the current weights) is implemented; generating step t+1 while training step t is not.",
+  ),
   mask_truncated_completions: f(
     'Generation',
     z.boolean(),
@@ -734,6 +758,11 @@ export function crossFieldChecks(c: TrainConfig, explicit: ReadonlySet<string>):
         `must be ≤ max_completion_length (got ${max_len} > ${c.max_completion_length}); longer completions are never generated`,
       );
   }
+  if (c.max_staleness !== 0)
+    add(
+      'max_staleness',
+      `only 0 (on-policy) is implemented (got ${c.max_staleness}); remove max_staleness or set it to 0`,
+    );
   if (c.dataset.prompt_template !== null && !c.dataset.prompt_template.includes('{prompt}')) {
     add(
       'dataset.prompt_template',

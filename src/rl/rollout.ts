@@ -6,6 +6,7 @@
  */
 import type { CausalLM } from '../model/decoder.ts';
 import { generate } from '../generate/generate.ts';
+import type { RolloutServers } from '../generate/remote.ts';
 import type { Rng } from '../data/rng.ts';
 import type { PromptRow } from '../data/dataset.ts';
 import { buildRewardInput, scoreCompletions, type NamedReward, type RewardFailure } from '../rewards/index.ts';
@@ -61,6 +62,8 @@ export interface RolloutContext {
   weightsDtype: 'float32' | 'bfloat16';
   kvCacheBytes: number;
   onTokens?: (n: number) => void;
+  /** rollout_servers: generate there instead (one request per prompt, its seeds drawn from `rng`). */
+  servers?: RolloutServers;
 }
 
 /** DAPO soft overlong punishment (arXiv 2503.14476, eq. 13): 0 up to max−cache, then linear to −1 at max. */
@@ -82,18 +85,29 @@ export async function rollout(ctx: RolloutContext, rows: TrainRow[], stats: Roll
       flatRows.push(r);
     }
   const t0 = performance.now();
-  const gen = generate(ctx.model, prompts, {
-    maxNewTokens: ctx.maxNewTokens,
-    temperature: ctx.temperature,
-    topP: ctx.topP,
-    topK: ctx.topK,
-    eosTokenIds: ctx.eosTokenIds,
-    rng: ctx.rng,
-    batchSize: ctx.genBatch,
-    weightsDtype: ctx.weightsDtype,
-    kvCacheBytes: ctx.kvCacheBytes,
-    onStep: ctx.onTokens,
-  });
+  const gen = ctx.servers
+    ? await ctx.servers.generate(
+        rows.map((r) => r.ids),
+        G,
+        { maxTokens: ctx.maxNewTokens, temperature: ctx.temperature, topP: ctx.topP, topK: ctx.topK },
+        // the local engine's draws (a 64-bit seed per completion, in prompt order), so served rollouts
+        // sample exactly what local ones would on gpg-rl serve, and the RNG state checkpoints the same
+        rows.map(() =>
+          Array.from({ length: G }, () => (BigInt(ctx.rng.nextUint32()) << 32n) | BigInt(ctx.rng.nextUint32())),
+        ),
+      )
+    : generate(ctx.model, prompts, {
+        maxNewTokens: ctx.maxNewTokens,
+        temperature: ctx.temperature,
+        topP: ctx.topP,
+        topK: ctx.topK,
+        eosTokenIds: ctx.eosTokenIds,
+        rng: ctx.rng,
+        batchSize: ctx.genBatch,
+        weightsDtype: ctx.weightsDtype,
+        kvCacheBytes: ctx.kvCacheBytes,
+        onStep: ctx.onTokens,
+      });
   stats.generationSeconds += (performance.now() - t0) / 1000;
   const texts = gen.tokens.map((t) => ctx.decode(t));
   for (const t of gen.tokens) stats.generatedTokens += t.length;

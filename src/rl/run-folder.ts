@@ -18,6 +18,8 @@ import { acquireRunLock, LOCK_FILE, type RunLock } from '../io/lock.ts';
 
 /** Files a run writes into its folder before and while it completes steps. */
 const RUN_FILES = ['trainer_config.json', 'metrics.jsonl', 'completions.jsonl', 'eval.jsonl'];
+/** The policy as the rollout servers load it (rollout_servers); a copy, never a run by itself. */
+export const ROLLOUT_WEIGHTS_DIR = 'rollout_weights';
 const TEMP_NAME = /^\..+\.(tmp|staging|old)-\d+-[a-z0-9]+$/;
 
 export interface RunFolder {
@@ -54,7 +56,7 @@ export function isRunFolder(dir: string): boolean {
 export function holdsRun(dir: string): boolean {
   for (const f of readdirSync(dir)) {
     if (f === LOCK_FILE || f.startsWith(`${LOCK_FILE}.`) || TEMP_NAME.test(f)) continue;
-    if (f === 'trainer_config.json') continue;
+    if (f === 'trainer_config.json' || f === ROLLOUT_WEIGHTS_DIR) continue;
     if ((f === 'metrics.jsonl' || f === 'completions.jsonl') && !nonEmpty(join(dir, f))) continue;
     return true;
   }
@@ -109,6 +111,7 @@ export function openRunFolder(runDir: string, label: string, resume: boolean): R
     abandon() {
       if (fresh && !resume) {
         for (const f of RUN_FILES) rmSync(join(runDir, f), { force: true });
+        rmSync(join(runDir, ROLLOUT_WEIGHTS_DIR), { recursive: true, force: true });
         cleanStaleTemps(runDir);
       }
       lock.release();

@@ -65,7 +65,9 @@ import {
 } from './callbacks.ts';
 import { prepareRun, type RunSetup } from './setup.ts';
 import { PolicyUpdate } from './update.ts';
-import { changedSettings, openRunFolder, type RunFolder } from './run-folder.ts';
+import { changedSettings, openRunFolder, ROLLOUT_WEIGHTS_DIR, type RunFolder } from './run-folder.ts';
+import { RolloutServers, RolloutServersError } from '../generate/remote.ts';
+import { saveModelFolder } from '../model/folder.ts';
 import { positionWarning } from '../generate/generate.ts';
 
 export type { CompletionRecord, StepInfo, TrainCallbacks } from './callbacks.ts';
@@ -142,6 +144,11 @@ const RESUMABLE = new Set([
   'gradient_checkpointing',
   'max_tokens_per_microbatch',
   'max_consecutive_skipped_steps',
+  // where rollouts run, not what they compute (a fleet may change between a run and its resume)
+  'rollout_servers',
+  'rollout_server_retries',
+  'rollout_server_timeout_s',
+  'max_staleness', // only 0 exists; kept out of the hash so runs from before the field still resume
 ]);
 
 export async function train(
@@ -198,7 +205,9 @@ export async function train(
     for (let step = run.startStep; step < run.totalSteps; step++) {
       if (opts.signal?.aborted) throw run.interrupted(step, completed);
       const t0 = performance.now();
-      const batch = await run.collect(step); //                                    1–2
+      const batch = await run.collect(step).catch((e: unknown) => {
+        throw e instanceof RolloutServersError ? run.serversFailed(step, e) : e;
+      }); //                                                                     1–2
       const update = run.optimize(batch, step); //                                 3–5
       const row = run.record(step, batch, update, (performance.now() - t0) / 1000); // 6
       completed++;
@@ -279,6 +288,13 @@ class Run {
   private closed = false;
   /** Why the latest steps were skipped (reward failures), for the consecutive-skip error. */
   private skipReason = '';
+  /** rollout_servers: the fleet, the optimizer step its weights are at, the RNG/sampler state before this step's collect. */
+  private servers: RolloutServers | null = null;
+  private serversAt = -1;
+  private beforeCollect: {
+    rng: ReturnType<Rng['state']>;
+    sampler: ReturnType<PromptSampler<TrainRow>['state']>;
+  } | null = null;
 
   private constructor(
     readonly cfg: TrainConfig,
@@ -409,6 +425,12 @@ class Run {
       log,
     );
     run.callbacks = opts;
+    if (cfg.rollout_servers.length > 0)
+      run.servers = new RolloutServers(cfg.rollout_servers, {
+        retries: cfg.rollout_server_retries,
+        timeoutMs: cfg.rollout_server_timeout_s * 1000,
+        log: (s) => run.bar.log(s),
+      });
     run.tracking = new Tracking({
       reportTo: cfg.report_to,
       outputDir: runDir,
@@ -449,6 +471,8 @@ class Run {
   async collect(step: number): Promise<StepBatch> {
     const { cfg, setup } = this;
     Object.assign(this.stats, newStats());
+    this.beforeCollect = { rng: this.rng.state(), sampler: this.sampler.state() };
+    if (this.servers && this.serversAt !== this.optimizerStep_) await this.syncServers();
     // Generation takes the whole step batch at once (TRL's generation_batch_size = per-device batch ×
     // gradient_accumulation_steps), so the samples of a step do not depend on how it is split into
     // micro-batches for the backward pass, and accumulating 2 × B equals one batch of 2B (DESIGN §5).
@@ -469,6 +493,7 @@ class Run {
       genBatch: cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps,
       weightsDtype: cfg.generation_dtype,
       kvCacheBytes: cfg.generation_kv_cache_gb * 1e9,
+      servers: this.servers ?? undefined,
     };
     const sample = (n: number) => {
       this.generatedCompletions += n * cfg.num_generations;
@@ -485,6 +510,52 @@ class Run {
     setup.model.setRequiresGrad(true);
     this.skipReason = this.logRewardProblems(step + 1);
     return batch;
+  }
+
+  /**
+   * rollout_servers, before a rollout with new weights (the first, and after each optimizer step):
+   * the policy into <output_dir>/rollout_weights (full HF folder, or the PEFT adapter), then every
+   * server reloads it (max_staleness 0: no rollout ever uses older weights).
+   */
+  private async syncServers(): Promise<void> {
+    const { setup } = this;
+    const { model } = setup;
+    const dir = join(this.runDir, ROLLOUT_WEIGHTS_DIR);
+    const tokenizerDir =
+      setup.modelSourceDir && existsSync(join(setup.modelSourceDir, 'tokenizer.json'))
+        ? setup.modelSourceDir
+        : undefined;
+    if (model.lora) {
+      replaceDirAtomic(dir, (stage) =>
+        writeAdapterFiles(stage, model, { baseModelNameOrPath: setup.baseModelName ?? this.cfg.model_name_or_path }),
+      );
+      await this.servers!.syncAdapter('gpg-rl-policy', dir);
+    } else {
+      saveModelFolder(dir, model.cfg, model.toHost(), {
+        generation: setup.generation ?? undefined,
+        tokenizerFrom: tokenizerDir,
+        extraFiles: tokenizerDir ? undefined : setup.tokenizerFiles,
+      });
+      await this.servers!.syncFull(dir);
+    }
+    this.serversAt = this.optimizerStep_;
+  }
+
+  /**
+   * Every rollout server failed during step + 1: undo the step's draws (prompts, seeds), save a
+   * checkpoint of the completed steps for --resume, and return the error to throw.
+   */
+  serversFailed(step: number, e: RolloutServersError): RolloutServersError {
+    if (this.beforeCollect) {
+      this.rng.setState(this.beforeCollect.rng);
+      this.sampler = PromptSampler.restore(this.setup.rows, this.beforeCollect.sampler);
+    }
+    if (step === 0) return new RolloutServersError(`step 1: ${e.message}; nothing was trained, so nothing was saved`);
+    this.bar.done?.();
+    const ck = existsSync(join(this.runDir, `checkpoint-${step}`))
+      ? join(this.runDir, `checkpoint-${step}`)
+      : this.save(null, step);
+    return new RolloutServersError(`step ${step + 1}: ${e.message}; saved ${ck}, continue with --resume`);
   }
 
   /**

@@ -1,0 +1,287 @@
+/**
+ * @module generate/remote
+ * Rollouts on OpenAI-compatible completions servers (vLLM, SGLang, `gpg-rl serve`), the way TRL
+ * and verl use a vLLM fleet: one `/v1/completions` request per prompt (token-id prompt, n = G,
+ * the sampling settings, a seed, `logprobs: 0`, `return_tokens_as_token_ids: true`), prompts
+ * spread round-robin over the servers that are up. A failed request is retried on the same server
+ * (`retries` times, short backoff), then the server is marked down with a warning and its prompts
+ * go to the next one; when no server is left the call throws RolloutServersError. A server marked
+ * down is tried again at the next weight sync, and counts as up once that succeeds.
+ *
+ * Weight sync (`syncFull` / `syncAdapter`): the caller writes the policy to shared storage, then
+ * every server reloads it, SGLang's `POST /update_weights_from_disk {model_path}` for a full HF
+ * folder, vLLM's `POST /v1/unload_lora_adapter` + `/v1/load_lora_adapter {lora_name, lora_path}`
+ * for a PEFT adapter (requests then name the adapter as their `model`).
+ */
+import { GpgRlError } from '../errors.ts';
+
+/** Every rollout server failed (or none answered at the start); the step cannot be generated. */
+export class RolloutServersError extends GpgRlError {
+  constructor(message: string) {
+    super(message, 'GPG_ROLLOUT_SERVERS');
+    this.name = 'RolloutServersError';
+  }
+}
+
+export interface RemoteSampling {
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  /** 0 = off (sent as -1, vLLM's "off"). */
+  topK: number;
+}
+
+export interface RemoteResult {
+  tokens: number[][];
+  logps: number[][];
+  finished: boolean[];
+}
+
+interface ServerState {
+  url: string;
+  /** The id of the served base model (GET /v1/models), the `model` of full-weight requests. */
+  modelId: string | null;
+  up: boolean;
+  lastError: string;
+}
+
+export interface RolloutServersOptions {
+  retries: number;
+  timeoutMs: number;
+  log: (line: string) => void;
+  /** Wait before retry k (ms); default 200·2^k. Tests set 0. */
+  backoffMs?: (k: number) => number;
+}
+
+export class RolloutServers {
+  private readonly servers: ServerState[];
+  /** The adapter name requests use (after syncAdapter), else the base model. */
+  private adapter: string | null = null;
+  private next = 0;
+
+  constructor(
+    urls: string[],
+    private readonly o: RolloutServersOptions,
+  ) {
+    this.servers = urls.map((u) => ({ url: u.replace(/\/+$/, ''), modelId: null, up: true, lastError: '' }));
+  }
+
+  get urls(): string[] {
+    return this.servers.map((s) => s.url);
+  }
+
+  /** Servers currently up. */
+  get live(): string[] {
+    return this.servers.filter((s) => s.up).map((s) => s.url);
+  }
+
+  /** Full weights: every server loads the HF folder `dir` (SGLang /update_weights_from_disk). */
+  async syncFull(dir: string): Promise<void> {
+    this.adapter = null;
+    await this.syncEach('update the weights', async (s) => {
+      await this.ensureModelId(s);
+      await this.post(s, '/update_weights_from_disk', { model_path: dir });
+    });
+  }
+
+  /** A LoRA policy: every server (re)loads the PEFT adapter folder `dir` as `name` (vLLM). */
+  async syncAdapter(name: string, dir: string): Promise<void> {
+    this.adapter = name;
+    await this.syncEach('load the adapter', async (s) => {
+      await this.ensureModelId(s);
+      try {
+        await this.post(s, '/v1/unload_lora_adapter', { lora_name: name });
+      } catch (e) {
+        if (!(e instanceof HttpStatusError)) throw e; // "not loaded" is fine; a dead server is not
+      }
+      await this.post(s, '/v1/load_lora_adapter', { lora_name: name, lora_path: dir });
+    });
+  }
+
+  /**
+   * G completions for each prompt (token ids); `seeds[k]` holds prompt k's G sequence seeds: sent
+   * as `sequence_seeds` (gpg-rl serve samples completion j from `new Rng(seeds[k][j])`, as the local
+   * engine does) and, folded to one 53-bit `seed`, for vLLM / SGLang (which ignore the extension).
+   * Results in prompt order, G per prompt.
+   */
+  async generate(prompts: number[][], G: number, sampling: RemoteSampling, seeds: bigint[][]): Promise<RemoteResult> {
+    const out: RemoteResult = { tokens: [], logps: [], finished: [] };
+    const per = await Promise.all(prompts.map((p, k) => this.completeOne(p, G, sampling, seeds[k]!, k)));
+    for (const r of per) {
+      out.tokens.push(...r.tokens);
+      out.logps.push(...r.logps);
+      out.finished.push(...r.finished);
+    }
+    return out;
+  }
+
+  private async completeOne(
+    prompt: number[],
+    G: number,
+    sampling: RemoteSampling,
+    seeds: bigint[],
+    k: number,
+  ): Promise<RemoteResult> {
+    void k;
+    const seed = Number(seeds[0]! & ((1n << 53n) - 1n));
+    for (;;) {
+      const live = this.servers.filter((s) => s.up);
+      if (live.length === 0) throw this.allDown();
+      const s = live[this.next++ % live.length]!;
+      try {
+        const body = await this.withRetries(s, () =>
+          this.post(s, '/v1/completions', {
+            model: this.adapter ?? s.modelId ?? undefined,
+            prompt,
+            n: G,
+            max_tokens: sampling.maxTokens,
+            temperature: sampling.temperature,
+            top_p: sampling.topP,
+            top_k: sampling.topK > 0 ? sampling.topK : -1,
+            seed,
+            sequence_seeds: seeds.map(String),
+            logprobs: 0,
+            return_tokens_as_token_ids: true,
+            skip_special_tokens: false,
+          }),
+        );
+        return parseCompletion(s.url, body, G);
+      } catch (e) {
+        if (e instanceof RolloutServersError && e.message.startsWith('rollout server ')) throw e; // a malformed answer
+        this.markDown(s, e, 'its prompts go to another server');
+      }
+    }
+  }
+
+  private async syncEach(what: string, fn: (s: ServerState) => Promise<void>): Promise<void> {
+    await Promise.all(
+      this.servers.map(async (s) => {
+        try {
+          await this.withRetries(s, () => fn(s));
+          if (!s.up) this.o.log(`rollout server ${s.url} is back up`);
+          s.up = true;
+        } catch (e) {
+          this.markDown(s, e, `could not ${what}; it gets no prompts until a later weight sync succeeds`);
+        }
+      }),
+    );
+    if (!this.servers.some((s) => s.up)) throw this.allDown();
+  }
+
+  private async withRetries<T>(s: ServerState, fn: () => Promise<T>): Promise<T> {
+    for (let k = 0; ; k++) {
+      try {
+        return await fn();
+      } catch (e) {
+        // a 4xx is our request's fault: retrying it elsewhere would fail the same way
+        if (e instanceof HttpStatusError && e.status >= 400 && e.status < 500 && e.status !== 408 && e.status !== 429)
+          throw new RolloutServersError(`rollout server ${s.url}: ${e.message}`);
+        if (k >= this.o.retries) throw e;
+        const wait = this.o.backoffMs?.(k) ?? 200 * 2 ** k;
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  private markDown(s: ServerState, e: unknown, then: string): void {
+    s.lastError = describe(e);
+    if (s.up)
+      this.o.log(
+        `warning: rollout server ${s.url} failed after ${this.o.retries + 1} attempt(s) (${s.lastError}); ${then}`,
+      );
+    s.up = false;
+  }
+
+  private allDown(): RolloutServersError {
+    return new RolloutServersError(
+      `rollout_servers: all ${this.servers.length} server(s) failed (${this.servers.map((s) => `${s.url}: ${s.lastError || 'down'}`).join('; ')}); start them again, or set rollout_servers: [] for local rollouts`,
+    );
+  }
+
+  private async ensureModelId(s: ServerState): Promise<void> {
+    if (s.modelId !== null) return;
+    const r = (await this.request(s, 'GET', '/v1/models')) as { data?: Array<{ id?: unknown; parent?: unknown }> };
+    const base = r.data?.find((m) => typeof m.id === 'string' && (m.parent === null || m.parent === undefined));
+    if (!base) throw new RolloutServersError(`rollout server ${s.url}: GET /v1/models lists no model`);
+    s.modelId = base.id as string;
+  }
+
+  private post(s: ServerState, path: string, body: unknown): Promise<unknown> {
+    return this.request(s, 'POST', path, body);
+  }
+
+  private async request(s: ServerState, method: string, path: string, body?: unknown): Promise<unknown> {
+    const res = await fetch(s.url + path, {
+      method,
+      headers: body === undefined ? undefined : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(this.o.timeoutMs),
+    });
+    const text = await res.text();
+    if (!res.ok) {
+      let msg = text.slice(0, 300);
+      try {
+        const j = JSON.parse(text) as { error?: { message?: string }; message?: string; detail?: string };
+        msg = j.error?.message ?? j.message ?? j.detail ?? msg;
+      } catch {
+        // not JSON: the raw text
+      }
+      throw new HttpStatusError(res.status, `${method} ${path} → ${res.status}: ${msg}`);
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new HttpStatusError(502, `${method} ${path} answered non-JSON: ${text.slice(0, 100)}`);
+    }
+  }
+}
+
+class HttpStatusError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function describe(e: unknown): string {
+  if (e instanceof Error) {
+    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+    if (e.name === 'TimeoutError') return 'timed out';
+    return cause?.code ?? cause?.message ?? e.message;
+  }
+  return String(e);
+}
+
+/** Token ids, log-probs and finish of the n choices (vLLM's `token_id:<id>` tokens). */
+export function parseCompletion(url: string, body: unknown, n: number): RemoteResult {
+  const fail = (what: string) => new RolloutServersError(`rollout server ${url}: ${what}`);
+  const choices = (body as { choices?: unknown }).choices;
+  if (!Array.isArray(choices) || choices.length !== n)
+    throw fail(`expected ${n} choices, got ${Array.isArray(choices) ? choices.length : 'none'}`);
+  const out: RemoteResult = { tokens: [], logps: [], finished: [] };
+  const sorted = [...choices].sort(
+    (a, b) => ((a as { index: number }).index ?? 0) - ((b as { index: number }).index ?? 0),
+  );
+  for (const c of sorted as Array<{
+    logprobs?: { tokens?: unknown[]; token_logprobs?: unknown[] } | null;
+    finish_reason?: unknown;
+  }>) {
+    const lp = c.logprobs;
+    if (!lp || !Array.isArray(lp.tokens) || !Array.isArray(lp.token_logprobs))
+      throw fail('a choice has no logprobs.tokens / token_logprobs (does it support logprobs?)');
+    const ids = lp.tokens.map((t) => {
+      const m = typeof t === 'string' ? /^token_id:(\d+)$/.exec(t) : null;
+      if (!m)
+        throw fail(
+          `token ${JSON.stringify(t)} is not "token_id:<id>" (the server ignored return_tokens_as_token_ids; vLLM ≥ 0.6 supports it)`,
+        );
+      return Number(m[1]);
+    });
+    out.tokens.push(ids);
+    out.logps.push(lp.token_logprobs.map((x) => (typeof x === 'number' ? x : NaN)));
+    out.finished.push(c.finish_reason === 'stop');
+  }
+  return out;
+}

@@ -1,0 +1,197 @@
+/**
+ * rollout_servers (issue 16 §2) on loopback: training with two `gpg-rl serve` processes equals
+ * local rollouts for the same seeds (the trainer sends the local engine's per-completion seeds, so
+ * sampled completions match token for token, and with them the metrics and the weights); the
+ * weights reach the servers after every optimizer step; killing one server mid-run degrades to
+ * the other with a warning; killing both fails the step with one clear message and a checkpoint
+ * that --resume continues (here with local rollouts) to the same result.
+ */
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeInitModel } from '../../src/model/init.ts';
+import { train, type TrainResult } from '../../src/rl/trainer.ts';
+import type { MetricsRow } from '../../src/rl/metrics.ts';
+import { RolloutServersError } from '../../src/generate/remote.ts';
+import { serve, type Served } from '../serve/spawn.ts';
+import { loadRecipe } from '../../src/rl/recipe.ts';
+
+const SHAPE = {
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  tie_word_embeddings: true,
+  max_position_embeddings: 64,
+};
+const dir = mkdtempSync(join(tmpdir(), 'gpg-rollout-servers-'));
+const model = join(dir, 'model');
+writeInitModel(model, SHAPE, { seed: 1, charVocab: true });
+writeFileSync(
+  join(dir, 'data.jsonl'),
+  Array.from({ length: 16 }, (_, i) => JSON.stringify({ prompt: `${i}+${i}`, answer: String(2 * i) })).join('\n') +
+    '\n',
+);
+const servers: Served[] = [];
+after(async () => {
+  for (const s of servers) await s.kill();
+  rmSync(dir, { recursive: true, force: true });
+});
+async function fleet(n: number): Promise<Served[]> {
+  const out = await Promise.all(Array.from({ length: n }, () => serve(model)));
+  servers.push(...out);
+  return out;
+}
+
+const len = ({ completions }: { completions: string[] }) => completions.map((c) => (c.length % 3 === 0 ? 1 : 0));
+
+function config(name: string, over: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    model_name_or_path: model,
+    dataset: { path: join(dir, 'data.jsonl'), use_chat_template: false, prompt_template: '{prompt}=' },
+    output_dir: join(dir, name),
+    num_generations: 4,
+    per_device_train_batch_size: 8,
+    max_prompt_length: 16,
+    max_completion_length: 6,
+    max_steps: 3,
+    save_steps: 0,
+    seed: 5,
+    learning_rate: 3e-2, // large, so the policy (and its samples) change visibly between steps
+    max_consecutive_skipped_steps: 0,
+    ...over,
+  };
+}
+
+const TIMING = new Set(['time_s', 'tokens_per_s/generation', 'tokens_per_s/training']);
+function sameRun(a: TrainResult, b: TrainResult, what: string): void {
+  assert.equal(a.metrics.length, b.metrics.length, what);
+  for (const [i, row] of a.metrics.entries()) {
+    const other = b.metrics[i]! as MetricsRow;
+    for (const [k, v] of Object.entries(row)) {
+      if (TIMING.has(k)) continue;
+      const w = other[k]!;
+      if (Number.isNaN(v)) assert.ok(Number.isNaN(w), `${what}: step ${i + 1} ${k}: ${w} vs NaN`);
+      else assert.ok(Math.abs(v - w) <= 1e-6 * Math.max(1, Math.abs(v)), `${what}: step ${i + 1} ${k}: ${w} vs ${v}`);
+    }
+  }
+  for (const [name, p] of a.model.params) {
+    const x = p.toFloat32();
+    const y = b.model.params.get(name)!.toFloat32();
+    let d = 0;
+    for (let j = 0; j < x.length; j++) d = Math.max(d, Math.abs(x[j]! - y[j]!));
+    assert.ok(d <= 1e-6, `${what}: ${name} max |Δw| ${d}`);
+  }
+}
+
+describe('rollout_servers', () => {
+  let local: TrainResult;
+  test('local reference run', async () => {
+    local = await train(config('local'), { rewardFns: { len }, log: () => {} });
+    assert.equal(local.steps, 3);
+    assert.ok(
+      local.metrics.some((r) => r['gpg/inverse_alpha']! > 0),
+      'some step trained',
+    );
+  });
+
+  test('two gpg-rl serve processes give the local run: same samples, metrics and weights', async () => {
+    const [a, b] = await fleet(2);
+    const lines: string[] = [];
+    const res = await train(config('served', { rollout_servers: [a!.url, b!.url] }), {
+      rewardFns: { len },
+      log: (l) => lines.push(l),
+    });
+    sameRun(local, res, 'served vs local');
+    // weights were synced before each rollout (3 steps: 3 reloads per server), prompts went to both
+    for (const s of [a!, b!]) {
+      assert.equal(s.stderr().match(/POST \/update_weights_from_disk 200/g)?.length, 3, s.stderr());
+      assert.match(s.stderr(), /POST \/v1\/completions 200/);
+    }
+    assert.ok(existsSync(join(dir, 'served', 'rollout_weights', 'config.json')));
+    assert.ok(!lines.some((l) => /warning/.test(l)), lines.join('\n'));
+    await a!.kill();
+    await b!.kill();
+  });
+
+  test('LoRA: the adapter reaches the servers through /v1/load_lora_adapter after every step', async () => {
+    const lora = { use_peft: true, lora_r: 2, lora_alpha: 4 };
+    const localLora = await train(config('lora-local', lora), { rewardFns: { len }, log: () => {} });
+    const [a, b] = await fleet(2);
+    const res = await train(config('lora-served', { ...lora, rollout_servers: [a!.url, b!.url] }), {
+      rewardFns: { len },
+      log: () => {},
+    });
+    sameRun(localLora, res, 'served LoRA vs local LoRA');
+    for (const s of [a!, b!]) {
+      assert.equal(s.stderr().match(/POST \/v1\/load_lora_adapter 200/g)?.length, 3, s.stderr());
+      assert.doesNotMatch(s.stderr(), /update_weights_from_disk/);
+    }
+    assert.ok(existsSync(join(dir, 'lora-served', 'rollout_weights', 'adapter_config.json')));
+    await a!.kill();
+    await b!.kill();
+  });
+
+  test('killing one server mid-run degrades to the other with a warning, same result', async () => {
+    const [a, b] = await fleet(2);
+    const lines: string[] = [];
+    const res = await train(config('one-dies', { rollout_servers: [a!.url, b!.url], rollout_server_retries: 1 }), {
+      rewardFns: { len },
+      log: (l) => lines.push(l),
+      onStep: async (row) => {
+        if (row.step === 1) await a!.kill();
+      },
+    });
+    sameRun(local, res, 'one server killed vs local');
+    assert.ok(
+      lines.some((l) => l.includes(`warning: rollout server ${a!.url} failed after 2 attempt(s)`)),
+      lines.join('\n'),
+    );
+    await b!.kill();
+  });
+
+  test('killing both fails the step with one clear message; --resume (local rollouts) finishes the same run', async () => {
+    const [a, b] = await fleet(2);
+    const cfg = config('both-die', { rollout_servers: [a!.url, b!.url], rollout_server_retries: 0 });
+    await assert.rejects(
+      train(cfg, {
+        rewardFns: { len },
+        log: () => {},
+        onStep: async (row) => {
+          if (row.step === 1) await Promise.all([a!.kill(), b!.kill()]);
+        },
+      }),
+      (e: unknown) => {
+        assert.ok(e instanceof RolloutServersError, String(e));
+        assert.match(
+          e.message,
+          /^step 2: rollout_servers: all 2 server\(s\) failed \(.*\); start them again, or set rollout_servers: \[\] for local rollouts; saved .*checkpoint-1, continue with --resume$/,
+        );
+        return true;
+      },
+    );
+    assert.ok(existsSync(join(dir, 'both-die', 'checkpoint-1')));
+    const resumed = await train({ ...cfg, rollout_servers: [] }, { rewardFns: { len }, log: () => {}, resume: true });
+    assert.equal(resumed.steps, 3);
+    // the resumed process holds steps 2–3; the weights and those rows equal the uninterrupted local run
+    sameRun({ ...local, metrics: local.metrics.slice(1) }, resumed, 'resumed vs local');
+  });
+
+  test('--set rollout_servers takes a list of URLs', () => {
+    const recipe = new URL('../../recipes/demo.yaml', import.meta.url).pathname;
+    const c = loadRecipe(recipe, ['rollout_servers=[http://10.0.0.1:8000, http://gpu2:8000/]']);
+    assert.deepEqual(c.rollout_servers, ['http://10.0.0.1:8000', 'http://gpu2:8000/']);
+    assert.equal(c.max_staleness, 0);
+    assert.throws(
+      () => loadRecipe(recipe, ['rollout_servers=[gpu1:8000]']),
+      /rollout_servers\.0: must be an http\(s\) URL such as http:\/\/host:8000 \(got "gpu1:8000"\)/,
+    );
+  });
+
+  test('max_staleness other than 0 is refused in one line', async () => {
+    await assert.rejects(train(config('stale', { max_staleness: 1 }), { rewardFns: { len } }), /max_staleness: only 0/);
+  });
+});
