@@ -92,6 +92,8 @@ export function takeDevice(argv: string[]): { args: string[]; device: string | n
 /** Loads the backend named by --device and says on stderr what it runs on (a fallback is never silent). */
 async function selectDevice(device: string): Promise<void> {
   const be = await useBackend(device);
+  // child processes (ablate's arms, workers) start on the same backend
+  process.env.GPG_RL_BACKEND = be.name;
   const a = (be as { adapter?: { vendor: string; device: string; description: string; features: string[] } }).adapter;
   process.stderr.write(
     a
