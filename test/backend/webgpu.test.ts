@@ -17,6 +17,7 @@ import { CausalLM, expandRows } from '../../src/model/decoder.ts';
 import { readSafetensorsFile, toFloat32, toInt32 } from '../../src/model/safetensors.ts';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { backward, noGrad } from '../../src/tensor/tape.ts';
+import { runWebGpuBench } from '../../src/perf/webgpu.ts';
 
 const FIXTURES = new URL('../../../shared/fixtures/hf-reference/', import.meta.url).pathname;
 const KINDS = ['qwen2-tiny', 'llama-tiny', 'qwen3-tiny'] as const;
@@ -255,3 +256,21 @@ test('without an adapter, loading the webgpu backend is one line naming what to 
     /^WebGpuUnavailableError: webgpu backend: (no WebGPU adapter \(.*\); on Debian 12: apt-get install -t bookworm-backports mesa-vulkan-drivers|the `webgpu` npm package)/,
   );
 });
+
+test(
+  'bench --device webgpu: the adapter and GEMM GFLOP/s, each product timed to completion',
+  { skip: gpu ? false : why },
+  () => {
+    const res = on(gpu!, () =>
+      runWebGpuBench(() => {}, [
+        { M: 64, K: 48, N: 80, transB: true, reps: 2 },
+        { M: 8, K: 64, N: 128, transB: false, reps: 2 },
+      ]),
+    );
+    assert.equal(res.backend, 'webgpu');
+    assert.equal(res.adapter.vendor, gpu!.adapter.vendor);
+    assert.deepEqual(Object.keys(res.gemm_gflops), ['64x48x80nt', '8x64x128nn']);
+    for (const v of Object.values(res.gemm_gflops)) assert.ok(v >= 0 && Number.isFinite(v));
+    assert.match(res.notes.not_measured!, /cpu backend only/);
+  },
+);
