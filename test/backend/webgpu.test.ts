@@ -125,6 +125,20 @@ describe('webgpu backend', { skip: gpu ? false : why }, () => {
     on(be, () => model.dispose());
   });
 
+  test('a kernel that fails on the device is one WebGpuOpError at the next read, naming it; the device goes on', () => {
+    be.device.dispatch('not-wgsl', () => 'this is not WGSL', 'brokenKernel', [], new Uint32Array(4), [1, 1, 1]);
+    assert.throws(
+      () => be.sync(),
+      (e: unknown) =>
+        e instanceof WebGpuOpError && /^webgpu: .*\(kernels since the last sync: brokenKernel\)$/.test(e.message),
+    );
+    const x = be.allocate('float32', 4);
+    be.upload(x, Float32Array.from([1, 2, 3, 4]));
+    be.scale(x, 0.5, 4);
+    assert.deepEqual([...(be.download(x) as Float32Array)], [0.5, 1, 1.5, 2]);
+    be.free(x);
+  });
+
   test('every op of the seam has a kernel; a buffer over the binding limit is one clear error', () => {
     for (const op of ['gemm', 'attentionBackward', 'sampleTokens', 'pagedAttentionForward', 'adamwStep'] as const)
       assert.equal(be.supports(op), true, op);
