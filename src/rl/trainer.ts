@@ -68,7 +68,7 @@ import { PolicyUpdate } from './update.ts';
 import { changedSettings, openRunFolder, ROLLOUT_WEIGHTS_DIR, type RunFolder } from './run-folder.ts';
 import { RolloutServers, RolloutServersError } from '../generate/remote.ts';
 import { saveModelFolder } from '../model/folder.ts';
-import { positionWarning } from '../generate/generate.ts';
+import { positionWarning, resolveGenerationDtype } from '../generate/generate.ts';
 
 export type { CompletionRecord, StepInfo, TrainCallbacks } from './callbacks.ts';
 
@@ -193,6 +193,8 @@ export async function train(
     const longest = setup.rows.reduce((m, r) => Math.max(m, r.ids.length), 0);
     const warn = positionWarning(setup.model.cfg.maxPositionEmbeddings, longest, cfg.max_completion_length);
     if (warn) log(`warning: ${warn}`);
+    if (cfg.generation_dtype === 'auto' && !cfg.rollout_servers.length)
+      log(`generation_dtype auto: ${resolveGenerationDtype('auto', setup.model)} weights for generation`);
     run = await Run.open(cfg, algo, setup, runDir, !folder.fresh, opts, log);
   } catch (e) {
     await closeSetup(setup);
@@ -491,7 +493,7 @@ class Run {
       rewardTimeoutMs: cfg.reward_timeout_s * 1000,
       overlong: cfg.overlong_penalty,
       genBatch: cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps,
-      weightsDtype: cfg.generation_dtype,
+      weightsDtype: resolveGenerationDtype(cfg.generation_dtype, setup.model),
       kvCacheBytes: cfg.generation_kv_cache_gb * 1e9,
       servers: this.servers ?? undefined,
     };
