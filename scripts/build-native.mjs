@@ -81,8 +81,16 @@ else if (!levels) {
 } else variants = levels;
 
 const out = join(root, 'build', 'isa');
+// --mpi-only: just the MPI binding (after installing libopenmpi-dev on a built checkout)
+const mpiOnly = process.argv.includes('--mpi-only');
 const stage = mkdtempSync(join(tmpdir(), 'gpg-rl-native-'));
 try {
+  if (!mpiOnly) buildEngine();
+} finally {
+  rmSync(stage, { recursive: true, force: true });
+}
+
+function buildEngine() {
   for (const v of variants) {
     const t0 = Date.now();
     // rebuild: a clean build per level (the flags differ for every object file)
@@ -121,6 +129,52 @@ try {
       1,
     ) + '\n',
   );
-} finally {
-  rmSync(stage, { recursive: true, force: true });
+}
+
+// The MPI binding (data-parallel training, `mpirun -np N gpg-rl train`): a separate optional addon,
+// built when Open MPI's compiler wrapper is found (Debian: libopenmpi-dev); without it everything
+// else works and `mpirun` launching gpg-rl says how to get it (src/dist/mpi.ts).
+const mpiOut = join(root, 'build', 'mpi');
+rmSync(mpiOut, { recursive: true, force: true });
+const wrap = (flag) => spawnSync('mpicxx', [flag], { encoding: 'utf8' });
+const mpiCompile = wrap('--showme:compile');
+const mpiLink = wrap('--showme:link');
+if (mpiCompile.status !== 0 || mpiLink.status !== 0) {
+  console.error(
+    'gpg-rl: MPI binding skipped (no mpicxx; `apt-get install -y libopenmpi-dev openmpi-bin` enables `mpirun -np N gpg-rl train`)',
+  );
+} else {
+  const t0 = Date.now();
+  mkdirSync(mpiOut, { recursive: true });
+  const split = (s) => s.trim().split(/\s+/).filter(Boolean);
+  const include = [
+    `-I${nodedir ? join(nodedir, 'include', 'node') : join(dirname(process.execPath), '..', 'include', 'node')}`,
+    `-I${join(root, require('node-addon-api').include_dir)}`,
+  ];
+  // libmpi only (the C API); Debian's wrapper also names the deprecated C++ bindings
+  const link = split(mpiLink.stdout).filter((f) => f !== '-lmpi_cxx');
+  const args = [
+    '-std=c++17',
+    '-O2',
+    '-shared',
+    '-fPIC',
+    '-fvisibility=hidden',
+    '-fexceptions',
+    '-DNAPI_DISABLE_CPP_EXCEPTIONS',
+    '-DNAPI_VERSION=8',
+    '-DOMPI_SKIP_MPICXX', // the C API only
+    ...include,
+    ...split(mpiCompile.stdout),
+    join(root, 'native', 'mpi', 'mpi.cc'),
+    '-o',
+    join(mpiOut, 'gpg_mpi.node'),
+    ...link,
+    '-lpthread',
+  ];
+  const r = spawnSync(process.env.CXX || 'g++', args, { encoding: 'utf8' });
+  if (r.status !== 0) {
+    console.error(r.stderr.split('\n').slice(0, 8).join('\n'));
+    fail(`MPI binding build failed (g++ exit ${r.status}); the first errors are above`);
+  }
+  console.error(`gpg-rl: MPI binding built (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
 }
