@@ -1035,6 +1035,7 @@ class Run {
 
   /** report.html from what the run folder holds now (refreshed at every save and at the end). */
   writeReport(): void {
+    if (this.world && this.world.rank > 0) return; // rank 0 reports
     writeReport(this.runDir, {
       config: this.cfg as unknown as Record<string, unknown>,
       title: `gpg-rl run: ${this.cfg.run_name ?? this.cfg.output_dir}`,
@@ -1043,6 +1044,8 @@ class Run {
 
   /** A checkpoint at `step`; with `dir`, also the model folder there (staged, then swapped in). */
   save(dir: string | null, step: number): string {
+    // data-parallel: rank 0 writes checkpoints and the model (every rank holds the same state)
+    if (this.world && this.world.rank > 0) return dir ?? join(this.runDir, `checkpoint-${step}`);
     const { setup } = this;
     const { model } = setup;
     const tokenizerDir =
