@@ -306,6 +306,14 @@ function dataParallel(cfg: TrainConfig, world: Comm): TrainConfig {
     throw new ConfigError(
       `loss_type: ${cfg.loss_type} is not data-parallel yet (it owns its update or trains a critic); under mpirun use gpg, grpo, dapo or dr_grpo, or run one process`,
     );
+  if (cfg.rollout_servers.length > 0)
+    throw new ConfigError(
+      `rollout_servers: not under mpirun yet (every rank would sync weights to the servers); got ${cfg.rollout_servers.length} server(s): use local rollouts (rollout_servers: []) or run one process`,
+    );
+  if (cfg.use_peft && cfg.lora_dropout > 0)
+    throw new ConfigError(
+      `lora_dropout: must be 0 under mpirun (got ${cfg.lora_dropout}): dropout masks follow the order of a step's forward passes, which differs on each rank; set lora_dropout: 0 or run one process`,
+    );
   return { ...cfg, gradient_accumulation_steps: cfg.gradient_accumulation_steps * world.size };
 }
 
