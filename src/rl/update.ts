@@ -17,14 +17,17 @@
  *   J v = (J_h v) Wᵀ + h (v_W)ᵀ
  * where J_h v comes from central finite differences of h, (h(θ + εv) − h(θ − εv)) / 2ε (O(ε²),
  * fp32 rounding O(1/ε)), and the lm_head part h v_Wᵀ is exact. diag(p) − p pᵀ is the native
- * kl_hvp kernel (src/tensor/ops/kl.ts), and Jᵀ(·) is one backward pass of logits = h Wᵀ seeded
- * with it. Each product costs two forwards without gradient and one forward + backward over the
+ * kl_hvp kernel (src/tensor/ops/kl.ts), and Jᵀ(·) is the logits' transpose (below) followed by one
+ * backward pass from h. Each product costs two forwards without gradient and one forward + backward over the
  * subsampled completions. The π_old logits for the KL are kept per micro-batch as the selected
- * hidden states [N, C] (plus a copy of the lm_head when it is trained), not as [N, V] logits.
+ * hidden states [N, C] (plus a copy of the lm_head when it is trained), not as [N, V] logits, and
+ * both the KL and the Fisher products compute logits in chunks of rows (klChunkRows, ≈ 64 MB of
+ * [rows, V] at a time): dL/dh = (M J v) W and the lm_head's Σ (M J v)ᵀ h per chunk, then one
+ * backward from h. No [N, V] buffer exists at a real vocabulary (151,936 × 2,048 tokens = 1.2 GB).
  */
 import { Tensor, tidy } from '../tensor/tensor.ts';
 import { backward, noGrad } from '../tensor/tape.ts';
-import { linear } from '../tensor/ops/matmul.ts';
+import { linear, matmul } from '../tensor/ops/matmul.ts';
 import { klDivergence, klHvp } from '../tensor/ops/kl.ts';
 import { tokenLogprobs } from '../tensor/ops/logprobs.ts';
 import { add } from '../tensor/ops/add.ts';
@@ -75,6 +78,8 @@ export interface PolicyUpdateOptions {
   step: number;
   /** Central-difference step relative to ‖θ‖/‖v‖ (default 1e-3). */
   fdScale?: number;
+  /** Rows of [rows, V] logits the KL and Fisher products compute at a time (default: ≈ 64 MB of them). */
+  klChunkRows?: number;
   /** Called with each micro-batch's first-pass log-probs (entropy, sampling diff bookkeeping). */
   onFirstPass?: (k: number, lp: Float64Array, entropy: Float32Array | null, mb: UpdateMicroBatch) => void;
 }
@@ -102,6 +107,7 @@ export class PolicyUpdate implements UpdateContext {
   private readonly lmHeadOld: Tensor | null;
   private old: OldState | null = null;
   private readonly fisherCache = new Map<string, UpdateMicroBatch[]>();
+  private readonly chunkRows: number;
   private disposed = false;
 
   constructor(private readonly o: PolicyUpdateOptions) {
@@ -119,6 +125,7 @@ export class PolicyUpdate implements UpdateContext {
     this.lmHead = o.model.lmHeadWeight();
     this.lmHeadIndex = this.params.indexOf(this.lmHead);
     this.lmHeadOld = this.lmHeadIndex >= 0 ? this.lmHead.clone().keep() : null;
+    this.chunkRows = Math.max(1, Math.floor(o.klChunkRows ?? (16 << 20) / this.lmHead.shape[0]!));
   }
 
   /** Releases the kept π_old tensors (the trainer calls it after the update). */
@@ -193,10 +200,16 @@ export class PolicyUpdate implements UpdateContext {
         tidy(() => {
           const { h, targets, index } = model.selectedHidden(mb.packed, { select: mb.packed.m });
           if (index.length === 0) return;
-          const zNew = linear(h, this.lmHead);
-          const zOld = linear(old.h[k]!, this.lmHeadOld ?? this.lmHead);
-          const kl = klDivergence(zOld, zNew, temperature).toFloat32();
-          for (const x of kl) klSum += x;
+          const hNew = h.toFloat32();
+          const hOld = old.h[k]!.toFloat32();
+          // the KL over the vocabulary, [rows, V] logits at a time (never [N, V] at a real vocabulary)
+          this.rowChunks(index.length, (r0, r1) =>
+            tidy(() => {
+              const zNew = linear(this.rows(hNew, r0, r1), this.lmHead);
+              const zOld = linear(this.rows(hOld, r0, r1), this.lmHeadOld ?? this.lmHead);
+              for (const x of klDivergence(zOld, zNew, temperature).toFloat32()) klSum += x;
+            }),
+          );
           tokens += index.length;
           const { logps } = tokenLogprobs(h, this.lmHead, targets, { temperature });
           total += this.microLoss(loss, k, mb, dense(logps.toFloat32(), index, B * (T - 1), this.step, k + 1)).loss;
@@ -204,6 +217,17 @@ export class PolicyUpdate implements UpdateContext {
       }
     });
     return { loss: total, kl: tokens > 0 ? klSum / tokens : 0 };
+  }
+
+  /** Calls f(r0, r1) over [0, n) in runs of klChunkRows rows. */
+  private rowChunks(n: number, f: (r0: number, r1: number) => void): void {
+    for (let r0 = 0; r0 < n; r0 += this.chunkRows) f(r0, Math.min(n, r0 + this.chunkRows));
+  }
+
+  /** Rows [r0, r1) of a host [N, C] matrix as a tensor (C = hidden size). */
+  private rows(h: Float32Array, r0: number, r1: number): Tensor {
+    const C = this.lmHead.shape[1]!;
+    return Tensor.fromArray(h.subarray(r0 * C, r1 * C), [r1 - r0, C]);
   }
 
   fisher(rows: readonly number[]): (v: Float64Array) => Float64Array {
@@ -234,6 +258,10 @@ export class PolicyUpdate implements UpdateContext {
       p.grad = null;
     }
     const vW = this.lmHeadIndex >= 0 ? this.slice(v, this.lmHeadIndex) : null;
+    const C = this.lmHead.shape[1]!;
+    // the lm_head's own part Σ gᵀ h (the logits' Jᵀ in W), accumulated over chunks when W is trained
+    const gW = vW ? new Float32Array(this.lmHead.size) : null;
+    const s = 1 / (temperature * temperature * N); // J_zᵀ M J_z = J_logitsᵀ M J_logits / τ²
     for (const mb of sub) {
       // J_h v by central differences of the final hidden states
       this.moveTo(this.theta0, v, eps);
@@ -245,21 +273,39 @@ export class PolicyUpdate implements UpdateContext {
       const dh = new Float32Array(hPlus.length);
       for (let i = 0; i < dh.length; i++) dh[i] = (hPlus[i]! - hMinus[i]!) / (2 * eps);
       tidy(() => {
-        const { h } = model.selectedHidden(mb.packed, { select: mb.packed.m, checkpoint });
-        const logits = linear(h, this.lmHead); // [n, V], recorded: Jᵀ is its backward
-        const u = noGrad(() => {
-          const C = h.shape[1]!;
-          let ju = linear(Tensor.fromArray(dh, [dh.length / C, C]), this.lmHead);
-          if (vW) ju = add(ju, linear(h, Tensor.fromArray(vW, this.lmHead.shape))); // + h v_Wᵀ (exact)
-          return ju; // J_logits v (the 1/τ of z = logits/τ is applied below)
-        });
-        const g = noGrad(() => klHvp(logits, u, temperature).toFloat32());
-        const s = 1 / (temperature * temperature * N); // J_zᵀ M J_z = J_logitsᵀ M J_logits / τ²
-        for (let i = 0; i < g.length; i++) g[i]! *= s;
-        backward(logits, Tensor.fromArray(g, logits.shape));
+        const { h } = model.selectedHidden(mb.packed, { select: mb.packed.m, checkpoint }); // recorded
+        const n = h.shape[0]!;
+        const hHost = h.toFloat32();
+        const vWt = vW ? Tensor.fromArray(vW, this.lmHead.shape) : null;
+        // dL/dh = (M J v) W per chunk of rows ([rows, V] logits at a time), then one backward from h
+        const gh = new Float32Array(n * C);
+        noGrad(() =>
+          this.rowChunks(n, (r0, r1) =>
+            tidy(() => {
+              const hc = this.rows(hHost, r0, r1);
+              const logits = linear(hc, this.lmHead);
+              let ju = linear(this.rows(dh, r0, r1), this.lmHead);
+              if (vWt) ju = add(ju, linear(hc, vWt)); // + h v_Wᵀ (exact)
+              const g = klHvp(logits, ju, temperature); // M J_logits v (1/τ² and 1/N are in s)
+              const d = matmul(g, this.lmHead).toFloat32();
+              for (let i = 0; i < d.length; i++) gh[r0 * C + i] = d[i]! * s;
+              if (gW) {
+                const w = matmul(g, hc, { transA: true }).toFloat32();
+                for (let i = 0; i < w.length; i++) gW[i]! += w[i]! * s;
+              }
+            }),
+          ),
+        );
+        backward(h, Tensor.fromArray(gh, [n, C]));
       });
     }
-    return this.takeGrads();
+    const out = this.takeGrads();
+    if (gW) {
+      let off = 0;
+      for (let i = 0; i < this.lmHeadIndex; i++) off += this.params[i]!.size;
+      for (let i = 0; i < gW.length; i++) out[off + i]! += gW[i]!;
+    }
+    return out;
   }
 
   moveTo(theta: Float64Array, dir?: Float64Array, scale = 0): void {

@@ -144,8 +144,14 @@ function tiny(tied: boolean, seed: number) {
   return { model, micro, pack, tokens };
 }
 
-function update(t: ReturnType<typeof tiny>, temperature: number, advantages = [1, -0.5, -0.5]): PolicyUpdate {
+function update(
+  t: ReturnType<typeof tiny>,
+  temperature: number,
+  advantages = [1, -0.5, -0.5],
+  klChunkRows?: number,
+): PolicyUpdate {
   return new PolicyUpdate({
+    klChunkRows,
     model: t.model,
     micro: t.micro,
     pack: t.pack,
@@ -231,6 +237,33 @@ describe('Fisher-vector product (Gauss–Newton, finite differences of the hidde
       }
     });
   }
+  test('row chunks of the [rows, V] logits give the same KL and Fisher products as whole (tied and untied)', () => {
+    for (const tied of [true, false]) {
+      const t = tiny(tied, 6);
+      const whole = update(t, 0.9);
+      const chunked = update(t, 0.9, undefined, 2);
+      try {
+        whole.gradient(surrogateLoss);
+        chunked.gradient(surrogateLoss);
+        const v = randn(whole.size, rng(4));
+        const a = whole.fisher([0, 1, 2])(v);
+        const b = chunked.fisher([0, 1, 2])(v);
+        assert.ok(relErr(b, a) < 1e-5, `Fisher product: relative error ${relErr(b, a)}`);
+        const theta = whole.theta0.map((x, i) => x + 1e-3 * v[i]!);
+        whole.moveTo(theta);
+        const ea = whole.evaluate(surrogateLoss);
+        const eb = chunked.evaluate(surrogateLoss);
+        whole.restore();
+        assert.ok(ea.kl > 0 && Math.abs(eb.kl - ea.kl) <= 1e-6 * ea.kl + 1e-12, `KL ${eb.kl} vs ${ea.kl}`);
+        assert.equal(eb.loss, ea.loss);
+      } finally {
+        whole.dispose();
+        chunked.dispose();
+        t.model.dispose();
+      }
+    }
+  });
+
   test('a subsample of the completions is the mean over their tokens only', () => {
     const t = tiny(true, 5);
     const ctx = update(t, 1);
