@@ -149,7 +149,7 @@ if (mpiCompile.status !== 0 || mpiLink.status !== 0) {
   const split = (s) => s.trim().split(/\s+/).filter(Boolean);
   const include = [
     `-I${nodedir ? join(nodedir, 'include', 'node') : join(dirname(process.execPath), '..', 'include', 'node')}`,
-    `-I${join(root, require('node-addon-api').include_dir)}`,
+    `-I${dirname(require.resolve('node-addon-api/napi.h'))}`,
   ];
   // libmpi only (the C API); Debian's wrapper also names the deprecated C++ bindings
   const link = split(mpiLink.stdout).filter((f) => f !== '-lmpi_cxx');
