@@ -1,11 +1,12 @@
 /**
  * @module generate/remote
  * Rollouts on OpenAI-compatible completions servers (vLLM, SGLang, `gpg-rl serve`), the way TRL
- * and verl use a vLLM fleet: one `/v1/completions` request per prompt (token-id prompt, n = G,
- * the sampling settings, a seed, `logprobs: 0`, `return_tokens_as_token_ids: true`), prompts
- * spread round-robin over the servers that are up. A failed request is retried on the same server
- * (`retries` times, short backoff), then the server is marked down with a warning and its prompts
- * go to the next one; when no server is left the call throws RolloutServersError. A server marked
+ * and verl use a vLLM fleet: prompts dealt round-robin over the servers that are up, one
+ * `/v1/completions` request per server (its prompts as token-id lists, n = G, the sampling
+ * settings, seeds, `logprobs: 0`, `return_tokens_as_token_ids: true`). A failed request is retried
+ * on the same server (`retries` times, short backoff), then the server is marked down with a
+ * warning and its prompts are dealt over the others; when no server is left the call throws
+ * RolloutServersError. A server marked
  * down is tried again at the next weight sync, and counts as up once that succeeds.
  *
  * Weight sync (`syncFull` / `syncAdapter`): the caller writes the policy to shared storage, then
@@ -29,6 +30,8 @@ export interface RemoteSampling {
   topP: number;
   /** 0 = off (sent as -1, vLLM's "off"). */
   topK: number;
+  /** The policy's vocabulary: an answer with other ids comes from another model. */
+  vocabSize: number;
 }
 
 export interface RemoteResult {
@@ -102,55 +105,103 @@ export class RolloutServers {
    * G completions for each prompt (token ids); `seeds[k]` holds prompt k's G sequence seeds: sent
    * as `sequence_seeds` (gpg-rl serve samples completion j from `new Rng(seeds[k][j])`, as the local
    * engine does) and, folded to one 53-bit `seed`, for vLLM / SGLang (which ignore the extension).
-   * Results in prompt order, G per prompt.
+   * Prompts are dealt round-robin over the servers that are up; each server gets one request with
+   * its prompts as a list of token-id lists (choices come back prompt-major, vLLM's order), so it
+   * can batch all of them. Results in prompt order, G per prompt.
    */
   async generate(prompts: number[][], G: number, sampling: RemoteSampling, seeds: bigint[][]): Promise<RemoteResult> {
-    const out: RemoteResult = { tokens: [], logps: [], finished: [] };
-    const per = await Promise.all(prompts.map((p, k) => this.completeOne(p, G, sampling, seeds[k]!, k)));
-    for (const r of per) {
-      out.tokens.push(...r.tokens);
-      out.logps.push(...r.logps);
-      out.finished.push(...r.finished);
-    }
+    const out: RemoteResult = {
+      tokens: new Array<number[]>(prompts.length * G),
+      logps: new Array<number[]>(prompts.length * G),
+      finished: new Array<boolean>(prompts.length * G),
+    };
+    await this.deal(
+      prompts.map((_, k) => k),
+      prompts,
+      G,
+      sampling,
+      seeds,
+      out,
+    );
     return out;
   }
 
-  private async completeOne(
-    prompt: number[],
+  /** Requests prompts `idx` from the live servers (one request each); a failed server's share is dealt again. */
+  private async deal(
+    idx: number[],
+    prompts: number[][],
     G: number,
     sampling: RemoteSampling,
-    seeds: bigint[],
-    k: number,
+    seeds: bigint[][],
+    out: RemoteResult,
+  ): Promise<void> {
+    if (idx.length === 0) return;
+    const live = this.servers.filter((s) => s.up);
+    if (live.length === 0) throw this.allDown();
+    const share = live.map(() => [] as number[]);
+    idx.forEach((k, i) => share[(i + this.next) % live.length]!.push(k));
+    this.next += idx.length;
+    await Promise.all(
+      live.map(async (s, j) => {
+        const mine = share[j]!;
+        if (mine.length === 0) return;
+        let r: RemoteResult;
+        try {
+          r = await this.request1(s, mine, prompts, G, sampling, seeds);
+        } catch (e) {
+          if (e instanceof RolloutServersError && e.message.startsWith('rollout server ')) throw e; // a bad answer
+          this.markDown(s, e, 'its prompts go to another server');
+          return this.deal(mine, prompts, G, sampling, seeds, out);
+        }
+        mine.forEach((k, m) => {
+          for (let g = 0; g < G; g++) {
+            out.tokens[k * G + g] = r.tokens[m * G + g]!;
+            out.logps[k * G + g] = r.logps[m * G + g]!;
+            out.finished[k * G + g] = r.finished[m * G + g]!;
+          }
+        });
+      }),
+    );
+  }
+
+  private async request1(
+    s: ServerState,
+    mine: number[],
+    prompts: number[][],
+    G: number,
+    sampling: RemoteSampling,
+    seeds: bigint[][],
   ): Promise<RemoteResult> {
-    void k;
-    const seed = Number(seeds[0]! & ((1n << 53n) - 1n));
-    for (;;) {
-      const live = this.servers.filter((s) => s.up);
-      if (live.length === 0) throw this.allDown();
-      const s = live[this.next++ % live.length]!;
-      try {
-        const body = await this.withRetries(s, () =>
-          this.post(s, '/v1/completions', {
-            model: this.adapter ?? s.modelId ?? undefined,
-            prompt,
-            n: G,
-            max_tokens: sampling.maxTokens,
-            temperature: sampling.temperature,
-            top_p: sampling.topP,
-            top_k: sampling.topK > 0 ? sampling.topK : -1,
-            seed,
-            sequence_seeds: seeds.map(String),
-            logprobs: 0,
-            return_tokens_as_token_ids: true,
-            skip_special_tokens: false,
-          }),
+    const sequenceSeeds = mine.flatMap((k) => seeds[k]!);
+    const body = await this.withRetries(s, () =>
+      this.post(s, '/v1/completions', {
+        model: this.adapter ?? s.modelId ?? undefined,
+        prompt: mine.map((k) => prompts[k]!),
+        n: G,
+        max_tokens: sampling.maxTokens,
+        temperature: sampling.temperature,
+        top_p: sampling.topP,
+        top_k: sampling.topK > 0 ? sampling.topK : -1,
+        seed: Number(sequenceSeeds[0]! & ((1n << 53n) - 1n)),
+        sequence_seeds: sequenceSeeds.map(String),
+        logprobs: 0,
+        return_tokens_as_token_ids: true,
+        skip_special_tokens: false,
+      }),
+    );
+    const r = parseCompletion(s.url, body, mine.length * G);
+    for (const t of r.tokens) {
+      const bad = t.find((id) => id >= sampling.vocabSize);
+      if (bad !== undefined)
+        throw new RolloutServersError(
+          `rollout server ${s.url}: token id ${bad} is outside the policy's vocabulary (${sampling.vocabSize}); is it serving another model?`,
         );
-        return parseCompletion(s.url, body, G);
-      } catch (e) {
-        if (e instanceof RolloutServersError && e.message.startsWith('rollout server ')) throw e; // a malformed answer
-        this.markDown(s, e, 'its prompts go to another server');
-      }
+      if (t.length > sampling.maxTokens)
+        throw new RolloutServersError(
+          `rollout server ${s.url}: a completion of ${t.length} tokens, over max_tokens ${sampling.maxTokens}`,
+        );
     }
+    return r;
   }
 
   private async syncEach(what: string, fn: (s: ServerState) => Promise<void>): Promise<void> {

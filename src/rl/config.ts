@@ -291,7 +291,7 @@ export const FIELDS = {
     'Generation',
     z.array(z.string().regex(/^https?:\/\/[^\s/]+/, 'must be an http(s) URL such as http://host:8000')),
     [],
-    "OpenAI-compatible completions servers that generate the rollouts instead of the local engine (vLLM, SGLang, `gpg-rl serve`; base URLs such as http://gpu1:8000). Each prompt's G completions are one `/v1/completions` request (token-id prompt, n = G, the sampling settings, a per-prompt seed, logprobs, return_tokens_as_token_ids); prompts go round-robin over the servers; a failing request is retried (rollout_server_retries), then moved to another server with a warning; when every server fails the step fails and a checkpoint of the last completed step is saved for --resume. Old log-probs are recomputed locally (sampling/sampling_logp_difference compares the servers'). Before the first rollout and after each optimizer step the policy is saved to <output_dir>/rollout_weights (a full HF folder, or the PEFT adapter with use_peft) and each server reloads it (SGLang's /update_weights_from_disk, or vLLM's /v1/load_lora_adapter), so the folder must be on storage the servers see. [] = local rollouts.",
+    "OpenAI-compatible completions servers that generate the rollouts instead of the local engine (vLLM, SGLang, `gpg-rl serve`; base URLs such as http://gpu1:8000). Prompts are dealt round-robin over the servers, one `/v1/completions` request per server and round (its prompts as token-id lists, n = G, the sampling settings, seeds, logprobs, return_tokens_as_token_ids); a failing request is retried (rollout_server_retries), then its prompts go to the other servers with a warning; when every server fails the step fails and a checkpoint of the last completed step is saved for --resume. Old log-probs are recomputed locally (sampling/sampling_logp_difference compares the servers'). Before the first rollout and after each optimizer step the policy is saved to <output_dir>/rollout_weights (a full HF folder, or the PEFT adapter with use_peft) and each server reloads it (SGLang's /update_weights_from_disk, or vLLM's /v1/load_lora_adapter), so the folder must be on storage the servers see. [] = local rollouts.",
   ),
   rollout_server_retries: f(
     'Generation',
@@ -303,7 +303,7 @@ export const FIELDS = {
     'Generation',
     z.number().gt(0),
     600,
-    "Seconds a rollout-server request (one prompt's G completions, or a weight reload) may take before it counts as failed.",
+    "Seconds a rollout-server request (one server's share of a rollout round, or a weight reload) may take before it counts as failed.",
   ),
   max_staleness: f(
     'Generation',

@@ -62,7 +62,7 @@ export interface RolloutContext {
   weightsDtype: 'float32' | 'bfloat16';
   kvCacheBytes: number;
   onTokens?: (n: number) => void;
-  /** rollout_servers: generate there instead (one request per prompt, its seeds drawn from `rng`). */
+  /** rollout_servers: generate there instead (the prompts' seeds drawn from `rng` as the local engine draws them). */
   servers?: RolloutServers;
 }
 
@@ -105,7 +105,13 @@ export async function rollout(
     ? await ctx.servers.generate(
         rows.map((r) => r.ids),
         G,
-        { maxTokens: ctx.maxNewTokens, temperature: ctx.temperature, topP: ctx.topP, topK: ctx.topK },
+        {
+          maxTokens: ctx.maxNewTokens,
+          temperature: ctx.temperature,
+          topP: ctx.topP,
+          topK: ctx.topK,
+          vocabSize: ctx.model.cfg.vocabSize,
+        },
         // the local engine's draws (a 64-bit seed per completion, in prompt order), so served rollouts
         // sample exactly what local ones would on gpg-rl serve, and the RNG state checkpoints the same
         seeds ?? drawSeeds(ctx.rng, rows.length, G),

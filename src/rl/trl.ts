@@ -180,12 +180,18 @@ export const TRL_FIELDS: Record<string, Entry> = {
   use_transformers_paged: inert('generation runs on the native engine', false),
   cache_implementation: inert('generation runs on the native engine (KV cache built in)', null),
   // --- vLLM
-  use_vllm: inert('generation runs in-process on the native engine', false),
+  use_vllm: inert(
+    "generation runs in-process on the native engine; for a vLLM fleet set rollout_servers to its OpenAI-compatible URLs (TRL's `trl vllm-serve` protocol is not spoken)",
+    false,
+  ),
   vllm_mode: inert('no vLLM here', 'server'),
   vllm_model_impl: inert('no vLLM here', 'vllm'),
   vllm_enable_sleep_mode: inert('no vLLM here', false),
   vllm_structured_outputs_regex: inert('no vLLM here', null),
-  vllm_server_base_url: inert('no vLLM here', null),
+  vllm_server_base_url: inert(
+    "TRL's `trl vllm-serve` protocol (NCCL weight sync) is not spoken; set rollout_servers to OpenAI-compatible `vllm serve` URLs instead",
+    null,
+  ),
   vllm_server_host: inert('no vLLM here', '0.0.0.0'),
   vllm_server_port: inert('no vLLM here', 8000),
   vllm_server_timeout: inert('no vLLM here', 240),

@@ -79,7 +79,7 @@ const bad = (param: string, message: string) => new ServeRequestError(400, `${pa
 interface CompletionRequest {
   model: string;
   adapter: string | null;
-  /** One entry per prompt: token ids and the text it came from (null for id prompts). */
+  /** One entry per prompt: its token ids (text prompts tokenized). */
   prompts: Array<{ ids: number[] }>;
   n: number;
   maxTokens: number;
@@ -473,41 +473,46 @@ export class CompletionServer {
         kvCacheBytes: this.o.kvCacheBytes,
         weightsDtype: this.o.weightsDtype,
       });
-    const gen = r0.adapter === null && this.model.lora ? this.model.lora.disabled(run) : run();
+    // a request for the base model while an adapter is attached: adapters off (generation and scoring)
+    const asRequested = <T>(fn: () => T): T =>
+      r0.adapter === null && this.model.lora ? this.model.lora.disabled(fn) : fn();
+    const gen = asRequested(run);
     let at = 0;
-    return reqs.map((r) => {
-      const choices: unknown[] = [];
-      let completionTokens = 0;
-      for (const p of r.prompts)
-        for (let j = 0; j < r.n; j++, at++) {
-          const tokens = gen.tokens[at]!;
-          completionTokens += tokens.length;
-          let text = decode(tokens);
-          // OpenAI: the matched stop string is not part of the text
-          const cut = Math.min(...r.stop.map((s) => text.indexOf(s)).filter((i) => i >= 0));
-          if (Number.isFinite(cut)) text = text.slice(0, cut);
-          choices.push({
-            index: choices.length,
-            text,
-            logprobs: r.logprobs === null ? null : this.logprobsOf(r, p.ids, tokens, gen.logps[at]!, greedy),
-            finish_reason: gen.finished[at] ? 'stop' : 'length',
-            stop_reason: null,
-          });
-        }
-      const promptTokens = r.prompts.reduce((a, p) => a + p.ids.length, 0);
-      return {
-        id: `cmpl-${randomBytes(12).toString('hex')}`,
-        object: 'text_completion',
-        created: Math.floor(Date.now() / 1000),
-        model: r.model,
-        choices,
-        usage: {
-          prompt_tokens: promptTokens,
-          completion_tokens: completionTokens,
-          total_tokens: promptTokens + completionTokens,
-        },
-      };
-    });
+    return asRequested(() =>
+      reqs.map((r) => {
+        const choices: unknown[] = [];
+        let completionTokens = 0;
+        for (const p of r.prompts)
+          for (let j = 0; j < r.n; j++, at++) {
+            const tokens = gen.tokens[at]!;
+            completionTokens += tokens.length;
+            let text = decode(tokens);
+            // OpenAI: the matched stop string is not part of the text
+            const cut = Math.min(...r.stop.map((s) => text.indexOf(s)).filter((i) => i >= 0));
+            if (Number.isFinite(cut)) text = text.slice(0, cut);
+            choices.push({
+              index: choices.length,
+              text,
+              logprobs: r.logprobs === null ? null : this.logprobsOf(r, p.ids, tokens, gen.logps[at]!, greedy),
+              finish_reason: gen.finished[at] ? 'stop' : 'length',
+              stop_reason: null,
+            });
+          }
+        const promptTokens = r.prompts.reduce((a, p) => a + p.ids.length, 0);
+        return {
+          id: `cmpl-${randomBytes(12).toString('hex')}`,
+          object: 'text_completion',
+          created: Math.floor(Date.now() / 1000),
+          model: r.model,
+          choices,
+          usage: {
+            prompt_tokens: promptTokens,
+            completion_tokens: completionTokens,
+            total_tokens: promptTokens + completionTokens,
+          },
+        };
+      }),
+    );
   }
 
   /** OpenAI / vLLM completion log-probs: tokens, token_logprobs, top_logprobs, text_offset. */
@@ -523,10 +528,9 @@ export class CompletionServer {
     const names = tokens.map(name);
     const offsets: number[] = [];
     let off = 0;
-    for (const [i, id] of tokens.entries()) {
+    for (const id of tokens) {
       offsets.push(off);
       off += this.tokenizer ? this.tokenizer.decode([id], { skipSpecialTokens: true }).length : 0;
-      void i;
     }
     let top: Array<Record<string, number>>;
     if (r.logprobs === 0 || tokens.length === 0) top = tokens.map((_, i) => ({ [names[i]!]: logps[i]! }));
@@ -566,9 +570,16 @@ export class CompletionServer {
       let sum = 0;
       for (let v = 0; v < V; v++) sum += Math.exp(row[v]! / temperature - max);
       const lse = max + Math.log(sum);
-      const order = Array.from({ length: V }, (_, v) => v).sort((a, b) => row[b]! - row[a]!);
+      // the k largest logits (k ≤ 20: an insertion list, not a sort of the vocabulary)
+      const best: number[] = [];
+      for (let v = 0; v < V; v++) {
+        if (best.length === k && row[v]! <= row[best[k - 1]!]!) continue;
+        let j = Math.min(best.length, k - 1);
+        best[j] = v;
+        for (; j > 0 && row[best[j - 1]!]! < row[v]!; j--) [best[j - 1], best[j]] = [v, best[j - 1]!];
+      }
       const d: Record<string, number> = {};
-      for (const v of order.slice(0, k)) d[name(v)] = row[v]! / temperature - lse;
+      for (const v of best) d[name(v)] = row[v]! / temperature - lse;
       d[names[i]!] = logps[i]!; // the sampled token, always present (vLLM)
       out.push(d);
     }

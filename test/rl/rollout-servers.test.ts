@@ -180,6 +180,49 @@ describe('rollout_servers', () => {
     sameRun({ ...local, metrics: local.metrics.slice(1) }, resumed, 'resumed vs local');
   });
 
+  test('gpg-rl train with no server up: one line on stderr, exit 1, no run folder left', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { writeFileSync: write } = await import('node:fs');
+    const recipe = join(dir, 'cli.yaml');
+    const cfg = config('cli-down');
+    write(
+      recipe,
+      [
+        `model_name_or_path: ${model}`,
+        'dataset:',
+        `  path: ${join(dir, 'data.jsonl')}`,
+        '  use_chat_template: false',
+        'reward_funcs: [format]',
+        'num_generations: 4',
+        'per_device_train_batch_size: 8',
+        'max_completion_length: 6',
+        'max_steps: 1',
+        `output_dir: ${String(cfg.output_dir)}`,
+        '',
+      ].join('\n'),
+    );
+    const r = spawnSync(
+      process.execPath,
+      [
+        new URL('../../bin/gpg-rl.mjs', import.meta.url).pathname,
+        'train',
+        recipe,
+        '--set',
+        'rollout_servers=[http://127.0.0.1:9]',
+        '--set',
+        'rollout_server_retries=0',
+      ],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    assert.equal(r.status, 1, r.stderr);
+    const last = r.stderr.trim().split('\n').at(-1)!;
+    assert.match(
+      last,
+      /^gpg-rl train: step 1: rollout_servers: all 1 server\(s\) failed \(http:\/\/127\.0\.0\.1:9: .+\); start them again, or set rollout_servers: \[\] for local rollouts; nothing was trained, so nothing was saved$/,
+    );
+    assert.ok(!existsSync(String(cfg.output_dir)), 'the fresh run folder is removed');
+  });
+
   test('--set rollout_servers takes a list of URLs', () => {
     const recipe = new URL('../../recipes/demo.yaml', import.meta.url).pathname;
     const c = loadRecipe(recipe, ['rollout_servers=[http://10.0.0.1:8000, http://gpu2:8000/]']);

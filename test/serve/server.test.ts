@@ -121,6 +121,36 @@ describe('gpg-rl serve', () => {
         assert.equal(best, c.logprobs.tokens[t]);
         assert.ok(Math.abs(top[best] - c.logprobs.token_logprobs[t]) <= 1e-4);
       }
+      // the top 3 are the 3 largest of the local log-softmax over the vocabulary, with its values
+      const seq = [...(i < 2 ? P1 : P2), ...ids(c)];
+      const T = seq.length;
+      const V = model.cfg.vocabSize;
+      const logits = noGrad(() =>
+        tidy(() =>
+          model
+            .logits(
+              Tensor.fromArray(Int32Array.from(seq), [1, T], 'int32'),
+              Tensor.fromArray(new Int32Array(T).fill(1), [1, T], 'int32'),
+            )
+            .toFloat32(),
+        ),
+      );
+      const P = T - ids(c).length;
+      for (let t = 0; t < ids(c).length; t++) {
+        const row = Array.from(logits.subarray((P - 1 + t) * V, (P + t) * V));
+        const lse = Math.log(row.reduce((a, x) => a + Math.exp(x - Math.max(...row)), 0)) + Math.max(...row);
+        const top3 = row
+          .map((x, v) => [x - lse, v] as const)
+          .sort((a, b) => b[0] - a[0])
+          .slice(0, 3);
+        for (const [lp, v] of top3) {
+          const got = c.logprobs.top_logprobs[t][`token_id:${v}`];
+          assert.ok(
+            got !== undefined && Math.abs(got - lp) <= 1e-4,
+            `choice ${i} position ${t} token ${v}: ${got} vs ${lp}`,
+          );
+        }
+      }
       assert.deepEqual(
         c.logprobs.text_offset,
         c.logprobs.text_offset.map((_: number, k: number) => k),
@@ -253,6 +283,7 @@ describe('gpg-rl serve', () => {
     assert.equal(u.json.success, true);
     const other = CausalLM.load(otherDir);
     assert.deepEqual(ids((await post('/v1/completions', req())).json.choices[0]), localGreedy(other));
+    const baseTop = (await post('/v1/completions', { ...req('tiny'), logprobs: 3 })).json.choices[0].logprobs;
     // a LoRA adapter on top (vLLM): requests naming it use it, the base name does not
     const lora = applyLora(other, { r: 2, alpha: 4, seed: 1 });
     for (const { B } of lora.pairs.values()) {
@@ -280,6 +311,13 @@ describe('gpg-rl serve', () => {
     assert.notDeepEqual(withAdapter, base, 'the adapter changes greedy tokens');
     assert.deepEqual(ids((await post('/v1/completions', req('pol'))).json.choices[0]), withAdapter);
     assert.deepEqual(ids((await post('/v1/completions', req('tiny'))).json.choices[0]), base);
+    // the base's top log-probs too (the scoring pass runs with the adapter off)
+    const top = (await post('/v1/completions', { ...req('tiny'), logprobs: 3 })).json.choices[0].logprobs;
+    assert.deepEqual(top.tokens, baseTop.tokens);
+    top.top_logprobs.forEach((d: Record<string, number>, t: number) => {
+      assert.deepEqual(Object.keys(d).sort(), Object.keys(baseTop.top_logprobs[t]).sort());
+      for (const k of Object.keys(d)) assert.ok(Math.abs(d[k]! - baseTop.top_logprobs[t][k]) <= 1e-5, `${t} ${k}`);
+    });
     const again = await post('/v1/load_lora_adapter', { lora_name: 'pol', lora_path: adapterDir });
     assert.equal(again.status, 400);
     assert.match(again.json.error.message, /^lora_name: adapter pol is already loaded/);
