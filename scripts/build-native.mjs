@@ -133,7 +133,7 @@ function buildEngine() {
 
 // The MPI binding (data-parallel training, `mpirun -np N gpg-rl train`): a separate optional addon,
 // built when Open MPI's compiler wrapper is found (Debian: libopenmpi-dev); without it everything
-// else works and `mpirun` launching gpg-rl says how to get it (src/dist/mpi.ts).
+// else works and `mpirun` launching gpg-rl says how to get it (src/parallel/mpi.ts).
 const mpiOut = join(root, 'build', 'mpi');
 rmSync(mpiOut, { recursive: true, force: true });
 const wrap = (flag) => spawnSync('mpicxx', [flag], { encoding: 'utf8' });

@@ -1,6 +1,6 @@
 // gpg_mpi: the MPI binding for data-parallel training (issue 16), a separate optional addon so the
 // engine (gpg_native) builds and runs where MPI is absent. scripts/build-native.mjs builds it when
-// Open MPI's headers are found (Debian: libopenmpi-dev); src/dist/mpi.ts loads it.
+// Open MPI's headers are found (Debian: libopenmpi-dev); src/parallel/mpi.ts loads it.
 //
 //   init() -> { rank, size }           MPI_Init_thread (idempotent); starts the watchdog thread
 //   finalize()                         MPI_Finalize (idempotent)

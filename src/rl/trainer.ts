@@ -78,7 +78,7 @@ import { changedSettings, openRunFolder, ROLLOUT_WEIGHTS_DIR, type RunFolder } f
 import { RolloutServers, RolloutServersError } from '../generate/remote.ts';
 import { saveModelFolder } from '../model/folder.ts';
 import { positionWarning } from '../generate/generate.ts';
-import { openWorld, type Comm } from '../dist/mpi.ts';
+import { openWorld, type Comm } from '../parallel/mpi.ts';
 
 export type { CompletionRecord, StepInfo, TrainCallbacks } from './callbacks.ts';
 
@@ -115,7 +115,7 @@ export interface TrainOptions extends TrainCallbacks {
    */
   signal?: AbortSignal;
   /**
-   * The MPI world for data-parallel training (src/dist/mpi.ts); default: the one `mpirun` / `srun`
+   * The MPI world for data-parallel training (src/parallel/mpi.ts); default: the one `mpirun` / `srun`
    * launched this process into (null for one process). See `dataParallel` below.
    */
   world?: Comm | null;

@@ -59,7 +59,7 @@ export const command: Command = {
       throw e;
     }
     const { train } = await import('../../rl/trainer.ts');
-    const { openWorld } = await import('../../dist/mpi.ts');
+    const { openWorld } = await import('../../parallel/mpi.ts');
     // mpirun / srun: every rank runs this command (rank 0 reports); Ctrl-C ends the ranks at once
     // (a clean stop would need every rank to stop at the same step), --resume continues from the
     // newest save_steps checkpoint
