@@ -206,14 +206,14 @@ async function trainOne(
     );
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   const outDir = resolve(cfg.output_dir);
-  // ranks > 0 write into a scratch folder (removed at the end); rank 0 owns output_dir
-  const scratch = world && world.rank > 0 ? mkdtempSync(join(tmpdir(), `gpg-rl-rank${world.rank}-`)) : null;
-  const runDir = scratch ? join(scratch, 'run') : outDir;
   const algo = algorithmFor(cfg.loss_type);
   if (opts.dryRun) {
     const setup = await prepareRun(cfg, opts, log);
-    return dryRun(cfg, setup, runDir, log);
+    return dryRun(cfg, setup, outDir, log);
   }
+  // ranks > 0 write into a scratch folder (removed at the end); rank 0 owns output_dir
+  const scratch = world && world.rank > 0 ? mkdtempSync(join(tmpdir(), `gpg-rl-rank${world.rank}-`)) : null;
+  const runDir = scratch ? join(scratch, 'run') : outDir;
   // the folder first (before the model, data and verifier workers): lock, refusals, leftovers
   const folder = openRunFolder(runDir, cfg.output_dir, !!opts.resume && !scratch);
   if (folder.cleaned.length)
