@@ -1,8 +1,21 @@
 #!/usr/bin/env node
 // Builds the native addon (node-gyp) during `npm ci` / `npm install`.
-// oneDNN (Debian: libdnnl-dev) must be present; when it is missing and we run as root on a
-// Debian-like system, it is installed with apt-get; otherwise the build stops with one clear line.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// First, an installed package (not --force, no GPG_RL_NATIVE_ISA, no GPG_RL_BUILD_FROM_SOURCE=1)
+// uses its prebuild when one loads here: prebuilds/<platform>-<arch>/ (scripts/build-prebuilds.mjs;
+// linux-x64 and linux-arm64, oneDNN and libgomp bundled), and nothing is compiled or installed.
+// Otherwise oneDNN (Debian: libdnnl-dev; macOS: `brew install onednn libomp`) must be present; when
+// it is missing and we run as root on a Debian-like system, it is installed with apt-get; otherwise
+// the build stops with one clear line.
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -16,7 +29,34 @@ function fail(msg) {
   process.exit(1);
 }
 
+// the prebuild: loaded in a child process (a library this machine lacks, e.g. an older glibc,
+// fails the load there, and we build from source instead)
+const pre = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+if (
+  !process.argv.includes('--force') &&
+  !process.env.GPG_RL_NATIVE_ISA &&
+  process.env.GPG_RL_BUILD_FROM_SOURCE !== '1' &&
+  existsSync(pre)
+) {
+  const files = readdirSync(pre).filter((f) => /^gpg_native-.+\.node$/.test(f));
+  const ok = files.filter(
+    (f) =>
+      spawnSync(process.execPath, ['-e', `require(${JSON.stringify(join(pre, f))})`], { stdio: 'ignore' }).status === 0,
+  );
+  if (ok.length) {
+    console.error(
+      `gpg-rl: using the prebuilt native addon (prebuilds/${process.platform}-${process.arch}: ${ok.join(', ')})`,
+    );
+    process.exit(0);
+  }
+  console.error(
+    `gpg-rl: the prebuilt addon in prebuilds/${process.platform}-${process.arch} does not load here; building from source`,
+  );
+}
+
 const header = [
+  '/opt/homebrew/include/oneapi/dnnl/dnnl.hpp',
+  '/opt/homebrew/include/dnnl.hpp',
   '/usr/include/oneapi/dnnl/dnnl.hpp',
   '/usr/include/dnnl.hpp',
   '/usr/local/include/dnnl.hpp',
@@ -35,7 +75,9 @@ if (!header.some((h) => existsSync(h))) {
     if (r.status !== 0) fail('could not install oneDNN; run `apt-get install -y libdnnl-dev` and retry `npm ci`.');
   } else {
     fail(
-      'oneDNN is missing: install it with `sudo apt-get install -y libdnnl-dev` (Debian/Ubuntu), then rerun `npm ci`.',
+      process.platform === 'darwin'
+        ? 'oneDNN is missing: install it with `brew install onednn libomp`, then rerun `npm ci`.'
+        : 'oneDNN is missing: install it with `sudo apt-get install -y libdnnl-dev` (Debian/Ubuntu), then rerun `npm ci`.',
     );
   }
 }
