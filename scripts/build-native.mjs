@@ -1,9 +1,22 @@
 #!/usr/bin/env node
 // Builds the native addon (node-gyp) during `npm ci` / `npm install`.
-// oneDNN (Debian: libdnnl-dev) must be present; when it is missing and we run as root on a
-// Debian-like system, it is installed with apt-get; otherwise the build stops with one clear line.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// First, an installed package (not --force, no GPG_RL_NATIVE_ISA, no GPG_RL_BUILD_FROM_SOURCE=1)
+// uses its prebuild when one loads here: prebuilds/<platform>-<arch>/ (scripts/build-prebuilds.mjs;
+// linux-x64 and linux-arm64, oneDNN and libgomp bundled), and nothing is compiled or installed.
+// Otherwise oneDNN (Debian: libdnnl-dev; macOS: `brew install onednn libomp`) must be present; when
+// it is missing and we run as root on a Debian-like system, it is installed with apt-get; otherwise
+// the build stops with one clear line.
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +29,41 @@ function fail(msg) {
   process.exit(1);
 }
 
+// --mpi-only: just the MPI binding (after installing libopenmpi-dev on a built checkout)
+if (process.argv.includes('--mpi-only')) {
+  buildMpi();
+  process.exit(0);
+}
+
+// the prebuild: loaded in a child process (a library this machine lacks, e.g. an older glibc,
+// fails the load there, and we build from source instead)
+const pre = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+if (
+  !process.argv.includes('--force') &&
+  !process.env.GPG_RL_NATIVE_ISA &&
+  process.env.GPG_RL_BUILD_FROM_SOURCE !== '1' &&
+  existsSync(pre)
+) {
+  const files = readdirSync(pre).filter((f) => /^gpg_native-.+\.node$/.test(f));
+  const ok = files.filter(
+    (f) =>
+      spawnSync(process.execPath, ['-e', `require(${JSON.stringify(join(pre, f))})`], { stdio: 'ignore' }).status === 0,
+  );
+  if (ok.length) {
+    console.error(
+      `gpg-rl: using the prebuilt native addon (prebuilds/${process.platform}-${process.arch}: ${ok.join(', ')})`,
+    );
+    buildMpi();
+    process.exit(0);
+  }
+  console.error(
+    `gpg-rl: the prebuilt addon in prebuilds/${process.platform}-${process.arch} does not load here; building from source`,
+  );
+}
+
 const header = [
+  '/opt/homebrew/include/oneapi/dnnl/dnnl.hpp',
+  '/opt/homebrew/include/dnnl.hpp',
   '/usr/include/oneapi/dnnl/dnnl.hpp',
   '/usr/include/dnnl.hpp',
   '/usr/local/include/dnnl.hpp',
@@ -35,7 +82,9 @@ if (!header.some((h) => existsSync(h))) {
     if (r.status !== 0) fail('could not install oneDNN; run `apt-get install -y libdnnl-dev` and retry `npm ci`.');
   } else {
     fail(
-      'oneDNN is missing: install it with `sudo apt-get install -y libdnnl-dev` (Debian/Ubuntu), then rerun `npm ci`.',
+      process.platform === 'darwin'
+        ? 'oneDNN is missing: install it with `brew install onednn libomp`, then rerun `npm ci`.'
+        : 'oneDNN is missing: install it with `sudo apt-get install -y libdnnl-dev` (Debian/Ubuntu), then rerun `npm ci`.',
     );
   }
 }
@@ -83,6 +132,12 @@ else if (!levels) {
 const out = join(root, 'build', 'isa');
 const stage = mkdtempSync(join(tmpdir(), 'gpg-rl-native-'));
 try {
+  buildEngine();
+} finally {
+  rmSync(stage, { recursive: true, force: true });
+}
+
+function buildEngine() {
   for (const v of variants) {
     const t0 = Date.now();
     // rebuild: a clean build per level (the flags differ for every object file)
@@ -121,6 +176,73 @@ try {
       1,
     ) + '\n',
   );
-} finally {
-  rmSync(stage, { recursive: true, force: true });
 }
+
+// The MPI binding (data-parallel training, `mpirun -np N gpg-rl train`): a separate optional addon,
+// built when Open MPI's compiler wrapper is found (Debian: libopenmpi-dev); without it everything
+// else works and `mpirun` launching gpg-rl says how to get it (src/parallel/mpi.ts). Built from
+// source also where the engine comes from a prebuild (it links the machine's own libmpi).
+function nodeHeaders() {
+  const dirs = [
+    process.env.npm_config_nodedir && join(process.env.npm_config_nodedir, 'include', 'node'),
+    join(dirname(process.execPath), '..', 'include', 'node'),
+    join(homedir(), '.cache', 'node-gyp', process.versions.node, 'include', 'node'),
+  ].filter(Boolean);
+  return dirs.find((d) => existsSync(join(d, 'node_api.h'))) ?? dirs[0];
+}
+
+function buildMpi() {
+  const mpiOut = join(root, 'build', 'mpi');
+  rmSync(mpiOut, { recursive: true, force: true });
+  const wrap = (flag) => spawnSync('mpicxx', [flag], { encoding: 'utf8' });
+  const mpiCompile = wrap('--showme:compile');
+  const mpiLink = wrap('--showme:link');
+  if (mpiCompile.status !== 0 || mpiLink.status !== 0) {
+    console.error(
+      'gpg-rl: MPI binding skipped (no mpicxx; `apt-get install -y libopenmpi-dev openmpi-bin` enables `mpirun -np N gpg-rl train`)',
+    );
+  } else {
+    const t0 = Date.now();
+    mkdirSync(mpiOut, { recursive: true });
+    const split = (s) => s.trim().split(/\s+/).filter(Boolean);
+    const include = [
+      `-I${nodeHeaders()}`,
+      `-I${dirname(createRequire(import.meta.url).resolve('node-addon-api/napi.h'))}`,
+    ];
+    // libmpi only (the C API); Debian's wrapper also names the deprecated C++ bindings
+    const link = split(mpiLink.stdout).filter((f) => f !== '-lmpi_cxx');
+    const args = [
+      '-std=c++17',
+      '-O2',
+      '-shared',
+      '-fPIC',
+      '-fvisibility=hidden',
+      '-fexceptions',
+      '-DNAPI_DISABLE_CPP_EXCEPTIONS',
+      '-DNAPI_VERSION=8',
+      '-DOMPI_SKIP_MPICXX', // the C API only
+      ...include,
+      ...split(mpiCompile.stdout),
+      join(root, 'native', 'mpi', 'mpi.cc'),
+      '-o',
+      join(mpiOut, 'gpg_mpi.node'),
+      ...link,
+      '-lpthread',
+    ];
+    const r = spawnSync(process.env.CXX || 'g++', args, { encoding: 'utf8' });
+    if (r.status !== 0) {
+      console.error(
+        String(r.stderr ?? r.error ?? '')
+          .split('\n')
+          .slice(0, 8)
+          .join('\n'),
+      );
+      // optional: the engine is built; only `mpirun` runs need this addon (and they say so)
+      console.error(`gpg-rl: MPI binding not built (g++ exit ${r.status}; the first errors are above)`);
+      return;
+    }
+    console.error(`gpg-rl: MPI binding built (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  }
+}
+
+buildMpi();

@@ -1,13 +1,27 @@
 #!/usr/bin/env node
 // The npm package as a user gets it (CI runs this after `npm test`; `npm run check:package`):
 //   1. `npm pack` (prepare builds dist/), and the tarball holds dist/ but not src/, test/, .ci/, docs/
-//   2. install the tarball into a fresh folder (its install script builds the native addon there)
+//   2. install the tarball into a fresh folder without a compiler (g++, cc, make on PATH are stubs
+//      that fail): the install script takes the prebuild (prebuilds/linux-x64, oneDNN bundled), and
+//      the installed package loads it from there (the bundled libdnnl.so.2, not the system's)
 //   3. a plain .mjs script imports { train } from 'gpg-rl' and runs 2 training steps with a custom
 //      reward; the README's code example runs as written; `gpg-rl/verify` works; the CLI answers
 //      --version and exits 2 on a usage error
+//      and, when the tarball has prebuilds/linux-arm64, the same folder under qemu-aarch64 with an arm64
+//      Node loads the arm64 prebuild (its bundled oneDNN) and runs the same 2 steps
 //   4. a TypeScript consumer with a standard `nodenext` tsconfig type-checks against the .d.ts
 // Dependencies come from the npm cache when it has them (--prefer-offline). Exit 1 with one line on failure.
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -19,12 +33,12 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const work = mkdtempSync(join(tmpdir(), 'gpg-rl-pack-'));
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
-function run(cmd, args, cwd, what) {
+function run(cmd, args, cwd, what, env = {}) {
   const t0 = Date.now();
   const r = spawnSync(cmd, args, {
     cwd,
     encoding: 'utf8',
-    env: { ...process.env, npm_config_fund: 'false', npm_config_audit: 'false' },
+    env: { ...process.env, npm_config_fund: 'false', npm_config_audit: 'false', ...env },
   });
   console.error(`check-package: ${what} (${((Date.now() - t0) / 1000).toFixed(0)} s, exit ${r.status})`);
   if (r.status !== 0) {
@@ -53,7 +67,22 @@ try {
     if (!files.includes(want)) fail(`the tarball lacks ${want}`);
   const stray = files.filter((f) => /^(src|test|\.ci|docs|bench|build)\//.test(f));
   if (stray.length) fail(`the tarball ships files outside the whitelist: ${stray.slice(0, 5).join(', ')}`);
-  console.error(`check-package: ${info.filename}: ${files.length} files, ${(info.size / 1e6).toFixed(2)} MB`);
+  console.error(
+    `check-package: ${info.filename}: ${files.length} files, ${(info.size / 1e6).toFixed(2)} MB (${(info.unpackedSize / 1e6).toFixed(0)} MB unpacked)`,
+  );
+  const plat = `${process.platform}-${process.arch}`;
+  const prebuilt = process.platform === 'linux' && process.arch === 'x64';
+  if (prebuilt)
+    for (const want of ['gpg_native-x86-64-v3.node', 'gpg_native-x86-64-v4.node', 'libdnnl.so.2', 'libgomp.so.1'])
+      if (!files.includes(`prebuilds/linux-x64/${want}`)) fail(`the tarball lacks prebuilds/linux-x64/${want}`);
+  const arm = files.filter((f) => f.startsWith('prebuilds/linux-arm64/'));
+  if (arm.length) {
+    for (const want of ['gpg_native-armv8-a.node', 'libdnnl.so.2', 'libgomp.so.1'])
+      if (!arm.includes(`prebuilds/linux-arm64/${want}`)) fail(`the tarball lacks prebuilds/linux-arm64/${want}`);
+  } else console.error('check-package: no linux-arm64 prebuild in the tarball (no cross toolchain here, see above)');
+  console.error(
+    `check-package: prebuilds: ${[...new Set(files.filter((f) => f.startsWith('prebuilds/')).map((f) => f.split('/')[1]))].join(', ') || 'none'}`,
+  );
 
   // 2. install into a fresh project
   const app = join(work, 'app');
@@ -61,12 +90,63 @@ try {
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }, null, 1));
   const ts = pkg.devDependencies.typescript;
   const types = pkg.devDependencies['@types/node'];
-  run(
+  // no compiler: stubs that fail shadow g++, cc, make, ... (node-gyp would need them)
+  const stubs = join(work, 'no-compiler');
+  mkdirSync(stubs);
+  for (const c of ['g++', 'gcc', 'cc', 'c++', 'make', 'clang', 'clang++']) {
+    writeFileSync(
+      join(stubs, c),
+      `#!/bin/sh\necho "check-package: ${c} was called: the install compiled" >&2\nexit 127\n`,
+    );
+    chmodSync(join(stubs, c), 0o755);
+  }
+  const noCc = prebuilt ? { PATH: `${stubs}:${process.env.PATH}`, CC: join(stubs, 'cc'), CXX: join(stubs, 'c++') } : {};
+  const inst = run(
     npm,
-    ['install', '--prefer-offline', join(work, info.filename), `typescript@${ts}`, `@types/node@${types}`],
+    [
+      'install',
+      '--prefer-offline',
+      '--foreground-scripts',
+      join(work, info.filename),
+      `typescript@${ts}`,
+      `@types/node@${types}`,
+    ],
     app,
-    'npm install <tarball>',
+    prebuilt ? 'npm install <tarball> (no compiler on PATH)' : 'npm install <tarball>',
+    noCc,
   );
+  const installed = join(app, 'node_modules', 'gpg-rl');
+  // the installed package loads prebuilds/PLAT/gpg_native-*.node and its bundled libdnnl.so.2 (NODE: argv that runs node)
+  const checkLoads = (node, plat) => {
+    const probe = run(
+      node[0],
+      [
+        ...node.slice(1),
+        '-e',
+        `import(${JSON.stringify(join(installed, 'dist', 'backend', 'cpu', 'addon.js'))}).then((m) => {
+  const maps = require('fs').readFileSync('/proc/self/maps', 'utf8');
+  const dnnl = maps.split('\\n').map((l) => l.split(/\\s+/)[5]).find((p) => p && /libdnnl\\.so/.test(p));
+  console.log(JSON.stringify({ file: m.nativeBuild.file, reason: m.nativeBuild.reason, dnnl }));
+})`,
+      ],
+      app,
+      `load the installed addon (${plat})`,
+    );
+    const got = JSON.parse(probe.stdout.trim().split('\n').at(-1));
+    const dir = join(installed, 'prebuilds', plat);
+    if (!got.file.startsWith(dir)) fail(`the installed package loaded ${got.file}, not a prebuild in ${dir}`);
+    if (!got.dnnl?.startsWith(dir))
+      fail(`the prebuild loaded oneDNN from ${got.dnnl}, not the bundled ${dir}/libdnnl.so.2`);
+    console.error(
+      `check-package: loads ${got.file.slice(installed.length + 1)} (${got.reason}), oneDNN from the package`,
+    );
+  };
+  if (prebuilt) {
+    if (!/using the prebuilt native addon/.test(`${inst.stdout}\n${inst.stderr}`))
+      fail('the install script did not say it used the prebuilt addon');
+    if (existsSync(join(installed, 'build'))) fail('the install compiled the addon (node_modules/gpg-rl/build exists)');
+    checkLoads([process.execPath], plat);
+  }
 
   // 3. plain JavaScript: 2 steps with a custom reward
   writeFileSync(
@@ -101,6 +181,25 @@ console.log(JSON.stringify({ steps: res.steps, reward: res.metrics.at(-1).reward
   );
   const js = run(process.execPath, ['two-steps.mjs'], app, 'plain .mjs: import { train } from "gpg-rl", 2 steps');
   if (!/"steps":2/.test(js.stdout)) fail(`two-steps.mjs printed ${js.stdout.trim()}`);
+  // linux-arm64: the same installed folder under qemu-user with an arm64 Node (scripts/cross-arm64.mjs):
+  // the arm64 prebuild loads and trains the same 2 steps (the install script itself is not run on arm64)
+  if (arm.length) {
+    const { SYSROOT, arm64Runner } = await import('./cross-arm64.mjs');
+    const emu = arm64Runner();
+    if (emu.skip) console.error(`check-package: linux-arm64 prebuild not run: ${emu.skip}`);
+    else {
+      const node = [emu.qemu, '-L', SYSROOT, emu.node];
+      checkLoads(node, 'linux-arm64');
+      // its own folder (output_dir 'run' of the x64 run exists); 'gpg-rl' resolves from app/node_modules
+      const armApp = join(app, 'arm64');
+      mkdirSync(armApp);
+      copyFileSync(join(app, 'two-steps.mjs'), join(armApp, 'two-steps.mjs'));
+      const a = run(node[0], [...node.slice(1), 'two-steps.mjs'], armApp, `linux-arm64 under ${emu.qemu}: 2 steps`, {
+        GPG_RL_NATIVE_DIR: '',
+      });
+      if (!/"steps":2/.test(a.stdout)) fail(`two-steps.mjs on arm64 printed ${a.stdout.trim()}`);
+    }
+  }
   const runFiles = readdirSync(join(app, 'run'));
   for (const want of ['metrics.jsonl', 'metrics.csv', 'report.html', 'model'])
     if (!runFiles.includes(want)) fail(`the run folder lacks ${want} (has ${runFiles.join(', ')})`);

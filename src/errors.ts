@@ -162,13 +162,3 @@ export class WebGpuUnavailableError extends GpgRlError {
     this.name = 'WebGpuUnavailableError';
   }
 }
-
-/** A backend has no kernel for an op yet; the message names the op and the backend. */
-export class UnsupportedOpError extends GpgRlError {
-  readonly op: string;
-  constructor(backend: string, op: string) {
-    super(`${op}: no ${backend} kernel yet (run this op on --device cpu)`, 'GPG_BACKEND_UNSUPPORTED_OP');
-    this.name = 'UnsupportedOpError';
-    this.op = op;
-  }
-}

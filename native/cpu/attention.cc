@@ -170,11 +170,17 @@ void fwd_task(float* out, float* lse, const float* q, const float* k, const floa
     m[r] = kNegInf, l[r] = 0.0f;
   }
   const int64_t kend = std::min(a.qpos0 + i1, a.Tk);  // last row sees keys < qpos0 + i1
-  for (int64_t s0 = 0; s0 < kend; s0 += BK) {
+  // Batch invariance: key tiles start at the item's first real key, so a left-padded row sums its
+  // keys in the same tiles and SIMD lanes as the same row unpadded (the skipped keys are padding).
+  int64_t kstart = 0;
+  if (mrow)
+    while (kstart < kend && mrow[kstart] == 0) kstart++;
+  // Few query rows in the call (decode, Tq = 1): direct dot products beat transposing the tile for
+  // each head. Chosen by the call, not the task, so a row's arithmetic never depends on its tile.
+  const bool direct = a.Tq <= 2;
+  for (int64_t s0 = kstart; s0 < kend; s0 += BK) {
     const int64_t nk = std::min(BK, kend - s0);
     if (!tile_bias(bias, mrow, s0, nk)) continue;
-    // Few rows (decode, Tq = 1): direct dot products beat transposing the tile for each head.
-    const bool direct = nq <= 2;
     if (!direct) transpose_tile(Kt, kb + s0 * kvrow, kvrow, nk, D);
     for (int64_t r = 0; r < nq; r++) {
       const int64_t lim = a.qpos0 + i0 + r - s0 + 1;  // causal: keys j < lim visible

@@ -17,9 +17,12 @@ namespace gpg {
 
 namespace {
 // log Σ exp(x_v / τ) of one row, in double
+// (max over the floats, then scaled: τ > 0 so the order is kept; a double fmax reduction of
+// widened floats is an internal compiler error of Debian 12's aarch64 GCC 12 at -O3)
 double row_lse(const float* x, int64_t V, double inv_t) {
-  double m = -INFINITY;
-  for (int64_t v = 0; v < V; v++) m = std::fmax(m, x[v] * inv_t);
+  float mx = -INFINITY;
+  for (int64_t v = 0; v < V; v++) mx = std::fmax(mx, x[v]);
+  const double m = mx * inv_t;
   double s = 0;
   for (int64_t v = 0; v < V; v++) s += std::exp(x[v] * inv_t - m);
   return m + std::log(s);

@@ -4,7 +4,8 @@
  * `command` object. This file only dispatches, and catches errors once: one line on stderr
  * (`gpg-rl <command>: message`), the stack only with `--debug`; exit code 2 for a malformed command
  * line (an unknown command or flag, a flag without its value, a missing argument: `FlagError`), 1
- * for every other error.
+ * for every other error. `--device NAME` (any command) loads that backend (`cpu`, `webgpu`) before
+ * the command runs, says which adapter on stderr, and makes it the default for every tensor.
  * It runs from the TypeScript sources (tsx) and from the compiled package (dist/, .js files).
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { FlagError, GpgRlError, UsageError } from '../errors.ts';
 import { fsErrorCode, fsErrorMessage } from '../io/fs.ts';
+import { useBackend } from '../backend/index.ts';
 
 /** What every `src/cli/commands/<name>.ts` exports as `command`. */
 export interface Command {
@@ -67,14 +69,49 @@ async function help(): Promise<void> {
   }
   lines.push(
     '',
-    "Run `gpg-rl <command> --help` for a command's options. Add --debug to any command for stack traces. `gpg-rl --version` prints the version.",
+    "Run `gpg-rl <command> --help` for a command's options. Add --debug to any command for stack traces, --device webgpu to run it on the WebGPU backend. `gpg-rl --version` prints the version.",
   );
   process.stdout.write(lines.join('\n') + '\n');
 }
 
+/** Removes `--device NAME` / `--device=NAME` from the arguments; returns the name (null when absent). */
+export function takeDevice(argv: string[]): { args: string[]; device: string | null } {
+  const args: string[] = [];
+  let device: string | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--device') {
+      device = argv[++i] ?? '';
+      if (!device || device.startsWith('--')) throw new FlagError('--device needs a value (cpu or webgpu)');
+    } else if (a.startsWith('--device=')) device = a.slice('--device='.length);
+    else args.push(a);
+  }
+  return { args, device };
+}
+
+/** Loads the backend named by --device and says on stderr what it runs on (a fallback is never silent). */
+async function selectDevice(device: string): Promise<void> {
+  const be = await useBackend(device);
+  // child processes (ablate's arms, workers) start on the same backend
+  process.env.GPG_RL_BACKEND = be.name;
+  const a = (be as { adapter?: { vendor: string; device: string; description: string; features: string[] } }).adapter;
+  process.stderr.write(
+    a
+      ? `gpg-rl: device ${be.name}: ${a.description || `${a.vendor} ${a.device}`} (features: ${a.features.join(', ') || 'none'})\n`
+      : `gpg-rl: device ${be.name}\n`,
+  );
+}
+
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
-  const args = argv.filter((a) => a !== '--debug');
+  let args = argv.filter((a) => a !== '--debug');
+  let device: string | null = null;
+  try {
+    ({ args, device } = takeDevice(args));
+  } catch (e) {
+    process.stderr.write(`gpg-rl: ${(e as Error).message}\n`);
+    return EXIT_USAGE;
+  }
   const name = args[0];
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     await help();
@@ -90,6 +127,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(cmd.usage.trimEnd() + '\n');
       return 0;
     }
+    if (device) await selectDevice(device);
     return await cmd.run(args.slice(1));
   } catch (err) {
     const e = err as Error;

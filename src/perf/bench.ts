@@ -7,7 +7,8 @@
  * (forward + backward of the GPG loss, no optimizer step, on B 2 × T 512 for vocabularies above
  * 100k, else B 4 × T 256), train_lora_tokens_per_s, mfu; decode_tokens_per_s {"16", "64", "256"}
  * (prompt 128, +256 new tokens, groups of G = 8 identical prompts, prefill included, generated
- * tokens counted), decode_bound_tokens_per_s, decode_fraction_of_bound; step_peak_rss_gb (VmHWM of
+ * tokens counted), decode_bound_tokens_per_s / decode_bf16_bound_tokens_per_s (min of weight
+ * streaming and FLOPs at peak, fp32 / bf16) and their decode_fraction_of_*; step_peak_rss_gb (VmHWM of
  * a fresh process running one full GPG step, perf/step.ts); torch_* (torch_reference.py where
  * /usr/bin/python3 has torch); hf_* / llamacpp_* and their *_ratio_vs_* (perf/anchors.ts).
  */
@@ -20,6 +21,7 @@ import { backward, noGrad } from '../tensor/tape.ts';
 import { gemmInto, setAutocast } from '../tensor/ops/matmul.ts';
 import { defaultBackend, getNumThreads } from '../backend/index.ts';
 import { CausalLM } from '../model/decoder.ts';
+import type { ModelConfig } from '../model/config.ts';
 import { applyLora } from '../model/lora.ts';
 import { NativeOpError } from '../errors.ts';
 import { generate } from '../generate/generate.ts';
@@ -269,6 +271,22 @@ export function cpuInfo(): {
   };
 }
 
+/**
+ * FLOPs of one generated token: 2 per weight of every projection (attention, MLP, the lm_head;
+ * not the embedding lookup unless it is tied, when it is the lm_head) plus attention's QKᵀ and PV
+ * over `ctx` cached positions (2 · 2 · heads · head_dim · ctx per layer).
+ */
+export function decodeFlopsPerToken(cfg: ModelConfig, ctx: number): number {
+  const C = cfg.hiddenSize,
+    I = cfg.intermediateSize,
+    L = cfg.numLayers,
+    H = cfg.numHeads,
+    KV = cfg.numKvHeads,
+    D = cfg.headDim;
+  const perLayer = C * H * D + 2 * C * KV * D + H * D * C + 3 * C * I;
+  return 2 * (L * perLayer + cfg.vocabSize * C) + L * 4 * H * D * ctx;
+}
+
 const byBatch = (batches: number[], f: (b: number) => number | null): Record<string, number | null> =>
   Object.fromEntries(batches.map((b) => [String(b), f(b)]));
 
@@ -384,11 +402,19 @@ export async function runBench(log: (s: string) => void = () => {}, opts: BenchO
   }
   out.decode_tokens_per_s = byBatch(batches, (b) => round(dec[String(b)]!));
   const bw = benchmarks().memoryBandwidthGBs(512 << 20, 5);
-  const weightBytes = params * 4;
   out.mem_bandwidth_gbs = round(bw, 1);
-  // weight-streaming bound: fp32 weights read once per decoding step
-  out.decode_bound_tokens_per_s = byBatch(batches, (b) => round((b * bw * 1e9) / weightBytes));
-  out.decode_fraction_of_bound = byBatch(batches, (b) => round(dec[String(b)]! / ((b * bw * 1e9) / weightBytes), 3));
+  // the bound of a decode step: its weights streamed once (b tokens per step) or its FLOPs at the
+  // machine's peak, whichever is slower; fp32 weights at the measured fp32 FMA peak, and bf16
+  // weights at twice it where the CPU has avx512_bf16 (vdpbf16ps: two bf16 products per fp32 lane)
+  const flops = decodeFlopsPerToken(model.cfg, P + N / 2);
+  out.decode_flops_per_token = Math.round(flops);
+  const bound = (b: number, bytesPerParam: number, gflops: number) =>
+    Math.min((b * bw * 1e9) / (params * bytesPerParam), (gflops * 1e9) / flops);
+  const bf16Peak = out.cpu && (out.cpu as { avx512_bf16: boolean }).avx512_bf16 ? 2 * peak : peak;
+  out.decode_bound_tokens_per_s = byBatch(batches, (b) => round(bound(b, 4, peak)));
+  out.decode_fraction_of_bound = byBatch(batches, (b) => round(dec[String(b)]! / bound(b, 4, peak), 3));
+  out.decode_bf16_bound_tokens_per_s = byBatch(batches, (b) => round(bound(b, 2, bf16Peak)));
+  out.decode_fraction_of_bf16_bound = byBatch(batches, (b) => round(dec[String(b)]! / bound(b, 2, bf16Peak), 3));
   model.dispose();
 
   // plain PyTorch (torch_reference.py) where /usr/bin/python3 has torch

@@ -66,6 +66,13 @@ export interface RolloutContext {
   servers?: RolloutServers;
 }
 
+/** n rows × G sequence seeds from `rng`, as the local engine draws them (a 64-bit seed per completion, in prompt order). */
+export function drawSeeds(rng: Rng, n: number, G: number): bigint[][] {
+  return Array.from({ length: n }, () =>
+    Array.from({ length: G }, () => (BigInt(rng.nextUint32()) << 32n) | BigInt(rng.nextUint32())),
+  );
+}
+
 /** DAPO soft overlong punishment (arXiv 2503.14476, eq. 13): 0 up to max−cache, then linear to −1 at max. */
 export function overlongPenalty(len: number, maxLen: number, cache: number): number {
   if (len <= maxLen - cache) return 0;
@@ -73,8 +80,17 @@ export function overlongPenalty(len: number, maxLen: number, cache: number): num
   return -1;
 }
 
-/** Samples and scores G completions for each row; returns one group per row (in order). */
-export async function rollout(ctx: RolloutContext, rows: TrainRow[], stats: RolloutStats): Promise<Group[]> {
+/**
+ * Samples and scores G completions for each row; returns one group per row (in order). `seeds`
+ * (row k's G sequence seeds) replaces the draws from ctx.rng: an MPI rank rolls out its share of
+ * the prompts with the seeds a single process would draw for them.
+ */
+export async function rollout(
+  ctx: RolloutContext,
+  rows: TrainRow[],
+  stats: RolloutStats,
+  seeds?: bigint[][],
+): Promise<Group[]> {
   if (rows.length === 0) return [];
   const G = ctx.G;
   const prompts: number[][] = [];
@@ -98,9 +114,7 @@ export async function rollout(ctx: RolloutContext, rows: TrainRow[], stats: Roll
         },
         // the local engine's draws (a 64-bit seed per completion, in prompt order), so served rollouts
         // sample exactly what local ones would on gpg-rl serve, and the RNG state checkpoints the same
-        rows.map(() =>
-          Array.from({ length: G }, () => (BigInt(ctx.rng.nextUint32()) << 32n) | BigInt(ctx.rng.nextUint32())),
-        ),
+        seeds ?? drawSeeds(ctx.rng, rows.length, G),
       )
     : generate(ctx.model, prompts, {
         maxNewTokens: ctx.maxNewTokens,
@@ -108,7 +122,7 @@ export async function rollout(ctx: RolloutContext, rows: TrainRow[], stats: Roll
         topP: ctx.topP,
         topK: ctx.topK,
         eosTokenIds: ctx.eosTokenIds,
-        rng: ctx.rng,
+        ...(seeds ? { seeds: seeds.flat() } : { rng: ctx.rng }),
         batchSize: ctx.genBatch,
         weightsDtype: ctx.weightsDtype,
         kvCacheBytes: ctx.kvCacheBytes,

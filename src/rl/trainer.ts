@@ -14,8 +14,17 @@
  *           6) metrics.jsonl row, completions.jsonl sample, eval, checkpoint, progress line
  *   end:    final HF model folder in <output_dir>/model, report.html
  */
-import { appendFileSync, copyFileSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import {
+  appendFileSync,
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Tensor, tidy } from '../tensor/tensor.ts';
 import { backward, noGrad } from '../tensor/tape.ts';
@@ -51,7 +60,7 @@ import {
   type MetricsRow,
 } from './metrics.ts';
 import { writeReport } from './report.ts';
-import { rollout, type Group, type RolloutContext, type RolloutStats, type TrainRow } from './rollout.ts';
+import { drawSeeds, rollout, type Group, type RolloutContext, type RolloutStats, type TrainRow } from './rollout.ts';
 import { hashConfig, latestCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.ts';
 import { Tracking } from './tracking.ts';
 import { Pace } from '../io/progress.ts';
@@ -68,7 +77,8 @@ import { PolicyUpdate } from './update.ts';
 import { changedSettings, openRunFolder, ROLLOUT_WEIGHTS_DIR, type RunFolder } from './run-folder.ts';
 import { RolloutServers, RolloutServersError } from '../generate/remote.ts';
 import { saveModelFolder } from '../model/folder.ts';
-import { positionWarning } from '../generate/generate.ts';
+import { positionWarning, resolveGenerationDtype } from '../generate/generate.ts';
+import { openWorld, type Comm } from '../parallel/mpi.ts';
 
 export type { CompletionRecord, StepInfo, TrainCallbacks } from './callbacks.ts';
 
@@ -104,6 +114,11 @@ export interface TrainOptions extends TrainCallbacks {
    * (code GPG_INTERRUPTED) naming the checkpoint that `--resume` continues from.
    */
   signal?: AbortSignal;
+  /**
+   * The MPI world for data-parallel training (src/parallel/mpi.ts); default: the one `mpirun` / `srun`
+   * launched this process into (null for one process). See `dataParallel` below.
+   */
+  world?: Comm | null;
 }
 
 export interface TrainResult {
@@ -155,13 +170,34 @@ export async function train(
   configIn: TrainConfig | Record<string, unknown>,
   optsIn: TrainOptions = {},
 ): Promise<TrainResult> {
+  const world = optsIn.world !== undefined ? optsIn.world : openWorld();
+  if (!world || world.size <= 1) return trainOne(configIn, optsIn, null);
+  // a failure on any rank ends every rank with its message (never a rank waiting forever in a collective)
+  try {
+    return await trainOne(configIn, optsIn, world);
+  } catch (e) {
+    process.stderr.write(
+      `gpg-rl: rank ${world.rank} of ${world.size}: ${e instanceof Error ? e.message : String(e)}\n`,
+    );
+    return world.abort(1);
+  }
+}
+
+async function trainOne(
+  configIn: TrainConfig | Record<string, unknown>,
+  optsIn: TrainOptions,
+  world: Comm | null,
+): Promise<TrainResult> {
   const opts = { ...optsIn, rows: optsIn.rows ? rowsFromCode(optsIn.rows) : undefined };
-  const cfg = withRowsSource(
+  const cfgIn = withRowsSource(
     isResolved(configIn)
       ? configIn
       : validateConfig(withRowsSource(configIn, opts), 'config', { baseDir: opts.baseDir }),
     opts,
   );
+  // data-parallel: the run is the single-process run of the global batch (gradient accumulation × ranks)
+  const cfg = world ? dataParallel(cfgIn, world) : cfgIn;
+  if (world && world.rank > 0) opts.log = () => {}; // rank 0 reports
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const cores = availableParallelism();
   if (cfg.threads > cores)
@@ -169,14 +205,17 @@ export async function train(
       `threads: must be at most the ${cores} CPU cores of this machine (got ${cfg.threads}); more threads than cores only slow every step down (0 = all cores)`,
     );
   if (cfg.threads > 0) setNumThreads(cfg.threads);
-  const runDir = resolve(cfg.output_dir);
+  const outDir = resolve(cfg.output_dir);
   const algo = algorithmFor(cfg.loss_type);
   if (opts.dryRun) {
     const setup = await prepareRun(cfg, opts, log);
-    return dryRun(cfg, setup, runDir, log);
+    return dryRun(cfg, setup, outDir, log);
   }
+  // ranks > 0 write into a scratch folder (removed at the end); rank 0 owns output_dir
+  const scratch = world && world.rank > 0 ? mkdtempSync(join(tmpdir(), `gpg-rl-rank${world.rank}-`)) : null;
+  const runDir = scratch ? join(scratch, 'run') : outDir;
   // the folder first (before the model, data and verifier workers): lock, refusals, leftovers
-  const folder = openRunFolder(runDir, cfg.output_dir, !!opts.resume);
+  const folder = openRunFolder(runDir, cfg.output_dir, !!opts.resume && !scratch);
   if (folder.cleaned.length)
     log(
       `${cfg.output_dir}: removed ${folder.cleaned.length} leftover(s) of a killed run: ${folder.cleaned.join(', ')}`,
@@ -193,7 +232,9 @@ export async function train(
     const longest = setup.rows.reduce((m, r) => Math.max(m, r.ids.length), 0);
     const warn = positionWarning(setup.model.cfg.maxPositionEmbeddings, longest, cfg.max_completion_length);
     if (warn) log(`warning: ${warn}`);
-    run = await Run.open(cfg, algo, setup, runDir, !folder.fresh, opts, log);
+    if (cfg.generation_dtype === 'auto' && !cfg.rollout_servers.length)
+      log(`generation_dtype auto: ${resolveGenerationDtype('auto', setup.model)} weights for generation`);
+    run = await Run.open(cfg, algo, setup, runDir, !folder.fresh, opts, log, world, outDir);
   } catch (e) {
     await closeSetup(setup);
     folder.abandon();
@@ -247,7 +288,35 @@ export async function train(
     setAutocast(autocastBefore);
     await run.close();
     folder.release();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/**
+ * Data-parallel training (`mpirun -np N gpg-rl train`): per_device_train_batch_size and
+ * gradient_accumulation_steps are per rank (TRL's meaning), so the run is the single-process run
+ * with gradient_accumulation_steps × N, and that is the config every rank holds (its hash, its
+ * trainer_config.json: `--resume` works with any N that keeps the global batch). Each rank rolls
+ * out a contiguous share of every sample of prompts with the seeds one process would draw, the
+ * groups are gathered, so α, valid groups, advantages, token counts and metrics are computed from
+ * the whole batch on every rank; each rank runs the backward pass of a contiguous share of the
+ * micro-batches, and the gradients are summed (all-reduce) before the optimizer step.
+ */
+function dataParallel(cfg: TrainConfig, world: Comm): TrainConfig {
+  const algo = algorithmFor(cfg.loss_type);
+  if (algo.update || algo.companion)
+    throw new ConfigError(
+      `loss_type: ${cfg.loss_type} is not data-parallel yet (it owns its update or trains a critic); under mpirun use gpg, grpo, dapo or dr_grpo, or run one process`,
+    );
+  if (cfg.rollout_servers.length > 0)
+    throw new ConfigError(
+      `rollout_servers: not under mpirun yet (every rank would sync weights to the servers); got ${cfg.rollout_servers.length} server(s): use local rollouts (rollout_servers: []) or run one process`,
+    );
+  if (cfg.use_peft && cfg.lora_dropout > 0)
+    throw new ConfigError(
+      `lora_dropout: must be 0 under mpirun (got ${cfg.lora_dropout}): dropout masks follow the order of a step's forward passes, which differs on each rank; set lora_dropout: 0 or run one process`,
+    );
+  return { ...cfg, gradient_accumulation_steps: cfg.gradient_accumulation_steps * world.size };
 }
 
 /** Releases what prepareRun started (verifier workers, user reward workers). */
@@ -288,6 +357,8 @@ class Run {
   private closed = false;
   /** Why the latest steps were skipped (reward failures), for the consecutive-skip error. */
   private skipReason = '';
+  /** The MPI world of a data-parallel run (null for one process). */
+  world: Comm | null = null;
   /** rollout_servers: the fleet, the optimizer step its weights are at, the RNG/sampler state before this step's collect. */
   private servers: RolloutServers | null = null;
   private serversAt = -1;
@@ -331,6 +402,8 @@ class Run {
     existing: boolean,
     opts: TrainOptions,
     log: (s: string) => void,
+    world: Comm | null = null,
+    checkpointDir = runDir,
   ): Promise<Run> {
     const { model } = setup;
     const configHash = hashConfig(Object.fromEntries(Object.entries(cfg).filter(([k]) => !RESUMABLE.has(k))));
@@ -356,7 +429,7 @@ class Run {
     try {
       companion = algo.companion?.(cfg, { policy: model, seed: cfg.seed, log }) ?? null;
       if (opts.resume) {
-        const ck = latestCheckpoint(runDir);
+        const ck = latestCheckpoint(checkpointDir); // ranks > 0 read rank 0's
         if (!ck && existing) {
           // killed before its first checkpoint: start over, dropping the rows of the lost steps
           truncateMetrics(join(runDir, 'metrics.jsonl'), 0);
@@ -364,7 +437,7 @@ class Run {
         }
         if (ck) {
           if (ck.data.state.configHash !== configHash) {
-            const changed = changedSettings(runDir, cfg, RESUMABLE);
+            const changed = changedSettings(checkpointDir, cfg, RESUMABLE);
             throw new ConfigError(
               `--resume: ${ck.dir} was written with different settings${changed.length ? `: ${changed.join(', ')} changed` : ''} (only ${[...RESUMABLE].join(', ')} may change); use the original recipe or another output_dir`,
             );
@@ -425,6 +498,7 @@ class Run {
       log,
     );
     run.callbacks = opts;
+    run.world = world;
     if (cfg.rollout_servers.length > 0)
       run.servers = new RolloutServers(cfg.rollout_servers, {
         retries: cfg.rollout_server_retries,
@@ -491,13 +565,14 @@ class Run {
       rewardTimeoutMs: cfg.reward_timeout_s * 1000,
       overlong: cfg.overlong_penalty,
       genBatch: cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps,
-      weightsDtype: cfg.generation_dtype,
+      weightsDtype: resolveGenerationDtype(cfg.generation_dtype, setup.model),
       kvCacheBytes: cfg.generation_kv_cache_gb * 1e9,
       servers: this.servers ?? undefined,
     };
+    const world = this.world;
     const sample = (n: number) => {
       this.generatedCompletions += n * cfg.num_generations;
-      return rollout(ctx, this.sampler.next(n), this.stats);
+      return world ? this.sampleShared(ctx, n, world) : rollout(ctx, this.sampler.next(n), this.stats);
     };
     setup.model.setRequiresGrad(false);
     const batch = await this.algo.collect(cfg, {
@@ -556,6 +631,32 @@ class Run {
       ? join(this.runDir, `checkpoint-${step}`)
       : this.save(null, step);
     return new RolloutServersError(`step ${step + 1}: ${e.message}; saved ${ck}, continue with --resume`);
+  }
+
+  /**
+   * Data-parallel sampling: every rank draws the same n prompts and n × G seeds (the single
+   * process's draws), rolls out its contiguous share, and gets every rank's groups back in order.
+   */
+  private async sampleShared(ctx: RolloutContext, n: number, world: Comm): Promise<Group[]> {
+    const rows = this.sampler.next(n);
+    const seeds = drawSeeds(ctx.rng, rows.length, ctx.G);
+    const lo = Math.floor((rows.length * world.rank) / world.size);
+    const hi = Math.floor((rows.length * (world.rank + 1)) / world.size);
+    const local = newStats();
+    const genBatch = Math.max(ctx.G, Math.ceil(ctx.genBatch / world.size));
+    const mine = await rollout({ ...ctx, genBatch }, rows.slice(lo, hi), local, seeds.slice(lo, hi));
+    const all = world.allgather({ groups: mine.map((g) => ({ ...g, row: null })), stats: local });
+    const st = this.stats;
+    st.generationSeconds += Math.max(...all.map((a) => a.stats.generationSeconds));
+    st.rewardSeconds += Math.max(...all.map((a) => a.stats.rewardSeconds));
+    for (const { stats: s } of all) {
+      st.generatedTokens += s.generatedTokens;
+      st.scoredCompletions += s.scoredCompletions;
+      st.errors.push(...s.errors);
+      for (const [k, v] of Object.entries(s.rewardFailures)) st.rewardFailures[k] = (st.rewardFailures[k] ?? 0) + v;
+      for (const [k, v] of Object.entries(s.nanScores)) st.nanScores[k] = (st.nanScores[k] ?? 0) + v;
+    }
+    return all.flatMap((a) => a.groups).map((g, i) => ({ ...g, row: rows[i]! }));
   }
 
   /**
@@ -735,12 +836,22 @@ class Run {
           tokens: update.reduce((s, k) => s + tokensOf(micro[k]!), 0),
           sequences: update.reduce((s, k) => s + micro[k]!.rows.length, 0),
         };
-        for (const k of update) {
+        // data-parallel: this rank's share of the micro-batches; what each adds to the step's sums is
+        // kept, gathered and added in micro-batch order below, as one process adds it
+        const world = this.world;
+        const shares: MicroShare[] = [];
+        const lo = world ? Math.floor((update.length * world.rank) / world.size) : 0;
+        const hi = world ? Math.floor((update.length * (world.rank + 1)) / world.size) : update.length;
+        for (const [j, k] of update.entries()) {
+          if (j < lo || j >= hi) continue;
           const mb = micro[k]!;
           const { packed } = mb;
           const { B, T } = packed;
           const first = !seen.has(k);
           seen.add(k);
+          const share: MicroShare | null = world
+            ? { k, loss: 0, sums: {}, entropy: null, lp: null, trainTokens: 0 }
+            : null;
           if (usesRef && !mb.refLp) mb.refLp = refLogps(packed);
           const res = tidy(() => {
             const { logps, index, entropy } = model.tokenLogps(packed, {
@@ -751,7 +862,10 @@ class Run {
             });
             const lp = denseFinite(logps.toFloat32(), index, B * (T - 1), step + 1, k + 1);
             if (first && !mb.oldLp && algo.needsOldLogps(cfg)) mb.oldLp = lp.slice();
-            if (first && !companion) samplingDiff.add(lp, packed, batch.groups, G, mb.rows);
+            if (first && !companion) {
+              if (share) share.lp = lp.slice();
+              else samplingDiff.add(lp, packed, batch.groups, G, mb.rows);
+            }
             const out = algo.loss(cfg, batch, {
               lp,
               oldLp: algo.needsOldLogps(cfg) ? mb.oldLp : undefined,
@@ -768,13 +882,19 @@ class Run {
               for (let i = 0; i < index.length; i++) seed[i] = out.dlp[index[i]!]!;
               backward(logps, Tensor.fromArray(seed, [index.length]));
             }
-            if (entropy)
+            if (entropy && share) share.entropy = Float32Array.from(entropy);
+            else if (entropy)
               for (const e of entropy) {
                 entropySum += e;
                 entropyCount++;
               }
             return out;
           });
+          if (share) {
+            Object.assign(share, { loss: res.loss, sums: res.sums, trainTokens: B * T });
+            shares.push(share);
+            continue;
+          }
           lossSum += res.loss;
           addSums(res.sums);
           trainTokens += B * T;
@@ -789,6 +909,20 @@ class Run {
             lossSum += c.loss;
             addSums(c.sums);
           }
+        }
+        if (world) {
+          for (const c of world.allgather(shares).flat()) {
+            // the single process's additions, in its order
+            if (c.lp) samplingDiff.add(c.lp, micro[c.k]!.packed, batch.groups, G, micro[c.k]!.rows);
+            for (const e of c.entropy ?? []) {
+              entropySum += e;
+              entropyCount++;
+            }
+            lossSum += c.loss;
+            addSums(c.sums);
+            trainTokens += c.trainTokens;
+          }
+          allreduceGrads(world, model.parameters());
         }
         lr = lrAt(this.optimizerStep_);
         const o = optimizerStep(this.optimizer, model.parameters(), { lr, maxGradNorm: cfg.max_grad_norm });
@@ -911,6 +1045,7 @@ class Run {
 
   /** report.html from what the run folder holds now (refreshed at every save and at the end). */
   writeReport(): void {
+    if (this.world && this.world.rank > 0) return; // rank 0 reports
     writeReport(this.runDir, {
       config: this.cfg as unknown as Record<string, unknown>,
       title: `gpg-rl run: ${this.cfg.run_name ?? this.cfg.output_dir}`,
@@ -919,6 +1054,8 @@ class Run {
 
   /** A checkpoint at `step`; with `dir`, also the model folder there (staged, then swapped in). */
   save(dir: string | null, step: number): string {
+    // data-parallel: rank 0 writes checkpoints and the model (every rank holds the same state)
+    if (this.world && this.world.rank > 0) return dir ?? join(this.runDir, `checkpoint-${step}`);
     const { setup } = this;
     const { model } = setup;
     const tokenizerDir =
@@ -1113,6 +1250,45 @@ function microBatches(groups: Group[], G: number, cfg: TrainConfig, padId: numbe
  * (lp: the first iteration's training-precision log-probs, dense [B·(T−1)]; `rows`: the micro-batch's
  * sequences, by index in the step).
  */
+/** What one micro-batch adds to the step's sums on a data-parallel rank (gathered in micro-batch order). */
+interface MicroShare {
+  k: number;
+  loss: number;
+  sums: Record<string, number>;
+  entropy: Float32Array | null;
+  /** First-pass log-probs (the sampling log-prob difference), null after the first pass. */
+  lp: Float64Array | null;
+  trainTokens: number;
+}
+
+/**
+ * Sums the parameters' gradients over the ranks, in place (one all-reduce of every gradient
+ * flattened); a parameter no rank has a gradient for keeps none, as in one process.
+ */
+function allreduceGrads(world: Comm, params: Tensor[]): void {
+  let n = params.length;
+  for (const p of params) n += p.size;
+  const flat = new Float32Array(n);
+  let off = params.length;
+  params.forEach((p, i) => {
+    if (p.grad) {
+      flat[i] = 1;
+      flat.set(p.grad.toFloat32(), off);
+    }
+    off += p.size;
+  });
+  world.allreduceSum(flat);
+  off = params.length;
+  params.forEach((p, i) => {
+    if (flat[i]! > 0) {
+      const g = flat.subarray(off, off + p.size);
+      if (p.grad) p.grad.write(g);
+      else p.grad = Tensor.fromArray(g, p.shape).keep();
+    }
+    off += p.size;
+  });
+}
+
 class LogpDifference {
   private sum = 0;
   private n = 0;

@@ -12,11 +12,12 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { loadBackend, setDefaultBackend, type Backend } from '../../src/backend/index.ts';
 import type { WebGpuBackend } from '../../src/backend/webgpu/index.ts';
-import { UnsupportedOpError } from '../../src/errors.ts';
+import { WebGpuOpError } from '../../src/backend/webgpu/device.ts';
 import { CausalLM, expandRows } from '../../src/model/decoder.ts';
 import { readSafetensorsFile, toFloat32, toInt32 } from '../../src/model/safetensors.ts';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { backward, noGrad } from '../../src/tensor/tape.ts';
+import { runWebGpuBench } from '../../src/perf/webgpu.ts';
 
 const FIXTURES = new URL('../../../shared/fixtures/hf-reference/', import.meta.url).pathname;
 const KINDS = ['qwen2-tiny', 'llama-tiny', 'qwen3-tiny'] as const;
@@ -124,16 +125,32 @@ describe('webgpu backend', { skip: gpu ? false : why }, () => {
     on(be, () => model.dispose());
   });
 
-  test('an op without a WebGPU kernel throws UnsupportedOpError naming it', () => {
+  test('a kernel that fails on the device is one WebGpuOpError at the next read, naming it; the device goes on', () => {
+    be.device.dispatch('not-wgsl', () => 'this is not WGSL', 'brokenKernel', [], new Uint32Array(4), [1, 1, 1]);
     assert.throws(
-      () => (be as Backend).sampleTokens(null!, null!, null!, null!, 1, 1, 1, 0, 1, true),
+      () => be.sync(),
       (e: unknown) =>
-        e instanceof UnsupportedOpError &&
-        e.op === 'sampleTokens' &&
-        /^sampleTokens: no webgpu kernel yet/.test(e.message),
+        e instanceof WebGpuOpError && /^webgpu: .*\(kernels since the last sync: brokenKernel\)$/.test(e.message),
     );
-    assert.equal(be.supports('sampleTokens'), false);
-    assert.equal(be.supports('attentionBackward'), true);
+    const x = be.allocate('float32', 4);
+    be.upload(x, Float32Array.from([1, 2, 3, 4]));
+    be.scale(x, 0.5, 4);
+    assert.deepEqual([...(be.download(x) as Float32Array)], [0.5, 1, 1.5, 2]);
+    be.free(x);
+  });
+
+  test('every op of the seam has a kernel; a buffer over the binding limit is one clear error', () => {
+    for (const op of ['gemm', 'attentionBackward', 'sampleTokens', 'pagedAttentionForward', 'adamwStep'] as const)
+      assert.equal(be.supports(op), true, op);
+    const limit = be.adapter.limits.maxStorageBufferBindingSize!;
+    assert.throws(
+      () => be.allocate('float32', limit / 4 + 1),
+      (e: unknown) =>
+        e instanceof WebGpuOpError &&
+        /^webgpu: allocate float32\[\d+\] \(.* MiB\) exceeds this adapter's maxStorageBufferBindingSize/.test(
+          e.message,
+        ),
+    );
   });
 
   for (const kind of KINDS)
@@ -253,3 +270,21 @@ test('without an adapter, loading the webgpu backend is one line naming what to 
     /^WebGpuUnavailableError: webgpu backend: (no WebGPU adapter \(.*\); on Debian 12: apt-get install -t bookworm-backports mesa-vulkan-drivers|the `webgpu` npm package)/,
   );
 });
+
+test(
+  'bench --device webgpu: the adapter and GEMM GFLOP/s, each product timed to completion',
+  { skip: gpu ? false : why },
+  () => {
+    const res = on(gpu!, () =>
+      runWebGpuBench(() => {}, [
+        { M: 64, K: 48, N: 80, transB: true, reps: 2 },
+        { M: 8, K: 64, N: 128, transB: false, reps: 2 },
+      ]),
+    );
+    assert.equal(res.backend, 'webgpu');
+    assert.equal(res.adapter.vendor, gpu!.adapter.vendor);
+    assert.deepEqual(Object.keys(res.gemm_gflops), ['64x48x80nt', '8x64x128nn']);
+    for (const v of Object.values(res.gemm_gflops)) assert.ok(v >= 0 && Number.isFinite(v));
+    assert.match(res.notes.not_measured!, /cpu backend only/);
+  },
+);

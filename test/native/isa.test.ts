@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { chooseNativeBuild, nativeBuild } from '../../src/backend/cpu/addon.ts';
+import { resolve } from 'node:path';
+import { chooseNativeBuild, nativeBuild, nativeDirs } from '../../src/backend/cpu/addon.ts';
 import { GpgRlError } from '../../src/errors.ts';
 
 const levels = JSON.parse(readFileSync(new URL('../../native/isa.json', import.meta.url), 'utf8')).x64;
@@ -33,7 +34,24 @@ test('the best level the CPU flags allow; forced by name; unknown flags take the
   );
 });
 
-test('this process loaded a build from build/isa and says why', () => {
-  assert.match(nativeBuild.file, /build[/\\]isa[/\\]gpg_native-.+\.node$/);
+test('this process loaded a build from build/isa (or a prebuild, or GPG_RL_NATIVE_DIR) and says why', () => {
+  const dir = process.env.GPG_RL_NATIVE_DIR;
+  if (dir) assert.ok(nativeBuild.file.startsWith(resolve(dir)), nativeBuild.file);
+  else assert.match(nativeBuild.file, /(build[/\\]isa|prebuilds[/\\][a-z0-9]+-[a-z0-9]+)[/\\]gpg_native-.+\.node$/);
   assert.ok(nativeBuild.reason.length > 0);
+});
+
+test('builds are looked for in build/isa, then prebuilds/<platform>-<arch>; GPG_RL_NATIVE_DIR alone when set', () => {
+  const prev = process.env.GPG_RL_NATIVE_DIR;
+  try {
+    delete process.env.GPG_RL_NATIVE_DIR;
+    const [src, pre] = nativeDirs();
+    assert.match(src!, /build[/\\]isa$/);
+    assert.ok(pre!.endsWith(`prebuilds/${process.platform}-${process.arch}`), pre);
+    process.env.GPG_RL_NATIVE_DIR = 'some/dir';
+    assert.deepEqual(nativeDirs(), [resolve('some/dir')]);
+  } finally {
+    if (prev === undefined) delete process.env.GPG_RL_NATIVE_DIR;
+    else process.env.GPG_RL_NATIVE_DIR = prev;
+  }
 });

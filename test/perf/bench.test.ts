@@ -4,7 +4,14 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkBatches, cpuInfo, decodeTokensPerS, gemmAndPeak, trainShape } from '../../src/perf/bench.ts';
+import {
+  checkBatches,
+  cpuInfo,
+  decodeFlopsPerToken,
+  decodeTokensPerS,
+  gemmAndPeak,
+  trainShape,
+} from '../../src/perf/bench.ts';
 import { benchTokenizer, BenchError, digitPrompts, readShape, QWEN_TOKENIZER_SIZE } from '../../src/perf/fixtures.ts';
 import { llamaTokensPerS, parseBatchedBench, referenceEnv } from '../../src/perf/anchors.ts';
 import { measureStepInChild, procMemory } from '../../src/perf/step.ts';
@@ -223,4 +230,13 @@ test('gpg-rl bench: bad flags are one line before anything is measured', () => {
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.equal(r.stdout, '');
   }
+});
+
+test('decodeFlopsPerToken: 2 per projection weight (the Qwen2.5-0.5B shape: every parameter but biases and norms) plus attention over the context', () => {
+  const { cfg } = readShape(join(root, 'bench/qwen2.5-0.5b.json'));
+  const L = cfg.numLayers;
+  const biases = L * (cfg.numHeads + 2 * cfg.numKvHeads) * cfg.headDim;
+  const norms = (2 * L + 1) * cfg.hiddenSize;
+  assert.equal(decodeFlopsPerToken(cfg, 0), 2 * (494_032_768 - biases - norms));
+  assert.equal(decodeFlopsPerToken(cfg, 100) - decodeFlopsPerToken(cfg, 0), L * 4 * cfg.numHeads * cfg.headDim * 100);
 });

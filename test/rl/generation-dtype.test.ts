@@ -11,6 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeInitModel } from '../../src/model/init.ts';
 import { train } from '../../src/rl/trainer.ts';
+import { validateConfig } from '../../src/rl/recipe.ts';
+import { AUTO_BF16_MIN_PARAMS, resolveGenerationDtype } from '../../src/generate/generate.ts';
+import { defaultBackend } from '../../src/backend/index.ts';
+import type { CausalLM } from '../../src/model/decoder.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'gpg-gendtype-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -63,4 +67,19 @@ test('sampling_logp_difference: ≈ 0 with fp32 generation, small and non-zero w
   const max = 'sampling/sampling_logp_difference/max';
   assert.ok(f32[mean]! >= 0 && f32[max]! < 1e-4, `fp32: ${f32[mean]} / ${f32[max]}`);
   assert.ok(bf[mean]! > 0 && bf[max]! > f32[max]! && bf[max]! < 0.1, `bf16: ${bf[mean]} / ${bf[max]}`);
+});
+
+test('generation_dtype auto: bfloat16 from 100M parameters on a bf16-capable build, else float32; explicit values kept', () => {
+  const model = (n: number) => ({ numParameters: () => n }) as unknown as CausalLM;
+  const bf16Build = (defaultBackend().benchmarks?.build().name ?? '').includes('bf16');
+  assert.equal(resolveGenerationDtype('auto', model(416_640)), 'float32');
+  assert.equal(resolveGenerationDtype('auto', model(AUTO_BF16_MIN_PARAMS)), bf16Build ? 'bfloat16' : 'float32');
+  assert.equal(resolveGenerationDtype('float32', model(5e8)), 'float32');
+  assert.equal(resolveGenerationDtype('bfloat16', model(10)), 'bfloat16');
+  assert.equal(
+    validateConfig({ model_name_or_path: join(dir, 'model'), dataset: { path: 'builtin:arithmetic' } }, 't', {
+      checkModel: false,
+    }).generation_dtype,
+    'auto',
+  );
 });

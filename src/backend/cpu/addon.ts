@@ -1,13 +1,18 @@
 /**
  * @module backend/cpu/addon
- * Loads the C++ addon (build/isa/gpg_native-<level>.node, the best instruction-set level of
- * native/isa.json this CPU has). Only the CPU backend (backend/cpu/index.ts)
+ * Loads the C++ addon: gpg_native-<level>.node, the best instruction-set level of native/isa.json
+ * this CPU has, from the first of these folders that holds a build for this architecture:
+ *   $GPG_RL_NATIVE_DIR             when set, only this folder (scripts/check-arm64.mjs uses it)
+ *   build/isa/                     built from source (`npm ci`, `npm run build:native`)
+ *   prebuilds/<platform>-<arch>/   shipped in the npm package (node-gyp-build's folder names),
+ *                                  oneDNN and libgomp beside it (the addon's RUNPATH is $ORIGIN)
+ * Only the CPU backend (backend/cpu/index.ts)
  * imports this file; it checks shapes and dtypes first (in the tensor layer), so native errors
  * are a second line of defence (they still arrive as NativeOpError naming the op, never a crash).
  */
 import { createRequire } from 'node:module';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GpgRlError, NativeOpError } from '../../errors.ts';
 
@@ -98,26 +103,37 @@ export function chooseNativeBuild(
   return { name: fit.name, reason: 'best level this CPU has' };
 }
 
-function load(): { addon: NativeAddon; build: { name: string; reason: string; file: string } } {
-  const dir = join(root, 'build', 'isa');
-  const built = existsSync(dir)
+/** The folders a build may come from, in order (see the module comment). */
+export function nativeDirs(): string[] {
+  const env = process.env.GPG_RL_NATIVE_DIR?.trim();
+  if (env) return [resolve(env)];
+  return [join(root, 'build', 'isa'), join(root, 'prebuilds', `${process.platform}-${process.arch}`)];
+}
+
+function builtIn(dir: string): string[] {
+  return existsSync(dir)
     ? readdirSync(dir)
         .map((f) => /^gpg_native-(.+)\.node$/.exec(f)?.[1])
         .filter((x): x is string => !!x)
     : [];
-  if (!built.length) {
+}
+
+function load(): { addon: NativeAddon; build: { name: string; reason: string; file: string } } {
+  const table = JSON.parse(readFileSync(join(root, 'native', 'isa.json'), 'utf8')) as Record<string, IsaLevel[]>;
+  const levels = table[process.arch] ?? [];
+  // a folder counts when it holds a level of this architecture (build/isa of another machine doesn't)
+  const dirs = nativeDirs();
+  const found = dirs
+    .map((d) => ({ dir: d, built: builtIn(d) }))
+    .find(({ built }) => built.some((b) => b === 'native' || levels.some((l) => l.name === b)));
+  if (!found) {
     throw new GpgRlError(
-      'native addon not built (build/isa/gpg_native-*.node missing): run `npm ci` or `npm run build:native` (needs libdnnl-dev)',
+      `native addon not built for ${process.platform}-${process.arch} (no gpg_native-*.node in ${dirs.join(', ')}): run \`npm ci\` or \`npm run build:native\` (needs libdnnl-dev)`,
       'GPG_NATIVE_MISSING',
     );
   }
-  const table = JSON.parse(readFileSync(join(root, 'native', 'isa.json'), 'utf8')) as Record<string, IsaLevel[]>;
-  const pick = chooseNativeBuild(
-    built,
-    table[process.arch] ?? [],
-    cpuFlags(),
-    process.env.GPG_RL_NATIVE_ISA?.trim() || undefined,
-  );
+  const { dir, built } = found;
+  const pick = chooseNativeBuild(built, levels, cpuFlags(), process.env.GPG_RL_NATIVE_ISA?.trim() || undefined);
   const file = join(dir, `gpg_native-${pick.name}.node`);
   // libgomp reads its settings when the addon loads it. Its default busy-wait (300k spins at
   // every barrier) collapses throughput as soon as another process wants the cores (measured

@@ -2,9 +2,8 @@
  * @module backend/cpu
  * The CPU backend: buffers are native storages of the C++ addon (native/binding.cc), kernels are
  * its op table. CPU-only policies live here, invisible to the layers above:
- *  - decode-shaped Linear products (≤ SMALL_M rows times an [N, K] weight) run the
- *    weight-streaming kernel `gemv` instead of the packed GEMM, which would repack the whole
- *    weight for a few rows;
+ *  - fp32 products run one GEMM whatever their row count (the packed GEMM, or packed_gemm for
+ *    generation), both batch-invariant: a row's result does not depend on the other rows;
  *  - mixed precision casts fp32 GEMM operands to bf16 here, and keeps the bf16 copy of a weight
  *    until that buffer is next written (every write through this backend bumps its version);
  *    a weight being trained (`bTrained`) is cast per product instead and its kept copy dropped,
@@ -16,9 +15,6 @@
  */
 import { DTYPE_CODE, benchOp, native, nativeBuild, op, type NativeStorage } from './addon.ts';
 import type { AllocatorStats, Backend, BackendBenchmarks, DType, DeviceBuffer, GemmArgs } from '../types.ts';
-
-/** Row count up to which products with [N, K] weights use the weight-streaming kernel. */
-const SMALL_M = 32;
 
 class CpuBuffer implements DeviceBuffer {
   /** Bumped by every write through the backend (invalidates converted copies). */
@@ -260,23 +256,10 @@ export class CpuBackend implements Backend {
       );
       return;
     }
-    // Decode-shaped Linear (a few rows times [N, K] weights): the weight-streaming kernel.
-    if (
-      o.M <= SMALL_M &&
-      o.transB &&
-      !o.transA &&
-      batch === 1 &&
-      batchB === 1 &&
-      (o.alpha ?? 1) === 1 &&
-      !o.aOff &&
-      !o.bOff &&
-      !o.cOff &&
-      A.dtype === 'float32' &&
-      B.dtype === 'float32'
-    ) {
-      op('gemv')(s(C), s(A), s(B), s(o.bias), o.M, o.N, o.K, o.beta ?? 0);
-      return;
-    }
+    // Every other fp32 product goes through the packed GEMM whatever M: it and packed_gemm add each
+    // output over k in order, so a row's numbers do not depend on how many rows share the product
+    // (batch invariance, issue 16; the decode-shaped weight-streaming kernel gemv sums along K in
+    // lanes and would give other bits for products of ≤ 32 rows: it stays a benchmark kernel).
     op('gemm')(
       s(C),
       s(A),

@@ -6,6 +6,8 @@
  * SharedArrayBuffer the worker signals when the batch has run. Errors of a batch (validation,
  * out of memory) surface at the next read() or sync() as a WebGpuOpError naming the kernel.
  */
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { GpgRlError, WebGpuUnavailableError } from '../../errors.ts';
 
@@ -60,9 +62,14 @@ export class GpuDevice {
     try {
       webgpuUrl = import.meta.resolve('webgpu');
     } catch {
-      throw new WebGpuUnavailableError(
-        'webgpu backend: the `webgpu` npm package (Dawn) is not installed: npm install webgpu@0.6.2',
-      );
+      try {
+        // Node before 20.6 has no import.meta.resolve
+        webgpuUrl = pathToFileURL(createRequire(import.meta.url).resolve('webgpu')).href;
+      } catch {
+        throw new WebGpuUnavailableError(
+          'webgpu backend: the `webgpu` npm package (Dawn) is not installed: npm install webgpu@0.6.2',
+        );
+      }
     }
     const worker = new Worker(new URL('./executor.mjs', import.meta.url), { workerData: { webgpuUrl } });
     const reply = await new Promise<{ ok: boolean; message?: string; adapter?: AdapterInfo }>((resolve) => {

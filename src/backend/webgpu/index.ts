@@ -7,13 +7,17 @@
  *    so a training step reuses the same GPU buffers instead of creating and destroying them per op;
  *    queue order makes reuse safe (a later kernel cannot overtake an earlier one). Cached bytes are
  *    capped (GPG_RL_ALLOC_CACHE_MB, default 1024); releaseCache() destroys them.
- *  - Kernels present: see KERNELS below; any other op throws UnsupportedOpError naming it.
+ *  - Kernels: every op of the seam has one; KERNELS lists them (a kernel suite skips, saying which,
+ *    on a backend whose supports() lacks one of its ops).
+ *  - Limits: a buffer is one storage binding, so it holds at most the adapter's
+ *    maxStorageBufferBindingSize (128 MiB on lavapipe; 2 GiB on the NVIDIA adapter measured):
+ *    allocate() says so in one line rather than failing inside a kernel.
  *  - Adapter features: `shader-f16` and `subgroups` are enabled when present (AdapterInfo.features);
  *    no kernel depends on them yet (every kernel is fp32 WGSL, so any adapter runs them).
  */
 import type { AllocatorStats, Backend, DType, DeviceBuffer, GemmArgs, Kernels } from '../types.ts';
-import { NativeOpError, UnsupportedOpError } from '../../errors.ts';
-import { GpuDevice, type AdapterInfo } from './device.ts';
+import { NativeOpError } from '../../errors.ts';
+import { GpuDevice, WebGpuOpError, type AdapterInfo } from './device.ts';
 import { grid1d, rows as rowGrid, uniforms } from './wgsl.ts';
 import * as ew from './kernels/elementwise.ts';
 import { TILE, gemm, gemmKey, type GemmVariant } from './kernels/gemm.ts';
@@ -22,6 +26,7 @@ import * as lay from './kernels/layers.ts';
 import * as sm from './kernels/softmax.ts';
 import * as at from './kernels/attention.ts';
 import * as pg from './kernels/paged.ts';
+import * as smp from './kernels/sample.ts';
 
 export type { AdapterInfo } from './device.ts';
 
@@ -114,7 +119,7 @@ function toBf16Bits(x: Float32Array): Uint16Array {
   return out;
 }
 
-/** The ops with a WGSL kernel; the rest of Kernels throws UnsupportedOpError. */
+/** The ops with a WGSL kernel (every op of Kernels today; kernel suites check this list). */
 export const KERNELS: ReadonlySet<keyof Kernels> = new Set<keyof Kernels>([
   'fill',
   'copy',
@@ -147,6 +152,7 @@ export const KERNELS: ReadonlySet<keyof Kernels> = new Set<keyof Kernels>([
   'attentionBackward',
   'pagedKvWrite',
   'pagedAttentionForward',
+  'sampleTokens',
 ]);
 
 export class WebGpuBackend implements Backend {
@@ -175,7 +181,12 @@ export class WebGpuBackend implements Backend {
   // ---- memory
   allocate(dtype: DType, numel: number, zero = false): DeviceBuffer {
     const bytes = numel * ELEM_BYTES[dtype];
-    const cls = sizeClass(bytes);
+    const limit = this.device.adapter.limits.maxStorageBufferBindingSize ?? 2 ** 27;
+    if (bytes > limit)
+      throw new WebGpuOpError(
+        `allocate ${dtype}[${numel}] (${(bytes / 2 ** 20).toFixed(1)} MiB) exceeds this adapter's maxStorageBufferBindingSize (${(limit / 2 ** 20).toFixed(0)} MiB)`,
+      );
+    const cls = Math.min(sizeClass(bytes), Math.ceil(limit / 4) * 4);
     let id = this.pool.get(cls)?.pop();
     if (id !== undefined) {
       this.hits++;
@@ -589,7 +600,6 @@ export class WebGpuBackend implements Backend {
       );
   }
 
-  // ---- not yet on WebGPU (each throws UnsupportedOpError naming the op)
   /**
    * Σ x² in double, summed on the host over the downloaded values in native/cpu's fixed blocks
    * (deterministic; the CPU's vectorised order inside a block may differ in the last bits). A GPU partial sum in double-float reached only ≈ 1e-10 relative on lavapipe
@@ -1187,8 +1197,68 @@ export class WebGpuBackend implements Backend {
     );
   }
 
-  sampleTokens(): void {
-    throw new UnsupportedOpError('webgpu', 'sampleTokens');
+  // ---- sampling (kernels/sample.ts)
+  sampleTokens(
+    ids: DeviceBuffer,
+    lp: DeviceBuffer,
+    logits: DeviceBuffer,
+    uniformsBuf: DeviceBuffer,
+    B: number,
+    V: number,
+    temperature: number,
+    topK: number,
+    topP: number,
+    greedy: boolean,
+  ): void {
+    const op = 'sample_tokens';
+    positiveTemperature(op, temperature);
+    if (!(topP > 0 && topP <= 1)) throw new NativeOpError(`${op}: top_p must be in (0, 1], got ${topP}`, op);
+    if (!Number.isInteger(topK) || topK < 0)
+      throw new NativeOpError(`${op}: top_k must be an integer >= 0, got ${topK}`, op);
+    if (B > 65535) throw new NativeOpError(`${op}: at most 65535 rows per call on webgpu, got ${B}`, op);
+    need(op, 'out_ids', ids, B, 'int32');
+    need(op, 'out_lp', lp, B, 'float32');
+    need(op, 'logits', logits, B * V, 'float32');
+    need(op, 'uniforms', uniformsBuf, B, 'float32');
+    if (B === 0) return;
+    const truncK = topK > 0 && topK < V;
+    const mode = greedy ? 0 : truncK || topP < 1 ? 2 : 1;
+    // top_p as a 64-bit fraction floor(top_p · 2^64) (all ones: off)
+    const ps = topP * 2 ** 32;
+    const pHi = topP < 1 ? Math.floor(ps) : 0xffffffff;
+    const pLo = topP < 1 ? Math.floor((ps - Math.floor(ps)) * 2 ** 32) : 0xffffffff;
+    const bad = this.allocate('int32', B);
+    try {
+      this.run(
+        'sample',
+        smp.sample,
+        'sampleTokens',
+        3,
+        [ids, lp, bad, logits, uniformsBuf],
+        uniforms(
+          'uufuuuuu',
+          V,
+          Math.ceil(V / 256),
+          invT(greedy ? 1 : temperature),
+          truncK ? topK : V,
+          pHi,
+          pLo,
+          mode,
+          // 65 passes per cut (kernels/sample.ts), the last cut's measuring pass dropped
+          65 * ((truncK ? 1 : 0) + (topP < 1 ? 1 : 0) + 1) - 1,
+        ),
+        [B, 1, 1],
+      );
+      // the caller reads the ids next anyway; the flags make a row without a finite maximum an error here
+      const flags = this.download(bad) as Int32Array;
+      if (flags.some((f) => f !== 0))
+        throw new NativeOpError(
+          `${op}: logits contain no finite maximum (NaN or -inf everywhere) in at least one row`,
+          op,
+        );
+    } finally {
+      this.free(bad);
+    }
   }
 }
 

@@ -7,7 +7,7 @@
  */
 import type { Command } from '../main.ts';
 import { intFlag, parseFlags, usageText, type FlagSpec } from '../options.ts';
-import { setNumThreads } from '../../backend/index.ts';
+import { defaultBackend, setNumThreads } from '../../backend/index.ts';
 import { UsageError } from '../../errors.ts';
 
 const flags: Record<string, FlagSpec> = {
@@ -51,8 +51,17 @@ export const command: Command = {
     if (threads > 0) setNumThreads(threads);
     const batches = typeof p.flags.batches === 'string' ? parseBatches(p.flags.batches) : undefined;
     const root = typeof p.flags['anchors-root'] === 'string' ? p.flags['anchors-root'] : undefined;
-    const { runBench } = await import('../../perf/bench.ts');
     const quiet = !!p.flags.json;
+    if (defaultBackend().name === 'webgpu') {
+      // --device webgpu: the adapter and its GEMM throughput (perf/webgpu.ts)
+      const { runWebGpuBench } = await import('../../perf/webgpu.ts');
+      const res = runWebGpuBench((s) => {
+        if (!quiet) process.stderr.write(`bench: ${s}\n`);
+      });
+      process.stdout.write(JSON.stringify(res) + '\n');
+      return 0;
+    }
+    const { runBench } = await import('../../perf/bench.ts');
     const res = await runBench(
       (s) => {
         if (!quiet) process.stderr.write(`bench: ${s}\n`);

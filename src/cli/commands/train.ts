@@ -59,6 +59,11 @@ export const command: Command = {
       throw e;
     }
     const { train } = await import('../../rl/trainer.ts');
+    const { openWorld } = await import('../../parallel/mpi.ts');
+    // mpirun / srun: every rank runs this command (rank 0 reports); Ctrl-C ends the ranks at once
+    // (a clean stop would need every rank to stop at the same step), --resume continues from the
+    // newest save_steps checkpoint
+    const world = dry ? null : openWorld();
     // Ctrl-C / SIGTERM: finish the step, save checkpoint-<step> and the report, exit 130 (main.ts);
     // a second one exits at once.
     const stop = new AbortController();
@@ -72,8 +77,10 @@ export const command: Command = {
       );
       stop.abort();
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    if (!world) {
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+    }
     let res;
     try {
       res = await train(cfg, {
@@ -81,12 +88,14 @@ export const command: Command = {
         resume: !!p.flags.resume,
         dryRun: dry,
         signal: stop.signal,
+        world,
       });
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }
-    if (!dry)
+    world?.finalize();
+    if (!dry && (!world || world.rank === 0))
       process.stdout.write(
         JSON.stringify({
           run_dir: res.runDir,
