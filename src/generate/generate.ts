@@ -31,7 +31,7 @@ import { setGenerationWeights, type GenerationDtype } from '../tensor/ops/matmul
 import type { CausalLM, PagedKV } from '../model/decoder.ts';
 import { Rng } from '../data/rng.ts';
 import { GpgRlError } from '../errors.ts';
-import { defaultBackend } from '../backend/index.ts';
+import type { Backend } from '../backend/index.ts';
 
 export type { GenerationDtype };
 
@@ -173,11 +173,14 @@ export const AUTO_BF16_MIN_PARAMS = 100e6;
  * `auto` → bfloat16 for a model of AUTO_BF16_MIN_PARAMS or more on a backend build with bf16 dot
  * products (the CPU's x86-64-v4-bf16 addon), else float32; an explicit dtype is kept.
  */
-export function resolveGenerationDtype(d: GenerationDtype | 'auto', model: CausalLM): GenerationDtype {
+export function resolveGenerationDtype(
+  d: GenerationDtype | 'auto',
+  params: number,
+  backend: Pick<Backend, 'name' | 'benchmarks'>,
+): GenerationDtype {
   if (d !== 'auto') return d;
-  const be = defaultBackend();
-  const bf16Hardware = be.name === 'cpu' && (be.benchmarks?.build().name ?? '').includes('bf16');
-  return bf16Hardware && model.numParameters() >= AUTO_BF16_MIN_PARAMS ? 'bfloat16' : 'float32';
+  const bf16Hardware = backend.name === 'cpu' && (backend.benchmarks?.build().name ?? '').includes('bf16');
+  return bf16Hardware && params >= AUTO_BF16_MIN_PARAMS ? 'bfloat16' : 'float32';
 }
 
 /** Generates completions for `prompts` (token ids, unpadded); identical prompts share their prefill. */

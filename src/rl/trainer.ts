@@ -82,6 +82,11 @@ import { openWorld, type Comm } from '../parallel/mpi.ts';
 
 export type { CompletionRecord, StepInfo, TrainCallbacks } from './callbacks.ts';
 
+/** The weights generation reads for this run (`generation_dtype`, `auto` resolved for the model). */
+function generationDtype(cfg: TrainConfig, model: CausalLM) {
+  return resolveGenerationDtype(cfg.generation_dtype, model.numParameters(), model.lmHeadWeight().backend);
+}
+
 export interface TrainOptions extends TrainCallbacks {
   /** Reward functions given in code (replace `reward_funcs`); weights from `reward_weights` in the same order. */
   rewardFns?: Record<string, RewardFn> | NamedReward[];
@@ -232,8 +237,15 @@ async function trainOne(
     const longest = setup.rows.reduce((m, r) => Math.max(m, r.ids.length), 0);
     const warn = positionWarning(setup.model.cfg.maxPositionEmbeddings, longest, cfg.max_completion_length);
     if (warn) log(`warning: ${warn}`);
-    if (cfg.generation_dtype === 'auto' && !cfg.rollout_servers.length)
-      log(`generation_dtype auto: ${resolveGenerationDtype('auto', setup.model)} weights for generation`);
+    // auto's choice is named when it is not the plain fp32 (tiny models never print it)
+    if (
+      cfg.generation_dtype === 'auto' &&
+      !cfg.rollout_servers.length &&
+      generationDtype(cfg, setup.model) !== 'float32'
+    )
+      log(
+        `generation_dtype auto: bfloat16 weights for generation (${(setup.model.numParameters() / 1e6).toFixed(0)}M parameters)`,
+      );
     run = await Run.open(cfg, algo, setup, runDir, !folder.fresh, opts, log, world, outDir);
   } catch (e) {
     await closeSetup(setup);
@@ -565,7 +577,7 @@ class Run {
       rewardTimeoutMs: cfg.reward_timeout_s * 1000,
       overlong: cfg.overlong_penalty,
       genBatch: cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps,
-      weightsDtype: resolveGenerationDtype(cfg.generation_dtype, setup.model),
+      weightsDtype: generationDtype(cfg, setup.model),
       kvCacheBytes: cfg.generation_kv_cache_gb * 1e9,
       servers: this.servers ?? undefined,
     };

@@ -14,7 +14,6 @@ import { train } from '../../src/rl/trainer.ts';
 import { validateConfig } from '../../src/rl/recipe.ts';
 import { AUTO_BF16_MIN_PARAMS, resolveGenerationDtype } from '../../src/generate/generate.ts';
 import { defaultBackend } from '../../src/backend/index.ts';
-import type { CausalLM } from '../../src/model/decoder.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'gpg-gendtype-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -70,12 +69,13 @@ test('sampling_logp_difference: ≈ 0 with fp32 generation, small and non-zero w
 });
 
 test('generation_dtype auto: bfloat16 from 100M parameters on a bf16-capable build, else float32; explicit values kept', () => {
-  const model = (n: number) => ({ numParameters: () => n }) as unknown as CausalLM;
-  const bf16Build = (defaultBackend().benchmarks?.build().name ?? '').includes('bf16');
-  assert.equal(resolveGenerationDtype('auto', model(416_640)), 'float32');
-  assert.equal(resolveGenerationDtype('auto', model(AUTO_BF16_MIN_PARAMS)), bf16Build ? 'bfloat16' : 'float32');
-  assert.equal(resolveGenerationDtype('float32', model(5e8)), 'float32');
-  assert.equal(resolveGenerationDtype('bfloat16', model(10)), 'bfloat16');
+  const be = defaultBackend();
+  const model = (n: number) => n;
+  const bf16Build = (be.benchmarks?.build().name ?? '').includes('bf16');
+  assert.equal(resolveGenerationDtype('auto', model(416_640), be), 'float32');
+  assert.equal(resolveGenerationDtype('auto', model(AUTO_BF16_MIN_PARAMS), be), bf16Build ? 'bfloat16' : 'float32');
+  assert.equal(resolveGenerationDtype('float32', model(5e8), be), 'float32');
+  assert.equal(resolveGenerationDtype('bfloat16', model(10), be), 'bfloat16');
   assert.equal(
     validateConfig({ model_name_or_path: join(dir, 'model'), dataset: { path: 'builtin:arithmetic' } }, 't', {
       checkModel: false,

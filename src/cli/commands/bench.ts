@@ -52,7 +52,14 @@ export const command: Command = {
     const batches = typeof p.flags.batches === 'string' ? parseBatches(p.flags.batches) : undefined;
     const root = typeof p.flags['anchors-root'] === 'string' ? p.flags['anchors-root'] : undefined;
     const quiet = !!p.flags.json;
-    if (defaultBackend().name === 'webgpu') {
+    // --device webgpu has set the backend; otherwise none is loaded yet (perf/bench.ts loads the CPU one)
+    let webgpu = false;
+    try {
+      webgpu = defaultBackend().name === 'webgpu';
+    } catch {
+      webgpu = false;
+    }
+    if (webgpu) {
       // --device webgpu: the adapter and its GEMM throughput (perf/webgpu.ts)
       const { runWebGpuBench } = await import('../../perf/webgpu.ts');
       const res = runWebGpuBench((s) => {
