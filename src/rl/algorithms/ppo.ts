@@ -276,6 +276,15 @@ function split(x: Float64Array, like: ReadonlyArray<{ mask: Float64Array }>): Fl
   return like.map((l) => x.slice(o, (o += l.mask.length)));
 }
 
+/** value_model_path, when set, must be a model folder (the critic's config errors, PPO's and TRPO's). */
+export function checkValueModelPath(c: AlgoConfig, add: (path: string, message: string) => void): void {
+  if (c.value_model_path !== null && !existsSync(join(c.value_model_path, 'config.json')))
+    add(
+      'value_model_path',
+      `no config.json in ${c.value_model_path} (a Hugging Face …ForTokenClassification, …ForSequenceClassification or …ForCausalLM folder); null = initialise the critic from the policy`,
+    );
+}
+
 /** The critic of a run: from value_model_path, or the policy with a new value head. */
 export function makeCritic(c: AlgoConfig, ctx: CompanionContext, family: string): GaeCritic {
   const settings = {
@@ -363,11 +372,7 @@ export const ppoAlgorithm: Algorithm = {
         'num_mini_batches',
         `must divide gradient_accumulation_steps (got ${c.num_mini_batches} mini-batches of ${GA} micro-batches); a mini-batch is a whole number of micro-batches, e.g. gradient_accumulation_steps ${GA * c.num_mini_batches}`,
       );
-    if (c.value_model_path !== null && !existsSync(join(c.value_model_path, 'config.json')))
-      add(
-        'value_model_path',
-        `no config.json in ${c.value_model_path} (a Hugging Face …ForTokenClassification, …ForSequenceClassification or …ForCausalLM folder); null = initialise the critic from the policy`,
-      );
+    checkValueModelPath(c, add);
   },
 
   usesReference: (c) => c.kl_coef > 0,

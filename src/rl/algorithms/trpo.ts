@@ -26,9 +26,7 @@ import { collectDynamic } from '../alpha.ts';
 import { conjugateGradient } from './cg.ts';
 import { dot, norm, type UpdateContext } from '../update.ts';
 import { Rng } from '../../data/rng.ts';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { CRITIC_FIELDS, firstTokenAdvantages, makeCritic, tokenAdvantages } from './ppo.ts';
+import { CRITIC_FIELDS, checkValueModelPath, firstTokenAdvantages, makeCritic, tokenAdvantages } from './ppo.ts';
 import type { Algorithm, AlgoConfig, LossResult, MicroBatchLoss, StepBatch, UpdateOutcome } from './types.ts';
 
 export const TRPO_LOSS_TYPES = ['trpo'] as const;
@@ -79,6 +77,13 @@ export function surrogateLoss(m: MicroBatchLoss, tokenAdv?: Float64Array): LossR
     }
   }
   return { loss, dlp, sums: {} };
+}
+
+/** The step's surrogate: per-completion advantages (group baseline) or the critic's per-token GAE (value). */
+function surrogateFor(c: AlgoConfig, batch: StepBatch): (m: MicroBatchLoss) => LossResult {
+  return c.trpo_baseline === 'value'
+    ? (m) => surrogateLoss(m, tokenAdvantages(batch, m.micro))
+    : (m) => surrogateLoss(m);
 }
 
 /** cg_subsample of the step's completions (at least one), a seeded function of (seed, step). */
@@ -176,11 +181,7 @@ export const trpoAlgorithm: Algorithm = {
           'use_peft',
           `is not supported with trpo_baseline: value yet: the critic would be a full trainable copy of the base model beside the adapters; use trpo_baseline: group`,
         );
-      if (c.value_model_path !== null && !existsSync(join(c.value_model_path, 'config.json')))
-        add(
-          'value_model_path',
-          `no config.json in ${c.value_model_path} (a Hugging Face …ForTokenClassification, …ForSequenceClassification or …ForCausalLM folder); null = initialise the critic from the policy`,
-        );
+      checkValueModelPath(c, add);
       if (c.scale_rewards && explicit.has('scale_rewards'))
         add(
           'scale_rewards',
@@ -228,12 +229,9 @@ export const trpoAlgorithm: Algorithm = {
     return advantages(stepRewards(batch.groups, G), G, { scaleRewards: c.scale_rewards });
   },
 
-  loss: (c, batch, m) => surrogateLoss(m, c.trpo_baseline === 'value' ? tokenAdvantages(batch, m.micro) : undefined),
+  loss: (c, batch, m) => surrogateFor(c, batch)(m),
 
-  update: (c, batch: StepBatch, ctx) =>
-    trpoStep(c, ctx, (m) =>
-      surrogateLoss(m, c.trpo_baseline === 'value' ? tokenAdvantages(batch, m.micro) : undefined),
-    ),
+  update: (c, batch: StepBatch, ctx) => trpoStep(c, ctx, surrogateFor(c, batch)),
 
   metrics(c, batch, sums, t) {
     const v = (k: string) => (batch.skip ? 0 : (sums[k] ?? 0));
