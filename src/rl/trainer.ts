@@ -751,6 +751,11 @@ class Run {
     const micro = microBatches(batch.groups, G, cfg, this.setup.padTokenId);
     const tokensOf = (mb: MicroBatch) => mb.packed.m.reduce((a, x) => a + x, 0);
     const tokens = micro.reduce((s, m) => s + tokensOf(m), 0);
+    /** An update's loss normalisers: completion tokens and completions of its micro-batches. */
+    const denominatorsOf = (update: readonly number[]) => ({
+      tokens: update.reduce((s, k) => s + tokensOf(micro[k]!), 0),
+      sequences: update.reduce((s, k) => s + micro[k]!.rows.length, 0),
+    });
     const updates =
       algo.updates?.(cfg, micro.length, step) ??
       Array.from({ length: algo.iterations(cfg) }, () => micro.map((_, k) => k));
@@ -827,10 +832,7 @@ class Run {
         // the companion's fit on the step's experience (TRPO's critic: regression on the returns)
         lr = lrAt(this.optimizerStep_);
         for (const update of updates) {
-          const den = {
-            tokens: update.reduce((s, k) => s + tokensOf(micro[k]!), 0),
-            sequences: update.reduce((s, k) => s + micro[k]!.rows.length, 0),
-          };
+          const den = denominatorsOf(update);
           for (const k of update) {
             const mb = micro[k]!;
             addSums(
@@ -844,10 +846,7 @@ class Run {
     } else {
       for (const update of updates) {
         model.lora?.reseed(this.optimizerStep_); // dropout masks: a function of the optimizer step
-        const den = {
-          tokens: update.reduce((s, k) => s + tokensOf(micro[k]!), 0),
-          sequences: update.reduce((s, k) => s + micro[k]!.rows.length, 0),
-        };
+        const den = denominatorsOf(update);
         // data-parallel: this rank's share of the micro-batches; what each adds to the step's sums is
         // kept, gathered and added in micro-batch order below, as one process adds it
         const world = this.world;
