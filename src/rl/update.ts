@@ -85,8 +85,8 @@ export interface PolicyUpdateOptions {
 }
 
 interface OldState {
-  /** π_old's selected hidden states per micro-batch [N_k, C] (kept). */
-  h: Tensor[];
+  /** π_old's selected hidden states per micro-batch [N_k, C], on the host (the KL reads them in row chunks). */
+  h: Float32Array[];
   /** π_old's log-probs per micro-batch, dense [B·(T−1)]. */
   lp: Float64Array[];
 }
@@ -133,7 +133,6 @@ export class PolicyUpdate implements UpdateContext {
     if (this.disposed) return;
     this.disposed = true;
     this.lmHeadOld?.dispose();
-    for (const h of this.old?.h ?? []) h.dispose();
     this.old = null;
   }
 
@@ -170,7 +169,7 @@ export class PolicyUpdate implements UpdateContext {
         if (first) {
           // π_old at θ_old: its log-probs (ratios) and selected hidden states (evaluate()'s KL)
           old.lp.push(lp.slice());
-          old.h.push(noGrad(() => h.clone()).keep());
+          old.h.push(h.toFloat32());
           this.o.onFirstPass?.(k, lp, entropy ? entropy.toFloat32() : null, mb);
         }
         const out = this.microLoss(loss, k, mb, lp);
@@ -201,7 +200,7 @@ export class PolicyUpdate implements UpdateContext {
           const { h, targets, index } = model.selectedHidden(mb.packed, { select: mb.packed.m });
           if (index.length === 0) return;
           const hNew = h.toFloat32();
-          const hOld = old.h[k]!.toFloat32();
+          const hOld = old.h[k]!;
           // the KL over the vocabulary, [rows, V] logits at a time (never [N, V] at a real vocabulary)
           this.rowChunks(index.length, (r0, r1) =>
             tidy(() => {
