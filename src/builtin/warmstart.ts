@@ -135,6 +135,8 @@ export async function warmStart(
       return reached;
     },
   });
+  const save = (d: string) =>
+    saveModelFolder(d, model.cfg, model.streamed(), { generation: init.generation, extraFiles: tokenizerFiles(tok) });
   if (!reached && res.steps < o.warm.maxSteps) {
     // cut short by the time limit: usable for this run, but a cache must not depend on the clock
     o.log(
@@ -143,12 +145,12 @@ export async function warmStart(
     );
     const tmp = mkdtempSync(join(tmpdir(), 'gpg-rl-warmstart-'));
     process.once('exit', () => rmSync(tmp, { recursive: true, force: true }));
-    saveModelFolder(tmp, model.cfg, model.toHost(), { generation: init.generation, extraFiles: tokenizerFiles(tok) });
+    save(tmp);
     return { dir: tmp, model, tokenizer, accuracy: acc, cached: false };
   }
   mkdirSync(join(o.cacheDir, 'demo'), { recursive: true });
   replaceDirAtomic(dir, (tmp) => {
-    saveModelFolder(tmp, model.cfg, model.toHost(), { generation: init.generation, extraFiles: tokenizerFiles(tok) });
+    save(tmp);
     writeFileAtomic(
       join(tmp, 'warmstart.json'),
       JSON.stringify(

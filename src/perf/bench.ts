@@ -312,9 +312,10 @@ export async function runBench(log: (s: string) => void = () => {}, opts: BenchO
       return null;
     }
   };
+  const cpu = cpuInfo();
   const out: BenchResult = {
     threads: getNumThreads(),
-    cpu: cpuInfo(),
+    cpu,
     native_build: benchmarks().build(),
     load_average_start: loadavg().map((x) => round(x, 2)),
   };
@@ -410,7 +411,7 @@ export async function runBench(log: (s: string) => void = () => {}, opts: BenchO
   out.decode_flops_per_token = Math.round(flops);
   const bound = (b: number, bytesPerParam: number, gflops: number) =>
     Math.min((b * bw * 1e9) / (params * bytesPerParam), (gflops * 1e9) / flops);
-  const bf16Peak = out.cpu && (out.cpu as { avx512_bf16: boolean }).avx512_bf16 ? 2 * peak : peak;
+  const bf16Peak = cpu.avx512_bf16 ? 2 * peak : peak;
   out.decode_bound_tokens_per_s = byBatch(batches, (b) => round(bound(b, 4, peak)));
   out.decode_fraction_of_bound = byBatch(batches, (b) => round(dec[String(b)]! / bound(b, 4, peak), 3));
   out.decode_bf16_bound_tokens_per_s = byBatch(batches, (b) => round(bound(b, 2, bf16Peak)));
