@@ -9,6 +9,9 @@
  * same name; the protocol, the values used and the overridden fields go into the summary. With
  * `completions` it grades given completions instead (no model); every problem of the selected
  * benchmarks must then have one (coverage 100%), unless `allowPartial`.
+ * With `remote` the completions are generated on OpenAI-compatible completions servers
+ * (generate/remote.ts) instead: prompts tokenized here as for the local engine, token ids back,
+ * decoded and graded here, so the records and summary are the same.
  * `gpg-rl eval` wraps it; the trainer calls it every `eval_steps` with a `limit` per benchmark.
  *
  *   const r = await evaluate(model, tokenizer, { protocol: 'lighteval', benchmarks: ['math500'], limit: 50, maxNewTokens: 512 });
@@ -19,6 +22,7 @@ import { writeFilesAtomic } from '../io/atomic.ts';
 import { join } from 'node:path';
 import type { CausalLM } from '../model/decoder.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
+import type { RolloutServers } from '../generate/remote.ts';
 import { generate } from '../generate/generate.ts';
 import { Rng } from '../data/rng.ts';
 import { buildMessages } from '../data/prompts.ts';
@@ -94,8 +98,16 @@ export interface EvalOptions {
   dataDir?: string;
   /** Grade these instead of generating (model and tokenizer may then be null). */
   completions?: CompletionLine[];
-  /** Most sequences decoded together by the rollout engine (default 64). */
+  /** Most sequences decoded together by the rollout engine (default 64); with `remote`, most sequences per server request. */
   batchSize?: number;
+  /**
+   * Generate on these servers instead of the local engine (model may then be null; `eosTokenIds`
+   * is then required). Prompts go out in rounds of at most `batchSize` sequences per live server
+   * (n = k per prompt, or 1 when greedy), each completion with the seed the local engine would give
+   * it (so `gpg-rl serve` samples what local generation samples); completions are cut after the
+   * first eos / stop token as the local engine cuts them.
+   */
+  remote?: { servers: RolloutServers; vocabSize: number };
   /** Eos ids (default: the model config's and the tokenizer's). */
   eosTokenIds?: number[];
   /** A verifier pool to reuse (the trainer's); otherwise one is created and closed. */
@@ -281,10 +293,16 @@ export async function evaluate(
     progress(
       `eval: protocol ${resolved.name}${resolved.overrides.length ? ` (overridden: ${resolved.overrides.join(', ')})` : ''}`,
     );
-    if (model === null || tokenizer === null)
+    if ((model === null && !opts.remote) || tokenizer === null)
       throw new GpgRlError(
         'evaluate: generating needs a model and its tokenizer (or pass completions to grade)',
         'GPG_EVAL',
+      );
+    if (model === null && opts.eosTokenIds === undefined)
+      throw new GpgRlError('evaluate: remote generation without a model needs eosTokenIds', 'GPG_EVAL');
+    if (opts.remote)
+      progress(
+        `eval: generating on ${opts.remote.servers.live.length} rollout server(s): ${opts.remote.servers.live.join(', ')}`,
       );
     k = settings.samples;
     records = [];
@@ -299,7 +317,7 @@ export async function evaluate(
         if (ticker.due(done, total))
           progress(`eval: ${id}: completions ${progressText(done, total, pace.at(done, total))}`);
       };
-      records.push(...generateFor(model, tokenizer, jobs, k, settings, opts, report));
+      records.push(...(await generateFor(model, tokenizer, jobs, k, settings, opts, report)));
     }
   }
 
@@ -426,19 +444,20 @@ function checkSettings(s: ProtocolSettings): void {
 }
 
 /** k samples per job; greedy decoding runs each prompt once and repeats the result k times. */
-function generateFor(
-  model: CausalLM,
+async function generateFor(
+  model: CausalLM | null,
   tokenizer: TextTokenizer,
   jobs: Job[],
   k: number,
   s: ProtocolSettings,
   opts: EvalOptions,
   report: (done: number, total: number) => void = () => {},
-): Omit<SampleRecord, 'extracted' | 'correct'>[] {
+): Promise<Omit<SampleRecord, 'extracted' | 'correct'>[]> {
   const temperature = s.temperature;
   const greedy = temperature === 0;
-  const special = specialTokens(model.cfg, tokenizer, null, opts.modelName ?? 'model');
-  const eos = [...(opts.eosTokenIds ?? special.eosTokenIds)];
+  const eos = [
+    ...(opts.eosTokenIds ?? specialTokens(model!.cfg, tokenizer, null, opts.modelName ?? 'model').eosTokenIds),
+  ];
   for (const t of s.stopTokens) {
     const id = tokenizer.tokenToId(t);
     if (id !== null && !eos.includes(id)) eos.push(id);
@@ -459,28 +478,34 @@ function generateFor(
   const order = Array.from({ length: jobs.length * reps }, (_, s) => s).sort(
     (a, b) => encoded[Math.floor(a / reps)]!.length - encoded[Math.floor(b / reps)]!.length || a - b,
   );
-  const res = generate(
-    model,
-    order.map((s) => encoded[Math.floor(s / reps)]!),
-    {
-      maxNewTokens: s.maxNewTokens,
-      greedy,
-      temperature: greedy ? 1 : temperature,
-      // Greedy decoding ignores the nucleus (Qwen2.5-Math's math_eval.py sets top_p = 1 at T = 0).
-      topP: greedy ? 1 : s.topP,
-      topK: s.topK,
-      eosTokenIds: eos,
-      rng: greedy ? undefined : new Rng(s.seed),
-      batchSize: opts.batchSize ?? 64,
-      onStep: (_tokens, done) => report(done, order.length),
-    },
-  );
-  const texts = new Array<string>(order.length);
+  // Per sequence s: its tokens and whether it ended with eos.
+  const tokens = new Array<number[]>(order.length);
   const finished = new Array<boolean>(order.length);
-  order.forEach((s, i) => {
-    texts[s] = tokenizer.decode(res.tokens[i]!, { skipSpecialTokens: true, dropUnknown: true });
-    finished[s] = res.finished[i]!;
-  });
+  if (opts.remote) {
+    await generateRemote(opts.remote, encoded, reps, order, s, eos, opts.batchSize ?? 64, tokens, finished, report);
+  } else {
+    const res = generate(
+      model!,
+      order.map((s) => encoded[Math.floor(s / reps)]!),
+      {
+        maxNewTokens: s.maxNewTokens,
+        greedy,
+        temperature: greedy ? 1 : temperature,
+        // Greedy decoding ignores the nucleus (Qwen2.5-Math's math_eval.py sets top_p = 1 at T = 0).
+        topP: greedy ? 1 : s.topP,
+        topK: s.topK,
+        eosTokenIds: eos,
+        rng: greedy ? undefined : new Rng(s.seed),
+        batchSize: opts.batchSize ?? 64,
+        onStep: (_tokens, done) => report(done, order.length),
+      },
+    );
+    order.forEach((s, i) => {
+      tokens[s] = res.tokens[i]!;
+      finished[s] = res.finished[i]!;
+    });
+  }
+  const texts = tokens.map((t) => tokenizer.decode(t, { skipSpecialTokens: true, dropUnknown: true }));
   const out: Omit<SampleRecord, 'extracted' | 'correct'>[] = [];
   jobs.forEach((j, q) => {
     for (let r = 0; r < k; r++) {
@@ -497,6 +522,65 @@ function generateFor(
     }
   });
   return out;
+}
+
+/**
+ * The sequences of `generateFor` on rollout servers, into `tokens` / `finished` (by sequence
+ * s = job * reps + r). Seeds: the local engine's, drawn from `new Rng(seed)` in `order` (the order
+ * it generates in). Jobs go out shortest prompt first, in rounds of ⌊batchSize / reps⌋ prompts
+ * (at least 1) per live server, each round one request per server; a server that fails is
+ * dropped by the client (its prompts go to the others), so later rounds use the rest.
+ */
+async function generateRemote(
+  remote: NonNullable<EvalOptions['remote']>,
+  encoded: number[][],
+  reps: number,
+  order: number[],
+  s: ProtocolSettings,
+  eos: number[],
+  batchSize: number,
+  tokens: number[][],
+  finished: boolean[],
+  report: (done: number, total: number) => void,
+): Promise<void> {
+  const greedy = s.temperature === 0;
+  const seedOf = new Array<bigint>(order.length).fill(0n);
+  if (!greedy) {
+    const rng = new Rng(s.seed);
+    for (const q of order) seedOf[q] = (BigInt(rng.nextUint32()) << 32n) | BigInt(rng.nextUint32());
+  }
+  const jobOrder = order.filter((q) => q % reps === 0).map((q) => q / reps);
+  const perServer = Math.max(1, Math.floor(batchSize / reps));
+  const sampling = {
+    maxTokens: s.maxNewTokens,
+    temperature: greedy ? 0 : s.temperature,
+    topP: greedy ? 1 : s.topP,
+    topK: greedy ? 0 : s.topK,
+    vocabSize: remote.vocabSize,
+    stopTokenIds: eos,
+  };
+  let done = 0;
+  for (let at = 0; at < jobOrder.length;) {
+    const round = jobOrder.slice(at, at + perServer * Math.max(1, remote.servers.live.length));
+    at += round.length;
+    const res = await remote.servers.generate(
+      round.map((q) => encoded[q]!),
+      reps,
+      sampling,
+      round.map((q) => Array.from({ length: reps }, (_, r) => seedOf[q * reps + r]!)),
+    );
+    round.forEach((q, m) => {
+      for (let r = 0; r < reps; r++) {
+        const t = res.tokens[m * reps + r]!;
+        // cut after the first end token, as the local engine stops there (a server may not know the stop tokens)
+        const end = t.findIndex((id) => eos.includes(id));
+        tokens[q * reps + r] = end >= 0 ? t.slice(0, end + 1) : t;
+        finished[q * reps + r] = end >= 0 || res.finished[m * reps + r]!;
+      }
+    });
+    done += round.length * reps;
+    report(done, order.length);
+  }
 }
 
 /** Groups given completions by problem, numbers samples, checks indices and k. */

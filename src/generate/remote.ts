@@ -9,6 +9,10 @@
  * RolloutServersError. A server marked
  * down is tried again at the next weight sync, and counts as up once that succeeds.
  *
+ * Without weight syncs (`gpg-rl eval` on a fleet serving a fixed model), `connect` reads each
+ * server's model id from `GET /v1/models` (or checks the `model` option is listed there) before
+ * the first request.
+ *
  * Weight sync (`syncFull` / `syncAdapter`): the caller writes the policy to shared storage, then
  * every server reloads it, SGLang's `POST /update_weights_from_disk {model_path}` for a full HF
  * folder, vLLM's `POST /v1/unload_lora_adapter` + `/v1/load_lora_adapter {lora_name, lora_path}`
@@ -32,6 +36,8 @@ export interface RemoteSampling {
   topK: number;
   /** The policy's vocabulary: an answer with other ids comes from another model. */
   vocabSize: number;
+  /** Token ids that also end a completion, sent as vLLM's / SGLang's `stop_token_ids` when given. */
+  stopTokenIds?: number[];
 }
 
 export interface RemoteResult {
@@ -54,6 +60,12 @@ export interface RolloutServersOptions {
   log: (line: string) => void;
   /** Wait before retry k (ms); default 200·2^k. Tests set 0. */
   backoffMs?: (k: number) => number;
+  /** The `model` of every request (vLLM's `--served-model-name`); default: the id `GET /v1/models` lists. */
+  model?: string;
+  /** Names the servers in the all-failed error (default `rollout_servers`, the config key). */
+  name?: string;
+  /** The end of the all-failed error: what to do (default: start them again, or local rollouts). */
+  allDownHint?: string;
 }
 
 export class RolloutServers {
@@ -76,6 +88,26 @@ export class RolloutServers {
   /** Servers currently up. */
   get live(): string[] {
     return this.servers.filter((s) => s.up).map((s) => s.url);
+  }
+
+  /**
+   * Before the first request without a weight sync: every server's `GET /v1/models` (retried; a
+   * server that does not answer is marked down with a warning). Each request then names the
+   * listed base model, or the `model` option, which the server must list. Throws
+   * RolloutServersError when no server answers.
+   */
+  async connect(): Promise<void> {
+    await Promise.all(
+      this.servers.map(async (s) => {
+        try {
+          await this.withRetries(s, () => this.ensureModelId(s));
+        } catch (e) {
+          if (e instanceof RolloutServersError && e.message.startsWith('rollout server ')) throw e; // a bad answer
+          this.markDown(s, e, 'it gets no prompts');
+        }
+      }),
+    );
+    if (!this.servers.some((s) => s.up)) throw this.allDown();
   }
 
   /** Full weights: every server loads the HF folder `dir` (SGLang /update_weights_from_disk). */
@@ -175,7 +207,7 @@ export class RolloutServers {
     const sequenceSeeds = mine.flatMap((k) => seeds[k]!);
     const body = await this.withRetries(s, () =>
       this.post(s, '/v1/completions', {
-        model: this.adapter ?? s.modelId ?? undefined,
+        model: this.adapter ?? this.o.model ?? s.modelId ?? undefined,
         prompt: mine.map((k) => prompts[k]!),
         n: G,
         max_tokens: sampling.maxTokens,
@@ -187,6 +219,7 @@ export class RolloutServers {
         logprobs: 0,
         return_tokens_as_token_ids: true,
         skip_special_tokens: false,
+        ...(sampling.stopTokenIds?.length ? { stop_token_ids: sampling.stopTokenIds } : {}),
       }),
     );
     const r = parseCompletion(s.url, body, mine.length * G);
@@ -245,13 +278,23 @@ export class RolloutServers {
 
   private allDown(): RolloutServersError {
     return new RolloutServersError(
-      `rollout_servers: all ${this.servers.length} server(s) failed (${this.servers.map((s) => `${s.url}: ${s.lastError || 'down'}`).join('; ')}); start them again, or set rollout_servers: [] for local rollouts`,
+      `${this.o.name ?? 'rollout_servers'}: all ${this.servers.length} server(s) failed (${this.servers.map((s) => `${s.url}: ${s.lastError || 'down'}`).join('; ')}); ${this.o.allDownHint ?? 'start them again, or set rollout_servers: [] for local rollouts'}`,
     );
   }
 
   private async ensureModelId(s: ServerState): Promise<void> {
     if (s.modelId !== null) return;
     const r = (await this.request(s, 'GET', '/v1/models')) as { data?: Array<{ id?: unknown; parent?: unknown }> };
+    const want = this.o.model;
+    if (want !== undefined) {
+      const ids = (r.data ?? []).map((m) => m.id).filter((id): id is string => typeof id === 'string');
+      if (!ids.includes(want))
+        throw new RolloutServersError(
+          `rollout server ${s.url}: does not serve the model \`${want}\` (GET /v1/models lists ${ids.length ? ids.join(', ') : 'none'})`,
+        );
+      s.modelId = want;
+      return;
+    }
     const base = r.data?.find((m) => typeof m.id === 'string' && (m.parent === null || m.parent === undefined));
     if (!base) throw new RolloutServersError(`rollout server ${s.url}: GET /v1/models lists no model`);
     s.modelId = base.id as string;

@@ -3,13 +3,18 @@
  * `gpg-rl eval --model DIR [--protocol default|lighteval|qwen-math] [--benchmarks aime24,math500,…]
  * [--samples k] [--temperature T] [--top-p P] [--top-k K] [--max-new-tokens N] [--limit N]
  * [--grader math-verify|qwen] [--system-prompt S] [--prompt-template T] [--chat-template on|off]
- * [--raw-template T] [--seed N] [--out DIR] [--completions FILE [--allow-partial]]`: evaluates a
+ * [--raw-template T] [--seed N] [--rollout-servers URL[,URL…] [--served-model-name NAME]] [--out DIR]
+ * [--completions FILE [--allow-partial]]`: evaluates a
  * model on the GPG paper's benchmarks by a protocol (eval/protocols.ts: `lighteval` = the paper's
  * 1.5B table, `qwen-math` = its 7B table; each flag overrides that one field), or grades given
  * completions (no model needed; every selected problem needs one unless `--allow-partial`), and
  * prints the table in the paper's layout; `--out` writes results.jsonl and summary.json (with the
- * protocol, its values and the overridden fields). Every input is checked before the first token
- * is generated, so bad input is one line on stderr, exit 1, and no output.
+ * protocol, its values and the overridden fields). `--rollout-servers` generates on
+ * OpenAI-compatible completions servers (vLLM, SGLang, llama-server, `gpg-rl serve`) instead of
+ * the local engine (generate/remote.ts: token-id prompts tokenized here, token ids back, decoded
+ * and graded here; the model folder gives the tokenizer, config and eos, its weights are not
+ * loaded). Every input is checked before the first token is generated, so bad input is one line
+ * on stderr, exit 1, and no output.
  */
 import { specialTokens } from '../../model/special.ts';
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
@@ -26,6 +31,7 @@ import { readGenerationConfig, readModelConfig } from '../../model/config.ts';
 import { BENCHMARK_IDS, parseBenchmarkList } from '../../eval/benchmarks.ts';
 import { readCompletionsFile } from '../../eval/completions.ts';
 import { evaluate, writeEvalOutputs, type EvalOptions } from '../../eval/evaluate.ts';
+import { RolloutServers } from '../../generate/remote.ts';
 import { PROTOCOL_NAMES, parseProtocolName } from '../../eval/protocols.ts';
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -71,7 +77,26 @@ const FLAGS: Record<string, FlagSpec> = {
     help: "prompt text without chat template, with {system} and {prompt} (default: the protocol's)",
   },
   seed: { type: 'string', help: "sampling seed (default: the protocol's)" },
-  'batch-size': { type: 'string', help: 'sequences per generation batch (default 16)' },
+  'batch-size': {
+    type: 'string',
+    help: 'sequences per generation batch (default 16); with --rollout-servers, most sequences per server request',
+  },
+  'rollout-servers': {
+    type: 'string',
+    help: 'comma-separated base URLs of OpenAI-compatible completions servers (vLLM, SGLang, llama-server, gpg-rl serve) serving the --model weights, to generate there: prompts are tokenized here and sent as token ids, completions come back as token ids and are decoded and graded here; a failing server is retried, then dropped with a warning',
+  },
+  'served-model-name': {
+    type: 'string',
+    help: "with --rollout-servers: the model name requests use (the servers' --served-model-name; default: the base model GET /v1/models lists)",
+  },
+  'rollout-server-retries': {
+    type: 'string',
+    help: 'with --rollout-servers: retries of a failed request on the same server before it is dropped (default 2)',
+  },
+  'rollout-server-timeout-s': {
+    type: 'string',
+    help: 'with --rollout-servers: seconds one request (a round of --batch-size sequences) may take (default 600)',
+  },
   'timeout-ms': { type: 'string', help: 'verifier time limit per comparison in ms (default 5000)' },
   out: {
     type: 'string',
@@ -160,6 +185,27 @@ export const command: Command = {
     if (p.flags['max-new-tokens'] !== undefined) sampling.maxNewTokens = intFlag(p, 'max-new-tokens', 1, 1);
     if (p.flags['seed'] !== undefined) sampling.seed = intFlag(p, 'seed', 0, 0);
     const batchSize = intFlag(p, 'batch-size', 16, 1);
+    const serverList = str('rollout-servers');
+    let serverUrls: string[] | null = null;
+    if (serverList !== undefined) {
+      if (completionsFile !== undefined)
+        throw new UsageError(
+          '--rollout-servers generates completions; --completions grades given ones: pass one of them',
+        );
+      serverUrls = serverList.split(',').map((u) => u.trim());
+      const badUrl = serverUrls.find((u) => !/^https?:\/\/[^\s/]+/.test(u));
+      if (badUrl !== undefined)
+        throw new UsageError(
+          `--rollout-servers: each entry must be an http(s) URL such as http://host:8000 (got ${JSON.stringify(badUrl)})`,
+        );
+    } else
+      for (const f of ['served-model-name', 'rollout-server-retries', 'rollout-server-timeout-s'])
+        if (p.flags[f] !== undefined) throw new UsageError(`--${f} only applies with --rollout-servers URL[,URL…]`);
+    const servedName = str('served-model-name');
+    if (servedName === '') throw new UsageError('--served-model-name must not be empty');
+    const retries = intFlag(p, 'rollout-server-retries', 2, 0);
+    const timeoutS = numberFlag(p, 'rollout-server-timeout-s', 600);
+    if (!(timeoutS > 0)) throw new UsageError(`--rollout-server-timeout-s must be > 0 (got ${timeoutS})`);
     const out = str('out');
     if (out !== undefined && existsSync(out) && !statSync(out).isDirectory())
       throw new UsageError(
@@ -199,7 +245,18 @@ export const command: Command = {
         Object.assign(opts, sampling, { batchSize });
         const special = specialTokens(cfg, tokenizer!, gen, modelDir!);
         opts.eosTokenIds = special.eosTokenIds;
-        model = CausalLM.load(modelDir!);
+        if (serverUrls !== null) {
+          const servers = new RolloutServers(serverUrls, {
+            retries,
+            timeoutMs: timeoutS * 1000,
+            log: (l) => process.stderr.write(`eval: ${l}\n`),
+            model: servedName,
+            name: '--rollout-servers',
+            allDownHint: 'start them again, or drop --rollout-servers to generate locally',
+          });
+          await servers.connect();
+          opts.remote = { servers, vocabSize: cfg.vocabSize };
+        } else model = CausalLM.load(modelDir!);
         const warn =
           sampling.maxNewTokens !== undefined
             ? positionWarning(cfg.maxPositionEmbeddings, 0, sampling.maxNewTokens)
