@@ -4,15 +4,15 @@
  * [--samples k] [--temperature T] [--top-p P] [--top-k K] [--max-new-tokens N] [--limit N]
  * [--grader math-verify|qwen] [--system-prompt S] [--prompt-template T] [--chat-template on|off]
  * [--raw-template T] [--seed N] [--rollout-servers URL[,URL…] [--served-model-name NAME]] [--out DIR]
- * [--completions FILE [--allow-partial]]`: evaluates a
- * model on the GPG paper's benchmarks by a protocol (eval/protocols.ts: `lighteval` = the paper's
- * 1.5B table, `qwen-math` = its 7B table; each flag overrides that one field), or grades given
- * completions (no model needed; every selected problem needs one unless `--allow-partial`), and
- * prints the table in the paper's layout; `--out` writes results.jsonl and summary.json (with the
- * protocol, its values and the overridden fields). `--rollout-servers` generates on
- * OpenAI-compatible completions servers (vLLM, SGLang, llama-server, `gpg-rl serve`) instead of
- * the local engine (generate/remote.ts: token-id prompts tokenized here, token ids back, decoded
- * and graded here; the model folder gives the tokenizer, config and eos, its weights are not
+ * [--completions FILE [--allow-partial]]`: evaluates a model on the GPG paper's benchmarks by a
+ * protocol (eval/protocols.ts: `lighteval` = the paper's 1.5B table, `qwen-math` = its 7B table;
+ * each flag overrides that one field), or grades given completions (no model needed; every selected
+ * problem needs one unless `--allow-partial`), and prints the table in the paper's layout; `--out`
+ * writes results.jsonl and summary.json (with the protocol, its values and the overridden fields).
+ * `--rollout-servers` generates on OpenAI-compatible completions servers that honour
+ * `return_tokens_as_token_ids` (vLLM, SGLang, `gpg-rl serve`) instead of the local engine
+ * (generate/remote.ts: prompts tokenized here and sent as token ids, token ids back, decoded and
+ * graded here; the model folder gives the tokenizer, config and eos ids, its weights are not
  * loaded). Every input is checked before the first token is generated, so bad input is one line
  * on stderr, exit 1, and no output.
  */
@@ -83,7 +83,7 @@ const FLAGS: Record<string, FlagSpec> = {
   },
   'rollout-servers': {
     type: 'string',
-    help: 'comma-separated base URLs of OpenAI-compatible completions servers (vLLM, SGLang, llama-server, gpg-rl serve) serving the --model weights, to generate there: prompts are tokenized here and sent as token ids, completions come back as token ids and are decoded and graded here; a failing server is retried, then dropped with a warning',
+    help: 'comma-separated base URLs of OpenAI-compatible completions servers that return token ids (vLLM, SGLang, gpg-rl serve: return_tokens_as_token_ids) serving the --model weights, to generate there: prompts are tokenized here and sent as token ids, completions come back as token ids and are decoded and graded here; a failing server is retried, then dropped with a warning',
   },
   'served-model-name': {
     type: 'string',
@@ -117,7 +117,7 @@ export const command: Command = {
   summary: 'evaluate a model (or given completions) on AIME24, MATH-500, AMC23, Minerva, OlympiadBench',
   usage: usageText(
     'eval',
-    '--model DIR [--protocol default|lighteval|qwen-math] [--benchmarks aime24,math500,...] [--samples k] [--temperature T] [--max-new-tokens N] [--limit N] [--out DIR] | --completions FILE [--allow-partial]',
+    '--model DIR [--protocol default|lighteval|qwen-math] [--benchmarks aime24,math500,...] [--samples k] [--temperature T] [--max-new-tokens N] [--limit N] [--rollout-servers URL[,URL...]] [--out DIR] | --completions FILE [--allow-partial]',
     FLAGS,
     "Prints pass@1 (averaged over k samples) and pass@k per benchmark in the GPG paper's table layout. Data: ../shared/data, or $GPG_RL_DATA_DIR.",
   ),
