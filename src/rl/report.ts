@@ -107,8 +107,10 @@ export function svgLinePlot(series: readonly Series[], opts: PlotOptions = {}): 
   const yt = niceTicks(y0, y1);
   const yl = tickLabels(yt);
   const labelW = Math.max(...yl.map((l) => l.length), 1) * 6.5;
-  // several series: the legend goes in rows under the plot, never over the data (2 per row for long names)
-  const perRow = series.some((s) => s.name.length > 16) ? 2 : 3;
+  // several series: the legend goes in rows under the plot, never over the data, as many per row
+  // (up to 3) as the longest name fits across the figure (11 px sans-serif ≈ 6.2 px a character)
+  const itemW = 28 + Math.max(0, ...series.map((s) => s.name.length)) * 6.2;
+  const perRow = Math.max(1, Math.min(3, Math.floor((W - 16) / itemW)));
   const legendRows = series.length > 1 ? Math.ceil(series.length / perRow) : 0;
   const H2 = H + legendRows * 14;
   const m = {
@@ -169,7 +171,7 @@ export function svgLinePlot(series: readonly Series[], opts: PlotOptions = {}): 
     flush();
     if (series.length > 1) {
       const ly = H2 - legendRows * 14 + Math.floor(i / perRow) * 14 + 4;
-      const lx = m.l + (i % perRow) * Math.floor(pw / perRow);
+      const lx = 8 + (i % perRow) * Math.floor((W - 16) / perRow);
       out.push(
         `<line x1="${lx}" x2="${lx + 16}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"/><text x="${lx + 20}" y="${ly}">${escapeHtml(s.name)}</text>`,
       );

@@ -89,6 +89,25 @@ test('svgLinePlot: several series, a gap, a constant series, no data', () => {
   assert.equal((svg.match(/<circle/g) ?? []).length, 1);
   assert.ok(svg.includes('>gpg</text>') && svg.includes('>grpo</text>'), 'legend');
   assert.ok(!svg.includes('NaN'));
+  // long names (a metric and its smoothed twin) stay inside the figure: one per row when two don't fit
+  const names = ['completions/mean_length (raw)', 'completions/mean_length (smoothed 0.6)'];
+  const wide = svgLinePlot(
+    names.map((name) => ({
+      name,
+      points: [
+        [1, 1],
+        [2, 2],
+      ] as [number, number][],
+    })),
+    { title: 't', width: 270 },
+  );
+  const width = Number(/<svg[^>]* width="(\d+)"/.exec(wide)![1]);
+  for (const name of names) {
+    const x = Number(
+      new RegExp(`<text x="([\\d.]+)" y="[\\d.]+">${name.replace(/[()/.]/g, '\\$&')}</text>`).exec(wide)![1],
+    );
+    assert.ok(x + name.length * 6.2 <= width, `${name} ends at ${x + name.length * 6.2} > ${width}`);
+  }
   assert.match(
     svgLinePlot([
       {
