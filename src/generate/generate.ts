@@ -442,6 +442,14 @@ export class Engine {
     return { tokens: s.tokens, logps: s.logps, finished: s.finished, done: s.done === true };
   }
 
+  /** Drops a stopped sequence's tokens and log-probs (a long-lived engine keeps only what runs). */
+  forget(i: number): void {
+    const s = this.seqs[i]!;
+    if (!s.done) throw new GpgRlError(`generate: sequence ${i} has not stopped`, 'GPG_GENERATE');
+    s.tokens = [];
+    s.logps = [];
+  }
+
   /** Admits waiting groups that fit, samples one token for every running sequence, decodes the survivors. */
   step(): EngineStep {
     if (this.closed) throw new GpgRlError('generate: the engine is closed', 'GPG_GENERATE');
@@ -464,6 +472,7 @@ export class Engine {
         for (const i of g.members) this.outstanding += seqs[i]!.reserve;
         this.stats.prefills++;
         this.stats.prefillTokens += g.prompt.length;
+        g.prompt = []; // prefilled: its KV holds it (a long-lived engine keeps no prompt it ran)
         this.nextGroup++;
       }
       // rows to sample: decoded ones first (their logits are `last`), then the fresh groups' members
