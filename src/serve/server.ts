@@ -237,6 +237,7 @@ export class CompletionServer {
       status: 'ok',
       requests_running: this.active.length,
       requests_waiting: this.queue.filter((q) => 'job' in q).length,
+      reloads_waiting: this.queue.filter((q) => 'reload' in q).length,
       sequences_running: this.engine?.runningSequences ?? 0,
       decode_steps: this.counts.decodeSteps,
       requests_joined_running_batch: this.counts.requestsJoinedRunningBatch,

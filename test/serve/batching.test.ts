@@ -1,0 +1,169 @@
+/**
+ * `gpg-rl serve`'s continuous batching across requests (issue 16 §3): a short request sent while a
+ * long one decodes joins the running batch at a decode-step boundary (it is answered first, and
+ * /health counts it), with its own sampling settings, and neither request's completions change:
+ * both equal what they give alone and what local `generate` gives. The server stays responsive
+ * while it decodes (/health answers). A weight reload sent while a request decodes waits for it:
+ * the request completes on the old weights, the reload answers after it, and a request sent after
+ * the reload sees the new weights.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeInitModel } from '../../src/model/init.ts';
+import { CausalLM } from '../../src/model/decoder.ts';
+import { generate } from '../../src/generate/generate.ts';
+import { Rng } from '../../src/data/rng.ts';
+import { serve, type Served } from './spawn.ts';
+
+const SHAPE = {
+  hidden_size: 64,
+  intermediate_size: 128,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  tie_word_embeddings: true,
+  max_position_embeddings: 512,
+};
+const dir = mkdtempSync(join(tmpdir(), 'gpg-serve-batch-'));
+const modelDir = join(dir, 'model');
+const otherDir = join(dir, 'other');
+writeInitModel(modelDir, SHAPE, { seed: 1, charVocab: true });
+writeInitModel(otherDir, SHAPE, { seed: 2, charVocab: true });
+let srv: Served;
+let model: CausalLM;
+let EOS: number[];
+before(async () => {
+  srv = await serve(modelDir);
+  model = CausalLM.load(modelDir);
+  EOS = model.cfg.eosTokenIds;
+});
+after(async () => {
+  await srv?.kill();
+  model?.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function post(path: string, body: unknown): Promise<{ status: number; json: any; at: number }> {
+  const r = await fetch(srv.url + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const json = await r.json();
+  return { status: r.status, json, at: performance.now() };
+}
+const health = async (): Promise<any> => (await fetch(srv.url + '/health')).json();
+const ids = (c: any): number[] => c.logprobs.tokens.map((t: string) => Number(/^token_id:(\d+)$/.exec(t)![1]));
+
+/** Resolves once the server reports running sequences (the long request is decoding). */
+async function decoding(): Promise<void> {
+  for (let i = 0; i < 4000; i++) {
+    if ((await health()).sequences_running > 0) return;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new Error('the long request never started decoding');
+}
+
+const PA = [5, 6, 7, 8];
+const PB = [9, 10, 11];
+// A: long (greedy, 2 copies, 400 tokens: this model's greedy continuation of PA never samples eos);
+// B: short, sampled, other settings
+const A = { prompt: PA, n: 2, max_tokens: 400, temperature: 0, logprobs: 0, return_tokens_as_token_ids: true };
+const B = {
+  prompt: PB,
+  n: 3,
+  max_tokens: 6,
+  temperature: 0.8,
+  top_p: 0.9,
+  top_k: 20,
+  seed: 7,
+  logprobs: 0,
+  return_tokens_as_token_ids: true,
+};
+const localA = (m: CausalLM) => generate(m, [PA, PA], { maxNewTokens: 400, greedy: true, eosTokenIds: EOS });
+const localB = (m: CausalLM) =>
+  generate(m, [PB, PB, PB], {
+    maxNewTokens: 6,
+    temperature: 0.8,
+    topP: 0.9,
+    topK: 20,
+    rng: new Rng(7),
+    eosTokenIds: EOS,
+  });
+
+describe('gpg-rl serve: continuous batching across requests', () => {
+  test('a short request sent while a long one decodes joins its batch; neither output changes', async () => {
+    const la = localA(model);
+    const lb = localB(model);
+    assert.deepEqual(
+      la.tokens.map((t) => t.length),
+      [400, 400],
+      'precondition: A runs to max_tokens',
+    );
+    // alone
+    const aAlone = await post('/v1/completions', A);
+    const bAlone = await post('/v1/completions', B);
+    assert.equal(aAlone.status, 200, JSON.stringify(aAlone.json));
+    assert.equal(bAlone.status, 200, JSON.stringify(bAlone.json));
+    // together: B sent while A decodes
+    const h0 = await health();
+    const a = post('/v1/completions', A);
+    await decoding();
+    const b = await post('/v1/completions', B);
+    const h1 = await health(); // answered while A still decodes
+    const aDone = await a;
+    assert.equal(b.status, 200, JSON.stringify(b.json));
+    assert.equal(aDone.status, 200, JSON.stringify(aDone.json));
+    assert.ok(b.at < aDone.at, 'B is answered before A finishes');
+    assert.ok(h1.requests_running >= 1 && h1.sequences_running >= 2, JSON.stringify(h1));
+    assert.equal(h1.requests_joined_running_batch, h0.requests_joined_running_batch + 1, JSON.stringify([h0, h1]));
+    assert.equal(h1.engine_starts, h0.engine_starts + 1, 'one engine for both');
+    for (const [got, alone, local, what] of [
+      [aDone, aAlone, la, 'A'],
+      [b, bAlone, lb, 'B'],
+    ] as const) {
+      assert.deepEqual(got.json.choices.map(ids), local.tokens, `${what} = local generate`);
+      assert.deepEqual(got.json.choices.map(ids), alone.json.choices.map(ids), `${what} = ${what} alone`);
+      got.json.choices.forEach((c: any, i: number) => {
+        assert.deepEqual(c.logprobs.token_logprobs, alone.json.choices[i].logprobs.token_logprobs, `${what} ${i}`);
+        assert.equal(c.finish_reason, local.finished[i] ? 'stop' : 'length');
+      });
+    }
+    const h2 = await health();
+    assert.deepEqual([h2.requests_running, h2.requests_waiting, h2.sequences_running], [0, 0, 0]);
+  });
+
+  test('a weight reload sent while a request decodes waits for it; later requests see the new weights', async () => {
+    const other = CausalLM.load(otherDir);
+    try {
+      const la = localA(model);
+      const greedyB = { ...B, temperature: 0, seed: undefined };
+      const lbNew = generate(other, [PB, PB, PB], { maxNewTokens: 6, greedy: true, eosTokenIds: EOS });
+      const a = post('/v1/completions', A);
+      await decoding();
+      const u = post('/update_weights_from_disk', { model_path: otherDir });
+      while ((await health()).reloads_waiting === 0) await new Promise((r) => setTimeout(r, 2));
+      const b = post('/v1/completions', greedyB); // after the reload: waits for it
+      let h = await health();
+      while (h.requests_waiting === 0) h = await health();
+      assert.deepEqual([h.reloads_waiting, h.requests_waiting], [1, 1], JSON.stringify(h)); // B waits behind the reload
+      const [aDone, uDone, bDone] = await Promise.all([a, u, b]);
+      assert.equal(uDone.status, 200, JSON.stringify(uDone.json));
+      assert.deepEqual(aDone.json.choices.map(ids), la.tokens, 'A decoded on the old weights');
+      assert.ok(aDone.at <= uDone.at, 'the reload answers after A');
+      assert.deepEqual(bDone.json.choices.map(ids), lbNew.tokens, 'B on the new weights');
+    } finally {
+      other.dispose();
+    }
+  });
+
+  test('access log: one line per request, as before', () => {
+    const log = srv.stderr();
+    assert.match(log, /^POST \/v1\/completions 200 \d+\.\dms$/m);
+    assert.match(log, /^GET \/health 200 \d+\.\dms$/m);
+    assert.match(log, /^POST \/update_weights_from_disk 200 \d+\.\dms$/m);
+  });
+});
