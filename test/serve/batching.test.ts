@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request } from 'node:http';
 import { writeInitModel } from '../../src/model/init.ts';
 import { CausalLM } from '../../src/model/decoder.ts';
 import { generate } from '../../src/generate/generate.ts';
@@ -46,16 +47,34 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function post(path: string, body: unknown): Promise<{ status: number; json: any; at: number }> {
-  const r = await fetch(srv.url + path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
+/**
+ * One request on a fresh connection (no keep-alive: this process blocks for seconds in local
+ * generation, and a pooled socket the server closed meanwhile would fail the next request).
+ */
+function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any; at: number }> {
+  return new Promise((resolve, reject) => {
+    const text = body === undefined ? '' : JSON.stringify(body);
+    const req = request(
+      srv.url + path,
+      {
+        method,
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
+      },
+      (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (data += d));
+        res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(data), at: performance.now() }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(text);
   });
-  const json = await r.json();
-  return { status: r.status, json, at: performance.now() };
 }
-const health = async (): Promise<any> => (await fetch(srv.url + '/health')).json();
+const post = (path: string, body: unknown) => call('POST', path, body);
+const health = async (): Promise<any> => (await call('GET', '/health')).json;
 const ids = (c: any): number[] => c.logprobs.tokens.map((t: string) => Number(/^token_id:(\d+)$/.exec(t)![1]));
 
 /** Resolves once the server reports running sequences (the long request is decoding). */
