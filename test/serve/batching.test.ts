@@ -88,9 +88,9 @@ async function decoding(): Promise<void> {
 
 const PA = [5, 6, 7, 8];
 const PB = [9, 10, 11];
-// A: long (greedy, 2 copies, 400 tokens: this model's greedy continuation of PA never samples eos);
+// A: long (greedy, 2 copies, 250 tokens: this model's greedy continuation of PA never samples eos);
 // B: short, sampled, other settings
-const A = { prompt: PA, n: 2, max_tokens: 400, temperature: 0, logprobs: 0, return_tokens_as_token_ids: true };
+const A = { prompt: PA, n: 2, max_tokens: 250, temperature: 0, logprobs: 0, return_tokens_as_token_ids: true };
 const B = {
   prompt: PB,
   n: 3,
@@ -102,7 +102,7 @@ const B = {
   logprobs: 0,
   return_tokens_as_token_ids: true,
 };
-const localA = (m: CausalLM) => generate(m, [PA, PA], { maxNewTokens: 400, greedy: true, eosTokenIds: EOS });
+const localA = (m: CausalLM) => generate(m, [PA, PA], { maxNewTokens: 250, greedy: true, eosTokenIds: EOS });
 const localB = (m: CausalLM) =>
   generate(m, [PB, PB, PB], {
     maxNewTokens: 6,
@@ -119,7 +119,7 @@ describe('gpg-rl serve: continuous batching across requests', () => {
     const lb = localB(model);
     assert.deepEqual(
       la.tokens.map((t) => t.length),
-      [400, 400],
+      [250, 250],
       'precondition: A runs to max_tokens',
     );
     // alone
