@@ -271,9 +271,10 @@ function checkEngineOptions(o: EngineOptions): void {
 
 /**
  * The rollout engine as an object that admits work between decoding steps (continuous batching
- * across callers, as `gpg-rl serve` uses it): `add` queues prompts (each with its own seeds and
- * token limit) at any time, `step` runs one admission + sampling + decode step, `sequence(i)`
- * reads a sequence's tokens. A sequence's tokens do not depend on when it was added or what it
+ * across callers, as `gpg-rl serve` uses it): `add` queues prompts (each with its own seeds, token
+ * limit and sampling settings: temperature, top-k, top-p, greedy, stop strings) at any time,
+ * `step` runs one admission + sampling + decode step, `sequence(i)` reads a sequence's tokens
+ * (`forget(i)` drops them once read). A sequence's tokens do not depend on when it was added or what it
  * shares steps with (own seeded stream, row-independent kernels). The KV pool holds `numBlocks`
  * blocks (default: the `kvCacheBytes` budget); `close` frees it and the generation weight copies.
  */
