@@ -5,7 +5,8 @@
  * both equal what they give alone and what local `generate` gives. The server stays responsive
  * while it decodes (/health answers). A weight reload sent while a request decodes waits for it:
  * the request completes on the old weights, the reload answers after it, and a request sent after
- * the reload sees the new weights.
+ * the reload sees the new weights. A request for another model (an adapter while the base decodes)
+ * waits for the running batch to drain, and requests are answered in arrival order.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +16,8 @@ import { join } from 'node:path';
 import { request } from 'node:http';
 import { writeInitModel } from '../../src/model/init.ts';
 import { CausalLM } from '../../src/model/decoder.ts';
+import { applyLora, saveAdapter } from '../../src/model/lora.ts';
+import { Tensor } from '../../src/tensor/tensor.ts';
 import { generate } from '../../src/generate/generate.ts';
 import { Rng } from '../../src/data/rng.ts';
 import { serve, type Served } from './spawn.ts';
@@ -31,6 +34,7 @@ const SHAPE = {
 const dir = mkdtempSync(join(tmpdir(), 'gpg-serve-batch-'));
 const modelDir = join(dir, 'model');
 const otherDir = join(dir, 'other');
+const adapterDir = join(dir, 'adapter');
 writeInitModel(modelDir, SHAPE, { seed: 1, charVocab: true });
 writeInitModel(otherDir, SHAPE, { seed: 2, charVocab: true });
 let srv: Served;
@@ -174,6 +178,53 @@ describe('gpg-rl serve: continuous batching across requests', () => {
       assert.deepEqual(aDone.json.choices.map(ids), la.tokens, 'A decoded on the old weights');
       assert.ok(aDone.at <= uDone.at, 'the reload answers after A');
       assert.deepEqual(bDone.json.choices.map(ids), lbNew.tokens, 'B on the new weights');
+    } finally {
+      other.dispose();
+    }
+  });
+
+  test('a request for another model waits for the running batch to drain; arrival order is kept', async () => {
+    // the server now serves `other` (previous test); an adapter on it, as a trainer's LoRA policy
+    const other = CausalLM.load(otherDir);
+    try {
+      const lora = applyLora(other, { r: 2, alpha: 4, seed: 1 });
+      for (const { B: b } of lora.pairs.values())
+        b.copyFrom(
+          Tensor.fromArray(
+            Float32Array.from({ length: b.size }, (_, i) => Math.sin(i + 1) * 0.5),
+            b.shape,
+          ),
+        );
+      saveAdapter(adapterDir, other, { baseModelNameOrPath: otherDir });
+      const l = await post('/v1/load_lora_adapter', { lora_name: 'pol', lora_path: adapterDir });
+      assert.equal(l.status, 200, JSON.stringify(l.json));
+      const short = { ...B, temperature: 0, seed: undefined };
+      const greedyShort = () => generate(other, [PB, PB, PB], { maxNewTokens: 6, greedy: true, eosTokenIds: EOS });
+      const withAdapter = greedyShort();
+      const base = lora.disabled(greedyShort);
+      const longBase = lora.disabled(() => localA(other));
+      assert.notDeepEqual(withAdapter.tokens, base.tokens, 'the adapter changes greedy tokens');
+      const h0 = await health();
+      const a = post('/v1/completions', A); // the base
+      await decoding();
+      const x = post('/v1/completions', { ...short, model: 'pol' });
+      while ((await health()).requests_waiting < 1);
+      const b = post('/v1/completions', short); // the base again, behind the adapter request
+      let h = await health();
+      while (h.requests_waiting < 2) h = await health();
+      assert.equal(h.requests_running, 1, JSON.stringify(h));
+      const [aDone, xDone, bDone] = await Promise.all([a, x, b]);
+      assert.deepEqual(aDone.json.choices.map(ids), longBase.tokens, 'A: the base');
+      assert.deepEqual(xDone.json.choices.map(ids), withAdapter.tokens, 'the adapter request');
+      assert.deepEqual(bDone.json.choices.map(ids), base.tokens, 'the base request');
+      assert.ok(aDone.at <= xDone.at && xDone.at <= bDone.at, 'answered in arrival order');
+      const h1 = await health();
+      assert.equal(
+        h1.requests_joined_running_batch,
+        h0.requests_joined_running_batch,
+        'no request joined another model',
+      );
+      assert.equal(h1.engine_starts, h0.engine_starts + 3);
     } finally {
       other.dispose();
     }
