@@ -25,7 +25,7 @@
  *   first use in the call and freed when it returns (so training never holds them).
  */
 import { Tensor, tidy } from '../tensor/tensor.ts';
-import { sampleTokens } from '../tensor/ops/sample.ts';
+import { sampleTokens, type SampleOptions } from '../tensor/ops/sample.ts';
 import { copyRows } from '../tensor/ops/copy.ts';
 import { setGenerationWeights, type GenerationDtype } from '../tensor/ops/matmul.ts';
 import type { CausalLM, PagedKV } from '../model/decoder.ts';
@@ -97,6 +97,18 @@ export interface EngineStats {
 
 const DEFAULT_KV_BYTES = 2 * 1024 ** 3;
 
+/**
+ * Sampling settings of the sequences one `Engine.add` queues (each field defaults to the engine's
+ * options): rows with different settings share decode steps and are sampled class by class.
+ */
+export interface SequenceSampling {
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  greedy?: boolean;
+  stopStrings?: string[];
+}
+
 /** A group: one prompt, prefilled once, and the sequences (members) that continue it. */
 interface Group {
   prompt: number[];
@@ -105,6 +117,10 @@ interface Group {
   need: number;
   /** Token limit of its members. */
   maxNew: number;
+  /** Its members' sampling settings and the key of their class (rows of one class sample together). */
+  sample: SampleOptions;
+  sampleKey: string;
+  stop: string[];
 }
 
 interface Seq {
@@ -255,9 +271,10 @@ function checkEngineOptions(o: EngineOptions): void {
 
 /**
  * The rollout engine as an object that admits work between decoding steps (continuous batching
- * across callers, as `gpg-rl serve` uses it): `add` queues prompts (each with its own seeds and
- * token limit) at any time, `step` runs one admission + sampling + decode step, `sequence(i)`
- * reads a sequence's tokens. A sequence's tokens do not depend on when it was added or what it
+ * across callers, as `gpg-rl serve` uses it): `add` queues prompts (each with its own seeds, token
+ * limit and sampling settings: temperature, top-k, top-p, greedy, stop strings) at any time,
+ * `step` runs one admission + sampling + decode step, `sequence(i)` reads a sequence's tokens
+ * (`forget(i)` drops them once read). A sequence's tokens do not depend on when it was added or what it
  * shares steps with (own seeded stream, row-independent kernels). The KV pool holds `numBlocks`
  * blocks (default: the `kvCacheBytes` budget); `close` frees it and the generation weight copies.
  */
@@ -335,15 +352,36 @@ export class Engine {
     return groupNeed(promptLength, members, maxNewTokens, this.bs) <= this.numBlocks;
   }
 
+  /** Sequences running (decoding), not counting the waiting ones. */
+  get runningSequences(): number {
+    return this.running.length;
+  }
+
   /**
    * Queues prompts (identical ones in this call share a prefill); returns their sequence ids.
-   * `seeds`: one per prompt (required unless greedy).
+   * Callable at any time, also between the steps of a running batch: the new groups are admitted
+   * at the next `step` whose KV budget allows. `seeds`: one per prompt (required unless greedy);
+   * `sampling`: these sequences' settings (default: the engine's).
    */
-  add(prompts: number[][], r: { maxNewTokens: number; seeds?: bigint[] }): number[] {
+  add(prompts: number[][], r: { maxNewTokens: number; seeds?: bigint[]; sampling?: SequenceSampling }): number[] {
     const N = r.maxNewTokens;
     if (!Number.isInteger(N) || N < 1)
       throw new GpgRlError(`generate: maxNewTokens must be a positive integer (got ${N})`, 'GPG_GENERATE');
-    if (!this.o.greedy && (!r.seeds || r.seeds.length !== prompts.length))
+    const o = this.o;
+    const q = r.sampling ?? {};
+    const greedy = !!(q.greedy ?? o.greedy);
+    const sample: SampleOptions = {
+      temperature: greedy ? 1 : (q.temperature ?? o.temperature ?? 1),
+      topK: greedy ? 0 : (q.topK ?? o.topK ?? 0),
+      topP: greedy ? 1 : (q.topP ?? o.topP ?? 1),
+      greedy,
+    };
+    if (!(sample.temperature > 0))
+      throw new GpgRlError(`generate: temperature must be > 0 (got ${sample.temperature})`, 'GPG_GENERATE');
+    const stop = (q.stopStrings ?? o.stopStrings ?? []).filter((x) => x.length > 0);
+    if (stop.length && !o.decode) throw new GpgRlError('generate: stop strings need a decode function', 'GPG_GENERATE');
+    const sampleKey = greedy ? 'greedy' : `${sample.temperature},${sample.topK},${sample.topP}`;
+    if (!greedy && (!r.seeds || r.seeds.length !== prompts.length))
       throw new GpgRlError('generate: sampling needs one seed per prompt (or greedy: true)', 'GPG_GENERATE');
     const V = this.model.cfg.vocabSize;
     for (const [b, p] of prompts.entries()) {
@@ -363,13 +401,13 @@ export class Engine {
       if (g === undefined) {
         g = this.groups.length;
         byKey.set(key, g);
-        this.groups.push({ prompt: p, members: [], need: 0, maxNew: N });
+        this.groups.push({ prompt: p, members: [], need: 0, maxNew: N, sample, sampleKey, stop });
       }
       const id = this.seqs.length;
       this.groups[g]!.members.push(id);
       this.seqs.push({
         group: g,
-        rng: this.o.greedy ? null : new Rng(r.seeds![i]!),
+        rng: greedy ? null : new Rng(r.seeds![i]!),
         tokens: [],
         logps: [],
         blocks: [],
@@ -405,6 +443,14 @@ export class Engine {
     return { tokens: s.tokens, logps: s.logps, finished: s.finished, done: s.done === true };
   }
 
+  /** Drops a stopped sequence's tokens and log-probs (a long-lived engine keeps only what runs). */
+  forget(i: number): void {
+    const s = this.seqs[i]!;
+    if (!s.done) throw new GpgRlError(`generate: sequence ${i} has not stopped`, 'GPG_GENERATE');
+    s.tokens = [];
+    s.logps = [];
+  }
+
   /** Admits waiting groups that fit, samples one token for every running sequence, decodes the survivors. */
   step(): EngineStep {
     if (this.closed) throw new GpgRlError('generate: the engine is closed', 'GPG_GENERATE');
@@ -427,6 +473,7 @@ export class Engine {
         for (const i of g.members) this.outstanding += seqs[i]!.reserve;
         this.stats.prefills++;
         this.stats.prefillTokens += g.prompt.length;
+        g.prompt = []; // prefilled: its KV holds it (a long-lived engine keeps no prompt it ran)
         this.nextGroup++;
       }
       // rows to sample: decoded ones first (their logits are `last`), then the fresh groups' members
@@ -437,7 +484,18 @@ export class Engine {
       if (B === 0) return { newTokens: 0, finished: [] };
       this.stats.maxRunning = Math.max(this.stats.maxRunning, B);
       const u = new Float32Array(B);
-      if (!o.greedy) for (let r = 0; r < B; r++) u[r] = Math.min(seqs[rows[r]!]!.rng!.next(), 0.99999994);
+      for (let r = 0; r < B; r++) {
+        const rng = seqs[rows[r]!]!.rng;
+        if (rng) u[r] = Math.min(rng.next(), 0.99999994);
+      }
+      // rows by sampling class (one class: the whole batch in one call)
+      const classes = new Map<string, number[]>();
+      for (let r = 0; r < B; r++) {
+        const k = groups[seqs[rows[r]!]!.group]!.sampleKey;
+        const c = classes.get(k);
+        if (c) c.push(r);
+        else classes.set(k, [r]);
+      }
       const last = this.last;
       const sampled = tidy(() => {
         let logits: Tensor;
@@ -450,13 +508,41 @@ export class Engine {
             for (let m = 0; m < groups[f.group]!.members.length; m++, r++)
               copyRows(logits, f.logits, { rows: 1, cols: V, dstStride: V, srcStride: V, dstOff: r * V });
         }
-        const res = sampleTokens(logits, Tensor.fromArray(u, [B]), {
-          temperature: o.temperature ?? 1,
-          topK: o.topK ?? 0,
-          topP: o.topP ?? 1,
-          greedy: !!o.greedy,
-        });
-        return { ids: res.ids.toArray() as Int32Array, lps: res.logps.toFloat32() };
+        const optsOf = (r: number) => groups[seqs[rows[r]!]!.group]!.sample;
+        if (classes.size === 1) {
+          const res = sampleTokens(logits, Tensor.fromArray(u, [B]), optsOf(0));
+          return { ids: res.ids.toArray() as Int32Array, lps: res.logps.toFloat32() };
+        }
+        // several classes: each one's rows gathered (runs of consecutive rows copied at once),
+        // sampled, scattered back; the kernel computes each row on its own, so this changes no row
+        const ids = new Int32Array(B);
+        const lps = new Float32Array(B);
+        for (const rs of classes.values()) {
+          const sub = Tensor.empty([rs.length, V]);
+          const us = new Float32Array(rs.length);
+          for (let a = 0; a < rs.length;) {
+            let b = a + 1;
+            while (b < rs.length && rs[b] === rs[b - 1]! + 1) b++;
+            copyRows(sub, logits, {
+              rows: b - a,
+              cols: V,
+              dstStride: V,
+              srcStride: V,
+              dstOff: a * V,
+              srcOff: rs[a]! * V,
+            });
+            a = b;
+          }
+          rs.forEach((r, j) => (us[j] = u[r]!));
+          const res = sampleTokens(sub, Tensor.fromArray(us, [rs.length]), optsOf(rs[0]!));
+          const ci = res.ids.toArray() as Int32Array;
+          const cl = res.logps.toFloat32();
+          rs.forEach((r, j) => {
+            ids[r] = ci[j]!;
+            lps[r] = cl[j]!;
+          });
+        }
+        return { ids, lps };
       });
       this.last?.dispose();
       this.last = null;
@@ -469,10 +555,11 @@ export class Engine {
         const tok = sampled.ids[r]!;
         s.tokens.push(tok);
         s.logps.push(sampled.lps[r]!);
+        const stop = groups[s.group]!.stop;
         if (this.eos.has(tok)) s.finished = true;
-        else if (o.stopStrings?.length) {
+        else if (stop.length) {
           const text = o.decode!(s.tokens);
-          if (o.stopStrings.some((x) => text.includes(x))) s.finished = true;
+          if (stop.some((x) => text.includes(x))) s.finished = true;
         }
         if (s.finished || s.tokens.length >= groups[s.group]!.maxNew) {
           finished.push(i);

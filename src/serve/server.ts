@@ -7,14 +7,21 @@
  * call between steps: vLLM's POST /v1/load_lora_adapter {lora_name, lora_path} and
  * /v1/unload_lora_adapter {lora_name}, SGLang's POST /update_weights_from_disk {model_path}.
  *
- * Scheduling: the engine call is synchronous, so requests queue. When the engine is free, the
- * next call takes every queued request with the same engine settings (adapter, max_tokens,
- * temperature, top_p, top_k, stop) together: their sequences decode in one continuously batched
- * call (a finished sequence frees its slot for a waiting group). A request that arrives while a
- * call runs waits for the next one (no admission mid-call). Each request samples from its own
+ * Scheduling: continuous batching across requests on one live `Engine`. The scheduler runs in
+ * slices on the event loop (one decode step each, then setImmediate), so requests are parsed while
+ * others decode. A request for the model the engine serves (the base, or one adapter) joins it at
+ * once (`Engine.add`) and its groups enter the running batch at the next decode-step boundary the
+ * KV budget (`kvCacheBytes`) and `maxNumSeqs` allow; a finished sequence frees its blocks and slot
+ * at once, and a request is answered as soon as its own sequences stop. Every request keeps its
+ * own settings (max_tokens, temperature, top_p, top_k, stop, greedy): rows with different
+ * sampling settings share the decode steps and are sampled class by class. A request for another
+ * model (a different adapter, or the base while an adapter serves) waits until the requests ahead
+ * of it finish, then the engine reopens for it (requests are admitted in arrival order). Reloads
+ * are queued the same way: one runs once every completion that arrived before it has finished,
+ * and completions that arrive after it wait for it. Each request samples from its own
  * seeded streams (`seed`, drawn per sequence as `generate` draws them from `new Rng(seed)`), and
  * the engine computes each row independently, so a request's completions do not depend on which
- * requests share its call: `seed` S and n = G on prompt p give what
+ * requests share its steps or when it joined: `seed` S and n = G on prompt p give what
  * `generate(model, G × [p], { rng: new Rng(S) })` gives locally. The gpg-rl extension
  * `sequence_seeds` (n × prompts unsigned 64-bit seeds, decimal strings) gives each choice its own
  * stream, `new Rng(seed)`, so a trainer reproduces its local engine's draws exactly (vLLM ignores
@@ -35,7 +42,7 @@ import { TextTokenizer } from '../model/tokenizer.ts';
 import { readGenerationConfig } from '../model/config.ts';
 import { specialTokens } from '../model/special.ts';
 import { ADAPTER_CONFIG_FILE, loadAdapter } from '../model/lora.ts';
-import { generate, type GenerationDtype } from '../generate/generate.ts';
+import { Engine, type GenerationDtype } from '../generate/generate.ts';
 import { Rng } from '../data/rng.ts';
 import { Tensor, tidy } from '../tensor/tensor.ts';
 import { noGrad } from '../tensor/tape.ts';
@@ -51,11 +58,11 @@ export interface ServeOptions {
   port?: number;
   /** Weights the engine reads (default float32). */
   weightsDtype?: GenerationDtype;
-  /** KV budget of one engine call in bytes (default 2 GiB). */
+  /** KV pool of the live engine in bytes (default 2 GiB): requests join while their worst case fits. */
   kvCacheBytes?: number;
   /** Most sequences decoded together (vLLM's max_num_seqs; default 256). */
   maxNumSeqs?: number;
-  /** How long a first request waits for others to share its engine call (default 2 ms). */
+  /** How long a request arriving at an idle engine waits for others to start with it (default 2 ms). */
   batchWaitMs?: number;
   /** Access log and notices (default: stderr). */
   log?: (line: string) => void;
@@ -98,7 +105,14 @@ interface Job {
   req: CompletionRequest;
   resolve: (body: unknown) => void;
   reject: (e: unknown) => void;
+  /** Its sequence ids in the live engine (prompt-major, n per prompt) once admitted. */
+  ids?: number[];
+  /** Sequences not yet stopped. */
+  left?: number;
 }
+
+/** What waits for the engine, in arrival order: a completion, or a reload (run once nothing decodes). */
+type Queued = { job: Job } | { reload: () => unknown; resolve: (body: unknown) => void; reject: (e: unknown) => void };
 
 const MAX_BODY = 64 * 1024 * 1024;
 const MAX_LOGPROBS = 20;
@@ -111,9 +125,16 @@ export class CompletionServer {
   /** Registered adapters (name → folder); at most one is attached to the model at a time. */
   private readonly adapters = new Map<string, string>();
   private attached: string | null = null;
-  private readonly queue: Job[] = [];
-  private busy = false;
+  private readonly queue: Queued[] = [];
+  /** The live engine (open while requests decode), the adapter it serves (null: the base), its requests. */
+  private engine: Engine | null = null;
+  private mode: string | null = null;
+  private readonly active: Job[] = [];
+  private readonly owner = new Map<number, Job>();
   private timer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
+  /** Counters reported on /health. */
+  private readonly counts = { decodeSteps: 0, requestsJoinedRunningBatch: 0, engineStarts: 0 };
   private server: Server | null = null;
   private readonly log: (line: string) => void;
   private readonly created = Math.floor(Date.now() / 1000);
@@ -147,7 +168,12 @@ export class CompletionServer {
 
   async close(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
-    for (const j of this.queue.splice(0)) j.reject(new ServeRequestError(503, 'server shutting down'));
+    if (this.immediate) clearImmediate(this.immediate);
+    this.timer = this.immediate = null;
+    const down = new ServeRequestError(503, 'server shutting down');
+    for (const q of this.queue.splice(0)) ('job' in q ? q.job.reject : q.reject)(down);
+    for (const j of this.active.splice(0)) j.reject(down);
+    this.closeEngine();
     await new Promise<void>((resolve) => {
       if (!this.server) return resolve();
       this.server.close(() => resolve());
@@ -192,17 +218,31 @@ export class CompletionServer {
 
   private async route(method: string, path: string, req: IncomingMessage): Promise<unknown> {
     const routes: Record<string, [string, () => Promise<unknown>]> = {
-      '/health': ['GET', async () => ({ status: 'ok' })],
+      '/health': ['GET', async () => this.health()],
       '/v1/models': ['GET', async () => this.models()],
       '/v1/completions': ['POST', async () => this.enqueue(this.parseCompletion(await readJson(req)))],
-      '/v1/load_lora_adapter': ['POST', async () => this.loadLora(await readJson(req))],
-      '/v1/unload_lora_adapter': ['POST', async () => this.unloadLora(await readJson(req))],
-      '/update_weights_from_disk': ['POST', async () => this.updateWeights(await readJson(req))],
+      '/v1/load_lora_adapter': ['POST', async () => this.reload(await readJson(req), (b) => this.loadLora(b))],
+      '/v1/unload_lora_adapter': ['POST', async () => this.reload(await readJson(req), (b) => this.unloadLora(b))],
+      '/update_weights_from_disk': ['POST', async () => this.reload(await readJson(req), (b) => this.updateWeights(b))],
     };
     const r = routes[path];
     if (!r) throw new ServeRequestError(404, `no route ${path} (served: ${Object.keys(routes).join(', ')})`);
     if (method !== r[0]) throw new ServeRequestError(405, `${path} takes ${r[0]} (got ${method})`);
     return r[1]();
+  }
+
+  /** `status` plus the scheduler's state (gpg-rl extension; vLLM answers an empty 200). */
+  private health(): unknown {
+    return {
+      status: 'ok',
+      requests_running: this.active.length,
+      requests_waiting: this.queue.filter((q) => 'job' in q).length,
+      reloads_waiting: this.queue.filter((q) => 'reload' in q).length,
+      sequences_running: this.engine?.runningSequences ?? 0,
+      decode_steps: this.counts.decodeSteps,
+      requests_joined_running_batch: this.counts.requestsJoinedRunningBatch,
+      engine_starts: this.counts.engineStarts,
+    };
   }
 
   private models(): unknown {
@@ -222,7 +262,15 @@ export class CompletionServer {
   }
 
   // -------------------------------------------------------------------------------------------
-  // reloads (run between engine calls: the engine is synchronous, so none is in flight)
+  // reloads: queued like completions and run once every completion that arrived before them has
+  // finished (nothing decoding, the engine closed); completions that arrive after them wait
+
+  private reload(b: Record<string, unknown>, run: (b: Record<string, unknown>) => unknown): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ reload: () => run(b), resolve, reject });
+      this.schedule();
+    });
+  }
 
   private loadLora(b: Record<string, unknown>): unknown {
     const name = str(b, 'lora_name');
@@ -407,112 +455,193 @@ export class CompletionServer {
   /** Queues a request for the engine; resolves with its response body. */
   private enqueue(req: CompletionRequest): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ req, resolve, reject });
-      this.kick();
+      this.queue.push({ job: { req, resolve, reject } });
+      this.schedule();
     });
   }
 
-  private kick(): void {
-    if (this.busy || this.timer || this.queue.length === 0) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.runBatch();
-    }, this.o.batchWaitMs ?? 2);
+  /**
+   * Runs `pump` soon: at once (setImmediate) while requests decode, after `batchWaitMs` when the
+   * engine is idle (so a burst of requests starts together).
+   */
+  private schedule(): void {
+    if (this.timer || this.immediate) return;
+    if (this.active.length > 0) this.immediate = setImmediate(() => this.pump());
+    else
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.pump();
+      }, this.o.batchWaitMs ?? 2);
   }
 
-  /** One engine call for the first queued request and every queued one with the same settings. */
-  private runBatch(): void {
-    if (this.queue.length === 0) return;
-    this.busy = true;
-    const key = (r: CompletionRequest) =>
-      JSON.stringify([r.adapter, r.maxTokens, r.temperature, r.topP, r.topK, r.stop]);
-    const k0 = key(this.queue[0]!.req);
-    const jobs: Job[] = [];
-    for (let i = 0; i < this.queue.length;)
-      if (key(this.queue[i]!.req) === k0) jobs.push(this.queue.splice(i, 1)[0]!);
-      else i++;
+  /**
+   * One slice of the scheduler, between two decode steps: reloads at the head of the queue run
+   * when nothing decodes; queued completions for the live engine's model join it (its `add`; they
+   * are admitted at the next step the KV budget allows); then one decode step, and the requests
+   * whose sequences all stopped are answered. Yields to the event loop after every step, so
+   * requests are parsed and admitted while others decode.
+   */
+  private pump(): void {
+    this.immediate = null;
     try {
-      const bodies = this.complete(jobs.map((j) => j.req));
-      jobs.forEach((j, i) => j.resolve(bodies[i]));
+      if (this.active.length === 0) {
+        for (let q = this.queue[0]; q && 'reload' in q; q = this.queue[0]) {
+          this.queue.shift();
+          this.closeEngine();
+          try {
+            q.resolve(q.reload());
+          } catch (e) {
+            q.reject(e);
+          }
+        }
+        const head = this.queue[0];
+        if (head && 'job' in head && this.engine && head.job.req.adapter !== this.mode) this.closeEngine();
+      }
+      this.admit();
+      if (this.active.length > 0) this.step();
     } catch (e) {
-      for (const j of jobs) j.reject(e);
-    } finally {
-      this.busy = false;
-      this.kick();
+      // the engine failed mid-step: its requests fail with the error, the next ones get a fresh engine
+      for (const j of this.active.splice(0)) j.reject(e);
+      this.owner.clear();
+      this.closeEngine();
+    }
+    if (this.active.length === 0) this.closeEngine();
+    if (this.active.length > 0 || this.queue.length > 0) this.schedule();
+  }
+
+  /** Moves the queued completions at the head of the queue that the live engine serves into it. */
+  private admit(): void {
+    for (let q = this.queue[0]; q && 'job' in q; q = this.queue[0]) {
+      const job = q.job;
+      const r = job.req;
+      if (r.adapter !== null && !this.adapters.has(r.adapter)) {
+        this.queue.shift();
+        job.reject(new ServeRequestError(404, `model: the adapter ${r.adapter} was unloaded`, 'model'));
+        continue;
+      }
+      if (this.engine && r.adapter !== this.mode) break; // the other model's turn once this one drains
+      this.queue.shift();
+      const joined = (this.engine?.runningSequences ?? 0) > 0;
+      try {
+        const engine = this.engine ?? this.openEngine(r.adapter);
+        const greedy = r.temperature === 0;
+        const prompts: number[][] = [];
+        const seeds: bigint[] = [];
+        const rng = new Rng(r.seed ?? BigInt('0x' + randomBytes(8).toString('hex')));
+        let c = 0;
+        for (const p of r.prompts)
+          for (let j = 0; j < r.n; j++, c++) {
+            prompts.push(p.ids);
+            seeds.push(r.sequenceSeeds?.[c] ?? (BigInt(rng.nextUint32()) << 32n) | BigInt(rng.nextUint32()));
+          }
+        job.ids = engine.add(prompts, {
+          maxNewTokens: r.maxTokens,
+          seeds: greedy ? undefined : seeds,
+          sampling: {
+            greedy,
+            temperature: greedy ? 1 : r.temperature,
+            topP: r.topP,
+            topK: Math.max(0, r.topK),
+            stopStrings: r.stop,
+          },
+        });
+      } catch (e) {
+        job.reject(e);
+        continue;
+      }
+      job.left = job.ids.length;
+      for (const i of job.ids) this.owner.set(i, job);
+      this.active.push(job);
+      if (joined) this.counts.requestsJoinedRunningBatch++;
     }
   }
 
-  private complete(reqs: CompletionRequest[]): unknown[] {
-    const r0 = reqs[0]!;
-    if (r0.adapter !== null && this.attached !== r0.adapter) this.attach(r0.adapter, this.adapters.get(r0.adapter)!);
-    const greedy = r0.temperature === 0;
-    const prompts: number[][] = [];
-    const seeds: bigint[] = [];
-    for (const r of reqs) {
-      const rng = new Rng(r.seed ?? BigInt('0x' + randomBytes(8).toString('hex')));
-      let c = 0;
-      for (const p of r.prompts)
-        for (let j = 0; j < r.n; j++, c++) {
-          prompts.push(p.ids);
-          seeds.push(r.sequenceSeeds?.[c] ?? (BigInt(rng.nextUint32()) << 32n) | BigInt(rng.nextUint32()));
-        }
+  private openEngine(adapter: string | null): Engine {
+    if (adapter !== null && this.attached !== adapter) this.attach(adapter, this.adapters.get(adapter)!);
+    const decode = (ids: number[]) => this.decode(ids);
+    this.engine = new Engine(this.model, {
+      eosTokenIds: this.eosTokenIds,
+      decode: this.tokenizer ? decode : undefined,
+      batchSize: this.o.maxNumSeqs,
+      kvCacheBytes: this.o.kvCacheBytes,
+      weightsDtype: this.o.weightsDtype,
+    });
+    this.mode = adapter;
+    this.counts.engineStarts++;
+    return this.engine;
+  }
+
+  private closeEngine(): void {
+    this.engine?.close();
+    this.engine = null;
+  }
+
+  /** Runs `fn` on the model the live engine serves: a base request while an adapter is attached runs with it off. */
+  private asMode<T>(fn: () => T): T {
+    return this.mode === null && this.model.lora ? this.model.lora.disabled(fn) : fn();
+  }
+
+  private decode(ids: number[]): string {
+    return this.tokenizer?.decode(ids, { skipSpecialTokens: true, dropUnknown: true }) ?? '';
+  }
+
+  /** One decode step of the live engine; answers the requests whose sequences all stopped. */
+  private step(): void {
+    const engine = this.engine!;
+    const r = this.asMode(() => engine.step());
+    this.counts.decodeSteps++;
+    for (const i of r.finished) {
+      const job = this.owner.get(i)!;
+      this.owner.delete(i);
+      if (--job.left! > 0) continue;
+      this.active.splice(this.active.indexOf(job), 1);
+      try {
+        job.resolve(this.asMode(() => this.body(job)));
+      } catch (e) {
+        job.reject(e);
+      }
+      for (const id of job.ids!) engine.forget(id);
     }
-    const decode = (ids: number[]) => this.tokenizer?.decode(ids, { skipSpecialTokens: true, dropUnknown: true }) ?? '';
-    const run = () =>
-      generate(this.model, prompts, {
-        maxNewTokens: r0.maxTokens,
-        temperature: greedy ? 1 : r0.temperature,
-        topP: r0.topP,
-        topK: Math.max(0, r0.topK),
-        greedy,
-        seeds: greedy ? undefined : seeds,
-        eosTokenIds: this.eosTokenIds,
-        stopStrings: r0.stop.length ? r0.stop : undefined,
-        decode: this.tokenizer ? decode : undefined,
-        batchSize: this.o.maxNumSeqs,
-        kvCacheBytes: this.o.kvCacheBytes,
-        weightsDtype: this.o.weightsDtype,
-      });
-    // a request for the base model while an adapter is attached: adapters off (generation and scoring)
-    const asRequested = <T>(fn: () => T): T =>
-      r0.adapter === null && this.model.lora ? this.model.lora.disabled(fn) : fn();
-    const gen = asRequested(run);
+  }
+
+  /** The response body of a request whose sequences all stopped. */
+  private body(job: Job): unknown {
+    const r = job.req;
+    const engine = this.engine!;
+    const greedy = r.temperature === 0;
+    const choices: unknown[] = [];
+    let completionTokens = 0;
     let at = 0;
-    return asRequested(() =>
-      reqs.map((r) => {
-        const choices: unknown[] = [];
-        let completionTokens = 0;
-        for (const p of r.prompts)
-          for (let j = 0; j < r.n; j++, at++) {
-            const tokens = gen.tokens[at]!;
-            completionTokens += tokens.length;
-            let text = decode(tokens);
-            // OpenAI: the matched stop string is not part of the text
-            const cut = Math.min(...r.stop.map((s) => text.indexOf(s)).filter((i) => i >= 0));
-            if (Number.isFinite(cut)) text = text.slice(0, cut);
-            choices.push({
-              index: choices.length,
-              text,
-              logprobs: r.logprobs === null ? null : this.logprobsOf(r, p.ids, tokens, gen.logps[at]!, greedy),
-              finish_reason: gen.finished[at] ? 'stop' : 'length',
-              stop_reason: null,
-            });
-          }
-        const promptTokens = r.prompts.reduce((a, p) => a + p.ids.length, 0);
-        return {
-          id: `cmpl-${randomBytes(12).toString('hex')}`,
-          object: 'text_completion',
-          created: Math.floor(Date.now() / 1000),
-          model: r.model,
-          choices,
-          usage: {
-            prompt_tokens: promptTokens,
-            completion_tokens: completionTokens,
-            total_tokens: promptTokens + completionTokens,
-          },
-        };
-      }),
-    );
+    for (const p of r.prompts)
+      for (let j = 0; j < r.n; j++, at++) {
+        const seq = engine.sequence(job.ids![at]!);
+        const tokens = seq.tokens;
+        completionTokens += tokens.length;
+        let text = this.decode(tokens);
+        // OpenAI: the matched stop string is not part of the text
+        const cut = Math.min(...r.stop.map((s) => text.indexOf(s)).filter((i) => i >= 0));
+        if (Number.isFinite(cut)) text = text.slice(0, cut);
+        choices.push({
+          index: choices.length,
+          text,
+          logprobs: r.logprobs === null ? null : this.logprobsOf(r, p.ids, tokens, seq.logps, greedy),
+          finish_reason: seq.finished ? 'stop' : 'length',
+          stop_reason: null,
+        });
+      }
+    const promptTokens = r.prompts.reduce((a, p) => a + p.ids.length, 0);
+    return {
+      id: `cmpl-${randomBytes(12).toString('hex')}`,
+      object: 'text_completion',
+      created: Math.floor(Date.now() / 1000),
+      model: r.model,
+      choices,
+      usage: {
+        prompt_tokens: promptTokens,
+        completion_tokens: completionTokens,
+        total_tokens: promptTokens + completionTokens,
+      },
+    };
   }
 
   /** OpenAI / vLLM completion log-probs: tokens, token_logprobs, top_logprobs, text_offset. */

@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CausalLM } from '../../src/model/decoder.ts';
 import { initModel } from '../../src/model/init.ts';
-import { generate, type GenerateOptions } from '../../src/generate/generate.ts';
+import { Engine, generate, type GenerateOptions } from '../../src/generate/generate.ts';
 import { Rng } from '../../src/data/rng.ts';
 import { liveBytes } from '../../src/backend/index.ts';
 import { GpgRlError } from '../../src/errors.ts';
@@ -137,6 +137,57 @@ describe('rollout engine', () => {
         maxBf < 0.1 && sumBf / nBf < 0.02,
         `bf16 generation vs fp32 teacher forcing: max ${maxBf}, mean ${sumBf / nBf}`,
       );
+    } finally {
+      m.dispose();
+    }
+  });
+
+  test('a live engine admits work between steps, each add with its own sampling settings; nothing changes per sequence', () => {
+    const m = model('qwen2');
+    try {
+      const before = liveBytes();
+      const decode = (ids: number[]) => ids.map((i) => String.fromCharCode(97 + (i % 26))).join('');
+      const A = {
+        prompts: [
+          [5, 6, 7],
+          [5, 6, 7],
+          [8, 9],
+        ],
+        N: 12,
+        s: { temperature: 0.7, topK: 10, topP: 0.9 },
+        seeds: [1n, 2n, 3n],
+      };
+      const B = { prompts: [[12, 13, 14, 15, 16]], N: 5, s: { greedy: true } };
+      const C = { prompts: [[19], [19]], N: 7, s: { temperature: 1.3, stopStrings: [decode([20])] }, seeds: [4n, 5n] };
+      const alone = (x: { prompts: number[][]; N: number; s: object; seeds?: bigint[] }) =>
+        run(m, x.prompts, { maxNewTokens: x.N, ...x.s, seeds: x.seeds, decode });
+      const engine = new Engine(m, { eosTokenIds: [2], blockSize: 4, decode });
+      const a = engine.add(A.prompts, { maxNewTokens: A.N, seeds: A.seeds, sampling: A.s });
+      engine.step();
+      engine.step();
+      assert.equal(engine.runningSequences, 3);
+      const b = engine.add(B.prompts, { maxNewTokens: B.N, sampling: B.s }); // admitted into the running batch
+      engine.step();
+      assert.equal(engine.runningSequences, 4);
+      engine.step();
+      const c = engine.add(C.prompts, { maxNewTokens: C.N, seeds: C.seeds, sampling: C.s });
+      while (!engine.idle) engine.step();
+      for (const [x, ids] of [
+        [A, a],
+        [B, b],
+        [C, c],
+      ] as const) {
+        const want = alone(x);
+        ids.forEach((id, j) => {
+          const got = engine.sequence(id);
+          assert.deepEqual(got.tokens, want.tokens[j], `sequence ${id}`);
+          assert.deepEqual(got.logps, want.logps[j], `sequence ${id} logps`);
+          assert.equal(got.finished, want.finished[j]);
+          assert.ok(got.done);
+        });
+      }
+      engine.close();
+      assert.equal(liveBytes(), before);
     } finally {
       m.dispose();
     }

@@ -18,7 +18,10 @@ const flags: Record<string, FlagSpec> = {
     help: 'the model id in /v1/models and requests (default: MODEL_DIR as given)',
   },
   'generation-dtype': { type: 'string', help: 'weights the engine reads: float32 (default) or bfloat16' },
-  'kv-cache-gb': { type: 'string', help: 'KV-cache budget of one engine call in GB (default 2)' },
+  'kv-cache-gb': {
+    type: 'string',
+    help: 'KV-cache pool of the engine in GB (default 2), shared by every running request',
+  },
   'max-num-seqs': { type: 'string', help: 'most sequences decoded together (default 256)' },
 };
 
@@ -28,7 +31,7 @@ export const command: Command = {
     'serve',
     'MODEL_DIR [--port N] [--host H]',
     flags,
-    'Endpoints: GET /v1/models, GET /health, POST /v1/completions (prompt text or token ids, n, max_tokens, temperature, top_p, top_k, seed, stop, logprobs, return_tokens_as_token_ids), POST /v1/load_lora_adapter and /v1/unload_lora_adapter (vLLM), POST /update_weights_from_disk (SGLang). One access-log line per request on stderr.',
+    'Endpoints: GET /v1/models, GET /health, POST /v1/completions (prompt text or token ids, n, max_tokens, temperature, top_p, top_k, seed, stop, logprobs, return_tokens_as_token_ids), POST /v1/load_lora_adapter and /v1/unload_lora_adapter (vLLM), POST /update_weights_from_disk (SGLang). Continuous batching across requests (a request joins the running batch at the next decode step). One access-log line per request on stderr.',
   ),
   async run(argv) {
     const p = parseFlags('serve', argv, flags);
