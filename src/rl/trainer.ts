@@ -30,7 +30,7 @@ import { Tensor, tidy } from '../tensor/tensor.ts';
 import { backward, noGrad } from '../tensor/tape.ts';
 import { setAutocast } from '../tensor/ops/matmul.ts';
 import type { AdamW } from '../tensor/optim.ts';
-import { setNumThreads } from '../backend/index.ts';
+import { backendLine, defaultBackend, setNumThreads } from '../backend/index.ts';
 import { CausalLM } from '../model/decoder.ts';
 import { loadAdapterWeights, writeAdapterFiles } from '../model/lora.ts';
 import { streamed, type StreamedTensor } from '../model/folder.ts';
@@ -74,7 +74,7 @@ import {
 } from './callbacks.ts';
 import { prepareRun, type RunSetup } from './setup.ts';
 import { PolicyUpdate } from './update.ts';
-import { changedSettings, openRunFolder, ROLLOUT_WEIGHTS_DIR, type RunFolder } from './run-folder.ts';
+import { changedSettings, openRunFolder, ROLLOUT_WEIGHTS_DIR, writeRunConfig, type RunFolder } from './run-folder.ts';
 import { RolloutServers, RolloutServersError } from '../generate/remote.ts';
 import { saveModelFolder } from '../model/folder.ts';
 import { positionWarning, resolveGenerationDtype } from '../generate/generate.ts';
@@ -252,6 +252,9 @@ async function trainOne(
     folder.abandon();
     throw e;
   }
+  // what the run computes on, named once it has opened (a silent fallback to the CPU shows here;
+  // a run refused before this prints only its one-line error)
+  log(backendLine(defaultBackend().describe()));
   const autocastBefore = setAutocast(cfg.bf16);
   let completed = 0; // steps completed by this process
   try {
@@ -483,7 +486,7 @@ class Run {
       optimizer.dispose();
       throw e;
     }
-    writeFileAtomic(join(runDir, 'trainer_config.json'), JSON.stringify(cfg, null, 1) + '\n');
+    writeRunConfig(runDir, cfg, defaultBackend().describe());
     const keys = metricKeys({ rewardFns: setup.rewards.map((r) => r.name), algorithmKeys: algo.metricKeys(cfg) });
     const metrics = new MetricsWriter(join(runDir, 'metrics.jsonl'), keys);
     const bar = new ProgressBar(

@@ -14,7 +14,15 @@
  *    (panels of 16 outputs, fp32 or bf16), kept the same way until releasePackedWeights().
  */
 import { DTYPE_CODE, benchOp, native, nativeBuild, op, type NativeStorage } from './addon.ts';
-import type { AllocatorStats, Backend, BackendBenchmarks, DType, DeviceBuffer, GemmArgs } from '../types.ts';
+import type {
+  AllocatorStats,
+  Backend,
+  BackendBenchmarks,
+  BackendInfo,
+  DType,
+  DeviceBuffer,
+  GemmArgs,
+} from '../types.ts';
 
 class CpuBuffer implements DeviceBuffer {
   /** Bumped by every write through the backend (invalidates converted copies). */
@@ -50,6 +58,22 @@ export class CpuBackend implements Backend {
     memoryBandwidthGBs: (bytes, reps) => benchOp('mem_bandwidth')(bytes, reps) as number,
     build: () => ({ name: nativeBuild.name, reason: nativeBuild.reason, kernels: benchOp('kernel_isa')() as string }),
   };
+
+  /** The addon build loaded (instruction-set level and why), the kernels' instruction set, the threads. */
+  describe(): BackendInfo {
+    let kernels = 'unknown';
+    try {
+      kernels = benchOp('kernel_isa')() as string;
+    } catch {
+      // an addon without the benchmark table still names its build level
+    }
+    const threads = this.getNumThreads();
+    return {
+      name: this.name,
+      summary: `native build ${nativeBuild.name} (${nativeBuild.reason}), kernels ${kernels}, ${threads} thread${threads === 1 ? '' : 's'}`,
+      native: { isa: nativeBuild.name, reason: nativeBuild.reason, kernels, threads },
+    };
+  }
 
   allocate(dtype: DType, numel: number, zero = false): DeviceBuffer {
     return new CpuBuffer(this, new native.Storage(DTYPE_CODE[dtype], numel, zero), dtype);

@@ -15,7 +15,7 @@
  *  - Adapter features: `shader-f16` and `subgroups` are enabled when present (AdapterInfo.features);
  *    no kernel depends on them yet (every kernel is fp32 WGSL, so any adapter runs them).
  */
-import type { AllocatorStats, Backend, DType, DeviceBuffer, GemmArgs, Kernels } from '../types.ts';
+import type { AllocatorStats, Backend, BackendInfo, DType, DeviceBuffer, GemmArgs, Kernels } from '../types.ts';
 import { NativeOpError } from '../../errors.ts';
 import { GpuDevice, WebGpuOpError, type AdapterInfo } from './device.ts';
 import { grid1d, rows as rowGrid, uniforms } from './wgsl.ts';
@@ -171,6 +171,18 @@ export class WebGpuBackend implements Backend {
   /** Adapter name, vendor, features and limits (for logs, trainer_config.json and bench). */
   get adapter(): AdapterInfo {
     return this.device.adapter;
+  }
+
+  /** The adapter: name, vendor, architecture, the features enabled and the device's limits. */
+  describe(): BackendInfo {
+    const a = this.adapter;
+    const name = a.description || [a.vendor, a.architecture, a.device].filter(Boolean).join(' ') || 'unnamed adapter';
+    const mib = (k: string) => (a.limits[k] === undefined ? '?' : `${Math.floor(a.limits[k]! / 2 ** 20)} MiB`);
+    return {
+      name: this.name,
+      summary: `${name} (vendor ${a.vendor || '?'}, architecture ${a.architecture || '?'}; features: ${a.features.join(', ') || 'none'}; maxStorageBufferBindingSize ${mib('maxStorageBufferBindingSize')}, maxBufferSize ${mib('maxBufferSize')})`,
+      adapter: { ...a, features: [...a.features], limits: { ...a.limits } },
+    };
   }
 
   /** True when `op` has a WGSL kernel here. */
