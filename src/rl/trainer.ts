@@ -252,9 +252,6 @@ async function trainOne(
     folder.abandon();
     throw e;
   }
-  // what the run computes on, named once it has opened (a silent fallback to the CPU shows here;
-  // a run refused before this prints only its one-line error)
-  log(backendLine(defaultBackend().describe()));
   const autocastBefore = setAutocast(cfg.bf16);
   let completed = 0; // steps completed by this process
   try {
@@ -265,6 +262,9 @@ async function trainOne(
         throw e instanceof RolloutServersError ? run.serversFailed(step, e) : e;
       }); //                                                                     1–2
       const update = run.optimize(batch, step); //                                 3–5
+      // what the run computes on, named before its first step's line (a silent fallback to the CPU
+      // shows there; a run that fails before that prints only its one-line error)
+      if (completed === 0) run.bar.log(backendLine(defaultBackend().describe()));
       const row = run.record(step, batch, update, (performance.now() - t0) / 1000); // 6
       completed++;
       let stop = await run.callback('onStep', step + 1, () => opts.onStep?.(row, run.info(step + 1)));
@@ -397,7 +397,7 @@ class Run {
     private readonly companion: Companion | null,
     private readonly configHash: string,
     private readonly metrics: MetricsWriter,
-    private readonly bar: ProgressBar,
+    readonly bar: ProgressBar,
     private readonly log: (s: string) => void,
   ) {
     this.lastStep = setup.totalSteps;
