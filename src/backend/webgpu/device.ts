@@ -40,6 +40,9 @@ const INSTALL =
 
 type Command = unknown[];
 
+/** A storage binding: a whole buffer (its id), or a window of one: [id, byteOff (a multiple of 256), bytes]. */
+export type Binding = number | [id: number, byteOff: number, bytes: number];
+
 export class GpuDevice {
   private queued: Command[] = [];
   private transfer: ArrayBuffer[] = [];
@@ -107,14 +110,14 @@ export class GpuDevice {
     if (bytes > 0) this.push(['copy', src, srcOff, dst, dstOff, bytes]);
   }
   /**
-   * Queues one kernel: pipeline `key` (compiled from `wgsl` on first use), storage buffers bound at
-   * 1..n in order, `uniforms` (≤ 256 bytes) at binding 0, the given workgroup counts.
+   * Queues one kernel: pipeline `key` (compiled from `wgsl` on first use), storage buffers (or
+   * windows of them) bound at 1..n in order, `uniforms` (≤ 256 bytes) at binding 0, the given workgroup counts.
    */
   dispatch(
     key: string,
     wgsl: () => string,
     op: string,
-    ids: number[],
+    ids: Binding[],
     uniforms: Uint32Array,
     wg: [number, number, number],
   ): void {

@@ -9,15 +9,22 @@
  *    capped (GPG_RL_ALLOC_CACHE_MB, default 1024); releaseCache() destroys them.
  *  - Kernels: every op of the seam has one; KERNELS lists them (a kernel suite skips, saying which,
  *    on a backend whose supports() lacks one of its ops).
- *  - Limits: a buffer is one storage binding, so it holds at most the adapter's
- *    maxStorageBufferBindingSize (128 MiB on lavapipe; 2 GiB on the NVIDIA adapter measured):
- *    allocate() says so in one line rather than failing inside a kernel.
+ *  - Limits: the device is created with the adapter's own maxima (executor.mjs). A buffer may be as
+ *    large as maxBufferSize (4 GiB on lavapipe); one storage binding only maxStorageBufferBindingSize
+ *    (128 MiB on lavapipe, 2 GiB on the NVIDIA adapter measured; GPG_RL_WEBGPU_MAX_BINDING_MB lowers
+ *    it, for tests). The ops that touch a big tensor (a 0.5B model's 545 MB embedding: its gather
+ *    and scatter-add, the LM head's products, the optimizer step, zeroing, clipping, casts,
+ *    copyRows) bind windows of it, each under the limit, over several dispatches: elementwise ops
+ *    in element ranges, the embedding ops in vocabulary row ranges, gemm in blocks of M, N and K
+ *    (a block that is not contiguous is gathered into a temporary with copyRows, its result
+ *    scattered back). Any other kernel given a buffer over the limit refuses in one line naming
+ *    the op, the operand, its size and the limit.
  *  - Adapter features: `shader-f16` and `subgroups` are enabled when present (AdapterInfo.features);
  *    no kernel depends on them yet (every kernel is fp32 WGSL, so any adapter runs them).
  */
 import type { AllocatorStats, Backend, BackendInfo, DType, DeviceBuffer, GemmArgs, Kernels } from '../types.ts';
 import { NativeOpError } from '../../errors.ts';
-import { GpuDevice, WebGpuOpError, type AdapterInfo } from './device.ts';
+import { GpuDevice, WebGpuOpError, type AdapterInfo, type Binding } from './device.ts';
 import { grid1d, rows as rowGrid, uniforms } from './wgsl.ts';
 import * as ew from './kernels/elementwise.ts';
 import { TILE, gemm, gemmKey, type GemmVariant } from './kernels/gemm.ts';
@@ -64,6 +71,15 @@ function checkTargets(op: string, tg: Int32Array, rowOff: number, rows: number, 
 const dmax = (D: number): number => Math.ceil(D / 32) * 32;
 
 const ELEM_BYTES: Record<DType, number> = { float32: 4, int32: 4, bfloat16: 2 };
+
+/** The bytes of its GPU buffer a tensor uses (whole 32-bit words). */
+const used = (b: GpuBuffer): number => Math.ceil(b.bytes / 4) * 4;
+const mib = (bytes: number): string =>
+  bytes < 2 ** 20 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+/** Storage binding offsets are multiples of this (WebGPU's minStorageBufferOffsetAlignment is at most 256). */
+const ALIGN = 256;
+/** A window of a buffer for one binding: [byteOff, bytes]. */
+type Win = [byteOff: number, bytes: number];
 
 class GpuBuffer implements DeviceBuffer {
   freed = false;
@@ -165,8 +181,36 @@ export class WebGpuBackend implements Backend {
   private misses = 0;
   private readonly cap = Number(process.env.GPG_RL_ALLOC_CACHE_MB ?? 1024) * 2 ** 20;
   private readonly dummies: number[] = [];
+  /** Bytes one storage binding may span (the device's maxStorageBufferBindingSize, or less by GPG_RL_WEBGPU_MAX_BINDING_MB). */
+  private bindLimit: number;
+  /** Bytes one buffer may hold (the device's maxBufferSize). */
+  private readonly bufferLimit: number;
 
-  constructor(readonly device: GpuDevice) {}
+  constructor(readonly device: GpuDevice) {
+    const l = device.adapter.limits;
+    this.bufferLimit = l.maxBufferSize ?? 2 ** 28;
+    const env = Number(process.env.GPG_RL_WEBGPU_MAX_BINDING_MB);
+    this.bindLimit = Math.min(
+      l.maxStorageBufferBindingSize ?? 2 ** 27,
+      this.bufferLimit,
+      env > 0 ? Math.floor(env * 2 ** 20) : Infinity,
+    );
+  }
+
+  /** The bytes one storage binding may span now. */
+  get bindingLimit(): number {
+    return this.bindLimit;
+  }
+  /**
+   * Lowers (or restores) the binding limit in effect, so tests reach the split paths with small
+   * tensors; at most the device's own limit, at least 4 KiB, rounded down to 256 bytes. Returns the previous.
+   */
+  setBindingLimit(bytes: number): number {
+    const prev = this.bindLimit;
+    const dev = Math.min(this.adapter.limits.maxStorageBufferBindingSize ?? 2 ** 27, this.bufferLimit);
+    this.bindLimit = Math.max(4096, Math.floor(Math.min(bytes, dev) / 256) * 256);
+    return prev;
+  }
 
   /** Adapter name, vendor, features and limits (for logs, trainer_config.json and bench). */
   get adapter(): AdapterInfo {
@@ -193,12 +237,12 @@ export class WebGpuBackend implements Backend {
   // ---- memory
   allocate(dtype: DType, numel: number, zero = false): DeviceBuffer {
     const bytes = numel * ELEM_BYTES[dtype];
-    const limit = this.device.adapter.limits.maxStorageBufferBindingSize ?? 2 ** 27;
+    const limit = this.bufferLimit;
     if (bytes > limit)
       throw new WebGpuOpError(
-        `allocate ${dtype}[${numel}] (${(bytes / 2 ** 20).toFixed(1)} MiB) exceeds this adapter's maxStorageBufferBindingSize (${(limit / 2 ** 20).toFixed(0)} MiB)`,
+        `allocate ${dtype}[${numel}] (${mib(bytes)}) exceeds this adapter's maxBufferSize (${mib(limit)})`,
       );
-    const cls = Math.min(sizeClass(bytes), Math.ceil(limit / 4) * 4);
+    const cls = Math.max(Math.ceil(bytes / 4) * 4, Math.min(sizeClass(bytes), Math.floor(limit / 4) * 4));
     let id = this.pool.get(cls)?.pop();
     if (id !== undefined) {
       this.hits++;
@@ -333,13 +377,38 @@ export class WebGpuBackend implements Backend {
     bufs: (DeviceBuffer | null)[],
     u: Uint32Array,
     wg: [number, number, number],
+    windows: (Win | null)[] = [],
   ): void {
-    const ids = bufs.map((x, k) => (x ? g(x).id : this.dummy(k)));
+    const ids: Binding[] = bufs.map((x, k) => {
+      if (!x) return this.dummy(k);
+      const b = g(x);
+      const w = windows[k];
+      if (w) return [b.id, w[0], w[1]];
+      if (b.capacity <= this.bindLimit) return b.id;
+      // a size class over the limit around a tensor under it: bind what the tensor uses
+      if (used(b) <= this.bindLimit) return [b.id, 0, used(b)];
+      throw new WebGpuOpError(
+        `${op}: operand ${k + 1} (${b.dtype}[${b.numel}], ${mib(b.bytes)}) exceeds this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)}); ${op} does not split a tensor over several bindings (the embedding ops, gemm, copyRows, the elementwise ops, swiglu and adamwStep do)`,
+      );
+    });
+    const idOf = (k: number): number => {
+      const x = ids[k]!;
+      return typeof x === 'number' ? x : x[0];
+    };
     for (let k = 0; k < outputs; k++) if (bufs[k]) (bufs[k] as GpuBuffer).host = null;
     const temps: DeviceBuffer[] = [];
     for (let k = outputs; k < ids.length; k++) {
-      if (!ids.slice(0, outputs).includes(ids[k]!)) continue;
+      if (!ids.slice(0, outputs).some((_, j) => idOf(j) === idOf(k))) continue;
       const src = g(bufs[k]!);
+      const wk = windows[k];
+      if (wk) {
+        // a window of a big buffer: copy just the window
+        const t = this.allocate('float32', wk[1] / 4) as GpuBuffer;
+        this.device.copy(src.id, wk[0], t.id, 0, wk[1]);
+        ids[k] = [t.id, 0, wk[1]];
+        temps.push(t);
+        continue;
+      }
       const t = this.allocate(src.dtype, src.numel) as GpuBuffer;
       this.device.copy(src.id, 0, t.id, 0, Math.ceil(src.bytes / 4) * 4);
       ids[k] = t.id;
@@ -360,6 +429,49 @@ export class WebGpuBackend implements Backend {
     return this.dummies[k]!;
   }
 
+  /** Whether any of `bufs` spans more than one storage binding. */
+  private big(...bufs: (DeviceBuffer | null | undefined)[]): boolean {
+    return bufs.some((b) => !!b && used(b as GpuBuffer) > this.bindLimit);
+  }
+
+  /** The window of `b` that holds elements [start, start + count): its binding and the first element's offset in it. */
+  private win(b: DeviceBuffer, start: number, count: number): { w: Win; res: number } {
+    const x = g(b);
+    const es = ELEM_BYTES[x.dtype];
+    const first = start * es;
+    const base = Math.floor(first / ALIGN) * ALIGN;
+    const end = Math.min(x.capacity, Math.ceil(((start + count) * es) / 4) * 4);
+    return { w: [base, Math.max(4, end - base)], res: (first - base) / es };
+  }
+
+  /**
+   * An elementwise kernel over units [0, n) (`es[k]`: bytes of operand k per unit; nothing when n is 0): one call `f(0, n)`
+   * when every operand fits one binding, else pieces of a multiple of 128 units whose windows
+   * (every operand's, at the same unit) each fit; `f(start, len, windows)` queues one piece.
+   */
+  private pieces(
+    n: number,
+    bufs: (DeviceBuffer | null)[],
+    es: number[],
+    f: (start: number, len: number, windows: (Win | null)[]) => void,
+  ): void {
+    if (n <= 0) return;
+    if (!this.big(...bufs)) return f(0, n, []);
+    const per = Math.floor(this.bindLimit / Math.max(...es) / 128) * 128;
+    for (let start = 0; start < n; start += per) {
+      const len = Math.min(per, n - start);
+      f(
+        start,
+        len,
+        bufs.map((b, k) => {
+          if (!b) return null;
+          const off = start * es[k]!;
+          return [off, Math.min((b as GpuBuffer).capacity - off, Math.ceil((len * es[k]!) / 4) * 4)];
+        }),
+      );
+    }
+  }
+
   // ---- memory kernels
   fill(x: DeviceBuffer, value: number, n: number): void {
     need('fill', 'x', x, n);
@@ -376,7 +488,18 @@ export class WebGpuBackend implements Backend {
     }
     const words = b.dtype === 'bfloat16' ? Math.ceil(n / 2) : n;
     const halfLast = b.dtype === 'bfloat16' && n % 2 === 1 ? 1 : 0;
-    if (words) this.run('fill', ew.fillWords, 'fill', 1, [x], uniforms('uuu', words, pattern, halfLast), grid1d(words));
+    this.pieces(words, [x], [4], (s0, len, w) =>
+      this.run(
+        'fill',
+        ew.fillWords,
+        'fill',
+        1,
+        [x],
+        uniforms('uuu', len, pattern, s0 + len === words ? halfLast : 0),
+        grid1d(len),
+        w,
+      ),
+    );
   }
 
   copy(dst: DeviceBuffer, dstOff: number, src: DeviceBuffer, srcOff: number, n: number): void {
@@ -415,26 +538,70 @@ export class WebGpuBackend implements Backend {
     if (rows * cols === 0) return;
     need('copy_rows', 'dst', dst, dstOff + (rows - 1) * dstStride + cols, 'float32');
     need('copy_rows', 'src', src, srcOff + (rows - 1) * srcStride + cols, 'float32');
-    this.run(
-      'copy_rows',
-      ew.copyRows,
-      'copyRows',
-      1,
-      [dst, src],
-      uniforms('uuuuuu', rows, cols, dstStride, srcStride, dstOff, srcOff),
-      grid1d(rows * cols),
-    );
+    if (!this.big(dst, src)) {
+      this.run(
+        'copy_rows',
+        ew.copyRows,
+        'copyRows',
+        1,
+        [dst, src],
+        uniforms('uuuuuu', rows, cols, dstStride, srcStride, dstOff, srcOff),
+        grid1d(rows * cols),
+      );
+      return;
+    }
+    // row ranges whose span in each big operand fits one binding (a small one is bound whole)
+    const S = Math.floor((this.bindLimit - ALIGN) / 4);
+    if (cols > S)
+      throw new WebGpuOpError(
+        `copyRows: a row of ${cols} floats (${mib(cols * 4)}) exceeds this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)})`,
+      );
+    let per = rows;
+    for (const [b, stride] of [
+      [dst, dstStride],
+      [src, srcStride],
+    ] as const)
+      if (this.big(b) && stride > 0) per = Math.min(per, Math.floor((S - cols) / stride) + 1);
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const rn = Math.min(per, rows - r0);
+      const at = (b: DeviceBuffer, off: number, stride: number): { w: Win | null; res: number } =>
+        this.big(b) ? this.win(b, off + r0 * stride, (rn - 1) * stride + cols) : { w: null, res: off + r0 * stride };
+      const d = at(dst, dstOff, dstStride);
+      const s0 = at(src, srcOff, srcStride);
+      this.run(
+        'copy_rows',
+        ew.copyRows,
+        'copyRows',
+        1,
+        [dst, src],
+        uniforms('uuuuuu', rn, cols, dstStride, srcStride, d.res, s0.res),
+        grid1d(rn * cols),
+        [d.w, s0.w],
+      );
+    }
   }
   castF32Bf16(out: DeviceBuffer, x: DeviceBuffer, n: number): void {
     need('cast_f32_bf16', 'out', out, n, 'bfloat16');
     need('cast_f32_bf16', 'x', x, n, 'float32');
-    if (n)
-      this.run('cast_f32_bf16', ew.castF32Bf16, 'castF32Bf16', 1, [out, x], uniforms('u', n), grid1d(Math.ceil(n / 2)));
+    this.pieces(n, [out, x], [2, 4], (_, len, w) =>
+      this.run(
+        'cast_f32_bf16',
+        ew.castF32Bf16,
+        'castF32Bf16',
+        1,
+        [out, x],
+        uniforms('u', len),
+        grid1d(Math.ceil(len / 2)),
+        w,
+      ),
+    );
   }
   castBf16F32(out: DeviceBuffer, x: DeviceBuffer, n: number): void {
     need('cast_bf16_f32', 'out', out, n, 'float32');
     need('cast_bf16_f32', 'x', x, n, 'bfloat16');
-    if (n) this.run('cast_bf16_f32', ew.castBf16F32, 'castBf16F32', 1, [out, x], uniforms('u', n), grid1d(n));
+    this.pieces(n, [out, x], [4, 2], (_, len, w) =>
+      this.run('cast_bf16_f32', ew.castBf16F32, 'castBf16F32', 1, [out, x], uniforms('u', len), grid1d(len), w),
+    );
   }
 
   // ---- elementwise and reductions
@@ -442,16 +609,22 @@ export class WebGpuBackend implements Backend {
     need('add_forward', 'out', out, n, 'float32');
     need('add_forward', 'a', a, n, 'float32');
     need('add_forward', 'b', b, n, 'float32');
-    if (n) this.run('add', ew.add, 'addForward', 1, [out, a, b], uniforms('u', n), grid1d(n));
+    this.pieces(n, [out, a, b], [4, 4, 4], (_, len, w) =>
+      this.run('add', ew.add, 'addForward', 1, [out, a, b], uniforms('u', len), grid1d(len), w),
+    );
   }
   axpy(y: DeviceBuffer, x: DeviceBuffer, alpha: number, n: number): void {
     need('axpy', 'y', y, n, 'float32');
     need('axpy', 'x', x, n, 'float32');
-    if (n) this.run('axpy', ew.axpy, 'axpy', 1, [y, x], uniforms('uf', n, alpha), grid1d(n));
+    this.pieces(n, [y, x], [4, 4], (_, len, w) =>
+      this.run('axpy', ew.axpy, 'axpy', 1, [y, x], uniforms('uf', len, alpha), grid1d(len), w),
+    );
   }
   scale(x: DeviceBuffer, s: number, n: number): void {
     need('scale', 'x', x, n, 'float32');
-    if (n) this.run('scale', ew.scale, 'scale', 1, [x], uniforms('uf', n, s), grid1d(n));
+    this.pieces(n, [x], [4], (_, len, w) =>
+      this.run('scale', ew.scale, 'scale', 1, [x], uniforms('uf', len, s), grid1d(len), w),
+    );
   }
   sumRows(out: DeviceBuffer, x: DeviceBuffer, M: number, N: number, beta: number): void {
     need('sum_rows', 'out', out, N, 'float32');
@@ -481,6 +654,7 @@ export class WebGpuBackend implements Backend {
     need('gemm', 'C', C, (o.cOff ?? 0) + batch * o.M * o.N, 'float32');
     need('gemm', 'bias', o.bias, o.N, 'float32');
     if (o.bias && (o.alpha ?? 1) !== 1) throw new NativeOpError('gemm: bias with alpha != 1 is not supported', 'gemm');
+    if (this.big(C, A, B, o.bias)) return this.gemmBlocks(C, A, B, o, v);
     this.run(
       gemmKey(v),
       gemm(v),
@@ -505,6 +679,119 @@ export class WebGpuBackend implements Backend {
     );
   }
 
+  /**
+   * gemm with an operand over the binding limit (the LM head's products with a big embedding): in
+   * blocks of M, N and K whose every operand block fits one binding. A block that is contiguous in
+   * its operand (whole rows) is bound as a window of it; another is gathered into a temporary with
+   * copyRows (and C's scattered back). K blocks after the first accumulate (beta 1, no bias).
+   */
+  private gemmBlocks(C: DeviceBuffer, A: DeviceBuffer, B: DeviceBuffer, o: GemmArgs, v: GemmVariant): void {
+    const { M, N, K } = o;
+    const tA = !!o.transA;
+    const tB = !!o.transB;
+    if ((o.batch ?? 1) !== 1)
+      throw new WebGpuOpError(
+        `gemm: a batched product (batch ${o.batch}) with an operand over this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)}) is not split`,
+      );
+    const S = Math.floor((this.bindLimit - ALIGN) / 4);
+    let mb = M,
+      nb = N,
+      kb = K;
+    // halve the longer side of the largest block until every block fits
+    for (;;) {
+      const blocks: [number, () => void][] = [
+        [mb * kb, () => (mb >= kb ? (mb = Math.ceil(mb / 2)) : (kb = Math.ceil(kb / 2)))],
+        [kb * nb, () => (nb >= kb ? (nb = Math.ceil(nb / 2)) : (kb = Math.ceil(kb / 2)))],
+        [mb * nb, () => (mb >= nb ? (mb = Math.ceil(mb / 2)) : (nb = Math.ceil(nb / 2)))],
+      ];
+      blocks.sort((x, y) => y[0] - x[0]);
+      if (blocks[0]![0] <= S) break;
+      blocks[0]![1]();
+    }
+    const temps: DeviceBuffer[] = [];
+    /** Rows r0..r0+rn, columns c0..c0+cn of the matrix [rows, cols] stored at `off` in `b`: a binding and an offset. */
+    const block = (
+      name: string,
+      b: DeviceBuffer,
+      off: number,
+      cols: number,
+      r0: number,
+      rn: number,
+      c0: number,
+      cn: number,
+      load: boolean,
+    ): { buf: DeviceBuffer; w: Win | null; off: number; scatter: boolean } => {
+      const start = off + r0 * cols + c0;
+      if (cn === cols || rn === 1) {
+        if (!this.big(b)) return { buf: b, w: null, off: start, scatter: false };
+        const { w, res } = this.win(b, start, rn * cn);
+        return { buf: b, w, off: res, scatter: false };
+      }
+      if (b.dtype !== 'float32')
+        throw new WebGpuOpError(
+          `gemm: ${name} (${b.dtype}[${b.numel}], ${mib(b.numel * ELEM_BYTES[b.dtype])}) exceeds this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)}) and only float32 blocks are gathered`,
+        );
+      const t = this.allocate('float32', rn * cn);
+      temps.push(t);
+      if (load) this.copyRows(t, b, rn, cn, cn, cols, 0, start);
+      return { buf: t, w: null, off: 0, scatter: true };
+    };
+    const alpha = o.alpha ?? 1;
+    const beta = o.beta ?? 0;
+    const bias = o.bias ?? null;
+    for (let m0 = 0; m0 < M; m0 += mb) {
+      const mn = Math.min(mb, M - m0);
+      for (let n0 = 0; n0 < N; n0 += nb) {
+        const nn = Math.min(nb, N - n0);
+        const cb = block('C', C, o.cOff ?? 0, N, m0, mn, n0, nn, beta !== 0);
+        let biasBuf: DeviceBuffer | null = null;
+        if (bias) {
+          biasBuf = this.allocate('float32', nn);
+          temps.push(biasBuf);
+          this.copy(biasBuf, 0, bias, n0, nn);
+        }
+        for (let k0 = 0; k0 < K; k0 += kb) {
+          const kn = Math.min(kb, K - k0);
+          const ab = tA
+            ? block('A', A, o.aOff ?? 0, M, k0, kn, m0, mn, true)
+            : block('A', A, o.aOff ?? 0, K, m0, mn, k0, kn, true);
+          const bb = tB
+            ? block('B', B, o.bOff ?? 0, K, n0, nn, k0, kn, true)
+            : block('B', B, o.bOff ?? 0, N, k0, kn, n0, nn, true);
+          const first = k0 === 0;
+          const vb: GemmVariant = { ...v, bias: first && !!bias };
+          this.run(
+            gemmKey(vb),
+            gemm(vb),
+            'gemm',
+            1,
+            [cb.buf, ab.buf, bb.buf, first ? biasBuf : null],
+            uniforms(
+              'uuuuuuuuuff',
+              mn,
+              nn,
+              kn,
+              tA ? 1 : 0,
+              tB ? 1 : 0,
+              1,
+              ab.off,
+              bb.off,
+              cb.off,
+              alpha,
+              first ? beta : 1,
+            ),
+            [Math.ceil(nn / TILE), Math.ceil(mn / TILE), 1],
+            [cb.w, ab.w, bb.w, null],
+          );
+          for (const x of [ab, bb]) if (x.scatter) this.free(temps.splice(temps.indexOf(x.buf), 1)[0]!);
+        }
+        if (cb.scatter) this.copyRows(C, cb.buf, mn, nn, N, nn, (o.cOff ?? 0) + m0 * N + n0, 0);
+      }
+    }
+    // queue order: a later allocation reusing a temporary runs after the kernels that read it
+    for (const t of temps) this.free(t);
+  }
+
   // ---- layers
   swigluForward(out: DeviceBuffer, gate: DeviceBuffer, up: DeviceBuffer, n: number): void {
     for (const [name, b] of [
@@ -513,7 +800,9 @@ export class WebGpuBackend implements Backend {
       ['up', up],
     ] as const)
       need('swiglu_forward', name, b, n, 'float32');
-    if (n) this.run('swiglu_fwd', ew.swigluForward, 'swigluForward', 1, [out, gate, up], uniforms('u', n), grid1d(n));
+    this.pieces(n, [out, gate, up], [4, 4, 4], (_, len, w) =>
+      this.run('swiglu_fwd', ew.swigluForward, 'swigluForward', 1, [out, gate, up], uniforms('u', len), grid1d(len), w),
+    );
   }
   swigluBackward(
     dgate: DeviceBuffer | null,
@@ -532,15 +821,18 @@ export class WebGpuBackend implements Backend {
     ] as const)
       need('swiglu_backward', name, b, n, 'float32');
     const which = (dgate ? 1 : 0) | (dup ? 2 : 0);
-    if (n && which)
-      this.run(
-        'swiglu_bwd',
-        ew.swigluBackward,
-        'swigluBackward',
-        2,
-        [dgate, dup, dout, gate, up],
-        uniforms('uu', n, which),
-        grid1d(n),
+    if (which)
+      this.pieces(n, [dgate, dup, dout, gate, up], [4, 4, 4, 4, 4], (_, len, w) =>
+        this.run(
+          'swiglu_bwd',
+          ew.swigluBackward,
+          'swigluBackward',
+          2,
+          [dgate, dup, dout, gate, up],
+          uniforms('uu', len, which),
+          grid1d(len),
+          w,
+        ),
       );
   }
   rmsnormForward(
@@ -674,16 +966,33 @@ export class WebGpuBackend implements Backend {
     need('embedding_forward', 'weight', weight, V * C, 'float32');
     need('embedding_forward', 'ids', ids, N, 'int32');
     checkIds('embedding_forward', this.hostInts(ids, N), N, V);
-    if (N * C)
+    if (N * C === 0) return;
+    // a weight over the binding limit: one dispatch per window of vocabulary rows
+    const per = this.big(weight) ? this.rowsPerWindow('embedding_forward', 'weight', C) : V;
+    for (let v0 = 0; v0 < V; v0 += per) {
+      const vn = Math.min(per, V - v0);
+      const { w, res } = per < V ? this.win(weight, v0 * C, vn * C) : { w: null, res: 0 };
       this.run(
         'embedding_fwd',
         lay.embeddingForward,
         'embeddingForward',
         1,
         [out, weight, ids],
-        uniforms('uu', N, C),
+        uniforms('uuuuu', N, C, v0, vn, res),
         grid1d(N * C),
+        [null, w, null],
       );
+    }
+  }
+
+  /** Rows of C floats one binding window holds (≥ 1, or one line saying a row alone is too big). */
+  private rowsPerWindow(op: string, name: string, C: number): number {
+    const per = Math.floor((this.bindLimit - ALIGN) / (C * 4));
+    if (per < 1)
+      throw new WebGpuOpError(
+        `${op}: a row of ${name} (${C} floats) exceeds this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)})`,
+      );
+    return per;
   }
 
   embeddingBackward(
@@ -712,15 +1021,22 @@ export class WebGpuBackend implements Backend {
     const ob = this.allocate('int32', order.length);
     this.upload(sb, start);
     this.upload(ob, order);
-    this.run(
-      'embedding_bwd',
-      lay.embeddingBackward,
-      'embeddingBackward',
-      1,
-      [dweight, dout, sb, ob],
-      uniforms('uuu', V, C, accumulate ? 1 : 0),
-      grid1d(V * C),
-    );
+    // a gradient over the binding limit: one dispatch per window of vocabulary rows
+    const per = this.big(dweight) ? this.rowsPerWindow('embedding_backward', 'dweight', C) : V;
+    for (let v0 = 0; v0 < V; v0 += per) {
+      const vn = Math.min(per, V - v0);
+      const { w, res } = per < V ? this.win(dweight, v0 * C, vn * C) : { w: null, res: 0 };
+      this.run(
+        'embedding_bwd',
+        lay.embeddingBackward,
+        'embeddingBackward',
+        1,
+        [dweight, dout, sb, ob],
+        uniforms('uuuuu', vn, C, accumulate ? 1 : 0, v0, res),
+        grid1d(vn * C),
+        [w, null, null, null],
+      );
+    }
     this.free(sb);
     this.free(ob);
   }
@@ -857,25 +1173,28 @@ export class WebGpuBackend implements Backend {
     if (n === 0) return;
     const bc1 = 1 - Math.pow(beta1, step);
     const bc2 = 1 - Math.pow(beta2, step);
-    this.run(
-      'adamw',
-      lay.adamw,
-      'adamwStep',
-      3,
-      [param, m, v, grad],
-      uniforms(
-        'ufffffff' + 'f',
-        n,
-        1 - lr * weightDecay,
-        beta1,
-        1 - beta1,
-        beta2,
-        1 - beta2,
-        lr / bc1,
-        Math.sqrt(bc2),
-        eps,
+    this.pieces(n, [param, m, v, grad], [4, 4, 4, 4], (_, len, w) =>
+      this.run(
+        'adamw',
+        lay.adamw,
+        'adamwStep',
+        3,
+        [param, m, v, grad],
+        uniforms(
+          'ufffffff' + 'f',
+          len,
+          1 - lr * weightDecay,
+          beta1,
+          1 - beta1,
+          beta2,
+          1 - beta2,
+          lr / bc1,
+          Math.sqrt(bc2),
+          eps,
+        ),
+        grid1d(len),
+        w,
       ),
-      grid1d(n),
     );
   }
 
