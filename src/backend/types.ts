@@ -345,14 +345,18 @@ export interface BackendInfo {
   /** cpu: the addon build loaded (instruction-set level), why it was chosen, the kernels' ISA, threads. */
   native?: { isa: string; reason: string; kernels: string; threads: number };
   /** webgpu: the adapter (name, vendor, architecture, enabled features, the device's limits). */
-  adapter?: {
-    vendor: string;
-    architecture: string;
-    device: string;
-    description: string;
-    features: string[];
-    limits: Record<string, number>;
-  };
+  adapter?: AdapterInfo;
+}
+
+/** What a WebGPU adapter is: recorded by runs and printed by `bench` so a silent fallback is visible. */
+export interface AdapterInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** Device features enabled (shader-f16, subgroups, timestamp-query where the adapter has them). */
+  features: string[];
+  limits: Record<string, number>;
 }
 
 export interface BackendBenchmarks {

@@ -13,9 +13,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { loadBackend, setDefaultBackend, type Backend, type DeviceBuffer } from '../../src/backend/index.ts';
-import type { WebGpuBackend } from '../../src/backend/webgpu/index.ts';
 import { WebGpuOpError } from '../../src/backend/webgpu/device.ts';
 import type { GemmArgs } from '../../src/backend/types.ts';
+import { webgpuOrWhy } from '../helpers.ts';
 import { CausalLM } from '../../src/model/decoder.ts';
 import { readSafetensorsFile, toInt32 } from '../../src/model/safetensors.ts';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
@@ -23,13 +23,7 @@ import { backward } from '../../src/tensor/tape.ts';
 
 const FIXTURES = new URL('../../../shared/fixtures/hf-reference/', import.meta.url).pathname;
 
-let gpu: WebGpuBackend | null = null;
-let why = '';
-try {
-  gpu = (await loadBackend('webgpu')) as WebGpuBackend;
-} catch (e) {
-  why = (e as Error).message;
-}
+const { gpu, why } = await webgpuOrWhy();
 const cpu = await loadBackend('cpu');
 
 /** Deterministic values in [-1, 1). */

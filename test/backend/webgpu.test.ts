@@ -11,8 +11,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { loadBackend, setDefaultBackend, type Backend } from '../../src/backend/index.ts';
-import type { WebGpuBackend } from '../../src/backend/webgpu/index.ts';
 import { WebGpuOpError } from '../../src/backend/webgpu/device.ts';
+import { webgpuOrWhy } from '../helpers.ts';
 import { CausalLM, expandRows } from '../../src/model/decoder.ts';
 import { readSafetensorsFile, toFloat32, toInt32 } from '../../src/model/safetensors.ts';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
@@ -23,13 +23,7 @@ const FIXTURES = new URL('../../../shared/fixtures/hf-reference/', import.meta.u
 const KINDS = ['qwen2-tiny', 'llama-tiny', 'qwen3-tiny'] as const;
 const root = new URL('../..', import.meta.url).pathname;
 
-let gpu: WebGpuBackend | null = null;
-let why = '';
-try {
-  gpu = (await loadBackend('webgpu')) as WebGpuBackend;
-} catch (e) {
-  why = (e as Error).message;
-}
+const { gpu, why } = await webgpuOrWhy();
 const cpu = await loadBackend('cpu');
 
 /** Runs `f` with `be` as the default backend (tensors it creates live there). */

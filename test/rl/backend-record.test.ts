@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBackend, setDefaultBackend, type Backend } from '../../src/backend/index.ts';
+import { webgpuOrWhy } from '../helpers.ts';
 import { writeInitModel } from '../../src/model/init.ts';
 import { train } from '../../src/rl/trainer.ts';
 import { changedSettings, RECORD_ONLY } from '../../src/rl/run-folder.ts';
@@ -35,13 +36,7 @@ writeFileSync(
   Array.from({ length: 4 }, (_, i) => JSON.stringify({ prompt: `${i}+1`, answer: String(i + 1) })).join('\n') + '\n',
 );
 
-let gpu: Backend | null = null;
-let why = '';
-try {
-  gpu = await loadBackend('webgpu');
-} catch (e) {
-  why = (e as Error).message;
-}
+const { gpu, why } = await webgpuOrWhy();
 const cpu = await loadBackend('cpu');
 
 const len = ({ completions }: { completions: string[] }) => completions.map((c) => (c.length % 2 === 0 ? 1 : 0));

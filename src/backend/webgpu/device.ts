@@ -10,22 +10,14 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { GpgRlError, WebGpuUnavailableError } from '../../errors.ts';
+import type { AdapterInfo } from '../types.ts';
 
 /** Commands queued before a batch is posted without waiting (the worker then runs it while the host goes on). */
 const MAX_QUEUED = 256;
 /** How long a blocking read waits for the worker before giving up. */
 const SYNC_TIMEOUT_MS = 10 * 60 * 1000;
 
-/** What the adapter is: recorded by runs and printed by `bench` so a silent fallback is visible. */
-export interface AdapterInfo {
-  vendor: string;
-  architecture: string;
-  device: string;
-  description: string;
-  /** Device features enabled (shader-f16, subgroups, timestamp-query where the adapter has them). */
-  features: string[];
-  limits: Record<string, number>;
-}
+export type { AdapterInfo } from '../types.ts';
 
 /** A kernel or a transfer failed on the device; the message starts with the kernel's name. */
 export class WebGpuOpError extends GpgRlError {

@@ -23,7 +23,24 @@
  *    no kernel depends on them yet (every kernel is fp32 WGSL, so any adapter runs them).
  */
 import type { AllocatorStats, Backend, BackendInfo, DType, DeviceBuffer, GemmArgs, Kernels } from '../types.ts';
-import { NativeOpError } from '../../errors.ts';
+import {
+  checkAdamw,
+  checkDropout,
+  checkGemm,
+  checkHeads,
+  checkIds,
+  checkPagedRows,
+  checkPositions,
+  checkRope,
+  checkSampling,
+  checkSlots,
+  checkTargets,
+  fail,
+  finiteScale,
+  need,
+  needAll,
+  positiveTemperature,
+} from '../checks.ts';
 import { GpuDevice, WebGpuOpError, type AdapterInfo, type Binding } from './device.ts';
 import { grid1d, rows as rowGrid, uniforms } from './wgsl.ts';
 import * as ew from './kernels/elementwise.ts';
@@ -37,35 +54,8 @@ import * as smp from './kernels/sample.ts';
 
 export type { AdapterInfo } from './device.ts';
 
-/** RoPE positions are exact in float32 below 2^24 (native/cpu/rope.cc). */
-const MAX_POS = 1 << 24;
-
-/** ids in [0, V) or the CPU's one-line error. */
-function checkIds(op: string, ids: Int32Array, N: number, V: number): void {
-  for (let i = 0; i < N; i++) {
-    const v = ids[i]!;
-    if (v < 0 || v >= V)
-      throw new NativeOpError(
-        `${op}: ids[${i}] = ${v} is out of range for vocabulary size V = ${V} (valid ids are 0..${V - 1})`,
-        op,
-      );
-  }
-}
-
-function positiveTemperature(op: string, t: number): void {
-  if (!(t > 0)) throw new NativeOpError(`${op}: temperature must be > 0, got ${t}`, op);
-}
 /** 1/τ rounded to float32, as native/cpu forms it. */
 const invT = (t: number): number => Math.fround(1 / t);
-
-/** targets[rowOff, rowOff + rows) < V (negative ids mean "ignore"), or the CPU's one-line error. */
-function checkTargets(op: string, tg: Int32Array, rowOff: number, rows: number, V: number): void {
-  for (let r = 0; r < rows; r++) {
-    const t = tg[rowOff + r]!;
-    if (t >= V)
-      throw new NativeOpError(`${op}: target ${t} at row ${rowOff + r} is out of range for vocabulary size ${V}`, op);
-  }
-}
 
 /** Attention pipelines per head-dim bucket (D rounded up to 32). */
 const dmax = (D: number): number => Math.ceil(D / 32) * 32;
@@ -104,17 +94,6 @@ const g = (b: DeviceBuffer): GpuBuffer => {
   if (x.freed) throw new Error(`webgpu: use of a freed ${x.dtype}[${x.numel}] buffer`);
   return x;
 };
-
-/**
- * The size re-check native/cpu does (a GPU kernel would clamp an out-of-range index and be silently
- * wrong): `op: name holds n elements, needs m`, a NativeOpError as on CPU. Returns the buffer.
- */
-function need(op: string, name: string, b: DeviceBuffer | null | undefined, n: number, dtype?: DType): void {
-  if (!b) return;
-  if (b.freed) throw new NativeOpError(`${op}: ${name} was freed`, op);
-  if (b.numel < n) throw new NativeOpError(`${op}: ${name} holds ${b.numel} elements, needs ${n}`, op);
-  if (dtype && b.dtype !== dtype) throw new NativeOpError(`${op}: ${name} must be ${dtype}, got ${b.dtype}`, op);
-}
 
 /** The bytes a pooled GPU buffer has for a request: 256-byte steps up to 4 KiB, then four classes per power of two. */
 export function sizeClass(bytes: number): number {
@@ -645,15 +624,10 @@ export class WebGpuBackend implements Backend {
     };
     if (o.M * o.N * batch === 0) return;
     const batchB = o.batchB ?? 1;
-    if (batchB !== batch && batchB !== 1)
-      throw new NativeOpError(`gemm: batchB must equal batch or 1, got ${batchB}`, 'gemm');
-    if (A.dtype === 'int32' || B.dtype === 'int32')
-      throw new NativeOpError('gemm: int32 operands are not supported', 'gemm');
-    need('gemm', 'A', A, (o.aOff ?? 0) + batch * o.M * o.K);
-    need('gemm', 'B', B, (o.bOff ?? 0) + batchB * o.K * o.N);
+    checkGemm(A, B, o);
     need('gemm', 'C', C, (o.cOff ?? 0) + batch * o.M * o.N, 'float32');
     need('gemm', 'bias', o.bias, o.N, 'float32');
-    if (o.bias && (o.alpha ?? 1) !== 1) throw new NativeOpError('gemm: bias with alpha != 1 is not supported', 'gemm');
+    if (o.bias && (o.alpha ?? 1) !== 1) fail('gemm', 'bias with alpha != 1 is not supported');
     if (this.big(C, A, B, o.bias)) return this.gemmBlocks(C, A, B, o, v);
     this.run(
       gemmKey(v),
@@ -942,9 +916,7 @@ export class WebGpuBackend implements Backend {
   ): void {
     need(op, on, out, n, 'float32');
     need(op, xn, x, n, 'float32');
-    if (!(p >= 0 && p < 1)) throw new NativeOpError(`${op}: p must be in [0, 1), got ${p}`, op);
-    if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 53)
-      throw new NativeOpError(`${op}: seed must be an integer in [0, 2^53), got ${seed}`, op);
+    checkDropout(op, p, seed);
     if (n === 0) return;
     const pf = Math.fround(p);
     const thr = Math.floor(pf * 2 ** 32);
@@ -967,11 +939,7 @@ export class WebGpuBackend implements Backend {
     need('embedding_forward', 'ids', ids, N, 'int32');
     checkIds('embedding_forward', this.hostInts(ids, N), N, V);
     if (N * C === 0) return;
-    // a weight over the binding limit: one dispatch per window of vocabulary rows
-    const per = this.big(weight) ? this.rowsPerWindow('embedding_forward', 'weight', C) : V;
-    for (let v0 = 0; v0 < V; v0 += per) {
-      const vn = Math.min(per, V - v0);
-      const { w, res } = per < V ? this.win(weight, v0 * C, vn * C) : { w: null, res: 0 };
+    this.vocabWindows('embedding_forward', 'weight', weight, V, C, (v0, vn, w, res) =>
       this.run(
         'embedding_fwd',
         lay.embeddingForward,
@@ -981,18 +949,34 @@ export class WebGpuBackend implements Backend {
         uniforms('uuuuu', N, C, v0, vn, res),
         grid1d(N * C),
         [null, w, null],
-      );
-    }
+      ),
+    );
   }
 
-  /** Rows of C floats one binding window holds (≥ 1, or one line saying a row alone is too big). */
-  private rowsPerWindow(op: string, name: string, C: number): number {
+  /**
+   * `f(v0, vn, window, offset)` once per window of rows [v0, v0 + vn) of the [V, C] float32 buffer
+   * `b`: once over all V rows, bound whole, when it fits one binding; else as many rows as a
+   * binding holds each (one line when a single row is too big).
+   */
+  private vocabWindows(
+    op: string,
+    name: string,
+    b: DeviceBuffer,
+    V: number,
+    C: number,
+    f: (v0: number, vn: number, w: Win | null, res: number) => void,
+  ): void {
+    if (!this.big(b)) return f(0, V, null, 0);
     const per = Math.floor((this.bindLimit - ALIGN) / (C * 4));
     if (per < 1)
       throw new WebGpuOpError(
         `${op}: a row of ${name} (${C} floats) exceeds this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)})`,
       );
-    return per;
+    for (let v0 = 0; v0 < V; v0 += per) {
+      const vn = Math.min(per, V - v0);
+      const { w, res } = this.win(b, v0 * C, vn * C);
+      f(v0, vn, w, res);
+    }
   }
 
   embeddingBackward(
@@ -1021,11 +1005,7 @@ export class WebGpuBackend implements Backend {
     const ob = this.allocate('int32', order.length);
     this.upload(sb, start);
     this.upload(ob, order);
-    // a gradient over the binding limit: one dispatch per window of vocabulary rows
-    const per = this.big(dweight) ? this.rowsPerWindow('embedding_backward', 'dweight', C) : V;
-    for (let v0 = 0; v0 < V; v0 += per) {
-      const vn = Math.min(per, V - v0);
-      const { w, res } = per < V ? this.win(dweight, v0 * C, vn * C) : { w: null, res: 0 };
+    this.vocabWindows('embedding_backward', 'dweight', dweight, V, C, (v0, vn, w, res) =>
       this.run(
         'embedding_bwd',
         lay.embeddingBackward,
@@ -1035,8 +1015,8 @@ export class WebGpuBackend implements Backend {
         uniforms('uuuuu', vn, C, accumulate ? 1 : 0, v0, res),
         grid1d(vn * C),
         [w, null, null, null],
-      );
-    }
+      ),
+    );
     this.free(sb);
     this.free(ob);
   }
@@ -1079,22 +1059,11 @@ export class WebGpuBackend implements Backend {
     theta: number,
     sign: number,
   ): void {
-    if (D % 2 !== 0) throw new NativeOpError(`${op}: D must be even, got ${D}`, op);
-    if (!(theta > 0)) throw new NativeOpError(`${op}: theta must be > 0, got ${theta}`, op);
+    checkRope(op, D, theta);
     need(op, yn, y, B * T * H * D, 'float32');
     need(op, xn, x, B * T * H * D, 'float32');
     need(op, 'positions', positions, B * T, 'int32');
-    const pos = this.hostInts(positions, B * T);
-    let maxPos = 0;
-    for (let i = 0; i < B * T; i++) {
-      const v = pos[i]!;
-      if (v < 0 || v >= MAX_POS)
-        throw new NativeOpError(
-          `${op}: positions[${i}] = ${v} is out of range [0, ${MAX_POS}); position ids count real tokens from 0`,
-          op,
-        );
-      if (v > maxPos) maxPos = v;
-    }
+    const maxPos = checkPositions(op, this.hostInts(positions, B * T), B * T);
     if (B * T * H * D === 0) return;
     const tab = this.ropeTable(D, theta, maxPos + 1);
     this.run(
@@ -1158,18 +1127,13 @@ export class WebGpuBackend implements Backend {
     step: number,
   ): void {
     const op = 'adamw_step';
-    if (!Number.isInteger(step) || step < 1) throw new NativeOpError(`${op}: step must be >= 1, got ${step}`, op);
-    if (!(Number.isFinite(lr) && lr >= 0)) throw new NativeOpError(`${op}: lr must be finite and >= 0, got ${lr}`, op);
-    if (!(beta1 >= 0 && beta1 < 1)) throw new NativeOpError(`${op}: beta1 must be in [0, 1), got ${beta1}`, op);
-    if (!(beta2 >= 0 && beta2 < 1)) throw new NativeOpError(`${op}: beta2 must be in [0, 1), got ${beta2}`, op);
-    if (!(Number.isFinite(eps) && eps >= 0))
-      throw new NativeOpError(`${op}: eps must be finite and >= 0, got ${eps}`, op);
-    if (!(Number.isFinite(weightDecay) && weightDecay >= 0))
-      throw new NativeOpError(`${op}: weight_decay must be finite and >= 0, got ${weightDecay}`, op);
-    need(op, 'param', param, n, 'float32');
-    need(op, 'grad', grad, n, 'float32');
-    need(op, 'exp_avg', m, n, 'float32');
-    need(op, 'exp_avg_sq', v, n, 'float32');
+    checkAdamw(op, lr, beta1, beta2, eps, weightDecay, step);
+    needAll(op, [
+      ['param', param, n, 'float32'],
+      ['grad', grad, n, 'float32'],
+      ['exp_avg', m, n, 'float32'],
+      ['exp_avg_sq', v, n, 'float32'],
+    ]);
     if (n === 0) return;
     const bc1 = 1 - Math.pow(beta1, step);
     const bc2 = 1 - Math.pow(beta2, step);
@@ -1247,7 +1211,7 @@ export class WebGpuBackend implements Backend {
   ): void {
     const op = 'logprobs_forward';
     positiveTemperature(op, temperature);
-    if (!lp !== !targets) throw new NativeOpError(`${op}: lp and targets must be given together`, op);
+    if (!lp !== !targets) fail(op, 'lp and targets must be given together');
     need(op, 'lp', lp, rowOff + rows, 'float32');
     need(op, 'lse', lse, rowOff + rows, 'float32');
     need(op, 'entropy', entropy, rowOff + rows, 'float32');
@@ -1277,23 +1241,24 @@ export class WebGpuBackend implements Backend {
     rowOff: number,
   ): void {
     const op = 'logprobs_backward';
-    positiveTemperature(op, temperature);
-    need(op, 'dlogits', dlogits, rows * V, 'float32');
-    need(op, 'logits', logits, rows * V, 'float32');
-    need(op, 'dlp', dlp, rowOff + rows, 'float32');
-    need(op, 'lse', lse, rowOff + rows, 'float32');
-    need(op, 'targets', targets, rowOff + rows, 'int32');
-    checkTargets(op, this.hostInts(targets, rowOff + rows), rowOff, rows, V);
-    if (rows * V === 0) return;
-    const inplace = g(dlogits).id === g(logits).id;
-    this.run(
-      inplace ? 'logprobs_bwd_inplace' : 'logprobs_bwd',
-      sm.logprobsBackward(inplace),
+    const perRow: [string, DeviceBuffer, DType][] = [
+      ['dlp', dlp, 'float32'],
+      ['lse', lse, 'float32'],
+      ['targets', targets, 'int32'],
+    ];
+    this.logitsBackward(
+      op,
+      'logprobs_bwd',
+      sm.logprobsBackward,
       'logprobsBackward',
-      1,
-      inplace ? [dlogits, dlp, lse, targets] : [dlogits, logits, dlp, lse, targets],
-      uniforms('uufu', rows, V, invT(temperature), rowOff),
-      grid1d(rows * V),
+      dlogits,
+      logits,
+      perRow,
+      rows,
+      V,
+      temperature,
+      rowOff,
+      () => checkTargets(op, this.hostInts(targets, rowOff + rows), rowOff, rows, V),
     );
   }
   logprobsEntropyBackward(
@@ -1307,21 +1272,58 @@ export class WebGpuBackend implements Backend {
     temperature: number,
     rowOff: number,
   ): void {
-    const op = 'logprobs_entropy_backward';
+    const perRow: [string, DeviceBuffer, DType][] = [
+      ['dH', dH, 'float32'],
+      ['lse', lse, 'float32'],
+      ['entropy', entropy, 'float32'],
+    ];
+    this.logitsBackward(
+      'logprobs_entropy_backward',
+      'logprobs_ent_bwd',
+      sm.logprobsEntropyBackward,
+      'logprobsEntropyBackward',
+      dlogits,
+      logits,
+      perRow,
+      rows,
+      V,
+      temperature,
+      rowOff,
+    );
+  }
+  /**
+   * The two backward passes through the log-softmax of a chunk of logit rows: dlogits [rows, V]
+   * from the logits and three per-token inputs at rowOff (`perRow`); dlogits may be the logits
+   * buffer (the in-place kernel then reads it before writing).
+   */
+  private logitsBackward(
+    op: string,
+    key: string,
+    wgsl: (inplace: boolean) => () => string,
+    kernel: string,
+    dlogits: DeviceBuffer,
+    logits: DeviceBuffer,
+    perRow: [string, DeviceBuffer, DType][],
+    rows: number,
+    V: number,
+    temperature: number,
+    rowOff: number,
+    checkRows?: () => void,
+  ): void {
     positiveTemperature(op, temperature);
     need(op, 'dlogits', dlogits, rows * V, 'float32');
     need(op, 'logits', logits, rows * V, 'float32');
-    need(op, 'dH', dH, rowOff + rows, 'float32');
-    need(op, 'lse', lse, rowOff + rows, 'float32');
-    need(op, 'entropy', entropy, rowOff + rows, 'float32');
+    for (const [name, b, dtype] of perRow) need(op, name, b, rowOff + rows, dtype);
+    checkRows?.();
     if (rows * V === 0) return;
     const inplace = g(dlogits).id === g(logits).id;
+    const ins = perRow.map(([, b]) => b);
     this.run(
-      inplace ? 'logprobs_ent_bwd_inplace' : 'logprobs_ent_bwd',
-      sm.logprobsEntropyBackward(inplace),
-      'logprobsEntropyBackward',
+      inplace ? `${key}_inplace` : key,
+      wgsl(inplace),
+      kernel,
       1,
-      inplace ? [dlogits, dH, lse, entropy] : [dlogits, logits, dH, lse, entropy],
+      inplace ? [dlogits, ...ins] : [dlogits, logits, ...ins],
       uniforms('uufu', rows, V, invT(temperature), rowOff),
       grid1d(rows * V),
     );
@@ -1345,10 +1347,9 @@ export class WebGpuBackend implements Backend {
     scale: number,
   ): void {
     const op = 'attention_forward';
-    if (H % Hkv !== 0) throw new NativeOpError(`${op}: H = ${H} is not a multiple of Hkv = ${Hkv}`, op);
-    if (!(Tq <= Tk && Tk <= Tkmax))
-      throw new NativeOpError(`${op}: need Tq <= Tk <= Tkmax, got Tq = ${Tq}, Tk = ${Tk}, Tkmax = ${Tkmax}`, op);
-    if (!Number.isFinite(scale)) throw new NativeOpError(`${op}: scale must be finite, got ${scale}`, op);
+    checkHeads(op, H, Hkv);
+    if (!(Tq <= Tk && Tk <= Tkmax)) fail(op, `need Tq <= Tk <= Tkmax, got Tq = ${Tq}, Tk = ${Tk}, Tkmax = ${Tkmax}`);
+    finiteScale(op, scale);
     const nqe = B * Tq * H * D;
     const nkv = B * Tkmax * Hkv * D;
     need(op, 'out', out, nqe, 'float32');
@@ -1388,7 +1389,7 @@ export class WebGpuBackend implements Backend {
     scale: number,
   ): void {
     const op = 'attention_backward';
-    if (H % Hkv !== 0) throw new NativeOpError(`${op}: H = ${H} is not a multiple of Hkv = ${Hkv}`, op);
+    checkHeads(op, H, Hkv);
     const nqe = B * T * H * D;
     const nkv = B * T * Hkv * D;
     for (const [name, b, n] of [
@@ -1454,10 +1455,7 @@ export class WebGpuBackend implements Backend {
     need(op, 'k', k, n * row, 'float32');
     need(op, 'v', v, n * row, 'float32');
     need(op, 'slots', slots, n, 'int32');
-    const sl = this.hostInts(slots, n);
-    for (let i = 0; i < n; i++)
-      if (sl[i]! < 0 || sl[i]! >= S)
-        throw new NativeOpError(`${op}: slot ${sl[i]} of row ${i} is outside the pool of ${S} slots`, op);
+    checkSlots(op, this.hostInts(slots, n), n, S);
     if (n * row)
       this.run(
         'paged_kv_write',
@@ -1488,8 +1486,8 @@ export class WebGpuBackend implements Backend {
     scale: number,
   ): void {
     const op = 'paged_attention_forward';
-    if (H % Hkv !== 0) throw new NativeOpError(`${op}: H = ${H} is not a multiple of Hkv = ${Hkv}`, op);
-    if (!Number.isFinite(scale)) throw new NativeOpError(`${op}: scale must be finite, got ${scale}`, op);
+    checkHeads(op, H, Hkv);
+    finiteScale(op, scale);
     const nq = B * Tq * H * D;
     const np = numBlocks * blockSize * Hkv * D;
     need(op, 'out', out, nq, 'float32');
@@ -1498,24 +1496,16 @@ export class WebGpuBackend implements Backend {
     need(op, 'vpool', vPool, np, 'float32');
     need(op, 'table', table, B * maxBlocks, 'int32');
     need(op, 'ctx', ctx, B, 'int32');
-    const c = this.hostInts(ctx, B);
-    const tb = this.hostInts(table, B * maxBlocks);
-    for (let b = 0; b < B; b++) {
-      if (c[b]! < Tq || c[b]! > maxBlocks * blockSize)
-        throw new NativeOpError(
-          `${op}: row ${b} has ${c[b]} keys; need ${Tq} <= keys <= max_blocks·block_size = ${maxBlocks * blockSize}`,
-          op,
-        );
-      const used = Math.ceil(c[b]! / blockSize);
-      for (let j = 0; j < used; j++) {
-        const blk = tb[b * maxBlocks + j]!;
-        if (blk < 0 || blk >= numBlocks)
-          throw new NativeOpError(
-            `${op}: block table row ${b} entry ${j} = ${blk} is outside the pool of ${numBlocks} blocks`,
-            op,
-          );
-      }
-    }
+    checkPagedRows(
+      op,
+      this.hostInts(ctx, B),
+      this.hostInts(table, B * maxBlocks),
+      B,
+      Tq,
+      blockSize,
+      maxBlocks,
+      numBlocks,
+    );
     if (nq === 0) return;
     this.run(
       `paged_attn:${dmax(D)}`,
@@ -1542,11 +1532,8 @@ export class WebGpuBackend implements Backend {
     greedy: boolean,
   ): void {
     const op = 'sample_tokens';
-    positiveTemperature(op, temperature);
-    if (!(topP > 0 && topP <= 1)) throw new NativeOpError(`${op}: top_p must be in (0, 1], got ${topP}`, op);
-    if (!Number.isInteger(topK) || topK < 0)
-      throw new NativeOpError(`${op}: top_k must be an integer >= 0, got ${topK}`, op);
-    if (B > 65535) throw new NativeOpError(`${op}: at most 65535 rows per call on webgpu, got ${B}`, op);
+    checkSampling(op, temperature, topK, topP);
+    if (B > 65535) fail(op, `at most 65535 rows per call on webgpu, got ${B}`);
     need(op, 'out_ids', ids, B, 'int32');
     need(op, 'out_lp', lp, B, 'float32');
     need(op, 'logits', logits, B * V, 'float32');
@@ -1583,10 +1570,7 @@ export class WebGpuBackend implements Backend {
       // the caller reads the ids next anyway; the flags make a row without a finite maximum an error here
       const flags = this.download(bad) as Int32Array;
       if (flags.some((f) => f !== 0))
-        throw new NativeOpError(
-          `${op}: logits contain no finite maximum (NaN or -inf everywhere) in at least one row`,
-          op,
-        );
+        fail(op, 'logits contain no finite maximum (NaN or -inf everywhere) in at least one row');
     } finally {
       this.free(bad);
     }
