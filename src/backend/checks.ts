@@ -30,14 +30,6 @@ export function need(op: string, name: string, b: DeviceBuffer | null | undefine
   if (b.numel < n) fail(op, `${name} holds ${b.numel} elements, needs ${n}`);
 }
 
-/** need() for each [name, buffer, elements, dtype] in order (the first failure is reported). */
-export function needAll(
-  op: string,
-  list: readonly (readonly [string, DeviceBuffer | null | undefined, number, DType?])[],
-): void {
-  for (const [name, b, n, dtype] of list) need(op, name, b, n, dtype);
-}
-
 /** ids in [0, V). */
 export function checkIds(op: string, ids: Int32Array, N: number, V: number): void {
   for (let i = 0; i < N; i++) {

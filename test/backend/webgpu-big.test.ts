@@ -201,11 +201,24 @@ describe('webgpu: tensors over the binding limit', { skip: gpu ? false : why }, 
         () => be.sumRows(out, x, 2, 1000, 0),
         (e: unknown) =>
           e instanceof WebGpuOpError &&
-          /^webgpu: sumRows: operand 2 \(float32\[2000\], 7\.8 KiB\) exceeds this adapter's maxStorageBufferBindingSize \(4\.0 KiB\); sumRows does not split/.test(
+          /^webgpu: sumRows: x \(float32\[2000\], 7\.8 KiB\) exceeds this adapter's maxStorageBufferBindingSize \(4\.0 KiB\); sumRows does not split/.test(
             e.message,
           ) &&
           !e.message.includes('\n'),
       );
+      // a chunk of logits over the limit: the log-softmax names its logits binding
+      const logits = be.allocate('float32', 2000);
+      const lse = be.allocate('float32', 2);
+      try {
+        assert.throws(
+          () => be.logprobsForward(null, lse, null, logits, null, 2, 1000, 1, 0),
+          (e: unknown) =>
+            e instanceof WebGpuOpError && /^webgpu: logprobsForward: logits \(float32\[2000\]/.test(e.message),
+        );
+      } finally {
+        be.free(logits);
+        be.free(lse);
+      }
     } finally {
       be.free(x);
       be.free(out);

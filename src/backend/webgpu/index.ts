@@ -37,8 +37,7 @@ import {
   checkTargets,
   fail,
   finiteScale,
-  need,
-  needAll,
+  need as checkNeed,
   positiveTemperature,
 } from '../checks.ts';
 import { GpuDevice, WebGpuOpError, type AdapterInfo, type Binding } from './device.ts';
@@ -61,6 +60,23 @@ const invT = (t: number): number => Math.fround(1 / t);
 const dmax = (D: number): number => Math.ceil(D / 32) * 32;
 
 const ELEM_BYTES: Record<DType, number> = { float32: 4, int32: 4, bfloat16: 2 };
+
+/** The name each buffer was last checked under (need()): what a refusal over the binding limit calls it. */
+const names = new WeakMap<DeviceBuffer, string>();
+
+/** checks.ts's need(), remembering the operand's name for the binding-limit message. */
+function need(op: string, name: string, b: DeviceBuffer | null | undefined, n: number, dtype?: DType): void {
+  checkNeed(op, name, b, n, dtype);
+  if (b) names.set(b, name);
+}
+
+/** need() for each [name, buffer, elements, dtype] in order. */
+function needAll(
+  op: string,
+  list: readonly (readonly [string, DeviceBuffer | null | undefined, number, DType?])[],
+): void {
+  for (const [name, b, n, dtype] of list) need(op, name, b, n, dtype);
+}
 
 /** The bytes of its GPU buffer a tensor uses (whole 32-bit words). */
 const used = (b: GpuBuffer): number => Math.ceil(b.bytes / 4) * 4;
@@ -367,7 +383,7 @@ export class WebGpuBackend implements Backend {
       // a size class over the limit around a tensor under it: bind what the tensor uses
       if (used(b) <= this.bindLimit) return [b.id, 0, used(b)];
       throw new WebGpuOpError(
-        `${op}: operand ${k + 1} (${b.dtype}[${b.numel}], ${mib(b.bytes)}) exceeds this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)}); ${op} does not split a tensor over several bindings (the embedding ops, gemm, copyRows, the elementwise ops, swiglu and adamwStep do)`,
+        `${op}: ${names.get(x) ?? `operand ${k + 1}`} (${b.dtype}[${b.numel}], ${mib(b.bytes)}) exceeds this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)}); ${op} does not split a tensor over several bindings (the embedding ops, gemm, copyRows, the elementwise ops, swiglu and adamwStep do)`,
       );
     });
     const idOf = (k: number): number => {
