@@ -95,13 +95,9 @@ export function checkPositions(op: string, pos: Int32Array, n: number): number {
 /** AdamW's hyperparameters (native/cpu/adamw.cc's order of checks). */
 export function checkAdamw(
   op: string,
-  lr: number,
-  beta1: number,
-  beta2: number,
-  eps: number,
-  weightDecay: number,
-  step: number,
+  h: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number },
 ): void {
+  const { lr, beta1, beta2, eps, weightDecay, step } = h;
   if (!Number.isInteger(step) || step < 1) fail(op, `step must be >= 1, got ${step}`);
   if (!(Number.isFinite(lr) && lr >= 0)) fail(op, `lr must be finite and >= 0, got ${lr}`);
   if (!(beta1 >= 0 && beta1 < 1)) fail(op, `beta1 must be in [0, 1), got ${beta1}`);

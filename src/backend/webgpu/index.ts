@@ -1143,7 +1143,7 @@ export class WebGpuBackend implements Backend {
     step: number,
   ): void {
     const op = 'adamw_step';
-    checkAdamw(op, lr, beta1, beta2, eps, weightDecay, step);
+    checkAdamw(op, { lr, beta1, beta2, eps, weightDecay, step });
     needAll(op, [
       ['param', param, n, 'float32'],
       ['grad', grad, n, 'float32'],
