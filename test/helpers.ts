@@ -13,6 +13,7 @@ import {
   type Backend,
   type Kernels,
 } from '../src/backend/index.ts';
+import type { WebGpuBackend } from '../src/backend/webgpu/index.ts';
 import { after, before, describe, test } from 'node:test';
 
 /** mulberry32: small, fast, seeded. */
@@ -164,6 +165,18 @@ export function assertSameAcrossThreads<T>(compute: () => T): void {
     assert.deepEqual(compute(), one);
   } finally {
     setNumThreads(prev);
+  }
+}
+
+/**
+ * The WebGPU backend (why = ""), or null and why it does not load here (no adapter, no Dawn): a
+ * WebGPU-only suite passes `why` as its skip reason, so its absence is one line, never silent.
+ */
+export async function webgpuOrWhy(): Promise<{ gpu: WebGpuBackend | null; why: string }> {
+  try {
+    return { gpu: (await loadBackend('webgpu')) as WebGpuBackend, why: '' };
+  } catch (e) {
+    return { gpu: null, why: (e as Error).message };
   }
 }
 

@@ -6,10 +6,10 @@
  * `src/backend/<name>/` implementing `Backend` plus one line in `FACTORIES`
  * (docs/architecture.md, "Add a backend").
  */
-import type { Backend } from './types.ts';
+import type { Backend, BackendInfo } from './types.ts';
 import { GpgRlError } from '../errors.ts';
 
-export type { Backend, BackendBenchmarks, DeviceBuffer, DType, GemmArgs, Kernels } from './types.ts';
+export type { Backend, BackendBenchmarks, BackendInfo, DeviceBuffer, DType, GemmArgs, Kernels } from './types.ts';
 
 /** name → factory (loaded lazily, so a backend whose runtime is absent costs nothing). */
 const FACTORIES: Record<string, () => Promise<Backend>> = {
@@ -83,4 +83,9 @@ export function getNumThreads(): number {
 /** Bytes held by live buffers of the default backend (leak tests). */
 export function liveBytes(): number {
   return defaultBackend().liveBytes();
+}
+
+/** The one line a run (or a command) prints at start: `backend webgpu: llvmpipe … (features: …)`. */
+export function backendLine(info: BackendInfo): string {
+  return `backend ${info.name}: ${info.summary}`;
 }

@@ -329,6 +329,34 @@ export interface Backend extends Kernels {
   getNumThreads(): number;
   /** Machine measurements for `gpg-rl bench` (not kernels of the model; absent where not measured). */
   readonly benchmarks?: BackendBenchmarks;
+  /**
+   * What this backend runs on, for the run's record (trainer_config.json's `backend`) and its
+   * start-of-run log line (backendLine), so a silent fallback to another backend is visible.
+   */
+  describe(): BackendInfo;
+}
+
+/** A backend's description: its name, one line for the log, and what it runs on. */
+export interface BackendInfo {
+  /** The registry name (`cpu`, `webgpu`). */
+  name: string;
+  /** One human line: the CPU build level, or the adapter (without the backend's name). */
+  summary: string;
+  /** cpu: the addon build loaded (instruction-set level), why it was chosen, the kernels' ISA, threads. */
+  native?: { isa: string; reason: string; kernels: string; threads: number };
+  /** webgpu: the adapter (name, vendor, architecture, enabled features, the device's limits). */
+  adapter?: AdapterInfo;
+}
+
+/** What a WebGPU adapter is: recorded by runs and printed by `bench` so a silent fallback is visible. */
+export interface AdapterInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** Device features enabled (shader-f16, subgroups, timestamp-query where the adapter has them). */
+  features: string[];
+  limits: Record<string, number>;
 }
 
 export interface BackendBenchmarks {

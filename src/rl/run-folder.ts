@@ -12,7 +12,8 @@
 import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, FileSystemError } from '../errors.ts';
-import { cleanStaleTemps } from '../io/atomic.ts';
+import { cleanStaleTemps, writeFileAtomic } from '../io/atomic.ts';
+import type { BackendInfo } from '../backend/types.ts';
 import { ensureDir, removeCreatedDir } from '../io/fs.ts';
 import { acquireRunLock, LOCK_FILE, type RunLock } from '../io/lock.ts';
 
@@ -129,6 +130,19 @@ function flatten(obj: unknown, prefix = '', out: Map<string, string> = new Map()
 }
 
 /**
+ * Keys of trainer_config.json that record where the run computed, not a setting: `backend` (the
+ * backend's name and what it ran on: the CPU build level, or the WebGPU adapter). A resume on
+ * another machine or backend may differ in them.
+ */
+export const RECORD_ONLY: ReadonlySet<string> = new Set(['backend']);
+
+/** trainer_config.json: the resolved config, then `backend` (BackendInfo without its log line). */
+export function writeRunConfig(runDir: string, cfg: object, backend: BackendInfo): void {
+  const { summary: _line, ...record } = backend;
+  writeFileAtomic(join(runDir, 'trainer_config.json'), JSON.stringify({ ...cfg, backend: record }, null, 1) + '\n');
+}
+
+/**
  * The settings that differ between the run's trainer_config.json and `cfg`, outside `resumable`:
  * `dataset.limit (was 10, now 12)`. Empty when the file is missing or unreadable.
  */
@@ -143,7 +157,7 @@ export function changedSettings(runDir: string, cfg: object, resumable: Readonly
   const b = flatten(JSON.parse(JSON.stringify(cfg)));
   const out: string[] = [];
   for (const k of new Set([...a.keys(), ...b.keys()])) {
-    if (resumable.has(k.split('.')[0]!)) continue;
+    if (resumable.has(k.split('.')[0]!) || RECORD_ONLY.has(k.split('.')[0]!)) continue;
     const was = a.get(k) ?? 'unset';
     const now = b.get(k) ?? 'unset';
     if (was !== now) out.push(`${k} (was ${was}, now ${now})`);

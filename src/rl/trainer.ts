@@ -30,7 +30,7 @@ import { Tensor, tidy } from '../tensor/tensor.ts';
 import { backward, noGrad } from '../tensor/tape.ts';
 import { setAutocast } from '../tensor/ops/matmul.ts';
 import type { AdamW } from '../tensor/optim.ts';
-import { setNumThreads } from '../backend/index.ts';
+import { backendLine, defaultBackend, setNumThreads } from '../backend/index.ts';
 import { CausalLM } from '../model/decoder.ts';
 import { loadAdapterWeights, writeAdapterFiles } from '../model/lora.ts';
 import { streamed, type StreamedTensor } from '../model/folder.ts';
@@ -74,7 +74,7 @@ import {
 } from './callbacks.ts';
 import { prepareRun, type RunSetup } from './setup.ts';
 import { PolicyUpdate } from './update.ts';
-import { changedSettings, openRunFolder, ROLLOUT_WEIGHTS_DIR, type RunFolder } from './run-folder.ts';
+import { changedSettings, openRunFolder, ROLLOUT_WEIGHTS_DIR, writeRunConfig, type RunFolder } from './run-folder.ts';
 import { RolloutServers, RolloutServersError } from '../generate/remote.ts';
 import { saveModelFolder } from '../model/folder.ts';
 import { positionWarning, resolveGenerationDtype } from '../generate/generate.ts';
@@ -262,6 +262,9 @@ async function trainOne(
         throw e instanceof RolloutServersError ? run.serversFailed(step, e) : e;
       }); //                                                                     1–2
       const update = run.optimize(batch, step); //                                 3–5
+      // what the run computes on, named before its first step's line (a silent fallback to the CPU
+      // shows there; a run that fails before that prints only its one-line error)
+      if (completed === 0) run.bar.log(backendLine(defaultBackend().describe()));
       const row = run.record(step, batch, update, (performance.now() - t0) / 1000); // 6
       completed++;
       let stop = await run.callback('onStep', step + 1, () => opts.onStep?.(row, run.info(step + 1)));
@@ -394,7 +397,7 @@ class Run {
     private readonly companion: Companion | null,
     private readonly configHash: string,
     private readonly metrics: MetricsWriter,
-    private readonly bar: ProgressBar,
+    readonly bar: ProgressBar,
     private readonly log: (s: string) => void,
   ) {
     this.lastStep = setup.totalSteps;
@@ -483,7 +486,7 @@ class Run {
       optimizer.dispose();
       throw e;
     }
-    writeFileAtomic(join(runDir, 'trainer_config.json'), JSON.stringify(cfg, null, 1) + '\n');
+    writeRunConfig(runDir, cfg, defaultBackend().describe());
     const keys = metricKeys({ rewardFns: setup.rewards.map((r) => r.name), algorithmKeys: algo.metricKeys(cfg) });
     const metrics = new MetricsWriter(join(runDir, 'metrics.jsonl'), keys);
     const bar = new ProgressBar(

@@ -11,8 +11,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { loadBackend, setDefaultBackend, type Backend } from '../../src/backend/index.ts';
-import type { WebGpuBackend } from '../../src/backend/webgpu/index.ts';
 import { WebGpuOpError } from '../../src/backend/webgpu/device.ts';
+import { webgpuOrWhy } from '../helpers.ts';
 import { CausalLM, expandRows } from '../../src/model/decoder.ts';
 import { readSafetensorsFile, toFloat32, toInt32 } from '../../src/model/safetensors.ts';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
@@ -23,13 +23,7 @@ const FIXTURES = new URL('../../../shared/fixtures/hf-reference/', import.meta.u
 const KINDS = ['qwen2-tiny', 'llama-tiny', 'qwen3-tiny'] as const;
 const root = new URL('../..', import.meta.url).pathname;
 
-let gpu: WebGpuBackend | null = null;
-let why = '';
-try {
-  gpu = (await loadBackend('webgpu')) as WebGpuBackend;
-} catch (e) {
-  why = (e as Error).message;
-}
+const { gpu, why } = await webgpuOrWhy();
 const cpu = await loadBackend('cpu');
 
 /** Runs `f` with `be` as the default backend (tensors it creates live there). */
@@ -139,15 +133,17 @@ describe('webgpu backend', { skip: gpu ? false : why }, () => {
     be.free(x);
   });
 
-  test('every op of the seam has a kernel; a buffer over the binding limit is one clear error', () => {
+  test('every op of the seam has a kernel; a buffer over maxBufferSize is one clear error', () => {
     for (const op of ['gemm', 'attentionBackward', 'sampleTokens', 'pagedAttentionForward', 'adamwStep'] as const)
       assert.equal(be.supports(op), true, op);
-    const limit = be.adapter.limits.maxStorageBufferBindingSize!;
+    // the device has the adapter's own limits, not WebGPU's defaults
+    assert.ok(be.bindingLimit <= be.adapter.limits.maxStorageBufferBindingSize!);
+    const limit = be.adapter.limits.maxBufferSize!;
     assert.throws(
-      () => be.allocate('float32', limit / 4 + 1),
+      () => be.allocate('float32', Math.floor(limit / 4) + 1),
       (e: unknown) =>
         e instanceof WebGpuOpError &&
-        /^webgpu: allocate float32\[\d+\] \(.* MiB\) exceeds this adapter's maxStorageBufferBindingSize/.test(
+        /^webgpu: allocate float32\[\d+\] \(.* [MK]iB\) exceeds this adapter's maxBufferSize \(.* MiB\)$/.test(
           e.message,
         ),
     );

@@ -137,6 +137,30 @@ describeEachBackend('gemm', ['gemm'], () => {
           (e: unknown) =>
             e instanceof NativeOpError && /^gemm: C holds 3 elements, needs 64/.test((e as Error).message),
         );
+        // the same messages under autocast and with an int32 operand (checked before any cast, on every backend)
+        const short = Tensor.zeros([5]);
+        for (const [aOff, needs] of [
+          [0, 32],
+          [2, 34],
+        ] as const)
+          assert.throws(
+            () => gemmInto(Tensor.zeros([64]), short, Tensor.zeros([8, 16]), { M: 4, N: 16, K: 8, bf16: true, aOff }),
+            (e: unknown) =>
+              e instanceof NativeOpError &&
+              new RegExp(`^gemm: A holds 5 elements, needs ${needs}$`).test((e as Error).message),
+          );
+        for (const bf16 of [false, true])
+          assert.throws(
+            () =>
+              gemmInto(Tensor.zeros([64]), Tensor.zeros([32], 'int32'), Tensor.zeros([8, 16]), {
+                M: 4,
+                N: 16,
+                K: 8,
+                bf16,
+              }),
+            (e: unknown) =>
+              e instanceof NativeOpError && /^gemm: A is int32 but B is float32$/.test((e as Error).message),
+          );
         // an fp32 product with a bf16 operand (a frozen bf16 weight) widens it: the fp32 product of its values
         const Bv = Float32Array.from({ length: 128 }, (_, i) => (i % 7) - 3.25);
         const Av = Float32Array.from({ length: 32 }, (_, i) => (i % 5) * 0.5);

@@ -14,7 +14,16 @@
  *    (panels of 16 outputs, fp32 or bf16), kept the same way until releasePackedWeights().
  */
 import { DTYPE_CODE, benchOp, native, nativeBuild, op, type NativeStorage } from './addon.ts';
-import type { AllocatorStats, Backend, BackendBenchmarks, DType, DeviceBuffer, GemmArgs } from '../types.ts';
+import type {
+  AllocatorStats,
+  Backend,
+  BackendBenchmarks,
+  BackendInfo,
+  DType,
+  DeviceBuffer,
+  GemmArgs,
+} from '../types.ts';
+import { checkGemm } from '../checks.ts';
 
 class CpuBuffer implements DeviceBuffer {
   /** Bumped by every write through the backend (invalidates converted copies). */
@@ -50,6 +59,22 @@ export class CpuBackend implements Backend {
     memoryBandwidthGBs: (bytes, reps) => benchOp('mem_bandwidth')(bytes, reps) as number,
     build: () => ({ name: nativeBuild.name, reason: nativeBuild.reason, kernels: benchOp('kernel_isa')() as string }),
   };
+
+  /** The addon build loaded (instruction-set level and why), the kernels' instruction set, the threads. */
+  describe(): BackendInfo {
+    let kernels = 'unknown';
+    try {
+      kernels = benchOp('kernel_isa')() as string;
+    } catch {
+      // an addon without the benchmark table still names its build level
+    }
+    const threads = this.getNumThreads();
+    return {
+      name: this.name,
+      summary: `native build ${nativeBuild.name} (${nativeBuild.reason}), kernels ${kernels}, ${threads} thread${threads === 1 ? '' : 's'}`,
+      native: { isa: nativeBuild.name, reason: nativeBuild.reason, kernels, threads },
+    };
+  }
 
   allocate(dtype: DType, numel: number, zero = false): DeviceBuffer {
     return new CpuBuffer(this, new native.Storage(DTYPE_CODE[dtype], numel, zero), dtype);
@@ -170,18 +195,20 @@ export class CpuBackend implements Backend {
 
   // ---- products
   gemm(C: DeviceBuffer, A: DeviceBuffer, B: DeviceBuffer, o: GemmArgs): void {
+    // before a cast or widening copy of A or B, so a bad product is named gemm (as native's checks do)
+    checkGemm(A, B, o);
     touch(C);
     const batch = o.batch ?? 1;
     const batchB = o.batchB ?? 1;
     if (o.bf16) {
       // autocast: bf16 operands (a weight's copy kept until the weight is written), fp32 C
-      const a = A.dtype === 'bfloat16' ? A : this.castRegion(A, o.aOff ?? 0, batch * o.M * o.K);
+      const a = A.dtype === 'bfloat16' ? A : this.convertRegion(A, o.aOff ?? 0, batch * o.M * o.K, 'bfloat16');
       const b =
         B.dtype === 'bfloat16'
           ? B
           : o.bIsWeight && !o.bOff && !o.bTrained
             ? this.weightBf16(B as CpuBuffer)
-            : this.castRegion(B, o.bOff ?? 0, batchB * o.K * o.N);
+            : this.convertRegion(B, o.bOff ?? 0, batchB * o.K * o.N, 'bfloat16');
       if (o.bTrained) this.dropBf16(B as CpuBuffer);
       const aOff = a === A ? o.aOff : 0;
       const bOff = b === B ? o.bOff : 0;
@@ -197,8 +224,8 @@ export class CpuBackend implements Backend {
       // an fp32 product with a bf16 operand (frozen bf16 weights, e.g. a LoRA base): widened to
       // fp32 one operand at a time, so only one weight's fp32 scratch exists at once (widening
       // costs ≈ 10% at training shapes on this AVX2 machine, where no bf16 matmul exists)
-      const a = A.dtype === 'bfloat16' ? this.widenRegion(A, o.aOff ?? 0, batch * o.M * o.K) : A;
-      const b = B.dtype === 'bfloat16' ? this.widenRegion(B, o.bOff ?? 0, batchB * o.K * o.N) : B;
+      const a = A.dtype === 'bfloat16' ? this.convertRegion(A, o.aOff ?? 0, batch * o.M * o.K, 'float32') : A;
+      const b = B.dtype === 'bfloat16' ? this.convertRegion(B, o.bOff ?? 0, batchB * o.K * o.N, 'float32') : B;
       try {
         this.gemmRaw(C, a, b, { ...o, aOff: a === A ? o.aOff : 0, bOff: b === B ? o.bOff : 0 });
       } finally {
@@ -210,15 +237,16 @@ export class CpuBackend implements Backend {
     this.gemmRaw(C, A, B, o);
   }
 
-  /** An fp32 copy of the bf16 x[off, off + n). */
-  private widenRegion(x: DeviceBuffer, off: number, n: number): DeviceBuffer {
-    const out = this.allocate('float32', n);
-    if (off === 0) op('cast_bf16_f32')(s(out), s(x), n);
+  /** A copy of x[off, off + n) cast to `to`: bf16 from fp32 (autocast) or fp32 from bf16 (widening). */
+  private convertRegion(x: DeviceBuffer, off: number, n: number, to: 'float32' | 'bfloat16'): DeviceBuffer {
+    const cast = to === 'bfloat16' ? 'cast_f32_bf16' : 'cast_bf16_f32';
+    const out = this.allocate(to, n);
+    if (off === 0) op(cast)(s(out), s(x), n);
     else {
-      const tmp = this.allocate('bfloat16', n);
+      const tmp = this.allocate(x.dtype, n);
       try {
         op('copy')(s(tmp), 0, s(x), off, n);
-        op('cast_bf16_f32')(s(out), s(tmp), n);
+        op(cast)(s(out), s(tmp), n);
       } finally {
         this.free(tmp);
       }
@@ -278,22 +306,6 @@ export class CpuBackend implements Backend {
       o.bOff ?? 0,
       o.cOff ?? 0,
     );
-  }
-
-  /** A bf16 copy of x[off, off + n). */
-  private castRegion(x: DeviceBuffer, off: number, n: number): DeviceBuffer {
-    const out = this.allocate('bfloat16', n);
-    if (off === 0) op('cast_f32_bf16')(s(out), s(x), n);
-    else {
-      const tmp = this.allocate('float32', n);
-      try {
-        op('copy')(s(tmp), 0, s(x), off, n);
-        op('cast_f32_bf16')(s(out), s(tmp), n);
-      } finally {
-        this.free(tmp);
-      }
-    }
-    return out;
   }
 
   /** The packed generation copy of a weight [N, K], repacked only after the weight was written. */

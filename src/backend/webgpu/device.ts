@@ -10,22 +10,14 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { GpgRlError, WebGpuUnavailableError } from '../../errors.ts';
+import type { AdapterInfo } from '../types.ts';
 
 /** Commands queued before a batch is posted without waiting (the worker then runs it while the host goes on). */
 const MAX_QUEUED = 256;
 /** How long a blocking read waits for the worker before giving up. */
 const SYNC_TIMEOUT_MS = 10 * 60 * 1000;
 
-/** What the adapter is: recorded by runs and printed by `bench` so a silent fallback is visible. */
-export interface AdapterInfo {
-  vendor: string;
-  architecture: string;
-  device: string;
-  description: string;
-  /** Device features enabled (shader-f16, subgroups, timestamp-query where the adapter has them). */
-  features: string[];
-  limits: Record<string, number>;
-}
+export type { AdapterInfo } from '../types.ts';
 
 /** A kernel or a transfer failed on the device; the message starts with the kernel's name. */
 export class WebGpuOpError extends GpgRlError {
@@ -39,6 +31,9 @@ const INSTALL =
   'on Debian 12: apt-get install -t bookworm-backports mesa-vulkan-drivers (lavapipe, software Vulkan), or a GPU Vulkan driver';
 
 type Command = unknown[];
+
+/** A storage binding: a whole buffer (its id), or a window of one: [id, byteOff (a multiple of 256), bytes]. */
+export type Binding = number | [id: number, byteOff: number, bytes: number];
 
 export class GpuDevice {
   private queued: Command[] = [];
@@ -107,14 +102,14 @@ export class GpuDevice {
     if (bytes > 0) this.push(['copy', src, srcOff, dst, dstOff, bytes]);
   }
   /**
-   * Queues one kernel: pipeline `key` (compiled from `wgsl` on first use), storage buffers bound at
-   * 1..n in order, `uniforms` (≤ 256 bytes) at binding 0, the given workgroup counts.
+   * Queues one kernel: pipeline `key` (compiled from `wgsl` on first use), storage buffers (or
+   * windows of them) bound at 1..n in order, `uniforms` (≤ 256 bytes) at binding 0, the given workgroup counts.
    */
   dispatch(
     key: string,
     wgsl: () => string,
     op: string,
-    ids: number[],
+    ids: Binding[],
     uniforms: Uint32Array,
     wg: [number, number, number],
   ): void {

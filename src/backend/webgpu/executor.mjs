@@ -13,6 +13,7 @@
  *   ['copy', src, srcOff, dst, dstOff, bytes]
  *   ['pipeline', key, wgsl]                    compiled once; a dispatch names it by key
  *   ['dispatch', key, op, [ids], Uint32Array uniforms (≤ 256 B), wx, wy, wz]
+ *                                              an id binds the whole buffer, [id, byteOff, bytes] a window
  *   ['read', id, byteOff, bytes]               into the batch's shared result buffer
  * One command buffer (one compute pass) holds every dispatch up to the next write, read or the end
  * of the batch; the uniforms of all its dispatches go up in one writeBuffer into a 256 KiB ring.
@@ -21,6 +22,20 @@
 import { parentPort, workerData } from 'node:worker_threads';
 
 const UNIFORM_STRIDE = 256;
+/** Limits requested at the adapter's maximum (the device gets what the hardware has). */
+const REQUESTED = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+];
+/** Limits recorded in AdapterInfo (the device's values): the requested ones and the binding alignment. */
+const REPORTED = new Set([...REQUESTED, 'minStorageBufferOffsetAlignment']);
 const RING_BYTES = 256 * 1024;
 
 /** @type {any} */ let gpu = null;
@@ -45,15 +60,9 @@ async function init() {
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) return { ok: false, message: 'requestAdapter() returned null' };
   const want = ['shader-f16', 'subgroups', 'timestamp-query'].filter((f) => adapter.features.has(f));
+  // the adapter's own maxima, not WebGPU's defaults (128 MiB bindings, 256 MiB buffers, ...)
   const limits = {};
-  for (const k of [
-    'maxStorageBufferBindingSize',
-    'maxBufferSize',
-    'maxComputeWorkgroupStorageSize',
-    'maxStorageBuffersPerShaderStage',
-  ]) {
-    limits[k] = adapter.limits[k];
-  }
+  for (const k of REQUESTED) if (typeof adapter.limits[k] === 'number') limits[k] = adapter.limits[k];
   device = await adapter.requestDevice({ requiredFeatures: want, requiredLimits: limits });
   device.addEventListener('uncapturederror', (/** @type {any} */ e) => {
     failure ||= e.error?.message ?? String(e);
@@ -68,16 +77,7 @@ async function init() {
       device: info.device,
       description: info.description,
       features: [...device.features].sort(),
-      limits: Object.fromEntries(
-        [
-          'maxStorageBufferBindingSize',
-          'maxBufferSize',
-          'maxComputeWorkgroupStorageSize',
-          'maxComputeInvocationsPerWorkgroup',
-          'maxComputeWorkgroupsPerDimension',
-          'maxStorageBuffersPerShaderStage',
-        ].map((k) => [k, device.limits[k]]),
-      ),
+      limits: Object.fromEntries([...REPORTED].map((k) => [k, device.limits[k]])),
     },
   };
 }
@@ -148,7 +148,17 @@ function run(c) {
       const pipe = pipelines.get(key);
       device.pushErrorScope('validation');
       const entries = [{ binding: 0, resource: { buffer: ring, offset: off, size: UNIFORM_STRIDE } }];
-      for (let i = 0; i < ids.length; i++) entries.push({ binding: i + 1, resource: { buffer: buffers.get(ids[i]) } });
+      for (let i = 0; i < ids.length; i++) {
+        const b = ids[i];
+        // a number binds the whole buffer; [id, byteOff, bytes] a window of it (a tensor over the binding limit)
+        entries.push({
+          binding: i + 1,
+          resource:
+            typeof b === 'number'
+              ? { buffer: buffers.get(b) }
+              : { buffer: buffers.get(b[0]), offset: b[1], size: b[2] },
+        });
+      }
       const group = device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries });
       const p = openPass();
       p.setPipeline(pipe);

@@ -9,15 +9,38 @@
  *    capped (GPG_RL_ALLOC_CACHE_MB, default 1024); releaseCache() destroys them.
  *  - Kernels: every op of the seam has one; KERNELS lists them (a kernel suite skips, saying which,
  *    on a backend whose supports() lacks one of its ops).
- *  - Limits: a buffer is one storage binding, so it holds at most the adapter's
- *    maxStorageBufferBindingSize (128 MiB on lavapipe; 2 GiB on the NVIDIA adapter measured):
- *    allocate() says so in one line rather than failing inside a kernel.
+ *  - Limits: the device is created with the adapter's own maxima (executor.mjs). A buffer may be as
+ *    large as maxBufferSize (4 GiB on lavapipe); one storage binding only maxStorageBufferBindingSize
+ *    (128 MiB on lavapipe, 2 GiB on the NVIDIA adapter measured; GPG_RL_WEBGPU_MAX_BINDING_MB lowers
+ *    it, for tests). The ops that touch a big tensor (a 0.5B model's 545 MB embedding: its gather
+ *    and scatter-add, the LM head's products, the optimizer step, zeroing, clipping, casts,
+ *    copyRows) bind windows of it, each under the limit, over several dispatches: elementwise ops
+ *    in element ranges, the embedding ops in vocabulary row ranges, gemm in blocks of M, N and K
+ *    (a block that is not contiguous is gathered into a temporary with copyRows, its result
+ *    scattered back). Any other kernel given a buffer over the limit refuses in one line naming
+ *    the op, the operand, its size and the limit.
  *  - Adapter features: `shader-f16` and `subgroups` are enabled when present (AdapterInfo.features);
  *    no kernel depends on them yet (every kernel is fp32 WGSL, so any adapter runs them).
  */
-import type { AllocatorStats, Backend, DType, DeviceBuffer, GemmArgs, Kernels } from '../types.ts';
-import { NativeOpError } from '../../errors.ts';
-import { GpuDevice, WebGpuOpError, type AdapterInfo } from './device.ts';
+import type { AllocatorStats, Backend, BackendInfo, DType, DeviceBuffer, GemmArgs, Kernels } from '../types.ts';
+import {
+  checkAdamw,
+  checkDropout,
+  checkGemm,
+  checkHeads,
+  checkIds,
+  checkPagedRows,
+  checkPositions,
+  checkRope,
+  checkSampling,
+  checkSlots,
+  checkTargets,
+  fail,
+  finiteScale,
+  need as checkNeed,
+  positiveTemperature,
+} from '../checks.ts';
+import { GpuDevice, WebGpuOpError, type AdapterInfo, type Binding } from './device.ts';
 import { grid1d, rows as rowGrid, uniforms } from './wgsl.ts';
 import * as ew from './kernels/elementwise.ts';
 import { TILE, gemm, gemmKey, type GemmVariant } from './kernels/gemm.ts';
@@ -30,40 +53,39 @@ import * as smp from './kernels/sample.ts';
 
 export type { AdapterInfo } from './device.ts';
 
-/** RoPE positions are exact in float32 below 2^24 (native/cpu/rope.cc). */
-const MAX_POS = 1 << 24;
-
-/** ids in [0, V) or the CPU's one-line error. */
-function checkIds(op: string, ids: Int32Array, N: number, V: number): void {
-  for (let i = 0; i < N; i++) {
-    const v = ids[i]!;
-    if (v < 0 || v >= V)
-      throw new NativeOpError(
-        `${op}: ids[${i}] = ${v} is out of range for vocabulary size V = ${V} (valid ids are 0..${V - 1})`,
-        op,
-      );
-  }
-}
-
-function positiveTemperature(op: string, t: number): void {
-  if (!(t > 0)) throw new NativeOpError(`${op}: temperature must be > 0, got ${t}`, op);
-}
 /** 1/τ rounded to float32, as native/cpu forms it. */
 const invT = (t: number): number => Math.fround(1 / t);
-
-/** targets[rowOff, rowOff + rows) < V (negative ids mean "ignore"), or the CPU's one-line error. */
-function checkTargets(op: string, tg: Int32Array, rowOff: number, rows: number, V: number): void {
-  for (let r = 0; r < rows; r++) {
-    const t = tg[rowOff + r]!;
-    if (t >= V)
-      throw new NativeOpError(`${op}: target ${t} at row ${rowOff + r} is out of range for vocabulary size ${V}`, op);
-  }
-}
 
 /** Attention pipelines per head-dim bucket (D rounded up to 32). */
 const dmax = (D: number): number => Math.ceil(D / 32) * 32;
 
 const ELEM_BYTES: Record<DType, number> = { float32: 4, int32: 4, bfloat16: 2 };
+
+/** The name each buffer was last checked under (need()): what a refusal over the binding limit calls it. */
+const names = new WeakMap<DeviceBuffer, string>();
+
+/** checks.ts's need(), remembering the operand's name for the binding-limit message. */
+function need(op: string, name: string, b: DeviceBuffer | null | undefined, n: number, dtype?: DType): void {
+  checkNeed(op, name, b, n, dtype);
+  if (b) names.set(b, name);
+}
+
+/** need() for each [name, buffer, elements, dtype] in order. */
+function needAll(
+  op: string,
+  list: readonly (readonly [string, DeviceBuffer | null | undefined, number, DType?])[],
+): void {
+  for (const [name, b, n, dtype] of list) need(op, name, b, n, dtype);
+}
+
+/** The bytes of its GPU buffer a tensor uses (whole 32-bit words). */
+const used = (b: GpuBuffer): number => Math.ceil(b.bytes / 4) * 4;
+const mib = (bytes: number): string =>
+  bytes < 2 ** 20 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+/** Storage binding offsets are multiples of this (WebGPU's minStorageBufferOffsetAlignment is at most 256). */
+const ALIGN = 256;
+/** A window of a buffer for one binding: [byteOff, bytes]. */
+type Win = [byteOff: number, bytes: number];
 
 class GpuBuffer implements DeviceBuffer {
   freed = false;
@@ -88,17 +110,6 @@ const g = (b: DeviceBuffer): GpuBuffer => {
   if (x.freed) throw new Error(`webgpu: use of a freed ${x.dtype}[${x.numel}] buffer`);
   return x;
 };
-
-/**
- * The size re-check native/cpu does (a GPU kernel would clamp an out-of-range index and be silently
- * wrong): `op: name holds n elements, needs m`, a NativeOpError as on CPU. Returns the buffer.
- */
-function need(op: string, name: string, b: DeviceBuffer | null | undefined, n: number, dtype?: DType): void {
-  if (!b) return;
-  if (b.freed) throw new NativeOpError(`${op}: ${name} was freed`, op);
-  if (b.numel < n) throw new NativeOpError(`${op}: ${name} holds ${b.numel} elements, needs ${n}`, op);
-  if (dtype && b.dtype !== dtype) throw new NativeOpError(`${op}: ${name} must be ${dtype}, got ${b.dtype}`, op);
-}
 
 /** The bytes a pooled GPU buffer has for a request: 256-byte steps up to 4 KiB, then four classes per power of two. */
 export function sizeClass(bytes: number): number {
@@ -165,12 +176,52 @@ export class WebGpuBackend implements Backend {
   private misses = 0;
   private readonly cap = Number(process.env.GPG_RL_ALLOC_CACHE_MB ?? 1024) * 2 ** 20;
   private readonly dummies: number[] = [];
+  /** Bytes one storage binding may span (the device's maxStorageBufferBindingSize, or less by GPG_RL_WEBGPU_MAX_BINDING_MB). */
+  private bindLimit: number;
+  /** Bytes one buffer may hold (the device's maxBufferSize). */
+  private readonly bufferLimit: number;
 
-  constructor(readonly device: GpuDevice) {}
+  constructor(readonly device: GpuDevice) {
+    const l = device.adapter.limits;
+    this.bufferLimit = l.maxBufferSize ?? 2 ** 28;
+    const env = Number(process.env.GPG_RL_WEBGPU_MAX_BINDING_MB);
+    this.bindLimit = Math.min(
+      l.maxStorageBufferBindingSize ?? 2 ** 27,
+      this.bufferLimit,
+      env > 0 ? Math.floor(env * 2 ** 20) : Infinity,
+    );
+  }
+
+  /** The bytes one storage binding may span now. */
+  get bindingLimit(): number {
+    return this.bindLimit;
+  }
+  /**
+   * Lowers (or restores) the binding limit in effect, so tests reach the split paths with small
+   * tensors; at most the device's own limit, at least 4 KiB, rounded down to 256 bytes. Returns the previous.
+   */
+  setBindingLimit(bytes: number): number {
+    const prev = this.bindLimit;
+    const dev = Math.min(this.adapter.limits.maxStorageBufferBindingSize ?? 2 ** 27, this.bufferLimit);
+    this.bindLimit = Math.max(4096, Math.floor(Math.min(bytes, dev) / 256) * 256);
+    return prev;
+  }
 
   /** Adapter name, vendor, features and limits (for logs, trainer_config.json and bench). */
   get adapter(): AdapterInfo {
     return this.device.adapter;
+  }
+
+  /** The adapter: name, vendor, architecture, the features enabled and the device's limits. */
+  describe(): BackendInfo {
+    const a = this.adapter;
+    const name = a.description || [a.vendor, a.architecture, a.device].filter(Boolean).join(' ') || 'unnamed adapter';
+    const mib = (k: string) => (a.limits[k] === undefined ? '?' : `${Math.floor(a.limits[k]! / 2 ** 20)} MiB`);
+    return {
+      name: this.name,
+      summary: `${name} (vendor ${a.vendor || '?'}, architecture ${a.architecture || '?'}; features: ${a.features.join(', ') || 'none'}; maxStorageBufferBindingSize ${mib('maxStorageBufferBindingSize')}, maxBufferSize ${mib('maxBufferSize')})`,
+      adapter: { ...a, features: [...a.features], limits: { ...a.limits } },
+    };
   }
 
   /** True when `op` has a WGSL kernel here. */
@@ -181,12 +232,12 @@ export class WebGpuBackend implements Backend {
   // ---- memory
   allocate(dtype: DType, numel: number, zero = false): DeviceBuffer {
     const bytes = numel * ELEM_BYTES[dtype];
-    const limit = this.device.adapter.limits.maxStorageBufferBindingSize ?? 2 ** 27;
+    const limit = this.bufferLimit;
     if (bytes > limit)
       throw new WebGpuOpError(
-        `allocate ${dtype}[${numel}] (${(bytes / 2 ** 20).toFixed(1)} MiB) exceeds this adapter's maxStorageBufferBindingSize (${(limit / 2 ** 20).toFixed(0)} MiB)`,
+        `allocate ${dtype}[${numel}] (${mib(bytes)}) exceeds this adapter's maxBufferSize (${mib(limit)})`,
       );
-    const cls = Math.min(sizeClass(bytes), Math.ceil(limit / 4) * 4);
+    const cls = Math.max(Math.ceil(bytes / 4) * 4, Math.min(sizeClass(bytes), Math.floor(limit / 4) * 4));
     let id = this.pool.get(cls)?.pop();
     if (id !== undefined) {
       this.hits++;
@@ -321,13 +372,38 @@ export class WebGpuBackend implements Backend {
     bufs: (DeviceBuffer | null)[],
     u: Uint32Array,
     wg: [number, number, number],
+    windows: (Win | null)[] = [],
   ): void {
-    const ids = bufs.map((x, k) => (x ? g(x).id : this.dummy(k)));
+    const ids: Binding[] = bufs.map((x, k) => {
+      if (!x) return this.dummy(k);
+      const b = g(x);
+      const w = windows[k];
+      if (w) return [b.id, w[0], w[1]];
+      if (b.capacity <= this.bindLimit) return b.id;
+      // a size class over the limit around a tensor under it: bind what the tensor uses
+      if (used(b) <= this.bindLimit) return [b.id, 0, used(b)];
+      throw new WebGpuOpError(
+        `${op}: ${names.get(x) ?? `operand ${k + 1}`} (${b.dtype}[${b.numel}], ${mib(b.bytes)}) exceeds this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)}); ${op} does not split a tensor over several bindings (the embedding ops, gemm, copyRows, the elementwise ops, swiglu and adamwStep do)`,
+      );
+    });
+    const idOf = (k: number): number => {
+      const x = ids[k]!;
+      return typeof x === 'number' ? x : x[0];
+    };
     for (let k = 0; k < outputs; k++) if (bufs[k]) (bufs[k] as GpuBuffer).host = null;
     const temps: DeviceBuffer[] = [];
     for (let k = outputs; k < ids.length; k++) {
-      if (!ids.slice(0, outputs).includes(ids[k]!)) continue;
+      if (!ids.slice(0, outputs).some((_, j) => idOf(j) === idOf(k))) continue;
       const src = g(bufs[k]!);
+      const wk = windows[k];
+      if (wk) {
+        // a window of a big buffer: copy just the window
+        const t = this.allocate('float32', wk[1] / 4) as GpuBuffer;
+        this.device.copy(src.id, wk[0], t.id, 0, wk[1]);
+        ids[k] = [t.id, 0, wk[1]];
+        temps.push(t);
+        continue;
+      }
       const t = this.allocate(src.dtype, src.numel) as GpuBuffer;
       this.device.copy(src.id, 0, t.id, 0, Math.ceil(src.bytes / 4) * 4);
       ids[k] = t.id;
@@ -348,6 +424,49 @@ export class WebGpuBackend implements Backend {
     return this.dummies[k]!;
   }
 
+  /** Whether any of `bufs` spans more than one storage binding. */
+  private big(...bufs: (DeviceBuffer | null | undefined)[]): boolean {
+    return bufs.some((b) => !!b && used(b as GpuBuffer) > this.bindLimit);
+  }
+
+  /** The window of `b` that holds elements [start, start + count): its binding and the first element's offset in it. */
+  private win(b: DeviceBuffer, start: number, count: number): { w: Win; res: number } {
+    const x = g(b);
+    const es = ELEM_BYTES[x.dtype];
+    const first = start * es;
+    const base = Math.floor(first / ALIGN) * ALIGN;
+    const end = Math.min(x.capacity, Math.ceil(((start + count) * es) / 4) * 4);
+    return { w: [base, Math.max(4, end - base)], res: (first - base) / es };
+  }
+
+  /**
+   * An elementwise kernel over units [0, n) (`es[k]`: bytes of operand k per unit; nothing when n is 0): one call `f(0, n)`
+   * when every operand fits one binding, else pieces of a multiple of 128 units whose windows
+   * (every operand's, at the same unit) each fit; `f(start, len, windows)` queues one piece.
+   */
+  private pieces(
+    n: number,
+    bufs: (DeviceBuffer | null)[],
+    es: number[],
+    f: (start: number, len: number, windows: (Win | null)[]) => void,
+  ): void {
+    if (n <= 0) return;
+    if (!this.big(...bufs)) return f(0, n, []);
+    const per = Math.floor(this.bindLimit / Math.max(...es) / 128) * 128;
+    for (let start = 0; start < n; start += per) {
+      const len = Math.min(per, n - start);
+      f(
+        start,
+        len,
+        bufs.map((b, k) => {
+          if (!b) return null;
+          const off = start * es[k]!;
+          return [off, Math.min((b as GpuBuffer).capacity - off, Math.ceil((len * es[k]!) / 4) * 4)];
+        }),
+      );
+    }
+  }
+
   // ---- memory kernels
   fill(x: DeviceBuffer, value: number, n: number): void {
     need('fill', 'x', x, n);
@@ -364,7 +483,18 @@ export class WebGpuBackend implements Backend {
     }
     const words = b.dtype === 'bfloat16' ? Math.ceil(n / 2) : n;
     const halfLast = b.dtype === 'bfloat16' && n % 2 === 1 ? 1 : 0;
-    if (words) this.run('fill', ew.fillWords, 'fill', 1, [x], uniforms('uuu', words, pattern, halfLast), grid1d(words));
+    this.pieces(words, [x], [4], (s0, len, w) =>
+      this.run(
+        'fill',
+        ew.fillWords,
+        'fill',
+        1,
+        [x],
+        uniforms('uuu', len, pattern, s0 + len === words ? halfLast : 0),
+        grid1d(len),
+        w,
+      ),
+    );
   }
 
   copy(dst: DeviceBuffer, dstOff: number, src: DeviceBuffer, srcOff: number, n: number): void {
@@ -403,26 +533,70 @@ export class WebGpuBackend implements Backend {
     if (rows * cols === 0) return;
     need('copy_rows', 'dst', dst, dstOff + (rows - 1) * dstStride + cols, 'float32');
     need('copy_rows', 'src', src, srcOff + (rows - 1) * srcStride + cols, 'float32');
-    this.run(
-      'copy_rows',
-      ew.copyRows,
-      'copyRows',
-      1,
-      [dst, src],
-      uniforms('uuuuuu', rows, cols, dstStride, srcStride, dstOff, srcOff),
-      grid1d(rows * cols),
-    );
+    if (!this.big(dst, src)) {
+      this.run(
+        'copy_rows',
+        ew.copyRows,
+        'copyRows',
+        1,
+        [dst, src],
+        uniforms('uuuuuu', rows, cols, dstStride, srcStride, dstOff, srcOff),
+        grid1d(rows * cols),
+      );
+      return;
+    }
+    // row ranges whose span in each big operand fits one binding (a small one is bound whole)
+    const S = Math.floor((this.bindLimit - ALIGN) / 4);
+    if (cols > S)
+      throw new WebGpuOpError(
+        `copyRows: a row of ${cols} floats (${mib(cols * 4)}) exceeds this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)})`,
+      );
+    let per = rows;
+    for (const [b, stride] of [
+      [dst, dstStride],
+      [src, srcStride],
+    ] as const)
+      if (this.big(b) && stride > 0) per = Math.min(per, Math.floor((S - cols) / stride) + 1);
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const rn = Math.min(per, rows - r0);
+      const at = (b: DeviceBuffer, off: number, stride: number): { w: Win | null; res: number } =>
+        this.big(b) ? this.win(b, off + r0 * stride, (rn - 1) * stride + cols) : { w: null, res: off + r0 * stride };
+      const d = at(dst, dstOff, dstStride);
+      const s0 = at(src, srcOff, srcStride);
+      this.run(
+        'copy_rows',
+        ew.copyRows,
+        'copyRows',
+        1,
+        [dst, src],
+        uniforms('uuuuuu', rn, cols, dstStride, srcStride, d.res, s0.res),
+        grid1d(rn * cols),
+        [d.w, s0.w],
+      );
+    }
   }
   castF32Bf16(out: DeviceBuffer, x: DeviceBuffer, n: number): void {
     need('cast_f32_bf16', 'out', out, n, 'bfloat16');
     need('cast_f32_bf16', 'x', x, n, 'float32');
-    if (n)
-      this.run('cast_f32_bf16', ew.castF32Bf16, 'castF32Bf16', 1, [out, x], uniforms('u', n), grid1d(Math.ceil(n / 2)));
+    this.pieces(n, [out, x], [2, 4], (_, len, w) =>
+      this.run(
+        'cast_f32_bf16',
+        ew.castF32Bf16,
+        'castF32Bf16',
+        1,
+        [out, x],
+        uniforms('u', len),
+        grid1d(Math.ceil(len / 2)),
+        w,
+      ),
+    );
   }
   castBf16F32(out: DeviceBuffer, x: DeviceBuffer, n: number): void {
     need('cast_bf16_f32', 'out', out, n, 'float32');
     need('cast_bf16_f32', 'x', x, n, 'bfloat16');
-    if (n) this.run('cast_bf16_f32', ew.castBf16F32, 'castBf16F32', 1, [out, x], uniforms('u', n), grid1d(n));
+    this.pieces(n, [out, x], [4, 2], (_, len, w) =>
+      this.run('cast_bf16_f32', ew.castBf16F32, 'castBf16F32', 1, [out, x], uniforms('u', len), grid1d(len), w),
+    );
   }
 
   // ---- elementwise and reductions
@@ -430,16 +604,22 @@ export class WebGpuBackend implements Backend {
     need('add_forward', 'out', out, n, 'float32');
     need('add_forward', 'a', a, n, 'float32');
     need('add_forward', 'b', b, n, 'float32');
-    if (n) this.run('add', ew.add, 'addForward', 1, [out, a, b], uniforms('u', n), grid1d(n));
+    this.pieces(n, [out, a, b], [4, 4, 4], (_, len, w) =>
+      this.run('add', ew.add, 'addForward', 1, [out, a, b], uniforms('u', len), grid1d(len), w),
+    );
   }
   axpy(y: DeviceBuffer, x: DeviceBuffer, alpha: number, n: number): void {
     need('axpy', 'y', y, n, 'float32');
     need('axpy', 'x', x, n, 'float32');
-    if (n) this.run('axpy', ew.axpy, 'axpy', 1, [y, x], uniforms('uf', n, alpha), grid1d(n));
+    this.pieces(n, [y, x], [4, 4], (_, len, w) =>
+      this.run('axpy', ew.axpy, 'axpy', 1, [y, x], uniforms('uf', len, alpha), grid1d(len), w),
+    );
   }
   scale(x: DeviceBuffer, s: number, n: number): void {
     need('scale', 'x', x, n, 'float32');
-    if (n) this.run('scale', ew.scale, 'scale', 1, [x], uniforms('uf', n, s), grid1d(n));
+    this.pieces(n, [x], [4], (_, len, w) =>
+      this.run('scale', ew.scale, 'scale', 1, [x], uniforms('uf', len, s), grid1d(len), w),
+    );
   }
   sumRows(out: DeviceBuffer, x: DeviceBuffer, M: number, N: number, beta: number): void {
     need('sum_rows', 'out', out, N, 'float32');
@@ -460,15 +640,11 @@ export class WebGpuBackend implements Backend {
     };
     if (o.M * o.N * batch === 0) return;
     const batchB = o.batchB ?? 1;
-    if (batchB !== batch && batchB !== 1)
-      throw new NativeOpError(`gemm: batchB must equal batch or 1, got ${batchB}`, 'gemm');
-    if (A.dtype === 'int32' || B.dtype === 'int32')
-      throw new NativeOpError('gemm: int32 operands are not supported', 'gemm');
-    need('gemm', 'A', A, (o.aOff ?? 0) + batch * o.M * o.K);
-    need('gemm', 'B', B, (o.bOff ?? 0) + batchB * o.K * o.N);
+    checkGemm(A, B, o);
     need('gemm', 'C', C, (o.cOff ?? 0) + batch * o.M * o.N, 'float32');
     need('gemm', 'bias', o.bias, o.N, 'float32');
-    if (o.bias && (o.alpha ?? 1) !== 1) throw new NativeOpError('gemm: bias with alpha != 1 is not supported', 'gemm');
+    if (o.bias && (o.alpha ?? 1) !== 1) fail('gemm', 'bias with alpha != 1 is not supported');
+    if (this.big(C, A, B, o.bias)) return this.gemmBlocks(C, A, B, o, v);
     this.run(
       gemmKey(v),
       gemm(v),
@@ -493,6 +669,119 @@ export class WebGpuBackend implements Backend {
     );
   }
 
+  /**
+   * gemm with an operand over the binding limit (the LM head's products with a big embedding): in
+   * blocks of M, N and K whose every operand block fits one binding. A block that is contiguous in
+   * its operand (whole rows) is bound as a window of it; another is gathered into a temporary with
+   * copyRows (and C's scattered back). K blocks after the first accumulate (beta 1, no bias).
+   */
+  private gemmBlocks(C: DeviceBuffer, A: DeviceBuffer, B: DeviceBuffer, o: GemmArgs, v: GemmVariant): void {
+    const { M, N, K } = o;
+    const tA = !!o.transA;
+    const tB = !!o.transB;
+    if ((o.batch ?? 1) !== 1)
+      throw new WebGpuOpError(
+        `gemm: a batched product (batch ${o.batch}) with an operand over this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)}) is not split`,
+      );
+    const S = Math.floor((this.bindLimit - ALIGN) / 4);
+    let mb = M,
+      nb = N,
+      kb = K;
+    // halve the longer side of the largest block until every block fits
+    for (;;) {
+      const blocks: [number, () => void][] = [
+        [mb * kb, () => (mb >= kb ? (mb = Math.ceil(mb / 2)) : (kb = Math.ceil(kb / 2)))],
+        [kb * nb, () => (nb >= kb ? (nb = Math.ceil(nb / 2)) : (kb = Math.ceil(kb / 2)))],
+        [mb * nb, () => (mb >= nb ? (mb = Math.ceil(mb / 2)) : (nb = Math.ceil(nb / 2)))],
+      ];
+      blocks.sort((x, y) => y[0] - x[0]);
+      if (blocks[0]![0] <= S) break;
+      blocks[0]![1]();
+    }
+    const temps: DeviceBuffer[] = [];
+    /** Rows r0..r0+rn, columns c0..c0+cn of the matrix [rows, cols] stored at `off` in `b`: a binding and an offset. */
+    const block = (
+      name: string,
+      b: DeviceBuffer,
+      off: number,
+      cols: number,
+      r0: number,
+      rn: number,
+      c0: number,
+      cn: number,
+      load: boolean,
+    ): { buf: DeviceBuffer; w: Win | null; off: number; scatter: boolean } => {
+      const start = off + r0 * cols + c0;
+      if (cn === cols || rn === 1) {
+        if (!this.big(b)) return { buf: b, w: null, off: start, scatter: false };
+        const { w, res } = this.win(b, start, rn * cn);
+        return { buf: b, w, off: res, scatter: false };
+      }
+      if (b.dtype !== 'float32')
+        throw new WebGpuOpError(
+          `gemm: ${name} (${b.dtype}[${b.numel}], ${mib(b.numel * ELEM_BYTES[b.dtype])}) exceeds this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)}) and only float32 blocks are gathered`,
+        );
+      const t = this.allocate('float32', rn * cn);
+      temps.push(t);
+      if (load) this.copyRows(t, b, rn, cn, cn, cols, 0, start);
+      return { buf: t, w: null, off: 0, scatter: true };
+    };
+    const alpha = o.alpha ?? 1;
+    const beta = o.beta ?? 0;
+    const bias = o.bias ?? null;
+    for (let m0 = 0; m0 < M; m0 += mb) {
+      const mn = Math.min(mb, M - m0);
+      for (let n0 = 0; n0 < N; n0 += nb) {
+        const nn = Math.min(nb, N - n0);
+        const cb = block('C', C, o.cOff ?? 0, N, m0, mn, n0, nn, beta !== 0);
+        let biasBuf: DeviceBuffer | null = null;
+        if (bias) {
+          biasBuf = this.allocate('float32', nn);
+          temps.push(biasBuf);
+          this.copy(biasBuf, 0, bias, n0, nn);
+        }
+        for (let k0 = 0; k0 < K; k0 += kb) {
+          const kn = Math.min(kb, K - k0);
+          const ab = tA
+            ? block('A', A, o.aOff ?? 0, M, k0, kn, m0, mn, true)
+            : block('A', A, o.aOff ?? 0, K, m0, mn, k0, kn, true);
+          const bb = tB
+            ? block('B', B, o.bOff ?? 0, K, n0, nn, k0, kn, true)
+            : block('B', B, o.bOff ?? 0, N, k0, kn, n0, nn, true);
+          const first = k0 === 0;
+          const vb: GemmVariant = { ...v, bias: first && !!bias };
+          this.run(
+            gemmKey(vb),
+            gemm(vb),
+            'gemm',
+            1,
+            [cb.buf, ab.buf, bb.buf, first ? biasBuf : null],
+            uniforms(
+              'uuuuuuuuuff',
+              mn,
+              nn,
+              kn,
+              tA ? 1 : 0,
+              tB ? 1 : 0,
+              1,
+              ab.off,
+              bb.off,
+              cb.off,
+              alpha,
+              first ? beta : 1,
+            ),
+            [Math.ceil(nn / TILE), Math.ceil(mn / TILE), 1],
+            [cb.w, ab.w, bb.w, null],
+          );
+          for (const x of [ab, bb]) if (x.scatter) this.free(temps.splice(temps.indexOf(x.buf), 1)[0]!);
+        }
+        if (cb.scatter) this.copyRows(C, cb.buf, mn, nn, N, nn, (o.cOff ?? 0) + m0 * N + n0, 0);
+      }
+    }
+    // queue order: a later allocation reusing a temporary runs after the kernels that read it
+    for (const t of temps) this.free(t);
+  }
+
   // ---- layers
   swigluForward(out: DeviceBuffer, gate: DeviceBuffer, up: DeviceBuffer, n: number): void {
     for (const [name, b] of [
@@ -501,7 +790,9 @@ export class WebGpuBackend implements Backend {
       ['up', up],
     ] as const)
       need('swiglu_forward', name, b, n, 'float32');
-    if (n) this.run('swiglu_fwd', ew.swigluForward, 'swigluForward', 1, [out, gate, up], uniforms('u', n), grid1d(n));
+    this.pieces(n, [out, gate, up], [4, 4, 4], (_, len, w) =>
+      this.run('swiglu_fwd', ew.swigluForward, 'swigluForward', 1, [out, gate, up], uniforms('u', len), grid1d(len), w),
+    );
   }
   swigluBackward(
     dgate: DeviceBuffer | null,
@@ -520,15 +811,18 @@ export class WebGpuBackend implements Backend {
     ] as const)
       need('swiglu_backward', name, b, n, 'float32');
     const which = (dgate ? 1 : 0) | (dup ? 2 : 0);
-    if (n && which)
-      this.run(
-        'swiglu_bwd',
-        ew.swigluBackward,
-        'swigluBackward',
-        2,
-        [dgate, dup, dout, gate, up],
-        uniforms('uu', n, which),
-        grid1d(n),
+    if (which)
+      this.pieces(n, [dgate, dup, dout, gate, up], [4, 4, 4, 4, 4], (_, len, w) =>
+        this.run(
+          'swiglu_bwd',
+          ew.swigluBackward,
+          'swigluBackward',
+          2,
+          [dgate, dup, dout, gate, up],
+          uniforms('uu', len, which),
+          grid1d(len),
+          w,
+        ),
       );
   }
   rmsnormForward(
@@ -638,9 +932,7 @@ export class WebGpuBackend implements Backend {
   ): void {
     need(op, on, out, n, 'float32');
     need(op, xn, x, n, 'float32');
-    if (!(p >= 0 && p < 1)) throw new NativeOpError(`${op}: p must be in [0, 1), got ${p}`, op);
-    if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 53)
-      throw new NativeOpError(`${op}: seed must be an integer in [0, 2^53), got ${seed}`, op);
+    checkDropout(op, p, seed);
     if (n === 0) return;
     const pf = Math.fround(p);
     const thr = Math.floor(pf * 2 ** 32);
@@ -662,16 +954,45 @@ export class WebGpuBackend implements Backend {
     need('embedding_forward', 'weight', weight, V * C, 'float32');
     need('embedding_forward', 'ids', ids, N, 'int32');
     checkIds('embedding_forward', this.hostInts(ids, N), N, V);
-    if (N * C)
+    if (N * C === 0) return;
+    this.vocabWindows('embedding_forward', 'weight', weight, V, C, (v0, vn, w, res) =>
       this.run(
         'embedding_fwd',
         lay.embeddingForward,
         'embeddingForward',
         1,
         [out, weight, ids],
-        uniforms('uu', N, C),
+        uniforms('uuuuu', N, C, v0, vn, res),
         grid1d(N * C),
+        [null, w, null],
+      ),
+    );
+  }
+
+  /**
+   * `f(v0, vn, window, offset)` once per window of rows [v0, v0 + vn) of the [V, C] float32 buffer
+   * `b`: once over all V rows, bound whole, when it fits one binding; else as many rows as a
+   * binding holds each (one line when a single row is too big).
+   */
+  private vocabWindows(
+    op: string,
+    name: string,
+    b: DeviceBuffer,
+    V: number,
+    C: number,
+    f: (v0: number, vn: number, w: Win | null, res: number) => void,
+  ): void {
+    if (!this.big(b)) return f(0, V, null, 0);
+    const per = Math.floor((this.bindLimit - ALIGN) / (C * 4));
+    if (per < 1)
+      throw new WebGpuOpError(
+        `${op}: a row of ${name} (${C} floats) exceeds this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)})`,
       );
+    for (let v0 = 0; v0 < V; v0 += per) {
+      const vn = Math.min(per, V - v0);
+      const { w, res } = this.win(b, v0 * C, vn * C);
+      f(v0, vn, w, res);
+    }
   }
 
   embeddingBackward(
@@ -700,14 +1021,17 @@ export class WebGpuBackend implements Backend {
     const ob = this.allocate('int32', order.length);
     this.upload(sb, start);
     this.upload(ob, order);
-    this.run(
-      'embedding_bwd',
-      lay.embeddingBackward,
-      'embeddingBackward',
-      1,
-      [dweight, dout, sb, ob],
-      uniforms('uuu', V, C, accumulate ? 1 : 0),
-      grid1d(V * C),
+    this.vocabWindows('embedding_backward', 'dweight', dweight, V, C, (v0, vn, w, res) =>
+      this.run(
+        'embedding_bwd',
+        lay.embeddingBackward,
+        'embeddingBackward',
+        1,
+        [dweight, dout, sb, ob],
+        uniforms('uuuuu', vn, C, accumulate ? 1 : 0, v0, res),
+        grid1d(vn * C),
+        [w, null, null, null],
+      ),
     );
     this.free(sb);
     this.free(ob);
@@ -751,22 +1075,11 @@ export class WebGpuBackend implements Backend {
     theta: number,
     sign: number,
   ): void {
-    if (D % 2 !== 0) throw new NativeOpError(`${op}: D must be even, got ${D}`, op);
-    if (!(theta > 0)) throw new NativeOpError(`${op}: theta must be > 0, got ${theta}`, op);
+    checkRope(op, D, theta);
     need(op, yn, y, B * T * H * D, 'float32');
     need(op, xn, x, B * T * H * D, 'float32');
     need(op, 'positions', positions, B * T, 'int32');
-    const pos = this.hostInts(positions, B * T);
-    let maxPos = 0;
-    for (let i = 0; i < B * T; i++) {
-      const v = pos[i]!;
-      if (v < 0 || v >= MAX_POS)
-        throw new NativeOpError(
-          `${op}: positions[${i}] = ${v} is out of range [0, ${MAX_POS}); position ids count real tokens from 0`,
-          op,
-        );
-      if (v > maxPos) maxPos = v;
-    }
+    const maxPos = checkPositions(op, this.hostInts(positions, B * T), B * T);
     if (B * T * H * D === 0) return;
     const tab = this.ropeTable(D, theta, maxPos + 1);
     this.run(
@@ -830,40 +1143,38 @@ export class WebGpuBackend implements Backend {
     step: number,
   ): void {
     const op = 'adamw_step';
-    if (!Number.isInteger(step) || step < 1) throw new NativeOpError(`${op}: step must be >= 1, got ${step}`, op);
-    if (!(Number.isFinite(lr) && lr >= 0)) throw new NativeOpError(`${op}: lr must be finite and >= 0, got ${lr}`, op);
-    if (!(beta1 >= 0 && beta1 < 1)) throw new NativeOpError(`${op}: beta1 must be in [0, 1), got ${beta1}`, op);
-    if (!(beta2 >= 0 && beta2 < 1)) throw new NativeOpError(`${op}: beta2 must be in [0, 1), got ${beta2}`, op);
-    if (!(Number.isFinite(eps) && eps >= 0))
-      throw new NativeOpError(`${op}: eps must be finite and >= 0, got ${eps}`, op);
-    if (!(Number.isFinite(weightDecay) && weightDecay >= 0))
-      throw new NativeOpError(`${op}: weight_decay must be finite and >= 0, got ${weightDecay}`, op);
-    need(op, 'param', param, n, 'float32');
-    need(op, 'grad', grad, n, 'float32');
-    need(op, 'exp_avg', m, n, 'float32');
-    need(op, 'exp_avg_sq', v, n, 'float32');
+    checkAdamw(op, { lr, beta1, beta2, eps, weightDecay, step });
+    needAll(op, [
+      ['param', param, n, 'float32'],
+      ['grad', grad, n, 'float32'],
+      ['exp_avg', m, n, 'float32'],
+      ['exp_avg_sq', v, n, 'float32'],
+    ]);
     if (n === 0) return;
     const bc1 = 1 - Math.pow(beta1, step);
     const bc2 = 1 - Math.pow(beta2, step);
-    this.run(
-      'adamw',
-      lay.adamw,
-      'adamwStep',
-      3,
-      [param, m, v, grad],
-      uniforms(
-        'ufffffff' + 'f',
-        n,
-        1 - lr * weightDecay,
-        beta1,
-        1 - beta1,
-        beta2,
-        1 - beta2,
-        lr / bc1,
-        Math.sqrt(bc2),
-        eps,
+    this.pieces(n, [param, m, v, grad], [4, 4, 4, 4], (_, len, w) =>
+      this.run(
+        'adamw',
+        lay.adamw,
+        'adamwStep',
+        3,
+        [param, m, v, grad],
+        uniforms(
+          'ufffffff' + 'f',
+          len,
+          1 - lr * weightDecay,
+          beta1,
+          1 - beta1,
+          beta2,
+          1 - beta2,
+          lr / bc1,
+          Math.sqrt(bc2),
+          eps,
+        ),
+        grid1d(len),
+        w,
       ),
-      grid1d(n),
     );
   }
 
@@ -916,7 +1227,7 @@ export class WebGpuBackend implements Backend {
   ): void {
     const op = 'logprobs_forward';
     positiveTemperature(op, temperature);
-    if (!lp !== !targets) throw new NativeOpError(`${op}: lp and targets must be given together`, op);
+    if (!lp !== !targets) fail(op, 'lp and targets must be given together');
     need(op, 'lp', lp, rowOff + rows, 'float32');
     need(op, 'lse', lse, rowOff + rows, 'float32');
     need(op, 'entropy', entropy, rowOff + rows, 'float32');
@@ -946,23 +1257,24 @@ export class WebGpuBackend implements Backend {
     rowOff: number,
   ): void {
     const op = 'logprobs_backward';
-    positiveTemperature(op, temperature);
-    need(op, 'dlogits', dlogits, rows * V, 'float32');
-    need(op, 'logits', logits, rows * V, 'float32');
-    need(op, 'dlp', dlp, rowOff + rows, 'float32');
-    need(op, 'lse', lse, rowOff + rows, 'float32');
-    need(op, 'targets', targets, rowOff + rows, 'int32');
-    checkTargets(op, this.hostInts(targets, rowOff + rows), rowOff, rows, V);
-    if (rows * V === 0) return;
-    const inplace = g(dlogits).id === g(logits).id;
-    this.run(
-      inplace ? 'logprobs_bwd_inplace' : 'logprobs_bwd',
-      sm.logprobsBackward(inplace),
+    const perRow: [string, DeviceBuffer, DType][] = [
+      ['dlp', dlp, 'float32'],
+      ['lse', lse, 'float32'],
+      ['targets', targets, 'int32'],
+    ];
+    this.logitsBackward(
+      op,
+      'logprobs_bwd',
+      sm.logprobsBackward,
       'logprobsBackward',
-      1,
-      inplace ? [dlogits, dlp, lse, targets] : [dlogits, logits, dlp, lse, targets],
-      uniforms('uufu', rows, V, invT(temperature), rowOff),
-      grid1d(rows * V),
+      dlogits,
+      logits,
+      perRow,
+      rows,
+      V,
+      temperature,
+      rowOff,
+      () => checkTargets(op, this.hostInts(targets, rowOff + rows), rowOff, rows, V),
     );
   }
   logprobsEntropyBackward(
@@ -976,21 +1288,58 @@ export class WebGpuBackend implements Backend {
     temperature: number,
     rowOff: number,
   ): void {
-    const op = 'logprobs_entropy_backward';
+    const perRow: [string, DeviceBuffer, DType][] = [
+      ['dH', dH, 'float32'],
+      ['lse', lse, 'float32'],
+      ['entropy', entropy, 'float32'],
+    ];
+    this.logitsBackward(
+      'logprobs_entropy_backward',
+      'logprobs_ent_bwd',
+      sm.logprobsEntropyBackward,
+      'logprobsEntropyBackward',
+      dlogits,
+      logits,
+      perRow,
+      rows,
+      V,
+      temperature,
+      rowOff,
+    );
+  }
+  /**
+   * The two backward passes through the log-softmax of a chunk of logit rows: dlogits [rows, V]
+   * from the logits and three per-token inputs at rowOff (`perRow`); dlogits may be the logits
+   * buffer (the in-place kernel then reads it before writing).
+   */
+  private logitsBackward(
+    op: string,
+    key: string,
+    wgsl: (inplace: boolean) => () => string,
+    kernel: string,
+    dlogits: DeviceBuffer,
+    logits: DeviceBuffer,
+    perRow: [string, DeviceBuffer, DType][],
+    rows: number,
+    V: number,
+    temperature: number,
+    rowOff: number,
+    checkRows?: () => void,
+  ): void {
     positiveTemperature(op, temperature);
     need(op, 'dlogits', dlogits, rows * V, 'float32');
     need(op, 'logits', logits, rows * V, 'float32');
-    need(op, 'dH', dH, rowOff + rows, 'float32');
-    need(op, 'lse', lse, rowOff + rows, 'float32');
-    need(op, 'entropy', entropy, rowOff + rows, 'float32');
+    for (const [name, b, dtype] of perRow) need(op, name, b, rowOff + rows, dtype);
+    checkRows?.();
     if (rows * V === 0) return;
     const inplace = g(dlogits).id === g(logits).id;
+    const ins = perRow.map(([, b]) => b);
     this.run(
-      inplace ? 'logprobs_ent_bwd_inplace' : 'logprobs_ent_bwd',
-      sm.logprobsEntropyBackward(inplace),
-      'logprobsEntropyBackward',
+      inplace ? `${key}_inplace` : key,
+      wgsl(inplace),
+      kernel,
       1,
-      inplace ? [dlogits, dH, lse, entropy] : [dlogits, logits, dH, lse, entropy],
+      inplace ? [dlogits, ...ins] : [dlogits, logits, ...ins],
       uniforms('uufu', rows, V, invT(temperature), rowOff),
       grid1d(rows * V),
     );
@@ -1014,10 +1363,9 @@ export class WebGpuBackend implements Backend {
     scale: number,
   ): void {
     const op = 'attention_forward';
-    if (H % Hkv !== 0) throw new NativeOpError(`${op}: H = ${H} is not a multiple of Hkv = ${Hkv}`, op);
-    if (!(Tq <= Tk && Tk <= Tkmax))
-      throw new NativeOpError(`${op}: need Tq <= Tk <= Tkmax, got Tq = ${Tq}, Tk = ${Tk}, Tkmax = ${Tkmax}`, op);
-    if (!Number.isFinite(scale)) throw new NativeOpError(`${op}: scale must be finite, got ${scale}`, op);
+    checkHeads(op, H, Hkv);
+    if (!(Tq <= Tk && Tk <= Tkmax)) fail(op, `need Tq <= Tk <= Tkmax, got Tq = ${Tq}, Tk = ${Tk}, Tkmax = ${Tkmax}`);
+    finiteScale(op, scale);
     const nqe = B * Tq * H * D;
     const nkv = B * Tkmax * Hkv * D;
     need(op, 'out', out, nqe, 'float32');
@@ -1057,7 +1405,7 @@ export class WebGpuBackend implements Backend {
     scale: number,
   ): void {
     const op = 'attention_backward';
-    if (H % Hkv !== 0) throw new NativeOpError(`${op}: H = ${H} is not a multiple of Hkv = ${Hkv}`, op);
+    checkHeads(op, H, Hkv);
     const nqe = B * T * H * D;
     const nkv = B * T * Hkv * D;
     for (const [name, b, n] of [
@@ -1123,10 +1471,7 @@ export class WebGpuBackend implements Backend {
     need(op, 'k', k, n * row, 'float32');
     need(op, 'v', v, n * row, 'float32');
     need(op, 'slots', slots, n, 'int32');
-    const sl = this.hostInts(slots, n);
-    for (let i = 0; i < n; i++)
-      if (sl[i]! < 0 || sl[i]! >= S)
-        throw new NativeOpError(`${op}: slot ${sl[i]} of row ${i} is outside the pool of ${S} slots`, op);
+    checkSlots(op, this.hostInts(slots, n), n, S);
     if (n * row)
       this.run(
         'paged_kv_write',
@@ -1157,8 +1502,8 @@ export class WebGpuBackend implements Backend {
     scale: number,
   ): void {
     const op = 'paged_attention_forward';
-    if (H % Hkv !== 0) throw new NativeOpError(`${op}: H = ${H} is not a multiple of Hkv = ${Hkv}`, op);
-    if (!Number.isFinite(scale)) throw new NativeOpError(`${op}: scale must be finite, got ${scale}`, op);
+    checkHeads(op, H, Hkv);
+    finiteScale(op, scale);
     const nq = B * Tq * H * D;
     const np = numBlocks * blockSize * Hkv * D;
     need(op, 'out', out, nq, 'float32');
@@ -1167,24 +1512,16 @@ export class WebGpuBackend implements Backend {
     need(op, 'vpool', vPool, np, 'float32');
     need(op, 'table', table, B * maxBlocks, 'int32');
     need(op, 'ctx', ctx, B, 'int32');
-    const c = this.hostInts(ctx, B);
-    const tb = this.hostInts(table, B * maxBlocks);
-    for (let b = 0; b < B; b++) {
-      if (c[b]! < Tq || c[b]! > maxBlocks * blockSize)
-        throw new NativeOpError(
-          `${op}: row ${b} has ${c[b]} keys; need ${Tq} <= keys <= max_blocks·block_size = ${maxBlocks * blockSize}`,
-          op,
-        );
-      const used = Math.ceil(c[b]! / blockSize);
-      for (let j = 0; j < used; j++) {
-        const blk = tb[b * maxBlocks + j]!;
-        if (blk < 0 || blk >= numBlocks)
-          throw new NativeOpError(
-            `${op}: block table row ${b} entry ${j} = ${blk} is outside the pool of ${numBlocks} blocks`,
-            op,
-          );
-      }
-    }
+    checkPagedRows(
+      op,
+      this.hostInts(ctx, B),
+      this.hostInts(table, B * maxBlocks),
+      B,
+      Tq,
+      blockSize,
+      maxBlocks,
+      numBlocks,
+    );
     if (nq === 0) return;
     this.run(
       `paged_attn:${dmax(D)}`,
@@ -1211,11 +1548,8 @@ export class WebGpuBackend implements Backend {
     greedy: boolean,
   ): void {
     const op = 'sample_tokens';
-    positiveTemperature(op, temperature);
-    if (!(topP > 0 && topP <= 1)) throw new NativeOpError(`${op}: top_p must be in (0, 1], got ${topP}`, op);
-    if (!Number.isInteger(topK) || topK < 0)
-      throw new NativeOpError(`${op}: top_k must be an integer >= 0, got ${topK}`, op);
-    if (B > 65535) throw new NativeOpError(`${op}: at most 65535 rows per call on webgpu, got ${B}`, op);
+    checkSampling(op, temperature, topK, topP);
+    if (B > 65535) fail(op, `at most 65535 rows per call on webgpu, got ${B}`);
     need(op, 'out_ids', ids, B, 'int32');
     need(op, 'out_lp', lp, B, 'float32');
     need(op, 'logits', logits, B * V, 'float32');
@@ -1252,10 +1586,7 @@ export class WebGpuBackend implements Backend {
       // the caller reads the ids next anyway; the flags make a row without a finite maximum an error here
       const flags = this.download(bad) as Int32Array;
       if (flags.some((f) => f !== 0))
-        throw new NativeOpError(
-          `${op}: logits contain no finite maximum (NaN or -inf everywhere) in at least one row`,
-          op,
-        );
+        fail(op, 'logits contain no finite maximum (NaN or -inf everywhere) in at least one row');
     } finally {
       this.free(bad);
     }

@@ -41,18 +41,33 @@ ${ENTRY_1D} {
   out[i] = select(0.0, x[i] * p.keepScale, bits(i) >= p.thr);
 }`;
 
-/** out [N, C] = weight[ids[n]] (ids checked on the host). */
-export const embeddingForward = () => `${bindings('N: u32, C: u32', 1, ['out', 'f32'], ['w', 'f32'], ['ids', 'i32'])}
+/**
+ * out [N, C] = weight[ids[n]] (ids checked on the host) for the ids in rows [v0, v0 + vn) of the
+ * vocabulary, `w` being bound at row v0 (+ off elements): a weight over the binding limit is
+ * gathered one row window per dispatch, each token's row written by the window that holds it.
+ */
+export const embeddingForward = () => `${bindings(
+  'N: u32, C: u32, v0: u32, vn: u32, off: u32',
+  1,
+  ['out', 'f32'],
+  ['w', 'f32'],
+  ['ids', 'i32'],
+)}
 ${ENTRY_1D} {
   ${INDEX}
   if (i >= p.N * p.C) { return; }
   let n = i / p.C;
-  out[i] = w[u32(ids[n]) * p.C + i % p.C];
+  let id = u32(ids[n]);
+  if (id < p.v0 || id >= p.v0 + p.vn) { return; }
+  out[i] = w[p.off + (id - p.v0) * p.C + i % p.C];
 }`;
 
-/** dweight[v, c] = (+)= Σ over v's tokens (ascending) of dout[token, c]; rows without tokens 0 (or untouched). */
+/**
+ * dweight[v, c] = (+)= Σ over v's tokens (ascending) of dout[token, c] for the rows v in
+ * [v0, v0 + vn), `dw` being bound at row v0 (+ off elements); rows without tokens 0 (or untouched).
+ */
 export const embeddingBackward = () => `${bindings(
-  'V: u32, C: u32, accumulate: u32',
+  'vn: u32, C: u32, accumulate: u32, v0: u32, off: u32',
   1,
   ['dw', 'f32'],
   ['dout', 'f32'],
@@ -61,20 +76,21 @@ export const embeddingBackward = () => `${bindings(
 )}
 ${ENTRY_1D} {
   ${INDEX}
-  if (i >= p.V * p.C) { return; }
-  let v = i / p.C;
+  if (i >= p.vn * p.C) { return; }
+  let v = p.v0 + i / p.C;
   let c = i % p.C;
+  let d = p.off + i;
   let s = start[v];
   let e = start[v + 1u];
   if (s == e) {
-    if (p.accumulate == 0u) { dw[i] = 0.0; }
+    if (p.accumulate == 0u) { dw[d] = 0.0; }
     return;
   }
   var k = s;
   var acc: f32;
-  if (p.accumulate == 1u) { acc = dw[i]; } else { acc = dout[order[s] * p.C + c]; k = s + 1u; }
+  if (p.accumulate == 1u) { acc = dw[d]; } else { acc = dout[order[s] * p.C + c]; k = s + 1u; }
   for (; k < e; k++) { acc += dout[order[k] * p.C + c]; }
-  dw[i] = acc;
+  dw[d] = acc;
 }`;
 
 /**
