@@ -5,7 +5,9 @@
 //   node test.mjs [--steps 2] [--sft 2] [--timeout 420]   (CHROMIUM=/path/to/chromium; default /usr/bin/chromium)
 // Prints one JSON line with what the page reported; exit 0 when the checks pass, 1 when they fail,
 // 2 when it cannot run here (no chromium), saying why.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { buildPage } from './build.mjs';
 import { serve } from './serve.mjs';
@@ -23,9 +25,21 @@ if (!exe) {
   process.exit(2);
 }
 
+// the CLI demo's cached warm start (`gpg-rl demo` builds it: ~30% accuracy, so GPG groups have
+// distinct rewards and steps update); without one, two SFT steps in the tab and GPG steps that
+// find nothing to learn (all rewards 0: skipped, as the trainer skips them)
+const cache = join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'gpg-rl', 'demo');
+const warmDir = process.argv.includes('--no-warmstart')
+  ? null
+  : existsSync(cache)
+    ? (readdirSync(cache)
+        .filter((d) => d.startsWith('warmstart-seed0-') && existsSync(join(cache, d, 'warmstart.json')))
+        .map((d) => join(cache, d))[0] ?? null)
+    : null;
+
 const t0 = Date.now();
 await buildPage();
-const server = await serve();
+const server = await serve(undefined, 0, warmDir ? { '/warmstart/': warmDir } : {});
 const browser = await chromium.launch({
   executablePath: exe,
   headless: true,
@@ -40,15 +54,12 @@ try {
   page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
   const q = new URLSearchParams({
     autostart: '1',
-    sftSteps: String(sft),
-    evalEvery: '0',
     rlSteps: String(steps),
-    sftBatch: '4',
-    prompts: '1',
-    G: '4',
-    heldout: '0',
-    maxCompletion: '8',
     maxResampleRounds: '1',
+    heldout: '0',
+    ...(warmDir
+      ? { warmstart: '/warmstart/', prompts: '2', G: '8', maxCompletion: '40' }
+      : { sftSteps: String(sft), sftBatch: '4', evalEvery: '0', prompts: '1', G: '4', maxCompletion: '8' }),
   });
   await page.goto(`${server.url}?${q}`);
   const blank = await page.evaluate(() => document.getElementById('reward').toDataURL());
@@ -91,7 +102,9 @@ try {
     in_time: !timedOut,
     no_error: !r.error,
     adapter: !!r.adapter,
-    sft_ran: r.sftSteps === sft && r.sftLoss.every(Number.isFinite),
+    sft_ran: warmDir ? r.sftSteps === 0 : r.sftSteps === sft && r.sftLoss.every(Number.isFinite),
+    // with the warm start, at least one GPG step updates the weights (loss, backward, AdamW)
+    gpg_updated: !warmDir || r.steps.some((s) => !s.skipped),
     gpg_steps: r.steps.length >= steps,
     losses_finite: r.steps.every((s) => s.skipped || (Number.isFinite(s.loss) && Number.isFinite(s.gradNorm))),
     plot_redrawn: r.rewardDraws >= steps,
@@ -99,7 +112,7 @@ try {
   };
   ok = Object.values(checks).every(Boolean);
   const { plot, log, ...rest } = r;
-  console.log(JSON.stringify({ ok, seconds: (Date.now() - t0) / 1000, checks, ...rest }));
+  console.log(JSON.stringify({ ok, seconds: (Date.now() - t0) / 1000, warmstart: warmDir, checks, ...rest }));
   if (!ok) console.log(`page log:\n${log}\nconsole:\n${consoleLines.join('\n')}`);
 } catch (e) {
   console.log(`browser test failed: ${e.message}`);

@@ -14,6 +14,13 @@
  */
 import { CausalLM } from '../../../src/model/decoder.ts';
 import { initModel } from '../../../src/model/init.ts';
+import {
+  parameterNames,
+  parseGenerationConfig,
+  parseModelConfig,
+  type GenerationDefaults,
+} from '../../../src/model/config.ts';
+import { parseSafetensors, toFloat32 } from '../../../src/model/safetensors.ts';
 import { TextTokenizer } from '../../../src/model/tokenizer.ts';
 import { specialTokens } from '../../../src/model/special.ts';
 import { DEMO_LEVEL, DEMO_SHAPE, WARMSTART, arithSftPair } from '../../../src/builtin/warmstart.ts';
@@ -57,6 +64,38 @@ export interface BrowserDemoOptions {
   maxCompletion: number;
   /** max_resample_rounds of GPG's β_th resampling (undefined: the recipe's default). */
   maxResampleRounds?: number;
+  /** A warm-start folder's files (the CLI's ~/.cache/gpg-rl/demo/warmstart-seed0-…): used instead of SFT in the tab. */
+  warmStart?: WarmStartFiles;
+}
+
+/** The files of an HF model folder the page reads (fetched from a URL or picked from disk). */
+export interface WarmStartFiles {
+  source: string;
+  config: unknown;
+  generation?: unknown;
+  tokenizer: object;
+  tokenizerConfig: object;
+  safetensors: Uint8Array;
+}
+
+/** A model folder's files → model, tokenizer, generation defaults (what CausalLM.load and TextTokenizer.fromDir read from disk). */
+function loadFolder(f: WarmStartFiles): {
+  model: CausalLM;
+  tokenizer: TextTokenizer;
+  generation: GenerationDefaults | null;
+} {
+  const cfg = parseModelConfig(f.config, `${f.source}/config.json`);
+  const { tensors } = parseSafetensors(f.safetensors, `${f.source}/model.safetensors`);
+  const host = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const { name } of parameterNames(cfg)) {
+    const t = tensors.get(name);
+    if (t) host.set(name, { shape: t.shape.slice(), data: toFloat32(t) });
+  }
+  return {
+    model: CausalLM.fromHost(cfg, host),
+    tokenizer: TextTokenizer.fromJson(f.tokenizer, f.tokenizerConfig),
+    generation: f.generation ? parseGenerationConfig(f.generation, cfg, `${f.source}/generation_config.json`) : null,
+  };
 }
 
 export const DEFAULTS: BrowserDemoOptions = {
@@ -116,20 +155,24 @@ export async function runBrowserDemo(opts: Partial<BrowserDemoOptions>, post: (e
   const log = (line: string) => post({ t: 'log', line });
   const seed = o.seed;
 
-  // the demo's model: a character-level Qwen2 (DEMO_SHAPE), random init, in memory
-  const init = initModel(DEMO_SHAPE, { seed, charVocab: true, source: 'demo' });
-  const tok = init.tokenizer!;
-  const tokenizer = TextTokenizer.fromJson(tok.tokenizerJson, tok.tokenizerConfig);
-  const model = CausalLM.fromHost(init.cfg, init.tensors);
-  const { eosTokenId: eos, padTokenId } = specialTokens(model.cfg, tokenizer, init.generation, 'browser demo');
+  // the demo's model: a character-level Qwen2 (DEMO_SHAPE), random init in memory, or a warm start's folder
+  const init = o.warmStart ? null : initModel(DEMO_SHAPE, { seed, charVocab: true, source: 'demo' });
+  const { model, tokenizer, generation } = o.warmStart
+    ? loadFolder(o.warmStart)
+    : {
+        model: CausalLM.fromHost(init!.cfg, init!.tensors),
+        tokenizer: TextTokenizer.fromJson(init!.tokenizer!.tokenizerJson, init!.tokenizer!.tokenizerConfig),
+        generation: init!.generation,
+      };
+  const { eosTokenId: eos, padTokenId } = specialTokens(model.cfg, tokenizer, generation, 'browser demo');
   log(
-    `model: ${model.numParameters().toLocaleString('en')} parameters (${DEMO_SHAPE.num_hidden_layers} layers, hidden ${DEMO_SHAPE.hidden_size}), on ${model.lmHeadWeight().backend.name}`,
+    `model: ${model.numParameters().toLocaleString('en')} parameters (${model.cfg.numLayers} layers), ${o.warmStart ? `warm start ${o.warmStart.source}` : 'random init'}, on ${model.lmHeadWeight().backend.name}`,
   );
   const verifier = new InThreadVerifier();
   const pool = verifier as unknown as VerifierPool;
 
   // 1) warm start: the demo's SFT recipe (src/builtin/warmstart.ts), for o.sftSteps steps
-  if (o.sftSteps > 0) {
+  if (o.sftSteps > 0 && !o.warmStart) {
     const stream = trainStream(seed + 1000, DEMO_LEVEL);
     const evalSet = heldOutSet(DEMO_LEVEL, o.evalProblems);
     log(`warm start: SFT from scratch, up to ${o.sftSteps} steps of ${o.sftBatch} worked problems`);

@@ -3,7 +3,7 @@
  * and keeps what it received in `window.gpgRl` (the browser test reads it).
  */
 /// <reference lib="dom" />
-import type { BrowserDemoOptions, DemoEvent } from './demo-loop.ts';
+import type { BrowserDemoOptions, DemoEvent, WarmStartFiles } from './demo-loop.ts';
 
 type WorkerEvent =
   | DemoEvent
@@ -112,13 +112,40 @@ function drawSft() {
   );
 }
 
-function options(): Partial<BrowserDemoOptions> {
+/** The folder picked in the form (a warm start: config.json, model.safetensors, tokenizer files), read into memory. */
+async function pickedFolder(): Promise<WarmStartFiles | undefined> {
+  const files = [...(($('folder') as HTMLInputElement).files ?? [])];
+  if (files.length === 0) return undefined;
+  const byName = new Map(files.map((f) => [f.name, f]));
+  const need = (n: string) => {
+    const f = byName.get(n);
+    if (!f) throw new Error(`the chosen folder has no ${n}`);
+    return f;
+  };
+  const json = async (n: string) => JSON.parse(await need(n).text());
+  const gen = byName.get('generation_config.json');
+  return {
+    source: (files[0] as File & { webkitRelativePath?: string }).webkitRelativePath?.split('/')[0] || 'folder',
+    config: await json('config.json'),
+    generation: gen ? JSON.parse(await gen.text()) : undefined,
+    tokenizer: await json('tokenizer.json'),
+    tokenizerConfig: await json('tokenizer_config.json'),
+    safetensors: new Uint8Array(await need('model.safetensors').arrayBuffer()),
+  };
+}
+
+async function options(): Promise<Partial<BrowserDemoOptions> & { warmstartUrl?: string }> {
   const form = new FormData($('opts') as HTMLFormElement);
-  const out: Record<string, number> = {};
-  for (const [k, v] of form) out[k] = Number(v);
-  // ?sftSteps=20&rlSteps=3… overrides (the browser test uses them)
-  for (const [k, v] of new URLSearchParams(location.search)) if (k !== 'autostart') out[k] = Number(v);
-  return out as Partial<BrowserDemoOptions>;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of form) if (typeof v === 'string') out[k] = Number(v);
+  // ?sftSteps=20&rlSteps=3… overrides (the browser test uses them); ?warmstart=URL of a warm-start folder
+  for (const [k, v] of new URLSearchParams(location.search)) {
+    if (k === 'warmstart') out.warmstartUrl = v;
+    else if (k !== 'autostart') out[k] = Number(v);
+  }
+  const picked = await pickedFolder();
+  if (picked) out.warmStart = picked;
+  return out as Partial<BrowserDemoOptions> & { warmstartUrl?: string };
 }
 
 function start() {
@@ -134,7 +161,13 @@ function start() {
     const e = ev.data;
     switch (e.t) {
       case 'ready':
-        w.postMessage({ t: 'start', options: options() });
+        options().then(
+          (o) => w.postMessage({ t: 'start', options: o }),
+          (err: Error) => {
+            state.error = err.message;
+            setStatus('error', `error: ${err.message}`);
+          },
+        );
         return;
       case 'adapter': {
         state.adapter = e.adapter;
