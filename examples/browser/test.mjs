@@ -8,6 +8,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { buildPage } from './build.mjs';
 import { serve } from './serve.mjs';
@@ -98,8 +101,49 @@ try {
       log: document.getElementById('log').textContent,
     };
   });
+  // the same run through the CLI trainer on the native CPU backend (when the repository's addon is built)
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  let reference = null;
+  if (warmDir && !process.argv.includes('--no-cpu-reference') && existsSync(join(root, 'build'))) {
+    const p = spawnSync(
+      process.execPath,
+      [
+        '--conditions=gpg-rl-source',
+        '--import',
+        'tsx',
+        'examples/browser/cpu-reference.ts',
+        warmDir,
+        String(steps),
+        '2',
+        '8',
+        '40',
+        '1',
+      ],
+      { cwd: root, encoding: 'utf8', timeout: 300_000 },
+    );
+    reference =
+      p.status === 0
+        ? p.stdout
+            .trim()
+            .split('\n')
+            .map((l) => JSON.parse(l))
+        : { failed: (p.stderr || p.error?.message || '').slice(-400) };
+  }
+  const close = (a, b, rel) => Math.abs(a - b) <= Math.max(rel * Math.abs(b), 1e-5);
   const checks = {
     in_time: !timedOut,
+    // every step as the CPU trainer's: rewards equal, loss within max(1e-3·|loss|, 1e-5), grad norm 1e-3 relative
+    ...(reference
+      ? {
+          cpu_reference:
+            Array.isArray(reference) &&
+            reference.length === r.steps.length &&
+            reference.every((c, i) => {
+              const b = r.steps[i];
+              return c.reward === b.reward && close(b.loss, c.loss, 1e-3) && close(b.gradNorm, c.gradNorm, 1e-3);
+            }),
+        }
+      : {}),
     no_error: !r.error,
     adapter: !!r.adapter,
     sft_ran: warmDir ? r.sftSteps === 0 : r.sftSteps === sft && r.sftLoss.every(Number.isFinite),
@@ -112,7 +156,16 @@ try {
   };
   ok = Object.values(checks).every(Boolean);
   const { plot, log, ...rest } = r;
-  console.log(JSON.stringify({ ok, seconds: (Date.now() - t0) / 1000, warmstart: warmDir, checks, ...rest }));
+  console.log(
+    JSON.stringify({
+      ok,
+      seconds: (Date.now() - t0) / 1000,
+      warmstart: warmDir,
+      checks,
+      ...rest,
+      cpu_reference: reference,
+    }),
+  );
   if (!ok) console.log(`page log:\n${log}\nconsole:\n${consoleLines.join('\n')}`);
 } catch (e) {
   console.log(`browser test failed: ${e.message}`);
