@@ -2,7 +2,7 @@
 // The page in headless Chromium: builds dist/, serves it on loopback (cross-origin isolated), opens
 // it with WebGPU enabled (Chromium's SwiftShader adapter where there is no GPU) and checks that the
 // SFT warm start and a few GPG steps run and that the reward plot is redrawn with each step.
-//   node test.mjs [--steps 2] [--sft 2] [--timeout 420]   (CHROMIUM=/path/to/chromium; default /usr/bin/chromium)
+//   node test.mjs [--quick] [--no-warmstart] [--no-cpu-reference] [--steps 2] [--sft 2] [--timeout 420]   (CHROMIUM=/path/to/chromium; default /usr/bin/chromium)
 // Prints one JSON line with what the page reported; exit 0 when the checks pass, 1 when they fail,
 // 2 when it cannot run here (no chromium), saying why.
 import { existsSync, readdirSync } from 'node:fs';
@@ -19,8 +19,10 @@ const arg = (name, d) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : d;
 };
-const steps = arg('steps', 2);
-const sft = arg('sft', 2);
+// --quick: random init, 1 SFT step, 1 GPG step of 1 prompt × G 2 and 4 tokens (the root suite's smoke run)
+const quick = process.argv.includes('--quick');
+const steps = arg('steps', quick ? 1 : 2);
+const sft = arg('sft', quick ? 1 : 2);
 const timeoutS = arg('timeout', 420);
 const exe = process.env.CHROMIUM ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 if (!exe) {
@@ -32,13 +34,14 @@ if (!exe) {
 // distinct rewards and steps update); without one, two SFT steps in the tab and GPG steps that
 // find nothing to learn (all rewards 0: skipped, as the trainer skips them)
 const cache = join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'gpg-rl', 'demo');
-const warmDir = process.argv.includes('--no-warmstart')
-  ? null
-  : existsSync(cache)
-    ? (readdirSync(cache)
-        .filter((d) => d.startsWith('warmstart-seed0-') && existsSync(join(cache, d, 'warmstart.json')))
-        .map((d) => join(cache, d))[0] ?? null)
-    : null;
+const warmDir =
+  quick || process.argv.includes('--no-warmstart')
+    ? null
+    : existsSync(cache)
+      ? (readdirSync(cache)
+          .filter((d) => d.startsWith('warmstart-seed0-') && existsSync(join(cache, d, 'warmstart.json')))
+          .map((d) => join(cache, d))[0] ?? null)
+      : null;
 
 const t0 = Date.now();
 await buildPage();
@@ -62,7 +65,14 @@ try {
     heldout: '0',
     ...(warmDir
       ? { warmstart: '/warmstart/', prompts: '2', G: '8', maxCompletion: '40' }
-      : { sftSteps: String(sft), sftBatch: '4', evalEvery: '0', prompts: '1', G: '4', maxCompletion: '8' }),
+      : {
+          sftSteps: String(sft),
+          sftBatch: '4',
+          evalEvery: '0',
+          prompts: '1',
+          G: quick ? '2' : '4',
+          maxCompletion: quick ? '4' : '8',
+        }),
   });
   await page.goto(`${server.url}?${q}`);
   const blank = await page.evaluate(() => document.getElementById('reward').toDataURL());
