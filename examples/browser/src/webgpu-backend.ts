@@ -44,7 +44,18 @@ export async function useBrowserWebGpu(): Promise<AdapterInfo> {
       'this browser has no WebGPU (navigator.gpu is undefined; Chromium: --enable-unsafe-webgpu on Linux)',
     );
   setExecutorSpawner(spawnGpuWorker);
-  const b = await loadBackend('webgpu');
+  let b;
+  try {
+    b = await loadBackend('webgpu');
+  } catch (e) {
+    // the Node message names Debian packages; here the browser is what lacks an adapter
+    const m = (e as Error).message;
+    if (/no WebGPU adapter/.test(m))
+      throw new Error(
+        `this browser gave no WebGPU adapter (${m.replace(/^.*?\(|\);.*$/g, '')}): enable WebGPU (Chromium on Linux: --enable-unsafe-webgpu) or use a browser and machine with it`,
+      );
+    throw e;
+  }
   setDefaultBackend(b);
   return (b as unknown as { adapter: AdapterInfo }).adapter;
 }
