@@ -35,6 +35,31 @@ type Command = unknown[];
 /** A storage binding: a whole buffer (its id), or a window of one: [id, byteOff (a multiple of 256), bytes]. */
 export type Binding = number | [id: number, byteOff: number, bytes: number];
 
+/**
+ * The device worker as GpuDevice uses it: node's worker_threads Worker by default, or what a
+ * browser bundle's setExecutorSpawner() returns (a Web Worker running executor.mjs on
+ * `navigator.gpu`, wrapped to this shape; examples/browser).
+ */
+export interface ExecutorWorker {
+  postMessage(msg: unknown, transfer?: ArrayBuffer[]): void;
+  once(event: 'message', fn: (reply: any) => void): unknown;
+  once(event: 'error', fn: (e: Error) => void): unknown;
+  unref(): void;
+  terminate(): Promise<unknown>;
+}
+
+let spawnExecutor: (() => ExecutorWorker) | null = null;
+
+/**
+ * Where acquire() gets its device worker: by default executor.mjs on Dawn (the `webgpu` package)
+ * in a worker_threads Worker; a browser bundle passes a function starting a Web Worker on
+ * `navigator.gpu` (the main thread must then itself be a worker: read() blocks in Atomics.wait,
+ * which needs cross-origin isolation for SharedArrayBuffer). null restores the default.
+ */
+export function setExecutorSpawner(spawn: (() => ExecutorWorker) | null): void {
+  spawnExecutor = spawn;
+}
+
 export class GpuDevice {
   private queued: Command[] = [];
   private transfer: ArrayBuffer[] = [];
@@ -47,12 +72,28 @@ export class GpuDevice {
   /** Counters since acquire: kernels queued, batches posted to the worker, blocking round trips. */
   readonly stats = { dispatches: 0, batches: 0, syncs: 0 };
   private constructor(
-    private readonly worker: Worker,
+    private readonly worker: ExecutorWorker,
     readonly adapter: AdapterInfo,
   ) {}
 
   /** Starts the worker and acquires an adapter and device; a one-line WebGpuUnavailableError when there is none. */
   static async acquire(): Promise<GpuDevice> {
+    const worker = spawnExecutor ? spawnExecutor() : GpuDevice.dawnWorker();
+    const reply = await new Promise<{ ok: boolean; message?: string; adapter?: AdapterInfo }>((resolve) => {
+      worker.once('message', resolve);
+      worker.once('error', (e: Error) => resolve({ ok: false, message: e.message }));
+      worker.postMessage({ t: 'init' });
+    });
+    if (!reply.ok || !reply.adapter) {
+      await worker.terminate();
+      throw new WebGpuUnavailableError(`webgpu backend: no WebGPU adapter (${reply.message}); ${INSTALL}`);
+    }
+    worker.unref();
+    return new GpuDevice(worker, reply.adapter);
+  }
+
+  /** executor.mjs on Dawn (the `webgpu` npm package) in a worker_threads Worker. */
+  private static dawnWorker(): ExecutorWorker {
     let webgpuUrl: string;
     try {
       webgpuUrl = import.meta.resolve('webgpu');
@@ -66,18 +107,7 @@ export class GpuDevice {
         );
       }
     }
-    const worker = new Worker(new URL('./executor.mjs', import.meta.url), { workerData: { webgpuUrl } });
-    const reply = await new Promise<{ ok: boolean; message?: string; adapter?: AdapterInfo }>((resolve) => {
-      worker.once('message', resolve);
-      worker.once('error', (e) => resolve({ ok: false, message: e.message }));
-      worker.postMessage({ t: 'init' });
-    });
-    if (!reply.ok || !reply.adapter) {
-      await worker.terminate();
-      throw new WebGpuUnavailableError(`webgpu backend: no WebGPU adapter (${reply.message}); ${INSTALL}`);
-    }
-    worker.unref();
-    return new GpuDevice(worker, reply.adapter);
+    return new Worker(new URL('./executor.mjs', import.meta.url), { workerData: { webgpuUrl } });
   }
 
   /** A new storage buffer of `bytes` (a multiple of 4); returns its id. */
