@@ -9,6 +9,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBackend, setDefaultBackend, type Backend } from '../../src/backend/index.ts';
 import { WebGpuOpError } from '../../src/backend/webgpu/device.ts';
@@ -268,19 +270,92 @@ test('without an adapter, loading the webgpu backend is one line naming what to 
 });
 
 test(
-  'bench --device webgpu: the adapter and GEMM GFLOP/s, each product timed to completion',
+  'bench --device webgpu: the adapter, GEMM GFLOP/s, train and decode tokens/s on WebGPU and their ratios to the CPU backend',
   { skip: gpu ? false : why },
-  () => {
-    const res = on(gpu!, () =>
-      runWebGpuBench(() => {}, [
-        { M: 64, K: 48, N: 80, transB: true, reps: 2 },
-        { M: 8, K: 64, N: 128, transB: false, reps: 2 },
-      ]),
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gpg-webgpu-bench-'));
+    const shape = join(dir, 'tiny.json');
+    writeFileSync(
+      shape,
+      JSON.stringify({
+        hidden_size: 32,
+        intermediate_size: 64,
+        num_hidden_layers: 1,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        vocab_size: 96,
+      }),
     );
+    const prev = setDefaultBackend(gpu!);
+    let res: Awaited<ReturnType<typeof runWebGpuBench>>;
+    try {
+      res = await runWebGpuBench(() => {}, {
+        gemm: [
+          { M: 64, K: 48, N: 80, transB: true, reps: 2 },
+          { M: 8, K: 64, N: 128, transB: false, reps: 2 },
+        ],
+        shape,
+        batches: [8, 16],
+        decode: { prompt: 8, new: 4, group: 8 },
+        timing: { maxReps: 1, budgetS: 5 },
+      });
+    } finally {
+      if (prev) setDefaultBackend(prev);
+      rmSync(dir, { recursive: true, force: true });
+    }
     assert.equal(res.backend, 'webgpu');
     assert.equal(res.adapter.vendor, gpu!.adapter.vendor);
     assert.deepEqual(Object.keys(res.gemm_gflops), ['64x48x80nt', '8x64x128nn']);
     for (const v of Object.values(res.gemm_gflops)) assert.ok(v >= 0 && Number.isFinite(v));
+    // the CPU bench's key names, finite and positive, here measured on WebGPU and on the CPU
+    const positive = (v: unknown, what: string) =>
+      assert.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${what} = ${String(v)}`);
+    positive(res.train_tokens_per_s, 'train_tokens_per_s');
+    positive(res.cpu_train_tokens_per_s, 'cpu_train_tokens_per_s');
+    positive(res.train_ratio_vs_cpu, 'train_ratio_vs_cpu');
+    assert.deepEqual(res.train_batch, { B: 4, T: 256 });
+    for (const key of ['decode_tokens_per_s', 'cpu_decode_tokens_per_s', 'decode_ratio_vs_cpu'] as const) {
+      assert.deepEqual(Object.keys(res[key]!), ['8', '16'], key);
+      for (const [b, v] of Object.entries(res[key]!)) positive(v, `${key}.${b}`);
+    }
     assert.match(res.notes.not_measured!, /cpu backend only/);
+  },
+);
+
+test(
+  'bench --device webgpu --no-cpu: the WebGPU figures only, the ratios null with a note',
+  { skip: gpu ? false : why },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gpg-webgpu-bench-'));
+    const shape = join(dir, 'tiny.json');
+    writeFileSync(
+      shape,
+      JSON.stringify({
+        hidden_size: 32,
+        intermediate_size: 64,
+        num_hidden_layers: 1,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        vocab_size: 96,
+      }),
+    );
+    const prev = setDefaultBackend(gpu!);
+    try {
+      const res = await runWebGpuBench(() => {}, {
+        gemm: [],
+        shape,
+        batches: [8],
+        decode: { prompt: 4, new: 2, group: 8 },
+        timing: { maxReps: 1, budgetS: 5 },
+        cpu: false,
+      });
+      assert.ok(res.train_tokens_per_s > 0 && res.decode_tokens_per_s['8']! > 0);
+      assert.equal(res.cpu_train_tokens_per_s, null);
+      assert.equal(res.decode_ratio_vs_cpu, null);
+      assert.match(res.notes.cpu!, /--no-cpu/);
+    } finally {
+      if (prev) setDefaultBackend(prev);
+      rmSync(dir, { recursive: true, force: true });
+    }
   },
 );
