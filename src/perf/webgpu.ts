@@ -9,7 +9,7 @@
  * shape's train batch; generate() at each batch, prompt 128, +256 new tokens, groups of G 8,
  * prefill included) with the model on the WebGPU backend; and, unless `cpu: false`, the same
  * two figures on the CPU backend in the same run and the ratios webgpu / cpu. The default shape is
- * bench/webgpu-tiny.json (1.1M parameters: small-50m takes minutes per training call on lavapipe,
+ * bench/webgpu-tiny.json (0.9M parameters: small-50m takes minutes per training call on lavapipe,
  * software Vulkan). The machine peak and the anchors' ratios are CPU-only (`notes` says so).
  */
 import { basename, join } from 'node:path';
