@@ -13,7 +13,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBackend, setDefaultBackend, type Backend } from '../../src/backend/index.ts';
-import { WebGpuOpError } from '../../src/backend/webgpu/device.ts';
+import { WebGpuOpError, requestedFeatures } from '../../src/backend/webgpu/device.ts';
+import { kernelFeatures, withEnables } from '../../src/backend/webgpu/wgsl.ts';
+import { rmsnormBackwardDx, rmsnormForward } from '../../src/backend/webgpu/kernels/rmsnorm.ts';
 import { webgpuOrWhy } from '../helpers.ts';
 import { CausalLM, expandRows } from '../../src/model/decoder.ts';
 import { readSafetensorsFile, toFloat32, toInt32 } from '../../src/model/safetensors.ts';
@@ -268,6 +270,68 @@ test('without an adapter, loading the webgpu backend is one line naming what to 
     /^WebGpuUnavailableError: webgpu backend: (no WebGPU adapter \(.*\); on Debian 12: apt-get install -t bookworm-backports mesa-vulkan-drivers|the `webgpu` npm package)/,
   );
 });
+
+test('GPG_RL_WEBGPU_FEATURES: all (default), none, or a list of the optional features; an unknown name is one line', () => {
+  assert.deepEqual(requestedFeatures(undefined), ['shader-f16', 'subgroups', 'timestamp-query']);
+  assert.deepEqual(requestedFeatures('all'), ['shader-f16', 'subgroups', 'timestamp-query']);
+  assert.deepEqual(requestedFeatures('none'), []);
+  assert.deepEqual(requestedFeatures(' shader-f16, timestamp-query '), ['shader-f16', 'timestamp-query']);
+  assert.throws(
+    () => requestedFeatures('subgroups,f16'),
+    /GPG_RL_WEBGPU_FEATURES: unknown feature "f16" \(give all, none, or a comma-separated list of shader-f16, subgroups, timestamp-query\)/,
+  );
+});
+
+test(
+  'subgroups: the row reductions use subgroupAdd / subgroupMax exactly when the device has the feature',
+  { skip: gpu ? false : why },
+  () => {
+    const has = gpu!.adapter.features.includes('subgroups');
+    assert.equal(kernelFeatures().subgroups, has);
+    for (const wgsl of [rmsnormForward(), rmsnormBackwardDx()]) {
+      assert.equal(wgsl.includes('subgroupAdd'), has);
+      assert.equal(withEnables(wgsl).startsWith('enable subgroups;'), has);
+    }
+    assert.equal(withEnables('fn main() {}'), 'fn main() {}');
+  },
+);
+
+test(
+  'GPG_RL_WEBGPU_FEATURES=none: no optional feature on the device, and the kernel suites of every row reduction (RMSNorm, log-softmax + entropy, KL) pass on the shared-memory fallback',
+  { skip: gpu ? false : why },
+  () => {
+    // NODE_TEST_CONTEXT would make the child's runner report to this one instead of printing TAP
+    const env: NodeJS.ProcessEnv = { ...process.env, GPG_RL_WEBGPU_FEATURES: 'none' };
+    delete env['NODE_TEST_CONTEXT'];
+    const code = `import('./src/backend/index.ts').then((m) => m.loadBackend('webgpu')).then(async (b) => { const w = await import('./src/backend/webgpu/wgsl.ts'); console.log(JSON.stringify({ features: b.adapter.features, kernels: w.kernelFeatures() })); process.exit(0); })`;
+    const r = spawnSync(process.execPath, ['--conditions=gpg-rl-source', '--import', 'tsx', '-e', code], {
+      cwd: root,
+      encoding: 'utf8',
+      env,
+      timeout: 120_000,
+    });
+    const got = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+      features: string[];
+      kernels: { subgroups: boolean };
+    };
+    for (const f of ['shader-f16', 'subgroups', 'timestamp-query']) assert.ok(!got.features.includes(f), f);
+    assert.equal(got.kernels.subgroups, false);
+    const suites = ['rmsnorm', 'logprobs', 'kl'].map((n) => join(root, 'test', 'native', `${n}.test.ts`));
+    const t = spawnSync(
+      process.execPath,
+      ['--conditions=gpg-rl-source', '--import', 'tsx', '--test', '--test-reporter=tap', ...suites],
+      {
+        cwd: root,
+        encoding: 'utf8',
+        env,
+        timeout: 300_000,
+      },
+    );
+    assert.equal(t.status, 0, t.stdout.slice(-4000));
+    for (const n of ['rmsnorm', 'logprobs', 'kl'])
+      assert.match(t.stdout, new RegExp(`^ok \\d+ - ${n} \\[webgpu\\]$`, 'm'));
+  },
+);
 
 test(
   'bench --device webgpu: the adapter, GEMM GFLOP/s, train and decode tokens/s on WebGPU and their ratios to the CPU backend',
