@@ -272,7 +272,7 @@ test('without an adapter, loading the webgpu backend is one line naming what to 
 });
 
 test('GPG_RL_WEBGPU_FEATURES: all (default), none, or a list of the optional features; an unknown name is one line', () => {
-  assert.deepEqual(requestedFeatures(undefined), ['shader-f16', 'subgroups', 'timestamp-query']);
+  assert.deepEqual(requestedFeatures(''), ['shader-f16', 'subgroups', 'timestamp-query'], 'unset');
   assert.deepEqual(requestedFeatures('all'), ['shader-f16', 'subgroups', 'timestamp-query']);
   assert.deepEqual(requestedFeatures('none'), []);
   assert.deepEqual(requestedFeatures(' shader-f16, timestamp-query '), ['shader-f16', 'timestamp-query']);
