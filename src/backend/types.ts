@@ -324,6 +324,11 @@ export interface Backend extends Kernels {
   releaseCache?(): void;
   /** Frees every packed generation copy of a weight (GemmArgs.packed); they are rebuilt on next use. */
   releasePackedWeights(): void;
+  /**
+   * Waits until every queued kernel has run (a backend that queues work, as WebGPU does; absent
+   * where kernels run when called). Timings call it so they time the work, not its queueing.
+   */
+  sync?(): void;
   /** Compute threads (CPU); returns the value in effect. */
   setNumThreads(n: number): number;
   getNumThreads(): number;

@@ -145,7 +145,18 @@ export function trainTokensPerS(
           p.grad = null;
         }
       });
-    const s = timeWithin(step, reps, budgetS, 1);
+    // a backend that queues kernels (webgpu) has only queued the step when it returns: wait for it
+    const be = defaultBackend();
+    be.sync?.();
+    const s = timeWithin(
+      () => {
+        step();
+        be.sync?.();
+      },
+      reps,
+      budgetS,
+      1,
+    );
     return (B * T) / s;
   } finally {
     setAutocast(prev);

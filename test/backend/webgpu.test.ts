@@ -9,9 +9,13 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBackend, setDefaultBackend, type Backend } from '../../src/backend/index.ts';
-import { WebGpuOpError } from '../../src/backend/webgpu/device.ts';
+import { WebGpuOpError, requestedFeatures } from '../../src/backend/webgpu/device.ts';
+import { kernelFeatures, withEnables } from '../../src/backend/webgpu/wgsl.ts';
+import { rmsnormBackwardDx, rmsnormForward } from '../../src/backend/webgpu/kernels/rmsnorm.ts';
 import { webgpuOrWhy } from '../helpers.ts';
 import { CausalLM, expandRows } from '../../src/model/decoder.ts';
 import { readSafetensorsFile, toFloat32, toInt32 } from '../../src/model/safetensors.ts';
@@ -267,20 +271,155 @@ test('without an adapter, loading the webgpu backend is one line naming what to 
   );
 });
 
+test('GPG_RL_WEBGPU_FEATURES: all (default), none, or a list of the optional features; an unknown name is one line', () => {
+  assert.deepEqual(requestedFeatures(''), ['shader-f16', 'subgroups', 'timestamp-query'], 'unset');
+  assert.deepEqual(requestedFeatures('all'), ['shader-f16', 'subgroups', 'timestamp-query']);
+  assert.deepEqual(requestedFeatures('none'), []);
+  assert.deepEqual(requestedFeatures(' shader-f16, timestamp-query '), ['shader-f16', 'timestamp-query']);
+  assert.throws(
+    () => requestedFeatures('subgroups,f16'),
+    /GPG_RL_WEBGPU_FEATURES: unknown feature "f16" \(give all, none, or a comma-separated list of shader-f16, subgroups, timestamp-query\)/,
+  );
+});
+
 test(
-  'bench --device webgpu: the adapter and GEMM GFLOP/s, each product timed to completion',
+  'subgroups: the row reductions use subgroupAdd / subgroupMax exactly when the device has the feature',
   { skip: gpu ? false : why },
   () => {
-    const res = on(gpu!, () =>
-      runWebGpuBench(() => {}, [
-        { M: 64, K: 48, N: 80, transB: true, reps: 2 },
-        { M: 8, K: 64, N: 128, transB: false, reps: 2 },
-      ]),
+    const has = gpu!.adapter.features.includes('subgroups');
+    assert.equal(kernelFeatures().subgroups, has);
+    for (const wgsl of [rmsnormForward(), rmsnormBackwardDx()]) {
+      assert.equal(wgsl.includes('subgroupAdd'), has);
+      assert.equal(withEnables(wgsl).startsWith('enable subgroups;'), has);
+    }
+    assert.equal(withEnables('fn main() {}'), 'fn main() {}');
+  },
+);
+
+test(
+  'GPG_RL_WEBGPU_FEATURES=none: no optional feature on the device, and the kernel suites of every row reduction (RMSNorm, log-softmax + entropy, KL) pass on the shared-memory fallback',
+  { skip: gpu ? false : why },
+  () => {
+    // NODE_TEST_CONTEXT would make the child's runner report to this one instead of printing TAP
+    const env: NodeJS.ProcessEnv = { ...process.env, GPG_RL_WEBGPU_FEATURES: 'none' };
+    delete env['NODE_TEST_CONTEXT'];
+    const code = `import('./src/backend/index.ts').then((m) => m.loadBackend('webgpu')).then(async (b) => { const w = await import('./src/backend/webgpu/wgsl.ts'); console.log(JSON.stringify({ features: b.adapter.features, kernels: w.kernelFeatures() })); process.exit(0); })`;
+    const r = spawnSync(process.execPath, ['--conditions=gpg-rl-source', '--import', 'tsx', '-e', code], {
+      cwd: root,
+      encoding: 'utf8',
+      env,
+      timeout: 120_000,
+    });
+    const got = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+      features: string[];
+      kernels: { subgroups: boolean };
+    };
+    for (const f of ['shader-f16', 'subgroups', 'timestamp-query']) assert.ok(!got.features.includes(f), f);
+    assert.equal(got.kernels.subgroups, false);
+    const suites = ['rmsnorm', 'logprobs', 'kl'].map((n) => join(root, 'test', 'native', `${n}.test.ts`));
+    const t = spawnSync(
+      process.execPath,
+      ['--conditions=gpg-rl-source', '--import', 'tsx', '--test', '--test-reporter=tap', ...suites],
+      {
+        cwd: root,
+        encoding: 'utf8',
+        env,
+        timeout: 300_000,
+      },
     );
+    assert.equal(t.status, 0, t.stdout.slice(-4000));
+    for (const n of ['rmsnorm', 'logprobs', 'kl'])
+      assert.match(t.stdout, new RegExp(`^ok \\d+ - ${n} \\[webgpu\\]$`, 'm'));
+  },
+);
+
+test(
+  'bench --device webgpu: the adapter, GEMM GFLOP/s, train and decode tokens/s on WebGPU and their ratios to the CPU backend',
+  { skip: gpu ? false : why },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gpg-webgpu-bench-'));
+    const shape = join(dir, 'tiny.json');
+    writeFileSync(
+      shape,
+      JSON.stringify({
+        hidden_size: 32,
+        intermediate_size: 64,
+        num_hidden_layers: 1,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        vocab_size: 96,
+      }),
+    );
+    const prev = setDefaultBackend(gpu!);
+    let res: Awaited<ReturnType<typeof runWebGpuBench>>;
+    try {
+      res = await runWebGpuBench(() => {}, {
+        gemm: [
+          { M: 64, K: 48, N: 80, transB: true, reps: 2 },
+          { M: 8, K: 64, N: 128, transB: false, reps: 2 },
+        ],
+        shape,
+        batches: [8, 16],
+        decode: { prompt: 8, new: 4, group: 8 },
+        timing: { maxReps: 1, budgetS: 5 },
+      });
+    } finally {
+      if (prev) setDefaultBackend(prev);
+      rmSync(dir, { recursive: true, force: true });
+    }
     assert.equal(res.backend, 'webgpu');
     assert.equal(res.adapter.vendor, gpu!.adapter.vendor);
     assert.deepEqual(Object.keys(res.gemm_gflops), ['64x48x80nt', '8x64x128nn']);
     for (const v of Object.values(res.gemm_gflops)) assert.ok(v >= 0 && Number.isFinite(v));
+    // the CPU bench's key names, finite and positive, here measured on WebGPU and on the CPU
+    const positive = (v: unknown, what: string) =>
+      assert.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${what} = ${String(v)}`);
+    positive(res.train_tokens_per_s, 'train_tokens_per_s');
+    positive(res.cpu_train_tokens_per_s, 'cpu_train_tokens_per_s');
+    positive(res.train_ratio_vs_cpu, 'train_ratio_vs_cpu');
+    assert.deepEqual(res.train_batch, { B: 4, T: 256 });
+    for (const key of ['decode_tokens_per_s', 'cpu_decode_tokens_per_s', 'decode_ratio_vs_cpu'] as const) {
+      assert.deepEqual(Object.keys(res[key]!), ['8', '16'], key);
+      for (const [b, v] of Object.entries(res[key]!)) positive(v, `${key}.${b}`);
+    }
     assert.match(res.notes.not_measured!, /cpu backend only/);
+  },
+);
+
+test(
+  'bench --device webgpu --no-cpu: the WebGPU figures only, the ratios null with a note',
+  { skip: gpu ? false : why },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gpg-webgpu-bench-'));
+    const shape = join(dir, 'tiny.json');
+    writeFileSync(
+      shape,
+      JSON.stringify({
+        hidden_size: 32,
+        intermediate_size: 64,
+        num_hidden_layers: 1,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        vocab_size: 96,
+      }),
+    );
+    const prev = setDefaultBackend(gpu!);
+    try {
+      const res = await runWebGpuBench(() => {}, {
+        gemm: [],
+        shape,
+        batches: [8],
+        decode: { prompt: 4, new: 2, group: 8 },
+        timing: { maxReps: 1, budgetS: 5 },
+        cpu: false,
+      });
+      assert.ok(res.train_tokens_per_s > 0 && res.decode_tokens_per_s['8']! > 0);
+      assert.equal(res.cpu_train_tokens_per_s, null);
+      assert.equal(res.decode_ratio_vs_cpu, null);
+      assert.match(res.notes.cpu!, /--no-cpu/);
+    } finally {
+      if (prev) setDefaultBackend(prev);
+      rmSync(dir, { recursive: true, force: true });
+    }
   },
 );

@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { GpgRlError, WebGpuUnavailableError } from '../../errors.ts';
 import type { AdapterInfo } from '../types.ts';
+import { withEnables } from './wgsl.ts';
 
 /** Commands queued before a batch is posted without waiting (the worker then runs it while the host goes on). */
 const MAX_QUEUED = 256;
@@ -31,6 +32,31 @@ const INSTALL =
   'on Debian 12: apt-get install -t bookworm-backports mesa-vulkan-drivers (lavapipe, software Vulkan), or a GPU Vulkan driver';
 
 type Command = unknown[];
+
+/** The optional adapter features the device is created with when the adapter has them. */
+export const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
+
+/**
+ * The optional features to request, from GPG_RL_WEBGPU_FEATURES: unset or `all` every one the
+ * adapter has, `none` none (the fp32 shared-memory kernels everywhere: how tests check the
+ * fallbacks on an adapter that has the features), or a comma-separated list of them.
+ */
+export function requestedFeatures(env: string | undefined = process.env.GPG_RL_WEBGPU_FEATURES): string[] {
+  const v = (env ?? '').trim();
+  if (v === '' || v === 'all') return [...OPTIONAL_FEATURES];
+  if (v === 'none') return [];
+  const list = v
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
+  for (const f of list)
+    if (!(OPTIONAL_FEATURES as readonly string[]).includes(f))
+      throw new GpgRlError(
+        `GPG_RL_WEBGPU_FEATURES: unknown feature "${f}" (give all, none, or a comma-separated list of ${OPTIONAL_FEATURES.join(', ')})`,
+        'GPG_BACKEND',
+      );
+  return list;
+}
 
 /** A storage binding: a whole buffer (its id), or a window of one: [id, byteOff (a multiple of 256), bytes]. */
 export type Binding = number | [id: number, byteOff: number, bytes: number];
@@ -107,7 +133,9 @@ export class GpuDevice {
         );
       }
     }
-    return new Worker(new URL('./executor.mjs', import.meta.url), { workerData: { webgpuUrl } });
+    return new Worker(new URL('./executor.mjs', import.meta.url), {
+      workerData: { webgpuUrl, features: requestedFeatures() },
+    });
   }
 
   /** A new storage buffer of `bytes` (a multiple of 4); returns its id. */
@@ -145,7 +173,7 @@ export class GpuDevice {
   ): void {
     if (!this.compiled.has(key)) {
       this.compiled.add(key);
-      this.push(['pipeline', key, wgsl()]);
+      this.push(['pipeline', key, withEnables(wgsl())]);
     }
     this.stats.dispatches++;
     this.push(['dispatch', key, op, ids, uniforms, wg[0], wg[1], wg[2]]);

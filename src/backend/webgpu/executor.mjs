@@ -59,7 +59,8 @@ async function init() {
   gpu = create([]);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) return { ok: false, message: 'requestAdapter() returned null' };
-  const want = ['shader-f16', 'subgroups', 'timestamp-query'].filter((f) => adapter.features.has(f));
+  // the optional features the host asked for (GPG_RL_WEBGPU_FEATURES, device.ts) that the adapter has
+  const want = workerData.features.filter((/** @type {string} */ f) => adapter.features.has(f));
   // the adapter's own maxima, not WebGPU's defaults (128 MiB bindings, 256 MiB buffers, ...)
   const limits = {};
   for (const k of REQUESTED) if (typeof adapter.limits[k] === 'number') limits[k] = adapter.limits[k];

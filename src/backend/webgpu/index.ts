@@ -19,8 +19,16 @@
  *    (a block that is not contiguous is gathered into a temporary with copyRows, its result
  *    scattered back). Any other kernel given a buffer over the limit refuses in one line naming
  *    the op, the operand, its size and the limit.
- *  - Adapter features: `shader-f16` and `subgroups` are enabled when present (AdapterInfo.features);
- *    no kernel depends on them yet (every kernel is fp32 WGSL, so any adapter runs them).
+ *  - Adapter features: `shader-f16`, `subgroups` and `timestamp-query` are enabled when present
+ *    (AdapterInfo.features; GPG_RL_WEBGPU_FEATURES=none or a list narrows them, device.ts). With
+ *    `subgroups` the row reductions (wgsl.ts REDUCE: RMSNorm forward and backward, the chunked
+ *    log-softmax + gather and entropy, the KL kernels) reduce inside subgroups first
+ *    (REDUCE_SUBGROUPS), chosen when the backend is created; without it, the workgroup-memory tree.
+ *    Attention keeps its row max / sum per invocation (one invocation owns a query row, so there
+ *    is no cross-invocation reduction to speed up) and the grad norm is summed in double on the host.
+ *    `shader-f16` is not used: the seam's half type is bfloat16 (fp32's exponent range), which WGSL
+ *    stores two per u32 and widens with one shift, at f16's memory cost; f16 storage would change
+ *    the numbers the CPU backend gives (range 6.5e4, 10-bit mantissa) and needs its own dtype.
  */
 import type { AllocatorStats, Backend, BackendInfo, DType, DeviceBuffer, GemmArgs, Kernels } from '../types.ts';
 import {
@@ -41,7 +49,7 @@ import {
   positiveTemperature,
 } from '../checks.ts';
 import { GpuDevice, WebGpuOpError, type AdapterInfo, type Binding } from './device.ts';
-import { grid1d, rows as rowGrid, uniforms } from './wgsl.ts';
+import { grid1d, rows as rowGrid, setKernelFeatures, uniforms } from './wgsl.ts';
 import * as ew from './kernels/elementwise.ts';
 import { TILE, gemm, gemmKey, type GemmVariant } from './kernels/gemm.ts';
 import * as norm from './kernels/rmsnorm.ts';
@@ -182,6 +190,8 @@ export class WebGpuBackend implements Backend {
   private readonly bufferLimit: number;
 
   constructor(readonly device: GpuDevice) {
+    // kernel variants by the device's features (their WGSL is built at pipeline creation)
+    setKernelFeatures({ subgroups: device.adapter.features.includes('subgroups') });
     const l = device.adapter.limits;
     this.bufferLimit = l.maxBufferSize ?? 2 ** 28;
     const env = Number(process.env.GPG_RL_WEBGPU_MAX_BINDING_MB);

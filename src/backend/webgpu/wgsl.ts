@@ -42,8 +42,8 @@ fn main(
   @builtin(num_workgroups) nwg: vec3<u32>,
 )`;
 
-/** Tree sum / max over the WG invocations of a workgroup (every invocation gets the result; fixed order). */
-export const REDUCE = `var<workgroup> red: array<f32, ${WG}>;
+/** Tree sum / max over the WG invocations of a workgroup in workgroup memory (every invocation gets the result; fixed order). */
+export const REDUCE_SHARED = `var<workgroup> red: array<f32, ${WG}>;
 fn wg_sum(v: f32, t: u32) -> f32 {
   red[t] = v;
   workgroupBarrier();
@@ -66,6 +66,68 @@ fn wg_max(v: f32, t: u32) -> f32 {
   workgroupBarrier();
   return total;
 }`;
+
+/**
+ * The same two reductions with the `subgroups` feature: subgroupAdd / subgroupMax inside each
+ * subgroup, one partial per subgroup in workgroup memory (slot t / n: invocations are laid out
+ * in subgroups of n consecutive indices, as Vulkan, Metal and D3D12 do for a 1-D workgroup whose
+ * size, 256, is a multiple of every subgroup size), then lane j of every subgroup folds partials
+ * j, j + n, … and a second subgroupAdd / subgroupMax combines the lanes: two barriers instead of
+ * log2(WG) + 2. The order is fixed for a given adapter (its subgroup size and reduction order),
+ * not across adapters, nor equal to the tree's order (results differ from it in the last bits).
+ */
+export const REDUCE_SUBGROUPS = `var<workgroup> red: array<f32, ${WG}>;
+fn wg_sum(v: f32, t: u32) -> f32 {
+  let s = subgroupAdd(v);
+  let n = subgroupAdd(1u);
+  if (t % n == 0u) { red[t / n] = s; }
+  workgroupBarrier();
+  var part = 0.0;
+  for (var k = t % n; k < ${WG}u / n; k += n) { part += red[k]; }
+  let total = subgroupAdd(part);
+  workgroupBarrier();
+  return total;
+}
+fn wg_max(v: f32, t: u32) -> f32 {
+  let s = subgroupMax(v);
+  let n = subgroupAdd(1u);
+  if (t % n == 0u) { red[t / n] = s; }
+  workgroupBarrier();
+  // lanes past the last partial (WG / n < n) start from red[0]: max is idempotent
+  var part = red[select(0u, t % n, t % n < ${WG}u / n)];
+  for (var k = t % n + n; k < ${WG}u / n; k += n) { part = max(part, red[k]); }
+  let total = subgroupMax(part);
+  workgroupBarrier();
+  return total;
+}`;
+
+/** Optional adapter features the kernels use, chosen once from the device's features (setKernelFeatures). */
+export interface KernelFeatures {
+  subgroups: boolean;
+}
+let features: KernelFeatures = { subgroups: false };
+
+/**
+ * The row reductions in effect (wg_sum / wg_max): REDUCE_SUBGROUPS when the device has
+ * `subgroups`, else REDUCE_SHARED. Kernels read it when their pipeline is first created (their
+ * WGSL is built lazily), after the backend has called setKernelFeatures.
+ */
+export let REDUCE = REDUCE_SHARED;
+
+/** Selects the kernel variants for the device's features (the backend calls it once, at creation). */
+export function setKernelFeatures(f: KernelFeatures): void {
+  features = { ...f };
+  REDUCE = f.subgroups ? REDUCE_SUBGROUPS : REDUCE_SHARED;
+}
+
+export function kernelFeatures(): KernelFeatures {
+  return { ...features };
+}
+
+/** The module's `enable` directives: `enable subgroups;` where its WGSL calls a subgroup builtin. */
+export function withEnables(wgsl: string): string {
+  return /\bsubgroup[A-Z]/.test(wgsl) ? `enable subgroups;\n${wgsl}` : wgsl;
+}
 
 /** bf16 bit helpers: widen a half, round an f32 to bf16 bits (nearest even), read element e of a packed array. */
 export const BF16 = `

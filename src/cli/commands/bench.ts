@@ -1,7 +1,7 @@
 /**
  * @module cli/commands/bench
  * `gpg-rl bench [--shape FILE.json] [--batches 16,64,256] [--anchors [--anchors-root DIR]] [--json]
- * [--no-torch] [--no-step] [--threads N]`: engine speed vs the machine's peak and, with the
+ * [--no-torch] [--no-step] [--threads N] [--no-cpu]`: engine speed vs the machine's peak and, with the
  * anchors, vs HF transformers and llama.cpp on the same weights in one run (DESIGN §7). Prints one
  * JSON object (last line).
  */
@@ -25,6 +25,10 @@ const flags: Record<string, FlagSpec> = {
   'no-torch': { type: 'boolean', help: 'skip the plain-PyTorch reference (torch_reference.py)' },
   'no-step': { type: 'boolean', help: 'skip the fresh-process GPG step (step_peak_rss_gb)' },
   threads: { type: 'string', help: 'compute threads (default: all cores)' },
+  'no-cpu': {
+    type: 'boolean',
+    help: 'with --device webgpu: skip the CPU backend measurements of the same run (the *_ratio_vs_cpu keys are null)',
+  },
 };
 
 /** "16,64,256" → [16, 64, 256] (a usage error names the bad entry). */
@@ -41,9 +45,9 @@ export const command: Command = {
   summary: 'measure GEMM, training, decoding and step memory vs the machine peak, HF transformers and llama.cpp',
   usage: usageText(
     'bench',
-    '[--shape FILE.json] [--batches 16,64,256] [--anchors [--anchors-root DIR]] [--json] [--no-torch] [--no-step] [--threads N]',
+    '[--shape FILE.json] [--batches 16,64,256] [--anchors [--anchors-root DIR]] [--json] [--no-torch] [--no-step] [--threads N] [--no-cpu]',
     flags,
-    'small-50m takes a few minutes on 2 cores; the Qwen2.5-0.5B shape with --anchors takes about an hour. Ratios are null without the references.',
+    'small-50m takes a few minutes on 2 cores; the Qwen2.5-0.5B shape with --anchors takes about an hour. Ratios are null without the references. With --device webgpu: the adapter, GEMM, train and decode tokens/s on WebGPU and their ratios to the CPU backend (default shape bench/webgpu-tiny.json, batches 16).',
   ),
   async run(argv) {
     const p = parseFlags('bench', argv, flags);
@@ -60,11 +64,14 @@ export const command: Command = {
       webgpu = false;
     }
     if (webgpu) {
-      // --device webgpu: the adapter and its GEMM throughput (perf/webgpu.ts)
+      // --device webgpu: the adapter, GEMM, train and decode tokens/s and the ratios to the CPU (perf/webgpu.ts)
       const { runWebGpuBench } = await import('../../perf/webgpu.ts');
-      const res = runWebGpuBench((s) => {
-        if (!quiet) process.stderr.write(`bench: ${s}\n`);
-      });
+      const res = await runWebGpuBench(
+        (s) => {
+          if (!quiet) process.stderr.write(`bench: ${s}\n`);
+        },
+        { shape: typeof p.flags.shape === 'string' ? p.flags.shape : undefined, batches, cpu: !p.flags['no-cpu'] },
+      );
       process.stdout.write(JSON.stringify(res) + '\n');
       return 0;
     }

@@ -21,4 +21,7 @@ const NAVIGATOR_GPU_MODULE =
 
 export const workerData = {
   webgpuUrl: `data:text/javascript,${encodeURIComponent(NAVIGATOR_GPU_MODULE)}`,
+  // every optional feature the executor knows (it requests those the adapter has; device.ts's
+  // GPG_RL_WEBGPU_FEATURES is a Node setting)
+  features: ['shader-f16', 'subgroups', 'timestamp-query'],
 };

@@ -1,8 +1,9 @@
 /**
  * @module backend/webgpu/kernels/rmsnorm
  * RMSNorm over rows x [N, C] with weight w [C]: y = w ⊙ x · rstd, rstd = 1/√(mean(x²) + eps).
- * Forward saves rstd [N] for backward. One workgroup (256) per row (wgsl.ts rows(N)); row sums are a fixed tree in
- * workgroup memory, so results do not depend on scheduling. dw is one invocation per column summing
+ * Forward saves rstd [N] for backward. One workgroup (256) per row (wgsl.ts rows(N)); row sums are fixed-order
+ * reductions (wgsl.ts REDUCE: a tree in workgroup memory, or subgroups first where the device has
+ * them), so results do not depend on scheduling. dw is one invocation per column summing
  * rows in order. Gradients are written with "=".
  */
 import { ENTRY_1D, INDEX, REDUCE, ROW_ENTRY, bindings } from '../wgsl.ts';

@@ -4,8 +4,9 @@
  * chunked log-softmax + gather (lp, lse, entropy) and its two backwards, the KL of two softmaxes and
  * the softmax Fisher-vector product. Legend: `rows` logit rows in this chunk (row r is token
  * rowOff + r), V vocabulary, z = logits / temperature.
- * Forward kernels: one workgroup per row, max then Σ e^{z−m} (and Σ e^{z−m}(z−m)) as fixed trees in
- * workgroup memory, in f32 (native/cpu sums 512-element blocks in f32 and combines them in double).
+ * Forward kernels: one workgroup per row, max then Σ e^{z−m} (and Σ e^{z−m}(z−m)) as fixed-order
+ * reductions (wgsl.ts REDUCE: a tree in workgroup memory, or subgroups first where the device has
+ * them), in f32 (native/cpu sums 512-element blocks in f32 and combines them in double).
  * Backward kernels: one invocation per logit, "="; `inplace` variants read the logits from the
  * gradient buffer itself (the chunked op overwrites each logits chunk with its gradient).
  */
