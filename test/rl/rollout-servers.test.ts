@@ -8,13 +8,14 @@
  */
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeInitModel } from '../../src/model/init.ts';
 import { train, type TrainResult } from '../../src/rl/trainer.ts';
 import type { MetricsRow } from '../../src/rl/metrics.ts';
-import { RolloutServersError } from '../../src/generate/remote.ts';
+import { RolloutServers, RolloutServersError } from '../../src/generate/remote.ts';
+import type { PendingRollout } from '../../src/rl/checkpoint.ts';
 import { serve, type Served } from '../serve/spawn.ts';
 import { loadRecipe } from '../../src/rl/recipe.ts';
 
@@ -234,7 +235,121 @@ describe('rollout_servers', () => {
     );
   });
 
-  test('max_staleness other than 0 is refused in one line', async () => {
-    await assert.rejects(train(config('stale', { max_staleness: 1 }), { rewardFns: { len } }), /max_staleness: only 0/);
+  test('max_staleness over 1, or 1 with local rollouts, is refused in one line', async () => {
+    await assert.rejects(
+      train(config('stale2', { max_staleness: 2, rollout_servers: ['http://127.0.0.1:9'] }), { rewardFns: { len } }),
+      /max_staleness: at most 1 is implemented \(got 2\)/,
+    );
+    await assert.rejects(
+      train(config('stale1-local', { max_staleness: 1 }), { rewardFns: { len } }),
+      /max_staleness: needs rollout_servers \(got 1 with local rollouts\)/,
+    );
+  });
+});
+
+describe('max_staleness 1 (generation of step t+1 during step t)', () => {
+  let local: TrainResult;
+  let stale: TrainResult;
+  let fleetA: Served[];
+  const staleDir = join(dir, 'stale1');
+  test('a 3-step run: staleness 0 then 1; each step after the first sampled with the weights before the previous update', async () => {
+    local = await train(config('local-s'), { rewardFns: { len }, log: () => {} });
+    fleetA = await fleet(2);
+    const [a, b] = fleetA;
+    stale = await train(config('stale1', { rollout_servers: [a!.url, b!.url], max_staleness: 1, save_steps: 1 }), {
+      rewardFns: { len },
+      log: () => {},
+    });
+    assert.equal(stale.steps, 3);
+    assert.deepEqual(
+      stale.metrics.map((r) => r['sampling/staleness']),
+      [0, 1, 1],
+    );
+    // step 1 is the on-policy step: the same as local rollouts
+    sameRun(
+      { ...local, metrics: local.metrics.slice(0, 1) },
+      { ...stale, metrics: stale.metrics.slice(0, 1), model: local.model },
+      'step 1',
+    );
+    // and later steps are not (the samples came from older weights)
+    assert.notDeepEqual(
+      stale.metrics.slice(1).map((r) => r['completions/mean_length']),
+      local.metrics.slice(1).map((r) => r['completions/mean_length']),
+    );
+    // the weights went out twice: before step 1's rollout (W0) and, once step 2's answer (sampled
+    // with W0) was in, before step 3's request (W1); W2 never generates anything
+    for (const s of [a!, b!])
+      assert.equal(s.stderr().match(/POST \/update_weights_from_disk 200/g)?.length, 2, s.stderr());
+    // each checkpoint holds the next step's prefetched rollout, generated with the weights one step back
+    const pending = (k: number) =>
+      (
+        JSON.parse(readFileSync(join(staleDir, `checkpoint-${k}`, 'trainer_state.json'), 'utf8')) as {
+          pending: PendingRollout;
+        }
+      ).pending;
+    const p1 = pending(1);
+    const p2 = pending(2);
+    assert.equal(p1.weightsAt, 0);
+    assert.equal(p2.weightsAt, 1);
+    assert.equal(
+      (JSON.parse(readFileSync(join(staleDir, 'checkpoint-3', 'trainer_state.json'), 'utf8')) as { pending?: unknown })
+        .pending,
+      undefined,
+    );
+    // they are what the training steps used: the metrics' mean completion length
+    const meanLen = (p: PendingRollout) => p.tokens.reduce((s, t) => s + t.length, 0) / p.tokens.length;
+    assert.equal(stale.metrics[1]!['completions/mean_length'], meanLen(p1));
+    assert.equal(stale.metrics[2]!['completions/mean_length'], meanLen(p2));
+    // the reference: step t+1's prompts and seeds against the step t−1 weights on a fresh server
+    const [ref] = await fleet(1);
+    const client = new RolloutServers([ref!.url], { retries: 0, timeoutMs: 60_000, log: () => {} });
+    const sampling = { maxTokens: 6, temperature: 1, topP: 1, topK: 0, vocabSize: stale.model.cfg.vocabSize };
+    const ask = (p: PendingRollout) =>
+      client.generate(
+        p.prompts,
+        4,
+        sampling,
+        p.seeds.map((g) => g.map((x) => BigInt(x))),
+      );
+    await client.syncFull(model); // W0: the initial weights
+    assert.deepEqual((await ask(p1)).tokens, p1.tokens, 'step 2 = its prompts on W0');
+    await client.syncFull(join(staleDir, 'checkpoint-1')); // W1
+    assert.deepEqual((await ask(p2)).tokens, p2.tokens, 'step 3 = its prompts on W1');
+    await ref!.kill();
+  });
+
+  test('Ctrl-C after step 1 awaits the prefetched rollout into the checkpoint; --resume gives the uninterrupted run', async () => {
+    const [a, b] = fleetA;
+    const ac = new AbortController();
+    const cfg = config('stale1-int', { rollout_servers: [a!.url, b!.url], max_staleness: 1 });
+    await assert.rejects(
+      train(cfg, {
+        rewardFns: { len },
+        log: () => {},
+        signal: ac.signal,
+        onStep: (row) => {
+          if (row.step === 1) ac.abort();
+        },
+      }),
+      /interrupted after step 1: saved .*checkpoint-1/,
+    );
+    const ck = join(dir, 'stale1-int', 'checkpoint-1', 'trainer_state.json');
+    assert.equal((JSON.parse(readFileSync(ck, 'utf8')) as { pending: PendingRollout }).pending.weightsAt, 0);
+    // a copy resumed with max_staleness 0 and local rollouts: step 2's prompts and seeds again, on W1
+    cpSync(join(dir, 'stale1-int'), join(dir, 'stale1-int0'), { recursive: true });
+    const resumed = await train(cfg, { rewardFns: { len }, log: () => {}, resume: true });
+    assert.equal(resumed.steps, 3);
+    sameRun({ ...stale, metrics: stale.metrics.slice(1) }, resumed, 'resumed max_staleness 1 vs uninterrupted');
+    const onPolicy = await train(
+      { ...cfg, output_dir: join(dir, 'stale1-int0'), rollout_servers: [], max_staleness: 0 },
+      { rewardFns: { len }, log: () => {}, resume: true },
+    );
+    sameRun({ ...local, metrics: local.metrics.slice(1) }, onPolicy, 'resumed with max_staleness 0 vs local');
+    assert.deepEqual(
+      onPolicy.metrics.map((r) => r['sampling/staleness']),
+      [0, 0],
+    );
+    await a!.kill();
+    await b!.kill();
   });
 });
