@@ -1190,10 +1190,24 @@ class Run {
     return row;
   }
 
-  /** Benchmark subsets during training (eval_steps): greedy pass@1 into eval.jsonl; true when onEval asks to stop. */
+  /**
+   * Benchmark subsets during training (eval_steps): greedy pass@1 into eval.jsonl; true when onEval
+   * asks to stop. With rollout_servers the completions are generated there, on the policy of this
+   * step: the pending rollout (max_staleness 1) is awaited first, then the weights are synced.
+   */
   async evaluate(step: number): Promise<boolean> {
     const { cfg, setup } = this;
     const { evaluate } = await import('../eval/evaluate.ts');
+    let remote: { servers: RolloutServers; vocabSize: number } | undefined;
+    if (this.servers) {
+      try {
+        await this.settlePending();
+        await this.syncServers();
+      } catch (e) {
+        throw e instanceof RolloutServersError ? this.evalServersFailed(step, e) : e;
+      }
+      remote = { servers: this.servers, vocabSize: setup.model.cfg.vocabSize };
+    }
     setup.model.setRequiresGrad(false);
     // the benchmarks are asked the way the training prompts are (dataset template, system prompt, chat template)
     const ds = cfg.dataset;
@@ -1207,6 +1221,9 @@ class Run {
       maxNewTokens: cfg.max_completion_length,
       eosTokenIds: setup.eosTokenIds,
       pool: setup.verifier ?? undefined,
+      remote,
+    }).catch((e: unknown) => {
+      throw e instanceof RolloutServersError ? this.evalServersFailed(step, e) : e;
     });
     setup.model.setRequiresGrad(true);
     appendFileSync(join(this.runDir, 'eval.jsonl'), JSON.stringify({ step, ...r.summary }) + '\n');
@@ -1217,7 +1234,16 @@ class Run {
     for (const b of cfg.eval_benchmarks) scalars[`eval/${b}/pass1`] = r.summary.benchmarks[b]?.pass1 ?? NaN;
     this.tracking?.eval(step, scalars);
     const onEval = this.callbacks.onEval;
-    return onEval ? this.callback('onEval', step, () => onEval(r.summary, this.info(step))) : false;
+    return onEval ? this.callback('onEval', step, () => onEval(r.summary, this.info(step), r.records)) : false;
+  }
+
+  /** Every rollout server failed during the eval after `step`: checkpoint-<step> for --resume, and the error to throw. */
+  private evalServersFailed(step: number, e: RolloutServersError): RolloutServersError {
+    this.bar.done?.();
+    const ck = existsSync(join(this.runDir, `checkpoint-${step}`))
+      ? join(this.runDir, `checkpoint-${step}`)
+      : this.save(null, step); // the pending rollout, if any, has settled (settlePending came first)
+    return new RolloutServersError(`step ${step}: eval: ${e.message}; saved ${ck}, continue with --resume`);
   }
 
   /** A save_steps checkpoint: the checkpoint, pruning (save_total_limit), the report, then onSave. */

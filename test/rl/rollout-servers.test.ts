@@ -16,6 +16,7 @@ import { train, type TrainResult } from '../../src/rl/trainer.ts';
 import type { MetricsRow } from '../../src/rl/metrics.ts';
 import { RolloutServers, RolloutServersError } from '../../src/generate/remote.ts';
 import type { PendingRollout } from '../../src/rl/checkpoint.ts';
+import type { EvalSummary, SampleRecord } from '../../src/eval/evaluate.ts';
 import { serve, type Served } from '../serve/spawn.ts';
 import { loadRecipe } from '../../src/rl/recipe.ts';
 
@@ -41,8 +42,8 @@ after(async () => {
   for (const s of servers) await s.kill();
   rmSync(dir, { recursive: true, force: true });
 });
-async function fleet(n: number): Promise<Served[]> {
-  const out = await Promise.all(Array.from({ length: n }, () => serve(model)));
+async function fleet(n: number, from = model): Promise<Served[]> {
+  const out = await Promise.all(Array.from({ length: n }, () => serve(from)));
   servers.push(...out);
   return out;
 }
@@ -349,6 +350,74 @@ describe('max_staleness 1 (generation of step t+1 during step t)', () => {
       onPolicy.metrics.map((r) => r['sampling/staleness']),
       [0, 0],
     );
+    await a!.kill();
+    await b!.kill();
+  });
+});
+
+describe('eval_steps on rollout servers', () => {
+  // the benchmark prompts are longer than the 64 positions of the training tests' model
+  const long = join(dir, 'model-512');
+  writeInitModel(long, { ...SHAPE, max_position_embeddings: 512 }, { seed: 1, charVocab: true });
+  const evalCfg = {
+    model_name_or_path: long,
+    max_steps: 2,
+    eval_steps: 1,
+    eval_benchmarks: ['amc23'],
+    eval_limit: 2,
+  };
+  type Evals = { summary: EvalSummary; records: SampleRecord[] }[];
+  const collect = (evals: Evals) => ({
+    onEval: (summary: EvalSummary, _info: unknown, records: SampleRecord[]) => {
+      evals.push({ summary, records });
+    },
+  });
+  const sameEval = (a: Evals[number], b: Evals[number], what: string) => {
+    assert.deepEqual(b.records, a.records, `${what}: completions`);
+    assert.deepEqual(b.summary.benchmarks, a.summary.benchmarks, `${what}: scores`);
+    assert.deepEqual(b.summary.average, a.summary.average, `${what}: average`);
+  };
+  const localEvals: Evals = [];
+  test('an eval during a served run is generated on the servers and equals the local run’s', async () => {
+    await train(config('eval-local', evalCfg), { rewardFns: { len }, log: () => {}, ...collect(localEvals) });
+    assert.equal(localEvals.length, 2);
+    assert.ok(localEvals[0]!.records.length > 0 && localEvals[0]!.records.some((r) => r.completion.length > 0));
+    const [a, b] = await fleet(2, long);
+    const evals: Evals = [];
+    const res = await train(config('eval-served', { ...evalCfg, rollout_servers: [a!.url, b!.url] }), {
+      rewardFns: { len },
+      log: () => {},
+      ...collect(evals),
+    });
+    assert.equal(res.steps, 2);
+    assert.equal(evals.length, 2);
+    evals.forEach((e, i) => sameEval(localEvals[i]!, e, `eval at step ${i + 1}`));
+    // the servers generated the evals (past the 2 rollouts' one request per server), each on the
+    // weights of the step evaluated: W0 for step 1's rollout, W1 for eval 1 and step 2's rollout,
+    // W2 for eval 2 (three syncs per server)
+    const count = (re: RegExp) => [a!, b!].reduce((n, s) => n + (s.stderr().match(re)?.length ?? 0), 0);
+    assert.ok(count(/POST \/v1\/completions 200/g) > 4, a!.stderr());
+    assert.equal(count(/POST \/update_weights_from_disk 200/g), 6);
+    await a!.kill();
+    await b!.kill();
+  });
+
+  test('max_staleness 1: the eval waits for the prefetched rollout, then syncs (step 1 = the local eval)', async () => {
+    const [a, b] = await fleet(2);
+    const evals: Evals = [];
+    const res = await train(config('eval-stale', { ...evalCfg, rollout_servers: [a!.url, b!.url], max_staleness: 1 }), {
+      rewardFns: { len },
+      log: () => {},
+      ...collect(evals),
+    });
+    assert.deepEqual(
+      res.metrics.map((r) => r['sampling/staleness']),
+      [0, 1],
+    );
+    sameEval(localEvals[0]!, evals[0]!, 'eval at step 1');
+    // W0 (step 1's rollout and the prefetched step 2), W1 (eval 1), W2 (eval 2)
+    for (const s of [a!, b!])
+      assert.equal(s.stderr().match(/POST \/update_weights_from_disk 200/g)?.length, 3, s.stderr());
     await a!.kill();
     await b!.kill();
   });
