@@ -355,6 +355,43 @@ describe('max_staleness 1 (generation of step t+1 during step t)', () => {
   });
 });
 
+describe('max_staleness 1 when every server dies', () => {
+  test('the step that needs them fails with one line and a checkpoint; a local max_staleness 0 resume finishes', async () => {
+    const [a, b] = await fleet(2);
+    const cfg = config('stale1-die', {
+      rollout_servers: [a!.url, b!.url],
+      max_staleness: 1,
+      rollout_server_retries: 0,
+    });
+    let failed = '';
+    await assert.rejects(
+      train(cfg, {
+        rewardFns: { len },
+        log: () => {},
+        onStep: async (row) => {
+          if (row.step === 1) await Promise.all([a!.kill(), b!.kill()]);
+        },
+      }),
+      (e: unknown) => {
+        assert.ok(e instanceof RolloutServersError, String(e));
+        // step 2's prefetched request may have been answered before the kill (then step 3's sync fails)
+        assert.match(
+          e.message,
+          /^step ([23]): rollout_servers: all 2 server\(s\) failed \(.*\); start them again, or set rollout_servers: \[\] for local rollouts; saved .*checkpoint-[12], continue with --resume$/,
+        );
+        failed = e.message;
+        return true;
+      },
+    );
+    const resumed = await train(
+      { ...cfg, rollout_servers: [], max_staleness: 0 },
+      { rewardFns: { len }, log: () => {}, resume: true },
+    );
+    assert.equal(resumed.steps, 3, failed);
+    assert.ok(resumed.metrics.every((r) => r['sampling/staleness'] === 0));
+  });
+});
+
 describe('eval_steps on rollout servers', () => {
   // the benchmark prompts are longer than the 64 positions of the training tests' model
   const long = join(dir, 'model-512');
