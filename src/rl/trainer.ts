@@ -272,8 +272,8 @@ async function trainOne(
       const batch = await run.collect(step).catch(async (e: unknown) => {
         throw e instanceof RolloutServersError ? await run.serversFailed(step, e) : e;
       }); //                                                                     1–2
-      // max_staleness 1: step + 2's rollout is requested now, with the weights the servers have,
-      // and generated during this step's update (unless the run stops after this step)
+      // max_staleness 1: the next step's rollout is requested now, with the weights the servers
+      // have, and generated during this step's update (unless the run stops after this step)
       const budgetHit =
         opts.maxGeneratedCompletions !== undefined && run.generatedCompletions >= opts.maxGeneratedCompletions;
       if (!budgetHit && !opts.signal?.aborted) await run.prefetch(step + 1);
