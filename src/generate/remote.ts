@@ -18,6 +18,8 @@
  * folder, vLLM's `POST /v1/unload_lora_adapter` + `/v1/load_lora_adapter {lora_name, lora_path}`
  * for a PEFT adapter (requests then name the adapter as their `model`).
  */
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { GpgRlError } from '../errors.ts';
 
 /** Every rollout server failed (or none answered at the start); the step cannot be generated. */
@@ -73,6 +75,8 @@ export class RolloutServers {
   /** The adapter name requests use (after syncAdapter), else the base model. */
   private adapter: string | null = null;
   private next = 0;
+  /** While start() deals: where each request's "handed to the OS" promise goes. */
+  private collectSends: Promise<void>[] | null = null;
 
   constructor(
     urls: string[],
@@ -142,20 +146,44 @@ export class RolloutServers {
    * can batch all of them. Results in prompt order, G per prompt.
    */
   async generate(prompts: number[][], G: number, sampling: RemoteSampling, seeds: bigint[][]): Promise<RemoteResult> {
+    return this.start(prompts, G, sampling, seeds).result;
+  }
+
+  /**
+   * generate(), in two parts: `sent` resolves once every server's request of the first deal has
+   * been handed to the operating system (or failed), `result` as generate()'s promise. The trainer
+   * (max_staleness 1) awaits `sent` before its synchronous update blocks the event loop, so the
+   * servers generate during the update. Retries and re-dealt shares go out when they can.
+   */
+  start(
+    prompts: number[][],
+    G: number,
+    sampling: RemoteSampling,
+    seeds: bigint[][],
+  ): { sent: Promise<void>; result: Promise<RemoteResult> } {
     const out: RemoteResult = {
       tokens: new Array<number[]>(prompts.length * G),
       logps: new Array<number[]>(prompts.length * G),
       finished: new Array<boolean>(prompts.length * G),
     };
-    await this.deal(
-      prompts.map((_, k) => k),
-      prompts,
-      G,
-      sampling,
-      seeds,
-      out,
-    );
-    return out;
+    const sends: Promise<void>[] = [];
+    // the first deal's requests are created synchronously (up to their first await), so their
+    // sends are collected here before `result` is returned
+    this.collectSends = sends;
+    let result: Promise<RemoteResult>;
+    try {
+      result = this.deal(
+        prompts.map((_, k) => k),
+        prompts,
+        G,
+        sampling,
+        seeds,
+        out,
+      ).then(() => out);
+    } finally {
+      this.collectSends = null;
+    }
+    return { sent: Promise.all(sends).then(() => {}), result };
   }
 
   /** Requests prompts `idx` from the live servers (one request each); a failed server's share is dealt again. */
@@ -304,15 +332,37 @@ export class RolloutServers {
     return this.request(s, 'POST', path, body);
   }
 
+  /**
+   * One HTTP request (node:http, so the moment the request has been handed to the OS is known:
+   * see start()); a non-2xx answer is an HttpStatusError with the server's message.
+   */
   private async request(s: ServerState, method: string, path: string, body?: unknown): Promise<unknown> {
-    const res = await fetch(s.url + path, {
-      method,
-      headers: body === undefined ? undefined : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(this.o.timeoutMs),
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const url = new URL(s.url + path);
+    let sent: (() => void) | undefined;
+    this.collectSends?.push(new Promise<void>((r) => (sent = r)));
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(
+        url,
+        {
+          method,
+          headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : undefined,
+          signal: AbortSignal.timeout(this.o.timeoutMs),
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', (e) => {
+        sent?.();
+        reject(e);
+      });
+      req.end(payload, () => sent?.());
     });
-    const text = await res.text();
-    if (!res.ok) {
+    if (status < 200 || status >= 300) {
       let msg = text.slice(0, 300);
       try {
         const j = JSON.parse(text) as { error?: { message?: string }; message?: string; detail?: string };
@@ -320,7 +370,7 @@ export class RolloutServers {
       } catch {
         // not JSON: the raw text
       }
-      throw new HttpStatusError(res.status, `${method} ${path} → ${res.status}: ${msg}`);
+      throw new HttpStatusError(status, `${method} ${path} → ${status}: ${msg}`);
     }
     try {
       return JSON.parse(text) as unknown;
@@ -341,8 +391,10 @@ class HttpStatusError extends Error {
 
 function describe(e: unknown): string {
   if (e instanceof Error) {
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    if (e.name === 'TimeoutError') return 'timed out';
+    const cause = (e as { cause?: { code?: string; message?: string; name?: string } }).cause;
+    if (e.name === 'TimeoutError' || (e.name === 'AbortError' && cause?.name === 'TimeoutError')) return 'timed out';
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code !== 'ABORT_ERR') return code;
     return cause?.code ?? cause?.message ?? e.message;
   }
   return String(e);

@@ -10,7 +10,7 @@
  */
 import { GpgRlError } from '../errors.ts';
 import type { MetricsRow } from './metrics.ts';
-import type { EvalSummary } from '../eval/evaluate.ts';
+import type { EvalSummary, SampleRecord } from '../eval/evaluate.ts';
 
 /** `dataset.path` recorded for rows given to train() in code (never read from disk). */
 export const ROWS_PREFIX = 'rows:';
@@ -55,7 +55,8 @@ export interface SaveInfo {
 export interface TrainCallbacks {
   onStep?: (row: MetricsRow, info: StepInfo) => CallbackResult;
   onCompletions?: (completions: CompletionRecord[], info: StepInfo) => CallbackResult;
-  onEval?: (summary: EvalSummary, info: StepInfo) => CallbackResult;
+  /** `records`: the eval's graded completions (prompt, completion, extracted answer, correct). */
+  onEval?: (summary: EvalSummary, info: StepInfo, records: SampleRecord[]) => CallbackResult;
   onSave?: (save: SaveInfo, info: StepInfo) => CallbackResult;
 }
 

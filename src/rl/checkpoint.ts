@@ -50,6 +50,27 @@ export interface TrainerState {
   counters: Record<string, number>;
   /** sha256 of the resolved config (resume must use the same settings). */
   configHash: string;
+  /**
+   * max_staleness 1: the next step's completions, generated already (requested before this step's
+   * update, with the weights of optimizer step `weightsAt`); sampler and rng are past their draws.
+   */
+  pending?: PendingRollout;
+}
+
+/** A prefetched rollout in a checkpoint (see TrainerState.pending). */
+export interface PendingRollout {
+  /** The prompts' indices in the run's prompt rows, and their token ids (checked on resume). */
+  rows: number[];
+  prompts: number[][];
+  /** Each prompt's G sequence seeds (64-bit, as decimal strings). */
+  seeds: string[][];
+  /** The optimizer step of the weights that generated them. */
+  weightsAt: number;
+  /** G per prompt, in prompt order: token ids, sampling log-probs (null = NaN), finished. */
+  tokens: number[][];
+  logps: (number | null)[][];
+  finished: boolean[];
+  seconds: number;
 }
 
 export interface CheckpointData {
@@ -176,6 +197,7 @@ export function loadCheckpoint(dir: string): CheckpointData {
     rng: raw.rng as RngState,
     counters: (raw.counters ?? {}) as Record<string, number>,
     configHash: raw.configHash as string,
+    ...(raw.pending ? { pending: raw.pending as PendingRollout } : {}),
   };
   if (!Number.isInteger(state.step) || !Number.isInteger(state.optimizerStep) || !state.sampler || !state.rng) {
     throw new CheckpointError(`${statePath}: step, optimizerStep, sampler or rng is missing or invalid`);

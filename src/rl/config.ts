@@ -309,7 +309,7 @@ export const FIELDS = {
     'Generation',
     int().min(0),
     0,
-    "Optimizer steps the rollout servers' weights may lag behind the policy. Only 0 (on-policy: every rollout uses the current weights) is implemented; generating step t+1 while training step t is not.",
+    "Optimizer steps the rollout servers' weights may lag behind the policy. 0 = on-policy (every rollout uses the current weights). 1 (needs rollout_servers) overlaps generation with training: step t+1's prompts are requested, with the weights the servers have, before step t's update runs, so its completions come from the weights one optimizer step old; the weights are synced after that answer is in, never during a request. Old log-probs are still recomputed with the current policy (sampling/sampling_logp_difference then also measures the one-step lag), and sampling/staleness logs the lag per step (0 for the first step and for resampling rounds). Values over 1 are refused.",
   ),
   mask_truncated_completions: f(
     'Generation',
@@ -758,10 +758,15 @@ export function crossFieldChecks(c: TrainConfig, explicit: ReadonlySet<string>):
         `must be ≤ max_completion_length (got ${max_len} > ${c.max_completion_length}); longer completions are never generated`,
       );
   }
-  if (c.max_staleness !== 0)
+  if (c.max_staleness > 1)
     add(
       'max_staleness',
-      `only 0 (on-policy) is implemented (got ${c.max_staleness}); remove max_staleness or set it to 0`,
+      `at most 1 is implemented (got ${c.max_staleness}): 1 generates step t+1 on the rollout servers while step t trains; set 0 or 1`,
+    );
+  else if (c.max_staleness === 1 && c.rollout_servers.length === 0)
+    add(
+      'max_staleness',
+      'needs rollout_servers (got 1 with local rollouts): local generation runs on the cores training uses, so there is nothing to overlap; set rollout_servers or max_staleness: 0',
     );
   if (c.dataset.prompt_template !== null && !c.dataset.prompt_template.includes('{prompt}')) {
     add(

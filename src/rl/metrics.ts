@@ -27,6 +27,8 @@ export const METRIC = {
   entropy: 'entropy',
   samplingLogpDiffMean: 'sampling/sampling_logp_difference/mean',
   samplingLogpDiffMax: 'sampling/sampling_logp_difference/max',
+  /** Optimizer steps the weights that sampled the step's completions lag the policy (max_staleness). */
+  staleness: 'sampling/staleness',
   kl: 'kl',
   clipRatioRegionMean: 'clip_ratio/region_mean',
   inverseAlpha: 'gpg/inverse_alpha',
@@ -55,7 +57,7 @@ export function metricKeys(o: MetricKeyOptions): string[] {
   const keys: string[] = [m.step, m.loss, m.gradNorm, m.learningRate, m.reward, m.rewardStd];
   for (const fn of o.rewardFns) keys.push(rewardMeanKey(fn), rewardStdKey(fn));
   keys.push(m.fracRewardZeroStd, m.meanLength, m.minLength, m.maxLength, m.clippedRatio, m.entropy);
-  keys.push(m.samplingLogpDiffMean, m.samplingLogpDiffMax);
+  keys.push(m.samplingLogpDiffMean, m.samplingLogpDiffMax, m.staleness);
   keys.push(...o.algorithmKeys);
   keys.push(m.tokensPerSGeneration, m.tokensPerSTraining, m.timeS);
   if (new Set(keys).size !== keys.length)

@@ -6,7 +6,7 @@
  */
 import type { CausalLM } from '../model/decoder.ts';
 import { generate } from '../generate/generate.ts';
-import type { RolloutServers } from '../generate/remote.ts';
+import type { RemoteResult, RemoteSampling, RolloutServers } from '../generate/remote.ts';
 import type { Rng } from '../data/rng.ts';
 import type { PromptRow } from '../data/dataset.ts';
 import { buildRewardInput, scoreCompletions, type NamedReward, type RewardFailure } from '../rewards/index.ts';
@@ -73,6 +73,22 @@ export function drawSeeds(rng: Rng, n: number, G: number): bigint[][] {
   );
 }
 
+/** The sampling settings a rollout sends to the servers. */
+export function remoteSampling(ctx: RolloutContext): RemoteSampling {
+  return {
+    maxTokens: ctx.maxNewTokens,
+    temperature: ctx.temperature,
+    topP: ctx.topP,
+    topK: ctx.topK,
+    vocabSize: ctx.model.cfg.vocabSize,
+  };
+}
+
+/** Completions generated ahead of their step (max_staleness 1): G per row, in row order, and the seconds it took. */
+export interface Pregenerated extends RemoteResult {
+  seconds: number;
+}
+
 /** DAPO soft overlong punishment (arXiv 2503.14476, eq. 13): 0 up to max−cache, then linear to −1 at max. */
 export function overlongPenalty(len: number, maxLen: number, cache: number): number {
   if (len <= maxLen - cache) return 0;
@@ -83,13 +99,15 @@ export function overlongPenalty(len: number, maxLen: number, cache: number): num
 /**
  * Samples and scores G completions for each row; returns one group per row (in order). `seeds`
  * (row k's G sequence seeds) replaces the draws from ctx.rng: an MPI rank rolls out its share of
- * the prompts with the seeds a single process would draw for them.
+ * the prompts with the seeds a single process would draw for them. `pre`: the completions were
+ * generated already (a prefetched request, max_staleness 1); only the scoring is left.
  */
 export async function rollout(
   ctx: RolloutContext,
   rows: TrainRow[],
   stats: RolloutStats,
   seeds?: bigint[][],
+  pre?: Pregenerated,
 ): Promise<Group[]> {
   if (rows.length === 0) return [];
   const G = ctx.G;
@@ -101,34 +119,30 @@ export async function rollout(
       flatRows.push(r);
     }
   const t0 = performance.now();
-  const gen = ctx.servers
-    ? await ctx.servers.generate(
-        rows.map((r) => r.ids),
-        G,
-        {
-          maxTokens: ctx.maxNewTokens,
+  const gen = pre
+    ? pre
+    : ctx.servers
+      ? await ctx.servers.generate(
+          rows.map((r) => r.ids),
+          G,
+          remoteSampling(ctx),
+          // the local engine's draws (a 64-bit seed per completion, in prompt order), so served rollouts
+          // sample exactly what local ones would on gpg-rl serve, and the RNG state checkpoints the same
+          seeds ?? drawSeeds(ctx.rng, rows.length, G),
+        )
+      : generate(ctx.model, prompts, {
+          maxNewTokens: ctx.maxNewTokens,
           temperature: ctx.temperature,
           topP: ctx.topP,
           topK: ctx.topK,
-          vocabSize: ctx.model.cfg.vocabSize,
-        },
-        // the local engine's draws (a 64-bit seed per completion, in prompt order), so served rollouts
-        // sample exactly what local ones would on gpg-rl serve, and the RNG state checkpoints the same
-        seeds ?? drawSeeds(ctx.rng, rows.length, G),
-      )
-    : generate(ctx.model, prompts, {
-        maxNewTokens: ctx.maxNewTokens,
-        temperature: ctx.temperature,
-        topP: ctx.topP,
-        topK: ctx.topK,
-        eosTokenIds: ctx.eosTokenIds,
-        ...(seeds ? { seeds: seeds.flat() } : { rng: ctx.rng }),
-        batchSize: ctx.genBatch,
-        weightsDtype: ctx.weightsDtype,
-        kvCacheBytes: ctx.kvCacheBytes,
-        onStep: ctx.onTokens,
-      });
-  stats.generationSeconds += (performance.now() - t0) / 1000;
+          eosTokenIds: ctx.eosTokenIds,
+          ...(seeds ? { seeds: seeds.flat() } : { rng: ctx.rng }),
+          batchSize: ctx.genBatch,
+          weightsDtype: ctx.weightsDtype,
+          kvCacheBytes: ctx.kvCacheBytes,
+          onStep: ctx.onTokens,
+        });
+  stats.generationSeconds += pre ? pre.seconds : (performance.now() - t0) / 1000;
   const texts = gen.tokens.map((t) => ctx.decode(t));
   for (const t of gen.tokens) stats.generatedTokens += t.length;
   const t1 = performance.now();

@@ -43,7 +43,7 @@ import { writeFileAtomic, replaceDirAtomic } from '../io/atomic.ts';
 import { packBatch, planMicroBatches, type PackedBatch } from '../train/batch.ts';
 import { learningRateAt } from '../train/schedule.ts';
 import { makeOptimizer, optimizerStep } from '../train/optimizer.ts';
-import { ConfigError, GpgRlError, RunStoppedError } from '../errors.ts';
+import { CheckpointError, ConfigError, GpgRlError, RunStoppedError } from '../errors.ts';
 import type { TrainConfig } from './config.ts';
 import { validateConfig } from './recipe.ts';
 import { nanMeanStd, rewardStats, stepRewards } from './advantages.ts';
@@ -60,8 +60,17 @@ import {
   type MetricsRow,
 } from './metrics.ts';
 import { writeReport } from './report.ts';
-import { drawSeeds, rollout, type Group, type RolloutContext, type RolloutStats, type TrainRow } from './rollout.ts';
-import { hashConfig, latestCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.ts';
+import {
+  drawSeeds,
+  remoteSampling,
+  rollout,
+  type Group,
+  type Pregenerated,
+  type RolloutContext,
+  type RolloutStats,
+  type TrainRow,
+} from './rollout.ts';
+import { hashConfig, latestCheckpoint, pruneCheckpoints, saveCheckpoint, type PendingRollout } from './checkpoint.ts';
 import { Tracking } from './tracking.ts';
 import { Pace } from '../io/progress.ts';
 import {
@@ -168,7 +177,9 @@ const RESUMABLE = new Set([
   'rollout_servers',
   'rollout_server_retries',
   'rollout_server_timeout_s',
-  'max_staleness', // only 0 exists; kept out of the hash so runs from before the field still resume
+  // 0 ↔ 1 on resume stays correct: a checkpoint's prefetched rollout (max_staleness 1) names its
+  // prompts and seeds, and a max_staleness 0 resume generates them again with the current weights
+  'max_staleness',
 ]);
 
 export async function train(
@@ -256,11 +267,16 @@ async function trainOne(
   let completed = 0; // steps completed by this process
   try {
     for (let step = run.startStep; step < run.totalSteps; step++) {
-      if (opts.signal?.aborted) throw run.interrupted(step, completed);
+      if (opts.signal?.aborted) throw await run.interrupted(step, completed);
       const t0 = performance.now();
-      const batch = await run.collect(step).catch((e: unknown) => {
-        throw e instanceof RolloutServersError ? run.serversFailed(step, e) : e;
+      const batch = await run.collect(step).catch(async (e: unknown) => {
+        throw e instanceof RolloutServersError ? await run.serversFailed(step, e) : e;
       }); //                                                                     1–2
+      // max_staleness 1: the next step's rollout is requested now, with the weights the servers
+      // have, and generated during this step's update (unless the run stops after this step)
+      const budgetHit =
+        opts.maxGeneratedCompletions !== undefined && run.generatedCompletions >= opts.maxGeneratedCompletions;
+      if (!budgetHit && !opts.signal?.aborted) await run.prefetch(step + 1);
       const update = run.optimize(batch, step); //                                 3–5
       // what the run computes on, named before its first step's line (a silent fallback to the CPU
       // shows there; a run that fails before that prints only its one-line error)
@@ -289,7 +305,7 @@ async function trainOne(
         run.lastStep = step + 1;
         break;
       }
-      if (opts.signal?.aborted && step + 1 < run.totalSteps) throw run.interrupted(step + 1, completed);
+      if (opts.signal?.aborted && step + 1 < run.totalSteps) throw await run.interrupted(step + 1, completed);
     }
     return await run.finish();
   } catch (e) {
@@ -358,6 +374,30 @@ interface StepUpdate {
   stats: RolloutStats;
 }
 
+/** The sampling RNG's and the prompt sampler's state (undone when every rollout server failed). */
+interface DrawState {
+  rng: ReturnType<Rng['state']>;
+  sampler: ReturnType<PromptSampler<TrainRow>['state']>;
+}
+
+/**
+ * max_staleness 1: the rollout of loop step `step` (0-based), requested from the servers before the
+ * previous step's update (with the weights of optimizer step `weightsAt`). `done` settles once the
+ * answer is in (`gen`) or every server failed (`error`); `before` is the draw state before its
+ * prompts and seeds were drawn. A pending restored from a checkpoint has `gen` already; without
+ * `gen` and `error` (a max_staleness 0 resume) its prompts and seeds are generated again now.
+ */
+interface Pending {
+  step: number;
+  rows: TrainRow[];
+  seeds: bigint[][];
+  before: DrawState;
+  weightsAt: number;
+  done: Promise<void>;
+  gen?: Pregenerated;
+  error?: unknown;
+}
+
 /** The state of a run between steps: optimizer, RNGs, data order, counters, outputs. */
 class Run {
   generatedCompletions = 0;
@@ -377,10 +417,11 @@ class Run {
   /** rollout_servers: the fleet, the optimizer step its weights are at, the RNG/sampler state before this step's collect. */
   private servers: RolloutServers | null = null;
   private serversAt = -1;
-  private beforeCollect: {
-    rng: ReturnType<Rng['state']>;
-    sampler: ReturnType<PromptSampler<TrainRow>['state']>;
-  } | null = null;
+  private beforeCollect: DrawState | null = null;
+  /** max_staleness 1: the next step's rollout, requested before this step's update. */
+  private pending: Pending | null = null;
+  /** Optimizer steps between the weights that generated this step's (first-round) completions and the policy. */
+  private staleness = 0;
 
   private constructor(
     readonly cfg: TrainConfig,
@@ -435,6 +476,7 @@ class Run {
     let startStep = 0;
     let optimizerStep = 0;
     const counters: Record<string, number> = { skipped_steps: 0, reward_failures: 0 };
+    let pendingRecord: PendingRollout | null = null;
     // The frozen reference (k3 KL) is the initial policy, copied before a resume overwrites the
     // weights with the checkpoint's (also right for built-in or in-memory models with no folder).
     // With LoRA it is no copy: the same model with its adapters switched off (refLogps).
@@ -476,6 +518,7 @@ class Run {
           });
           truncateMetrics(join(runDir, 'metrics.jsonl'), startStep);
           truncateJsonl(join(runDir, 'completions.jsonl'), startStep);
+          if (ck.data.state.pending) pendingRecord = ck.data.state.pending;
           log(`resuming ${cfg.output_dir} from ${ck.dir} (step ${startStep})`);
         }
       }
@@ -520,6 +563,7 @@ class Run {
         timeoutMs: cfg.rollout_server_timeout_s * 1000,
         log: (s) => run.bar.log(s),
       });
+    if (pendingRecord) run.pending = run.restorePending(pendingRecord, startStep);
     run.tracking = new Tracking({
       reportTo: cfg.report_to,
       outputDir: runDir,
@@ -548,6 +592,7 @@ class Run {
     } catch (e) {
       let saved: string | null = null;
       try {
+        await this.settlePending();
         saved = this.save(null, step);
       } catch {
         // the callback's error is the one to report
@@ -560,8 +605,14 @@ class Run {
   async collect(step: number): Promise<StepBatch> {
     const { cfg, setup } = this;
     Object.assign(this.stats, newStats());
-    this.beforeCollect = { rng: this.rng.state(), sampler: this.sampler.state() };
-    if (this.servers && this.serversAt !== this.optimizerStep_) await this.syncServers();
+    // max_staleness 1: this step's rollout was requested during the previous step; its answer first
+    // (no weight sync while a request is in flight)
+    let pre = this.pending;
+    this.pending = null;
+    if (pre) await pre.done;
+    this.beforeCollect = pre ? pre.before : this.drawState();
+    if (pre?.error) throw pre.error;
+    this.staleness = pre?.gen ? this.optimizerStep_ - pre.weightsAt : 0;
     // Generation takes the whole step batch at once (TRL's generation_batch_size = per-device batch ×
     // gradient_accumulation_steps), so the samples of a step do not depend on how it is split into
     // micro-batches for the backward pass, and accumulating 2 × B equals one batch of 2B (DESIGN §5).
@@ -585,9 +636,14 @@ class Run {
       servers: this.servers ?? undefined,
     };
     const world = this.world;
-    const sample = (n: number) => {
+    const sample = async (n: number) => {
       this.generatedCompletions += n * cfg.num_generations;
-      return world ? this.sampleShared(ctx, n, world) : rollout(ctx, this.sampler.next(n), this.stats);
+      if (world) return this.sampleShared(ctx, n, world);
+      const p = pre;
+      pre = null; // the first round's prompts (every family asks groupsPerStep of them first)
+      const rows = p ? p.rows : this.sampler.next(n);
+      if (this.servers && !p?.gen && rows.length > 0) await this.syncServers();
+      return rollout(ctx, rows, this.stats, p?.seeds, p?.gen);
     };
     setup.model.setRequiresGrad(false);
     const batch = await this.algo.collect(cfg, {
@@ -605,9 +661,12 @@ class Run {
   /**
    * rollout_servers, before a rollout with new weights (the first, and after each optimizer step):
    * the policy into <output_dir>/rollout_weights (full HF folder, or the PEFT adapter), then every
-   * server reloads it (max_staleness 0: no rollout ever uses older weights).
+   * server reloads it (max_staleness 0: no rollout ever uses older weights). Never while a request
+   * is in flight: the callers settle the pending rollout first (vLLM does not promise what a
+   * reload does to running requests; gpg-rl serve would finish them first).
    */
   private async syncServers(): Promise<void> {
+    if (this.serversAt === this.optimizerStep_) return;
     const { setup } = this;
     const { model } = setup;
     const dir = join(this.runDir, ROLLOUT_WEIGHTS_DIR);
@@ -631,11 +690,120 @@ class Run {
     this.serversAt = this.optimizerStep_;
   }
 
+  private drawState(): DrawState {
+    return { rng: this.rng.state(), sampler: this.sampler.state() };
+  }
+
+  /**
+   * max_staleness 1, after step `next − 1`'s collection and before its update: draws step `next`'s
+   * prompts and seeds (the draws a max_staleness 0 run makes at the start of that step, in the same
+   * order), brings the servers to the current weights when they are behind (nothing is in flight
+   * then), sends the request and returns once it has been handed to the OS. The answer is awaited
+   * by collect(next), or before a checkpoint, an eval on the servers or the end.
+   */
+  async prefetch(next: number): Promise<void> {
+    const { cfg, setup } = this;
+    if (!this.servers || cfg.max_staleness < 1 || next >= this.totalSteps || this.pending) return;
+    const before = this.drawState();
+    const rows = this.sampler.next(setup.promptsPerStep);
+    const seeds = drawSeeds(this.rng, rows.length, cfg.num_generations);
+    const p: Pending = { step: next, rows, seeds, before, weightsAt: this.optimizerStep_, done: Promise.resolve() };
+    this.pending = p;
+    if (rows.length === 0) {
+      p.gen = { tokens: [], logps: [], finished: [], seconds: 0 };
+      return;
+    }
+    try {
+      await this.syncServers();
+    } catch (e) {
+      p.error = e; // collect(next) fails the step, as a failed sync there would
+      return;
+    }
+    const t0 = performance.now();
+    const sampling = remoteSampling({
+      maxNewTokens: cfg.max_completion_length,
+      temperature: cfg.temperature,
+      topP: cfg.top_p,
+      topK: cfg.top_k,
+      model: setup.model,
+    } as RolloutContext);
+    const { sent, result } = this.servers.start(
+      rows.map((r) => r.ids),
+      cfg.num_generations,
+      sampling,
+      seeds,
+    );
+    p.done = result.then(
+      (r) => {
+        p.gen = { ...r, seconds: (performance.now() - t0) / 1000 };
+      },
+      (e: unknown) => {
+        p.error = e;
+      },
+    );
+    await sent;
+  }
+
+  /** Waits for the pending rollout's answer (before a checkpoint, a weight sync, or the end). */
+  async settlePending(): Promise<void> {
+    if (this.pending) await this.pending.done;
+  }
+
+  /** A checkpoint's prefetched rollout as the pending rollout of loop step `step`. */
+  restorePending(r: PendingRollout, step: number): Pending {
+    const rows = r.rows.map((i, k) => {
+      const row = this.setup.rows[i];
+      if (!row || row.ids.length !== r.prompts[k]!.length || row.ids.some((id, j) => id !== r.prompts[k]![j]))
+        throw new CheckpointError(
+          `trainer_state.json: the prefetched rollout's prompt ${k} is not prompt row ${i} of the dataset; resume with the same dataset`,
+        );
+      return row;
+    });
+    const p: Pending = {
+      step,
+      rows,
+      seeds: r.seeds.map((g) => g.map((x) => BigInt(x))),
+      before: this.drawState(),
+      weightsAt: r.weightsAt,
+      done: Promise.resolve(),
+    };
+    // max_staleness 0 now: the same prompts and seeds, generated again with the current weights
+    if (this.cfg.max_staleness >= 1 && this.servers)
+      p.gen = {
+        tokens: r.tokens,
+        logps: r.logps.map((l) => l.map((x) => (x === null ? NaN : x))),
+        finished: r.finished,
+        seconds: r.seconds,
+      };
+    return p;
+  }
+
+  /** The pending rollout as a checkpoint holds it (settled), and the draw state to save with it. */
+  private pendingForSave(): { draws: DrawState; record?: PendingRollout } {
+    const p = this.pending;
+    if (!p || p.error || !p.gen) return { draws: p ? p.before : this.drawState() };
+    const index = new Map(this.setup.rows.map((r, i) => [r, i]));
+    return {
+      draws: this.drawState(),
+      record: {
+        rows: p.rows.map((r) => index.get(r)!),
+        prompts: p.rows.map((r) => r.ids),
+        seeds: p.seeds.map((g) => g.map(String)),
+        weightsAt: p.weightsAt,
+        tokens: p.gen.tokens,
+        logps: p.gen.logps.map((l) => l.map((x) => (Number.isFinite(x) ? x : null))),
+        finished: p.gen.finished,
+        seconds: p.gen.seconds,
+      },
+    };
+  }
+
   /**
    * Every rollout server failed during step + 1: undo the step's draws (prompts, seeds), save a
    * checkpoint of the completed steps for --resume, and return the error to throw.
    */
-  serversFailed(step: number, e: RolloutServersError): RolloutServersError {
+  async serversFailed(step: number, e: RolloutServersError): Promise<RolloutServersError> {
+    await this.settlePending();
     if (this.beforeCollect) {
       this.rng.setState(this.beforeCollect.rng);
       this.sampler = PromptSampler.restore(this.setup.rows, this.beforeCollect.sampler);
@@ -726,7 +894,9 @@ class Run {
   }
 
   /** Ctrl-C / SIGTERM: saves checkpoint-<step> and the report, and returns the error to throw. */
-  interrupted(step: number, completed: number): RunStoppedError {
+  async interrupted(step: number, completed: number): Promise<RunStoppedError> {
+    // a prefetched rollout in flight (max_staleness 1) is awaited, so the checkpoint holds it
+    await this.settlePending();
     if (completed === 0 && step === this.startStep && step === 0)
       return new RunStoppedError('interrupted before the first step; nothing was saved', 'GPG_INTERRUPTED');
     this.bar.done?.();
@@ -986,6 +1156,7 @@ class Run {
       [METRIC.entropy]: u.entropy,
       [METRIC.samplingLogpDiffMean]: u.samplingDiff.mean,
       [METRIC.samplingLogpDiffMax]: u.samplingDiff.max,
+      [METRIC.staleness]: this.staleness,
       ...this.algo.metrics(cfg, batch, u.sums, {
         tokens: u.tokens,
         iterations: u.updates,
@@ -1019,10 +1190,24 @@ class Run {
     return row;
   }
 
-  /** Benchmark subsets during training (eval_steps): greedy pass@1 into eval.jsonl; true when onEval asks to stop. */
+  /**
+   * Benchmark subsets during training (eval_steps): greedy pass@1 into eval.jsonl; true when onEval
+   * asks to stop. With rollout_servers the completions are generated there, on the policy of this
+   * step: the pending rollout (max_staleness 1) is awaited first, then the weights are synced.
+   */
   async evaluate(step: number): Promise<boolean> {
     const { cfg, setup } = this;
     const { evaluate } = await import('../eval/evaluate.ts');
+    let remote: { servers: RolloutServers; vocabSize: number } | undefined;
+    if (this.servers) {
+      try {
+        await this.settlePending();
+        await this.syncServers();
+      } catch (e) {
+        throw e instanceof RolloutServersError ? this.evalServersFailed(step, e) : e;
+      }
+      remote = { servers: this.servers, vocabSize: setup.model.cfg.vocabSize };
+    }
     setup.model.setRequiresGrad(false);
     // the benchmarks are asked the way the training prompts are (dataset template, system prompt, chat template)
     const ds = cfg.dataset;
@@ -1036,6 +1221,9 @@ class Run {
       maxNewTokens: cfg.max_completion_length,
       eosTokenIds: setup.eosTokenIds,
       pool: setup.verifier ?? undefined,
+      remote,
+    }).catch((e: unknown) => {
+      throw e instanceof RolloutServersError ? this.evalServersFailed(step, e) : e;
     });
     setup.model.setRequiresGrad(true);
     appendFileSync(join(this.runDir, 'eval.jsonl'), JSON.stringify({ step, ...r.summary }) + '\n');
@@ -1046,11 +1234,21 @@ class Run {
     for (const b of cfg.eval_benchmarks) scalars[`eval/${b}/pass1`] = r.summary.benchmarks[b]?.pass1 ?? NaN;
     this.tracking?.eval(step, scalars);
     const onEval = this.callbacks.onEval;
-    return onEval ? this.callback('onEval', step, () => onEval(r.summary, this.info(step))) : false;
+    return onEval ? this.callback('onEval', step, () => onEval(r.summary, this.info(step), r.records)) : false;
+  }
+
+  /** Every rollout server failed during the eval after `step`: checkpoint-<step> for --resume, and the error to throw. */
+  private evalServersFailed(step: number, e: RolloutServersError): RolloutServersError {
+    this.bar.done?.();
+    const ck = existsSync(join(this.runDir, `checkpoint-${step}`))
+      ? join(this.runDir, `checkpoint-${step}`)
+      : this.save(null, step); // the pending rollout, if any, has settled (settlePending came first)
+    return new RolloutServersError(`step ${step}: eval: ${e.message}; saved ${ck}, continue with --resume`);
   }
 
   /** A save_steps checkpoint: the checkpoint, pruning (save_total_limit), the report, then onSave. */
   async saveStep(step: number): Promise<boolean> {
+    await this.settlePending();
     const dir = this.save(null, step);
     this.writeReport();
     const onSave = this.callbacks.onSave;
@@ -1074,14 +1272,16 @@ class Run {
     const { model } = setup;
     const tokenizerDir =
       setup.modelSourceDir && existsSync(join(setup.modelSourceDir, 'tokenizer.json')) ? setup.modelSourceDir : null;
+    const { draws, record } = this.pendingForSave();
     const data = {
       state: {
         step,
         optimizerStep: this.optimizerStep_,
-        sampler: this.sampler.state(),
-        rng: this.rng.state(),
+        sampler: draws.sampler,
+        rng: draws.rng,
         counters: { ...this.counters },
         configHash: this.configHash,
+        ...(record ? { pending: record } : {}),
       },
       m: new Map<string, StreamedTensor>(),
       v: new Map<string, StreamedTensor>(),
@@ -1133,6 +1333,7 @@ class Run {
   /** The final model folder and report, then onSave. */
   async finish(): Promise<TrainResult> {
     this.bar.done?.();
+    await this.settlePending();
     const modelDir = join(this.runDir, 'model');
     const dir = this.save(modelDir, this.lastStep);
     this.tracking?.flush();

@@ -6,6 +6,7 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
+import { spawn } from 'node:child_process';
 import { RolloutServers, RolloutServersError, parseCompletion } from '../../src/generate/remote.ts';
 
 type Handler = (path: string, body: any) => { status: number; body: unknown };
@@ -188,5 +189,49 @@ describe('RolloutServers', () => {
     );
     assert.deepEqual(a.seen[2]!.body, { lora_name: 'pol', lora_path: '/shared/adapter' });
     assert.equal(a.seen[3]!.body.model, 'pol');
+  });
+
+  test('start(): `sent` resolves once the requests are out, so they reach the servers while this process is blocked', async () => {
+    // the server runs in another process (this one's event loop is about to block) and prints
+    // when each completions request arrived
+    const script = `
+      const http = require('node:http');
+      http.createServer((req, res) => {
+        let t = '';
+        req.on('data', (c) => (t += c));
+        req.on('end', () => {
+          process.stdout.write('arrived ' + Date.now() + '\\n');
+          const n = JSON.parse(t).n * JSON.parse(t).prompt.length;
+          const choices = Array.from({ length: n }, (_, i) => ({ index: i, text: '', finish_reason: 'stop',
+            logprobs: { tokens: ['token_id:1'], token_logprobs: [-1] } }));
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ choices }));
+        });
+      }).listen(0, '127.0.0.1', function () { process.stdout.write('port ' + this.address().port + '\\n'); });`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    try {
+      for (let i = 0; !/port \d+/.test(out); i++) {
+        assert.ok(i < 3000 && child.exitCode === null, 'the fake server did not start');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const url = `http://127.0.0.1:${/port (\d+)/.exec(out)![1]}`;
+      const client = new RolloutServers([url], opts([]));
+      const { sent, result } = client.start([[1, 2]], 2, S, [[1n, 2n]]);
+      await sent;
+      const blockedAt = Date.now();
+      while (Date.now() - blockedAt < 500); // a synchronous update (the trainer's optimize)
+      const res = await result;
+      assert.deepEqual(res.tokens, [[1], [1]]);
+      while (!/arrived \d+/.test(out)) await new Promise((r) => setTimeout(r, 10));
+      const arrived = Number(/arrived (\d+)/.exec(out)![1]);
+      assert.ok(
+        arrived < blockedAt + 500,
+        `arrived ${arrived - blockedAt} ms after the block began (it lasted 500 ms)`,
+      );
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });

@@ -31,6 +31,8 @@ const FIXED = [
   // TRL's names (trl/trainer/grpo_trainer.py) for |training − sampling log-prob| over completion tokens
   'sampling/sampling_logp_difference/mean',
   'sampling/sampling_logp_difference/max',
+  // optimizer steps the sampling weights lag the policy (0 unless max_staleness 1 on rollout_servers)
+  'sampling/staleness',
   'gpg/inverse_alpha',
   'gpg/valid_groups',
   'gpg/resample_rounds',

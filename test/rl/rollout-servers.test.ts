@@ -8,13 +8,15 @@
  */
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeInitModel } from '../../src/model/init.ts';
 import { train, type TrainResult } from '../../src/rl/trainer.ts';
 import type { MetricsRow } from '../../src/rl/metrics.ts';
-import { RolloutServersError } from '../../src/generate/remote.ts';
+import { RolloutServers, RolloutServersError } from '../../src/generate/remote.ts';
+import type { PendingRollout } from '../../src/rl/checkpoint.ts';
+import type { EvalSummary, SampleRecord } from '../../src/eval/evaluate.ts';
 import { serve, type Served } from '../serve/spawn.ts';
 import { loadRecipe } from '../../src/rl/recipe.ts';
 
@@ -40,8 +42,8 @@ after(async () => {
   for (const s of servers) await s.kill();
   rmSync(dir, { recursive: true, force: true });
 });
-async function fleet(n: number): Promise<Served[]> {
-  const out = await Promise.all(Array.from({ length: n }, () => serve(model)));
+async function fleet(n: number, from = model): Promise<Served[]> {
+  const out = await Promise.all(Array.from({ length: n }, () => serve(from)));
   servers.push(...out);
   return out;
 }
@@ -234,7 +236,226 @@ describe('rollout_servers', () => {
     );
   });
 
-  test('max_staleness other than 0 is refused in one line', async () => {
-    await assert.rejects(train(config('stale', { max_staleness: 1 }), { rewardFns: { len } }), /max_staleness: only 0/);
+  test('max_staleness over 1, or 1 with local rollouts, is refused in one line', async () => {
+    await assert.rejects(
+      train(config('stale2', { max_staleness: 2, rollout_servers: ['http://127.0.0.1:9'] }), { rewardFns: { len } }),
+      /max_staleness: at most 1 is implemented \(got 2\)/,
+    );
+    await assert.rejects(
+      train(config('stale1-local', { max_staleness: 1 }), { rewardFns: { len } }),
+      /max_staleness: needs rollout_servers \(got 1 with local rollouts\)/,
+    );
+  });
+});
+
+describe('max_staleness 1 (generation of step t+1 during step t)', () => {
+  let local: TrainResult;
+  let stale: TrainResult;
+  let fleetA: Served[];
+  const staleDir = join(dir, 'stale1');
+  test('a 3-step run: staleness 0 then 1; each step after the first sampled with the weights before the previous update', async () => {
+    local = await train(config('local-s'), { rewardFns: { len }, log: () => {} });
+    fleetA = await fleet(2);
+    const [a, b] = fleetA;
+    stale = await train(config('stale1', { rollout_servers: [a!.url, b!.url], max_staleness: 1, save_steps: 1 }), {
+      rewardFns: { len },
+      log: () => {},
+    });
+    assert.equal(stale.steps, 3);
+    assert.deepEqual(
+      stale.metrics.map((r) => r['sampling/staleness']),
+      [0, 1, 1],
+    );
+    // step 1 is the on-policy step: the same as local rollouts
+    sameRun(
+      { ...local, metrics: local.metrics.slice(0, 1) },
+      { ...stale, metrics: stale.metrics.slice(0, 1), model: local.model },
+      'step 1',
+    );
+    // and later steps are not (the samples came from older weights)
+    assert.notDeepEqual(
+      stale.metrics.slice(1).map((r) => r['completions/mean_length']),
+      local.metrics.slice(1).map((r) => r['completions/mean_length']),
+    );
+    // the weights went out twice: before step 1's rollout (W0) and, once step 2's answer (sampled
+    // with W0) was in, before step 3's request (W1); W2 never generates anything
+    for (const s of [a!, b!])
+      assert.equal(s.stderr().match(/POST \/update_weights_from_disk 200/g)?.length, 2, s.stderr());
+    // each checkpoint holds the next step's prefetched rollout, generated with the weights one step back
+    const pending = (k: number) =>
+      (
+        JSON.parse(readFileSync(join(staleDir, `checkpoint-${k}`, 'trainer_state.json'), 'utf8')) as {
+          pending: PendingRollout;
+        }
+      ).pending;
+    const p1 = pending(1);
+    const p2 = pending(2);
+    assert.equal(p1.weightsAt, 0);
+    assert.equal(p2.weightsAt, 1);
+    assert.equal(
+      (JSON.parse(readFileSync(join(staleDir, 'checkpoint-3', 'trainer_state.json'), 'utf8')) as { pending?: unknown })
+        .pending,
+      undefined,
+    );
+    // they are what the training steps used: the metrics' mean completion length
+    const meanLen = (p: PendingRollout) => p.tokens.reduce((s, t) => s + t.length, 0) / p.tokens.length;
+    assert.equal(stale.metrics[1]!['completions/mean_length'], meanLen(p1));
+    assert.equal(stale.metrics[2]!['completions/mean_length'], meanLen(p2));
+    // the reference: step t+1's prompts and seeds against the step t−1 weights on a fresh server
+    const [ref] = await fleet(1);
+    const client = new RolloutServers([ref!.url], { retries: 0, timeoutMs: 60_000, log: () => {} });
+    const sampling = { maxTokens: 6, temperature: 1, topP: 1, topK: 0, vocabSize: stale.model.cfg.vocabSize };
+    const ask = (p: PendingRollout) =>
+      client.generate(
+        p.prompts,
+        4,
+        sampling,
+        p.seeds.map((g) => g.map((x) => BigInt(x))),
+      );
+    await client.syncFull(model); // W0: the initial weights
+    assert.deepEqual((await ask(p1)).tokens, p1.tokens, 'step 2 = its prompts on W0');
+    await client.syncFull(join(staleDir, 'checkpoint-1')); // W1
+    assert.deepEqual((await ask(p2)).tokens, p2.tokens, 'step 3 = its prompts on W1');
+    await ref!.kill();
+  });
+
+  test('Ctrl-C after step 1 awaits the prefetched rollout into the checkpoint; --resume gives the uninterrupted run', async () => {
+    const [a, b] = fleetA;
+    const ac = new AbortController();
+    const cfg = config('stale1-int', { rollout_servers: [a!.url, b!.url], max_staleness: 1 });
+    await assert.rejects(
+      train(cfg, {
+        rewardFns: { len },
+        log: () => {},
+        signal: ac.signal,
+        onStep: (row) => {
+          if (row.step === 1) ac.abort();
+        },
+      }),
+      /interrupted after step 1: saved .*checkpoint-1/,
+    );
+    const ck = join(dir, 'stale1-int', 'checkpoint-1', 'trainer_state.json');
+    assert.equal((JSON.parse(readFileSync(ck, 'utf8')) as { pending: PendingRollout }).pending.weightsAt, 0);
+    // a copy resumed with max_staleness 0 and local rollouts: step 2's prompts and seeds again, on W1
+    cpSync(join(dir, 'stale1-int'), join(dir, 'stale1-int0'), { recursive: true });
+    const resumed = await train(cfg, { rewardFns: { len }, log: () => {}, resume: true });
+    assert.equal(resumed.steps, 3);
+    sameRun({ ...stale, metrics: stale.metrics.slice(1) }, resumed, 'resumed max_staleness 1 vs uninterrupted');
+    const onPolicy = await train(
+      { ...cfg, output_dir: join(dir, 'stale1-int0'), rollout_servers: [], max_staleness: 0 },
+      { rewardFns: { len }, log: () => {}, resume: true },
+    );
+    sameRun({ ...local, metrics: local.metrics.slice(1) }, onPolicy, 'resumed with max_staleness 0 vs local');
+    assert.deepEqual(
+      onPolicy.metrics.map((r) => r['sampling/staleness']),
+      [0, 0],
+    );
+    await a!.kill();
+    await b!.kill();
+  });
+});
+
+describe('max_staleness 1 when every server dies', () => {
+  test('the step that needs them fails with one line and a checkpoint; a local max_staleness 0 resume finishes', async () => {
+    const [a, b] = await fleet(2);
+    const cfg = config('stale1-die', {
+      rollout_servers: [a!.url, b!.url],
+      max_staleness: 1,
+      rollout_server_retries: 0,
+    });
+    let failed = '';
+    await assert.rejects(
+      train(cfg, {
+        rewardFns: { len },
+        log: () => {},
+        onStep: async (row) => {
+          if (row.step === 1) await Promise.all([a!.kill(), b!.kill()]);
+        },
+      }),
+      (e: unknown) => {
+        assert.ok(e instanceof RolloutServersError, String(e));
+        // step 2's prefetched request may have been answered before the kill (then step 3's sync fails)
+        assert.match(
+          e.message,
+          /^step ([23]): rollout_servers: all 2 server\(s\) failed \(.*\); start them again, or set rollout_servers: \[\] for local rollouts; saved .*checkpoint-[12], continue with --resume$/,
+        );
+        failed = e.message;
+        return true;
+      },
+    );
+    const resumed = await train(
+      { ...cfg, rollout_servers: [], max_staleness: 0 },
+      { rewardFns: { len }, log: () => {}, resume: true },
+    );
+    assert.equal(resumed.steps, 3, failed);
+    assert.ok(resumed.metrics.every((r) => r['sampling/staleness'] === 0));
+  });
+});
+
+describe('eval_steps on rollout servers', () => {
+  // the benchmark prompts are longer than the 64 positions of the training tests' model
+  const long = join(dir, 'model-512');
+  writeInitModel(long, { ...SHAPE, max_position_embeddings: 512 }, { seed: 1, charVocab: true });
+  const evalCfg = {
+    model_name_or_path: long,
+    max_steps: 2,
+    eval_steps: 1,
+    eval_benchmarks: ['amc23'],
+    eval_limit: 2,
+  };
+  type Evals = { summary: EvalSummary; records: SampleRecord[] }[];
+  const collect = (evals: Evals) => ({
+    onEval: (summary: EvalSummary, _info: unknown, records: SampleRecord[]) => {
+      evals.push({ summary, records });
+    },
+  });
+  const sameEval = (a: Evals[number], b: Evals[number], what: string) => {
+    assert.deepEqual(b.records, a.records, `${what}: completions`);
+    assert.deepEqual(b.summary.benchmarks, a.summary.benchmarks, `${what}: scores`);
+    assert.deepEqual(b.summary.average, a.summary.average, `${what}: average`);
+  };
+  const localEvals: Evals = [];
+  test('an eval during a served run is generated on the servers and equals the local run’s', async () => {
+    await train(config('eval-local', evalCfg), { rewardFns: { len }, log: () => {}, ...collect(localEvals) });
+    assert.equal(localEvals.length, 2);
+    assert.ok(localEvals[0]!.records.length > 0 && localEvals[0]!.records.some((r) => r.completion.length > 0));
+    const [a, b] = await fleet(2, long);
+    const evals: Evals = [];
+    const res = await train(config('eval-served', { ...evalCfg, rollout_servers: [a!.url, b!.url] }), {
+      rewardFns: { len },
+      log: () => {},
+      ...collect(evals),
+    });
+    assert.equal(res.steps, 2);
+    assert.equal(evals.length, 2);
+    evals.forEach((e, i) => sameEval(localEvals[i]!, e, `eval at step ${i + 1}`));
+    // the servers generated the evals (past the 2 rollouts' one request per server), each on the
+    // weights of the step evaluated: W0 for step 1's rollout, W1 for eval 1 and step 2's rollout,
+    // W2 for eval 2 (three syncs per server)
+    const count = (re: RegExp) => [a!, b!].reduce((n, s) => n + (s.stderr().match(re)?.length ?? 0), 0);
+    assert.ok(count(/POST \/v1\/completions 200/g) > 4, a!.stderr());
+    assert.equal(count(/POST \/update_weights_from_disk 200/g), 6);
+    await a!.kill();
+    await b!.kill();
+  });
+
+  test('max_staleness 1: the eval waits for the prefetched rollout, then syncs (step 1 = the local eval)', async () => {
+    const [a, b] = await fleet(2);
+    const evals: Evals = [];
+    const res = await train(config('eval-stale', { ...evalCfg, rollout_servers: [a!.url, b!.url], max_staleness: 1 }), {
+      rewardFns: { len },
+      log: () => {},
+      ...collect(evals),
+    });
+    assert.deepEqual(
+      res.metrics.map((r) => r['sampling/staleness']),
+      [0, 1],
+    );
+    sameEval(localEvals[0]!, evals[0]!, 'eval at step 1');
+    // W0 (step 1's rollout and the prefetched step 2), W1 (eval 1), W2 (eval 2)
+    for (const s of [a!, b!])
+      assert.equal(s.stderr().match(/POST \/update_weights_from_disk 200/g)?.length, 3, s.stderr());
+    await a!.kill();
+    await b!.kill();
   });
 });
