@@ -42,6 +42,19 @@ export interface RolloutStats {
   scoredCompletions: number;
 }
 
+/** Zeroed counters of a step's rollouts. */
+export function newStats(): RolloutStats {
+  return {
+    generatedTokens: 0,
+    generationSeconds: 0,
+    rewardSeconds: 0,
+    rewardFailures: {},
+    errors: [],
+    nanScores: {},
+    scoredCompletions: 0,
+  };
+}
+
 export interface RolloutContext {
   model: CausalLM;
   rng: Rng;

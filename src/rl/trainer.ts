@@ -62,6 +62,7 @@ import {
 import { writeReport } from './report.ts';
 import {
   drawSeeds,
+  newStats,
   remoteSampling,
   rollout,
   type Group,
@@ -1372,18 +1373,6 @@ class Run {
     this.optimizer.dispose();
     await closeSetup(this.setup);
   }
-}
-
-function newStats(): RolloutStats {
-  return {
-    generatedTokens: 0,
-    generationSeconds: 0,
-    rewardSeconds: 0,
-    rewardFailures: {},
-    errors: [],
-    nanScores: {},
-    scoredCompletions: 0,
-  };
 }
 
 async function dryRun(cfg: TrainConfig, s: RunSetup, runDir: string, log: (s: string) => void): Promise<TrainResult> {

@@ -33,7 +33,7 @@ import { demoTrainConfig } from '../../../src/demo/demo.ts';
 import { validateConfig } from '../../../src/rl/recipe.ts';
 import { prepareRun } from '../../../src/rl/setup.ts';
 import { algorithmFor } from '../../../src/rl/algorithms/index.ts';
-import { rollout, type RolloutContext, type RolloutStats } from '../../../src/rl/rollout.ts';
+import { newStats, rollout, type RolloutContext } from '../../../src/rl/rollout.ts';
 import { rewardStats, stepRewards } from '../../../src/rl/advantages.ts';
 import { accuracyReward } from '../../../src/rewards/accuracy.ts';
 import { anchoredVerifier, type VerifierPool, type VerifyResult } from '../../../src/rewards/math-verify/pool.ts';
@@ -256,15 +256,7 @@ export async function runBrowserDemo(opts: Partial<BrowserDemoOptions>, post: (e
   for (let step = 0; step < setup.totalSteps; step++) {
     const ts = performance.now();
     await tick(); // let the page's messages in
-    const stats: RolloutStats = {
-      generatedTokens: 0,
-      generationSeconds: 0,
-      rewardSeconds: 0,
-      rewardFailures: {},
-      errors: [],
-      nanScores: {},
-      scoredCompletions: 0,
-    };
+    const stats = newStats();
     const ctx: RolloutContext = {
       model,
       rng,
