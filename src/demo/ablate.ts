@@ -398,7 +398,9 @@ export function renderComponents(rows: RowResult[], arms: string[], seeds: numbe
     `Components per arm, measured over each RL arm's training run (${budget} generated completions; held-out`,
     'evaluation excluded). Value / reference model, surrogate and constraint are read from the resolved config',
     'and the models the run held; peak RSS is the process VmHWM during the arm (reset before it, allocator cache',
-    'released); passes are full-sequence decoder forwards (policy, reference and critic; generation decode steps',
+    'released), whole process, so it includes what earlier arms of the same process left resident; in brackets its',
+    "rise over the process's resident set at the arm's start; passes are full-sequence decoder forwards (policy,",
+    'reference and critic; generation decode steps',
     'not counted) and tape backward walks, per step. sft_more is the SFT control (its steps are SFT batches).',
   ];
   for (const seed of seeds) {
@@ -406,7 +408,7 @@ export function renderComponents(rows: RowResult[], arms: string[], seeds: numbe
       '',
       `### seed ${seed}`,
       '',
-      '| arm | value model | reference model | surrogate | constraint | s/step | peak RSS (MB) | parameters held (policy + ref + critic) | forward / step (with grad) | backward / step | sequences forwarded / step |',
+      '| arm | value model | reference model | surrogate | constraint | s/step | peak RSS (MB) [+ over start] | parameters held (policy + ref + critic) | forward / step (with grad) | backward / step | sequences forwarded / step |',
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     );
     for (const arm of arms) {
@@ -420,7 +422,7 @@ export function renderComponents(rows: RowResult[], arms: string[], seeds: numbe
       const p = c.parameters;
       const q = c.passesPerStep;
       lines.push(
-        `| ${arm} | ${mark(c.valueModel)} | ${mark(c.referenceModel)} | ${c.surrogate ? `✓ ${c.surrogate}` : '✗'} | ${c.constraint.length ? `✓ ${c.constraint.join(' + ')}` : '✗'} | ${c.secondsPerStep.toFixed(2)} | ${c.peakRssMB === null ? 'n/a' : c.peakRssMB.toFixed(0)} | ${p.total} (${p.policy} + ${p.reference} + ${p.critic}) | ${fmt(q.forward, 1)} (${fmt(q.forwardWithGrad, 1)}) | ${fmt(q.backward, 1)} | ${fmt(q.forwardSequences, 1)} |`,
+        `| ${arm} | ${mark(c.valueModel)} | ${mark(c.referenceModel)} | ${c.surrogate ? `✓ ${c.surrogate}` : '✗'} | ${c.constraint.length ? `✓ ${c.constraint.join(' + ')}` : '✗'} | ${c.secondsPerStep.toFixed(2)} | ${c.peakRssMB === null ? 'n/a' : c.peakRssMB.toFixed(0)}${c.peakRssMB !== null && c.startRssMB !== null ? ` [+${Math.max(0, c.peakRssMB - c.startRssMB).toFixed(0)}]` : ''} | ${p.total} (${p.policy} + ${p.reference} + ${p.critic}) | ${fmt(q.forward, 1)} (${fmt(q.forwardWithGrad, 1)}) | ${fmt(q.backward, 1)} | ${fmt(q.forwardSequences, 1)} |`,
       );
     }
   }

@@ -71,6 +71,8 @@ test('components table at toy size: every arm, the right ✓/✗, positive measu
         [v, r, s, k],
         line,
       );
+      // peak RSS with its rise over the arm's start in brackets (the process baseline is in the peak)
+      if (x.peakRssMB !== null && x.startRssMB !== null) assert.match(cells[7]!, /^\d+ \[\+\d+\]$/, line);
       // measured, and positive
       assert.ok(x.steps >= 1 && x.secondsPerStep > 0, `${arm}: ${x.steps} steps, ${x.secondsPerStep} s/step`);
       if (x.peakRssMB !== null) assert.ok(x.peakRssMB > 0 && x.peakRssMB >= (x.startRssMB ?? 0) * 0.5);
