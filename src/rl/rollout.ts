@@ -5,10 +5,12 @@
  * overlong penalty. Pure orchestration over the generation and rewards layers.
  */
 import type { CausalLM } from '../model/decoder.ts';
-import { generate } from '../generate/generate.ts';
+import { generate, resolveGenerationDtype } from '../generate/generate.ts';
 import type { RemoteResult, RemoteSampling, RolloutServers } from '../generate/remote.ts';
 import type { Rng } from '../data/rng.ts';
 import type { PromptRow } from '../data/dataset.ts';
+import type { TrainConfig } from './config.ts';
+import type { RunSetup } from './setup.ts';
 import { buildRewardInput, scoreCompletions, type NamedReward, type RewardFailure } from '../rewards/index.ts';
 
 /** A training prompt with its rendered text and token ids. */
@@ -84,6 +86,39 @@ export function drawSeeds(rng: Rng, n: number, G: number): bigint[][] {
   return Array.from({ length: n }, () =>
     Array.from({ length: G }, () => (BigInt(rng.nextUint32()) << 32n) | BigInt(rng.nextUint32())),
   );
+}
+
+/**
+ * A step's rollout context from the run's config and setup (the trainer's and the browser loop's):
+ * the whole step batch generated at once (TRL's generation_batch_size = per-device batch ×
+ * gradient_accumulation_steps), the generation weights' dtype resolved for the policy.
+ */
+export function rolloutContext(
+  cfg: TrainConfig,
+  setup: Pick<RunSetup, 'model' | 'tokenizer' | 'eosTokenIds' | 'padTokenId' | 'rewards'>,
+  rng: Rng,
+  servers?: RolloutServers,
+): RolloutContext {
+  const { model, tokenizer } = setup;
+  return {
+    model,
+    rng,
+    G: cfg.num_generations,
+    maxNewTokens: cfg.max_completion_length,
+    temperature: cfg.temperature,
+    topP: cfg.top_p,
+    topK: cfg.top_k,
+    eosTokenIds: setup.eosTokenIds,
+    padTokenId: setup.padTokenId,
+    decode: (ids: number[]) => tokenizer.decode(ids, { skipSpecialTokens: true, dropUnknown: true }),
+    rewards: setup.rewards,
+    rewardTimeoutMs: cfg.reward_timeout_s * 1000,
+    overlong: cfg.overlong_penalty,
+    genBatch: cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps,
+    weightsDtype: resolveGenerationDtype(cfg.generation_dtype, model.numParameters(), model.lmHeadWeight().backend),
+    kvCacheBytes: cfg.generation_kv_cache_gb * 1e9,
+    servers,
+  };
 }
 
 /** The sampling settings a rollout sends to the servers. */

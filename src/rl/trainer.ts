@@ -65,6 +65,7 @@ import {
   newStats,
   remoteSampling,
   rollout,
+  rolloutContext,
   type Group,
   type Pregenerated,
   type RolloutContext,
@@ -617,25 +618,7 @@ class Run {
     // Generation takes the whole step batch at once (TRL's generation_batch_size = per-device batch ×
     // gradient_accumulation_steps), so the samples of a step do not depend on how it is split into
     // micro-batches for the backward pass, and accumulating 2 × B equals one batch of 2B (DESIGN §5).
-    const ctx: RolloutContext = {
-      model: setup.model,
-      rng: this.rng,
-      G: cfg.num_generations,
-      maxNewTokens: cfg.max_completion_length,
-      temperature: cfg.temperature,
-      topP: cfg.top_p,
-      topK: cfg.top_k,
-      eosTokenIds: setup.eosTokenIds,
-      padTokenId: setup.padTokenId,
-      decode: (ids: number[]) => setup.tokenizer.decode(ids, { skipSpecialTokens: true, dropUnknown: true }),
-      rewards: setup.rewards,
-      rewardTimeoutMs: cfg.reward_timeout_s * 1000,
-      overlong: cfg.overlong_penalty,
-      genBatch: cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps,
-      weightsDtype: generationDtype(cfg, setup.model),
-      kvCacheBytes: cfg.generation_kv_cache_gb * 1e9,
-      servers: this.servers ?? undefined,
-    };
+    const ctx = rolloutContext(cfg, setup, this.rng, this.servers ?? undefined);
     const world = this.world;
     const sample = async (n: number) => {
       this.generatedCompletions += n * cfg.num_generations;

@@ -33,7 +33,7 @@ import { demoTrainConfig } from '../../../src/demo/demo.ts';
 import { validateConfig } from '../../../src/rl/recipe.ts';
 import { prepareRun } from '../../../src/rl/setup.ts';
 import { algorithmFor } from '../../../src/rl/algorithms/index.ts';
-import { newStats, rollout, type RolloutContext } from '../../../src/rl/rollout.ts';
+import { newStats, rollout, rolloutContext } from '../../../src/rl/rollout.ts';
 import { rewardStats, stepRewards } from '../../../src/rl/advantages.ts';
 import { accuracyReward } from '../../../src/rewards/accuracy.ts';
 import { anchoredVerifier, type VerifierPool, type VerifyResult } from '../../../src/rewards/math-verify/pool.ts';
@@ -41,7 +41,6 @@ import { verify } from '../../../src/rewards/math-verify/verify.ts';
 import { packBatch } from '../../../src/train/batch.ts';
 import { makeOptimizer, optimizerStep } from '../../../src/train/optimizer.ts';
 import { learningRateAt } from '../../../src/train/schedule.ts';
-import { resolveGenerationDtype } from '../../../src/generate/generate.ts';
 import { Tensor, tidy } from '../../../src/tensor/tensor.ts';
 import { backward } from '../../../src/tensor/tape.ts';
 
@@ -257,24 +256,7 @@ export async function runBrowserDemo(opts: Partial<BrowserDemoOptions>, post: (e
     const ts = performance.now();
     await tick(); // let the page's messages in
     const stats = newStats();
-    const ctx: RolloutContext = {
-      model,
-      rng,
-      G,
-      maxNewTokens: cfg.max_completion_length,
-      temperature: cfg.temperature,
-      topP: cfg.top_p,
-      topK: cfg.top_k,
-      eosTokenIds: setup.eosTokenIds,
-      padTokenId: setup.padTokenId,
-      decode: (ids: number[]) => tokenizer.decode(ids, { skipSpecialTokens: true, dropUnknown: true }),
-      rewards: setup.rewards,
-      rewardTimeoutMs: cfg.reward_timeout_s * 1000,
-      overlong: cfg.overlong_penalty,
-      genBatch: cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps,
-      weightsDtype: resolveGenerationDtype(cfg.generation_dtype, model.numParameters(), model.lmHeadWeight().backend),
-      kvCacheBytes: cfg.generation_kv_cache_gb * 1e9,
-    };
+    const ctx = rolloutContext(cfg, { ...setup, model, tokenizer }, rng);
     // 1–2) experience, collected the algorithm's way (GPG: β_th resampling), without gradients
     model.setRequiresGrad(false);
     const batch = await algo.collect(cfg, {
