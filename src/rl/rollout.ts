@@ -88,6 +88,11 @@ export function drawSeeds(rng: Rng, n: number, G: number): bigint[][] {
   );
 }
 
+/** The dtype of the generation weight copies for this config and policy (generation_dtype `auto` resolved). */
+export function generationDtype(cfg: TrainConfig, model: CausalLM) {
+  return resolveGenerationDtype(cfg.generation_dtype, model.numParameters(), model.lmHeadWeight().backend);
+}
+
 /**
  * A step's rollout context from the run's config and setup (the trainer's and the browser loop's):
  * the whole step batch generated at once (TRL's generation_batch_size = per-device batch ×
@@ -115,7 +120,7 @@ export function rolloutContext(
     rewardTimeoutMs: cfg.reward_timeout_s * 1000,
     overlong: cfg.overlong_penalty,
     genBatch: cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps,
-    weightsDtype: resolveGenerationDtype(cfg.generation_dtype, model.numParameters(), model.lmHeadWeight().backend),
+    weightsDtype: generationDtype(cfg, model),
     kvCacheBytes: cfg.generation_kv_cache_gb * 1e9,
     servers,
   };

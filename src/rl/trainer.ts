@@ -62,6 +62,7 @@ import {
 import { writeReport } from './report.ts';
 import {
   drawSeeds,
+  generationDtype,
   newStats,
   remoteSampling,
   rollout,
@@ -88,16 +89,12 @@ import { PolicyUpdate } from './update.ts';
 import { changedSettings, openRunFolder, ROLLOUT_WEIGHTS_DIR, writeRunConfig, type RunFolder } from './run-folder.ts';
 import { RolloutServers, RolloutServersError } from '../generate/remote.ts';
 import { saveModelFolder } from '../model/folder.ts';
-import { positionWarning, resolveGenerationDtype } from '../generate/generate.ts';
+import { positionWarning } from '../generate/generate.ts';
 import { openWorld, type Comm } from '../parallel/mpi.ts';
 
 export type { CompletionRecord, StepInfo, TrainCallbacks } from './callbacks.ts';
 
 /** The weights generation reads for this run (`generation_dtype`, `auto` resolved for the model). */
-function generationDtype(cfg: TrainConfig, model: CausalLM) {
-  return resolveGenerationDtype(cfg.generation_dtype, model.numParameters(), model.lmHeadWeight().backend);
-}
-
 export interface TrainOptions extends TrainCallbacks {
   /** Reward functions given in code (replace `reward_funcs`); weights from `reward_weights` in the same order. */
   rewardFns?: Record<string, RewardFn> | NamedReward[];
