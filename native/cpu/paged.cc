@@ -12,15 +12,24 @@
 // is causal GQA attention of each query over its own row's keys s <= its position (head h reads kv
 // head h / (H / Hkv)), with an online softmax over keys (scores never whole). No padding: each row
 // has its own length. No backward: decoding runs without gradients, nothing is saved.
-// Every output element is computed by one thread in a fixed key order, so a row's result does not
-// depend on which other rows share the call, nor on the thread count.
+// A task takes every query vector of one row that reads one kv head (GQA: the group's heads, and
+// for prefill several positions), ≤ 16 vectors, so each key and value row is loaded once for all of
+// them; scores are lane-parallel dot products over D (AVX-512 for D = 64 and 128), exp the
+// vectorisable vexp. Every output element is still computed by one thread in a fixed key order,
+// alone (see paged_task), so a row's result does not depend on which other rows share the call,
+// nor on the thread count.
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
+#include "common.h"
 #include "kernels.h"
 
 namespace gpg {
@@ -39,6 +48,143 @@ void paged_kv_write(float* kpool, float* vpool, const float* k, const float* v, 
   }
 }
 
+namespace {
+
+constexpr int64_t CHUNK = 64;  // keys scored per pass of the online softmax (fixed key positions 0, 64, …)
+constexpr int64_t RMAX = 16;   // query vectors (heads × positions of one kv head) per task
+
+// One task: the R = ni · nh query vectors of row b that read kv head g — heads h0 … h0 + nh − 1 of
+// query positions i0 … i0 + ni − 1 — against that row's keys, one key chunk at a time: each
+// chunk's K and V rows are read once for all R vectors (from L1), not once per head. Vector r still
+// runs alone in a fixed order over its own keys 0 … nk_r − 1: its scores, its chunk maxima, its
+// running max m, normaliser l and accumulator, exactly as if no other vector were in the task (a
+// chunk past its last key is skipped, keys past it inside its last chunk get p = 0 exactly), so
+// the output does not depend on the task's other vectors, the batch or the thread count.
+template <int DT>
+void paged_task(float* out, const float* q, const float* kpool, const float* vpool, const int32_t* tb, int64_t ctxb,
+                int64_t b, int64_t g, int64_t h0, int64_t nh, int64_t i0, int64_t ni, int64_t Tq, int64_t H,
+                int64_t Hkv, int64_t Drt, int64_t bs, float scale, float* ws) {
+  const int64_t D = DT > 0 ? DT : Drt, row = Hkv * D, R = ni * nh;
+  float* sc = ws;                  // [R, CHUNK] scores, then probabilities
+  float* acc = ws + RMAX * CHUNK;  // [R, D]
+  const float* kbase = kpool + g * D;
+  const float* vbase = vpool + g * D;
+  float m[RMAX], l[RMAX];
+  int64_t nk[RMAX];
+  const float* qv[RMAX];
+  for (int64_t r = 0; r < R; r++) {
+    const int64_t i = i0 + r / nh, h = h0 + r % nh;
+    nk[r] = ctxb - Tq + i + 1;  // keys 0 .. position
+    qv[r] = q + ((b * Tq + i) * H + h) * D;
+    m[r] = -INFINITY;
+    l[r] = 0.f;
+  }
+  std::fill(acc, acc + R * D, 0.f);
+  const int64_t maxnk = nk[R - 1];
+  const float* krow[CHUNK];
+  const float* vrow[CHUNK];
+  // the next chunk's K and V rows are fetched while this one is computed (its blocks are scattered
+  // in the pool, so the hardware prefetcher would restart at every block)
+  auto prefetch = [&](int64_t s0) {
+    const int64_t n = std::min(CHUNK, maxnk - s0);
+    for (int64_t j = 0; j < n; j++) {
+      const int64_t s = s0 + j, slot = static_cast<int64_t>(tb[s / bs]) * bs + s % bs;
+      const char* kp = reinterpret_cast<const char*>(kbase + slot * row);
+      const char* vp = reinterpret_cast<const char*>(vbase + slot * row);
+      for (int64_t c = 0; c < D * 4; c += 64) {
+        __builtin_prefetch(kp + c);
+        __builtin_prefetch(vp + c);
+      }
+    }
+  };
+  prefetch(0);
+  for (int64_t s0 = 0; s0 < maxnk; s0 += CHUNK) {
+    const int64_t n = std::min(CHUNK, maxnk - s0);
+    for (int64_t j = 0; j < n; j++) {
+      const int64_t s = s0 + j, slot = static_cast<int64_t>(tb[s / bs]) * bs + s % bs;
+      krow[j] = kbase + slot * row;
+      vrow[j] = vbase + slot * row;
+    }
+    if (s0 + CHUNK < maxnk) prefetch(s0 + CHUNK);
+    for (int64_t r = 0; r < R; r++) {
+      if (nk[r] <= s0) continue;  // this vector's keys ended before the chunk
+      const int64_t nr = std::min(n, nk[r] - s0);
+      float* sr = sc + r * CHUNK;
+      float* ar = acc + r * D;
+      const float* x = qv[r];
+      // scores of keys s0 … s0 + nr − 1
+#if defined(__AVX512F__)
+      if constexpr (DT > 0 && DT % 16 == 0) {
+        constexpr int U = DT / 16;
+        __m512 xq[U];
+#pragma GCC unroll 8
+        for (int u = 0; u < U; u++) xq[u] = _mm512_loadu_ps(x + 16 * u);
+        for (int64_t j = 0; j < nr; j++) {
+          __m512 t = _mm512_mul_ps(xq[0], _mm512_loadu_ps(krow[j]));
+#pragma GCC unroll 8
+          for (int u = 1; u < U; u++) t = _mm512_fmadd_ps(xq[u], _mm512_loadu_ps(krow[j] + 16 * u), t);
+          sr[j] = _mm512_reduce_add_ps(t) * scale;
+        }
+      } else
+#endif
+      {
+        for (int64_t j = 0; j < nr; j++) {
+          const float* kv = krow[j];
+          float d = 0.f;
+#pragma omp simd reduction(+ : d)
+          for (int64_t e = 0; e < D; e++) d += x[e] * kv[e];
+          sr[j] = d * scale;
+        }
+      }
+      float cm = -INFINITY;
+      for (int64_t j = 0; j < nr; j++) cm = std::max(cm, sr[j]);
+      const float mn = std::max(m[r], cm);
+      const float corr = vexp(m[r] - mn);  // 0 on the first chunk (m = -inf)
+      m[r] = mn;
+#pragma omp simd
+      for (int64_t j = 0; j < nr; j++) sr[j] = vexp(sr[j] - mn);
+      float ps = 0.f;
+      for (int64_t j = 0; j < nr; j++) ps += sr[j];
+      l[r] = l[r] * corr + ps;
+      // acc = corr · acc + Σ_j p_j · v_j
+#if defined(__AVX512F__)
+      if constexpr (DT > 0 && DT % 16 == 0) {
+        constexpr int U = DT / 16;
+        __m512 a[U];
+        const __m512 c = _mm512_set1_ps(corr);
+#pragma GCC unroll 8
+        for (int u = 0; u < U; u++) a[u] = _mm512_mul_ps(_mm512_loadu_ps(ar + 16 * u), c);
+        for (int64_t j = 0; j < nr; j++) {
+          const __m512 p = _mm512_set1_ps(sr[j]);
+#pragma GCC unroll 8
+          for (int u = 0; u < U; u++) a[u] = _mm512_fmadd_ps(p, _mm512_loadu_ps(vrow[j] + 16 * u), a[u]);
+        }
+#pragma GCC unroll 8
+        for (int u = 0; u < U; u++) _mm512_storeu_ps(ar + 16 * u, a[u]);
+      } else
+#endif
+      {
+#pragma omp simd
+        for (int64_t e = 0; e < D; e++) ar[e] *= corr;
+        for (int64_t j = 0; j < nr; j++) {
+          const float p = sr[j];
+          const float* vv = vrow[j];
+#pragma omp simd
+          for (int64_t e = 0; e < D; e++) ar[e] += p * vv[e];
+        }
+      }
+    }
+  }
+  for (int64_t r = 0; r < R; r++) {
+    const int64_t i = i0 + r / nh, h = h0 + r % nh;
+    float* o = out + ((b * Tq + i) * H + h) * D;
+    const float inv = 1.f / l[r];
+    for (int64_t e = 0; e < D; e++) o[e] = acc[r * D + e] * inv;
+  }
+}
+
+}  // namespace
+
 void paged_attention_forward(float* out, const float* q, const float* kpool, const float* vpool, const int32_t* table,
                              const int32_t* ctx, int64_t B, int64_t Tq, int64_t H, int64_t Hkv, int64_t D, int64_t bs,
                              int64_t max_blocks, int64_t num_blocks, float scale) {
@@ -54,54 +200,32 @@ void paged_attention_forward(float* out, const float* q, const float* kpool, con
                       std::to_string(blk) + " is outside the pool of " + std::to_string(num_blocks) + " blocks");
     }
   }
-  const int64_t group = H / Hkv, row = Hkv * D;
-  constexpr int64_t CHUNK = 64;  // keys scored per pass of the online softmax
+  // tasks: (row b, kv head g, slice of ≤ RMAX of its group's heads, positions): as many positions as
+  // keep R = positions · heads ≤ RMAX
+  const int64_t group = H / Hkv, hs = std::min(group, RMAX), ns = (group + hs - 1) / hs;
+  const int64_t per = std::max<int64_t>(1, RMAX / hs), pt = (Tq + per - 1) / per, ntask = B * Hkv * ns * pt;
+  auto body = [&](auto dt) {
+    constexpr int DT = decltype(dt)::value;
 #pragma omp parallel
-  {
-    std::vector<float> acc(static_cast<size_t>(D)), sc(CHUNK);
-#pragma omp for collapse(3) schedule(dynamic, 4)
-    for (int64_t b = 0; b < B; b++)
-      for (int64_t i = 0; i < Tq; i++)
-        for (int64_t h = 0; h < H; h++) {
-          const float* qv = q + ((b * Tq + i) * H + h) * D;
-          float* o = out + ((b * Tq + i) * H + h) * D;
-          const int64_t nk = ctx[b] - Tq + i + 1;  // keys 0 .. position
-          const int64_t kh = h / group;
-          const int32_t* tb = table + b * max_blocks;
-          float m = -INFINITY, l = 0.f;
-          std::fill(acc.begin(), acc.end(), 0.f);
-          for (int64_t s0 = 0; s0 < nk; s0 += CHUNK) {
-            const int64_t n = std::min(CHUNK, nk - s0);
-            float cm = -INFINITY;
-            for (int64_t j = 0; j < n; j++) {
-              const int64_t s = s0 + j;
-              const float* kv = kpool + (static_cast<int64_t>(tb[s / bs]) * bs + s % bs) * row + kh * D;
-              float d = 0.f;
-#pragma omp simd reduction(+ : d)
-              for (int64_t e = 0; e < D; e++) d += qv[e] * kv[e];
-              sc[j] = d * scale;
-              cm = std::max(cm, sc[j]);
-            }
-            const float mn = std::max(m, cm);
-            const float corr = std::exp(m - mn);  // 0 on the first chunk (m = -inf)
-            l *= corr;
-#pragma omp simd
-            for (int64_t e = 0; e < D; e++) acc[e] *= corr;
-            for (int64_t j = 0; j < n; j++) {
-              const int64_t s = s0 + j;
-              const float p = std::exp(sc[j] - mn);
-              l += p;
-              const float* vv = vpool + (static_cast<int64_t>(tb[s / bs]) * bs + s % bs) * row + kh * D;
-#pragma omp simd
-              for (int64_t e = 0; e < D; e++) acc[e] += p * vv[e];
-            }
-            m = mn;
-          }
-          const float inv = 1.f / l;
-#pragma omp simd
-          for (int64_t e = 0; e < D; e++) o[e] = acc[e] * inv;
-        }
-  }
+    {
+      std::vector<float> ws(static_cast<size_t>(RMAX * CHUNK + RMAX * D));
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t t = 0; t < ntask; t++) {
+        const int64_t it = pt - 1 - t / (B * Hkv * ns), rest = t % (B * Hkv * ns);  // last (longest) positions first
+        const int64_t b = rest / (Hkv * ns), g = (rest / ns) % Hkv, sl = rest % ns;
+        const int64_t i0 = it * per, ni = std::min(per, Tq - i0);
+        const int64_t h0 = g * group + sl * hs, nh = std::min(hs, group - sl * hs);
+        paged_task<DT>(out, q, kpool, vpool, table + b * max_blocks, ctx[b], b, g, h0, nh, i0, ni, Tq, H, Hkv, D, bs,
+                       scale, ws.data());
+      }
+    }
+  };
+  if (D == 64)
+    body(std::integral_constant<int, 64>());
+  else if (D == 128)
+    body(std::integral_constant<int, 128>());
+  else
+    body(std::integral_constant<int, 0>());
 }
 
 }  // namespace gpg

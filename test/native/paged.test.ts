@@ -21,7 +21,7 @@ describeEachBackend('paged attention', ['pagedKvWrite', 'pagedAttentionForward']
   const row = Hkv * D;
 
   /** Row b's keys: a random permutation of blocks, rows 0 and 1 sharing their first block. */
-  function layout(ctx: number[], r: () => number): { table: Int32Array; maxBlocks: number } {
+  function layout(ctx: number[], r: () => number, bs: number, NB: number): { table: Int32Array; maxBlocks: number } {
     const maxBlocks = Math.max(...ctx.map((c) => Math.ceil(c / bs)));
     const free = Array.from({ length: NB }, (_, i) => i).sort(() => r() - 0.5);
     const table = new Int32Array(ctx.length * maxBlocks);
@@ -43,7 +43,10 @@ describeEachBackend('paged attention', ['pagedKvWrite', 'pagedAttentionForward']
     maxBlocks: number,
     ctx: number[],
     Tq: number,
+    g: { H: number; Hkv: number; D: number; bs: number },
   ): Float64Array {
+    const { H, Hkv, D, bs } = g;
+    const row = Hkv * D;
     const out = new Float64Array(ctx.length * Tq * H * D);
     const scale = 1 / Math.sqrt(D);
     ctx.forEach((c, b) => {
@@ -71,38 +74,65 @@ describeEachBackend('paged attention', ['pagedKvWrite', 'pagedAttentionForward']
     return out;
   }
 
-  for (const Tq of [1, 3])
-    test(`Tq ${Tq}: scattered, shared and partial blocks equal the float64 reference; thread invariant`, () => {
-      const r = rng(7 + Tq);
-      const ctx = [5, 9, 3, 16].map((c) => Math.max(c, Tq));
-      const { table, maxBlocks } = layout(ctx, r);
-      const k = randn(NB * bs * row, r);
-      const v = randn(NB * bs * row, r);
-      const q = randn(ctx.length * Tq * H * D, r);
-      tidy(() => {
-        const kp = Tensor.fromArray(f32(k), [NB * bs, Hkv, D]);
-        const vp = Tensor.fromArray(f32(v), [NB * bs, Hkv, D]);
-        const run = () =>
-          pagedAttention(
-            Tensor.fromArray(f32(q), [ctx.length, Tq, H, D]),
-            kp,
-            vp,
-            Tensor.fromArray(table, [ctx.length, maxBlocks], 'int32'),
-            Tensor.fromArray(Int32Array.from(ctx), [ctx.length], 'int32'),
-            bs,
+  // geometries: the small one above; Qwen2.5-0.5B's heads (14 on 2 kv heads, D 64: the AVX-512 path,
+  // keys across several 64-key chunks); a group wider than one task's 16 vectors (40 heads on 1 kv head)
+  const geometries = [
+    { H, Hkv, D, bs, NB, ctx: [5, 9, 3, 16] },
+    { H: 14, Hkv: 2, D: 64, bs: 16, NB: 24, ctx: [70, 130, 5, 64] },
+    { H: 40, Hkv: 1, D: 16, bs: 8, NB: 24, ctx: [66, 3, 9] },
+  ];
+  for (const g of geometries)
+    for (const Tq of [1, 3])
+      test(`H ${g.H} / Hkv ${g.Hkv}, D ${g.D}, Tq ${Tq}: scattered, shared and partial blocks equal the float64 reference; each row equals itself alone; thread invariant`, () => {
+        const r = rng(7 + Tq + g.D);
+        const ctx = g.ctx.map((c) => Math.max(c, Tq));
+        const grow = g.Hkv * g.D;
+        const { table, maxBlocks } = layout(ctx, r, g.bs, g.NB);
+        const k = randn(g.NB * g.bs * grow, r);
+        const v = randn(g.NB * g.bs * grow, r);
+        const q = randn(ctx.length * Tq * g.H * g.D, r);
+        tidy(() => {
+          const kp = Tensor.fromArray(f32(k), [g.NB * g.bs, g.Hkv, g.D]);
+          const vp = Tensor.fromArray(f32(v), [g.NB * g.bs, g.Hkv, g.D]);
+          const run = (rows: number[]) => {
+            const per = Tq * g.H * g.D;
+            const qs = new Float32Array(rows.length * per);
+            const tb = new Int32Array(rows.length * maxBlocks);
+            rows.forEach((b, i) => {
+              qs.set(f32(q).subarray(b * per, (b + 1) * per), i * per);
+              tb.set(table.subarray(b * maxBlocks, (b + 1) * maxBlocks), i * maxBlocks);
+            });
+            return pagedAttention(
+              Tensor.fromArray(qs, [rows.length, Tq, g.H, g.D]),
+              kp,
+              vp,
+              Tensor.fromArray(tb, [rows.length, maxBlocks], 'int32'),
+              Tensor.fromArray(Int32Array.from(rows.map((b) => ctx[b]!)), [rows.length], 'int32'),
+              g.bs,
+            ).toArray();
+          };
+          const all = ctx.map((_, b) => b);
+          const want = reference(
+            Float64Array.from(f32(q)),
+            { k: Float64Array.from(f32(k)), v: Float64Array.from(f32(v)) },
+            table,
+            maxBlocks,
+            ctx,
+            Tq,
+            g,
           );
-        const want = reference(
-          Float64Array.from(f32(q)),
-          { k: Float64Array.from(f32(k)), v: Float64Array.from(f32(v)) },
-          table,
-          maxBlocks,
-          ctx,
-          Tq,
-        );
-        checkTensor('pagedAttention', 'out', run().toArray(), want, 1e-5);
-        assertSameAcrossThreads(() => Array.from(run().toArray()));
+          const got = run(all);
+          checkTensor('pagedAttention', 'out', got, want, 1e-5);
+          const per = Tq * g.H * g.D;
+          for (const b of all)
+            assert.deepEqual(
+              run([b]),
+              got.subarray(b * per, (b + 1) * per),
+              `row ${b} alone differs from row ${b} in the batch`,
+            );
+          assertSameAcrossThreads(() => Array.from(run(all)));
+        });
       });
-    });
 
   test('pagedKvWrite puts each row at its slot and leaves the others', () => {
     const r = rng(3);
