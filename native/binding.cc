@@ -524,6 +524,12 @@ const OpEntry kBench[] = {
      }},
     // kernel_isa() -> the instruction set this build's kernels use (e.g. "avx512 + avx512_bf16")
     {"kernel_isa", [](const Args& a) { return Napi::String::New(a.env(), packed_isa()).As<Napi::Value>(); }},
+    // packed_amx(mode) -> whether packed_gemm's bf16 products run on AMX now; mode 1 asks for AMX
+    // (where the CPU and OS allow it), 0 the vector path, -1 leaves it as it is
+    {"packed_amx",
+     [](const Args& a) {
+       return Napi::Boolean::New(a.env(), packed_amx(static_cast<int>(a.integer(0, "mode", -1)))).As<Napi::Value>();
+     }},
     // mem_bandwidth(bytes, reps) -> GB/s, best of reps
     {"mem_bandwidth",
      [](const Args& a) {

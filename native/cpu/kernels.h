@@ -38,6 +38,9 @@ int64_t packed_panels(int64_t N);
 int64_t packed_bf16_elems(int64_t N, int64_t K);
 // the micro-kernel this build runs ("avx512 + avx512_bf16", "avx512", "avx2", "scalar")
 const char* packed_isa();
+// The AMX bf16 path of packed_gemm: mode 1 on (where the CPU and OS allow), 0 off (the vector
+// path), -1 unchanged; returns whether bf16 products now run on AMX. Benchmarks and tests only.
+bool packed_amx(int mode);
 void packed_pack_f32(float* panels, const float* W, int64_t N, int64_t K);
 void packed_pack_bf16(uint16_t* panels, const float* W, int64_t N, int64_t K);
 void packed_gemm(float* y, const float* x, const float* panels, const float* bias, int64_t M, int64_t N, int64_t K);

@@ -16,12 +16,15 @@
 // Micro-kernels (BLIS style, FMA-bound from L2: the panel, ≤ 16·K values, stays in L2 while every
 // row block of x passes over it):
 //   AVX-512: 12 rows × 32 outputs (two panels), 24 zmm accumulators, x broadcast from memory;
-//   AVX2 + FMA: 6 rows × 16 outputs, 12 ymm accumulators; otherwise scalar fmas.
+//   AVX2 + FMA: 6 rows × 16 outputs, 12 ymm accumulators; otherwise scalar fmas;
+//   bf16 on AMX (where the CPU has AMX-BF16 and K % 32 == 0): 32 rows × 32 outputs in four tiles,
+//   5–7× the AVX512-BF16 kernel at 16–64 rows on a Xeon with AMX (see the AMX section below).
 // Threads take contiguous runs of panel pairs, so each streams its part of W once per call.
 //
 // Batch invariance: y[m, n] is one accumulator lane, the same sequence of roundings over k in
-// order, then + bias — whatever M, the row's place in the call, the tile, the ISA path or the thread
-// count. A sequence's logits therefore do not depend on which other sequences share its decode step
+// order, then + bias — whatever M, the row's place in the call, the tile, the vector ISA path or the
+// thread count (the AMX path sums each 32-k chunk in the tile unit's order: batch and thread
+// invariant too, equal to the vector paths up to fp32 rounding). A sequence's logits therefore do not depend on which other sequences share its decode step
 // (continuous batching and prefix sharing give the same tokens as one sequence alone).
 // No backward: generation runs without gradients; nothing is saved. y is written with "=".
 // Legend: M rows of x, N outputs, K inner dimension, P = ceil(N / 16) panels, Kh = ceil(K / 2).
@@ -29,8 +32,15 @@
 #include <immintrin.h>  // (x86 only: the portable paths need no intrinsics, e.g. on arm64)
 #endif
 #include <omp.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -77,7 +87,7 @@ void packed_pack_bf16(uint16_t* panels, const float* W, int64_t N, int64_t K) {
 
 const char* packed_isa() {
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
-  return "avx512 + avx512_bf16";
+  return packed_amx(-1) ? "avx512 + avx512_bf16 + amx_bf16" : "avx512 + avx512_bf16";
 #elif defined(__AVX512F__)
   return "avx512";
 #elif defined(__AVX2__) && defined(__FMA__)
@@ -313,6 +323,131 @@ void run(float* y, const float* x, const Bf16X* xb, const float* pf, const uint1
   }
 }
 
+
+#if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BF16__)
+#define GPG_PACKED_AMX 1
+// ---- AMX (Intel Sapphire Rapids and later): the bf16 product on the tile unit.
+// TDPBF16PS multiplies a tile A [16 rows, 32 bf16 of k] by a tile B [16 k-pairs, 16 outputs × 2]
+// into C [16 rows, 16 fp32 outputs]; B's layout is exactly a bf16 panel's next 16 k-pairs (64 bytes
+// per k-pair), A's is 16 rows of the rounded x (the k-pairs buffer read as bf16 [M, K]). A block is
+// 32 rows × 32 outputs (tiles 0–3 accumulate C, 4–5 hold A, 6–7 hold B) over all of K, stored once.
+// Used when the CPU has AMX-BF16, Linux grants the tile state (arch_prctl) and K % 32 == 0 (every
+// Qwen/Llama width); x is padded with zero rows to a multiple of 16, so every row takes the same
+// path whatever M: y[m, n] is C's lane (m, n) after the same K/32 tile products in order, + bias,
+// and batch invariance holds as on the vector paths. Each tile product sums its 32 k's in the
+// unit's own order, so AMX and vdpbf16ps results may differ in the last bits (test/native/packed).
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0, reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// -1: not probed yet; 0: unavailable; 1: available.  g_amx_on: the caller's switch (bench/tests).
+std::atomic<int> g_amx_avail{-1};
+std::atomic<bool> g_amx_on{true};
+
+bool amx_available() {
+  int v = g_amx_avail.load();
+  if (v < 0) {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    bool ok = __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((d >> 22) & 1) && ((d >> 24) & 1);  // AMX-BF16, AMX-TILE
+    // Linux ≥ 5.16 hands out the 8 KB tile state per process on request (ARCH_REQ_XCOMP_PERM,
+    // XFEATURE_XTILEDATA); refused (older kernel, seccomp) → the vector path
+    if (ok) ok = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+    const char* env = std::getenv("GPG_RL_AMX");
+    if (env && env[0] == '0') ok = false;
+    v = ok ? 1 : 0;
+    g_amx_avail.store(v);
+  }
+  return v == 1;
+}
+
+// C tiles (rows m … m+16·TM−1, outputs of panels b0 and b1) over all of K: TM ≤ 2 row tiles × TN ≤ 2
+// panels (tiles 0–3 accumulate, 4–5 hold A, 6–7 hold B)
+template <int TM, int TN>
+__attribute__((target("amx-tile,amx-bf16"))) inline void amx_block(const uint16_t* a0, int64_t lda,
+                                                                   const uint16_t* b0, const uint16_t* b1,
+                                                                   int64_t Kc, float* tmp) {
+  _tile_zero(0);
+  if (TN == 2) _tile_zero(1);
+  if (TM == 2) _tile_zero(2);
+  if (TM == 2 && TN == 2) _tile_zero(3);
+  const uint16_t* a1 = a0 + 16 * lda / 2;
+  for (int64_t c = 0; c < Kc; c++) {
+    _tile_loadd(4, a0 + c * 32, lda);
+    _tile_loadd(6, b0 + c * 512, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if (TN == 2) {
+      _tile_loadd(7, b1 + c * 512, 64);
+      _tile_dpbf16ps(1, 4, 7);
+    }
+    if (TM == 2) {
+      _tile_loadd(5, a1 + c * 32, lda);
+      _tile_dpbf16ps(2, 5, 6);
+      if (TN == 2) _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  _tile_stored(0, tmp, 64);
+  if (TN == 2) _tile_stored(1, tmp + 256, 64);
+  if (TM == 2) _tile_stored(2, tmp + 512, 64);
+  if (TM == 2 && TN == 2) _tile_stored(3, tmp + 768, 64);
+}
+
+// y[rows, nr] (+ bias) from a C tile [16, 16] (row stride 16)
+inline void amx_write(float* y, int64_t ldy, const float* t, int rows, const float* bias, int nr) {
+  const __mmask16 mk = static_cast<__mmask16>((1u << nr) - 1u);
+  const __m512 bv = bias ? _mm512_maskz_loadu_ps(mk, bias) : _mm512_setzero_ps();
+  for (int i = 0; i < rows; i++) _mm512_mask_storeu_ps(y + i * ldy, mk, _mm512_add_ps(_mm512_load_ps(t + 16 * i), bv));
+}
+
+// x: bf16 [Mp, K] (Mp = M rounded up to 16, zero rows after M), panels bf16; K % 32 == 0
+__attribute__((target("amx-tile,amx-bf16"))) void amx_run(float* y, const uint16_t* x, const uint16_t* pb,
+                                                          const float* bias, int64_t M, int64_t N, int64_t K) {
+  const int64_t P = packed_panels(N), G = (P + 1) / 2, Mp = (M + 15) / 16 * 16, Kc = K / 32, ps = K * PNR;
+  const int64_t lda = K * 2;  // bytes per row of x
+#pragma omp parallel
+  {
+    TileConfig cfg;
+    for (int t = 0; t < 8; t++) {
+      cfg.rows[t] = 16;
+      cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+    alignas(64) float tmp[4 * 256];
+    // blocks of 32 rows × 2 panels; a thread's panel pair (≤ 2·16·K bf16) stays in L2 while the
+    // row blocks pass over it
+#pragma omp for schedule(static)
+    for (int64_t g = 0; g < G; g++) {
+      const int64_t p = 2 * g, n0 = p * PNR;
+      const bool two_n = p + 1 < P;
+      const uint16_t* b0 = pb + p * ps;
+      const uint16_t* b1 = b0 + ps;
+      const float* bb = bias ? bias + n0 : nullptr;
+      const int nr0 = static_cast<int>(std::min<int64_t>(PNR, N - n0));
+      const int nr1 = two_n ? static_cast<int>(std::min<int64_t>(PNR, N - n0 - PNR)) : 0;
+      for (int64_t m = 0; m < Mp; m += 32) {
+        const bool two_m = m + 16 < Mp;
+        const uint16_t* a0 = x + m * K;
+        if (two_m && two_n)
+          amx_block<2, 2>(a0, lda, b0, b1, Kc, tmp);
+        else if (two_m)
+          amx_block<2, 1>(a0, lda, b0, b1, Kc, tmp);
+        else if (two_n)
+          amx_block<1, 2>(a0, lda, b0, b1, Kc, tmp);
+        else
+          amx_block<1, 1>(a0, lda, b0, b1, Kc, tmp);
+        for (int h = 0; h < (two_m ? 2 : 1); h++) {
+          const int rows = static_cast<int>(std::min<int64_t>(16, M - m - 16 * h));
+          float* yr = y + (m + 16 * h) * N + n0;
+          amx_write(yr, N, tmp + 512 * h, rows, bb, nr0);
+          if (two_n) amx_write(yr + PNR, N, tmp + 512 * h + 256, rows, bb ? bb + PNR : nullptr, nr1);
+        }
+      }
+    }
+    _tile_release();
+  }
+}
+#endif
 }  // namespace
 
 void packed_gemm(float* y, const float* x, const float* panels, const float* bias, int64_t M, int64_t N, int64_t K) {
@@ -323,7 +458,12 @@ void packed_gemm(float* y, const float* x, const uint16_t* panels, const float* 
   // x rounded to bf16 once per call, in the form this build's kernel reads: k-pairs (vdpbf16ps)
   // or the rounded values widened back to fp32 (the fma paths)
   const int64_t Kh = (K + 1) / 2;
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#if defined(GPG_PACKED_AMX)
+  // the AMX path reads 16 rows at a time: zero rows pad x to a multiple of 16
+  const bool amx = K % 32 == 0 && g_amx_on.load() && amx_available();
+  std::vector<uint32_t> pairs(static_cast<size_t>((amx ? (M + 15) / 16 * 16 : M) * Kh));
+  std::vector<float> wide;
+#elif defined(__AVX512F__) && defined(__AVX512BF16__)
   std::vector<uint32_t> pairs(static_cast<size_t>(M * Kh));
   std::vector<float> wide;
 #else
@@ -343,8 +483,24 @@ void packed_gemm(float* y, const float* x, const uint16_t* panels, const float* 
         wide[m * 2 * Kh + 2 * kk + 1] = bf16_to_f32(hi);
       }
     }
+#if defined(GPG_PACKED_AMX)
+  if (amx) {
+    amx_run(y, reinterpret_cast<const uint16_t*>(pairs.data()), panels, bias, M, N, K);
+    return;
+  }
+#endif
   const Bf16X xb{pairs.data(), wide.data()};
   run(y, x, &xb, nullptr, panels, bias, M, N, K);
+}
+
+bool packed_amx(int mode) {
+#if defined(GPG_PACKED_AMX)
+  if (mode >= 0) g_amx_on.store(mode == 1);
+  return g_amx_on.load() && amx_available();
+#else
+  (void)mode;
+  return false;
+#endif
 }
 
 }  // namespace gpg

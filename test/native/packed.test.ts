@@ -4,12 +4,14 @@
  * float64 reference, for row counts that cross the 12- and 6-row micro-tiles, output counts that
  * cross the 16-output panel and its pairs, odd K (bf16 k-pairs padded); batch invariance (a row
  * alone = the same row inside any batch, bit for bit) and thread invariance; the copy follows
- * writes to the weight; no gradient path uses it.
+ * writes to the weight; no gradient path uses it. Where the CPU has AMX-BF16 (K % 32 == 0 takes the
+ * tile path): the same checks across its 16-row tiles and 32-row blocks, and against the vector path.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { gemmInto, linear, setGenerationWeights } from '../../src/tensor/ops/matmul.ts';
+import { benchOp } from '../../src/backend/cpu/addon.ts';
 import {
   assertSameAcrossThreads,
   checkTensor,
@@ -128,4 +130,115 @@ describeEachBackend('packed generation gemm', ['gemm'], (be) => {
     });
     be.releasePackedWeights();
   });
+
+  // The AMX path (native/cpu/packed.cc): bf16 products with K % 32 == 0 on CPUs with AMX-BF16.
+  const amx = be.name === 'cpu' && (benchOp('packed_amx')(-1) as boolean);
+  const amxSkip = amx
+    ? false
+    : be.name !== 'cpu'
+      ? 'AMX is a CPU path'
+      : 'no AMX-BF16 on this CPU (or the OS refused the tile state, or GPG_RL_AMX=0)';
+  test(
+    'AMX (bf16, K % 32 == 0): float64 reference across row tiles and panel pairs, bias, batch and thread invariance',
+    { skip: amxSkip },
+    () => {
+      for (const [M, N, K] of [
+        [1, 16, 32],
+        [15, 40, 64],
+        [16, 33, 96],
+        [17, 50, 32],
+        [33, 16, 128],
+        [70, 72, 96],
+      ] as const) {
+        const r = rng(M * 7 + N * 3 + K);
+        const x = f32(randn(M * K, r));
+        const W = f32(randn(N * K, r));
+        const bias = f32(randn(N, r));
+        tidy(() => {
+          const Wt = Tensor.fromArray(W, [N, K]);
+          const bt = Tensor.fromArray(bias, [N]);
+          const full = Tensor.empty([M, N]);
+          gemmInto(full, Tensor.fromArray(x, [M, K]), Wt, {
+            M,
+            N,
+            K,
+            transB: true,
+            bias: bt,
+            weight: true,
+            packed: 'bfloat16',
+          });
+          const all = full.toArray();
+          const want = ref(Float64Array.from(roundBf16(x)), roundBf16(W), Float64Array.from(bias), M, N, K);
+          checkTensor('packed gemm (AMX)', `y M ${M} N ${N} K ${K}`, all, want, 1e-5);
+          // rows alone and in sub-batches that start inside a 16-row tile or a 32-row block
+          for (const [lo, rows] of [
+            [0, 1],
+            [M - 1, 1],
+            [Math.floor(M / 2), Math.min(17, M - Math.floor(M / 2))],
+          ] as const) {
+            const part = Tensor.empty([rows, N]);
+            const xs = Tensor.fromArray(x.subarray(lo * K, (lo + rows) * K), [rows, K]);
+            gemmInto(part, xs, Wt, { M: rows, N, K, transB: true, bias: bt, weight: true, packed: 'bfloat16' });
+            assert.deepEqual(
+              part.toArray(),
+              all.subarray(lo * N, (lo + rows) * N),
+              `M ${M}: rows ${lo}…${lo + rows - 1}`,
+            );
+          }
+          assertSameAcrossThreads(() => {
+            const y = Tensor.empty([M, N]);
+            gemmInto(y, Tensor.fromArray(x, [M, K]), Wt, {
+              M,
+              N,
+              K,
+              transB: true,
+              bias: bt,
+              weight: true,
+              packed: 'bfloat16',
+            });
+            return Array.from(y.toArray());
+          });
+        });
+        be.releasePackedWeights();
+      }
+    },
+  );
+
+  test(
+    'AMX and the vector path (vdpbf16ps) agree within fp32 rounding of the same bf16 products',
+    { skip: amxSkip },
+    () => {
+      const [M, N, K] = [40, 48, 896];
+      const r = rng(11);
+      const x = f32(randn(M * K, r));
+      const W = f32(randn(N * K, r));
+      const run = () =>
+        tidy(() => {
+          const y = Tensor.empty([M, N]);
+          gemmInto(y, Tensor.fromArray(x, [M, K]), Tensor.fromArray(W, [N, K]), {
+            M,
+            N,
+            K,
+            transB: true,
+            weight: true,
+            packed: 'bfloat16',
+          });
+          return y.toArray();
+        });
+      const onAmx = run();
+      assert.equal(benchOp('packed_amx')(0), false, 'the vector path when AMX is switched off');
+      let onVector: Float32Array;
+      try {
+        onVector = run();
+      } finally {
+        assert.equal(benchOp('packed_amx')(1), true);
+      }
+      // |y| ~ sqrt(K): both sum the same exact bf16 products in fp32, in another order
+      const want = ref(Float64Array.from(roundBf16(x)), roundBf16(W), null, M, N, K);
+      checkTensor('packed gemm (AMX)', 'y', onAmx, want, 1e-5);
+      checkTensor('packed gemm (vector)', 'y', onVector, want, 1e-5);
+      checkTensor('packed gemm', 'AMX vs vector', onAmx, Float64Array.from(onVector), 1e-5);
+      be.releasePackedWeights();
+    },
+  );
 });
