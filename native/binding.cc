@@ -530,6 +530,9 @@ const OpEntry kBench[] = {
      [](const Args& a) {
        return Napi::Boolean::New(a.env(), packed_amx(static_cast<int>(a.integer(0, "mode", -1)))).As<Napi::Value>();
      }},
+    // amx_peak(iters) -> GFLOP/s of register-only bf16 tile products on every thread (0 without AMX)
+    {"amx_peak",
+     [](const Args& a) { return Napi::Number::New(a.env(), amx_peak_gflops(a.integer(0, "iters", 1))).As<Napi::Value>(); }},
     // mem_bandwidth(bytes, reps) -> GB/s, best of reps
     {"mem_bandwidth",
      [](const Args& a) {

@@ -41,6 +41,9 @@ const char* packed_isa();
 // The AMX bf16 path of packed_gemm: mode 1 on (where the CPU and OS allow), 0 off (the vector
 // path), -1 unchanged; returns whether bf16 products now run on AMX. Benchmarks and tests only.
 bool packed_amx(int mode);
+// The tile unit's bf16 peak: every thread runs `iters` × 4 register-only TDPBF16PS; GFLOP/s, 0
+// without AMX. Benchmark only.
+double amx_peak_gflops(int64_t iters);
 void packed_pack_f32(float* panels, const float* W, int64_t N, int64_t K);
 void packed_pack_bf16(uint16_t* panels, const float* W, int64_t N, int64_t K);
 void packed_gemm(float* y, const float* x, const float* panels, const float* bias, int64_t M, int64_t N, int64_t K);

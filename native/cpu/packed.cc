@@ -40,6 +40,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cmath>
 #include <cstring>
@@ -342,6 +343,18 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
+// every tile 16 rows × 64 bytes. A constant in memory: _tile_loadconfig's asm names only the first 8
+// bytes of its operand, so a config built on the stack could lose its other stores to the optimizer
+constexpr TileConfig tiles16x64() {
+  TileConfig c;
+  for (int t = 0; t < 8; t++) {
+    c.rows[t] = 16;
+    c.colsb[t] = 64;
+  }
+  return c;
+}
+alignas(64) constexpr TileConfig kTiles = tiles16x64();
+
 // -1: not probed yet; 0: unavailable; 1: available.  g_amx_on: the caller's switch (bench/tests).
 std::atomic<int> g_amx_avail{-1};
 std::atomic<bool> g_amx_on{true};
@@ -407,12 +420,7 @@ __attribute__((target("amx-tile,amx-bf16"))) void amx_run(float* y, const uint16
   const int64_t lda = K * 2;  // bytes per row of x
 #pragma omp parallel
   {
-    TileConfig cfg;
-    for (int t = 0; t < 8; t++) {
-      cfg.rows[t] = 16;
-      cfg.colsb[t] = 64;
-    }
-    _tile_loadconfig(&cfg);
+    _tile_loadconfig(&kTiles);
     alignas(64) float tmp[4 * 256];
     // blocks of 32 rows × 2 panels; a thread's panel pair (≤ 2·16·K bf16) stays in L2 while the
     // row blocks pass over it
@@ -491,6 +499,45 @@ void packed_gemm(float* y, const float* x, const uint16_t* panels, const float* 
 #endif
   const Bf16X xb{pairs.data(), wide.data()};
   run(y, x, &xb, nullptr, panels, bias, M, N, K);
+}
+
+#if defined(GPG_PACKED_AMX)
+namespace {
+__attribute__((target("amx-tile,amx-bf16"))) double amx_peak_run(int64_t iters) {
+  const auto t0 = std::chrono::steady_clock::now();
+  int threads = 1;
+#pragma omp parallel
+  {
+#pragma omp single
+    threads = omp_get_num_threads();
+    _tile_loadconfig(&kTiles);
+    _tile_zero(4);
+    _tile_zero(5);
+    _tile_zero(6);
+    _tile_zero(7);
+    for (int64_t i = 0; i < iters; i++) {
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_release();
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // one TDPBF16PS: 16 × 16 outputs × 32 products, 2 FLOPs each
+  return static_cast<double>(threads) * static_cast<double>(iters) * 4 * 16 * 16 * 32 * 2 / s / 1e9;
+}
+}  // namespace
+#endif
+
+double amx_peak_gflops(int64_t iters) {
+#if defined(GPG_PACKED_AMX)
+  if (!amx_available()) return 0;
+  return amx_peak_run(iters);
+#else
+  (void)iters;
+  return 0;
+#endif
 }
 
 bool packed_amx(int mode) {

@@ -367,6 +367,8 @@ export interface AdapterInfo {
 export interface BackendBenchmarks {
   /** Register-only FMA loop over every thread: the fp32 peak in GFLOP/s. */
   fmaPeakGflops(iterations: number): number;
+  /** The bf16 matrix unit's peak (AMX tiles: register-only TDPBF16PS on every thread) in GFLOP/s; null without one. */
+  matrixBf16PeakGflops?(iterations: number): number | null;
   /** Stream-read bandwidth over a buffer of `bytes`, best of `reps`, in GB/s. */
   memoryBandwidthGBs(bytes: number, reps: number): number;
   /** The build loaded (e.g. the instruction-set level and why) and the kernels' instruction set. */

@@ -7,7 +7,8 @@
  * (forward + backward of the GPG loss, no optimizer step, on B 2 × T 512 for vocabularies above
  * 100k, else B 4 × T 256), train_lora_tokens_per_s, mfu; decode_tokens_per_s {"16", "64", "256"}
  * (prompt 128, +256 new tokens, groups of G = 8 identical prompts, prefill included, generated
- * tokens counted), decode_bound_tokens_per_s / decode_bf16_bound_tokens_per_s (min of weight
+ * tokens counted; generation weights as `generation_dtype: auto` picks them, decode_weights_dtype),
+ * amx_peak_gflops (null without AMX), decode_bound_tokens_per_s / decode_bf16_bound_tokens_per_s (min of weight
  * streaming and FLOPs at peak, fp32 / bf16) and their decode_fraction_of_*; step_peak_rss_gb (VmHWM of
  * a fresh process running one full GPG step, perf/step.ts); torch_* (torch_reference.py where
  * /usr/bin/python3 has torch); hf_* / llamacpp_* and their *_ratio_vs_* (perf/anchors.ts).
@@ -24,7 +25,7 @@ import { CausalLM } from '../model/decoder.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { applyLora } from '../model/lora.ts';
 import { NativeOpError } from '../errors.ts';
-import { generate } from '../generate/generate.ts';
+import { generate, resolveGenerationDtype, type GenerationDtype } from '../generate/generate.ts';
 import { Rng } from '../data/rng.ts';
 import { BenchError, benchWeights, ensureAnchorFolder, readShape, type AnchorFolder } from './fixtures.ts';
 import { checkAnchors, ensureGguf, hfDecode, hfTrain, llamaDecode, referenceEnv } from './anchors.ts';
@@ -175,7 +176,14 @@ export function decodeTokensPerS(
   B: number,
   P: number,
   N: number,
-  opts: { G?: number; reps?: number; budgetS?: number; warmup?: 'full' | 'short' } = {},
+  opts: {
+    G?: number;
+    reps?: number;
+    budgetS?: number;
+    warmup?: 'full' | 'short';
+    /** The generation weights' dtype (default float32, as generate()'s). */
+    weightsDtype?: GenerationDtype;
+  } = {},
 ): number {
   const G = opts.G ?? 1;
   if (!Number.isInteger(B / G)) throw new BenchError(`decode batch ${B} is not a multiple of the group size ${G}`);
@@ -186,7 +194,13 @@ export function decodeTokensPerS(
   let tokens = 0;
   const run = (n: number) =>
     noGrad(() => {
-      const g = generate(model, prompts, { maxNewTokens: n, temperature: 1, eosTokenIds: [], rng: r });
+      const g = generate(model, prompts, {
+        maxNewTokens: n,
+        temperature: 1,
+        eosTokenIds: [],
+        rng: r,
+        weightsDtype: opts.weightsDtype,
+      });
       tokens = g.tokens.reduce((s, t) => s + t.length, 0);
     });
   if (opts.warmup === 'short') run(2);
@@ -350,6 +364,10 @@ export async function runBench(log: (s: string) => void = () => {}, opts: BenchO
     decode: round(gdec / peak, 3),
   };
   out.gemm_gflops_nn = { 1024: round(n1024), 2048: round(n2048) };
+  // the bf16 matrix unit where the CPU has one (AMX): the compute limit of bf16 products there
+  const amxPeaks = [0, 1, 2].map(() => benchmarks().matrixBf16PeakGflops?.(2e6) ?? null);
+  const amxPeak = amxPeaks[0] === null ? null : median(amxPeaks as number[]);
+  out.amx_peak_gflops = amxPeak === null ? null : round(amxPeak);
 
   // first, while this process holds no model: the child's memory limit comes from MemAvailable
   if (opts.skipStep) {
@@ -406,23 +424,27 @@ export async function runBench(log: (s: string) => void = () => {}, opts: BenchO
   const { prompt: P, new: N, group: G } = DECODE;
   out.decode_setting = { prompt: P, new_tokens: N, group: G, batches, sampling: 'temperature 1, full vocabulary' };
   const dec: Record<string, number> = {};
+  // the generation weights as a training run has them (generation_dtype: auto)
+  const decDtype = resolveGenerationDtype('auto', params, defaultBackend());
+  out.decode_weights_dtype = decDtype;
   for (const b of batches) {
     log(
       `decode: batch ${b} (${b / G} prompts × G ${G}), prompt ${P}, ${N} new tokens (sampling, prefill included) ...`,
     );
-    dec[String(b)] = decodeTokensPerS(model, b, P, N, { G, warmup: 'short' });
+    dec[String(b)] = decodeTokensPerS(model, b, P, N, { G, warmup: 'short', weightsDtype: decDtype });
   }
   out.decode_tokens_per_s = byBatch(batches, (b) => round(dec[String(b)]!));
   const bw = benchmarks().memoryBandwidthGBs(512 << 20, 5);
   out.mem_bandwidth_gbs = round(bw, 1);
   // the bound of a decode step: its weights streamed once (b tokens per step) or its FLOPs at the
   // machine's peak, whichever is slower; fp32 weights at the measured fp32 FMA peak, and bf16
-  // weights at twice it where the CPU has avx512_bf16 (vdpbf16ps: two bf16 products per fp32 lane)
+  // weights at twice it where the CPU has avx512_bf16 (vdpbf16ps: two bf16 products per fp32 lane),
+  // or at the AMX peak where that is higher
   const flops = decodeFlopsPerToken(model.cfg, P + N / 2);
   out.decode_flops_per_token = Math.round(flops);
   const bound = (b: number, bytesPerParam: number, gflops: number) =>
     Math.min((b * bw * 1e9) / (params * bytesPerParam), (gflops * 1e9) / flops);
-  const bf16Peak = cpu.avx512_bf16 ? 2 * peak : peak;
+  const bf16Peak = Math.max(cpu.avx512_bf16 ? 2 * peak : peak, amxPeak ?? 0);
   out.decode_bound_tokens_per_s = byBatch(batches, (b) => round(bound(b, 4, peak)));
   out.decode_fraction_of_bound = byBatch(batches, (b) => round(dec[String(b)]! / bound(b, 4, peak), 3));
   out.decode_bf16_bound_tokens_per_s = byBatch(batches, (b) => round(bound(b, 2, bf16Peak)));

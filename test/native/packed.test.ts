@@ -227,7 +227,7 @@ describeEachBackend('packed generation gemm', ['gemm'], (be) => {
         });
       const onAmx = run();
       assert.equal(benchOp('packed_amx')(0), false, 'the vector path when AMX is switched off');
-      let onVector: Float32Array;
+      let onVector: ArrayLike<number>;
       try {
         onVector = run();
       } finally {

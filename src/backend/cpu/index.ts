@@ -56,6 +56,7 @@ export class CpuBackend implements Backend {
   /** native/bench/peak.cc: outside the production op table. */
   readonly benchmarks: BackendBenchmarks = {
     fmaPeakGflops: (iterations) => (benchOp('fma_peak')(iterations) as { gflops: number }).gflops,
+    matrixBf16PeakGflops: (iterations) => (benchOp('amx_peak')(iterations) as number) || null,
     memoryBandwidthGBs: (bytes, reps) => benchOp('mem_bandwidth')(bytes, reps) as number,
     build: () => ({ name: nativeBuild.name, reason: nativeBuild.reason, kernels: benchOp('kernel_isa')() as string }),
   };
