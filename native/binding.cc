@@ -532,7 +532,9 @@ const OpEntry kBench[] = {
      }},
     // amx_peak(iters) -> GFLOP/s of register-only bf16 tile products on every thread (0 without AMX)
     {"amx_peak",
-     [](const Args& a) { return Napi::Number::New(a.env(), amx_peak_gflops(a.integer(0, "iters", 1))).As<Napi::Value>(); }},
+     [](const Args& a) {
+       return Napi::Number::New(a.env(), amx_peak_gflops(a.integer(0, "iters", 1))).As<Napi::Value>();
+     }},
     // mem_bandwidth(bytes, reps) -> GB/s, best of reps
     {"mem_bandwidth",
      [](const Args& a) {

@@ -22,10 +22,11 @@
 // Threads take contiguous runs of panel pairs, so each streams its part of W once per call.
 //
 // Batch invariance: y[m, n] is one accumulator lane, the same sequence of roundings over k in
-// order, then + bias — whatever M, the row's place in the call, the tile, the vector ISA path or the
-// thread count (the AMX path sums each 32-k chunk in the tile unit's order: batch and thread
-// invariant too, equal to the vector paths up to fp32 rounding). A sequence's logits therefore do not depend on which other sequences share its decode step
-// (continuous batching and prefix sharing give the same tokens as one sequence alone).
+// order, then + bias — whatever M, the row's place in the call, the tile, the vector ISA path or
+// the thread count (the AMX path sums each 32-k chunk in the tile unit's order: batch and thread
+// invariant too, equal to the vector paths up to fp32 rounding). A sequence's logits therefore do
+// not depend on which other sequences share its decode step (continuous batching and prefix
+// sharing give the same tokens as one sequence alone).
 // No backward: generation runs without gradients; nothing is saved. y is written with "=".
 // Legend: M rows of x, N outputs, K inner dimension, P = ceil(N / 16) panels, Kh = ceil(K / 2).
 #if defined(__x86_64__) || defined(__i386__)
@@ -324,7 +325,6 @@ void run(float* y, const float* x, const Bf16X* xb, const float* pf, const uint1
   }
 }
 
-
 #if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BF16__)
 #define GPG_PACKED_AMX 1
 // ---- AMX (Intel Sapphire Rapids and later): the bf16 product on the tile unit.
@@ -378,9 +378,8 @@ bool amx_available() {
 // C tiles (rows m … m+16·TM−1, outputs of panels b0 and b1) over all of K: TM ≤ 2 row tiles × TN ≤ 2
 // panels (tiles 0–3 accumulate, 4–5 hold A, 6–7 hold B)
 template <int TM, int TN>
-__attribute__((target("amx-tile,amx-bf16"))) inline void amx_block(const uint16_t* a0, int64_t lda,
-                                                                   const uint16_t* b0, const uint16_t* b1,
-                                                                   int64_t Kc, float* tmp) {
+__attribute__((target("amx-tile,amx-bf16"))) inline void amx_block(const uint16_t* a0, int64_t lda, const uint16_t* b0,
+                                                                   const uint16_t* b1, int64_t Kc, float* tmp) {
   _tile_zero(0);
   if (TN == 2) _tile_zero(1);
   if (TM == 2) _tile_zero(2);
