@@ -102,6 +102,28 @@ describeEachBackend('packed generation gemm', ['gemm'], (be) => {
       });
   });
 
+  test('a bf16 weight (frozen LoRA base) gets a packed copy equal, bit for bit, to its fp32 widening', () => {
+    const r = rng(13);
+    const [M, N, K] = [9, 40, 64];
+    const x = f32(randn(M * K, r));
+    const W = roundBf16(f32(randn(N * K, r)));
+    for (const dtype of ['float32', 'bfloat16'] as const)
+      tidy(() => {
+        const xt = Tensor.fromArray(x, [M, K]);
+        const run = (w: Tensor) => {
+          const y = Tensor.empty([M, N]);
+          gemmInto(y, xt, w, { M, N, K, transB: true, weight: true, packed: dtype });
+          return y.toArray();
+        };
+        const wide = run(Tensor.fromArray(W, [N, K]));
+        const bf = Tensor.fromArray(W, [N, K], 'bfloat16');
+        assert.equal(bf.dtype, 'bfloat16');
+        assert.deepEqual(run(bf), wide, `${dtype} panels from a bf16 weight`);
+        assert.deepEqual(run(bf), wide, `${dtype}: the kept copy, second use`);
+        be.releasePackedWeights();
+      });
+  });
+
   test('the packed copy follows writes to the weight; linear under setGenerationWeights only without gradient', () => {
     const r = rng(9);
     const K = 20,

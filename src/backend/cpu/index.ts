@@ -11,7 +11,8 @@
  *  - an fp32 product with a bf16 operand (a frozen bf16 LoRA base) widens that operand for the
  *    one product;
  *  - generation products (GemmArgs.packed) read a copy of the weight packed for `packed_gemm`
- *    (panels of 16 outputs, fp32 or bf16), kept the same way until releasePackedWeights().
+ *    (panels of 16 outputs, fp32 or bf16), kept the same way until releasePackedWeights(); a bf16
+ *    weight (frozen LoRA base) is packed from its exact fp32 widening, not widened per product.
  */
 import { DTYPE_CODE, benchOp, native, nativeBuild, op, type NativeStorage } from './addon.ts';
 import type {
@@ -221,6 +222,12 @@ export class CpuBackend implements Backend {
       }
       return;
     }
+    if (A.dtype === 'float32' && B.dtype === 'bfloat16' && this.packedProduct(o)) {
+      // a generation product on a bf16 weight (a frozen bf16 LoRA base): its packed copy, made
+      // once per weight version, instead of widening the whole weight at every decode step
+      this.gemmRaw(C, A, B, o);
+      return;
+    }
     if (A.dtype === 'bfloat16' || B.dtype === 'bfloat16') {
       // an fp32 product with a bf16 operand (frozen bf16 weights, e.g. a LoRA base): widened to
       // fp32 one operand at a time, so only one weight's fp32 scratch exists at once (widening
@@ -261,18 +268,9 @@ export class CpuBackend implements Backend {
     // Generation: the weight's packed copy and the batch-invariant decode kernel.
     if (
       o.packed &&
-      o.bIsWeight &&
-      o.transB &&
-      !o.transA &&
-      batch === 1 &&
-      batchB === 1 &&
-      (o.alpha ?? 1) === 1 &&
-      (o.beta ?? 0) === 0 &&
-      !o.aOff &&
-      !o.bOff &&
-      !o.cOff &&
+      this.packedProduct(o) &&
       A.dtype === 'float32' &&
-      B.dtype === 'float32'
+      (B.dtype === 'float32' || B.dtype === 'bfloat16')
     ) {
       op('packed_gemm')(
         s(C),
@@ -309,6 +307,23 @@ export class CpuBackend implements Backend {
     );
   }
 
+  /** A generation product (GemmArgs.packed) of the form packed_gemm computes: y = x·Wᵀ (+ bias), whole buffers. */
+  private packedProduct(o: GemmArgs): boolean {
+    return (
+      !!o.packed &&
+      !!o.bIsWeight &&
+      !!o.transB &&
+      !o.transA &&
+      (o.batch ?? 1) === 1 &&
+      (o.batchB ?? 1) === 1 &&
+      (o.alpha ?? 1) === 1 &&
+      (o.beta ?? 0) === 0 &&
+      !o.aOff &&
+      !o.bOff &&
+      !o.cOff
+    );
+  }
+
   /** The packed generation copy of a weight [N, K], repacked only after the weight was written. */
   private weightPacked(w: CpuBuffer, dtype: DType, N: number, K: number): CpuBuffer {
     if (w.packed && w.packed.version === w.version && w.packed.dtype === dtype && !w.packed.copy.freed)
@@ -317,7 +332,13 @@ export class CpuBackend implements Backend {
     // bf16 panels: K padded to even (k-pairs, native/cpu/packed.cc)
     const numel = Math.ceil(N / 16) * 16 * (dtype === 'bfloat16' ? 2 * Math.ceil(K / 2) : K);
     const copy = this.allocate(dtype, numel) as CpuBuffer;
-    op(dtype === 'bfloat16' ? 'packed_pack_bf16' : 'packed_pack_f32')(copy.storage, w.storage, N, K);
+    // a bf16 weight (frozen LoRA base) is packed from its exact fp32 widening, one weight at a time
+    const src = w.dtype === 'bfloat16' ? (this.convertRegion(w, 0, N * K, 'float32') as CpuBuffer) : w;
+    try {
+      op(dtype === 'bfloat16' ? 'packed_pack_bf16' : 'packed_pack_f32')(copy.storage, src.storage, N, K);
+    } finally {
+      if (src !== w) this.free(src);
+    }
     w.packed = { version: w.version, dtype, copy };
     this.packedOwners.add(w);
     return copy;
