@@ -14,6 +14,7 @@ import { Rng } from '../../src/data/rng.ts';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { noGrad } from '../../src/tensor/tape.ts';
 import { packBatch } from '../../src/train/batch.ts';
+import { applyLora } from '../../src/model/lora.ts';
 
 const init = initModel(
   {
@@ -90,4 +91,39 @@ test('stop strings and eos end a sequence (the stop text and eos are kept)', () 
   assert.deepEqual(e.tokens[0], free.tokens[0]!.slice(0, free.tokens[0]!.indexOf(eosId) + 1));
   assert.ok(e.finished[0]);
   assert.ok(!free.finished[0]);
+});
+
+test('with LoRA adapters on a bf16 base (generation reads packed copies of W and A): log-probs equal teacher-forced scoring, a batch equals prompts one at a time', () => {
+  const m = CausalLM.fromHost(init.cfg, init.tensors);
+  const lora = applyLora(m, { r: 4, alpha: 8, baseDtype: 'bfloat16', seed: 5 });
+  try {
+    // B = 0 at init makes the adapter a no-op: give it values so both of its products count
+    for (const { B } of lora.pairs.values())
+      B.write(Float32Array.from({ length: B.size }, (_, i) => Math.sin(i) * 0.05));
+    for (const weightsDtype of ['float32', 'bfloat16'] as const) {
+      const T = 0.8;
+      const g = generate(m, prompts, { ...base, temperature: T, rng: new Rng(4), weightsDtype });
+      const packed = packBatch(prompts, g.tokens, tok.padTokenId!);
+      const values = noGrad(() =>
+        tidy(() => m.tokenLogps(packed, { temperature: T, select: packed.m }).logps.toFloat32()),
+      );
+      const flat = g.logps.flat();
+      let worst = 0;
+      for (let i = 0; i < flat.length; i++) worst = Math.max(worst, Math.abs(values[i]! - flat[i]!));
+      // bf16 generation rounds x and the weight copies to bf16; scoring runs in fp32
+      assert.ok(
+        worst < (weightsDtype === 'float32' ? 1e-4 : 0.05),
+        `${weightsDtype}: max |sampling − teacher-forced| = ${worst}`,
+      );
+      const greedy = generate(m, prompts, { ...base, greedy: true, weightsDtype });
+      for (let i = 0; i < prompts.length; i++)
+        assert.deepEqual(
+          generate(m, [prompts[i]!], { ...base, greedy: true, weightsDtype }).tokens[0],
+          greedy.tokens[i],
+        );
+    }
+  } finally {
+    lora.dispose();
+    m.dispose();
+  }
 });

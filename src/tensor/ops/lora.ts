@@ -11,12 +11,14 @@
  * Backward, with du = scale · dy B [M, r]:
  *   dB = scale · dyᵀ u        dA = duᵀ drop(x)        dx = dy W + drop'(du A)
  * and, only for a W / b that require grad (a frozen base never does): dW = dyᵀ x, db = Σ dy.
- * The frozen W may be bfloat16 (the backend widens it per product).
+ * The frozen W may be bfloat16 (the backend widens it per product). Inside generation (no
+ * gradient, setGenerationWeights) W and A are read through their packed generation copies, as
+ * `linear` reads its weight.
  */
 import { Tensor, shapeStr } from '../tensor.ts';
 import { needsGrad, record } from '../tape.ts';
 import * as check from '../check.ts';
-import { frozenIfBf16, gemmInto, isAutocast, toBf16 } from './matmul.ts';
+import { frozenIfBf16, gemmInto, generationWeightsDtype, isAutocast, toBf16 } from './matmul.ts';
 import { checkDropout } from './dropout.ts';
 
 export interface LoraArgs {
@@ -63,10 +65,13 @@ export function loraLinear(x: Tensor, W: Tensor, b: Tensor | null, A: Tensor, B:
   };
 
   const y = Tensor.empty([...x.shape.slice(0, -1), N], 'float32', false, be);
-  gemmInto(y, x, W, { M, N, K, transB: true, bias: b, bf16: cast, weight: true }); // y = x Wᵀ + b
+  // inside generation (no gradient): W and A through their packed generation copies, as `linear`
+  const gen = needsGrad(x, W, b, A, B) ? null : generationWeightsDtype();
+  const prod = gen ? { packed: gen } : { bf16: cast };
+  gemmInto(y, x, W, { M, N, K, transB: true, bias: b, weight: true, ...prod }); // y = x Wᵀ + b
   const u = Tensor.empty([M, r], 'float32', false, be);
   const xd = dropped();
-  gemmInto(u, xd, A, { M, N: r, K, transB: true, bf16: cast, weight: true }); // u = drop(x) Aᵀ
+  gemmInto(u, xd, A, { M, N: r, K, transB: true, weight: true, ...prod }); // u = drop(x) Aᵀ
   if (xd !== x) xd.dispose();
   gemmInto(y, u, B, { M, N, K: r, transB: true, alpha: o.scale, beta: 1, bf16: cast, weight: true }); // y += s·u Bᵀ
   if (!needsGrad(x, W, b, A, B)) {

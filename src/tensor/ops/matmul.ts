@@ -32,6 +32,11 @@ export function setGenerationWeights(dtype: GenerationDtype | null): GenerationD
   return prev;
 }
 
+/** The generation weights' dtype now (setGenerationWeights), null outside generation. */
+export function generationWeightsDtype(): GenerationDtype | null {
+  return generationWeights;
+}
+
 /** A bf16 copy of t (an operand used by several products is cast once). */
 export function toBf16(t: Tensor): Tensor {
   const out = Tensor.empty(t.shape, 'bfloat16', false, t.backend);
