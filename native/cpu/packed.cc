@@ -18,7 +18,7 @@
 //   AVX-512: 12 rows × 32 outputs (two panels), 24 zmm accumulators, x broadcast from memory;
 //   AVX2 + FMA: 6 rows × 16 outputs, 12 ymm accumulators; otherwise scalar fmas;
 //   bf16 on AMX (where the CPU has AMX-BF16 and K % 32 == 0): 32 rows × 32 outputs in four tiles,
-//   5–7× the AVX512-BF16 kernel at 16–64 rows on a Xeon with AMX (see the AMX section below).
+//   2–7× the AVX512-BF16 kernel at 16–64 rows on a 2-vCPU Xeon with AMX (AMX section below).
 // Threads take contiguous runs of panel pairs, so each streams its part of W once per call.
 //
 // Batch invariance: y[m, n] is one accumulator lane, the same sequence of roundings over k in
