@@ -202,6 +202,21 @@ export class CpuBackend implements Backend {
     touch(C);
     const batch = o.batch ?? 1;
     const batchB = o.batchB ?? 1;
+    // Generation: the weight's packed copy (fp32 or bf16 weight; a bf16 one, a frozen LoRA base, is
+    // packed once per weight version instead of widened at every decode step) and the
+    // batch-invariant decode kernel.
+    if (o.packed && !o.bf16 && this.packedProduct(o) && A.dtype === 'float32' && B.dtype !== 'int32') {
+      op('packed_gemm')(
+        s(C),
+        s(A),
+        this.weightPacked(B as CpuBuffer, o.packed, o.N, o.K).storage,
+        s(o.bias),
+        o.M,
+        o.N,
+        o.K,
+      );
+      return;
+    }
     if (o.bf16) {
       // autocast: bf16 operands (a weight's copy kept until the weight is written), fp32 C
       const a = A.dtype === 'bfloat16' ? A : this.convertRegion(A, o.aOff ?? 0, batch * o.M * o.K, 'bfloat16');
@@ -220,12 +235,6 @@ export class CpuBackend implements Backend {
         if (a !== A) this.free(a);
         if (b !== B && b !== (B as CpuBuffer).bf16?.copy) this.free(b);
       }
-      return;
-    }
-    if (A.dtype === 'float32' && B.dtype === 'bfloat16' && this.packedProduct(o)) {
-      // a generation product on a bf16 weight (a frozen bf16 LoRA base): its packed copy, made
-      // once per weight version, instead of widening the whole weight at every decode step
-      this.gemmRaw(C, A, B, o);
       return;
     }
     if (A.dtype === 'bfloat16' || B.dtype === 'bfloat16') {
@@ -265,25 +274,7 @@ export class CpuBackend implements Backend {
   private gemmRaw(C: DeviceBuffer, A: DeviceBuffer, B: DeviceBuffer, o: GemmArgs): void {
     const batch = o.batch ?? 1;
     const batchB = o.batchB ?? 1;
-    // Generation: the weight's packed copy and the batch-invariant decode kernel.
-    if (
-      o.packed &&
-      this.packedProduct(o) &&
-      A.dtype === 'float32' &&
-      (B.dtype === 'float32' || B.dtype === 'bfloat16')
-    ) {
-      op('packed_gemm')(
-        s(C),
-        s(A),
-        this.weightPacked(B as CpuBuffer, o.packed, o.N, o.K).storage,
-        s(o.bias),
-        o.M,
-        o.N,
-        o.K,
-      );
-      return;
-    }
-    // Every other fp32 product goes through the packed GEMM whatever M: it and packed_gemm add each
+    // Every fp32 product other than generation's (gemm) goes through the packed GEMM whatever M: it and packed_gemm add each
     // output over k in order, so a row's numbers do not depend on how many rows share the product
     // (batch invariance, issue 16; the decode-shaped weight-streaming kernel gemv sums along K in
     // lanes and would give other bits for products of ≤ 32 rows: it stays a benchmark kernel).

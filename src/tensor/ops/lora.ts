@@ -66,7 +66,8 @@ export function loraLinear(x: Tensor, W: Tensor, b: Tensor | null, A: Tensor, B:
 
   const y = Tensor.empty([...x.shape.slice(0, -1), N], 'float32', false, be);
   // inside generation (no gradient): W and A through their packed generation copies, as `linear`
-  const gen = needsGrad(x, W, b, A, B) ? null : generationWeightsDtype();
+  const grad = needsGrad(x, W, b, A, B);
+  const gen = grad ? null : generationWeightsDtype();
   const prod = gen ? { packed: gen } : { bf16: cast };
   gemmInto(y, x, W, { M, N, K, transB: true, bias: b, weight: true, ...prod }); // y = x Wᵀ + b
   const u = Tensor.empty([M, r], 'float32', false, be);
@@ -74,7 +75,7 @@ export function loraLinear(x: Tensor, W: Tensor, b: Tensor | null, A: Tensor, B:
   gemmInto(u, xd, A, { M, N: r, K, transB: true, weight: true, ...prod }); // u = drop(x) Aᵀ
   if (xd !== x) xd.dispose();
   gemmInto(y, u, B, { M, N, K: r, transB: true, alpha: o.scale, beta: 1, bf16: cast, weight: true }); // y += s·u Bᵀ
-  if (!needsGrad(x, W, b, A, B)) {
+  if (!grad) {
     u.dispose();
     return y;
   }
