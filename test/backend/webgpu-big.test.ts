@@ -3,9 +3,11 @@
  * 0.5B model's embedding is 545 MB): the limit is lowered here (setBindingLimit, as
  * GPG_RL_WEBGPU_MAX_BINDING_MB does) so small shapes take the split paths — the elementwise ops and
  * AdamW in element ranges, the embedding gather / scatter-add in vocabulary row windows, gemm in
- * blocks (the three LM-head layouts, bias, autocast), copyRows in row ranges — and each equals the
- * CPU backend; an op that does not split refuses in one line naming it, the operand, its size and
- * the limit; a fixture model whose tied embedding is over the limit gives the CPU's log-probs and
+ * blocks (the three LM-head layouts, bias, autocast, batched), copyRows in row ranges, the row
+ * kernels (RMSNorm, RoPE, sumRows, dropout, log-softmax family, KL, sampling) and attention in
+ * pieces of rows or batch items, the paged-KV write in slot windows and paged attention over
+ * gathered blocks — and each equals the CPU backend; a single unit over the limit, or an operand
+ * bound whole, refuses in one line naming the op, the operand, its size and the limit; a fixture model whose tied embedding is over the limit gives the CPU's log-probs and
  * gradients. Skips with one line when no adapter loads.
  */
 import { describe, test, before, after } from 'node:test';
@@ -39,7 +41,7 @@ function data(n: number, seed: number): Float32Array {
 
 /** Runs `f` on both backends with the same float32 inputs (sizes, seeds); returns each backend's outputs. */
 function both(
-  inputs: { n: number; seed: number; dtype?: 'float32' | 'int32' | 'bfloat16'; ints?: Int32Array }[],
+  inputs: { n: number; seed: number; dtype?: 'float32' | 'int32' | 'bfloat16'; ints?: Int32Array | Float32Array }[],
   outs: number[],
   f: (be: Backend, bufs: DeviceBuffer[]) => void,
 ): { cpu: Float32Array[]; gpu: Float32Array[] } {
@@ -61,7 +63,8 @@ function close(got: Float32Array, want: Float32Array, tol: number, what: string)
   assert.equal(got.length, want.length, what);
   let worst = 0;
   for (let i = 0; i < want.length; i++)
-    worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / (1 + Math.abs(want[i]!)));
+    // equal values (the +inf log-sum-exp of a query row with every key masked) are no error
+    if (got[i] !== want[i]) worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / (1 + Math.abs(want[i]!)));
   assert.ok(worst <= tol, `${what}: max error ${worst.toExponential(3)}`);
 }
 
@@ -193,35 +196,264 @@ describe('webgpu: tensors over the binding limit', { skip: gpu ? false : why }, 
     close(r.gpu[0]!, r.cpu[0]!, 0, 'copyRows');
   });
 
-  test('an op that does not split refuses in one line: the op, the operand, its size, the limit', () => {
-    const x = be.allocate('float32', 2000);
-    const out = be.allocate('float32', 1000);
+  test('RMSNorm forward and backward in pieces of rows (windows and, off the alignment, copies) equal the CPU', () => {
+    // C 4: pieces of 192 rows whose windows start aligned; C 40: pieces of 24 rows, through copies
+    for (const [N, C] of [
+      [600, 4],
+      [50, 40],
+    ] as const) {
+      const r = both(
+        [
+          { n: N * C, seed: 41 },
+          { n: C, seed: 42 },
+          { n: N * C, seed: 43 },
+          { n: N * C, seed: 0 },
+          { n: N, seed: 0 },
+          { n: N * C, seed: 0 },
+          { n: C, seed: 44 },
+        ],
+        [3, 4, 5, 6],
+        (b, [x, w, dy, y, rstd, dx, dw]) => {
+          b.rmsnormForward(y!, rstd!, x!, w!, N, C, 1e-6);
+          b.rmsnormBackward(dx!, dw!, dy!, x!, w!, rstd!, N, C);
+        },
+      );
+      ['y', 'rstd', 'dx', 'dw'].forEach((name, k) => close(r.gpu[k]!, r.cpu[k]!, 1e-5, `${name} (C ${C})`));
+    }
+  });
+
+  test('sumRows, dropout and RoPE over the limit equal the CPU', () => {
+    const M = 70,
+      N = 30;
+    const r = both(
+      [
+        { n: M * N, seed: 51 },
+        { n: N, seed: 52 },
+      ],
+      [1],
+      (b, [x, out]) => b.sumRows(out!, x!, M, N, 0.5),
+    );
+    close(r.gpu[0]!, r.cpu[0]!, 1e-5, 'sumRows');
+    const n = 5000;
+    const d = both(
+      [
+        { n, seed: 53 },
+        { n, seed: 0 },
+        { n, seed: 54 },
+      ],
+      [1, 2],
+      (b, [x, out, dx]) => {
+        b.dropoutForward(out!, x!, n, 0.3, 2 ** 40 + 7);
+        b.dropoutBackward(dx!, x!, n, 0.3, 2 ** 40 + 7);
+      },
+    );
+    close(d.gpu[0]!, d.cpu[0]!, 0, 'dropout forward');
+    close(d.gpu[1]!, d.cpu[1]!, 0, 'dropout backward');
+    const B = 2,
+      T = 30,
+      H = 4,
+      D = 8;
+    const pos = Int32Array.from({ length: B * T }, (_, i) => (i * 7) % 50);
+    const e = both(
+      [
+        { n: B * T * H * D, seed: 55 },
+        { n: B * T, seed: 0, dtype: 'int32', ints: pos },
+        { n: B * T * H * D, seed: 0 },
+        { n: B * T * H * D, seed: 0 },
+      ],
+      [2, 3],
+      (b, [x, p, y, dx]) => {
+        b.ropeForward(y!, x!, p!, B, T, H, D, 10000);
+        b.ropeBackward(dx!, x!, p!, B, T, H, D, 10000);
+      },
+    );
+    close(e.gpu[0]!, e.cpu[0]!, 1e-6, 'rope forward');
+    close(e.gpu[1]!, e.cpu[1]!, 1e-6, 'rope backward');
+  });
+
+  test('the log-softmax family and KL in pieces of rows (at a row offset, in place or not) equal the CPU', () => {
+    const rows = 7,
+      V = 300,
+      off = 3;
+    const tg = Int32Array.from({ length: off + rows }, (_, i) => (i * 41) % V);
+    const r = both(
+      [
+        { n: rows * V, seed: 61 },
+        { n: off + rows, seed: 0, dtype: 'int32', ints: tg },
+        { n: off + rows, seed: 0 },
+        { n: off + rows, seed: 0 },
+        { n: off + rows, seed: 0 },
+        { n: off + rows, seed: 62 },
+        { n: rows * V, seed: 0 },
+        { n: rows * V, seed: 61 },
+        { n: rows * V, seed: 0 },
+      ],
+      [2, 3, 4, 6, 7, 8],
+      (b, [logits, t, lp, lse, ent, dlp, dl, dlIn, dh]) => {
+        b.logprobsForward(lp!, lse!, ent!, logits!, t!, rows, V, 0.7, off);
+        b.logprobsBackward(dl!, logits!, dlp!, lse!, t!, rows, V, 0.7, off);
+        b.logprobsBackward(dlIn!, dlIn!, dlp!, lse!, t!, rows, V, 0.7, off);
+        b.logprobsEntropyBackward(dh!, logits!, dlp!, lse!, ent!, rows, V, 0.7, off);
+      },
+    );
+    ['lp', 'lse', 'entropy', 'dlogits', 'dlogits in place', 'entropy dlogits'].forEach((name, k) =>
+      close(r.gpu[k]!, r.cpu[k]!, 1e-5, name),
+    );
+    const N = 6;
+    const kl = both(
+      [
+        { n: N * V, seed: 63 },
+        { n: N * V, seed: 64 },
+        { n: N, seed: 0 },
+        { n: N * V, seed: 65 },
+        { n: N * V, seed: 0 },
+        { n: N * V, seed: 65 },
+      ],
+      [2, 4, 5],
+      (b, [pl, ql, out, u, hv, uIn]) => {
+        b.klForward(out!, pl!, ql!, N, V, 1.3);
+        b.klHvp(hv!, pl!, u!, N, V, 1.3);
+        b.klHvp(uIn!, pl!, uIn!, N, V, 1.3);
+      },
+    );
+    ['kl', 'hvp', 'hvp in place'].forEach((name, k) => close(kl.gpu[k]!, kl.cpu[k]!, 1e-5, name));
+  });
+
+  test('attention forward and backward in pieces of batch items equal the CPU', () => {
+    const B = 3,
+      T = 20,
+      H = 4,
+      Hkv = 2,
+      D = 8; // q 640 floats per item: 3 items over a 1024-float binding
+    const mask = Int32Array.from({ length: B * T }, (_, i) => (i % T < 2 && i >= T ? 0 : 1)); // item 1 left-padded
+    const nq = B * T * H * D,
+      nkv = B * T * Hkv * D;
+    const r = both(
+      [
+        { n: nq, seed: 71 },
+        { n: nkv, seed: 72 },
+        { n: nkv, seed: 73 },
+        { n: B * T, seed: 0, dtype: 'int32', ints: mask },
+        { n: nq, seed: 0 },
+        { n: B * H * T, seed: 0 },
+        { n: nq, seed: 74 },
+        { n: nq, seed: 0 },
+        { n: nkv, seed: 0 },
+        { n: nkv, seed: 0 },
+      ],
+      [4, 5, 7, 8, 9],
+      (b, [q, k, v, m, out, lse, dout, dq, dk, dv]) => {
+        b.attentionForward(out!, lse!, q!, k!, v!, m!, B, T, T, T, H, Hkv, D, 0.35);
+        b.attentionBackward(dq!, dk!, dv!, dout!, q!, k!, v!, out!, lse!, m!, B, T, H, Hkv, D, 0.35);
+      },
+    );
+    ['out', 'lse', 'dq', 'dk', 'dv'].forEach((name, k) => close(r.gpu[k]!, r.cpu[k]!, 1e-5, name));
+  });
+
+  test('paged KV write and attention with pools over the limit (slot windows, gathered blocks) equal the CPU', () => {
+    const Hkv = 2,
+      H = 4,
+      D = 8,
+      bs = 4,
+      NB = 40,
+      row = Hkv * D; // pools 2560 floats: 3 bindings
+    const S = NB * bs;
+    const n = 30;
+    // slots spread over the whole pool
+    const slots = Int32Array.from({ length: n }, (_, i) => (i * 53) % S);
+    const ctx = Int32Array.from([9, 14, 3]);
+    const maxBlocks = 4;
+    // row 1 shares row 0's first block; blocks from both ends of the pool
+    const table = Int32Array.from([0, 39, 0, 0, 0, 38, 20, 21, 37, 0, 0, 0]);
+    const Tq = 2;
+    const r = both(
+      [
+        { n: S * row, seed: 81 },
+        { n: S * row, seed: 82 },
+        { n: n * row, seed: 83 },
+        { n: n * row, seed: 84 },
+        { n, seed: 0, dtype: 'int32', ints: slots },
+        { n: 3 * Tq * H * D, seed: 85 },
+        { n: 3 * maxBlocks, seed: 0, dtype: 'int32', ints: table },
+        { n: 3, seed: 0, dtype: 'int32', ints: ctx },
+        { n: 3 * Tq * H * D, seed: 0 },
+      ],
+      [0, 1, 8],
+      (b, [kp, vp, k, v, sl, q, tb, c, out]) => {
+        b.pagedKvWrite(kp!, vp!, k!, v!, sl!, n, S, row);
+        b.pagedAttentionForward(out!, q!, kp!, vp!, tb!, c!, 3, Tq, H, Hkv, D, bs, maxBlocks, NB, 0.35);
+      },
+    );
+    close(r.gpu[0]!, r.cpu[0]!, 0, 'k pool');
+    close(r.gpu[1]!, r.cpu[1]!, 0, 'v pool');
+    close(r.gpu[2]!, r.cpu[2]!, 1e-5, 'paged attention');
+  });
+
+  test('sampling in pieces of rows and a batched product with big operands equal the CPU', () => {
+    const B = 5,
+      V = 300;
+    const u = Float32Array.from({ length: B }, (_, i) => (i + 0.5) / B);
+    for (const [greedy, topK, topP] of [
+      [true, 0, 1],
+      [false, 0, 1],
+      [false, 20, 0.9],
+    ] as const) {
+      const r = both(
+        [
+          { n: B * V, seed: 91 },
+          { n: B, seed: 0, ints: u },
+          { n: B, seed: 0, dtype: 'int32', ints: new Int32Array(B) },
+          { n: B, seed: 0 },
+        ],
+        [2, 3],
+        (b, [x, un, ids, lp]) => b.sampleTokens(ids!, lp!, x!, un!, B, V, 0.8, topK, topP, greedy),
+      );
+      close(r.gpu[0]!, r.cpu[0]!, 0, `ids (greedy ${greedy}, top_k ${topK}, top_p ${topP})`);
+      close(r.gpu[1]!, r.cpu[1]!, 1e-5, `log-probs (greedy ${greedy}, top_k ${topK}, top_p ${topP})`);
+    }
+    const [batch, M, N, K] = [3, 20, 30, 25];
+    for (const batchB of [3, 1]) {
+      const r = both(
+        [
+          { n: batch * M * K, seed: 92 },
+          { n: batchB * K * N, seed: 93 },
+          { n: batch * M * N, seed: 94 },
+        ],
+        [2],
+        (b, [A, Bm, Cm]) => b.gemm(Cm!, A!, Bm!, { M, N, K, batch, batchB, beta: 0.5 }),
+      );
+      close(r.gpu[0]!, r.cpu[0]!, 1e-5, `batched gemm (batchB ${batchB})`);
+    }
+  });
+
+  test('a single unit over the limit, or an operand bound whole, refuses in one line: the op, the operand, its size, the limit', () => {
+    // one row of logits (2000 floats) does not fit a 1024-float binding
+    const logits = be.allocate('float32', 4000);
+    const lse = be.allocate('float32', 2);
+    // a RoPE table for positions up to 299 (300 · 4 cos values) is bound whole
+    const x = be.allocate('float32', 8);
+    const y = be.allocate('float32', 8);
+    const pos = be.allocate('int32', 1);
     try {
       assert.throws(
-        () => be.sumRows(out, x, 2, 1000, 0),
+        () => be.logprobsForward(null, lse, null, logits, null, 2, 2000, 1, 0),
         (e: unknown) =>
           e instanceof WebGpuOpError &&
-          /^webgpu: sumRows: x \(float32\[2000\], 7\.8 KiB\) exceeds this adapter's maxStorageBufferBindingSize \(4\.0 KiB\); sumRows does not split/.test(
+          /^webgpu: logprobsForward: one row of logits \(2000 float32 elements, 7\.8 KiB\) exceeds this adapter's maxStorageBufferBindingSize \(4\.0 KiB\)$/.test(
             e.message,
-          ) &&
-          !e.message.includes('\n'),
+          ),
       );
-      // a chunk of logits over the limit: the log-softmax names its logits binding
-      const logits = be.allocate('float32', 2000);
-      const lse = be.allocate('float32', 2);
-      try {
-        assert.throws(
-          () => be.logprobsForward(null, lse, null, logits, null, 2, 1000, 1, 0),
-          (e: unknown) =>
-            e instanceof WebGpuOpError && /^webgpu: logprobsForward: logits \(float32\[2000\]/.test(e.message),
-        );
-      } finally {
-        be.free(logits);
-        be.free(lse);
-      }
+      be.upload(pos, Int32Array.of(299));
+      assert.throws(
+        () => be.ropeForward(y, x, pos, 1, 1, 1, 8, 10000),
+        (e: unknown) =>
+          e instanceof WebGpuOpError &&
+          /^webgpu: rope_forward: cos table \(float32\[\d+\], [\d.]+ KiB\) exceeds this adapter's maxStorageBufferBindingSize \(4\.0 KiB\); rope_forward binds it in one piece$/.test(
+            e.message,
+          ),
+      );
     } finally {
-      be.free(x);
-      be.free(out);
+      for (const b of [logits, lse, x, y, pos]) be.free(b);
     }
   });
 

@@ -15,10 +15,15 @@
  *    it, for tests). The ops that touch a big tensor (a 0.5B model's 545 MB embedding: its gather
  *    and scatter-add, the LM head's products, the optimizer step, zeroing, clipping, casts,
  *    copyRows) bind windows of it, each under the limit, over several dispatches: elementwise ops
- *    in element ranges, the embedding ops in vocabulary row ranges, gemm in blocks of M, N and K
- *    (a block that is not contiguous is gathered into a temporary with copyRows, its result
- *    scattered back). Any other kernel given a buffer over the limit refuses in one line naming
- *    the op, the operand, its size and the limit.
+ *    (dropout too) in element ranges, the embedding ops in vocabulary row ranges, gemm in blocks
+ *    of M, N and K (a block that is not contiguous is gathered into a temporary with copyRows, its
+ *    result scattered back; a batched product one item at a time). The row kernels (RMSNorm, RoPE,
+ *    sumRows, the log-softmax family, KL, sampling) and attention run in pieces of rows or batch
+ *    items (split(): each operand's part a window, or a pooled copy where it would not start on
+ *    the 256-byte binding alignment); the paged-KV write in windows of pool slots; paged attention
+ *    over pools past the limit gathers each piece's blocks into compact pools. Only a single unit
+ *    past the limit (one row of logits, one sequence of attention, one vocabulary row) refuses, in
+ *    one line naming the op, the operand, its size and the limit.
  *  - Adapter features: `shader-f16`, `subgroups` and `timestamp-query` are enabled when present
  *    (AdapterInfo.features; GPG_RL_WEBGPU_FEATURES=none or a list narrows them, device.ts). With
  *    `subgroups` the row reductions (wgsl.ts REDUCE: RMSNorm forward and backward, the chunked
@@ -393,7 +398,7 @@ export class WebGpuBackend implements Backend {
       // a size class over the limit around a tensor under it: bind what the tensor uses
       if (used(b) <= this.bindLimit) return [b.id, 0, used(b)];
       throw new WebGpuOpError(
-        `${op}: ${names.get(x) ?? `operand ${k + 1}`} (${b.dtype}[${b.numel}], ${mib(b.bytes)}) exceeds this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)}); ${op} does not split a tensor over several bindings (the embedding ops, gemm, copyRows, the elementwise ops, swiglu and adamwStep do)`,
+        `${op}: ${names.get(x) ?? `operand ${k + 1}`} (${b.dtype}[${b.numel}], ${mib(b.bytes)}) exceeds this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)}); ${op} binds it in one piece`,
       );
     });
     const idOf = (k: number): number => {
@@ -474,6 +479,87 @@ export class WebGpuBackend implements Backend {
           return [off, Math.min((b as GpuBuffer).capacity - off, Math.ceil((len * es[k]!) / 4) * 4)];
         }),
       );
+    }
+  }
+
+  /**
+   * A kernel over units [0, n) of its leading dimension (rows, batch items, tokens) whose operands
+   * may span more than one binding: one call `f(0, n, bufs, [], false)` with the operands as they
+   * are when none does (and n ≤ cap), else pieces of units whose every part fits one binding (a
+   * multiple of 64 units where a piece holds that many, so float parts start on the 256-byte
+   * binding alignment). A part is [name, buffer, elements per unit, first element]: bound whole
+   * when its elements per unit are 0, else, in a piece, as a window of its buffer when that starts
+   * aligned or as a pooled temporary copied from it (and, for the first `outputs` parts, back
+   * after the piece). `f(u0, un, bufs, windows, true)` queues one piece whose parts start at
+   * element 0 (or at the window's start); `extra`: bytes per unit the piece also needs in one
+   * binding (paged attention's gathered pool). One line naming the op and operand when a single
+   * unit is over the limit.
+   */
+  private split(
+    op: string,
+    unit: string,
+    n: number,
+    outputs: number,
+    parts: readonly (readonly [name: string, b: DeviceBuffer | null, per: number, base?: number])[],
+    f: (u0: number, un: number, bufs: (DeviceBuffer | null)[], windows: (Win | null)[], split: boolean) => void,
+    cap = Infinity,
+    extra = 0,
+  ): void {
+    if (n <= 0) return;
+    for (const [name, b] of parts) if (b) names.set(b, name);
+    const bufs = parts.map((p) => p[1]);
+    if (n <= cap && !this.big(...parts.filter((p) => p[2] > 0).map((p) => p[1])) && n * extra <= this.bindLimit)
+      return f(0, n, bufs, [], false);
+    let per = Math.min(n, cap);
+    // a piece's part is a window only where it starts aligned, else an exact copy: each needs un · bytes ≤ the limit
+    const room = this.bindLimit;
+    for (const [name, b, e] of parts) {
+      if (!b || e === 0) continue;
+      const bytes = e * ELEM_BYTES[b.dtype];
+      if (b.dtype === 'bfloat16') throw new WebGpuOpError(`${op}: ${name} is bfloat16; only 32-bit operands are split`);
+      if (bytes > room)
+        throw new WebGpuOpError(
+          `${op}: one ${unit} of ${name} (${e} ${b.dtype} elements, ${mib(bytes)}) exceeds this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)})`,
+        );
+      per = Math.min(per, Math.floor(room / bytes));
+    }
+    if (extra > room)
+      throw new WebGpuOpError(
+        `${op}: one ${unit} needs ${mib(extra)} in one binding, over this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)})`,
+      );
+    if (extra > 0) per = Math.min(per, Math.floor(room / extra));
+    if (per >= 64) per -= per % 64;
+    for (let u0 = 0; u0 < n; u0 += per) {
+      const un = Math.min(per, n - u0);
+      const pb: (DeviceBuffer | null)[] = [];
+      const pw: (Win | null)[] = [];
+      const temps: { t: DeviceBuffer; b: GpuBuffer; off: number; bytes: number; out: boolean }[] = [];
+      parts.forEach(([, b, e, base], k) => {
+        if (!b || e === 0) {
+          pb.push(b);
+          pw.push(null);
+          return;
+        }
+        const x = g(b);
+        if (k < outputs) x.host = null;
+        const off = ((base ?? 0) + u0 * e) * 4;
+        const bytes = un * e * 4;
+        if (off % ALIGN === 0) {
+          pb.push(b);
+          pw.push([off, bytes]);
+          return;
+        }
+        const t = this.allocate(x.dtype, un * e);
+        this.device.copy(x.id, off, (t as GpuBuffer).id, 0, bytes);
+        temps.push({ t, b: x, off, bytes, out: k < outputs });
+        pb.push(t);
+        pw.push(null);
+      });
+      f(u0, un, pb, pw, true);
+      for (const { t, b, off, bytes, out } of temps) {
+        if (out) this.device.copy((t as GpuBuffer).id, 0, b.id, off, bytes);
+        this.free(t);
+      }
     }
   }
 
@@ -634,7 +720,22 @@ export class WebGpuBackend implements Backend {
   sumRows(out: DeviceBuffer, x: DeviceBuffer, M: number, N: number, beta: number): void {
     need('sum_rows', 'out', out, N, 'float32');
     need('sum_rows', 'x', x, M * N, 'float32');
-    if (N) this.run('sum_rows', ew.sumRows, 'sumRows', 1, [out, x], uniforms('uuf', M, N, beta), grid1d(N));
+    if (!N) return;
+    if (M === 0)
+      return this.run('sum_rows', ew.sumRows, 'sumRows', 1, [out, x], uniforms('uuf', 0, N, beta), grid1d(N));
+    // rows of x in pieces, each after the first adding to out (beta 1)
+    this.split(
+        'sumRows',
+        'row',
+        M,
+        1,
+        [
+          ['out', out, 0],
+          ['x', x, N],
+        ],
+        (m0, mn, bufs, w) =>
+          this.run('sum_rows', ew.sumRows, 'sumRows', 1, bufs, uniforms('uuf', mn, N, m0 ? 1 : beta), grid1d(N), w),
+      );
   }
 
   // ---- products
@@ -689,10 +790,27 @@ export class WebGpuBackend implements Backend {
     const { M, N, K } = o;
     const tA = !!o.transA;
     const tB = !!o.transB;
-    if ((o.batch ?? 1) !== 1)
-      throw new WebGpuOpError(
-        `gemm: a batched product (batch ${o.batch}) with an operand over this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)}) is not split`,
-      );
+    const batch = o.batch ?? 1;
+    if (batch !== 1) {
+      // one product per batch item, at its offsets (B shared when batchB is 1)
+      const shared = (o.batchB ?? 1) === 1;
+      for (let b = 0; b < batch; b++)
+        this.gemmBlocks(
+          C,
+          A,
+          B,
+          {
+            ...o,
+            batch: 1,
+            batchB: 1,
+            aOff: (o.aOff ?? 0) + b * M * K,
+            bOff: (o.bOff ?? 0) + (shared ? 0 : b * K * N),
+            cOff: (o.cOff ?? 0) + b * M * N,
+          },
+          v,
+        );
+      return;
+    }
     const S = Math.floor((this.bindLimit - ALIGN) / 4);
     let mb = M,
       nb = N,
@@ -851,16 +969,20 @@ export class WebGpuBackend implements Backend {
       ['w', w, C],
     ] as const)
       need('rmsnorm_forward', name, b, n, 'float32');
-    if (N)
-      this.run(
-        'rmsnorm_fwd',
-        norm.rmsnormForward,
-        'rmsnormForward',
-        2,
-        [y, rstd, x, w],
-        uniforms('uuf', N, C, eps),
-        rowGrid(N),
-      );
+    this.split(
+      'rmsnormForward',
+      'row',
+      N,
+      2,
+      [
+        ['y', y, C],
+        ['rstd', rstd, 1],
+        ['x', x, C],
+        ['w', w, 0],
+      ],
+      (_, rn, bufs, win) =>
+        this.run('rmsnorm_fwd', norm.rmsnormForward, 'rmsnormForward', 2, bufs, uniforms('uuf', rn, C, eps), rowGrid(rn), win),
+    );
   }
   rmsnormBackward(
     dx: DeviceBuffer | null,
@@ -883,24 +1005,54 @@ export class WebGpuBackend implements Backend {
       need('rmsnorm_backward', name, b, n, 'float32');
     if (!N) return;
     if (dx)
-      this.run(
-        'rmsnorm_bwd_dx',
-        norm.rmsnormBackwardDx,
+      this.split(
         'rmsnormBackward',
+        'row',
+        N,
         1,
-        [dx, dy, x, w, rstd],
-        uniforms('uu', N, C),
-        rowGrid(N),
+        [
+          ['dx', dx, C],
+          ['dy', dy, C],
+          ['x', x, C],
+          ['w', w, 0],
+          ['rstd', rstd, 1],
+        ],
+        (_, rn, bufs, win) =>
+          this.run(
+            'rmsnorm_bwd_dx',
+            norm.rmsnormBackwardDx,
+            'rmsnormBackward',
+            1,
+            bufs,
+            uniforms('uu', rn, C),
+            rowGrid(rn),
+            win,
+          ),
       );
+    // dw sums over the rows: a piece after the first goes on from dw (the same order as one pass)
     if (dw)
-      this.run(
-        'rmsnorm_bwd_dw',
-        norm.rmsnormBackwardDw,
+      this.split(
         'rmsnormBackward',
+        'row',
+        N,
         1,
-        [dw, dy, x, rstd],
-        uniforms('uu', N, C),
-        grid1d(C),
+        [
+          ['dw', dw, 0],
+          ['dy', dy, C],
+          ['x', x, C],
+          ['rstd', rstd, 1],
+        ],
+        (r0, rn, bufs, win) =>
+          this.run(
+            'rmsnorm_bwd_dw',
+            norm.rmsnormBackwardDw,
+            'rmsnormBackward',
+            1,
+            bufs,
+            uniforms('uuu', rn, C, r0 ? 1 : 0),
+            grid1d(C),
+            win,
+          ),
       );
   }
 
@@ -949,7 +1101,10 @@ export class WebGpuBackend implements Backend {
     const keep = Math.fround(1 / Math.fround(1 - pf));
     const lo = seed % 2 ** 32;
     const hi = Math.floor(seed / 2 ** 32);
-    this.run('dropout', lay.dropout, op, 1, [out, x], uniforms('uuuuf', n, lo, hi, thr, keep), grid1d(n));
+    // element ranges of a big tensor: the mask bit of element i is drawn from i (base + local index)
+    this.pieces(n, [out, x], [4, 4], (s0, len, w) =>
+      this.run('dropout', lay.dropout, op, 1, [out, x], uniforms('uuuufu', len, lo, hi, thr, keep, s0), grid1d(len), w),
+    );
   }
 
   /** Host copy of an int32 buffer (ids, positions: kept from upload, else read back). */
@@ -1092,14 +1247,20 @@ export class WebGpuBackend implements Backend {
     const maxPos = checkPositions(op, this.hostInts(positions, B * T), B * T);
     if (B * T * H * D === 0) return;
     const tab = this.ropeTable(D, theta, maxPos + 1);
-    this.run(
-      'rope',
-      lay.rope,
+    this.split(
       op,
+      'token',
+      B * T,
       1,
-      [y, x, positions, tab.cs, tab.sn],
-      uniforms('uuuf', B * T, H, D, sign),
-      grid1d((B * T * H * D) / 2),
+      [
+        [yn, y, H * D],
+        [xn, x, H * D],
+        ['positions', positions, 1],
+        ['cos table', tab.cs, 0],
+        ['sin table', tab.sn, 0],
+      ],
+      (_, tn, bufs, win) =>
+        this.run('rope', lay.rope, op, 1, bufs, uniforms('uuuf', tn, H, D, sign), grid1d((tn * H * D) / 2), win),
     );
   }
 
@@ -1196,14 +1357,18 @@ export class WebGpuBackend implements Backend {
     need(op, 'p_logits', p, N * V, 'float32');
     need(op, 'q_logits', q, N * V, 'float32');
     if (N * V)
-      this.run(
-        'kl_fwd',
-        sm.klForward,
+      this.split(
         'klForward',
+        'row',
+        N,
         1,
-        [out, p, q],
-        uniforms('uuf', N, V, invT(temperature)),
-        rowGrid(N),
+        [
+          ['out', out, 1],
+          ['p_logits', p, V],
+          ['q_logits', q, V],
+        ],
+        (_, rn, bufs, win) =>
+          this.run('kl_fwd', sm.klForward, 'klForward', 1, bufs, uniforms('uuf', rn, V, invT(temperature)), rowGrid(rn), win),
       );
   }
   klHvp(out: DeviceBuffer, logits: DeviceBuffer, u: DeviceBuffer, N: number, V: number, temperature: number): void {
@@ -1214,14 +1379,22 @@ export class WebGpuBackend implements Backend {
     need(op, 'u', u, N * V, 'float32');
     if (N * V === 0) return;
     const inplace = g(out).id === g(u).id;
-    this.run(
-      inplace ? 'kl_hvp_inplace' : 'kl_hvp',
-      sm.klHvp(inplace),
-      'klHvp',
-      1,
-      inplace ? [out, logits] : [out, logits, u],
-      uniforms('uuf', N, V, invT(temperature)),
-      rowGrid(N),
+    const parts: [string, DeviceBuffer, number][] = [
+      ['out', out, V],
+      ['logits', logits, V],
+    ];
+    if (!inplace) parts.push(['u', u, V]);
+    this.split('klHvp', 'row', N, 1, parts, (_, rn, bufs, win) =>
+      this.run(
+        inplace ? 'kl_hvp_inplace' : 'kl_hvp',
+        sm.klHvp(inplace),
+        'klHvp',
+        1,
+        bufs,
+        uniforms('uuf', rn, V, invT(temperature)),
+        rowGrid(rn),
+        win,
+      ),
     );
   }
   logprobsForward(
@@ -1244,15 +1417,30 @@ export class WebGpuBackend implements Backend {
     need(op, 'logits', logits, rows * V, 'float32');
     need(op, 'targets', targets, rowOff + rows, 'int32');
     if (targets) checkTargets(op, this.hostInts(targets, rowOff + rows), rowOff, rows, V);
-    if (rows === 0) return;
-    this.run(
-      'logprobs_fwd',
-      sm.logprobsForward,
+    // in pieces of rows, the per-row outputs and targets start at the piece's first row (rowOff 0)
+    this.split(
       'logprobsForward',
+      'row',
+      rows,
       3,
-      [lp, lse, entropy, logits, targets],
-      uniforms('uufuu', rows, V, invT(temperature), rowOff, (lp ? 1 : 0) | (entropy ? 2 : 0)),
-      rowGrid(rows),
+      [
+        ['lp', lp, 1, rowOff],
+        ['lse', lse, 1, rowOff],
+        ['entropy', entropy, 1, rowOff],
+        ['logits', logits, V],
+        ['targets', targets, 1, rowOff],
+      ],
+      (_, rn, bufs, win, split) =>
+        this.run(
+          'logprobs_fwd',
+          sm.logprobsForward,
+          'logprobsForward',
+          3,
+          bufs,
+          uniforms('uufuu', rn, V, invT(temperature), split ? 0 : rowOff, (lp ? 1 : 0) | (entropy ? 2 : 0)),
+          rowGrid(rn),
+          win,
+        ),
     );
   }
   logprobsBackward(
@@ -1343,15 +1531,20 @@ export class WebGpuBackend implements Backend {
     checkRows?.();
     if (rows * V === 0) return;
     const inplace = g(dlogits).id === g(logits).id;
-    const ins = perRow.map(([, b]) => b);
-    this.run(
-      inplace ? `${key}_inplace` : key,
-      wgsl(inplace),
-      kernel,
-      1,
-      inplace ? [dlogits, ...ins] : [dlogits, logits, ...ins],
-      uniforms('uufu', rows, V, invT(temperature), rowOff),
-      grid1d(rows * V),
+    const parts: [string, DeviceBuffer, number, number?][] = [['dlogits', dlogits, V]];
+    if (!inplace) parts.push(['logits', logits, V]);
+    for (const [name, b] of perRow) parts.push([name, b, 1, rowOff]);
+    this.split(kernel, 'row', rows, 1, parts, (_, rn, bufs, win, split) =>
+      this.run(
+        inplace ? `${key}_inplace` : key,
+        wgsl(inplace),
+        kernel,
+        1,
+        bufs,
+        uniforms('uufu', rn, V, invT(temperature), split ? 0 : rowOff),
+        grid1d(rn * V),
+        win,
+      ),
     );
   }
 
@@ -1385,14 +1578,32 @@ export class WebGpuBackend implements Backend {
     need(op, 'v', v, nkv, 'float32');
     need(op, 'mask', keyMask, B * Tkmax, 'int32');
     if (nqe === 0) return;
-    this.run(
-      `attn_fwd:${dmax(D)}`,
-      at.attentionForward(dmax(D)),
+    // in pieces of batch items when an operand spans more than one binding
+    this.split(
       'attentionForward',
+      'batch item',
+      B,
       2,
-      [out, lse, q, k, v, keyMask],
-      uniforms('uuuuufuufu', Tq, Tk, Tkmax, H, Hkv, scale, keyMask ? 1 : 0, lse ? 1 : 0, Infinity, D),
-      [Math.ceil(Tq / 64), H, B],
+      [
+        ['out', out, Tq * H * D],
+        ['lse', lse, H * Tq],
+        ['q', q, Tq * H * D],
+        ['k', k, Tkmax * Hkv * D],
+        ['v', v, Tkmax * Hkv * D],
+        ['mask', keyMask, Tkmax],
+      ],
+      (_, bn, bufs, win) =>
+        this.run(
+          `attn_fwd:${dmax(D)}`,
+          at.attentionForward(dmax(D)),
+          'attentionForward',
+          2,
+          bufs,
+          uniforms('uuuuufuufu', Tq, Tk, Tkmax, H, Hkv, scale, keyMask ? 1 : 0, lse ? 1 : 0, Infinity, D),
+          [Math.ceil(Tq / 64), H, bn],
+          win,
+        ),
+      65535,
     );
   }
 
@@ -1432,36 +1643,65 @@ export class WebGpuBackend implements Backend {
       need(op, name, b, n, 'float32');
     need(op, 'mask', keyMask, B * T, 'int32');
     if (nqe === 0) return;
-    const delta = this.allocate('float32', B * H * T);
     const u = uniforms('uuufuu', T, H, Hkv, scale, keyMask ? 1 : 0, D);
-    this.run(
-      'attn_delta',
-      at.attentionDelta,
+    const q1 = T * H * D;
+    const kv1 = T * Hkv * D;
+    // in pieces of batch items when an operand spans more than one binding (delta [bn, H, T] per piece)
+    this.split(
       'attentionBackward',
-      1,
-      [delta, dout, out],
-      uniforms('uuuu', B, T, H, D),
-      grid1d(B * T * H),
+      'batch item',
+      B,
+      3,
+      [
+        ['dq', dq, q1],
+        ['dk', dk, kv1],
+        ['dv', dv, kv1],
+        ['dout', dout, q1],
+        ['q', q, q1],
+        ['k', k, kv1],
+        ['v', v, kv1],
+        ['out', out, q1],
+        ['lse', lse, H * T],
+        ['mask', keyMask, T],
+      ],
+      (_, bn, bufs, win) => {
+        const [dqb, dkb, dvb, doutb, qb, kb, vb, outb, lseb, maskb] = bufs;
+        const [dqw, dkw, dvw, doutw, qw, kw, vw, outw, lsew, maskw] = bufs.map((_, k) => win[k] ?? null);
+        const delta = this.allocate('float32', bn * H * T);
+        this.run(
+          'attn_delta',
+          at.attentionDelta,
+          'attentionBackward',
+          1,
+          [delta, doutb!, outb!],
+          uniforms('uuuu', bn, T, H, D),
+          grid1d(bn * T * H),
+          [null, doutw, outw],
+        );
+        this.run(
+          `attn_dq:${dmax(D)}`,
+          at.attentionBackwardDq(dmax(D)),
+          'attentionBackward',
+          1,
+          [dqb!, doutb!, qb!, kb!, vb!, lseb!, delta, maskb ?? null],
+          u,
+          [Math.ceil(T / 64), H, bn],
+          [dqw, doutw, qw, kw, vw, lsew, null, maskw],
+        );
+        this.run(
+          `attn_dkv:${dmax(D)}`,
+          at.attentionBackwardDkv(dmax(D)),
+          'attentionBackward',
+          2,
+          [dkb!, dvb!, doutb!, qb!, kb!, vb!, lseb!, delta, maskb ?? null],
+          u,
+          [Math.ceil(T / 64), Hkv, bn],
+          [dkw, dvw, doutw, qw, kw, vw, lsew, null, maskw],
+        );
+        this.free(delta);
+      },
+      65535,
     );
-    this.run(
-      `attn_dq:${dmax(D)}`,
-      at.attentionBackwardDq(dmax(D)),
-      'attentionBackward',
-      1,
-      [dq, dout, q, k, v, lse, delta, keyMask],
-      u,
-      [Math.ceil(T / 64), H, B],
-    );
-    this.run(
-      `attn_dkv:${dmax(D)}`,
-      at.attentionBackwardDkv(dmax(D)),
-      'attentionBackward',
-      2,
-      [dk, dv, dout, q, k, v, lse, delta, keyMask],
-      u,
-      [Math.ceil(T / 64), Hkv, B],
-    );
-    this.free(delta);
   }
 
   // ---- paged KV cache (kernels/paged.ts)
@@ -1481,17 +1721,47 @@ export class WebGpuBackend implements Backend {
     need(op, 'k', k, n * row, 'float32');
     need(op, 'v', v, n * row, 'float32');
     need(op, 'slots', slots, n, 'int32');
-    checkSlots(op, this.hostInts(slots, n), n, S);
-    if (n * row)
-      this.run(
-        'paged_kv_write',
-        pg.pagedKvWrite,
-        'pagedKvWrite',
-        2,
-        [kPool, vPool, k, v, slots],
-        uniforms('uu', n, row),
-        grid1d(n * row),
+    const host = this.hostInts(slots, n);
+    checkSlots(op, host, n, S);
+    if (n * row === 0) return;
+    // tokens in pieces when k / v span more than one binding; pools over the limit in windows of
+    // slots, each dispatch writing the tokens whose slot it holds (windows no token uses are skipped)
+    const spw = this.big(kPool, vPool) ? Math.floor((this.bindLimit - ALIGN) / (row * 4)) : S;
+    if (spw < 1)
+      throw new WebGpuOpError(
+        `pagedKvWrite: one slot of kpool (${row} floats) exceeds this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)})`,
       );
+    this.split(
+      'pagedKvWrite',
+      'token',
+      n,
+      0,
+      [
+        ['k', k, row],
+        ['v', v, row],
+        ['slots', slots, 1],
+      ],
+      (t0, tn, bufs, win) => {
+        const used = new Set<number>();
+        for (let t = t0; t < t0 + tn; t++) used.add(Math.floor(host[t]! / spw));
+        for (const wi of [...used].sort((a, b) => a - b)) {
+          const s0 = wi * spw;
+          const sn = Math.min(spw, S - s0);
+          const kw = spw < S ? this.win(kPool, s0 * row, sn * row) : { w: null, res: 0 };
+          const vw = spw < S ? this.win(vPool, s0 * row, sn * row) : { w: null, res: 0 };
+          this.run(
+            'paged_kv_write',
+            pg.pagedKvWrite,
+            'pagedKvWrite',
+            2,
+            [kPool, vPool, ...bufs],
+            uniforms('uuuuu', tn, row, s0, sn, kw.res),
+            grid1d(tn * row),
+            [kw.w, vw.w, ...bufs.map((_, j) => win[j] ?? null)],
+          );
+        }
+      },
+    );
   }
 
   pagedAttentionForward(
@@ -1522,25 +1792,84 @@ export class WebGpuBackend implements Backend {
     need(op, 'vpool', vPool, np, 'float32');
     need(op, 'table', table, B * maxBlocks, 'int32');
     need(op, 'ctx', ctx, B, 'int32');
-    checkPagedRows(
-      op,
-      this.hostInts(ctx, B),
-      this.hostInts(table, B * maxBlocks),
-      B,
-      Tq,
-      blockSize,
-      maxBlocks,
-      numBlocks,
-    );
+    const hostCtx = this.hostInts(ctx, B);
+    const hostTable = this.hostInts(table, B * maxBlocks);
+    checkPagedRows(op, hostCtx, hostTable, B, Tq, blockSize, maxBlocks, numBlocks);
     if (nq === 0) return;
-    this.run(
-      `paged_attn:${dmax(D)}`,
-      pg.pagedAttention(dmax(D)),
-      'pagedAttentionForward',
+    const kernel = (bufs: (DeviceBuffer | null)[], win: (Win | null)[], bn: number): void =>
+      this.run(
+        `paged_attn:${dmax(D)}`,
+        pg.pagedAttention(dmax(D)),
+        'pagedAttentionForward',
+        1,
+        bufs,
+        uniforms('uuuuuuuf', bn, Tq, H, Hkv, D, blockSize, maxBlocks, scale),
+        grid1d(bn * Tq * H),
+        win,
+      );
+    const rowQ = Tq * H * D;
+    if (!this.big(kPool, vPool))
+      return this.split(
+        op,
+        'row',
+        B,
+        1,
+        [
+          ['out', out, rowQ],
+          ['q', q, rowQ],
+          ['kpool', kPool, 0],
+          ['vpool', vPool, 0],
+          ['table', table, maxBlocks],
+          ['ctx', ctx, 1],
+        ],
+        (_, bn, bufs, win) => kernel(bufs, win, bn),
+      );
+    // pools over the binding limit: per piece of rows, the blocks its rows read are gathered into
+    // compact pools (a block shared by rows once) and the table renumbered to them
+    const blockFloats = blockSize * Hkv * D;
+    this.split(
+      op,
+      'row',
+      B,
       1,
-      [out, q, kPool, vPool, table, ctx],
-      uniforms('uuuuuuuf', B, Tq, H, Hkv, D, blockSize, maxBlocks, scale),
-      grid1d(B * Tq * H),
+      [
+        ['out', out, rowQ],
+        ['q', q, rowQ],
+        ['ctx', ctx, 1],
+      ],
+      (b0, bn, bufs, win) => {
+        const compact = new Map<number, number>();
+        const tab = new Int32Array(bn * maxBlocks);
+        for (let b = 0; b < bn; b++)
+          for (let j = 0; j < Math.ceil(hostCtx[b0 + b]! / blockSize); j++) {
+            const phys = hostTable[(b0 + b) * maxBlocks + j]!;
+            let c = compact.get(phys);
+            if (c === undefined) compact.set(phys, (c = compact.size));
+            tab[b * maxBlocks + j] = c;
+          }
+        const nb = Math.max(1, compact.size);
+        const kc = this.allocate('float32', nb * blockFloats) as GpuBuffer;
+        const vc = this.allocate('float32', nb * blockFloats) as GpuBuffer;
+        const tb = this.allocate('int32', tab.length);
+        this.upload(tb, tab);
+        // runs of consecutive blocks in one copy each
+        const order = [...compact].sort((x, y) => x[1] - y[1]);
+        const bytes = blockFloats * 4;
+        for (let i = 0; i < order.length; ) {
+          let j = i + 1;
+          while (j < order.length && order[j]![0] === order[j - 1]![0] + 1) j++;
+          for (const [src, dst] of [
+            [g(kPool), kc],
+            [g(vPool), vc],
+          ] as const)
+            this.device.copy(src.id, order[i]![0] * bytes, dst.id, order[i]![1] * bytes, (j - i) * bytes);
+          i = j;
+        }
+        kernel([bufs[0]!, bufs[1]!, kc, vc, tb, bufs[2]!], [win[0] ?? null, win[1] ?? null, null, null, null, win[2] ?? null], bn);
+        for (const t of [kc, vc, tb]) this.free(t);
+      },
+      Infinity,
+      maxBlocks * blockFloats * 4,
     );
   }
 
@@ -1559,7 +1888,6 @@ export class WebGpuBackend implements Backend {
   ): void {
     const op = 'sample_tokens';
     checkSampling(op, temperature, topK, topP);
-    if (B > 65535) fail(op, `at most 65535 rows per call on webgpu, got ${B}`);
     need(op, 'out_ids', ids, B, 'int32');
     need(op, 'out_lp', lp, B, 'float32');
     need(op, 'logits', logits, B * V, 'float32');
@@ -1571,27 +1899,44 @@ export class WebGpuBackend implements Backend {
     const ps = topP * 2 ** 32;
     const pHi = topP < 1 ? Math.floor(ps) : 0xffffffff;
     const pLo = topP < 1 ? Math.floor((ps - Math.floor(ps)) * 2 ** 32) : 0xffffffff;
-    const bad = this.allocate('int32', B);
+    const bad = this.allocate('int32', B, true);
     try {
-      this.run(
-        'sample',
-        smp.sample,
+      // one workgroup per row: pieces of at most 65535 rows, and of rows whose logits fit one binding
+      this.split(
         'sampleTokens',
+        'row',
+        B,
         3,
-        [ids, lp, bad, logits, uniformsBuf],
-        uniforms(
-          'uufuuuuu',
-          V,
-          Math.ceil(V / 256),
-          invT(greedy ? 1 : temperature),
-          truncK ? topK : V,
-          pHi,
-          pLo,
-          mode,
-          // 65 passes per cut (kernels/sample.ts), the last cut's measuring pass dropped
-          65 * ((truncK ? 1 : 0) + (topP < 1 ? 1 : 0) + 1) - 1,
-        ),
-        [B, 1, 1],
+        [
+          ['out_ids', ids, 1],
+          ['out_lp', lp, 1],
+          ['flags', bad, 1],
+          ['logits', logits, V],
+          ['uniforms', uniformsBuf, 1],
+        ],
+        (_, bn, bufs, win) =>
+          this.run(
+            'sample',
+            smp.sample,
+            'sampleTokens',
+            3,
+            bufs,
+            uniforms(
+              'uufuuuuu',
+              V,
+              Math.ceil(V / 256),
+              invT(temperature),
+              truncK ? topK : V,
+              pHi,
+              pLo,
+              mode,
+              // 65 passes per cut (kernels/sample.ts), the last cut's measuring pass dropped
+              65 * ((truncK ? 1 : 0) + (topP < 1 ? 1 : 0) + 1) - 1,
+            ),
+            [bn, 1, 1],
+            win,
+          ),
+        65535,
       );
       // the caller reads the ids next anyway; the flags make a row without a finite maximum an error here
       const flags = this.download(bad) as Int32Array;

@@ -12,7 +12,7 @@ import { ENTRY_1D, INDEX, bindings } from '../wgsl.ts';
 
 /** out = mask ⊙ x · keepScale; mask bit of element i from splitmix64(seed + (i + 1)·golden). */
 export const dropout =
-  () => `${bindings('n: u32, seedLo: u32, seedHi: u32, thr: u32, keepScale: f32', 1, ['out', 'f32'], ['x', 'f32'])}
+  () => `${bindings('n: u32, seedLo: u32, seedHi: u32, thr: u32, keepScale: f32, base: u32', 1, ['out', 'f32'], ['x', 'f32'])}
 fn mul32(a: u32, b: u32) -> vec2<u32> {
   let a0 = a & 0xffffu; let a1 = a >> 16u; let b0 = b & 0xffffu; let b1 = b >> 16u;
   let p00 = a0 * b0; let p01 = a0 * b1; let p10 = a1 * b0; let p11 = a1 * b1;
@@ -38,7 +38,7 @@ fn bits(i: u32) -> u32 {
 ${ENTRY_1D} {
   ${INDEX}
   if (i >= p.n) { return; }
-  out[i] = select(0.0, x[i] * p.keepScale, bits(i) >= p.thr);
+  out[i] = select(0.0, x[i] * p.keepScale, bits(p.base + i) >= p.thr);
 }`;
 
 /**

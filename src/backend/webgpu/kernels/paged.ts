@@ -10,8 +10,9 @@
  */
 import { ENTRY_1D, INDEX, bindings } from '../wgsl.ts';
 
+/** Slots [s0, s0 + sn) of the pools, bound from slot s0 (+ res elements): tokens whose slot is outside are another window's. */
 export const pagedKvWrite = () => `${bindings(
-  'n: u32, row: u32',
+  'n: u32, row: u32, s0: u32, sn: u32, res: u32',
   2,
   ['kp', 'f32'],
   ['vp', 'f32'],
@@ -23,7 +24,9 @@ ${ENTRY_1D} {
   ${INDEX}
   if (i >= p.n * p.row) { return; }
   let r = i / p.row;
-  let at = u32(slots[r]) * p.row + i % p.row;
+  let slot = u32(slots[r]);
+  if (slot < p.s0 || slot >= p.s0 + p.sn) { return; }
+  let at = p.res + (slot - p.s0) * p.row + i % p.row;
   kp[at] = k[i];
   vp[at] = v[i];
 }`;

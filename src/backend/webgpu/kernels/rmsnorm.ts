@@ -49,13 +49,13 @@ ${ROW_ENTRY} {
   }
 }`;
 
-/** dw[c] = Σ_r dy[r, c] · x[r, c] · rstd[r] */
+/** dw[c] = Σ_r dy[r, c] · x[r, c] · rstd[r] (acc 1: added to dw's value, for the rows of a later piece) */
 export const rmsnormBackwardDw =
-  () => `${bindings('N: u32, C: u32', 1, ['dw', 'f32'], ['dy', 'f32'], ['x', 'f32'], ['rstd', 'f32'])}
+  () => `${bindings('N: u32, C: u32, acc: u32', 1, ['dw', 'f32'], ['dy', 'f32'], ['x', 'f32'], ['rstd', 'f32'])}
 ${ENTRY_1D} {
   ${INDEX}
   if (i >= p.C) { return; }
-  var s = 0.0;
+  var s = select(0.0, dw[i], p.acc == 1u);
   for (var r = 0u; r < p.N; r++) { s = fma(dy[r * p.C + i], x[r * p.C + i] * rstd[r], s); }
   dw[i] = s;
 }`;
