@@ -22,6 +22,7 @@ import { CausalLM } from '../../src/model/decoder.ts';
 import { readSafetensorsFile, toInt32 } from '../../src/model/safetensors.ts';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { backward } from '../../src/tensor/tape.ts';
+import { generate } from '../../src/generate/generate.ts';
 
 const FIXTURES = new URL('../../../shared/fixtures/hf-reference/', import.meta.url).pathname;
 
@@ -118,32 +119,57 @@ describe('webgpu: tensors over the binding limit', { skip: gpu ? false : why }, 
     for (let k = 0; k < 2; k++) assert.deepEqual(r.gpu[k], r.cpu[k], `buffer ${k}`);
   });
 
-  test('embedding gather and scatter-add in vocabulary windows equal the CPU', () => {
-    const V = 300,
-      C = 8,
-      N = 37; // weight 2400 floats: 3 windows
-    const ids = Int32Array.from({ length: N }, (_, i) => (i * 97 + 5) % V);
-    ids[3] = V - 1;
-    ids[4] = 0;
-    ids[9] = ids[2]!; // a repeated id sums in token order
+  test('copy over the limit (bfloat16 at odd offsets, float32 within one buffer) equals the CPU', () => {
+    const n = 5000;
     const r = both(
       [
-        { n: V * C, seed: 11 },
-        { n: N, seed: 0, dtype: 'int32', ints: ids },
-        { n: N * C, seed: 12 },
-        { n: N * C, seed: 13 },
-        { n: V * C, seed: 14 },
+        { n, seed: 15 },
+        { n, seed: 0, dtype: 'bfloat16' },
+        { n, seed: 0, dtype: 'bfloat16' },
+        { n, seed: 16 },
       ],
-      [2, 0, 4],
-      (b, [w, id, out, dout, dw]) => {
-        b.embeddingForward(out!, w!, id!, N, V, C);
-        b.embeddingBackward(w!, dout!, id!, N, V, C, false);
-        b.embeddingBackward(dw!, dout!, id!, N, V, C, true);
+      [2, 3],
+      (b, [x, h, h2, y]) => {
+        b.castF32Bf16(h!, x!, n);
+        b.castF32Bf16(h2!, y!, n);
+        b.copy(h2!, 3, h!, 1, n - 7); // odd offsets: half words at both ends
+        b.copy(h2!, 2001, h2!, 10, 1500); // within one bf16 buffer
+        b.copy(y!, 2500, y!, 7, 2400); // within one float32 buffer
       },
     );
-    close(r.gpu[0]!, r.cpu[0]!, 0, 'forward');
-    close(r.gpu[1]!, r.cpu[1]!, 1e-6, 'backward');
-    close(r.gpu[2]!, r.cpu[2]!, 1e-6, 'backward, accumulated');
+    assert.deepEqual(r.gpu[0], r.cpu[0], 'bfloat16 copies');
+    assert.deepEqual(r.gpu[1], r.cpu[1], 'float32 copy within one buffer');
+  });
+
+  test('embedding gather and scatter-add in vocabulary windows (and token pieces) equal the CPU', () => {
+    const V = 300,
+      C = 8; // weight 2400 floats: 3 windows
+    // 37 tokens: out and dout fit one binding; 300: they do not (pieces of tokens)
+    for (const N of [37, 300]) {
+      const ids = Int32Array.from({ length: N }, (_, i) => (i * 97 + 5) % V);
+      ids[3] = V - 1;
+      ids[4] = 0;
+      ids[9] = ids[2]!; // a repeated id sums in token order
+      ids[N - 1] = ids[2]!; // and across token pieces
+      const r = both(
+        [
+          { n: V * C, seed: 11 },
+          { n: N, seed: 0, dtype: 'int32', ints: ids },
+          { n: N * C, seed: 12 },
+          { n: N * C, seed: 13 },
+          { n: V * C, seed: 14 },
+        ],
+        [2, 0, 4],
+        (b, [w, id, out, dout, dw]) => {
+          b.embeddingForward(out!, w!, id!, N, V, C);
+          b.embeddingBackward(w!, dout!, id!, N, V, C, false);
+          b.embeddingBackward(dw!, dout!, id!, N, V, C, true);
+        },
+      );
+      close(r.gpu[0]!, r.cpu[0]!, 0, `forward (${N} tokens)`);
+      close(r.gpu[1]!, r.cpu[1]!, 1e-6, `backward (${N} tokens)`);
+      close(r.gpu[2]!, r.cpu[2]!, 1e-6, `backward, accumulated (${N} tokens)`);
+    }
   });
 
   test('gemm in blocks: the LM head layouts, bias, autocast and a product with every operand big', () => {
@@ -350,43 +376,53 @@ describe('webgpu: tensors over the binding limit', { skip: gpu ? false : why }, 
     ['out', 'lse', 'dq', 'dk', 'dv'].forEach((name, k) => close(r.gpu[k]!, r.cpu[k]!, 1e-5, name));
   });
 
-  test('paged KV write and attention with pools over the limit (slot windows, gathered blocks) equal the CPU', () => {
+  test('paged KV write and attention over the limit (slot windows, gathered blocks; or rows of q in pieces) equal the CPU', () => {
     const Hkv = 2,
       H = 4,
       D = 8,
       bs = 4,
-      NB = 40,
-      row = Hkv * D; // pools 2560 floats: 3 bindings
-    const S = NB * bs;
-    const n = 30;
-    // slots spread over the whole pool
-    const slots = Int32Array.from({ length: n }, (_, i) => (i * 53) % S);
-    const ctx = Int32Array.from([9, 14, 3]);
-    const maxBlocks = 4;
-    // row 1 shares row 0's first block; blocks from both ends of the pool
-    const table = Int32Array.from([0, 39, 0, 0, 0, 38, 20, 21, 37, 0, 0, 0]);
-    const Tq = 2;
-    const r = both(
-      [
-        { n: S * row, seed: 81 },
-        { n: S * row, seed: 82 },
-        { n: n * row, seed: 83 },
-        { n: n * row, seed: 84 },
-        { n, seed: 0, dtype: 'int32', ints: slots },
-        { n: 3 * Tq * H * D, seed: 85 },
-        { n: 3 * maxBlocks, seed: 0, dtype: 'int32', ints: table },
-        { n: 3, seed: 0, dtype: 'int32', ints: ctx },
-        { n: 3 * Tq * H * D, seed: 0 },
-      ],
-      [0, 1, 8],
-      (b, [kp, vp, k, v, sl, q, tb, c, out]) => {
-        b.pagedKvWrite(kp!, vp!, k!, v!, sl!, n, S, row);
-        b.pagedAttentionForward(out!, q!, kp!, vp!, tb!, c!, 3, Tq, H, Hkv, D, bs, maxBlocks, NB, 0.35);
+      row = Hkv * D;
+    const cases = [
+      // pools of 2560 floats (3 bindings): slot windows and gathered blocks; row 1 shares row 0's
+      // first block, blocks from both ends of the pool
+      { NB: 40, Tq: 2, ctx: [9, 14, 3], table: [0, 39, 0, 0, 0, 38, 20, 21, 37, 0, 0, 0] },
+      // pools of 768 floats (one binding), q and out of 1536: pieces of rows
+      {
+        NB: 12,
+        Tq: 8,
+        ctx: [8, 12, 9, 10, 16, 8],
+        table: [0, 1, 0, 0, 2, 3, 4, 0, 5, 6, 7, 0, 8, 9, 7, 0, 10, 11, 1, 0, 2, 3, 0, 0],
       },
-    );
-    close(r.gpu[0]!, r.cpu[0]!, 0, 'k pool');
-    close(r.gpu[1]!, r.cpu[1]!, 0, 'v pool');
-    close(r.gpu[2]!, r.cpu[2]!, 1e-5, 'paged attention');
+    ];
+    for (const { NB, Tq, ctx, table } of cases) {
+      const S = NB * bs;
+      const n = 30;
+      const R = ctx.length;
+      const maxBlocks = table.length / R;
+      // slots spread over the whole pool
+      const slots = Int32Array.from({ length: n }, (_, i) => (i * 53) % S);
+      const r = both(
+        [
+          { n: S * row, seed: 81 },
+          { n: S * row, seed: 82 },
+          { n: n * row, seed: 83 },
+          { n: n * row, seed: 84 },
+          { n, seed: 0, dtype: 'int32', ints: slots },
+          { n: R * Tq * H * D, seed: 85 },
+          { n: table.length, seed: 0, dtype: 'int32', ints: Int32Array.from(table) },
+          { n: R, seed: 0, dtype: 'int32', ints: Int32Array.from(ctx) },
+          { n: R * Tq * H * D, seed: 0 },
+        ],
+        [0, 1, 8],
+        (b, [kp, vp, k, v, sl, q, tb, c, out]) => {
+          b.pagedKvWrite(kp!, vp!, k!, v!, sl!, n, S, row);
+          b.pagedAttentionForward(out!, q!, kp!, vp!, tb!, c!, R, Tq, H, Hkv, D, bs, maxBlocks, NB, 0.35);
+        },
+      );
+      close(r.gpu[0]!, r.cpu[0]!, 0, `k pool (${NB} blocks)`);
+      close(r.gpu[1]!, r.cpu[1]!, 0, `v pool (${NB} blocks)`);
+      close(r.gpu[2]!, r.cpu[2]!, 1e-5, `paged attention (${NB} blocks)`);
+    }
   });
 
   test('sampling in pieces of rows and a batched product with big operands equal the CPU', () => {
@@ -457,15 +493,13 @@ describe('webgpu: tensors over the binding limit', { skip: gpu ? false : why }, 
     }
   });
 
-  test('a model whose tied embedding is over the limit: log-probs and gradients equal the CPU', () => {
-    const kind = 'qwen2-tiny'; // embedding 384 × 64 floats = 96 KiB
+  test('a fixture model over the limit: log-probs, gradients and greedy generation equal the CPU', () => {
+    const kind = 'qwen2-tiny'; // embedding 384 × 64 floats = 96 KiB; one sequence's q 16 × 64 floats = 4 KiB
     const ref = readSafetensorsFile(join(FIXTURES, kind, 'reference.safetensors')).tensors;
-    // the first two rows: their activations and logits stay under the limit, the embedding does not
     const T = ref.get('input_ids')!.shape[1]!;
-    const B = 2;
-    const ids = Int32Array.from(toInt32(ref.get('input_ids')!).subarray(0, B * T));
-    const mask = Int32Array.from(toInt32(ref.get('attention_mask')!).subarray(0, B * T));
-    const step = (b: Backend) => {
+    const step = (b: Backend, B: number) => {
+      const ids = Int32Array.from(toInt32(ref.get('input_ids')!).subarray(0, B * T));
+      const mask = Int32Array.from(toInt32(ref.get('attention_mask')!).subarray(0, B * T));
       const prev = setDefaultBackend(b);
       const model = CausalLM.load(join(FIXTURES, kind));
       try {
@@ -484,26 +518,81 @@ describe('webgpu: tensors over the binding limit', { skip: gpu ? false : why }, 
         if (prev) setDefaultBackend(prev);
       }
     };
-    const want = step(cpu);
-    const lim = be.setBindingLimit(64 * 1024); // only the embedding (and its gradient) exceed it
-    let got: ReturnType<typeof step>;
-    try {
-      got = step(be);
-    } finally {
-      be.setBindingLimit(lim);
-    }
-    close(got.lp, want.lp, 1e-5, 'token log-probs');
-    for (const [n, g] of want.grads) {
-      const o = got.grads.get(n)!;
-      let num = 0,
-        den = 0;
-      for (let i = 0; i < g.length; i++) {
-        num += (o[i]! - g[i]!) ** 2;
-        den += g[i]! ** 2;
+    // the greedy prompts, left padding dropped
+    const gp = toInt32(ref.get('greedy_prompt_ids')!);
+    const gm = toInt32(ref.get('greedy_prompt_mask')!);
+    const P = ref.get('greedy_prompt_ids')!.shape[1]!;
+    const prompts = Array.from({ length: gm.length / P }, (_, b) =>
+      Array.from(gp.subarray(b * P, (b + 1) * P)).filter((_, t) => gm[b * P + t]),
+    );
+    const N = ref.get('greedy_ids')!.shape[1]!;
+    const greedy = (b: Backend) => {
+      const prev = setDefaultBackend(b);
+      const model = CausalLM.load(join(FIXTURES, kind));
+      try {
+        return generate(model, prompts, { maxNewTokens: N, eosTokenIds: [], greedy: true, blockSize: 4 });
+      } finally {
+        model.dispose();
+        if (prev) setDefaultBackend(prev);
       }
-      assert.ok(Math.sqrt(num) <= 1e-3 * Math.sqrt(den) + 1e-12, `${n}: relative L2 ${Math.sqrt(num / den)}`);
+    };
+    const wantGen = greedy(cpu);
+    // 64 KiB: only the embedding (and its gradient) exceed it, for the first two rows; 4 KiB: all six
+    // rows, and nearly every tensor is split (weights in gemm blocks, activations, attention per
+    // sequence, logits in rows, the KV pools gathered per decode step)
+    for (const [limit, B] of [
+      [64 * 1024, 2],
+      [4096, 6],
+    ] as const) {
+      const want = step(cpu, B);
+      const lim = be.setBindingLimit(limit);
+      let got: ReturnType<typeof step>;
+      let gen: ReturnType<typeof greedy> | null = null;
+      try {
+        got = step(be, B);
+        if (limit === 4096) gen = greedy(be);
+      } finally {
+        be.setBindingLimit(lim);
+      }
+      close(got.lp, want.lp, 1e-5, `token log-probs (limit ${limit})`);
+      for (const [n, g] of want.grads) {
+        const o = got.grads.get(n)!;
+        let num = 0,
+          den = 0;
+        for (let i = 0; i < g.length; i++) {
+          num += (o[i]! - g[i]!) ** 2;
+          den += g[i]! ** 2;
+        }
+        assert.ok(
+          Math.sqrt(num) <= 1e-3 * Math.sqrt(den) + 1e-12,
+          `${n} (limit ${limit}): relative L2 ${Math.sqrt(num / den)}`,
+        );
+      }
+      if (gen) {
+        assert.deepEqual(gen.tokens, wantGen.tokens, 'greedy tokens');
+        for (let i = 0; i < prompts.length; i++)
+          close(Float32Array.from(gen.logps[i]!), Float32Array.from(wantGen.logps[i]!), 1e-4, `greedy log-probs ${i}`);
+      }
     }
   });
+});
+
+test('sampling more rows than one dispatch has workgroups (65535) equals the CPU', { skip: gpu ? false : why }, () => {
+  const B = 70_000,
+    V = 4;
+  const u = Float32Array.from({ length: B }, (_, i) => ((i * 0.618034) % 1) * 0.999);
+  const r = both(
+    [
+      { n: B * V, seed: 95 },
+      { n: B, seed: 0, ints: u },
+      { n: B, seed: 0, dtype: 'int32', ints: new Int32Array(B) },
+      { n: B, seed: 0 },
+    ],
+    [2, 3],
+    (b, [x, un, ids, lp]) => b.sampleTokens(ids!, lp!, x!, un!, B, V, 1, 0, 1, false),
+  );
+  close(r.gpu[0]!, r.cpu[0]!, 0, 'ids');
+  close(r.gpu[1]!, r.cpu[1]!, 1e-5, 'log-probs');
 });
 
 test(

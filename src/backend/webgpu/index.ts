@@ -601,19 +601,36 @@ export class WebGpuBackend implements Backend {
     if (n <= 0) return;
     d.host = null;
     if (d.dtype === 'bfloat16') {
-      const firstWord = dstOff >> 1;
-      const words = ((dstOff + n + 1) >> 1) - firstWord;
-      this.run(
-        'copy_bf16',
-        ew.copyBf16,
-        'copy',
-        1,
-        [dst, src],
-        uniforms('uuuuu', n, dstOff, srcOff, firstWord, words),
-        grid1d(words),
-      );
+      // over the limit: element ranges, each binding the windows of dst and src that hold it
+      const big = this.big(dst, src);
+      const per = big ? Math.floor((this.bindLimit - 2 * ALIGN) / 256) * 128 : n;
+      for (let e0 = 0; e0 < n; e0 += per) {
+        const len = Math.min(per, n - e0);
+        const dw = big ? this.win(dst, dstOff + e0, len) : { w: null, res: dstOff };
+        const sw = big ? this.win(src, srcOff + e0, len) : { w: null, res: srcOff };
+        const firstWord = dw.res >> 1;
+        const words = ((dw.res + len + 1) >> 1) - firstWord;
+        this.run(
+          'copy_bf16',
+          ew.copyBf16,
+          'copy',
+          1,
+          [dst, src],
+          uniforms('uuuuu', len, dw.res, sw.res, firstWord, words),
+          grid1d(words),
+          [dw.w, sw.w],
+        );
+      }
     } else if (d.id !== s.id) this.device.copy(s.id, srcOff * 4, d.id, dstOff * 4, n * 4);
-    else this.run('copy32', ew.copy32, 'copy', 1, [dst, src], uniforms('uuu', n, dstOff, srcOff), grid1d(n));
+    else if (!this.big(dst))
+      this.run('copy32', ew.copy32, 'copy', 1, [dst, src], uniforms('uuu', n, dstOff, srcOff), grid1d(n));
+    else {
+      // within one buffer over the limit: through a temporary (a buffer copy cannot read and write one buffer)
+      const t = this.allocate(d.dtype, n) as GpuBuffer;
+      this.device.copy(s.id, srcOff * 4, t.id, 0, n * 4);
+      this.device.copy(t.id, 0, d.id, dstOff * 4, n * 4);
+      this.free(t);
+    }
   }
 
   copyRows(
@@ -725,17 +742,17 @@ export class WebGpuBackend implements Backend {
       return this.run('sum_rows', ew.sumRows, 'sumRows', 1, [out, x], uniforms('uuf', 0, N, beta), grid1d(N));
     // rows of x in pieces, each after the first adding to out (beta 1)
     this.split(
-        'sumRows',
-        'row',
-        M,
-        1,
-        [
-          ['out', out, 0],
-          ['x', x, N],
-        ],
-        (m0, mn, bufs, w) =>
-          this.run('sum_rows', ew.sumRows, 'sumRows', 1, bufs, uniforms('uuf', mn, N, m0 ? 1 : beta), grid1d(N), w),
-      );
+      'sumRows',
+      'row',
+      M,
+      1,
+      [
+        ['out', out, 0],
+        ['x', x, N],
+      ],
+      (m0, mn, bufs, w) =>
+        this.run('sum_rows', ew.sumRows, 'sumRows', 1, bufs, uniforms('uuf', mn, N, m0 ? 1 : beta), grid1d(N), w),
+    );
   }
 
   // ---- products
@@ -981,7 +998,16 @@ export class WebGpuBackend implements Backend {
         ['w', w, 0],
       ],
       (_, rn, bufs, win) =>
-        this.run('rmsnorm_fwd', norm.rmsnormForward, 'rmsnormForward', 2, bufs, uniforms('uuf', rn, C, eps), rowGrid(rn), win),
+        this.run(
+          'rmsnorm_fwd',
+          norm.rmsnormForward,
+          'rmsnormForward',
+          2,
+          bufs,
+          uniforms('uuf', rn, C, eps),
+          rowGrid(rn),
+          win,
+        ),
     );
   }
   rmsnormBackward(
@@ -1120,17 +1146,29 @@ export class WebGpuBackend implements Backend {
     need('embedding_forward', 'ids', ids, N, 'int32');
     checkIds('embedding_forward', this.hostInts(ids, N), N, V);
     if (N * C === 0) return;
-    this.vocabWindows('embedding_forward', 'weight', weight, V, C, (v0, vn, w, res) =>
-      this.run(
-        'embedding_fwd',
-        lay.embeddingForward,
-        'embeddingForward',
-        1,
-        [out, weight, ids],
-        uniforms('uuuuu', N, C, v0, vn, res),
-        grid1d(N * C),
-        [null, w, null],
-      ),
+    // tokens in pieces when out spans more than one binding, each over the weight's row windows
+    this.split(
+      'embeddingForward',
+      'token',
+      N,
+      1,
+      [
+        ['out', out, C],
+        ['ids', ids, 1],
+      ],
+      (_, tn, [o, id], win) =>
+        this.vocabWindows('embedding_forward', 'weight', weight, V, C, (v0, vn, w, res) =>
+          this.run(
+            'embedding_fwd',
+            lay.embeddingForward,
+            'embeddingForward',
+            1,
+            [o!, weight, id!],
+            uniforms('uuuuu', tn, C, v0, vn, res),
+            grid1d(tn * C),
+            [win[0] ?? null, w, win[1] ?? null],
+          ),
+        ),
     );
   }
 
@@ -1175,31 +1213,41 @@ export class WebGpuBackend implements Backend {
     const host = this.hostInts(ids, N);
     checkIds('embedding_backward', host, N, V);
     if (V * C === 0) return;
-    // counting sort by id (stable): start[v]..start[v+1] lists v's tokens ascending, as native/cpu
-    const start = new Int32Array(V + 1);
-    for (let i = 0; i < N; i++) start[host[i]! + 1]!++;
-    for (let v = 0; v < V; v++) start[v + 1]! += start[v]!;
-    const order = new Int32Array(Math.max(1, N));
-    const fill = start.slice(0, V);
-    for (let i = 0; i < N; i++) order[fill[host[i]!]!++] = i;
-    const sb = this.allocate('int32', V + 1);
-    const ob = this.allocate('int32', order.length);
-    this.upload(sb, start);
-    this.upload(ob, order);
-    this.vocabWindows('embedding_backward', 'dweight', dweight, V, C, (v0, vn, w, res) =>
-      this.run(
-        'embedding_bwd',
-        lay.embeddingBackward,
-        'embeddingBackward',
-        1,
-        [dweight, dout, sb, ob],
-        uniforms('uuuuu', vn, C, accumulate ? 1 : 0, v0, res),
-        grid1d(vn * C),
-        [w, null, null, null],
-      ),
-    );
-    this.free(sb);
-    this.free(ob);
+    /** Tokens [t0, t0 + tn) of dout (bound as `d`, window `dw`), accumulating into dweight after the first piece. */
+    const pass = (t0: number, tn: number, d: DeviceBuffer, dw: Win | null, acc: boolean): void => {
+      // counting sort by id (stable): start[v]..start[v+1] lists v's tokens ascending, as native/cpu
+      const start = new Int32Array(V + 1);
+      for (let i = 0; i < tn; i++) start[host[t0 + i]! + 1]!++;
+      for (let v = 0; v < V; v++) start[v + 1]! += start[v]!;
+      const order = new Int32Array(Math.max(1, tn));
+      const fill = start.slice(0, V);
+      for (let i = 0; i < tn; i++) order[fill[host[t0 + i]!]!++] = i;
+      const sb = this.allocate('int32', V + 1);
+      const ob = this.allocate('int32', order.length);
+      this.upload(sb, start);
+      this.upload(ob, order);
+      this.vocabWindows('embedding_backward', 'dweight', dweight, V, C, (v0, vn, w, res) =>
+        this.run(
+          'embedding_bwd',
+          lay.embeddingBackward,
+          'embeddingBackward',
+          1,
+          [dweight, d, sb, ob],
+          uniforms('uuuuu', vn, C, acc ? 1 : 0, v0, res),
+          grid1d(vn * C),
+          [w, dw, null, null],
+        ),
+      );
+      this.free(sb);
+      this.free(ob);
+    };
+    // dout over the limit: in pieces of tokens, each later piece adding to dweight (every row's
+    // tokens still summed in ascending order, as in one pass)
+    if (N === 0) pass(0, 0, dout, null, accumulate);
+    else
+      this.split('embeddingBackward', 'token', N, 0, [['dout', dout, C]], (t0, tn, [d], win) =>
+        pass(t0, tn, d!, win[0] ?? null, accumulate || t0 > 0),
+      );
   }
 
   ropeForward(
@@ -1368,7 +1416,16 @@ export class WebGpuBackend implements Backend {
           ['q_logits', q, V],
         ],
         (_, rn, bufs, win) =>
-          this.run('kl_fwd', sm.klForward, 'klForward', 1, bufs, uniforms('uuf', rn, V, invT(temperature)), rowGrid(rn), win),
+          this.run(
+            'kl_fwd',
+            sm.klForward,
+            'klForward',
+            1,
+            bufs,
+            uniforms('uuf', rn, V, invT(temperature)),
+            rowGrid(rn),
+            win,
+          ),
       );
   }
   klHvp(out: DeviceBuffer, logits: DeviceBuffer, u: DeviceBuffer, N: number, V: number, temperature: number): void {
@@ -1855,7 +1912,7 @@ export class WebGpuBackend implements Backend {
         // runs of consecutive blocks in one copy each
         const order = [...compact].sort((x, y) => x[1] - y[1]);
         const bytes = blockFloats * 4;
-        for (let i = 0; i < order.length; ) {
+        for (let i = 0; i < order.length;) {
           let j = i + 1;
           while (j < order.length && order[j]![0] === order[j - 1]![0] + 1) j++;
           for (const [src, dst] of [
@@ -1865,7 +1922,11 @@ export class WebGpuBackend implements Backend {
             this.device.copy(src.id, order[i]![0] * bytes, dst.id, order[i]![1] * bytes, (j - i) * bytes);
           i = j;
         }
-        kernel([bufs[0]!, bufs[1]!, kc, vc, tb, bufs[2]!], [win[0] ?? null, win[1] ?? null, null, null, null, win[2] ?? null], bn);
+        kernel(
+          [bufs[0]!, bufs[1]!, kc, vc, tb, bufs[2]!],
+          [win[0] ?? null, win[1] ?? null, null, null, null, win[2] ?? null],
+          bn,
+        );
         for (const t of [kc, vc, tb]) this.free(t);
       },
       Infinity,
