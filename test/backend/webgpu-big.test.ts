@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { loadBackend, setDefaultBackend, type Backend, type DeviceBuffer } from '../../src/backend/index.ts';
 import { WebGpuOpError } from '../../src/backend/webgpu/device.ts';
 import type { GemmArgs } from '../../src/backend/types.ts';
-import { webgpuOrWhy } from '../helpers.ts';
+import { relErr, webgpuOrWhy } from '../helpers.ts';
 import { CausalLM } from '../../src/model/decoder.ts';
 import { readSafetensorsFile, toInt32 } from '../../src/model/safetensors.ts';
 import { Tensor, tidy } from '../../src/tensor/tensor.ts';
@@ -38,6 +38,26 @@ function data(n: number, seed: number): Float32Array {
     out[i] = s / 2 ** 31 - 1;
   }
   return out;
+}
+
+/** sampleTokens on both backends for logits [B, V] (seeded) and the given uniforms: each backend's ids and log-probs. */
+function sampleBoth(
+  B: number,
+  V: number,
+  seed: number,
+  u: Float32Array,
+  o: { temperature: number; topK: number; topP: number; greedy: boolean },
+): { cpu: Float32Array[]; gpu: Float32Array[] } {
+  return both(
+    [
+      { n: B * V, seed },
+      { n: B, seed: 0, ints: u },
+      { n: B, seed: 0, dtype: 'int32', ints: new Int32Array(B) },
+      { n: B, seed: 0 },
+    ],
+    [2, 3],
+    (b, [x, un, ids, lp]) => b.sampleTokens(ids!, lp!, x!, un!, B, V, o.temperature, o.topK, o.topP, o.greedy),
+  );
 }
 
 /** Runs `f` on both backends with the same float32 inputs (sizes, seeds); returns each backend's outputs. */
@@ -434,16 +454,7 @@ describe('webgpu: tensors over the binding limit', { skip: gpu ? false : why }, 
       [false, 0, 1],
       [false, 20, 0.9],
     ] as const) {
-      const r = both(
-        [
-          { n: B * V, seed: 91 },
-          { n: B, seed: 0, ints: u },
-          { n: B, seed: 0, dtype: 'int32', ints: new Int32Array(B) },
-          { n: B, seed: 0 },
-        ],
-        [2, 3],
-        (b, [x, un, ids, lp]) => b.sampleTokens(ids!, lp!, x!, un!, B, V, 0.8, topK, topP, greedy),
-      );
+      const r = sampleBoth(B, V, 91, u, { temperature: 0.8, topK, topP, greedy });
       close(r.gpu[0]!, r.cpu[0]!, 0, `ids (greedy ${greedy}, top_k ${topK}, top_p ${topP})`);
       close(r.gpu[1]!, r.cpu[1]!, 1e-5, `log-probs (greedy ${greedy}, top_k ${topK}, top_p ${topP})`);
     }
@@ -556,17 +567,8 @@ describe('webgpu: tensors over the binding limit', { skip: gpu ? false : why }, 
       }
       close(got.lp, want.lp, 1e-5, `token log-probs (limit ${limit})`);
       for (const [n, g] of want.grads) {
-        const o = got.grads.get(n)!;
-        let num = 0,
-          den = 0;
-        for (let i = 0; i < g.length; i++) {
-          num += (o[i]! - g[i]!) ** 2;
-          den += g[i]! ** 2;
-        }
-        assert.ok(
-          Math.sqrt(num) <= 1e-3 * Math.sqrt(den) + 1e-12,
-          `${n} (limit ${limit}): relative L2 ${Math.sqrt(num / den)}`,
-        );
+        const e = relErr(got.grads.get(n)!, g);
+        assert.ok(e <= 1e-3, `${n} (limit ${limit}): relative L2 ${e}`);
       }
       if (gen) {
         assert.deepEqual(gen.tokens, wantGen.tokens, 'greedy tokens');
@@ -581,16 +583,7 @@ test('sampling more rows than one dispatch has workgroups (65535) equals the CPU
   const B = 70_000,
     V = 4;
   const u = Float32Array.from({ length: B }, (_, i) => ((i * 0.618034) % 1) * 0.999);
-  const r = both(
-    [
-      { n: B * V, seed: 95 },
-      { n: B, seed: 0, ints: u },
-      { n: B, seed: 0, dtype: 'int32', ints: new Int32Array(B) },
-      { n: B, seed: 0 },
-    ],
-    [2, 3],
-    (b, [x, un, ids, lp]) => b.sampleTokens(ids!, lp!, x!, un!, B, V, 1, 0, 1, false),
-  );
+  const r = sampleBoth(B, V, 95, u, { temperature: 1, topK: 0, topP: 1, greedy: false });
   close(r.gpu[0]!, r.cpu[0]!, 0, 'ids');
   close(r.gpu[1]!, r.cpu[1]!, 1e-5, 'log-probs');
 });
