@@ -387,7 +387,8 @@ export class WebGpuBackend implements Backend {
     bufs: (DeviceBuffer | null)[],
     u: Uint32Array,
     wg: [number, number, number],
-    windows: (Win | null)[] = [],
+    /** Per binding, a window of its buffer (null or absent: the buffer as it is). */
+    windows: (Win | null | undefined)[] = [],
   ): void {
     const ids: Binding[] = bufs.map((x, k) => {
       if (!x) return this.dummy(k);
@@ -512,22 +513,21 @@ export class WebGpuBackend implements Backend {
       return f(0, n, bufs, [], false);
     let per = Math.min(n, cap);
     // a piece's part is a window only where it starts aligned, else an exact copy: each needs un · bytes ≤ the limit
-    const room = this.bindLimit;
     for (const [name, b, e] of parts) {
       if (!b || e === 0) continue;
       const bytes = e * ELEM_BYTES[b.dtype];
       if (b.dtype === 'bfloat16') throw new WebGpuOpError(`${op}: ${name} is bfloat16; only 32-bit operands are split`);
-      if (bytes > room)
+      if (bytes > this.bindLimit)
         throw new WebGpuOpError(
           `${op}: one ${unit} of ${name} (${e} ${b.dtype} elements, ${mib(bytes)}) exceeds this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)})`,
         );
-      per = Math.min(per, Math.floor(room / bytes));
+      per = Math.min(per, Math.floor(this.bindLimit / bytes));
     }
-    if (extra > room)
+    if (extra > this.bindLimit)
       throw new WebGpuOpError(
         `${op}: one ${unit} needs ${mib(extra)} in one binding, over this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)})`,
       );
-    if (extra > 0) per = Math.min(per, Math.floor(room / extra));
+    if (extra > 0) per = Math.min(per, Math.floor(this.bindLimit / extra));
     if (per >= 64) per -= per % 64;
     for (let u0 = 0; u0 < n; u0 += per) {
       const un = Math.min(per, n - u0);
@@ -1166,7 +1166,7 @@ export class WebGpuBackend implements Backend {
             [o!, weight, id!],
             uniforms('uuuuu', tn, C, v0, vn, res),
             grid1d(tn * C),
-            [win[0] ?? null, w, win[1] ?? null],
+            [win[0], w, win[1]],
           ),
         ),
     );
@@ -1723,7 +1723,7 @@ export class WebGpuBackend implements Backend {
       ],
       (_, bn, bufs, win) => {
         const [dqb, dkb, dvb, doutb, qb, kb, vb, outb, lseb, maskb] = bufs;
-        const [dqw, dkw, dvw, doutw, qw, kw, vw, outw, lsew, maskw] = bufs.map((_, k) => win[k] ?? null);
+        const [dqw, dkw, dvw, doutw, qw, kw, vw, outw, lsew, maskw] = win;
         const delta = this.allocate('float32', bn * H * T);
         this.run(
           'attn_delta',
@@ -1782,12 +1782,8 @@ export class WebGpuBackend implements Backend {
     checkSlots(op, host, n, S);
     if (n * row === 0) return;
     // tokens in pieces when k / v span more than one binding; pools over the limit in windows of
-    // slots, each dispatch writing the tokens whose slot it holds (windows no token uses are skipped)
-    const spw = this.big(kPool, vPool) ? Math.floor((this.bindLimit - ALIGN) / (row * 4)) : S;
-    if (spw < 1)
-      throw new WebGpuOpError(
-        `pagedKvWrite: one slot of kpool (${row} floats) exceeds this adapter's maxStorageBufferBindingSize (${mib(this.bindLimit)})`,
-      );
+    // slots (vocabWindows: rows of [S, row]), each dispatch writing the tokens whose slot it holds
+    // (windows no token of the piece uses are skipped)
     this.split(
       'pagedKvWrite',
       'token',
@@ -1799,24 +1795,20 @@ export class WebGpuBackend implements Backend {
         ['slots', slots, 1],
       ],
       (t0, tn, bufs, win) => {
-        const used = new Set<number>();
-        for (let t = t0; t < t0 + tn; t++) used.add(Math.floor(host[t]! / spw));
-        for (const wi of [...used].sort((a, b) => a - b)) {
-          const s0 = wi * spw;
-          const sn = Math.min(spw, S - s0);
-          const kw = spw < S ? this.win(kPool, s0 * row, sn * row) : { w: null, res: 0 };
-          const vw = spw < S ? this.win(vPool, s0 * row, sn * row) : { w: null, res: 0 };
+        const mine = host.subarray(t0, t0 + tn);
+        this.vocabWindows('pagedKvWrite', 'kpool', kPool, S, row, (s0, sn, kw, res) => {
+          if (!mine.some((slot) => slot >= s0 && slot < s0 + sn)) return;
           this.run(
             'paged_kv_write',
             pg.pagedKvWrite,
             'pagedKvWrite',
             2,
             [kPool, vPool, ...bufs],
-            uniforms('uuuuu', tn, row, s0, sn, kw.res),
+            uniforms('uuuuu', tn, row, s0, sn, res),
             grid1d(tn * row),
-            [kw.w, vw.w, ...bufs.map((_, j) => win[j] ?? null)],
+            [kw, kw && this.win(vPool, s0 * row, sn * row).w, ...win],
           );
-        }
+        });
       },
     );
   }
@@ -1922,11 +1914,7 @@ export class WebGpuBackend implements Backend {
             this.device.copy(src.id, order[i]![0] * bytes, dst.id, order[i]![1] * bytes, (j - i) * bytes);
           i = j;
         }
-        kernel(
-          [bufs[0]!, bufs[1]!, kc, vc, tb, bufs[2]!],
-          [win[0] ?? null, win[1] ?? null, null, null, null, win[2] ?? null],
-          bn,
-        );
+        kernel([bufs[0]!, bufs[1]!, kc, vc, tb, bufs[2]!], [win[0], win[1], null, null, null, win[2]], bn);
         for (const t of [kc, vc, tb]) this.free(t);
       },
       Infinity,
@@ -1960,7 +1948,7 @@ export class WebGpuBackend implements Backend {
     const ps = topP * 2 ** 32;
     const pHi = topP < 1 ? Math.floor(ps) : 0xffffffff;
     const pLo = topP < 1 ? Math.floor((ps - Math.floor(ps)) * 2 ** 32) : 0xffffffff;
-    const bad = this.allocate('int32', B, true);
+    const bad = this.allocate('int32', B);
     try {
       // one workgroup per row: pieces of at most 65535 rows, and of rows whose logits fit one binding
       this.split(
